@@ -1,0 +1,207 @@
+"""The calibrated camera model every stage uses (OpenCV convention).
+
+Convention (the project's one convention; see :mod:`reconstruct.conventions` for the others):
+
+* world units are **metres**;
+* camera frame: x right, y down, z forward (OpenCV);
+* extrinsics map world to camera: ``x_cam = R @ X_world + t``;
+* pixel (0, 0) is the *centre* of the top-left pixel (OpenCV); ``image_size`` is ``(width, height)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from .errors import ConfigError
+
+DistortionModel = Literal["pinhole", "fisheye"]
+
+
+def _as(a, shape: tuple[int, ...], name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.shape != shape:
+        raise ConfigError(f"camera {name} has shape {arr.shape}, expected {shape}")
+    arr = arr.copy()
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CameraModel:
+    """One calibrated camera.
+
+    Attributes:
+        name: camera name as in the rig file (e.g. ``"hero"``).
+        K: (3, 3) float64 intrinsic matrix in pixels.
+        dist: (N,) float64 distortion coefficients. ``model == "pinhole"``: OpenCV's
+            (k1, k2, p1, p2[, k3[, k4, k5, k6]]), N in {0, 4, 5, 8}; ``"fisheye"``: (k1, k2, k3, k4).
+        R: (3, 3) float64 rotation, world to camera.
+        t: (3,) float64 translation in metres, world to camera.
+        image_size: (width, height) in pixels.
+        model: lens model, ``"pinhole"`` (OpenCV rational/plumb-bob) or ``"fisheye"`` (OpenCV fisheye).
+    """
+
+    name: str
+    K: np.ndarray
+    dist: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    R: np.ndarray = field(default_factory=lambda: np.eye(3))
+    t: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    image_size: tuple[int, int] = (640, 480)
+    model: DistortionModel = "pinhole"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "K", _as(self.K, (3, 3), f"{self.name!r} K"))
+        dist = np.asarray(self.dist, dtype=np.float64).reshape(-1)
+        if self.model == "fisheye" and dist.size != 4:
+            raise ConfigError(f"fisheye camera {self.name!r} needs 4 distortion coefficients, got {dist.size}")
+        if self.model == "pinhole" and dist.size not in (0, 4, 5, 8, 12, 14):
+            raise ConfigError(f"camera {self.name!r} has {dist.size} distortion coefficients; expected 4, 5, 8, 12 or 14")
+        object.__setattr__(self, "dist", _as(dist, dist.shape, f"{self.name!r} dist"))
+        object.__setattr__(self, "R", _as(self.R, (3, 3), f"{self.name!r} R"))
+        object.__setattr__(self, "t", _as(np.reshape(self.t, -1), (3,), f"{self.name!r} t"))
+        w, h = (int(v) for v in self.image_size)
+        if w <= 0 or h <= 0:
+            raise ConfigError(f"camera {self.name!r} has image size {self.image_size}; expected positive (width, height)")
+        object.__setattr__(self, "image_size", (w, h))
+
+    # -- derived quantities -------------------------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        return self.image_size[0]
+
+    @property
+    def height(self) -> int:
+        return self.image_size[1]
+
+    @property
+    def center(self) -> np.ndarray:
+        """(3,) camera centre in world coordinates, metres: ``C = -R^T t``."""
+        return -self.R.T @ self.t
+
+    @property
+    def world_to_camera(self) -> np.ndarray:
+        """(4, 4) homogeneous world-to-camera transform."""
+        T = np.eye(4)
+        T[:3, :3] = self.R
+        T[:3, 3] = self.t
+        return T
+
+    @property
+    def projection_matrix(self) -> np.ndarray:
+        """(3, 4) ``K [R | t]`` (ignores distortion)."""
+        return self.K @ np.hstack([self.R, self.t[:, None]])
+
+    def with_pose(self, R: np.ndarray, t: np.ndarray) -> "CameraModel":
+        return replace(self, R=R, t=t)
+
+    # -- geometry --------------------------------------------------------------------------------------------
+    def to_camera(self, X: np.ndarray) -> np.ndarray:
+        """World points (N, 3) metres -> camera-frame points (N, 3) metres."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, 3)
+        return X @ self.R.T + self.t
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """World points (N, 3) metres -> distorted pixel coordinates (N, 2).
+
+        Points behind the camera (z <= 0) come back as NaN.
+        """
+        Xc = self.to_camera(X)
+        z = Xc[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xn = Xc[:, :2] / z[:, None]
+        uv = self.distort_normalized(xn)
+        uv[z <= 0] = np.nan
+        return uv
+
+    def distort_normalized(self, xn: np.ndarray) -> np.ndarray:
+        """Normalised image coordinates (N, 2) -> pixels (N, 2), applying the lens model and K."""
+        xn = np.asarray(xn, dtype=np.float64).reshape(-1, 2)
+        d = self.dist
+        x, y = xn[:, 0], xn[:, 1]
+        if self.model == "fisheye":
+            r = np.hypot(x, y)
+            th = np.arctan(r)
+            th_d = th * (1 + d[0] * th**2 + d[1] * th**4 + d[2] * th**6 + d[3] * th**8)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s = np.where(r > 1e-12, th_d / r, 1.0)
+            xd, yd = x * s, y * s
+        else:
+            k = np.zeros(8)
+            k[: min(d.size, 8)] = d[:8]
+            k1, k2, p1, p2, k3, k4, k5, k6 = k
+            r2 = x * x + y * y
+            radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+            xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+            yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        K = self.K
+        u = K[0, 0] * xd + K[0, 1] * yd + K[0, 2]
+        v = K[1, 1] * yd + K[1, 2]
+        return np.stack([u, v], axis=1)
+
+    def undistort_points(self, uv: np.ndarray) -> np.ndarray:
+        """Distorted pixels (N, 2) -> normalised image coordinates (N, 2) (OpenCV's iterative inverse)."""
+        import cv2
+
+        pts = np.asarray(uv, dtype=np.float64).reshape(-1, 1, 2)
+        if self.model == "fisheye":
+            out = cv2.fisheye.undistortPoints(pts, self.K, self.dist)
+        else:
+            out = cv2.undistortPoints(pts, self.K, self.dist)
+        return out.reshape(-1, 2)
+
+    def rays(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (N, 2) -> (origin (3,), unit directions (N, 3)) in world coordinates."""
+        xn = self.undistort_points(uv)
+        d_cam = np.hstack([xn, np.ones((xn.shape[0], 1))])
+        d = d_cam @ self.R  # R^T d_cam, row-wise
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        return self.center, d
+
+    # -- serialisation (the calibration.json per-camera record) --------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "image_size": list(self.image_size),
+            "K": self.K.tolist(),
+            "dist": self.dist.tolist(),
+            "R": self.R.tolist(),
+            "t": self.t.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CameraModel":
+        try:
+            return cls(
+                name=str(d["name"]),
+                K=d["K"],
+                dist=d.get("dist", [0, 0, 0, 0, 0]),
+                R=d.get("R", np.eye(3)),
+                t=d.get("t", [0, 0, 0]),
+                image_size=tuple(d["image_size"]),
+                model=d.get("model", "pinhole"),
+            )
+        except KeyError as exc:
+            raise ConfigError(f"camera record is missing {exc.args[0]!r}; expected name, K, image_size[, dist, R, t]") from exc
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, -1.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """World-to-camera (R, t) of an OpenCV camera at ``eye`` looking at ``target``.
+
+    ``up`` is the world direction that should appear *up* in the image (OpenCV's y axis points down, so the
+    default world up is -y: the project's synthetic scenes use a y-down world like OpenCV's camera).
+    """
+    eye = np.asarray(eye, float)
+    z = np.asarray(target, float) - eye
+    z /= np.linalg.norm(z)
+    down = -np.asarray(up, float)
+    x = np.cross(down, z)
+    if np.linalg.norm(x) < 1e-9:
+        raise ConfigError("look_at: viewing direction is parallel to up; pick another up vector")
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    return R, -R @ eye

@@ -1,0 +1,92 @@
+"""The ``reconstruct`` command line.
+
+Exit codes: 0 success; 1 unexpected error (a bug: please report with -v output); 2 bad usage or configuration;
+3 session problem; 4 plugin problem; 5 a stage failed; 6 capture; 7 calibration; 8 face model or fit;
+9 render; 10 method; 11 consent missing; 130 interrupted (Ctrl-C). See :mod:`reconstruct.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .commands import command_modules, common_options, subcommand_parsers
+from .errors import DeageError
+from .plugins import make_plugin_manager
+
+log = logging.getLogger("reconstruct")
+
+EPILOG = """\
+examples:
+  reconstruct demo                           make a synthetic session in ./demo-session and run it end to end
+  reconstruct run session/                   run every stage that is not up to date
+  reconstruct run session/ --from fit        rerun fit and everything after it
+  reconstruct run session/ --only calibrate  run one stage (its inputs must exist)
+  reconstruct plugins                        list plugins, their versions and hooks
+
+Stages cache their results under session/out/<stage>/; an unchanged stage is skipped and an interrupted run
+resumes where it stopped. Exit codes: 0 ok, 2 usage, 3 session, 4 plugin, 5 stage failed, 11 consent missing.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconstruct", description="Reconstruct, de-age and composite faces from a multi-camera session.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in command_modules():
+        p = mod.add_parser(sub)
+        common_options(p)
+        p.set_defaults(_handler=mod.run)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    root = logging.getLogger()
+    root.handlers[:] = [RichHandler(show_path=False, rich_tracebacks=False)]
+    root.setLevel(level)
+    if verbosity == 0:
+        for name in ("reconstruct", "capture", "plugins"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Plugins may add options, so the plugin manager is built before the full parse. --disable-plugin is read
+    # by a first, partial parse.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--disable-plugin", action="append", default=[])
+    pre.add_argument("-v", "--verbose", action="count", default=0)
+    known, _ = pre.parse_known_args(argv)
+    _setup_logging(known.verbose)
+    try:
+        host = make_plugin_manager(disable=known.disable_plugin)
+        parser = build_parser()
+        command = next((a for a in argv if not a.startswith("-")), None)
+        subparsers = subcommand_parsers(parser)
+        if command in subparsers:
+            host.hook.register_cli_arguments(command=command, parser=subparsers[command])
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        return args._handler(args, host)
+    except DeageError as exc:
+        log.error("%s", exc.message)
+        if exc.hint:
+            log.error("hint: %s", exc.hint)
+        if known.verbose > 1:
+            log.exception("details")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted; completed stages are kept and a rerun resumes from the interrupted one")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``reconstruct run SESSION``: run the stage graph."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from types import MappingProxyType
+
+from . import parse_options
+
+HELP_EPILOG = """\
+examples:
+  reconstruct run session/                   run every stage that is not up to date
+  reconstruct run session/ --from fit        rerun fit and everything after it
+  reconstruct run session/ --only calibrate  run one stage (its inputs must exist)
+  reconstruct run session/ --method digital_human --young-refs young/
+
+Results are cached under session/out/<stage>/ keyed by inputs and settings: an unchanged stage is skipped,
+and a run that was killed resumes from the stage it was in.
+"""
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    run = sub.add_parser("run", help="run the pipeline on a session", epilog=HELP_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("session", type=Path, help="session folder (made by `capture record` or `reconstruct synth`)")
+    g = run.add_mutually_exclusive_group()
+    g.add_argument("--from", dest="from_stage", metavar="STAGE", help="rerun STAGE and everything downstream")
+    g.add_argument("--only", dest="only_stage", metavar="STAGE", help="run only STAGE")
+    run.add_argument("--method", help="aging method (`reconstruct plugins` lists them); without: stop after fit")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device (default auto)")
+    run.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers for per-frame work (default 1)")
+    run.add_argument("--executor", default="local", help="where per-frame work runs: local (default)")
+    run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                     help="stage or method option (repeatable), e.g. --option fit.iterations=50")
+    return run
+
+
+def run(args: argparse.Namespace, host) -> int:
+    from ..device import resolve_device
+    from ..engine import RunConfig, run_pipeline
+    from ..progress import RichProgress
+    from ..errors import ConfigError
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be at least 1")
+    options = parse_options(args.option)
+    for k in ("young_refs",):
+        if getattr(args, k, None) is not None:
+            options[k] = str(getattr(args, k))
+    config = RunConfig(session=args.session, method=args.method, device=resolve_device(args.device),
+                       jobs=args.jobs, from_stage=args.from_stage, only_stage=args.only_stage,
+                       executor=args.executor, options=MappingProxyType(options))
+    results = run_pipeline(config, host, progress=RichProgress())
+    print_summary(results)
+    return 0
+
+
+def print_summary(results) -> None:
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    for r in results:
+        con.print(f"  {r.name:<11} {'[dim]up to date[/dim]' if r.skipped else f'done in {r.seconds:.2f} s'}")

@@ -1,0 +1,141 @@
+"""The small interfaces that plugins implement (what the ``register_*`` hooks return).
+
+Each is a :class:`typing.Protocol`: a plugin's class need not inherit from it, only provide the attributes.
+Every component has a unique ``name`` within its kind; :class:`reconstruct.plugins.Components` looks them up.
+Detailed contracts (units, shapes, coordinate frames) live with each protocol; ``docs/plugins.md`` shows examples.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import StageContext
+    from .rig import CameraSpec
+
+
+@runtime_checkable
+class CameraBackend(Protocol):
+    """A source of frames for one camera (capture phase).
+
+    Constructed as ``Backend(spec, **spec.settings)``; ``open()`` acquires the device, ``frames()`` yields
+    ``(image, t_capture_ns, meta)`` tuples: image RGB ``uint8 (H, W, 3)`` or IR gray ``uint8 (H, W)`` of
+    ``spec.resolution``; ``t_capture_ns`` the capture time on ``time.time_ns()``'s clock (or the device clock);
+    ``meta`` a dict (``exposure_us``, ``timecode`` ...). ``trigger(tick)`` is called for every software tick when
+    the rig is software-triggered (a backend that cannot be triggered ignores it). ``close()`` releases.
+    """
+
+    name: ClassVar[str]
+
+    def open(self) -> None: ...
+    def trigger(self, tick: int, t_tick_ns: int) -> None: ...
+    def grab(self) -> tuple[np.ndarray, int, dict[str, Any]] | None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LandmarkDetector(Protocol):
+    """2D facial landmarks on one image (detect phase).
+
+    ``scheme`` names the landmark set (``"mediapipe478"``, ``"ibug68"``); ``detect(image)`` takes RGB
+    ``(H, W, 3)`` or gray ``(H, W)`` uint8 and returns ``(points (N, 2) float pixels, confidence (N,) in [0, 1])``
+    or None when no face is found.
+    """
+
+    name: ClassVar[str]
+    scheme: ClassVar[str]
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+
+@runtime_checkable
+class FaceModelSource(Protocol):
+    """A loadable face model (fit phase). ``load()`` returns a :class:`reconstruct.face.model.FaceModel`
+    (metres). Loading may be slow; the host caches the result per process."""
+
+    name: str
+
+    def load(self) -> Any: ...
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """Renders meshes through calibrated cameras (render phase).
+
+    ``available()`` says whether it can run here (imports, device); ``priority`` orders automatic choice
+    (higher first). ``render(...)`` contract is in :mod:`reconstruct.render`.
+    """
+
+    name: ClassVar[str]
+    priority: ClassVar[int]
+
+    def available(self, device: str) -> bool: ...
+
+
+@runtime_checkable
+class AgingMethod(Protocol):
+    """A de-aging method (age phase).
+
+    ``identity_changing``: True when the output depicts a different-looking person than the plate (needs a consent
+    record in session.toml). ``prepare(ctx)`` trains or fits the method's own assets (cached under its stage
+    folder); ``apply(ctx, frame)`` returns a face edit for one output frame. Contract details are in
+    :mod:`reconstruct.methods`.
+    """
+
+    name: ClassVar[str]
+    identity_changing: ClassVar[bool]
+
+    def describe(self) -> str: ...
+
+
+@runtime_checkable
+class Compositor(Protocol):
+    """Puts an edited face back onto the plate (composite phase). Contract in :mod:`reconstruct.composite`."""
+
+    name: ClassVar[str]
+
+
+@runtime_checkable
+class ReportSection(Protocol):
+    """One section of the QC report. ``order`` sorts sections; ``html(ctx)`` returns a self-contained HTML
+    fragment (inline images as data URIs) or None to skip."""
+
+    name: ClassVar[str]
+    order: ClassVar[int]
+
+    def html(self, ctx: "StageContext") -> str | None: ...
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One node of the ``reconstruct run`` graph.
+
+    Attributes:
+        name: stage name (``sync``, ``calibrate``, ...); its results live in ``out/<name>/``.
+        requires: names of the stages whose outputs it reads.
+        version: bump when the stage's output format or algorithm changes (part of the cache key).
+
+    ``fingerprint(ctx)`` returns a JSON-serialisable description of everything *besides* upstream stages that its
+    output depends on (settings, hashes of raw session files it reads); ``run(ctx, out)`` writes results into the
+    folder ``out`` (a fresh temporary folder that becomes ``out/<name>/`` only when ``run`` returns).
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]]
+    version: ClassVar[str]
+
+    def fingerprint(self, ctx: "StageContext") -> Any: ...
+    def run(self, ctx: "StageContext", out: Any) -> None: ...
+
+
+def iter_components(results: list[list[Any]] | list[Any]) -> Iterator[Any]:
+    """Flatten the list-of-lists a ``register_*`` hook call returns."""
+    for r in results:
+        if r is None:
+            continue
+        if isinstance(r, (list, tuple)):
+            yield from r
+        else:
+            yield r

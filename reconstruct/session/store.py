@@ -1,0 +1,271 @@
+"""The session directory: the only code that reads and writes it.
+
+Layout (schema 1)::
+
+    session/
+      session.toml            [session] schema, name, rig, fps, created, timecode_start, notes; [[consent]] records
+      rig.toml                copy of the rig definition the session was recorded with
+      cams/<camera>/          frames (PNG) + frames.csv (see reconstruct.session.frames)
+      calib/<camera>/         calibration captures (board images) + frames.csv, same format
+      sync.csv                matched frame sets (written by the sync stage)
+      calibration.json        calibrated cameras (written by the calibrate stage)
+      out/<stage>/            each stage's results + _stage.json (cache key); see reconstruct.engine
+      manifest.json           provenance of every output file
+
+Images are RGB ``uint8 (H, W, 3)`` or grayscale ``uint8 (H, W)`` in memory; the BGR order of OpenCV stays inside
+this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..errors import NotASessionError, SessionError
+from ..rig import Rig, load_rig, rig_to_toml
+from .atomic import atomic_path, atomic_write_json, atomic_write_text
+from .frames import FrameLog, FrameRecord, format_rows, parse_rows
+
+SCHEMA_VERSION = 1
+SESSION_FILE = "session.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """Consent of a performer for an identity-changing method (``[[consent]]`` in session.toml).
+
+    Attributes:
+        performer: the person whose face is changed.
+        reference: what reference material the consent covers (e.g. "young stills 1985-1992").
+        granted_by: who signed (performer or representative).
+        date: ISO date of the signature.
+        scope: the methods covered (e.g. ["deepfake", "fran", "digital_human"]) or ["*"].
+        document: where the signed document is kept.
+    """
+
+    performer: str
+    reference: str
+    granted_by: str
+    date: str
+    scope: tuple[str, ...] = ("*",)
+    document: str = ""
+
+    def covers(self, method: str) -> bool:
+        return "*" in self.scope or method in self.scope
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMeta:
+    """``[session]`` of session.toml. ``timecode_start`` is SMPTE ``HH:MM:SS:FF``; ``created`` ISO 8601 UTC."""
+
+    name: str
+    rig: str
+    fps: float
+    created: str
+    schema: int = SCHEMA_VERSION
+    timecode_start: str = "00:00:00:00"
+    notes: str = ""
+    consent: tuple[ConsentRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSet:
+    """One row of ``sync.csv``: the frames of every camera that belong to output frame ``frame``.
+
+    Attributes:
+        frame: output frame number, 0-based, one per hero frame.
+        t_ns: hero capture time, nanoseconds (hero camera clock).
+        indices: camera name -> frame index in that camera's frames.csv, or None when it has no match.
+    """
+
+    frame: int
+    t_ns: int
+    indices: Mapping[str, int | None] = field(default_factory=dict)
+
+
+def _toml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+class Session:
+    """A session directory. Construct with :meth:`open` or :meth:`create`."""
+
+    def __init__(self, root: Path, meta: SessionMeta, rig: Rig) -> None:
+        self.root = root
+        self.meta = meta
+        self.rig = rig
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, rig: Rig, *, name: str | None = None, notes: str = "",
+               timecode_start: str = "00:00:00:00", consent: Iterable[ConsentRecord] = ()) -> "Session":
+        """Create a new, empty session. Refuses a folder that already holds a session or other files."""
+        root = Path(root)
+        if (root / SESSION_FILE).exists():
+            raise SessionError(f"{root} already holds a session", hint="choose a new folder; nothing was changed")
+        if root.exists() and any(root.iterdir()):
+            raise SessionError(f"{root} exists and is not empty", hint="record into a new or empty folder")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for cam in rig.camera_names:
+                (root / "cams" / cam).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SessionError(f"cannot create session folder {root}: {exc.strerror}",
+                               hint="pick a writable location with free space") from exc
+        meta = SessionMeta(name=name or root.name, rig=rig.name, fps=rig.fps,
+                           created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           timecode_start=timecode_start, notes=notes, consent=tuple(consent))
+        s = cls(root, meta, rig)
+        atomic_write_text(root / "rig.toml", rig_to_toml(rig))
+        s._write_meta()
+        return s
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Session":
+        root = Path(root)
+        f = root / SESSION_FILE
+        if not root.is_dir():
+            raise NotASessionError(f"{root} is not a folder", hint="pass a session folder made by `capture record` "
+                                   "or `reconstruct synth`")
+        if not f.exists():
+            raise NotASessionError(f"{root} is not a session: it has no {SESSION_FILE}",
+                                   hint="pass a folder made by `capture record` or `reconstruct synth`")
+        try:
+            data = tomllib.loads(f.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SessionError(f"{f}: not valid TOML: {exc}") from exc
+        s = data.get("session", {})
+        schema = s.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise SessionError(f"{f}: session schema {schema!r}, this version reads schema {SCHEMA_VERSION}",
+                               hint="upgrade or downgrade the tool to match the session")
+        try:
+            consent = tuple(
+                ConsentRecord(performer=c["performer"], reference=c["reference"], granted_by=c["granted_by"],
+                              date=str(c["date"]), scope=tuple(c.get("scope", ["*"])), document=c.get("document", ""))
+                for c in data.get("consent", [])
+            )
+            meta = SessionMeta(name=s["name"], rig=s["rig"], fps=float(s["fps"]), created=str(s["created"]),
+                               schema=schema, timecode_start=s.get("timecode_start", "00:00:00:00"),
+                               notes=s.get("notes", ""), consent=consent)
+        except KeyError as exc:
+            raise SessionError(f"{f}: missing key {exc.args[0]!r}") from exc
+        rig = load_rig(root / "rig.toml")
+        return cls(root, meta, rig)
+
+    def _write_meta(self) -> None:
+        m = self.meta
+        lines = ["[session]", f"schema = {m.schema}", f"name = {_toml_str(m.name)}", f"rig = {_toml_str(m.rig)}",
+                 f"fps = {m.fps!r}", f"created = {_toml_str(m.created)}",
+                 f"timecode_start = {_toml_str(m.timecode_start)}", f"notes = {_toml_str(m.notes)}"]
+        for c in m.consent:
+            lines += ["", "[[consent]]", f"performer = {_toml_str(c.performer)}",
+                      f"reference = {_toml_str(c.reference)}", f"granted_by = {_toml_str(c.granted_by)}",
+                      f"date = {_toml_str(c.date)}", "scope = [" + ", ".join(_toml_str(x) for x in c.scope) + "]",
+                      f"document = {_toml_str(c.document)}"]
+        atomic_write_text(self.root / SESSION_FILE, "\n".join(lines) + "\n")
+
+    def add_consent(self, record: ConsentRecord) -> None:
+        from dataclasses import replace
+
+        self.meta = replace(self.meta, consent=self.meta.consent + (record,))
+        self._write_meta()
+
+    # -- paths -----------------------------------------------------------------------------------------------
+    def camera_dir(self, camera: str, kind: str = "cams") -> Path:
+        self.rig.camera(camera)  # validates the name
+        return self.root / kind / camera
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / "out" / stage
+
+    @property
+    def calibration_path(self) -> Path:
+        return self.root / "calibration.json"
+
+    @property
+    def sync_path(self) -> Path:
+        return self.root / "sync.csv"
+
+    # -- frames ------------------------------------------------------------------------------------------------
+    def frames(self, camera: str, kind: str = "cams") -> list[FrameRecord]:
+        """Every record of ``<kind>/<camera>/frames.csv`` (empty list if the camera recorded nothing)."""
+        p = self.camera_dir(camera, kind) / "frames.csv"
+        if not p.exists():
+            return []
+        return parse_rows(p.read_text(encoding="utf-8"), str(p))
+
+    def write_frames(self, camera: str, records: Iterable[FrameRecord], kind: str = "cams") -> None:
+        atomic_write_text(self.camera_dir(camera, kind) / "frames.csv", format_rows(records))
+
+    def frame_log(self, camera: str, kind: str = "cams") -> FrameLog:
+        d = self.camera_dir(camera, kind)
+        d.mkdir(parents=True, exist_ok=True)
+        return FrameLog(d / "frames.csv")
+
+    def write_image(self, camera: str, filename: str, image: np.ndarray, kind: str = "cams") -> Path:
+        """Store an RGB (H, W, 3) or gray (H, W) uint8/uint16 image atomically; returns its path."""
+        import cv2
+
+        path = self.camera_dir(camera, kind) / filename
+        img = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        with atomic_path(path) as tmp:
+            if not cv2.imwrite(str(tmp), img):
+                raise SessionError(f"could not write image {path}", hint="check free disk space and the file extension")
+        return path
+
+    def read_image(self, camera: str, record: FrameRecord | str, kind: str = "cams") -> np.ndarray:
+        """Read a stored frame as RGB (H, W, 3) or gray (H, W)."""
+        import cv2
+
+        name = record if isinstance(record, str) else record.file
+        path = self.camera_dir(camera, kind) / name
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise SessionError(f"cannot read frame image {path}", hint="the file is missing or damaged")
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        elif img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return img
+
+    # -- sync --------------------------------------------------------------------------------------------------
+    def write_sync(self, framesets: Iterable[FrameSet], path: Path | None = None) -> None:
+        cams = self.rig.camera_names
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["frame", "t_ns", *cams])
+        for fs in framesets:
+            w.writerow([fs.frame, fs.t_ns, *("" if fs.indices.get(c) is None else fs.indices[c] for c in cams)])
+        atomic_write_text(path or self.sync_path, buf.getvalue())
+
+    def read_sync(self, path: Path | None = None) -> list[FrameSet]:
+        p = path or self.sync_path
+        if not p.exists():
+            raise SessionError(f"{p} does not exist", hint="run `reconstruct run <session> --only sync` first")
+        rows = list(csv.reader(io.StringIO(p.read_text(encoding="utf-8"))))
+        header, body = rows[0], rows[1:]
+        cams = header[2:]
+        return [FrameSet(frame=int(r[0]), t_ns=int(r[1]),
+                         indices={c: (int(v) if v != "" else None) for c, v in zip(cams, r[2:])}) for r in body if r]
+
+    # -- calibration -----------------------------------------------------------------------------------------
+    def write_calibration(self, data: dict, path: Path | None = None) -> None:
+        atomic_write_json(path or self.calibration_path, data)
+
+    def read_calibration(self, path: Path | None = None) -> dict:
+        p = path or self.calibration_path
+        if not p.exists():
+            raise SessionError(f"{p} does not exist", hint="run `reconstruct calibrate <session>` first")
+        return json.loads(p.read_text(encoding="utf-8"))
+
+    def __repr__(self) -> str:
+        return f"Session({str(self.root)!r}, rig={self.rig.name!r})"

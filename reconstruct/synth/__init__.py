@@ -1,0 +1,9 @@
+"""Synthetic sessions with ground truth (for the demo, tests and benchmarks).
+
+The pipeline never reads ground truth: it is written *beside* the session, in ``<session>.truth/``.
+"""
+
+from .timeline import TimelineSpec, make_timeline
+from .session import SynthSpec, generate_session, truth_dir
+
+__all__ = ["SynthSpec", "TimelineSpec", "generate_session", "make_timeline", "truth_dir"]
