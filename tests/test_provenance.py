@@ -1,0 +1,149 @@
+"""Provenance records in PNG/EXR files and the session manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from reconstruct.demo import demo_rig_path
+from reconstruct.errors import ConfigError, SessionError
+from reconstruct.plugins import make_plugin_manager
+from reconstruct.provenance import (PROVENANCE_KEY, ProvenanceRecord, exr_with_provenance, make_record,
+                                    manifest_path, png_with_provenance, read_exr, read_exr_provenance,
+                                    read_manifest, read_png_provenance, read_provenance, record_output,
+                                    session_relative, verify_manifest, write_exr, write_png)
+from reconstruct.rig import load_rig
+from reconstruct.session import ConsentRecord, Session
+
+
+@pytest.fixture()
+def session(tmp_path) -> Session:
+    s = Session.create(tmp_path / "s", load_rig(demo_rig_path()), name="shot-042")
+    s.add_consent(ConsentRecord("Ann Actor", "stills 1985-1990", "Ann Actor", "2026-01-02", ("fran",), "legal/ann.pdf"))
+    return s
+
+
+def _record(session: Session, tmp_path: Path) -> ProvenanceRecord:
+    src = tmp_path / "s" / "cams" / "hero" / "plate.bin"
+    src.write_bytes(b"plate bytes")
+    return make_record(session, stage="composite", method="fran", host=make_plugin_manager(),
+                       settings={"feather_px": 8, "weights": np.array([1.0, 2.0])}, inputs=[src])
+
+
+def test_record_fields_and_json_roundtrip(session, tmp_path):
+    rec = _record(session, tmp_path)
+    assert rec.method == "fran" and rec.stage == "composite" and rec.session == "shot-042"
+    assert dict(rec.inputs) == {"cams/hero/plate.bin": hashlib.sha256(b"plate bytes").hexdigest()}
+    names = dict(rec.plugins)
+    assert "sync" in names and names["sync"].startswith("deage ")  # built-ins come with distribution + version
+    assert rec.settings["weights"] == [1.0, 2.0]
+    assert "Ann Actor" in rec.consent[0] and "fran" in rec.consent[0]
+    again = ProvenanceRecord.from_json(rec.to_json())
+    assert again.to_json() == rec.to_json() and again.inputs == rec.inputs and again.plugins == rec.plugins
+
+
+def test_png_roundtrip_rgb_and_gray16(session, tmp_path):
+    rec = _record(session, tmp_path)
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    p = png_with_provenance(tmp_path / "a.png", rgb, rec)
+    back = cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, rgb)  # the inserted chunk leaves the pixels readable and unchanged
+    assert read_png_provenance(p).to_json() == rec.to_json()
+    g16 = np.random.default_rng(1).integers(0, 65536, (10, 12), dtype=np.uint16)
+    p16 = png_with_provenance(tmp_path / "g.png", g16, rec)
+    np.testing.assert_array_equal(cv2.imread(str(p16), cv2.IMREAD_UNCHANGED), g16)
+    assert read_provenance(p16).method == "fran"
+
+
+def test_png_chunk_is_valid_itxt_with_crc(session, tmp_path):
+    rec = _record(session, tmp_path)
+    data = png_with_provenance(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8), rec).read_bytes()
+    pos, found = 8, False
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, kind
+        if kind == b"iTXt" and body.startswith(PROVENANCE_KEY.encode() + b"\x00"):
+            found = True
+        pos += 12 + n
+    assert found
+
+
+def test_pillow_sees_the_chunk(session, tmp_path):
+    Image = pytest.importorskip("PIL.Image", reason="Pillow not installed: cross-check with a second PNG reader skipped")
+    rec = _record(session, tmp_path)
+    p = png_with_provenance(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8), rec)
+    with Image.open(p) as im:
+        assert json.loads(im.text[PROVENANCE_KEY])["method"] == "fran"
+
+
+def test_png_without_record_and_bad_dtype(session, tmp_path):
+    plain = tmp_path / "plain.png"
+    cv2.imwrite(str(plain), np.zeros((4, 4), np.uint8))
+    assert read_png_provenance(plain) is None
+    with pytest.raises(ConfigError, match="uint8 or uint16"):
+        png_with_provenance(tmp_path / "f.png", np.zeros((4, 4, 3), np.float32), _record(session, tmp_path))
+
+
+def test_exr_roundtrip(session, tmp_path):
+    rec = _record(session, tmp_path)
+    img = np.random.default_rng(2).random((20, 30, 3)).astype(np.float32) * 4.0  # HDR values above 1
+    p = exr_with_provenance(tmp_path / "a.exr", img, rec)
+    np.testing.assert_array_equal(read_exr(p), img)
+    assert read_exr_provenance(p).to_json() == rec.to_json()
+    half = exr_with_provenance(tmp_path / "h.exr", img, rec, half=True)
+    assert np.abs(read_exr(half) - img).max() < 4.0 * 2 ** -10  # half precision: 10-bit mantissa
+    with pytest.raises(ConfigError, match="float"):
+        exr_with_provenance(tmp_path / "i.exr", np.zeros((4, 4, 3), np.uint8), rec)
+
+
+def test_manifest_records_hash_and_maps_stage_tmp_folder(session, tmp_path):
+    rec = _record(session, tmp_path)
+    tmp_stage = session.root / "out" / ".composite.tmp" / "hero"
+    p = write_png(session, tmp_stage / "000001.png", np.full((8, 8, 3), 7, np.uint8), rec)
+    write_exr(session, tmp_stage / "000001.exr", np.ones((8, 8, 3), np.float32), rec)
+    m = read_manifest(session)
+    assert set(m) == {"out/composite/hero/000001.png", "out/composite/hero/000001.exr"}
+    assert m["out/composite/hero/000001.png"]["provenance"]["method"] == "fran"
+    assert m["out/composite/hero/000001.png"]["bytes"] == p.stat().st_size
+    # after the engine renames the temporary stage folder the manifest matches the files
+    (session.root / "out" / ".composite.tmp").rename(session.root / "out" / "composite")
+    assert verify_manifest(session) == {k: "ok" for k in m}
+    (session.root / "out" / "composite" / "hero" / "000001.png").write_bytes(b"tampered")
+    assert verify_manifest(session)["out/composite/hero/000001.png"] == "changed"
+    assert session_relative(session.root, "/elsewhere/x.png") == "/elsewhere/x.png"
+
+
+def _write_one(args):
+    root, i = args
+    s = Session.open(root)
+    rec = make_record(s, stage="render", settings={"i": i})
+    write_png(s, Path(root) / "out" / "render" / f"{i:03d}.png", np.full((4, 4), i, np.uint8), rec)
+    return i
+
+
+def test_manifest_concurrent_writers_lose_nothing(session):
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_write_one, [(str(session.root), i) for i in range(16)]))
+    m = read_manifest(session)
+    assert len(m) == 16 and {v["provenance"]["settings"]["i"] for v in m.values()} == set(range(16))
+
+
+def test_record_errors(session, tmp_path):
+    with pytest.raises(SessionError, match="does not exist"):
+        make_record(session, inputs=[tmp_path / "nope"])
+    with pytest.raises(SessionError, match="no such file"):
+        record_output(session, tmp_path / "nope.png", make_record(session))
+    manifest_path(session).parent.mkdir(parents=True, exist_ok=True)
+    manifest_path(session).write_text("{broken")
+    with pytest.raises(SessionError, match="damaged"):
+        read_manifest(session)
