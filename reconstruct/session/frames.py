@@ -93,13 +93,13 @@ class FrameLog:
     def __init__(self, path: Path, fsync_every: int = 30) -> None:
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
-        self._f = open(path, "a", encoding="utf-8", newline="")
         if not new:
-            # A torn last line from a killed writer: terminate it so the next row starts cleanly.
-            with open(path, "rb") as r:
-                r.seek(-1, os.SEEK_END)
-                if r.read(1) != b"\n":
-                    self._f.write("\n")
+            # A torn last line from a killed writer: cut it off so the next row starts cleanly.
+            data = path.read_bytes()
+            if not data.endswith(b"\n"):
+                with open(path, "rb+") as r:
+                    r.truncate(data.rfind(b"\n") + 1)
+        self._f = open(path, "a", encoding="utf-8", newline="")
         self._w = csv.writer(self._f, lineterminator="\n")
         if new:
             self._w.writerow(FIELDS)

@@ -1,0 +1,70 @@
+"""Small deterministic stages for engine tests (registered directly, not through entry points)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from reconstruct import hookimpl
+from reconstruct.engine import file_digest
+
+
+def _bump(ctx, name: str) -> None:
+    # Count executions in a file outside out/ so tests can see what was recomputed.
+    with open(ctx.session.root / f"runs-{name}.log", "a") as f:
+        f.write("1\n")
+
+
+class Numbers:
+    name = "numbers"
+    requires = ("sync",)
+    version = "1"
+
+    def fingerprint(self, ctx):
+        return {"scale": ctx.config.options.get("scale", "1")}
+
+    def run(self, ctx, out: Path) -> None:
+        _bump(ctx, self.name)
+        scale = int(ctx.config.options.get("scale", "1"))
+        fsets = ctx.session.read_sync()
+        (out / "numbers.txt").write_text("\n".join(str(f.t_ns % 1000 * scale) for f in fsets))
+
+
+class Squares:
+    name = "squares"
+    requires = ("numbers",)
+    version = "1"
+
+    def fingerprint(self, ctx):
+        return {}
+
+    def run(self, ctx, out: Path) -> None:
+        _bump(ctx, self.name)
+        nums = (ctx.stage_dir("numbers") / "numbers.txt").read_text().split()
+        for i, n in enumerate(nums):
+            (out / f"{i:04d}.txt").write_text(str(int(n) ** 2))
+            if os.environ.get("SLOW_SQUARES") and i == 2:
+                Path(os.environ["SLOW_SQUARES"]).write_text("mid-stage")
+                time.sleep(60)
+
+
+class StagesPlugin:
+    @hookimpl
+    def register_stages(self):
+        return [Numbers(), Squares()]
+
+
+class Misspelled:
+    @hookimpl
+    def register_stagez(self):  # a typo: must fail loudly with the plugin's name
+        return []
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def on_stage_complete(self, ctx, stage, skipped, seconds):
+        self.calls.append((stage, skipped))

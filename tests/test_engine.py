@@ -1,0 +1,143 @@
+"""The stage engine: graph order, content-addressed cache, --from/--only, resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from reconstruct.engine import RunConfig, run_pipeline, topological_order
+from reconstruct.errors import ConfigError, StageError
+from reconstruct.plugins import make_plugin_manager
+from reconstruct.rig import load_rig
+from reconstruct.session import FrameRecord, Session
+from tests.stage_plugins import Recorder, StagesPlugin
+
+
+def _host(recorder=None):
+    extra = [("test-stages", StagesPlugin())] + ([("rec", recorder)] if recorder else [])
+    # only the sync built-in plus the test stages: the other built-ins need data these sessions do not have
+    host = make_plugin_manager(extra_plugins=extra, load_entry_points=False)
+    from plugins import sync_stage
+
+    host.pm.register(sync_stage, name="sync")
+    return host
+
+
+def make_session(root: Path, repo_root: Path, frames: int = 6) -> Path:
+    """A session with frame records only (the test stages read timestamps, not images)."""
+    rig = load_rig(repo_root / "rigs" / "test-small.toml")
+    s = Session.create(root, rig)
+    for k, cam in enumerate(rig.camera_names):
+        s.write_frames(cam, [FrameRecord(i, 1_000_000_000 + i * 33_333_333 + 1000 * k + 7 * i, file=f"{i:06d}.png")
+                             for i in range(frames)])
+    return root
+
+
+@pytest.fixture
+def session(tmp_path, repo_root):
+    return make_session(tmp_path / "s", repo_root)
+
+
+def runs(session: Path, name: str) -> int:
+    f = session / f"runs-{name}.log"
+    return len(f.read_text().split()) if f.exists() else 0
+
+
+def outputs(session: Path) -> dict[str, str]:
+    d = session / "out" / "squares"
+    return {p.name: p.read_text() for p in sorted(d.glob("*.txt"))}
+
+
+def test_order_cache_and_skip(session):
+    rec = Recorder()
+    host = _host(rec)
+    res = run_pipeline(RunConfig(session=session), host)
+    assert [r.name for r in res] == ["sync", "numbers", "squares"] and not any(r.skipped for r in res)
+    res2 = run_pipeline(RunConfig(session=session), host)
+    assert all(r.skipped for r in res2)
+    assert runs(session, "numbers") == 1 and runs(session, "squares") == 1
+    assert ("squares", True) in rec.calls and ("squares", False) in rec.calls
+    # a changed setting reruns that stage and everything downstream, not upstream
+    run_pipeline(RunConfig(session=session, options=MappingProxyType({"scale": "2"})), host)
+    assert runs(session, "numbers") == 2 and runs(session, "squares") == 2
+    assert [r.skipped for r in run_pipeline(RunConfig(session=session, options=MappingProxyType({"scale": "2"})),
+                                            host)] == [True, True, True]
+
+
+def test_from_and_only(session):
+    host = _host()
+    run_pipeline(RunConfig(session=session), host)
+    res = run_pipeline(RunConfig(session=session, from_stage="numbers"), host)
+    assert [(r.name, r.skipped) for r in res] == [("sync", True), ("numbers", False), ("squares", False)]
+    res = run_pipeline(RunConfig(session=session, only_stage="squares"), host)
+    assert [(r.name, r.skipped) for r in res] == [("squares", False)]
+    with pytest.raises(ConfigError, match="no such stage"):
+        run_pipeline(RunConfig(session=session, only_stage="nope"), host)
+
+
+def test_only_without_inputs_says_what_to_run(session):
+    with pytest.raises(StageError, match="has not been computed"):
+        run_pipeline(RunConfig(session=session, only_stage="squares"), _host())
+
+
+def test_raw_input_change_invalidates_sync(session):
+    host = _host()
+    run_pipeline(RunConfig(session=session), host)
+    csv = session / "cams" / "hero" / "frames.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-1]) + "\n")  # one hero frame fewer
+    res = run_pipeline(RunConfig(session=session), host)
+    assert not res[0].skipped
+
+
+def test_cycle_and_missing_requirement_are_config_errors():
+    class A:
+        name, requires, version = "a", ("b",), "1"
+
+    class B:
+        name, requires, version = "b", ("a",), "1"
+
+    with pytest.raises(ConfigError, match="cycle"):
+        topological_order({"a": A(), "b": B()})
+    with pytest.raises(ConfigError, match="requires stage 'b'"):
+        topological_order({"a": A()})
+
+
+RUNNER = """
+import sys
+from reconstruct.engine import RunConfig, run_pipeline
+from tests.test_engine import _host
+run_pipeline(RunConfig(session=sys.argv[1]), _host())
+"""
+
+
+def test_killed_mid_stage_resumes_and_equals_uninterrupted(session, tmp_path, repo_root):
+    # uninterrupted reference on an identical session
+    ref = make_session(tmp_path / "ref", repo_root)
+    run_pipeline(RunConfig(session=ref), _host())
+
+    marker = tmp_path / "mid-stage"
+    env = dict(os.environ, SLOW_SQUARES=str(marker), PYTHONPATH=str(repo_root))
+    p = subprocess.Popen([sys.executable, "-c", RUNNER, str(session)], env=env, cwd=repo_root)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the runner never reached the middle of the squares stage"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert runs(session, "numbers") == 1 and runs(session, "squares") == 1
+    assert not (session / "out" / "squares").exists()  # partial output never becomes the stage's result
+    assert (session / "out" / ".squares.tmp").exists()
+
+    res = run_pipeline(RunConfig(session=session), _host())
+    assert [(r.name, r.skipped) for r in res] == [("sync", True), ("numbers", True), ("squares", False)]
+    assert runs(session, "numbers") == 1  # completed stage not recomputed
+    assert outputs(session) == outputs(ref) and len(outputs(ref)) == 6
+    assert not (session / "out" / ".squares.tmp").exists()
