@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "reconstruct.commands.run",
     "reconstruct.commands.demo",
     "reconstruct.commands.plugins",
+    "reconstruct.commands.consent",
 )
 
 
