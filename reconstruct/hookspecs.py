@@ -37,7 +37,7 @@ def register_cli_arguments(command: str, parser: Any) -> None:
 # Capture phase
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_camera_backends() -> list[type["CameraBackend"]]:
+def register_camera_backends() -> list[type[CameraBackend]]:
     """Return camera backend classes (see :class:`reconstruct.components.CameraBackend`).
 
     Fires when a capture command or the synthetic generator looks up a backend by the rig's ``backend`` name.
@@ -48,7 +48,7 @@ def register_camera_backends() -> list[type["CameraBackend"]]:
 # Pipeline graph
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_stages() -> list["Stage"]:
+def register_stages() -> list[Stage]:
     """Return pipeline stage instances (see :class:`reconstruct.components.Stage`).
 
     Fires once when ``reconstruct run`` builds its graph. Two plugins returning the same stage name is an error,
@@ -60,7 +60,7 @@ def register_stages() -> list["Stage"]:
 # Detect phase
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_landmark_detectors() -> list[type["LandmarkDetector"]]:
+def register_landmark_detectors() -> list[type[LandmarkDetector]]:
     """Return landmark detector classes (see :class:`reconstruct.components.LandmarkDetector`).
 
     Fires when the detect stage resolves ``--detector`` (default: the available detector with the highest
@@ -72,7 +72,7 @@ def register_landmark_detectors() -> list[type["LandmarkDetector"]]:
 # Fit phase
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_face_models() -> list["FaceModelSource"]:
+def register_face_models() -> list[FaceModelSource]:
     """Return face model sources (see :class:`reconstruct.components.FaceModelSource`).
 
     Fires when the fit stage or ``reconstruct models`` resolves ``--face-model``.
@@ -83,7 +83,7 @@ def register_face_models() -> list["FaceModelSource"]:
 # Age phase
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_aging_methods() -> list[type["AgingMethod"]]:
+def register_aging_methods() -> list[type[AgingMethod]]:
     """Return aging method classes (see :class:`reconstruct.components.AgingMethod`).
 
     Fires when ``reconstruct run --method NAME`` or ``reconstruct train NAME`` resolves the method.
@@ -94,7 +94,7 @@ def register_aging_methods() -> list[type["AgingMethod"]]:
 # Render and composite phase
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_renderers() -> list[type["Renderer"]]:
+def register_renderers() -> list[type[Renderer]]:
     """Return renderer classes (see :class:`reconstruct.components.Renderer`).
 
     Fires when a stage needs a renderer; ``--renderer auto`` picks the available one with the highest priority.
@@ -102,7 +102,7 @@ def register_renderers() -> list[type["Renderer"]]:
 
 
 @hookspec
-def register_compositors() -> list[type["Compositor"]]:
+def register_compositors() -> list[type[Compositor]]:
     """Return compositor classes (see :class:`reconstruct.components.Compositor`)."""
 
 
@@ -110,7 +110,7 @@ def register_compositors() -> list[type["Compositor"]]:
 # Report phase
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def register_report_sections() -> list[type["ReportSection"]]:
+def register_report_sections() -> list[type[ReportSection]]:
     """Return QC report section classes (see :class:`reconstruct.components.ReportSection`)."""
 
 
@@ -118,15 +118,15 @@ def register_report_sections() -> list[type["ReportSection"]]:
 # Lifecycle events (no return value)
 # ---------------------------------------------------------------------------------------------------------------
 @hookspec
-def on_run_start(config: "RunConfig", stages: list[str]) -> None:
+def on_run_start(config: RunConfig, stages: list[str]) -> None:
     """Fires once before ``reconstruct run`` executes anything, with the ordered names of the stages it will visit."""
 
 
 @hookspec
-def on_stage_complete(ctx: "StageContext", stage: str, skipped: bool, seconds: float) -> None:
+def on_stage_complete(ctx: StageContext, stage: str, skipped: bool, seconds: float) -> None:
     """Fires after each stage finishes (``skipped`` True when its cached result was reused)."""
 
 
 @hookspec
-def on_run_complete(config: "RunConfig", ok: bool) -> None:
+def on_run_complete(config: RunConfig, ok: bool) -> None:
     """Fires once when ``reconstruct run`` ends, successfully or not."""

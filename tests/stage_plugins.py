@@ -68,3 +68,24 @@ class Recorder:
     @hookimpl
     def on_stage_complete(self, ctx, stage, skipped, seconds):
         self.calls.append((stage, skipped))
+
+
+class NoFitStage:
+    """Stands in for the fit stage where a test exercises later stages on frames without faces:
+    it writes no fits, so methods receive ``frame.fit = None``."""
+
+    name = "fit"
+    requires = ("sync",)
+    version = "test"
+
+    def fingerprint(self, ctx):
+        return {}
+
+    def run(self, ctx, out: Path) -> None:
+        (out / "NO-FIT.txt").write_text("test stand-in: no fit computed\n")
+
+
+class NoFitPlugin:
+    @hookimpl
+    def register_stages(self):
+        return [NoFitStage()]
