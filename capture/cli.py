@@ -18,7 +18,9 @@ from reconstruct.plugins import make_plugin_manager
 log = logging.getLogger("capture")
 
 # The whole CLI: a new command is a module with add_parser(subparsers) and run(args, host), plus a line here.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "capture.commands.record",
+)
 
 EPILOG = """\
 examples:

@@ -5,7 +5,9 @@ Layout (schema 1)::
     session/
       session.toml            [session] schema, name, rig, fps, created, timecode_start, notes; [[consent]] records
       rig.toml                copy of the rig definition the session was recorded with
-      cams/<camera>/          frames (PNG) + frames.csv (see reconstruct.session.frames)
+      cams/<camera>/          frames (PNG, or raw .npy from `capture record`) + frames.csv (see reconstruct.session.frames)
+      capture.json            recorder status and per-camera counts (written by `capture record`)
+      sync_report.json        sync report (written by `capture sync`)
       calib/<camera>/         calibration captures (board images) + frames.csv, same format
       sync.csv                matched frame sets (written by the sync stage)
       calibration.json        calibrated cameras (written by the calibrate stage)
@@ -216,6 +218,14 @@ class Session:
         import cv2
 
         path = self.camera_dir(camera, kind) / filename
+        if path.suffix == ".npy":  # raw lossless frames (what `capture record` stores by default: no encode cost)
+            try:
+                with atomic_path(path) as tmp:
+                    np.save(tmp, np.ascontiguousarray(image), allow_pickle=False)
+            except OSError as exc:
+                raise SessionError(f"could not write image {path}: {exc.strerror}",
+                                   hint="check free disk space and permissions") from exc
+            return path
         img = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         with atomic_path(path) as tmp:
             if not cv2.imwrite(str(tmp), img):
@@ -228,6 +238,12 @@ class Session:
 
         name = record if isinstance(record, str) else record.file
         path = self.camera_dir(camera, kind) / name
+        if path.suffix == ".npy":
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise SessionError(f"cannot read frame image {path}: {exc}",
+                                   hint="the file is missing or damaged") from exc
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise SessionError(f"cannot read frame image {path}", hint="the file is missing or damaged")
@@ -256,6 +272,30 @@ class Session:
         cams = header[2:]
         return [FrameSet(frame=int(r[0]), t_ns=int(r[1]),
                          indices={c: (int(v) if v != "" else None) for c, v in zip(cams, r[2:])}) for r in body if r]
+
+    # -- capture report ----------------------------------------------------------------------------------------
+    @property
+    def capture_report_path(self) -> Path:
+        """``capture.json``: the recorder's live status and final per-camera counts (see docs/capture.md)."""
+        return self.root / "capture.json"
+
+    def write_capture_report(self, data: dict) -> None:
+        atomic_write_json(self.capture_report_path, data)
+
+    def read_capture_report(self) -> dict | None:
+        """The capture report, or None for a session not made by ``capture record``."""
+        p = self.capture_report_path
+        if not p.exists():
+            return None
+        return json.loads(p.read_text(encoding="utf-8"))
+
+    @property
+    def sync_report_path(self) -> Path:
+        """``sync_report.json`` beside sync.csv, written by ``capture sync``."""
+        return self.root / "sync_report.json"
+
+    def write_sync_report(self, data: dict, path: Path | None = None) -> None:
+        atomic_write_json(path or self.sync_report_path, data)
 
     # -- calibration -----------------------------------------------------------------------------------------
     def write_calibration(self, data: dict, path: Path | None = None) -> None:
