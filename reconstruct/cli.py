@@ -44,11 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbosity: int) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     root = logging.getLogger()
-    root.handlers[:] = [RichHandler(show_path=False, rich_tracebacks=False)]
+    root.handlers[:] = [RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)]
     root.setLevel(level)
     if verbosity == 0:
         for name in ("reconstruct", "capture", "plugins"):

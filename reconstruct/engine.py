@@ -192,6 +192,8 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
     progress = progress or NullProgress()
     session = Session.open(config.session)
     components = host.components()
+    if config.method is not None:
+        components.get("aging_method", config.method)  # fail early, listing the methods that exist
     stages = _stages_by_name(components)
     order = topological_order(stages)
     for opt, val in (("--from", config.from_stage), ("--only", config.only_stage)):
@@ -208,8 +210,6 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
             log.info("no --method given: skipping %s", ", ".join(skipped_for_method))
         order = [n for n in order if n not in skipped_for_method
                  and not any(r in skipped_for_method for r in _all_requires(stages, n))]
-    else:
-        components.get("aging_method", config.method)  # fail early with the list of methods
     ctx = StageContext(session=session, config=config, components=components, progress=progress,
                        executor=executor or LocalExecutor(config.jobs), host=host)
     host.hook.on_run_start(config=config, stages=list(order))

@@ -1,0 +1,52 @@
+"""The reconstruct CLI: help that teaches, exit codes scripts can use, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from reconstruct.cli import main
+
+
+def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconstruct.cli", *args], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"}, **kw)
+
+
+def test_help_lists_commands_with_examples():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for word in ("run", "plugins", "demo", "examples:"):
+        assert word in r.stdout
+    r = run_cli("run", "--help")
+    assert r.returncode == 0 and "--from" in r.stdout and "--only" in r.stdout and "--device" in r.stdout
+
+
+def test_not_a_session_exits_3_with_a_hint(tmp_path):
+    r = run_cli("run", str(tmp_path))
+    assert r.returncode == 3
+    assert "not a session" in r.stderr and "capture record" in r.stderr
+
+
+def test_unknown_method_exits_4_and_lists_methods(tmp_path, repo_root):
+    from tests.test_engine import make_session
+
+    s = make_session(tmp_path / "s", repo_root)
+    assert main(["run", str(s), "--method", "no_such_method", "--device", "cpu"]) == 4
+
+
+def test_bad_option_and_device(tmp_path, repo_root):
+    from tests.test_engine import make_session
+
+    s = make_session(tmp_path / "s", repo_root)
+    assert main(["run", str(s), "--option", "novalue"]) == 2
+    assert main(["run", str(s), "--jobs", "0"]) == 2
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["run", str(s), "--device", "cuda"]) == 2
+
+
+def test_no_command_prints_help_and_exits_2():
+    r = run_cli()
+    assert r.returncode == 2 and "COMMAND" in r.stdout
