@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, host) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: must be at least 1")
     options = parse_options(args.option)
-    for k in ("young_refs",):
+    for k in ("young_refs", "renderer"):
         if getattr(args, k, None) is not None:
             options[k] = str(getattr(args, k))
     config = RunConfig(session=args.session, method=args.method, device=resolve_device(args.device),

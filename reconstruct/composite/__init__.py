@@ -78,7 +78,8 @@ class CompositeResult:
     Attributes:
         image: (H, W, 3) float32 sRGB in [0, 1]; equals ``plate / 255`` (float32) exactly where ``alpha == 0``.
         alpha: (H, W) float32 in [0, 1], the mask actually used.
-        face: (H, W, 3) float32 sRGB, the (colour-transferred) face that was blended (for patch export).
+        face: (H, W, 3) float32 sRGB, the compositor's blended face ``B`` (colour transfer applied): the
+            foreground of a Nuke-style ``plate + alpha * (B - plate)`` merge (patch export).
     """
 
     image: np.ndarray
@@ -155,4 +156,4 @@ def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, se
                           f"expected {plate_f.shape}")
     mixed = plate_f + alpha[..., None] * (blended - plate_f)
     out = np.where(region[..., None], np.clip(mixed, 0.0, 1.0), plate_f).astype(np.float32)
-    return CompositeResult(image=out, alpha=alpha, face=face_c)
+    return CompositeResult(image=out, alpha=alpha, face=np.clip(blended, 0.0, 1.0))

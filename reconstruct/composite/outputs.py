@@ -1,0 +1,167 @@
+"""Every file the composite stage writes goes through :class:`PlateWriter` (the one door; provenance is embedded
+here, :mod:`reconstruct.provenance`).
+
+Per output frame ``F`` (6 digits):
+
+* ``plates/hero/F.png``: 16-bit RGB PNG, sRGB-encoded (``round(image * 65535)``; where the mask is 0 this is
+  exactly ``plate * 257``);
+* ``plates/hero/F.exr``: OpenEXR, half float, **linear** RGB (sRGB decoded), ZIP compression;
+* ``patches/F_face.png``: 16-bit RGBA crop around the face: RGB = the blended face ``B``, A = the mask;
+* ``patches/F_mask.png``: 16-bit grey crop of the mask alone;
+* ``patches/F.json``: the 2D transform placing the patch on the plate (pixel offset, OpenCV top-left origin, and
+  the same as a Nuke ``Transform``/``Position`` translate with Nuke's bottom-left origin);
+* ``preview.mp4``: plate | composite side by side (MPEG-4 Part 2 through OpenCV), at most 1920 px wide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SessionError
+from ..render.shading import srgb_to_linear
+from ..session import atomic_write_json
+from . import CompositeResult
+
+log = logging.getLogger(__name__)
+
+
+def to_uint16(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint16 (``round(x * 65535)``; a uint8 value v stored as v / 255 in float32 gives v * 257)."""
+    return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
+
+
+def patch_box(alpha: np.ndarray, margin: int = 16) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) of the mask's bounding box grown by ``margin`` px and clipped to the image."""
+    ys, xs = np.nonzero(alpha > 0)
+    if not len(xs):
+        return None
+    H, W = alpha.shape
+    x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
+    x1, y1 = min(int(xs.max()) + 1 + margin, W), min(int(ys.max()) + 1 + margin, H)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+class PlateWriter:
+    """Writes the composite stage's files.
+
+    Args:
+        plates_dir: folder of the hero plates (``out/.plates.tmp/hero`` while the stage runs).
+        stage_dir: the stage's own folder (patches, preview).
+        record: a ``reconstruct.provenance.ProvenanceRecord`` embedded in every PNG/EXR and added to the session
+            manifest, or None to write plain files (tests, tools).
+        session: the session (manifest), needed with ``record``.
+        fps: preview frame rate.
+    """
+
+    def __init__(self, plates_dir: Path, stage_dir: Path, record: Any = None, session: Any = None,
+                 fps: float = 24.0, preview_width: int = 1920) -> None:
+        self.plates_dir, self.stage_dir = Path(plates_dir), Path(stage_dir)
+        self.plates_dir.mkdir(parents=True, exist_ok=True)
+        (self.stage_dir / "patches").mkdir(parents=True, exist_ok=True)
+        self.record, self.session = record, session
+        self.fps, self.preview_width = float(fps), int(preview_width)
+        self._video = None
+        self.written: list[Path] = []
+
+    # -- the one place files are written -----------------------------------------------------------------------
+    def _png(self, path: Path, image: np.ndarray) -> None:
+        from ..provenance import png_with_provenance, record_output
+
+        if self.record is None:
+            import cv2
+
+            from ..session import atomic_path
+
+            img = image
+            if img.ndim == 3:
+                img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+            with atomic_path(path) as tmp:
+                if not cv2.imwrite(str(tmp), img):
+                    raise SessionError(f"could not write {path}", hint="check free disk space")
+        else:
+            png_with_provenance(path, image, self.record)
+            if self.session is not None:
+                record_output(self.session, path, self.record)
+        self.written.append(path)
+
+    def _exr(self, path: Path, image: np.ndarray) -> None:
+        from ..provenance import ProvenanceRecord, exr_with_provenance, record_output
+
+        rec = self.record
+        if rec is None:  # plain file: an empty record keeps the one EXR code path
+            rec = ProvenanceRecord(method=None, stage="", plugins=(), settings={}, inputs=(), tool_version="",
+                                   created="", session="")
+        exr_with_provenance(path, image, rec, half=True)
+        if self.record is not None and self.session is not None:
+            record_output(self.session, path, self.record)
+        self.written.append(path)
+
+    # -- what the stage calls ----------------------------------------------------------------------------------
+    def write_frame(self, frame: int, plate: np.ndarray, result: CompositeResult) -> None:
+        """Plate PNG + EXR, patch and preview frame of one composited frame."""
+        stem = f"{frame:06d}"
+        self._png(self.plates_dir / f"{stem}.png", to_uint16(result.image))
+        self._exr(self.plates_dir / f"{stem}.exr", srgb_to_linear(result.image))
+        self.write_patch(frame, result)
+        self._preview(plate, result.image)
+
+    def write_patch(self, frame: int, result: CompositeResult, margin: int = 16) -> dict | None:
+        box = patch_box(result.alpha, margin)
+        stem = f"{frame:06d}"
+        if box is None:
+            log.info("frame %d: empty mask, no patch", frame)
+            return None
+        x, y, w, h = box
+        H, W = result.alpha.shape
+        face = result.face[y:y + h, x:x + w]
+        a = result.alpha[y:y + h, x:x + w]
+        self._png(self.stage_dir / "patches" / f"{stem}_face.png", to_uint16(np.dstack([face, a])))
+        self._png(self.stage_dir / "patches" / f"{stem}_mask.png", to_uint16(a))
+        info = {
+            "frame": frame, "plate_size": [W, H], "patch_size": [w, h],
+            "offset_px": [x, y],
+            "matrix_patch_to_plate": [[1, 0, x], [0, 1, y], [0, 0, 1]],
+            "nuke_translate": [x, H - y - h],
+            "merge": "plate + alpha * (face - plate) (unpremultiplied face; premultiply for a Nuke Merge over)",
+            "colorspace": "sRGB (16-bit PNG)",
+        }
+        atomic_write_json(self.stage_dir / "patches" / f"{stem}.json", info)
+        return info
+
+    def _preview(self, plate: np.ndarray, image: np.ndarray) -> None:
+        import cv2
+
+        side = np.concatenate([plate.astype(np.float32) / 255.0, image], axis=1)
+        scale = min(1.0, self.preview_width / side.shape[1])
+        size = (int(side.shape[1] * scale) // 2 * 2, int(side.shape[0] * scale) // 2 * 2)
+        frame = cv2.cvtColor(np.round(np.clip(side, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        if self._video is None:
+            path = self.stage_dir / "preview.mp4"
+            self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+            if not self._video.isOpened():
+                log.warning("OpenCV cannot write %s (no MPEG-4 encoder); no preview video", path)
+                self._video = False
+        if self._video:
+            self._video.write(frame)
+
+    def close(self) -> None:
+        if self._video:
+            self._video.release()
+            self.written.append(self.stage_dir / "preview.mp4")
+        self._video = None
+
+    def __enter__(self) -> "PlateWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_patch_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
