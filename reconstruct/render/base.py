@@ -1,0 +1,150 @@
+"""What every renderer backend shares: the :class:`Mesh` it draws, the :class:`RenderOutput` it returns, and
+:class:`RendererBase`, which turns a backend's ``rasterize`` into shaded images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from ..camera import CameraModel
+from ..errors import RenderError
+from .fragments import Fragments, interpolate, interpolate_uv, pixel_rays, sample_texture
+from .shading import Lighting, vertex_normals
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Mesh:
+    """A triangle mesh in world coordinates, with its albedo.
+
+    Attributes:
+        vertices: (V, 3) float world positions, metres (OpenCV-convention world).
+        triangles: (F, 3) int32 vertex indices, counter-clockwise seen from outside.
+        vertex_colors: (V, 3) float32 linear-RGB albedo in [0, 1], or None.
+        uvs: (T, 2) float32 texture coordinates (origin bottom-left) or None.
+        triangle_uvs: (F, 3) int32 indices into ``uvs`` or None.
+        texture: (Ht, Wt, 3) float32 linear-RGB albedo texture, or None. Where a texture is given it is used;
+            else vertex colours; else grey 0.7.
+    """
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    vertex_colors: np.ndarray | None = None
+    uvs: np.ndarray | None = None
+    triangle_uvs: np.ndarray | None = None
+    texture: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.vertices, np.float64)
+        f = np.asarray(self.triangles, np.int32)
+        if v.ndim != 2 or v.shape[1] != 3:
+            raise RenderError(f"mesh vertices have shape {v.shape}, expected (V, 3)")
+        if f.ndim != 2 or f.shape[1] != 3 or (f.size and (f.min() < 0 or f.max() >= len(v))):
+            raise RenderError(f"mesh triangles must be (F, 3) indices below {len(v)}")
+        object.__setattr__(self, "vertices", v)
+        object.__setattr__(self, "triangles", f)
+        if self.vertex_colors is not None and np.shape(self.vertex_colors) != v.shape:
+            raise RenderError(f"vertex_colors have shape {np.shape(self.vertex_colors)}, expected {v.shape}")
+        if self.texture is not None and (self.uvs is None or self.triangle_uvs is None):
+            raise RenderError("a textured mesh needs uvs and triangle_uvs")
+
+
+def concat_meshes(meshes: Sequence[Mesh]) -> Mesh:
+    """One mesh from several (e.g. face + eyeballs). Albedo becomes per-vertex: meshes with a texture contribute
+    their texture sampled at their vertices' UVs, so use this for extra geometry, not for textured faces."""
+    if not meshes:
+        raise RenderError("concat_meshes needs at least one mesh")
+    vs, fs, cs, off = [], [], [], 0
+    for m in meshes:
+        vs.append(m.vertices)
+        fs.append(m.triangles + off)
+        off += len(m.vertices)
+        cs.append(_vertex_albedo(m))
+    return Mesh(np.concatenate(vs), np.concatenate(fs), vertex_colors=np.concatenate(cs))
+
+
+def _vertex_albedo(m: Mesh) -> np.ndarray:
+    if m.vertex_colors is not None:
+        return np.asarray(m.vertex_colors, np.float32)
+    if m.texture is not None:
+        uv = np.zeros((len(m.vertices), 2), np.float32)
+        uv[m.triangles.ravel()] = np.asarray(m.uvs)[np.asarray(m.triangle_uvs).ravel()]
+        return sample_texture(m.texture, uv)
+    return np.full((len(m.vertices), 3), 0.7, np.float32)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RenderOutput:
+    """A shaded render.
+
+    Attributes:
+        image: (H, W, 3) float32 linear RGB radiance (background pixels hold ``background``).
+        albedo: (H, W, 3) float32 linear-RGB albedo per pixel (0 on background).
+        normals: (H, W, 3) float32 unit world-frame normals facing the camera (0 on background).
+        fragments: the visibility it was shaded from.
+    """
+
+    image: np.ndarray
+    albedo: np.ndarray
+    normals: np.ndarray
+    fragments: Fragments
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.fragments.mask
+
+
+class RendererBase:
+    """Base of renderer backends. A backend implements :meth:`rasterize`; shading is shared here.
+
+    ``device``: where torch outputs of a backend live (``"cpu"``/``"cuda"``); numpy outputs are always host arrays.
+    """
+
+    name: ClassVar[str] = ""
+    priority: ClassVar[int] = 0
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    @classmethod
+    def available(cls, device: str = "cpu") -> bool:  # pragma: no cover - overridden
+        return False
+
+    def rasterize(self, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel) -> Fragments:
+        """Visibility of a mesh ((V, 3) world metres, (F, 3) int) through ``camera``: see :class:`Fragments`."""
+        raise NotImplementedError
+
+    def render(self, mesh: Mesh, camera: CameraModel, lighting: Lighting | None = None,
+               background: float | Sequence[float] = 0.0) -> RenderOutput:
+        """Rasterize ``mesh`` and shade it: albedo (texture, else vertex colours) times Lambert/SH irradiance."""
+        lighting = lighting or Lighting.key_light()
+        frags = self.rasterize(mesh.vertices, mesh.triangles, camera)
+        return shade(frags, mesh, lighting, background)
+
+
+def shade(frags: Fragments, mesh: Mesh, lighting: Lighting, background: float | Sequence[float] = 0.0) -> RenderOutput:
+    """Shade fragments of ``mesh`` (backend-independent; see :mod:`reconstruct.render.shading`)."""
+    cam = frags.camera
+    m = frags.mask
+    H, W = frags.shape
+    if mesh.texture is not None:
+        uv = interpolate_uv(frags, mesh.triangle_uvs, mesh.uvs)
+        albedo = np.zeros((H, W, 3), np.float32)
+        albedo[m] = sample_texture(mesh.texture, uv[m])[..., :3]
+    elif mesh.vertex_colors is not None:
+        albedo = interpolate(frags, mesh.triangles, mesh.vertex_colors)
+    else:
+        albedo = np.where(m[..., None], np.float32(0.7), np.float32(0)).astype(np.float32)
+    vn = vertex_normals(mesh.vertices, mesh.triangles)
+    n = interpolate(frags, mesh.triangles, vn)[m]
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    view = pixel_rays(cam)[m] @ cam.R  # world-frame ray directions (R^T d)
+    flip = np.sum(n * view, axis=1) > 0  # normal pointing away from the camera: we see the back side
+    n[flip] *= -1
+    normals = np.zeros((H, W, 3), np.float32)
+    normals[m] = n
+    img = np.empty((H, W, 3), np.float32)
+    img[...] = np.asarray(background, np.float32)
+    img[m] = albedo[m] * lighting.irradiance(n)
+    return RenderOutput(image=img, albedo=albedo, normals=normals, fragments=frags)
