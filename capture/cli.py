@@ -20,6 +20,9 @@ log = logging.getLogger("capture")
 # The whole CLI: a new command is a module with add_parser(subparsers) and run(args, host), plus a line here.
 COMMAND_MODULES: tuple[str, ...] = (
     "capture.commands.record",
+    "capture.commands.status",
+    "capture.commands.sync",
+    "capture.commands.keys",
 )
 
 EPILOG = """\

@@ -1,4 +1,5 @@
-"""Built-in plugin ``sync``: the sync stage (match camera frames into frame sets, write sync.csv)."""
+"""Built-in plugin ``sync``: the sync stage (match camera frames into frame sets, write sync.csv) and its QC report
+section."""
 
 from __future__ import annotations
 
@@ -8,38 +9,58 @@ from pathlib import Path
 
 from reconstruct import hookimpl
 from reconstruct.engine import StageContext, file_digest
-from reconstruct.session import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
 class SyncStage:
-    """Hero-led frame matching. Output: ``out/sync/sync.csv`` (also copied to ``session/sync.csv``) and
-    ``out/sync/report.json`` (clock offsets, matched and unmatched counts per camera)."""
+    """Hero-led frame matching (see :mod:`capture.sync`). Output: ``out/sync/sync.csv`` (also copied to
+    ``session/sync.csv``) and ``out/sync/report.json`` (method, per-camera clock offset, drift, jitter, matched and
+    missing frames, duplicates, warnings). Option ``sync.method`` = auto|tick|timecode|flash|timestamps."""
 
     name = "sync"
     requires: tuple[str, ...] = ()
-    version = "1"
+    version = "2"
+
+    def _method(self, ctx: StageContext) -> str:
+        return str(ctx.config.options.get("sync.method", "auto"))
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
         return {"frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names),
-                "fps": s.rig.fps}
+                "fps": s.rig.fps, "method": self._method(ctx)}
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        from capture.sync import match_frames
+        from capture.sync_session import sync_session
 
         s = ctx.session
-        records = {c: s.frames(c) for c in s.rig.camera_names}
-        framesets, report = match_frames(records, s.rig.hero.name, s.rig.fps)
-        s.write_sync(framesets, out / "sync.csv")
+        framesets, report = sync_session(s, self._method(ctx), sync_csv=out / "sync.csv",
+                                         report_json=out / "report.json", progress=ctx.progress)
         s.write_sync(framesets)
-        atomic_write_json(out / "report.json", {
-            "hero_frames": report.hero_frames, "offsets_ns": dict(report.offsets_ns),
-            "matched": dict(report.matched), "unmatched": dict(report.unmatched)})
-        log.info("sync: %d frame sets; offsets %s", len(framesets), json.dumps(dict(report.offsets_ns)))
+        log.info("sync: %d frame sets by %s; offsets %s", len(framesets), report.method,
+                 json.dumps(report.offsets_ns))
+
+
+class SyncReportSection:
+    """QC report section: how the cameras were matched (from ``out/sync/report.json``)."""
+
+    name = "sync"
+    order = 10
+
+    def html(self, ctx: StageContext) -> str | None:
+        from capture.sync_session import report_html
+
+        p = ctx.session.stage_dir("sync") / "report.json"
+        if not p.exists():
+            return None
+        return report_html(json.loads(p.read_text(encoding="utf-8")))
 
 
 @hookimpl
 def register_stages():
     return [SyncStage()]
+
+
+@hookimpl
+def register_report_sections():
+    return [SyncReportSection]
