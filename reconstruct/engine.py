@@ -196,6 +196,9 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
         components.get("aging_method", config.method)  # fail early, listing the methods that exist
     stages = _stages_by_name(components)
     order = topological_order(stages)
+    # stages marked ``runs_last`` (the QC report) come after every other stage, in graph order among themselves
+    order = [n for n in order if not getattr(stages[n], "runs_last", False)] + \
+        [n for n in order if getattr(stages[n], "runs_last", False)]
     for opt, val in (("--from", config.from_stage), ("--only", config.only_stage)):
         if val is not None and val not in stages:
             raise ConfigError(f"{opt} {val}: no such stage; stages are {', '.join(order)}")

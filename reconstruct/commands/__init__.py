@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "reconstruct.commands.demo",
     "reconstruct.commands.plugins",
     "reconstruct.commands.consent",
+    "reconstruct.commands.report",
 )
 
 

@@ -1,0 +1,292 @@
+"""What the report reads from a session: whatever upstream stages have produced, nothing required but sync.
+
+:class:`ReportData` finds the hero plates (``cams/<hero>``), the composited plates (``out/plates/hero/F.png``
+written by the composite stage; ``out/composite/hero`` is accepted too), their masks (``out/plates/patches``), the
+fits (``out/fit/fits.npz``) and the stage records (``out/<stage>/_stage.json``). :func:`compute_flags` runs the
+artist flags of :mod:`.flags` over them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..session import FrameSet, Session
+from . import flags as F
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DIRS = ("plates/hero", "composite/hero", "composite/plates/hero")
+MASK_DIRS = ("plates/patches", "composite/patches")
+MAX_ANALYSIS_WIDTH = 960  # image flags run on plates downscaled to at most this width
+
+# Landmark index groups per scheme: align (stable: eye corners, nose), eyes (lids + irises), expression (mouth,
+# brows, chin). MediaPipe Face Mesh 478 (with irises) and the iBUG 68-point scheme.
+_MP_LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409, 78, 95, 88,
+            178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415]
+_MP_BROWS = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276]
+_MP_CHIN = [152, 148, 176, 149, 150, 377, 400, 378, 379]
+_MP_LEFT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
+_MP_RIGHT_EYE = [362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398]
+LANDMARK_GROUPS: dict[str, dict[str, list[int]]] = {
+    "mediapipe478": {"align": [33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 234, 454],
+                     "eyes": _MP_LEFT_EYE + _MP_RIGHT_EYE + list(range(468, 478)),
+                     "expression": _MP_LIPS + _MP_BROWS + _MP_CHIN,
+                     "iod_left": _MP_LEFT_EYE, "iod_right": _MP_RIGHT_EYE},
+    "ibug68": {"align": [36, 39, 42, 45, 27, 28, 29, 30, 31, 35, 0, 16],
+               "eyes": list(range(36, 48)), "expression": list(range(48, 68)) + list(range(17, 27)) + [7, 8, 9],
+               "iod_left": list(range(36, 42)), "iod_right": list(range(42, 48))},
+}
+
+
+def _frame_number(p: Path) -> int | None:
+    m = re.match(r"^(\d+)$", p.stem)
+    return int(m.group(1)) if m else None
+
+
+@dataclass
+class ReportData:
+    """Lazy access to what the report shows. Build with :meth:`load`."""
+
+    session: Session
+    framesets: list[FrameSet] = field(default_factory=list)
+    outputs: dict[int, Path] = field(default_factory=dict)
+    mask_dir: Path | None = None
+    stages: dict[str, dict] = field(default_factory=dict)
+    fits: Any = None
+    notes: list[str] = field(default_factory=list)
+    _records: dict = field(default_factory=dict, repr=False)
+    _by_frame: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, session: Session) -> "ReportData":
+        d = cls(session)
+        try:
+            d.framesets = session.read_sync()
+        except Exception as exc:  # a report of a broken session still shows what it can
+            d.notes.append(f"no sync.csv ({exc})")
+        d._by_frame = {fs.frame: fs for fs in d.framesets}
+        d._records = {r.index: r for r in session.frames(d.hero)}
+        out = session.root / "out"
+        if out.is_dir():
+            for sub in sorted(out.iterdir()):
+                f = sub / "_stage.json"
+                if sub.is_dir() and f.exists():
+                    try:
+                        d.stages[sub.name] = json.loads(f.read_text())
+                    except ValueError:
+                        d.notes.append(f"{f} is damaged")
+        for rel in OUTPUT_DIRS:
+            folder = out / rel
+            if folder.is_dir():
+                found = {n: p for p in folder.glob("*.png") if (n := _frame_number(p)) is not None}
+                if found:
+                    d.outputs = dict(sorted(found.items()))
+                    break
+        for rel in MASK_DIRS:
+            if (out / rel).is_dir():
+                d.mask_dir = out / rel
+                break
+        fits = out / "fit" / "fits.npz"
+        if fits.exists():
+            from ..fitting.result import load_fits
+
+            try:
+                d.fits = load_fits(fits)
+            except Exception as exc:
+                d.notes.append(f"cannot read {fits}: {exc}")
+        return d
+
+    @property
+    def hero(self) -> str:
+        return self.session.rig.hero.name
+
+    def hero_index(self, frame: int) -> int | None:
+        fs = self._by_frame.get(frame)
+        return None if fs is None else fs.indices.get(self.hero)
+
+    def before(self, frame: int) -> np.ndarray | None:
+        """The hero plate of output frame ``frame`` as RGB uint8, or None."""
+        idx = self.hero_index(frame)
+        if idx is None:
+            return None
+        rec = self._records.get(idx)
+        if rec is None or rec.status != "ok":
+            return None
+        img = self.session.read_image(self.hero, rec)
+        if img.dtype == np.uint16:
+            img = (img // 257).astype(np.uint8)
+        return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+    def after(self, frame: int) -> np.ndarray | None:
+        """The composited plate of ``frame`` as RGB uint8, or None."""
+        p = self.outputs.get(frame)
+        if p is None:
+            return None
+        import cv2
+
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            return None
+        if img.dtype == np.uint16:
+            img = np.round(img / 257.0).astype(np.uint8)
+        if img.ndim == 2:
+            return np.repeat(img[..., None], 3, axis=2)
+        return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
+
+    def mask(self, frame: int, shape: tuple[int, int]) -> np.ndarray | None:
+        """The paste-back mask (H, W) float in [0, 1] of ``frame`` (from the composite stage's patch), or None."""
+        if self.mask_dir is None:
+            return None
+        stem = f"{frame:06d}"
+        mp, jp = self.mask_dir / f"{stem}_mask.png", self.mask_dir / f"{stem}.json"
+        if not (mp.exists() and jp.exists()):
+            return None
+        import cv2
+
+        a = cv2.imread(str(mp), cv2.IMREAD_UNCHANGED)
+        info = json.loads(jp.read_text())
+        if a is None:
+            return None
+        a = a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0)
+        x, y = info["offset_px"]
+        full = np.zeros(shape, np.float32)
+        h, w = min(a.shape[0], shape[0] - y), min(a.shape[1], shape[1] - x)
+        full[y:y + h, x:x + w] = a[:h, :w]
+        return full
+
+
+def changed_region(before: np.ndarray, after: np.ndarray, levels: float = 3.0) -> np.ndarray:
+    """(H, W) float mask of pixels the composite changed by more than ``levels`` grey levels (closed, opened)."""
+    import cv2
+
+    diff = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=-1) > levels
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    m = cv2.morphologyEx(diff.astype(np.uint8), cv2.MORPH_CLOSE, k)
+    return cv2.morphologyEx(m, cv2.MORPH_OPEN, k).astype(np.float32)
+
+
+def _downscale(img: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[1] <= width:
+        return img
+    s = width / img.shape[1]
+    return cv2.resize(img, (width, max(1, round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class FlagResults:
+    """Flags computed for a report: name -> FlagSeries, or name -> reason when the flag could not run."""
+
+    series: dict[str, F.FlagSeries] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # frame -> face box (x, y, w, h)
+
+    def flagged_frames(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for name, s in self.series.items():
+            for f in s.flagged:
+                out.setdefault(int(f), []).append(name)
+        return dict(sorted(out.items()))
+
+
+def _detector(components) -> Any:
+    try:
+        dets = components.all("landmark_detector")
+    except Exception as exc:
+        log.info("no landmark detectors: %s", exc)
+        return None
+    usable = [d for d in dets.values() if getattr(d, "scheme", None) in LANDMARK_GROUPS]
+    if not usable:
+        return None
+    best = max(usable, key=lambda d: getattr(d, "priority", 0))
+    try:
+        return best() if isinstance(best, type) else best
+    except Exception as exc:
+        log.warning("landmark detector %s cannot start: %s", getattr(best, "name", best), exc)
+        return None
+
+
+def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
+                  max_frames: int = 2000) -> FlagResults:
+    """Run the four artist flags over every frame that has both a plate and a composite."""
+    th = dict(thresholds or {})
+    res = FlagResults()
+    frames = [f for f in data.outputs if data.hero_index(f) is not None][:max_frames]
+    if not frames:
+        why = "no composited plates yet (the composite stage has not run)" if not data.outputs else \
+            "composited plates do not match any frame of sync.csv"
+        for n in ("stiff_expression", "unnatural_eyes", "flicker", "seams"):
+            res.skipped[n] = why
+        return res
+    detector = _detector(components)
+    groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
+    edits, plates_d, masks_d, seam_scores, lm_before, lm_after = [], [], [], [], [], []
+    for f in frames:
+        b, a = data.before(f), data.after(f)
+        if b is None or a is None or b.shape != a.shape:
+            edits.append(None)
+            seam_scores.append(np.nan)
+            lm_before.append(None)
+            lm_after.append(None)
+            continue
+        m = data.mask(f, b.shape[:2])
+        m = changed_region(b, a) if m is None else m
+        ys, xs = np.nonzero(m > 0.05)
+        if len(xs):
+            res.boxes[f] = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        bs, as_, ms = (_downscale(x, MAX_ANALYSIS_WIDTH) for x in (b, a, m))
+        seam_scores.append(F.seam_score(as_, ms, bs) if m.any() else np.nan)
+        edits.append(as_.astype(np.float32).mean(-1) - bs.astype(np.float32).mean(-1))
+        masks_d.append(ms)
+        if groups is not None:
+            lm_before.append(_detect(detector, b))
+            lm_after.append(_detect(detector, a))
+    fr = np.array(frames)
+    res.series["seams"] = F._series("seams", fr, np.array(seam_scores), th.get("seams", 5.0), "grey levels")
+    ok = [e is not None for e in edits]
+    if sum(ok) >= 3 and len({e.shape for e in edits if e is not None}) == 1:
+        stack = np.stack([e if e is not None else np.full_like(next(x for x in edits if x is not None), np.nan)
+                          for e in edits])
+        union = np.clip(np.max(np.stack(masks_d), axis=0), 0, 1)
+        d = F.temporal_difference(np.nan_to_num(stack), union)
+        d[[i for i, o in enumerate(ok) if not o]] = np.nan
+        res.series["flicker"] = F.flicker(d, frames=fr, k=th.get("flicker_k", 5.0),
+                                          min_levels=th.get("flicker_levels", 2.0))
+    else:
+        res.skipped["flicker"] = "fewer than 3 consecutive composited frames of one size"
+    if groups is None:
+        why = ("no landmark detector with a known scheme is installed" if detector is None else
+               f"landmark scheme {detector.scheme!r} has no index groups")
+        res.skipped["stiff_expression"] = res.skipped["unnatural_eyes"] = why
+        return res
+    n = max((x.shape[0] for x in lm_before + lm_after if x is not None), default=0)
+    if n == 0:
+        res.skipped["stiff_expression"] = res.skipped["unnatural_eyes"] = "no face found by the landmark detector"
+        return res
+    nan = np.full((n, 2), np.nan)
+    P = np.stack([x if x is not None and x.shape[0] == n else nan for x in lm_before])
+    O = np.stack([x if x is not None and x.shape[0] == n else nan for x in lm_after])
+    iod = np.linalg.norm(P[:, groups["iod_left"]].mean(1) - P[:, groups["iod_right"]].mean(1), axis=-1)
+    iod = np.where(np.isfinite(iod) & (iod > 1), iod, np.nanmedian(iod) if np.isfinite(iod).any() else 1.0)
+    res.series["stiff_expression"] = F.stiff_expression(P, O, groups["align"], groups["expression"], iod, fr,
+                                                        threshold=th.get("stiff_expression", 0.04))
+    res.series["unnatural_eyes"] = F.unnatural_eyes(P, O, groups["align"], groups["eyes"], iod, fr,
+                                                    threshold=th.get("unnatural_eyes", 0.03))
+    return res
+
+
+def _detect(detector: Any, image: np.ndarray) -> np.ndarray | None:
+    try:
+        r = detector.detect(image)
+    except Exception as exc:
+        log.warning("landmark detection failed on a report frame: %s", exc)
+        return None
+    return None if r is None else np.asarray(r[0], np.float64)

@@ -1,0 +1,356 @@
+"""Built-in QC report sections (registered by ``plugins/report_stage.py`` through ``register_report_sections``).
+
+Each is a :class:`reconstruct.components.ReportSection`: ``name``, ``order`` and ``html(ctx)`` returning a fragment
+or None when it has nothing to show. Other plugins add theirs the same way (the calibration plugin adds the
+calibration residual plots, the sync plugin its matching report). Orders: 0 summary, 10 rig, 10 sync (plugin),
+20 calibration (plugin), 30 timeline, 40 fit, 50 plates,
+60 flags, 90 provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import svg
+from .data import FlagResults, ReportData, compute_flags
+from .page import esc, fmt, img_tag, table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import StageContext
+
+_CACHE: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+FLAG_HELP = {
+    "stiff_expression": "the output's mouth/brow/chin landmarks do not follow the performance (IOD, pose removed)",
+    "unnatural_eyes": "the output's eyelid/iris landmarks differ from the plate's (IOD, pose removed)",
+    "flicker": "the edit (composite - plate) changes abruptly from one frame to the next (grey levels)",
+    "seams": "an edge along the paste-back mask boundary that the plate does not have (grey levels)",
+}
+
+
+def _cached(ctx: "StageContext", key: str, make):
+    """Per-context memo (sections share the loaded data and the flags)."""
+    entry = _CACHE.get(id(ctx))
+    if entry is None or entry[0]() is not ctx:
+        entry = (weakref.ref(ctx), {})
+        _CACHE[id(ctx)] = entry
+        weakref.finalize(ctx, _CACHE.pop, id(ctx), None)
+    store = entry[1]
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
+def report_data(ctx: "StageContext") -> ReportData:
+    return _cached(ctx, "data", lambda: ReportData.load(ctx.session))
+
+
+def report_flags(ctx: "StageContext") -> FlagResults:
+    th = {k.split(".", 1)[1]: float(v) for k, v in ctx.config.options.items() if k.startswith("report.")
+          and k.split(".", 1)[1] in ("stiff_expression", "unnatural_eyes", "seams", "flicker_k", "flicker_levels")}
+    return _cached(ctx, "flags", lambda: compute_flags(report_data(ctx), ctx.components, th))
+
+
+class SummarySection:
+    name = "summary"
+    order = 0
+
+    def html(self, ctx: "StageContext") -> str | None:
+        d = report_data(ctx)
+        s = ctx.session
+        m = s.meta
+        flagged = report_flags(ctx).flagged_frames()
+        rows = [("session", m.name), ("rig", f"{m.rig} ({', '.join(s.rig.camera_names)})"), ("fps", fmt(m.fps)),
+                ("created", m.created), ("output frames", len(d.framesets)),
+                ("composited frames", len(d.outputs)), ("frames flagged for an artist", len(flagged)),
+                ("method", ctx.config.method or (d.stages.get("age", {}) and _age_method(s) or "-")),
+                ("consent records", len(m.consent))]
+        parts = [table(("", ""), rows)]
+        if m.notes:
+            parts.append(f'<p class="note">{esc(m.notes)}</p>')
+        if d.stages:
+            order = sorted(d.stages.items(), key=lambda kv: kv[1].get("seconds", 0), reverse=True)
+            parts.append("<h3>Stages</h3>" + table(("stage", "version", "seconds", "cache key"),
+                         [(n, i.get("version", "?"), fmt(float(i.get("seconds", float("nan"))), 4),
+                           str(i.get("key", ""))[:12]) for n, i in order], numeric=(2,)))
+        for n in d.notes:
+            parts.append(f'<div class="warn">{esc(n)}</div>')
+        return "".join(parts)
+
+
+def _age_method(session) -> str:
+    import json
+
+    p = session.stage_dir("age") / "edits.json"
+    try:
+        return json.loads(p.read_text()).get("method", "-")
+    except (OSError, ValueError):
+        return "-"
+
+
+class RigSection:
+    name = "rig"
+    order = 10
+
+    def html(self, ctx: "StageContext") -> str | None:
+        rig = ctx.session.rig
+        rows = [(c.name, c.role, c.sensor, f"{c.resolution[0]}x{c.resolution[1]}", c.backend)
+                for c in rig.cameras]
+        out = [table(("camera", "role", "sensor", "resolution", "backend"), rows)]
+        cal = ctx.session.calibration_path
+        others = [n for n in ctx.components.all("report_section") if "calib" in n]
+        if cal.exists() and not others:
+            out.append(_calibration_fallback(ctx))
+        elif not cal.exists():
+            out.append('<p class="note">not calibrated yet (no calibration.json): run the calibrate stage.</p>')
+        return "".join(out)
+
+
+def _calibration_fallback(ctx) -> str:
+    """RMS per camera from calibration.json when no calibration plugin section is installed."""
+    try:
+        data = ctx.session.read_calibration()
+    except Exception as exc:
+        return f'<div class="warn">calibration.json unreadable: {esc(exc)}</div>'
+    names, rms = [], []
+    for c in data.get("cameras", []):
+        q = c.get("quality", {}) if isinstance(c.get("quality"), dict) else {}
+        v = q.get("rms_px", c.get("rms_px", c.get("rms")))
+        names.append(c.get("name", "?"))
+        rms.append(float(v) if isinstance(v, (int, float)) else float("nan"))
+    if not names:
+        return ""
+    return svg.bar_chart(names, {"RMS reprojection error": rms}, title="calibration RMS per camera",
+                         y_label="px", height=200)
+
+
+class SyncTimelineSection:
+    name = "timeline"
+    title = "Sync timeline"
+    order = 30
+
+    def html(self, ctx: "StageContext") -> str | None:
+        import json
+
+        s = ctx.session
+        d = report_data(ctx)
+        rows: dict[str, dict[str, list[float]]] = {}
+        t0 = None
+        for cam in s.rig.camera_names:
+            recs = s.frames(cam)
+            if recs and t0 is None:
+                t0 = min(r.t_capture_ns for r in recs)
+            rows[cam] = {k: [r.t_capture_ns for r in recs if r.status == k] for k in ("ok", "dropped", "gap")}
+        if t0 is None:
+            return '<p class="note">no frames recorded.</p>'
+        hero = s.rig.hero.name
+        unmatched = {c: [fs.t_ns for fs in d.framesets if fs.indices.get(c) is None] for c in s.rig.camera_names}
+        lanes: dict[str, dict[str, list[float]]] = {}
+        for cam, ev in rows.items():
+            lanes[cam] = {k: [(t - t0) / 1e9 for t in v] for k, v in ev.items() if v}
+            if unmatched[cam]:
+                lanes[cam]["missing"] = [(t - t0) / 1e9 for t in unmatched[cam]]
+        allt = [t for ev in lanes.values() for v in ev.values() for t in v]
+        chart = svg.lanes((min(allt), max(allt)), lanes, title="capture timeline: frames per camera (ticks), "
+                          "drops and frame sets without a match", x_label=f"seconds since first frame ({hero} clock)")
+        stats = []
+        rep = s.stage_dir("sync") / "report.json"
+        srep = json.loads(rep.read_text()) if rep.exists() else {}
+        for cam, ev in rows.items():
+            stats.append((cam, len(ev["ok"]), len(ev["dropped"]), len(ev["gap"]), len(unmatched[cam]),
+                          fmt(srep.get("offsets_ns", {}).get(cam, float("nan")) / 1e6
+                              if cam in srep.get("offsets_ns", {}) else float("nan"), 4)))
+        body = chart + table(("camera", "frames ok", "dropped", "gap", "frame sets without this camera",
+                              "clock offset (ms)"), stats, numeric=(1, 2, 3, 4, 5))
+        if any(unmatched[c] for c in s.rig.camera_names):
+            body += ('<p class="note">"missing": output frames whose frame set has no image of that camera '
+                     '(dropped or out of sync tolerance); the fit uses the other views there.</p>')
+        return body
+
+
+def vertex_jitter_mm(vertices: np.ndarray) -> np.ndarray:
+    """(T,) mean over vertices of |v[t-1] - 2 v[t] + v[t+1]| in mm (second temporal difference: motion that is not
+    smooth); NaN at the first and last frame. ``vertices``: (T, V, 3) metres."""
+    v = np.asarray(vertices, np.float64)
+    out = np.full(v.shape[0], np.nan)
+    if v.shape[0] >= 3:
+        out[1:-1] = np.linalg.norm(v[:-2] - 2 * v[1:-1] + v[2:], axis=-1).mean(-1) * 1000.0
+    return out
+
+
+class FitSection:
+    name = "fit"
+    order = 40
+
+    def html(self, ctx: "StageContext") -> str | None:
+        fits = report_data(ctx).fits
+        if fits is None:
+            return '<p class="note">the fit stage has not run: no per-frame residuals yet.</p>'
+        frames = np.asarray(fits.frames)
+        parts = []
+        if fits.residual_px is not None and len(fits.cameras):
+            series = {c: fits.residual_px[:, i] for i, c in enumerate(fits.cameras)}
+            parts.append(svg.line_chart(frames, series, title="landmark reprojection RMS per camera",
+                                        y_label="px"))
+            med = {c: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan") for c, v in series.items()}
+            parts.append(table(("camera", "median RMS (px)", "max RMS (px)"),
+                               [(c, fmt(med[c]), fmt(float(np.nanmax(v)) if np.isfinite(v).any() else float("nan")))
+                                for c, v in series.items()], numeric=(1, 2)))
+        jit = vertex_jitter_mm(fits.vertices)
+        parts.append(svg.line_chart(frames, {"jitter": jit}, title="vertex jitter (second temporal difference, "
+                                    "mean over vertices)", y_label="mm"))
+        invalid = frames[~np.asarray(fits.valid, bool)]
+        if invalid.size:
+            parts.append(f'<div class="warn">{invalid.size} frame(s) could not be fitted (interpolated): '
+                         f'{esc(", ".join(map(str, invalid[:40])))}</div>')
+        return "".join(parts)
+
+
+def _crop(img: np.ndarray, box: tuple[int, int, int, int] | None, pad: float = 0.35) -> np.ndarray:
+    if box is None:
+        return img
+    x, y, w, h = box
+    H, W = img.shape[:2]
+    side = int(max(w, h) * (1 + 2 * pad))
+    cx, cy = x + w // 2, y + h // 2
+    x0, y0 = max(0, cx - side // 2), max(0, cy - side // 2)
+    return img[y0:min(H, y0 + side), x0:min(W, x0 + side)]
+
+
+class PlatesSection:
+    name = "plates"
+    order = 50
+
+    def html(self, ctx: "StageContext") -> str | None:
+        d = report_data(ctx)
+        if not d.outputs:
+            return '<p class="note">no composited hero plates yet (the composite stage has not run).</p>'
+        frames = list(d.outputs)
+        pick = sorted({frames[0], frames[len(frames) // 2], frames[-1]})
+        boxes = report_flags(ctx).boxes
+        figs = []
+        for f in pick:
+            b, a = d.before(f), d.after(f)
+            if b is None or a is None:
+                continue
+            figs.append(f'<div>{img_tag(b, f"frame {f} before")}</div><div>{img_tag(a, f"frame {f} after")}</div>')
+            if f in boxes:
+                figs.append(f'<div>{img_tag(_crop(b, boxes[f]), "face before", 200)}</div>'
+                            f'<div>{img_tag(_crop(a, boxes[f]), "face after", 200)}</div>')
+        return ('<p class="note">hero plate before (left) and after (right) at the first, middle and last '
+                f'composited frame ({len(frames)} composited frames).</p><div class="thumbs">{"".join(figs)}</div>')
+
+
+class FlagsSection:
+    name = "flags"
+    order = 60
+
+    def html(self, ctx: "StageContext") -> str | None:
+        res = report_flags(ctx)
+        d = report_data(ctx)
+        parts = []
+        flagged = res.flagged_frames()
+        if res.series and not flagged:
+            parts.append('<div class="ok">no frame flagged by the checks that ran.</div>')
+        elif flagged:
+            parts.append(f'<div class="bad">{len(flagged)} frame(s) flagged for an artist.</div>')
+        rows = []
+        for name in ("stiff_expression", "unnatural_eyes", "flicker", "seams"):
+            if name in res.series:
+                s = res.series[name]
+                rows.append((name, FLAG_HELP[name], f"{fmt(s.threshold)} {s.unit}", len(s.flagged),
+                             ", ".join(map(str, s.flagged[:30])) + (" ..." if len(s.flagged) > 30 else "")))
+            else:
+                rows.append((name, FLAG_HELP[name], "-", "not run", res.skipped.get(name, "")))
+        parts.append(table(("check", "what it means", "threshold", "flagged", "frames"), rows, numeric=(3,)))
+        for name, s in res.series.items():
+            if np.isfinite(s.score).any():
+                parts.append(svg.line_chart(s.frames, {name: s.score}, title=f"{name} per frame",
+                                            y_label=s.unit, threshold=s.threshold, marks=list(s.flagged), height=180))
+        if flagged:
+            figs = []
+            for f, names in list(flagged.items())[:24]:
+                b, a = d.before(f), d.after(f)
+                if b is None or a is None:
+                    continue
+                box = res.boxes.get(f)
+                pills = "".join(f'<span class="pill flag">{esc(n)}</span>' for n in names)
+                figs.append(f'<div><div>{pills}</div><div class="thumbs">{img_tag(_crop(b, box), f"{f} plate", 180)}'
+                            f'{img_tag(_crop(a, box), f"{f} output", 180)}</div></div>')
+            parts.append("<h3>Flagged frames</h3>" + f'<div class="thumbs">{"".join(figs)}</div>')
+        return "".join(parts)
+
+
+class ProvenanceSection:
+    name = "provenance"
+    order = 90
+
+    def html(self, ctx: "StageContext") -> str | None:
+        from ..provenance import read_manifest, verify_manifest
+
+        s = ctx.session
+        try:
+            files = read_manifest(s)
+            status = verify_manifest(s)
+        except Exception as exc:
+            return f'<div class="warn">{esc(exc)}</div>'
+        consent = [(c.performer, c.reference, c.granted_by, c.date, ", ".join(c.scope), c.document or "-")
+                   for c in s.meta.consent]
+        parts = ["<h3>Consent</h3>", table(("performer", "reference", "granted by", "date", "scope", "document"),
+                                           consent) if consent else '<p class="note">no consent records.</p>']
+        if not files:
+            parts.append('<p class="note">no output files recorded in out/manifest.json yet.</p>')
+            return "".join(parts)
+        counts = {k: sum(1 for v in status.values() if v == k) for k in ("ok", "changed", "missing")}
+        by_stage: dict[str, int] = {}
+        methods: set[str] = set()
+        for key, e in files.items():
+            prov = e.get("provenance", {})
+            by_stage[prov.get("stage") or "-"] = by_stage.get(prov.get("stage") or "-", 0) + 1
+            if prov.get("method"):
+                methods.add(prov["method"])
+        parts.append(f"<h3>Manifest (out/manifest.json)</h3><p>{len(files)} output files with provenance; "
+                     f"{counts['ok']} match their recorded sha256, {counts['changed']} changed since, "
+                     f"{counts['missing']} missing. Methods: {esc(', '.join(sorted(methods)) or 'none')}.</p>")
+        parts.append(table(("stage", "files"), sorted(by_stage.items()), numeric=(1,)))
+        bad = [(k, v) for k, v in status.items() if v != "ok"][:20]
+        if bad:
+            parts.append('<div class="warn">' + esc("; ".join(f"{k}: {v}" for k, v in bad)) + "</div>")
+        first = next(iter(files.values())).get("provenance", {})
+        plugins = first.get("plugins", {})
+        if plugins:
+            parts.append("<h3>Plugins that made the outputs</h3>" + table(("plugin", "distribution and version"),
+                                                                         sorted(plugins.items())))
+        return "".join(parts)
+
+
+BUILTIN_SECTIONS = (SummarySection, RigSection, SyncTimelineSection, FitSection, PlatesSection, FlagsSection,
+                    ProvenanceSection)
+
+
+def render_sections(ctx: "StageContext") -> list[tuple[str, str, str]]:
+    """Every registered section's fragment, in ``order``; a section that raises becomes an error box (the report
+    must not fail because one section did)."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    comps = ctx.components.all("report_section")
+    items = []
+    for name, comp in comps.items():
+        inst = comp() if isinstance(comp, type) else comp
+        items.append((getattr(inst, "order", 100), name, inst))
+    out = []
+    for order, name, inst in sorted(items, key=lambda x: (x[0], x[1])):
+        try:
+            frag = inst.html(ctx)
+        except Exception as exc:
+            log.warning("report section %s failed: %s: %s", name, type(exc).__name__, exc, exc_info=True)
+            frag = f'<div class="bad">this section failed: {esc(type(exc).__name__)}: {esc(exc)}</div>'
+        if frag:
+            heading = getattr(inst, "title", None) or name.replace("_", " ").capitalize()
+            out.append((name, heading, frag))
+    return out

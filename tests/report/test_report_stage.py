@@ -1,0 +1,160 @@
+"""The report stage and `reconstruct report` on synthetic sessions: works after sync alone, runs last, flags the
+planted defects of fake composites, survives a broken section, and is one self-contained page."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from types import MappingProxyType
+
+import cv2
+import numpy as np
+import pytest
+
+import plugins.report_stage
+import plugins.sync_stage
+from reconstruct import hookimpl
+from reconstruct.commands import report as report_cmd
+from reconstruct.demo import demo_rig_path
+from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.plugins import make_plugin_manager
+from reconstruct.provenance import read_manifest
+from reconstruct.rig import load_rig
+from reconstruct.session import Session
+from reconstruct.synth import SynthSpec, generate_session
+
+
+class Later:
+    """A stage that sorts after 'report' by name and by registration: the report must still run after it."""
+
+    name = "zzz_late"
+    requires = ("sync",)
+    version = "1"
+
+    def fingerprint(self, ctx):
+        return {"x": ctx.config.options.get("late.x", "1")}
+
+    def run(self, ctx, out):
+        (out / "x.txt").write_text(ctx.config.options.get("late.x", "1"))
+
+
+class Broken:
+    name = "broken_section"
+    order = 5
+
+    def html(self, ctx):
+        raise RuntimeError("section bug")
+
+
+class Extra:
+    @hookimpl
+    def register_stages(self):
+        return [Later()]
+
+    @hookimpl
+    def register_report_sections(self):
+        return [Broken]
+
+
+def host(*extra):
+    return make_plugin_manager(load_entry_points=False, extra_plugins=[
+        ("sync", plugins.sync_stage), ("report", plugins.report_stage), *extra])
+
+
+@pytest.fixture()
+def shot(tmp_path) -> Path:
+    root = tmp_path / "shot"
+    generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=10, seed=5))
+    return root
+
+
+def assert_self_contained(html: str) -> None:
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    # nothing fetched from anywhere: no external src/href, no stylesheet links, no scripts
+    assert not re.search(r'(src|href)="(?!data:|#)', html), re.search(r'(src|href)="(?!data:|#)[^"]*', html)
+    assert "<link" not in html and "<script" not in html and "@import" not in html
+
+
+def test_report_after_sync_only(shot):
+    results = run_pipeline(RunConfig(session=shot), host())
+    assert [r.name for r in results] == ["sync", "report"]
+    page = (shot / "out" / "report" / "report.html").read_text()
+    assert_self_contained(page)
+    for anchor in ("summary", "rig", "timeline", "fit", "plates", "flags", "provenance"):
+        assert f'<section id="{anchor}">' in page
+    assert "the fit stage has not run" in page and "the composite stage has not run" in page
+    assert page.count("<svg") >= 1  # the sync timeline
+    flags = json.loads((shot / "out" / "report" / "flags.json").read_text())
+    assert flags["flagged"] == {} and set(flags["skipped"]) == {"stiff_expression", "unnatural_eyes", "flicker", "seams"}
+    assert "out/report/report.html" in read_manifest(Session.open(shot))
+
+
+def test_report_runs_last_and_survives_a_broken_section(shot):
+    results = run_pipeline(RunConfig(session=shot), host(("extra", Extra())))
+    names = [r.name for r in results]
+    assert names[-1] == "report" and "zzz_late" in names
+    page = (shot / "out" / "report" / "report.html").read_text()
+    assert "this section failed: RuntimeError: section bug" in page
+    assert '<section id="timeline">' in page  # the other sections are still there
+    # unchanged inputs: the report is up to date; a changed upstream stage rebuilds it
+    again = {r.name: r.skipped for r in run_pipeline(RunConfig(session=shot), host(("extra", Extra())))}
+    assert again["report"] is True
+    again = {r.name: r.skipped for r in run_pipeline(
+        RunConfig(session=shot, options=MappingProxyType({"late.x": "2"})), host(("extra", Extra())))}
+    assert again["zzz_late"] is False and again["report"] is False
+
+
+def _write_fake_composites(root: Path, hard_frame: int, pop_frame: int) -> None:
+    """What the composite stage writes (out/plates/hero/F.png 16-bit, out/plates/patches/F_mask.png + F.json): a
+    face patch 12 levels brighter than the plate, feathered, except one hard-edged frame and one that pops."""
+    s = Session.open(root)
+    hero = s.rig.hero.name
+    recs = {r.index: r for r in s.frames(hero)}
+    w, h = s.rig.hero.resolution
+    yy, xx = np.mgrid[0:h, 0:w]
+    hard = (((xx - w / 2) / 90) ** 2 + ((yy - h / 2) / 120) ** 2 < 1).astype(np.float32)
+    soft = cv2.GaussianBlur(hard, (0, 0), 6.0)
+    plates = root / "out" / "plates" / "hero"
+    patches = root / "out" / "plates" / "patches"
+    plates.mkdir(parents=True)
+    patches.mkdir(parents=True)
+    for fs in s.read_sync():
+        idx = fs.indices.get(hero)
+        if idx is None:
+            continue
+        plate = s.read_image(hero, recs[idx]).astype(np.float32)
+        a = hard if fs.frame == hard_frame else soft
+        lift = 30.0 if fs.frame == pop_frame else 12.0
+        comp = np.clip(plate + lift * a[..., None], 0, 255)
+        cv2.imwrite(str(plates / f"{fs.frame:06d}.png"),
+                    cv2.cvtColor(np.round(comp * 257).astype(np.uint16), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(patches / f"{fs.frame:06d}_mask.png"), np.round(a * 65535).astype(np.uint16))
+        (patches / f"{fs.frame:06d}.json").write_text(json.dumps({"offset_px": [0, 0], "plate_size": [w, h]}))
+
+
+def test_flags_fire_on_planted_seam_and_pop(shot):
+    run_pipeline(RunConfig(session=shot, only_stage="sync"), host())
+    frames = [fs.frame for fs in Session.open(shot).read_sync() if fs.indices.get("hero") is not None]
+    hard_f, pop_f = frames[2], frames[6]
+    _write_fake_composites(shot, hard_f, pop_f)
+    run_pipeline(RunConfig(session=shot), host())
+    flags = json.loads((shot / "out" / "report" / "flags.json").read_text())
+    seams = flags["checks"]["seams"]
+    assert seams["flagged"] == [hard_f], seams["score"]
+    flick = flags["checks"]["flicker"]
+    assert pop_f in flick["flagged"] and pop_f + 1 in flick["flagged"]  # the pop and the return
+    quiet = [f for f in frames if f not in (hard_f, hard_f + 1, pop_f, pop_f + 1)]
+    assert not set(quiet) & set(flick["flagged"]), flick
+    page = (shot / "out" / "report" / "report.html").read_text()
+    assert_self_contained(page)
+    assert "frame(s) flagged for an artist" in page and page.count("data:image/jpeg;base64,") >= 6
+
+
+def test_report_command(shot, capsys, tmp_path):
+    run_pipeline(RunConfig(session=shot, only_stage="sync"), host())
+    args = argparse.Namespace(session=shot, copy_to=tmp_path / "qc" / "r.html", option=["report.seams=6"])
+    assert report_cmd.run(args, host()) == 0
+    assert (tmp_path / "qc" / "r.html").read_text() == (shot / "out" / "report" / "report.html").read_text()
+    assert str(shot / "out" / "report" / "report.html") in capsys.readouterr().out
