@@ -185,8 +185,6 @@ class Recorder:
 
     def run(self) -> RecordResult:
         self._validate()
-        self.session = Session.create(self.root, self.rig, notes=self.opt.notes)
-        self._check_disk()
         ctx = zmq.Context()
         server = None
         pull = ctx.socket(zmq.PULL)
@@ -200,6 +198,8 @@ class Recorder:
                 server.apply(pull)
             data_ep = bind(pull, self.opt.data_endpoint, "recorder")
             clock_ep = self._start_clock()
+            self.session = Session.create(self.root, self.rig, notes=self.opt.notes)
+            self._check_disk()
             for cam in self.rig.camera_names:
                 writers[cam] = _Writer(self.session, cam, self.stats[cam], self.opt.image_format,
                                        self.opt.writer_queue, self._on_fatal)

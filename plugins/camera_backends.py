@@ -25,21 +25,26 @@ from reconstruct.rig import CameraSpec
 log = logging.getLogger(__name__)
 
 CODE_BITS = 24  # tick code stamped into the synthetic pattern's top rows
-CODE_CELL = 8  # pixels per code bit
+
+
+def _cell(width: int) -> int:
+    return max(1, min(8, width // CODE_BITS))
 
 
 def stamp_code(img: np.ndarray, value: int) -> None:
     """Write ``value`` (0 <= value < 2**24) as black/white cells along the image's top rows (in place)."""
+    c = _cell(img.shape[1])
     for b in range(CODE_BITS):
-        img[0:CODE_CELL, b * CODE_CELL:(b + 1) * CODE_CELL] = 255 if (value >> b) & 1 else 0
+        img[0:c, b * c:(b + 1) * c] = 255 if (value >> b) & 1 else 0
 
 
 def read_code(img: np.ndarray) -> int:
     """Inverse of :func:`stamp_code` (for tests and checks of stored frames)."""
     gray = img if img.ndim == 2 else img[..., 0]
+    c = _cell(gray.shape[1])
     v = 0
     for b in range(CODE_BITS):
-        if gray[CODE_CELL // 2, b * CODE_CELL + CODE_CELL // 2] > 127:
+        if gray[c // 2, b * c + c // 2] > 127:
             v |= 1 << b
     return v
 

@@ -1,0 +1,230 @@
+"""Recorder behaviour under faults: a camera node killed, the recorder killed, bad input, a full disk, CURVE."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+import zmq.auth
+
+from capture.cli import main as capture_main
+from capture.recorder import Recorder
+from capture.security import CurveServer, check_bind_allowed, curve_client, make_keys
+from plugins.camera_backends import read_code
+from reconstruct.errors import BackendError, CaptureError, ConfigError, SessionError
+from reconstruct.rig import load_rig
+from reconstruct.session import Session
+
+from .conftest import loopback_options, write_rig
+
+
+def _rows(session_dir, cam):
+    p = session_dir / "cams" / cam / "frames.csv"
+    return p.read_text().count("\n") - 1 if p.exists() else 0
+
+
+def _check_ok_frames_readable(s: Session, cam: str):
+    """Every row listed ok points at a complete image of its own tick."""
+    n = 0
+    for r in s.frames(cam):
+        if r.status == "ok":
+            img = s.read_image(cam, r)
+            assert read_code(img) == r.tick
+            n += 1
+    return n
+
+
+def test_small_take_counts_and_sync(small_rig, tmp_path):
+    res = Recorder(small_rig, tmp_path / "t", loopback_options(frames=45)).run()
+    s = res.session
+    assert {c: len(s.frames(c)) for c in small_rig.camera_names} == {c: 45 for c in small_rig.camera_names}
+    assert res.report["state"] == "complete"
+    from capture.sync_session import sync_session
+
+    fsets, rep = sync_session(s)
+    assert rep.method == "tick" and len(fsets) == 45
+    assert all(fs.indices[c] == fs.frame for fs in fsets for c in small_rig.camera_names)
+    assert json.loads(s.sync_report_path.read_text())["method"] == "tick"
+    # timecode derived from the tick and the session's timecode start
+    assert s.frames("hero")[31].timecode == "00:00:01:01"
+
+
+def test_killing_a_camera_node_keeps_recording_the_others(small_rig, tmp_path):
+    rec = Recorder(small_rig, tmp_path / "t", loopback_options(seconds=4))
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", rec.run()))
+    th.start()
+    deadline = time.time() + 30
+    while _rows(tmp_path / "t", "ir-left") < 30 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(rec.procs["ir-left"].pid, signal.SIGKILL)
+    th.join(timeout=60)
+    res = out["r"]
+    s = Session.open(tmp_path / "t")
+    left = s.frames("ir-left")
+    assert left[-1].status == "gap" and "exited" in left[-1].note
+    assert res.report["cameras"]["ir-left"]["gaps"]
+    assert _check_ok_frames_readable(s, "ir-left") >= 30
+    for cam in ("hero", "ir-right"):  # the others recorded the whole take
+        assert len(s.frames(cam)) == 120 and all(r.status == "ok" for r in s.frames(cam))
+    from capture.sync_session import sync_session
+
+    fsets, rep = sync_session(s)
+    missing = rep.cameras["ir-left"].unmatched_hero
+    assert missing == 120 - sum(1 for r in left if r.status == "ok")
+
+
+def test_sigkill_of_the_recorder_leaves_a_readable_session(tmp_path):
+    rig = write_rig(tmp_path / "rig.toml")
+    take = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "-m", "capture.cli", "record", str(rig), str(take), "--seconds", "60",
+                             "--quiet", "--data-endpoint", "tcp://127.0.0.1:0"])
+    deadline = time.time() + 30
+    while _rows(take, "hero") < 40 and time.time() < deadline:
+        time.sleep(0.02)
+    pids = [c["pid"] for c in json.loads((take / "capture.json").read_text())["cameras"].values()]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    s = Session.open(take)
+    for cam in s.rig.camera_names:
+        assert _check_ok_frames_readable(s, cam) >= 30
+    # orphaned nodes notice and exit by themselves
+    deadline = time.time() + 15
+    alive = pids
+    while alive and time.time() < deadline:
+        alive = [p for p in pids if _alive(p)]
+        time.sleep(0.1)
+    for p in alive:  # do not leak processes even if the check fails
+        os.kill(p, signal.SIGKILL)
+    assert not alive
+    assert capture_main(["status", str(take)]) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (our grandchild reparented to init or not yet reaped) counts as exited
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_unknown_backend_and_bad_settings(tmp_path):
+    rig = load_rig(write_rig(tmp_path / "rig.toml", backend="nope"))
+    with pytest.raises(BackendError, match="camera 'hero'.*no camera backend named 'nope'"):
+        Recorder(rig, tmp_path / "t", loopback_options(frames=5)).run()
+    assert not (tmp_path / "t").exists()
+    rig = load_rig(write_rig(tmp_path / "rig2.toml", settings={"hero": {"colour": "blue"}}))
+    with pytest.raises(BackendError, match="bad \\[camera.settings\\]"):
+        Recorder(rig, tmp_path / "t", loopback_options(frames=5)).run()
+
+
+def test_bad_rig_file_exit_code(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rig]\nname = 'x'\n")
+    assert capture_main(["record", str(bad), str(tmp_path / "t"), "--quiet"]) == 2
+    assert capture_main(["record", str(tmp_path / "missing.toml"), str(tmp_path / "t"), "--quiet"]) == 2
+
+
+def test_port_in_use(small_rig, tmp_path):
+    ctx = zmq.Context.instance()
+    blocker = ctx.socket(zmq.PULL)
+    port = blocker.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        opts = loopback_options(frames=5)
+        from dataclasses import replace
+
+        with pytest.raises(CaptureError, match="already in use") as ei:
+            Recorder(small_rig, tmp_path / "t", replace(opts, data_endpoint=f"tcp://127.0.0.1:{port}")).run()
+        assert "another port" in ei.value.hint
+        with pytest.raises(CaptureError, match="trigger clock.*already in use"):
+            Recorder(small_rig, tmp_path / "t2", replace(opts, tick_endpoint=f"tcp://127.0.0.1:{port}")).run()
+        assert not (tmp_path / "t2").exists()
+    finally:
+        blocker.close()
+
+
+def test_unwritable_output(small_rig, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SessionError, match="cannot create session folder") as ei:
+        Recorder(small_rig, tmp_path / "afile" / "take", loopback_options(frames=5)).run()
+    assert "writable" in ei.value.hint
+
+
+def test_disk_full_stops_the_take_and_keeps_what_was_written(small_rig, tmp_path, monkeypatch):
+    real_save = np.save
+    calls = {"n": 0}
+
+    def save(path, arr, **kw):
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(path, arr, **kw)
+
+    monkeypatch.setattr(np, "save", save)
+    with pytest.raises(CaptureError, match="No space left") as ei:
+        Recorder(small_rig, tmp_path / "t", loopback_options(seconds=10)).run()
+    assert "free disk space" in ei.value.hint
+    s = Session.open(tmp_path / "t")
+    rep = s.read_capture_report()
+    assert rep["state"] == "failed" and rep["errors"]
+    ok = sum(_check_ok_frames_readable(s, c) for c in s.rig.camera_names)
+    assert ok == 50  # every frame written before the disk filled is kept and listed ok
+    notes = [r.note for c in s.rig.camera_names for r in s.frames(c) if r.status == "dropped"]
+    assert any("write failed" in n for n in notes)
+    for c in s.rig.camera_names:  # nothing unaccounted for
+        recs = s.frames(c)
+        assert [r.index for r in recs] == list(range(len(recs)))
+
+
+def test_networked_bind_needs_curve():
+    with pytest.raises(ConfigError, match="without encryption"):
+        check_bind_allowed("tcp://0.0.0.0:5551", curve=False)
+    check_bind_allowed("tcp://0.0.0.0:5551", curve=True)
+    check_bind_allowed("tcp://127.0.0.1:5551", curve=False)
+
+
+def test_curve_recording_and_rejection_of_unknown_clients(small_rig, tmp_path):
+    keys = make_keys(tmp_path / "keys", small_rig.camera_names)
+    res = Recorder(small_rig, tmp_path / "t", loopback_options(frames=20, curve_keys=str(keys))).run()
+    assert all(len(res.session.frames(c)) == 20 for c in small_rig.camera_names)
+    # a client without keys, and one with a key pair the server does not know, get nothing through
+    ctx = zmq.Context()
+    server = CurveServer(ctx, keys)
+    pull = ctx.socket(zmq.PULL)
+    server.apply(pull)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    stranger = make_keys(tmp_path / "stranger", ["hero"])
+    plain, forged, good = ctx.socket(zmq.PUSH), ctx.socket(zmq.PUSH), ctx.socket(zmq.PUSH)
+    forged.curve_serverkey = server.public
+    forged.curve_publickey, forged.curve_secretkey = zmq.auth.load_certificate(
+        str(stranger / "clients" / "hero.key_secret"))
+    curve_client(good, keys, "hero")
+    for sock, msg in ((plain, b"plain"), (forged, b"forged"), (good, b"good")):
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://127.0.0.1:{port}")
+    for sock, msg in ((plain, b"plain"), (forged, b"forged"), (good, b"good")):
+        try:
+            sock.send(msg, zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+    got = []
+    while pull.poll(1500):
+        got.append(pull.recv())
+    assert got == [b"good"]
+    for sock in (plain, forged, good, pull):
+        sock.close()
+    server.stop()
+    ctx.term()
