@@ -178,10 +178,11 @@ class Components:
         if name in comps:
             return comps[name]
         msg = f"no {kind.replace('_', ' ')} named {name!r}; available: {', '.join(sorted(comps)) or 'none'}"
-        hint = "`reconstruct plugins` lists plugins and what they provide"
+        hints = []
         if self.host.failed:
-            failed = "; ".join(f"{n}: {r}" for n, r in self.host.failed.items())
-            hint = f"these plugins failed to import and may provide it: {failed}"
-        elif self.host.disabled:
-            hint = f"these plugins are disabled and may provide it: {', '.join(sorted(self.host.disabled))}"
+            hints.append("these plugins failed to import and may provide it: "
+                         + "; ".join(f"{n}: {r}" for n, r in self.host.failed.items()))
+        if self.host.disabled:
+            hints.append(f"these plugins are disabled and may provide it: {', '.join(sorted(self.host.disabled))}")
+        hint = "; ".join(hints) or "`reconstruct plugins` lists plugins and what they provide"
         raise ComponentNotFound(msg, hint=hint)
