@@ -71,8 +71,9 @@ def _rig_target(cameras: dict[str, CameraModel], board: BoardSpec) -> tuple[np.n
 def make_board_poses(board: BoardSpec, cameras: dict[str, CameraModel], n_poses: int, seed: int = 0) -> list[np.ndarray]:
     """``n_poses`` random 4x4 board-to-world transforms in front of the rig, facing it.
 
-    The board centre is spread over the common field of view around the point the cameras look at, its distance
-    varies by +-20 %, it is tilted up to 40 degrees about an in-plane axis and rolled up to +-25 degrees.
+    The board centre is spread over the field of view around the point the cameras look at (reaching the image
+    borders, so that corners cover the images), its distance varies from 75 % to 130 %, it is tilted 10 to 45
+    degrees about a random in-plane axis and rolled up to +-25 degrees.
     """
     if n_poses < 1:
         raise ConfigError(f"n_poses must be at least 1, got {n_poses}")
@@ -85,16 +86,18 @@ def make_board_poses(board: BoardSpec, cameras: dict[str, CameraModel], n_poses:
     xdir /= np.linalg.norm(xdir)
     ydir = np.cross(zdir, xdir)
     R0 = np.stack([xdir, ydir, zdir], axis=1)  # board axes in world: x right, y down, z away from the rig
-    hw = min(0.5 * min(c.image_size) / max(c.K[0, 0], c.K[1, 1]) for c in cameras.values())  # tan(half fov)
+    hx = min(0.5 * c.image_size[0] / c.K[0, 0] for c in cameras.values())  # tan(half horizontal fov)
+    hy = min(0.5 * c.image_size[1] / c.K[1, 1] for c in cameras.values())
     bw, bh = board_size_m(board)
     centre_local = np.array([bw / 2, bh / 2, 0.0])
     poses = []
     for _ in range(n_poses):
-        d = dist * rng.uniform(0.8, 1.2)
-        spread = max(0.0, hw * d - 0.5 * max(bw, bh)) * 0.6
-        p = target + (d - dist) * zdir + rng.uniform(-spread, spread) * xdir + rng.uniform(-spread, spread) * ydir
+        d = dist * rng.uniform(0.75, 1.3)
+        sx = max(0.0, hx * d - 0.35 * max(bw, bh))
+        sy = max(0.0, hy * d - 0.35 * max(bw, bh))
+        p = target + (d - dist) * zdir + rng.uniform(-sx, sx) * xdir + rng.uniform(-sy, sy) * ydir
         phi = rng.uniform(0, 2 * np.pi)
-        tilt = _rot(np.cos(phi) * xdir + np.sin(phi) * ydir, np.deg2rad(rng.uniform(5, 40)))
+        tilt = _rot(np.cos(phi) * xdir + np.sin(phi) * ydir, np.deg2rad(rng.uniform(10, 45)))
         roll = _rot(zdir, np.deg2rad(rng.uniform(-25, 25)))
         R = tilt @ roll @ R0
         T = np.eye(4)
@@ -260,15 +263,16 @@ def render_board_views(board: BoardSpec, cameras: dict[str, CameraModel], n_pose
 def example_rig_cameras(image_size: tuple[int, int] = (640, 480), baseline: float = 0.3,
                         distance: float = 1.0) -> dict[str, CameraModel]:
     """Three cameras (``hero`` in the middle, ``left`` and ``right`` witnesses ``baseline`` metres to each side)
-    converging on a point ``distance`` metres in front of the hero, with mild distortion: the tests' rig."""
+    converging on a point ``distance`` metres in front of the hero, with mild radial distortion (no tangential
+    distortion: p1 = p2 = 0, as for most modern lenses): the tests' rig."""
     from ..camera import look_at
 
     w, h = image_size
     out = {}
     specs = {
         "hero": ((0.0, 0.0, 0.0), 1.0, (0.05, -0.08, 0.0, 0.0, 0.0)),
-        "left": ((-baseline, -0.05, 0.05), 0.9, (-0.12, 0.06, 0.0005, -0.0003, 0.0)),
-        "right": ((baseline, 0.04, 0.03), 1.1, (0.02, 0.0, -0.0004, 0.0002, 0.0)),
+        "left": ((-baseline, -0.05, 0.05), 0.9, (-0.12, 0.06, 0.0, 0.0, 0.0)),
+        "right": ((baseline, 0.04, 0.03), 1.1, (0.02, 0.0, 0.0, 0.0, 0.0)),
     }
     target = np.array([0.0, 0.0, distance])
     for name, (eye, fscale, dist) in specs.items():
@@ -276,4 +280,25 @@ def example_rig_cameras(image_size: tuple[int, int] = (640, 480), baseline: floa
         f = 0.9 * w * fscale
         K = np.array([[f, 0, w / 2 - 0.5 + 7.3], [0, f * 1.002, h / 2 - 0.5 - 4.1], [0, 0, 1]])
         out[name] = CameraModel(name=name, K=K, dist=np.array(dist), R=R, t=t, image_size=(w, h))
+    return out
+
+
+def ideal_detections(board: BoardSpec, cameras: dict[str, CameraModel], poses: list[np.ndarray],
+                     corner_noise_px: float = 0.0, seed: int = 0) -> dict[str, list]:
+    """Board detections made from :func:`ideal_corners` plus Gaussian noise of ``corner_noise_px`` pixels
+    (standard deviation per axis): what a perfect detector with known noise would report. Camera -> list of
+    :class:`~.detect.BoardDetection` (view = pose index)."""
+    from .detect import BoardDetection
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list] = {}
+    for name, views in ideal_corners(board, cameras, poses).items():
+        out[name] = []
+        for k, uv in enumerate(views):
+            if uv is None:
+                continue
+            ids = np.flatnonzero(np.all(np.isfinite(uv), axis=1)).astype(np.int32)
+            pts = uv[ids] + rng.normal(0.0, corner_noise_px, (ids.size, 2))
+            out[name].append(BoardDetection(camera=name, view=k, ids=ids, corners=pts,
+                                            image_size=cameras[name].image_size))
     return out

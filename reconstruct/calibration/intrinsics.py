@@ -1,0 +1,123 @@
+"""Per-camera intrinsics from board detections: OpenCV's pinhole + distortion model, or its fisheye model.
+
+The result also carries the board pose of every view used (board-to-camera), which seeds the joint extrinsic
+solve (:mod:`.extrinsics`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import CalibrationError
+from ..rig import BoardSpec
+from .detect import BoardDetection
+
+log = logging.getLogger(__name__)
+
+#: fewer views than this -> intrinsics are not trusted (an error below MIN_VIEWS_HARD, a warning below this)
+MIN_VIEWS = 10
+MIN_VIEWS_HARD = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IntrinsicsResult:
+    """Intrinsics of one camera and the board poses they were estimated with.
+
+    Attributes:
+        camera: camera name.
+        K: (3, 3) float64 intrinsic matrix, pixels.
+        dist: (N,) float64 distortion (pinhole: k1 k2 p1 p2 k3 [k4 k5 k6]; fisheye: k1..k4).
+        model: ``"pinhole"`` or ``"fisheye"``.
+        image_size: (width, height), pixels.
+        views: (V,) view indices used.
+        rvecs: (V, 3) float64 board-to-camera Rodrigues vectors.
+        tvecs: (V, 3) float64 board-to-camera translations, metres.
+        rms: RMS reprojection error over all corners, pixels.
+        per_view_rms: (V,) float64 RMS per view, pixels.
+    """
+
+    camera: str
+    K: np.ndarray
+    dist: np.ndarray
+    model: str
+    image_size: tuple[int, int]
+    views: np.ndarray
+    rvecs: np.ndarray
+    tvecs: np.ndarray
+    rms: float
+    per_view_rms: np.ndarray
+
+
+def _check(dets: list[BoardDetection], camera: str) -> tuple[int, int]:
+    if len(dets) < MIN_VIEWS_HARD:
+        raise CalibrationError(
+            f"camera {camera!r}: the board was found in only {len(dets)} calibration views; at least "
+            f"{MIN_VIEWS_HARD} are needed (and {MIN_VIEWS}+ to trust the result)",
+            hint=f"capture {MIN_VIEWS - len(dets)} or more views of the board with camera {camera!r}: tilted "
+                 "up to ~40 degrees, near the image corners and edges as well as in the centre")
+    sizes = {d.image_size for d in dets}
+    if len(sizes) > 1:
+        raise CalibrationError(f"camera {camera!r}: calibration images have different sizes {sorted(sizes)}",
+                               hint="all images of one camera must have the same resolution; remove the odd ones "
+                                    "or recapture at the rig's resolution")
+    return next(iter(sizes))
+
+
+def calibrate_intrinsics(dets: list[BoardDetection], board: BoardSpec, *, model: Literal["pinhole", "fisheye"] = "pinhole",
+                         fix_aspect_ratio: bool = False, zero_tangent: bool = False, rational: bool = False,
+                         fix_k3: bool = False, camera: str | None = None) -> IntrinsicsResult:
+    """Calibrate one camera from its detections (``cv2.calibrateCamera`` / ``cv2.fisheye.calibrate``).
+
+    ``fix_aspect_ratio`` keeps fx/fy at the initial ratio (1), as OpenCV's ``CALIB_FIX_ASPECT_RATIO``;
+    ``rational`` adds k4..k6; ``fix_k3`` drops k3 (advisable with few or central-only views).
+    """
+    import cv2
+
+    camera = camera or (dets[0].camera if dets else "?")
+    w, h = _check(dets, camera)
+    obj = [d.object_points(board).astype(np.float32).reshape(-1, 1, 3) for d in dets]
+    img = [d.corners.astype(np.float32).reshape(-1, 1, 2) for d in dets]
+    crit = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-12)
+    try:
+        if model == "fisheye":
+            flags = cv2.fisheye.CALIB_RECOMPUTE_EXTRINSIC | cv2.fisheye.CALIB_FIX_SKEW
+            rms, K, dist, rvecs, tvecs = cv2.fisheye.calibrate(obj, img, (w, h), None, None, flags=flags,
+                                                               criteria=crit)
+        else:
+            flags = 0
+            K0 = None
+            if fix_aspect_ratio:
+                flags |= cv2.CALIB_FIX_ASPECT_RATIO
+                K0 = np.eye(3)
+            if zero_tangent:
+                flags |= cv2.CALIB_ZERO_TANGENT_DIST
+            if rational:
+                flags |= cv2.CALIB_RATIONAL_MODEL
+            if fix_k3:
+                flags |= cv2.CALIB_FIX_K3
+            rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(obj, img, (w, h), K0, None, flags=flags, criteria=crit)
+    except cv2.error as exc:
+        raise CalibrationError(f"camera {camera!r}: OpenCV could not calibrate from {len(dets)} views: {exc.err}",
+                               hint="add views with the board tilted and at different places in the image") from exc
+    rvecs = np.asarray(rvecs, np.float64).reshape(-1, 3)
+    tvecs = np.asarray(tvecs, np.float64).reshape(-1, 3)
+    dist = np.asarray(dist, np.float64).ravel()
+    per_view = np.empty(len(dets))
+    for i, (o, p) in enumerate(zip(obj, img)):
+        if model == "fisheye":
+            proj, _ = cv2.fisheye.projectPoints(o.astype(np.float64), rvecs[i], tvecs[i], K, dist)
+        else:
+            proj, _ = cv2.projectPoints(o.astype(np.float64), rvecs[i], tvecs[i], K, dist)
+        per_view[i] = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - p.reshape(-1, 2)) ** 2, axis=1))))
+    if not np.isfinite(rms) or rms > 50:
+        raise CalibrationError(f"camera {camera!r}: intrinsic calibration diverged (RMS {rms:.1f} px)",
+                               hint="check the board size in the rig file and remove blurred views")
+    log.info("camera %s: intrinsics from %d views, RMS %.3f px, f = (%.1f, %.1f)", camera, len(dets), rms,
+             K[0, 0], K[1, 1])
+    return IntrinsicsResult(camera=camera, K=np.asarray(K, np.float64), dist=dist, model=model, image_size=(w, h),
+                            views=np.array([d.view for d in dets]), rvecs=rvecs, tvecs=tvecs, rms=float(rms),
+                            per_view_rms=per_view)

@@ -1,0 +1,89 @@
+"""Calibration quality: residuals per camera and view, board-corner error in millimetres, image coverage,
+parameter uncertainty, and the warnings that say when a result should not be trusted (RMS alone is not quality:
+a camera calibrated from views in the image centre only has a low RMS and wrong distortion)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..rig import BoardSpec
+from .boards import corner_points
+
+#: the image is cut into this grid of cells (columns, rows) to measure coverage
+COVERAGE_GRID = (8, 6)
+#: below this fraction of covered cells the distortion estimate is extrapolated over much of the image
+MIN_COVERAGE = 0.5
+MIN_VIEWS = 10
+MIN_SHARED_VIEWS = 5
+MAX_RMS_PX = 1.0
+_REGIONS = (("top-left", "top", "top-right"), ("left", "centre", "right"), ("bottom-left", "bottom", "bottom-right"))
+
+
+def coverage(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int] = COVERAGE_GRID) -> tuple[float, np.ndarray]:
+    """Fraction of grid cells holding at least one corner, and the (rows, cols) bool occupancy grid."""
+    w, h = image_size
+    gx, gy = grid
+    occ = np.zeros((gy, gx), bool)
+    p = np.asarray(points, float).reshape(-1, 2)
+    p = p[np.all(np.isfinite(p), axis=1)]
+    if len(p):
+        cx = np.clip((p[:, 0] / w * gx).astype(int), 0, gx - 1)
+        cy = np.clip((p[:, 1] / h * gy).astype(int), 0, gy - 1)
+        occ[cy, cx] = True
+    return float(occ.mean()), occ
+
+
+def empty_regions(points: np.ndarray, image_size: tuple[int, int]) -> list[str]:
+    """Names of the 3x3 image regions (``"top-left"`` ...) that no corner falls into."""
+    _, occ = coverage(points, image_size, (3, 3))
+    return [_REGIONS[r][c] for r in range(3) for c in range(3) if not occ[r, c]]
+
+
+def board_error_mm(K: np.ndarray, dist: np.ndarray, model: str, T_cam: np.ndarray, T_board: np.ndarray,
+                   uv: np.ndarray, ids: np.ndarray, board: BoardSpec) -> np.ndarray:
+    """Distance, in millimetres on the board, between each detected corner's back-projection and the corner.
+
+    The detected pixel's ray is intersected with the estimated board plane; the result is compared with the
+    corner's estimated position. (N,) float64.
+    """
+    import cv2
+
+    pts = np.asarray(uv, np.float64).reshape(-1, 1, 2)
+    if model == "fisheye":
+        xn = cv2.fisheye.undistortPoints(pts, K, dist).reshape(-1, 2)
+    else:
+        xn = cv2.undistortPoints(pts, K, dist).reshape(-1, 2)
+    d = np.hstack([xn, np.ones((len(xn), 1))])
+    T = T_cam @ T_board  # board -> camera
+    n, p0 = T[:3, 2], T[:3, 3]
+    s = (n @ p0) / (d @ n)
+    X = d * s[:, None]
+    Xk = corner_points(board)[ids] @ T[:3, :3].T + T[:3, 3]
+    return 1000.0 * np.linalg.norm(X - Xk, axis=1)
+
+
+def camera_warnings(name: str, n_views: int, cov: float, empty: list[str], rms: float, std: dict[str, float],
+                    K: np.ndarray, shared: int | None, bad_views: list[tuple[int, float]]) -> list[str]:
+    """Human-readable warnings for one camera, each naming the camera and what to capture next."""
+    out = []
+    if n_views < MIN_VIEWS:
+        out.append(f"camera {name!r}: only {n_views} board views; capture {MIN_VIEWS - n_views} or more, "
+                   "tilted up to ~40 degrees and spread over the image")
+    if cov < MIN_COVERAGE:
+        where = ", ".join(empty) if empty else "the image borders"
+        out.append(f"camera {name!r}: board corners cover only {cov:.0%} of the image (8x6 cells); lens distortion "
+                   f"is extrapolated there: capture views with the board in {where}")
+    if rms > MAX_RMS_PX:
+        out.append(f"camera {name!r}: reprojection RMS {rms:.2f} px is high; check for motion blur, a board that "
+                   "is not flat, a wrong square size, or views that are not simultaneous")
+    f = K[0, 0]
+    if std.get("fx", 0.0) > 0.005 * f:
+        out.append(f"camera {name!r}: focal length uncertain by +-{std['fx']:.1f} px ({std['fx'] / f:.1%}); add views "
+                   "with the board strongly tilted and at several distances")
+    if shared is not None and shared < MIN_SHARED_VIEWS:
+        out.append(f"camera {name!r}: only {shared} views shared with the rest of the rig; capture more views where "
+                   "this camera and its neighbours see the board at the same time")
+    for v, r in bad_views:
+        out.append(f"camera {name!r}: view {v} has RMS {r:.2f} px (more than 3x the camera's median); "
+                   "it may be blurred or not simultaneous - consider deleting it")
+    return out

@@ -1,0 +1,230 @@
+"""Calibrating a whole rig: detections in, :class:`~.result.RigCalibration` out.
+
+Steps (each a function of its own module): intrinsics per camera (:mod:`.intrinsics`, skipped for cameras whose
+intrinsics are given), board pose per view by PnP and the camera-graph initialisation (:mod:`.extrinsics`), one
+bundle adjustment over all camera poses, board poses and optionally intrinsics (:mod:`.bundle`), then the quality
+record and warnings (:mod:`.quality`). :func:`calibrate_session` wraps it for a session's ``calib/`` folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, Mapping
+
+import numpy as np
+
+from ..camera import CameraModel
+from ..errors import CalibrationError
+from ..progress import NullProgress, Progress
+from ..rig import BoardSpec
+from . import quality as Q
+from .bundle import CameraInit, bundle_adjust
+from .detect import BoardDetection, detect_board, diagnose_no_board
+from .extrinsics import initial_poses, solve_board_pose
+from .intrinsics import calibrate_intrinsics
+from .result import RigCalibration
+
+log = logging.getLogger(__name__)
+
+#: views whose PnP fit is worse than this are left out of the initialisation (the bundle adjustment sees them)
+_PNP_INIT_MAX_PX = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationOptions:
+    """Settings of a rig calibration.
+
+    Attributes:
+        model: lens model of every camera, ``"pinhole"`` (OpenCV k1 k2 p1 p2 k3) or ``"fisheye"`` (k1..k4).
+        fix_aspect_ratio: keep fy/fx fixed at 1 (``CALIB_FIX_ASPECT_RATIO``).
+        zero_tangent: no tangential distortion (p1 = p2 = 0).
+        rational: 8-coefficient rational model (k4..k6).
+        fix_k3: no k3 (advisable when views do not reach the image corners).
+        refine_intrinsics: refine intrinsics in the bundle adjustment (else only poses move).
+        reference: camera whose frame is the world frame (default: the rig's hero, else the first camera).
+        outlier_px: residuals above max(outlier_px, 5 sigma) are rejected before the final pass, pixels.
+        sparse: use the Jacobian's sparsity (False: dense finite differences; only for benchmarks).
+    """
+
+    model: Literal["pinhole", "fisheye"] = "pinhole"
+    fix_aspect_ratio: bool = False
+    zero_tangent: bool = False
+    rational: bool = False
+    fix_k3: bool = False
+    refine_intrinsics: bool = True
+    reference: str | None = None
+    outlier_px: float = 2.0
+    sparse: bool = True
+
+
+def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSpec,
+                  options: CalibrationOptions = CalibrationOptions(), *,
+                  intrinsics: Mapping[str, CameraModel] | None = None,
+                  image_sizes: Mapping[str, tuple[int, int]] | None = None,
+                  progress: Progress | None = None) -> RigCalibration:
+    """Calibrate every camera in ``detections`` (camera -> its board detections; same ``view`` = same instant).
+
+    ``intrinsics``: cameras whose intrinsics are known (their K, dist, model are used as the start, and kept
+    unless ``options.refine_intrinsics``). ``image_sizes``: expected (width, height) per camera (from the rig);
+    a mismatch is an error naming the camera.
+    """
+    progress = progress or NullProgress()
+    t0 = time.perf_counter()
+    cams = [c for c in detections]
+    if not cams:
+        raise CalibrationError("no cameras to calibrate", hint="put board images into calib/<camera>/")
+    intrinsics = dict(intrinsics or {})
+    for c in cams:
+        dets = detections[c]
+        if not dets:
+            raise CalibrationError(f"camera {c!r}: the board was not found in any calibration image",
+                                   hint=f"capture {Q.MIN_VIEWS}+ views of the board with camera {c!r}")
+        sizes = {d.image_size for d in dets}
+        if len(sizes) > 1:
+            raise CalibrationError(f"camera {c!r}: calibration images have different sizes {sorted(sizes)}",
+                                   hint="all images of one camera must have one resolution; remove the odd ones")
+        if image_sizes and c in image_sizes and tuple(image_sizes[c]) != next(iter(sizes)):
+            raise CalibrationError(f"camera {c!r}: calibration images are {next(iter(sizes))} pixels but the rig "
+                                   f"says {tuple(image_sizes[c])}",
+                                   hint="capture calibration views at the resolution the camera records with, or fix "
+                                        "the rig file's resolution")
+    reference = options.reference or cams[0]
+    if reference not in detections:
+        raise CalibrationError(f"reference camera {reference!r} has no calibration views",
+                               hint=f"cameras with views: {', '.join(cams)}")
+
+    # 1. intrinsics
+    intr: dict[str, tuple[np.ndarray, np.ndarray, str, tuple[int, int]]] = {}
+    with progress.task("intrinsics", total=len(cams)) as task:
+        for c in cams:
+            if c in intrinsics:
+                m = intrinsics[c]
+                intr[c] = (m.K, m.dist, m.model, m.image_size)
+            else:
+                r = calibrate_intrinsics(detections[c], board, model=options.model,
+                                         fix_aspect_ratio=options.fix_aspect_ratio, zero_tangent=options.zero_tangent,
+                                         rational=options.rational, fix_k3=options.fix_k3, camera=c)
+                intr[c] = (r.K, r.dist, r.model, r.image_size)
+            task.advance()
+
+    # 2. board pose per view, camera graph
+    poses: dict[str, dict[int, np.ndarray]] = {c: {} for c in cams}
+    counts: dict[str, dict[int, int]] = {c: {} for c in cams}
+    for c in cams:
+        K, dist, model, _ = intr[c]
+        for d in detections[c]:
+            T, rms = solve_board_pose(d, board, K, dist, model)
+            if rms < _PNP_INIT_MAX_PX:
+                poses[c][d.view] = T
+                counts[c][d.view] = d.n
+    init = initial_poses(poses, reference, counts)
+
+    # 3. bundle adjustment
+    fixed: list[int] = []
+    if options.model == "pinhole":
+        fixed = ([2, 3] if options.zero_tangent else []) + ([4] if options.fix_k3 else [])
+    inits = [CameraInit(name=c, K=intr[c][0], dist=intr[c][1], model=intr[c][2], image_size=intr[c][3],
+                        T=init.cameras[c], fixed_dist=tuple(i for i in fixed if i < len(intr[c][1])))
+             for c in cams]
+    all_dets = [d for c in cams for d in detections[c]]
+    refine = options.refine_intrinsics
+    ba = bundle_adjust(inits, reference, init.boards, all_dets, board, refine_intrinsics=refine,
+                       fix_aspect=options.fix_aspect_ratio, outlier_px=options.outlier_px, sparse=options.sparse)
+
+    # 4. quality
+    models, cam_q = {}, {}
+    for c in cams:
+        K, dist, T = ba.cameras[c]
+        model, size = intr[c][2], intr[c][3]
+        models[c] = CameraModel(name=c, K=K, dist=dist, R=T[:3, :3], t=T[:3, 3], image_size=size, model=model)
+        sel = ba.obs_camera == c
+        inl = ba.inliers[sel]
+        res = ba.residuals[sel]
+        views = ba.obs_view[sel]
+        err2 = np.sum(res ** 2, axis=1)
+        rms = float(np.sqrt(np.mean(err2[inl]))) if inl.any() else float("nan")
+        per_view = {int(v): float(np.sqrt(np.mean(err2[(views == v) & inl]))) for v in np.unique(views)
+                    if np.any((views == v) & inl)}
+        med = float(np.median(list(per_view.values()))) if per_view else 0.0
+        bad = [(v, r) for v, r in per_view.items() if r > max(3 * med, 0.5)]
+        det_by_view = {d.view: d for d in detections[c]}
+        mm = []
+        for v in sorted(per_view):
+            d = det_by_view[v]
+            mm.append(Q.board_error_mm(K, dist, model, T, ba.boards[v], d.corners, d.ids, board))
+        mm_all = np.concatenate(mm) if mm else np.zeros(0)
+        pts = np.concatenate([d.corners for d in detections[c]])
+        cov, _ = Q.coverage(pts, size)
+        shared = None
+        if len(cams) > 1:
+            shared = max(n for (a, b), n in init.shared_views.items() if c in (a, b))
+        std = ba.param_std.get(c, {})
+        cam_q[c] = {
+            "rms_px": rms, "views": len(per_view), "corners": int(inl.sum()), "outliers": int((~inl).sum()),
+            "per_view_rms_px": {str(v): r for v, r in per_view.items()},
+            "board_error_mm": float(np.sqrt(np.mean(mm_all ** 2))) if mm_all.size else float("nan"),
+            "coverage": cov, "std": std, "shared_views_max": shared,
+            "warnings": Q.camera_warnings(c, len(per_view), cov, Q.empty_regions(pts, size), rms, std, K, shared, bad),
+        }
+    warnings = [w for q in cam_q.values() for w in q["warnings"]]
+    for w in warnings:
+        log.warning("%s", w)
+    quality = {"rms_px": ba.rms, "views": len(ba.boards), "corners": int(ba.inliers.sum()),
+               "outliers": int((~ba.inliers).sum()), "seconds": time.perf_counter() - t0,
+               "bundle_seconds": ba.seconds, "shared_views": {f"{a}-{b}": n for (a, b), n in init.shared_views.items()},
+               "options": asdict(options), "warnings": warnings}
+    board_d = asdict(board)
+    board_d["squares"] = list(board.squares)
+    return RigCalibration(cameras=models, quality=quality, camera_quality=cam_q, reference=reference, board=board_d)
+
+
+def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
+                   progress: Progress | None = None, step: int = 1) -> dict[str, list[BoardDetection]]:
+    """Detect the board in every stored ``calib/<camera>/`` image (every ``step``-th row) of a session.
+
+    The view index of a detection is the frame's ``index`` column in frames.csv: rows with the same index in
+    different cameras are simultaneous. Raises :class:`CalibrationError` naming a camera that has no calibration
+    images or in which the board is never found (with a diagnosis: polarity, dictionary, square count).
+    """
+    progress = progress or NullProgress()
+    board = board or session.rig.board
+    cameras = list(cameras or session.rig.camera_names)
+    records = {c: [r for r in session.frames(c, kind="calib") if r.status == "ok" and r.file][::step] for c in cameras}
+    empty = [c for c, r in records.items() if not r]
+    if empty:
+        raise CalibrationError(
+            f"camera(s) {', '.join(repr(c) for c in empty)} have no calibration images in "
+            f"{session.root / 'calib'}", hint=f"record {Q.MIN_VIEWS}+ views of the board with every camera "
+                                              "(`capture calibrate`), into calib/<camera>/ with a frames.csv")
+    out: dict[str, list[BoardDetection]] = {}
+    with progress.task("detect board", total=sum(len(r) for r in records.values())) as task:
+        for c in cameras:
+            dets = []
+            for rec in records[c]:
+                img = session.read_image(c, rec, kind="calib")
+                d = detect_board(img, board, camera=c, view=rec.index)
+                if d is not None:
+                    dets.append(d)
+                task.advance()
+            if not dets:
+                sample = [session.read_image(c, r, kind="calib") for r in records[c][:5]]
+                raise diagnose_no_board(sample, board, c)
+            log.info("camera %s: board found in %d of %d calibration images", c, len(dets), len(records[c]))
+            out[c] = dets
+    return out
+
+
+def calibrate_session(session, options: CalibrationOptions | None = None, progress: Progress | None = None,
+                      step: int = 1) -> RigCalibration:
+    """Detect, calibrate and return the rig calibration of a session (does not write it)."""
+    rig = session.rig
+    options = options or CalibrationOptions(reference=rig.hero.name)
+    if options.reference is None:
+        from dataclasses import replace
+
+        options = replace(options, reference=rig.hero.name)
+    dets = detect_session(session, rig.board, progress=progress, step=step)
+    sizes = {c.name: c.resolution for c in rig.cameras}
+    return calibrate_rig(dets, rig.board, options, image_sizes=sizes, progress=progress)
