@@ -80,6 +80,7 @@ class Node:
         self.notices: collections.deque = collections.deque()
         self.index = 0
         self.dropped = 0
+        self.live = True
         self.idle_timeout = idle_timeout
         self.parent = os.getppid()
 
@@ -123,7 +124,10 @@ class Node:
                          exposure_us=float(meta.get("exposure_us", self.spec.exposure_us)), timecode=tc)
         self.index += 1
         try:
-            self.queue.put_nowait((h, image))
+            if self.live:
+                self.queue.put_nowait((h, image))
+            else:  # files can wait: read them at the pace the recorder accepts, drop nothing
+                self.queue.put((h, image))
         except queue.Full:
             self.dropped += 1
             self.notices.append(Header(Kind.DROP, camera=self.number, name=self.spec.name, index=h.index, tick=tick,
@@ -140,6 +144,7 @@ class Node:
         return os.getppid() != self.parent
 
     def run(self, backend) -> int:
+        self.live = bool(getattr(backend, "live", True))
         sender = threading.Thread(target=self._sender, daemon=True)
         sender.start()
         reason = "end"

@@ -193,6 +193,7 @@ class VideoFileBackend:
     """
 
     name = "video"
+    live = False  # a file: the node reads it at the pace the recorder accepts and never drops
 
     def __init__(self, spec: CameraSpec, path: str = "", start_time_ns: int = 0, timecode_start: str = "") -> None:
         if not path:
@@ -242,6 +243,7 @@ class ImageSequenceBackend:
     """
 
     name = "images"
+    live = False
 
     def __init__(self, spec: CameraSpec, path: str = "", start_time_ns: int = 0, fps: float = 0.0,
                  timecode_start: str = "") -> None:
