@@ -63,6 +63,8 @@ class FaceModel:
         triangle_uvs: (F, 3) int32 indices into ``uvs``; may be empty.
         albedo_mean: (V, 3) float32 linear RGB in [0, 1] per vertex, or None.
         albedo_basis: (Ka, V, 3) float32 per-vertex albedo modes, or None.
+        albedo_texture: (Ht, Wt, 3) float32 linear-RGB albedo in [0, 1] over ``uvs`` (row 0 = top, i.e. v = 1),
+            or None (the built-in models carry a procedural one, see :mod:`reconstruct.face.albedo`).
         landmarks: scheme -> LandmarkMap.
         regions: region name -> (V,) bool vertex mask (``"face"`` is used for error figures; also ``"eyes"``,
             ``"lips"``, ``"skin"`` where known).
@@ -80,6 +82,7 @@ class FaceModel:
     triangle_uvs: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
     albedo_mean: np.ndarray | None = None
     albedo_basis: np.ndarray | None = None
+    albedo_texture: np.ndarray | None = None
     landmarks: Mapping[str, LandmarkMap] = field(default_factory=lambda: MappingProxyType({}))
     regions: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
     source: str = ""
@@ -141,6 +144,8 @@ def save_face_model(model: FaceModel, path: Path) -> None:
         arrays["albedo_mean"] = model.albedo_mean
     if model.albedo_basis is not None:
         arrays["albedo_basis"] = model.albedo_basis
+    if model.albedo_texture is not None:
+        arrays["albedo_texture"] = model.albedo_texture
     for scheme, lm in model.landmarks.items():
         arrays[f"landmarks/{scheme}/triangle"] = lm.triangle
         arrays[f"landmarks/{scheme}/bary"] = lm.bary
@@ -177,5 +182,6 @@ def load_face_model(path: Path) -> FaceModel:
         uvs=d["uvs"], triangle_uvs=d["triangle_uvs"],
         albedo_mean=d["albedo_mean"] if "albedo_mean" in d.files else None,
         albedo_basis=d["albedo_basis"] if "albedo_basis" in d.files else None,
+        albedo_texture=d["albedo_texture"] if "albedo_texture" in d.files else None,
         landmarks=MappingProxyType(landmarks), regions=MappingProxyType(regions), source=str(d["source"]),
     )

@@ -18,7 +18,8 @@ The contract of a renderer backend (what ``register_renderers`` returns; see :cl
 
     ``render(mesh: Mesh, camera, lighting: Lighting | None = None, background=0.0) -> RenderOutput``:
         inherited from :class:`RendererBase` (albedo from the texture or vertex colours, times Lambert + ambient +
-        SH irradiance, :mod:`.shading`).
+        SH irradiance, :mod:`.shading`). ``render_meshes(renderer, meshes, camera, ...)`` draws several meshes
+        with mutual occlusion (e.g. a textured face plus vertex-coloured eyeballs).
 
 Helpers on fragments (backend-independent, :mod:`.fragments`)
     ``interpolate(fragments, triangles, attr (V, C)) -> (H, W, C)``; ``interpolate_uv`` + ``sample_texture``
@@ -35,7 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RenderError
-from .base import Mesh, RendererBase, RenderOutput, concat_meshes, shade
+from .base import Mesh, RendererBase, RenderOutput, concat_meshes, render_meshes, shade
 from .fragments import (Fragments, barycentrics_torch, interpolate, interpolate_torch, interpolate_uv, pixel_rays,
                         sample_texture, sample_texture_torch)
 from .shading import (Lighting, linear_to_srgb, sh_basis, sh_basis_torch, sh_from_directional, srgb_to_linear,
@@ -64,7 +65,7 @@ def get_renderer(components: Any, name: str = "auto", device: str = "cpu") -> Re
 
 __all__ = [
     "Fragments", "Lighting", "Mesh", "RenderOutput", "RendererBase", "barycentrics_torch", "concat_meshes",
-    "get_renderer", "interpolate", "interpolate_torch", "interpolate_uv", "linear_to_srgb", "pixel_rays",
+    "get_renderer", "interpolate", "interpolate_torch", "interpolate_uv", "linear_to_srgb", "pixel_rays", "render_meshes",
     "sample_texture", "sample_texture_torch", "sh_basis", "sh_basis_torch", "sh_from_directional", "shade",
     "srgb_to_linear", "vertex_normals", "vertex_normals_torch",
 ]

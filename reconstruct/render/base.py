@@ -123,6 +123,37 @@ class RendererBase:
         return shade(frags, mesh, lighting, background)
 
 
+def render_meshes(renderer: "RendererBase", meshes: Sequence[Mesh], camera: CameraModel,
+                  lighting: Lighting | None = None, background: float | Sequence[float] = 0.0) -> RenderOutput:
+    """Render several meshes together (mutual occlusion), each shaded with its own albedo source (texture or
+    vertex colours). The returned fragments index the *concatenated* triangles (mesh order, offsets added)."""
+    from dataclasses import replace
+
+    if not meshes:
+        raise RenderError("render_meshes needs at least one mesh")
+    lighting = lighting or Lighting.key_light()
+    offs = np.cumsum([0] + [len(m.vertices) for m in meshes])
+    tri_offs = np.cumsum([0] + [len(m.triangles) for m in meshes])
+    V = np.concatenate([m.vertices for m in meshes])
+    F = np.concatenate([m.triangles + o for m, o in zip(meshes, offs[:-1])])
+    frags = renderer.rasterize(V, F, camera)
+    if len(meshes) == 1:
+        return shade(frags, meshes[0], lighting, background)
+    H, W = frags.shape
+    img = np.empty((H, W, 3), np.float32)
+    img[...] = np.asarray(background, np.float32)
+    albedo = np.zeros((H, W, 3), np.float32)
+    normals = np.zeros((H, W, 3), np.float32)
+    for k, m in enumerate(meshes):
+        mk = (frags.triangle >= tri_offs[k]) & (frags.triangle < tri_offs[k + 1])
+        if not mk.any():
+            continue
+        sub = replace(frags, triangle=np.where(mk, frags.triangle - tri_offs[k], -1).astype(np.int32))
+        out = shade(sub, m, lighting, background)
+        img[mk], albedo[mk], normals[mk] = out.image[mk], out.albedo[mk], out.normals[mk]
+    return RenderOutput(image=img, albedo=albedo, normals=normals, fragments=frags)
+
+
 def shade(frags: Fragments, mesh: Mesh, lighting: Lighting, background: float | Sequence[float] = 0.0) -> RenderOutput:
     """Shade fragments of ``mesh`` (backend-independent; see :mod:`reconstruct.render.shading`)."""
     cam = frags.camera
