@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "capture.commands.status",
     "capture.commands.sync",
     "capture.commands.keys",
+    "capture.commands.board",
 )
 
 EPILOG = """\

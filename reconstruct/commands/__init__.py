@@ -11,6 +11,7 @@ from types import ModuleType
 
 COMMAND_MODULES = (
     "reconstruct.commands.run",
+    "reconstruct.commands.calibrate",
     "reconstruct.commands.demo",
     "reconstruct.commands.plugins",
     "reconstruct.commands.consent",

@@ -1,0 +1,159 @@
+"""Built-in plugin ``calibrate``: the calibrate stage and the calibration section of the QC report.
+
+Stage ``calibrate`` (requires nothing: it reads ``calib/<camera>/``, not the synchronised takes) detects the rig's
+board in every calibration image, calibrates the rig (:mod:`reconstruct.calibration.rig_solve`) and writes
+``out/calibrate/calibration.json`` plus ``session/calibration.json`` (what :func:`load_calibration` reads).
+A session without calibration images but with a ``calibration.json`` (imported with ``reconstruct calibrate
+--import``) keeps that file. Options (``--option calibrate.KEY=VALUE``): ``model`` (pinhole|fisheye),
+``fix_aspect_ratio``, ``zero_tangent``, ``fix_k3``, ``rational``, ``refine_intrinsics`` (true|false),
+``reference`` (camera), ``step`` (use every n-th calibration image).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from pathlib import Path
+
+from reconstruct import hookimpl
+from reconstruct.engine import StageContext, file_digest
+from reconstruct.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def options_from(raw: dict) -> tuple[dict, int]:
+    """``calibrate.*`` run options -> (CalibrationOptions keyword arguments, step)."""
+    kw: dict = {}
+    step = 1
+    for key, val in raw.items():
+        if not key.startswith("calibrate."):
+            continue
+        k = key.split(".", 1)[1]
+        if k in ("fix_aspect_ratio", "zero_tangent", "fix_k3", "rational", "refine_intrinsics"):
+            if str(val).lower() not in _BOOL:
+                raise ConfigError(f"--option {key}={val}: expected true or false")
+            kw[k] = _BOOL[str(val).lower()]
+        elif k == "model":
+            if val not in ("pinhole", "fisheye"):
+                raise ConfigError(f"--option {key}={val}: expected pinhole or fisheye")
+            kw[k] = val
+        elif k == "reference":
+            kw[k] = str(val)
+        elif k == "step":
+            step = int(val)
+        else:
+            raise ConfigError(f"--option {key}: unknown calibrate option",
+                              hint="known: model, fix_aspect_ratio, zero_tangent, fix_k3, rational, "
+                                   "refine_intrinsics, reference, step")
+    return kw, step
+
+
+class CalibrateStage:
+    """Rig calibration from ``calib/``. Output: ``out/calibrate/calibration.json`` (schema in
+    :mod:`reconstruct.calibration.result`), copied to ``session/calibration.json``."""
+
+    name = "calibrate"
+    requires: tuple[str, ...] = ()
+    version = "1"
+
+    def fingerprint(self, ctx: StageContext):
+        s = ctx.session
+        calib = [s.camera_dir(c, kind="calib") / "frames.csv" for c in s.rig.camera_names]
+        kw, step = options_from(dict(ctx.config.options))
+        fp = {"calib": file_digest(calib), "board": repr(s.rig.board), "options": kw, "step": step}
+        if not any(p.exists() for p in calib):
+            fp["imported"] = file_digest([s.calibration_path])
+        return fp
+
+    def run(self, ctx: StageContext, out: Path) -> None:
+        from reconstruct.calibration.result import RigCalibration
+        from reconstruct.calibration.rig_solve import CalibrationOptions, calibrate_session
+        from reconstruct.session import atomic_write_json
+
+        s = ctx.session
+        has_calib = any(s.frames(c, kind="calib") for c in s.rig.camera_names)
+        if not has_calib and s.calibration_path.exists():
+            cal = RigCalibration.from_dict(s.read_calibration(), str(s.calibration_path))
+            log.info("calibrate: no calibration images; keeping the existing %s", s.calibration_path)
+            atomic_write_json(out / "calibration.json", cal.to_dict())
+            return
+        kw, step = options_from(dict(ctx.config.options))
+        kw.setdefault("reference", s.rig.hero.name)
+        cal = calibrate_session(s, CalibrationOptions(**kw), progress=ctx.progress, step=step)
+        atomic_write_json(out / "calibration.json", cal.to_dict())
+        s.write_calibration(cal.to_dict())
+        log.info("calibrate: RMS %.3f px over %d views, %d warning(s)", cal.quality["rms_px"], cal.quality["views"],
+                 len(cal.warnings))
+
+
+# -- report ----------------------------------------------------------------------------------------------------------
+def _bars(values: dict[str, float], width: int = 360, height: int = 60) -> str:
+    """Inline SVG bar chart of per-view RMS (px)."""
+    if not values:
+        return ""
+    vmax = max(max(values.values()), 1e-6)
+    n = len(values)
+    bw = width / n
+    bars = "".join(
+        f'<rect x="{i * bw:.1f}" y="{height - v / vmax * (height - 12):.1f}" width="{max(bw - 1, 1):.1f}" '
+        f'height="{v / vmax * (height - 12):.1f}" fill="#4a7"><title>view {k}: {v:.3f} px</title></rect>'
+        for i, (k, v) in enumerate(values.items()))
+    return (f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">{bars}'
+            f'<text x="0" y="10" font-size="10">max {vmax:.2f} px</text></svg>')
+
+
+def calibration_html(cal: dict) -> str:
+    """HTML fragment for a calibration.json record."""
+    rows = []
+    for name, rec in cal.get("cameras", {}).items():
+        q = rec.get("quality", {})
+        std = q.get("std", {})
+        K = rec["K"]
+        rows.append(
+            "<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
+                name, rec.get("model", ""), "x".join(map(str, rec["image_size"])), f"{K[0][0]:.1f} / {K[1][1]:.1f}",
+                f"{K[0][2]:.1f}, {K[1][2]:.1f}", f"{q.get('rms_px', float('nan')):.3f}", q.get("views", ""),
+                q.get("corners", ""), q.get("outliers", ""), f"{q.get('board_error_mm', float('nan')):.2f}",
+                f"{q.get('coverage', float('nan')):.0%}",
+                f"{std.get('fx', float('nan')):.2f} / {std.get('cx', float('nan')):.2f}",
+                f"{std.get('rotation_deg', 0):.3f}° / {std.get('translation_mm', 0):.2f} mm"))
+            + f"<td>{_bars(q.get('per_view_rms_px', {}))}</td></tr>")
+    head = ("<tr><th>camera</th><th>model</th><th>size</th><th>fx / fy</th><th>cx, cy</th><th>RMS px</th>"
+            "<th>views</th><th>corners</th><th>outliers</th><th>board err mm</th><th>coverage</th>"
+            "<th>σ fx / σ cx px</th><th>σ rotation / translation</th><th>RMS per view</th></tr>")
+    rq = cal.get("quality", {})
+    warnings = rq.get("warnings", [])
+    warn_html = ("<p><b>Do not trust this calibration yet:</b></p><ul>"
+                 + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>") if warnings else \
+        "<p>No warnings: enough views, image coverage and low residuals for every camera.</p>"
+    summary = (f"<p>Reference (world) camera: <b>{html.escape(str(cal.get('reference', '')))}</b>; "
+               f"rig RMS {rq.get('rms_px', float('nan')):.3f} px over {rq.get('views', '?')} views; "
+               f"shared views per pair: {html.escape(json.dumps(rq.get('shared_views', {})))}</p>")
+    return f"<section><h2>Calibration</h2>{summary}{warn_html}<table>{head}{''.join(rows)}</table></section>"
+
+
+class CalibrationSection:
+    """QC report section: residuals per camera and view, coverage, uncertainty, warnings."""
+
+    name = "calibration"
+    order = 20
+
+    def html(self, ctx: StageContext) -> str | None:
+        s = ctx.session
+        if not s.calibration_path.exists():
+            return None
+        return calibration_html(s.read_calibration())
+
+
+@hookimpl
+def register_stages():
+    return [CalibrateStage()]
+
+
+@hookimpl
+def register_report_sections():
+    return [CalibrationSection]

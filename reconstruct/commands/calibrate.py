@@ -1,0 +1,109 @@
+"""``reconstruct calibrate SESSION``: calibrate the rig from the session's ``calib/`` board images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP_EPILOG = """\
+examples:
+  reconstruct calibrate session/                       detect the rig's board in calib/<camera>/, calibrate all
+                                                       cameras jointly, write session/calibration.json
+  reconstruct calibrate session/ --zero-tangent        lenses without tangential distortion (steadier centre)
+  reconstruct calibrate session/ --model fisheye       wide-angle lenses
+  reconstruct calibrate session/ --fix-aspect-ratio    square pixels (fx = fy)
+  reconstruct calibrate session/ --export cams.toml    also write an anipose camera file (--style caliscope)
+  reconstruct calibrate session/ --import camera_array.toml --translation-scale 1
+                                                       use cameras calibrated elsewhere (anipose/caliscope TOML)
+
+The board comes from the rig file's [board] table (ChArUco or chessboard, inverted prints included). Frames with
+the same index in calib/<camera>/frames.csv are taken as simultaneous. The command prints per-camera RMS, the
+board-corner error in mm, image coverage and parameter uncertainty, and warns when views or coverage are too
+few to trust the result (exit code 0; errors exit with 7).
+"""
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("calibrate", help="calibrate the rig from calib/ board images", epilog=HELP_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("session", type=Path, help="session folder with calib/<camera>/ images and frames.csv")
+    p.add_argument("--model", choices=("pinhole", "fisheye"), default="pinhole", help="lens model (default pinhole)")
+    p.add_argument("--fix-aspect-ratio", action="store_true", help="keep fx = fy (CALIB_FIX_ASPECT_RATIO)")
+    p.add_argument("--zero-tangent", action="store_true", help="no tangential distortion (p1 = p2 = 0)")
+    p.add_argument("--fix-k3", action="store_true", help="no k3 (views that do not reach the image corners)")
+    p.add_argument("--rational", action="store_true", help="8-coefficient rational distortion model")
+    p.add_argument("--no-refine-intrinsics", action="store_true",
+                   help="bundle adjustment moves poses only, keeping each camera's own intrinsics")
+    p.add_argument("--reference", metavar="CAMERA", help="camera whose frame is the world frame (default: hero)")
+    p.add_argument("--step", type=int, default=1, metavar="N", help="use every N-th calibration image (default 1)")
+    p.add_argument("--import", dest="import_toml", type=Path, metavar="TOML",
+                   help="instead of calibrating, import cameras from an anipose/caliscope TOML (names must match "
+                        "the rig's cameras, or cam_0.. are mapped to the rig's cameras in order)")
+    p.add_argument("--translation-scale", type=float, default=1.0,
+                   help="factor from the TOML's translation unit to metres (0.001 for millimetres)")
+    p.add_argument("--export", dest="export_toml", type=Path, metavar="TOML", help="also write a camera TOML")
+    p.add_argument("--style", choices=("anipose", "caliscope"), default="anipose", help="style of --export")
+    return p
+
+
+def _import(session, path: Path, scale: float):
+    from ..calibration.result import RigCalibration
+    from ..calibration.toml_io import read_camera_toml
+    from ..errors import CalibrationError
+
+    cams = read_camera_toml(path, translation_scale=scale)
+    names = list(session.rig.camera_names)
+    if set(names) <= set(cams):
+        chosen = {n: cams[n] for n in names}
+    elif len(cams) == len(names):
+        chosen = {n: c for n, c in zip(names, cams.values())}
+    else:
+        raise CalibrationError(f"{path} has cameras {sorted(cams)}; the rig has {names}",
+                               hint="name the TOML's cameras like the rig's, or give one camera per rig camera")
+    from dataclasses import replace
+
+    chosen = {n: replace(c, name=n) for n, c in chosen.items()}
+    for n, c in chosen.items():
+        want = session.rig.camera(n).resolution
+        if tuple(c.image_size) != tuple(want):
+            raise CalibrationError(f"camera {n!r}: {path} says {c.image_size} pixels, the rig says {want}",
+                                   hint="import a calibration made at the resolution the camera records with")
+    return RigCalibration(cameras=chosen, quality={"imported_from": str(path), "warnings": []})
+
+
+def run(args: argparse.Namespace, host) -> int:
+    from ..calibration.rig_solve import CalibrationOptions, calibrate_session
+    from ..calibration.toml_io import write_camera_toml
+    from ..errors import ConfigError
+    from ..progress import RichProgress
+    from ..session import Session
+
+    if args.step < 1:
+        raise ConfigError(f"--step {args.step}: must be at least 1")
+    session = Session.open(args.session)
+    if args.import_toml:
+        cal = _import(session, args.import_toml, args.translation_scale)
+    else:
+        opts = CalibrationOptions(model=args.model, fix_aspect_ratio=args.fix_aspect_ratio,
+                                  zero_tangent=args.zero_tangent, fix_k3=args.fix_k3, rational=args.rational,
+                                  refine_intrinsics=not args.no_refine_intrinsics,
+                                  reference=args.reference or session.rig.hero.name)
+        cal = calibrate_session(session, opts, progress=RichProgress(), step=args.step)
+    session.write_calibration(cal.to_dict())
+    print(f"wrote {session.calibration_path}")
+    for name, cam in cal.cameras.items():
+        q = cal.camera_quality.get(name, {})
+        std = q.get("std", {})
+        line = f"  {name:<10} f=({cam.K[0, 0]:.1f}, {cam.K[1, 1]:.1f}) c=({cam.K[0, 2]:.1f}, {cam.K[1, 2]:.1f})"
+        if q:
+            line += (f"  RMS {q['rms_px']:.3f} px  board {q['board_error_mm']:.2f} mm  views {q['views']}"
+                     f"  coverage {q['coverage']:.0%}  sigma f {std.get('fx', float('nan')):.2f} px")
+        c = cam.center
+        line += f"  centre ({c[0]:.3f}, {c[1]:.3f}, {c[2]:.3f}) m"
+        print(line)
+    for w in cal.warnings:
+        print(f"warning: {w}")
+    if args.export_toml:
+        write_camera_toml(dict(cal.cameras), args.export_toml, style=args.style)
+        print(f"wrote {args.export_toml} ({args.style})")
+    return 0
