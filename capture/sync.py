@@ -104,7 +104,8 @@ class SyncReport:
 
     def to_json(self) -> dict:
         return {"hero": self.hero, "fps": self.fps, "hero_frames": self.hero_frames, "method": self.method,
-                "warnings": list(self.warnings),
+                "warnings": list(self.warnings), "offsets_ns": self.offsets_ns, "matched": self.matched,
+                "unmatched": self.unmatched,
                 "cameras": {c: {**asdict(s), "duplicates": list(s.duplicates)} for c, s in self.cameras.items()}}
 
 

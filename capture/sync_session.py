@@ -71,7 +71,7 @@ def report_html(report: dict) -> str:
             f"<td>{c['drift_frames']:+.3f}</td><td>{c['jitter_ns'] / 1e6:.2f}</td><td>{len(c['duplicates'])}</td>"
             f"<td>{c['not_ok']}</td><td>{'yes' if c['ambiguous'] else ''}</td></tr>")
     warn = "".join(f"<li>{escape(w)}</li>" for w in report.get("warnings", []))
-    return (f"<h2>Sync</h2><p>{report['hero_frames']} frame sets led by <b>{escape(report['hero'])}</b> at "
+    return (f"<p>{report['hero_frames']} frame sets led by <b>{escape(report['hero'])}</b> at "
             f"{report['fps']:g} fps, matched by <b>{escape(report['method'])}</b>.</p>"
             "<table><tr><th>camera</th><th>method</th><th>matched</th><th>missing</th><th>offset ms</th>"
             "<th>drift ppm</th><th>drift frames</th><th>jitter ms</th><th>duplicates</th><th>not ok rows</th>"

@@ -45,6 +45,7 @@ class SyncReportSection:
     """QC report section: how the cameras were matched (from ``out/sync/report.json``)."""
 
     name = "sync"
+    title = "Sync"
     order = 10
 
     def html(self, ctx: StageContext) -> str | None:
