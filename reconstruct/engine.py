@@ -42,7 +42,9 @@ class RunConfig:
         jobs: worker processes/threads for per-frame work (1 = in process).
         from_stage: force this stage and everything downstream to rerun.
         only_stage: run just this stage (its inputs must exist).
-        executor: ``"local"`` (default) or another registered executor name.
+        executor: ``"local"`` (default) or another name in :data:`EXECUTORS` (``"ray"``).
+        address: cluster address for a distributed executor (``ray``: ``"auto"``, ``"ray://head:10001"``);
+            None starts a local instance.
         options: method/stage options (``--young-refs`` ...), read-only.
     """
 
@@ -53,6 +55,7 @@ class RunConfig:
     from_stage: str | None = None
     only_stage: str | None = None
     executor: str = "local"
+    address: str | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -63,6 +66,13 @@ class LocalExecutor:
 
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, int(jobs))
+
+    @classmethod
+    def from_config(cls, config: "RunConfig") -> "LocalExecutor":
+        return cls(config.jobs)
+
+    def close(self) -> None:
+        """Nothing to release (pools live only inside one ``map`` call)."""
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], progress: Progress | None = None,
             description: str = "", threads: bool = False) -> list[Any]:
@@ -84,6 +94,28 @@ class LocalExecutor:
                 return out
 
 
+# Executors by ``--executor`` name: "module:Class" imported only when chosen (Ray is an optional extra). Each
+# class has ``name``, ``from_config(config)``, ``map(fn, items, progress, description, threads)`` returning
+# results in item order, and ``close()``.
+EXECUTORS: dict[str, str] = {
+    "local": "reconstruct.engine:LocalExecutor",
+    "ray": "reconstruct.executors.ray_executor:RayExecutor",
+}
+
+
+def make_executor(config: RunConfig) -> Any:
+    """The executor named by ``config.executor`` (see :data:`EXECUTORS`)."""
+    import importlib
+
+    target = EXECUTORS.get(config.executor)
+    if target is None:
+        raise ConfigError(f"--executor {config.executor}: unknown; choose one of {', '.join(EXECUTORS)}")
+    if config.address and config.executor == "local":
+        raise ConfigError("--address needs a distributed executor", hint="add --executor ray")
+    mod, cls = target.split(":")
+    return getattr(importlib.import_module(mod), cls).from_config(config)
+
+
 @dataclass
 class StageContext:
     """What a stage sees while it runs."""
@@ -92,7 +124,7 @@ class StageContext:
     config: RunConfig
     components: Components
     progress: Progress
-    executor: LocalExecutor
+    executor: Any  # LocalExecutor or another EXECUTORS entry: map(fn, items, progress, description, threads)
     host: PluginHost
 
     def stage_dir(self, stage: str) -> Path:
@@ -187,7 +219,7 @@ class StageResult:
 
 
 def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None = None,
-                 executor: LocalExecutor | None = None) -> list[StageResult]:
+                 executor: Any = None) -> list[StageResult]:
     """Run the stage graph on ``config.session``; returns one :class:`StageResult` per visited stage."""
     progress = progress or NullProgress()
     session = Session.open(config.session)
@@ -213,8 +245,10 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
             log.info("no --method given: skipping %s", ", ".join(skipped_for_method))
         order = [n for n in order if n not in skipped_for_method
                  and not any(r in skipped_for_method for r in _all_requires(stages, n))]
+    own_executor = executor is None
+    executor = make_executor(config) if own_executor else executor
     ctx = StageContext(session=session, config=config, components=components, progress=progress,
-                       executor=executor or LocalExecutor(config.jobs), host=host)
+                       executor=executor, host=host)
     host.hook.on_run_start(config=config, stages=list(order))
     keys: dict[str, str] = {}
     results: list[StageResult] = []
@@ -224,6 +258,8 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
             results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
         ok = True
     finally:
+        if own_executor:
+            executor.close()
         host.hook.on_run_complete(config=config, ok=ok)
     return results
 

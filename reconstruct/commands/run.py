@@ -14,6 +14,8 @@ examples:
   reconstruct run session/ --from fit        rerun fit and everything after it
   reconstruct run session/ --only calibrate  run one stage (its inputs must exist)
   reconstruct run session/ --method digital_human --young-refs young/
+  reconstruct run /shared/shot42 --executor ray --address auto     per-frame work on the Ray cluster
+  reconstruct run session/ --executor ray --jobs 8                  a private local Ray with 8 CPUs
 
 Results are cached under session/out/<stage>/ keyed by inputs and settings: an unchanged stage is skipped,
 and a run that was killed resumes from the stage it was in.
@@ -30,7 +32,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     run.add_argument("--method", help="aging method (`reconstruct plugins` lists them); without: stop after fit")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device (default auto)")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers for per-frame work (default 1)")
-    run.add_argument("--executor", default="local", help="where per-frame work runs: local (default)")
+    from ..engine import EXECUTORS
+
+    run.add_argument("--executor", default="local", choices=tuple(EXECUTORS),
+                     help="where per-frame work runs: local (default; --jobs processes) or ray (Ray tasks over "
+                          "frame chunks; the optional extra deage[ray])")
+    run.add_argument("--address", default=None, metavar="ADDR",
+                     help="with --executor ray: cluster to join (auto, ray://head:10001); default: start a "
+                          "local Ray with --jobs CPUs. The session must be on storage every node mounts")
     run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                      help="stage or method option (repeatable), e.g. --option fit.iterations=50")
     return run
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace, host) -> int:
             options[k] = str(getattr(args, k))
     config = RunConfig(session=args.session, method=args.method, device=resolve_device(args.device),
                        jobs=args.jobs, from_stage=args.from_stage, only_stage=args.only_stage,
-                       executor=args.executor, options=MappingProxyType(options))
+                       executor=args.executor, address=args.address, options=MappingProxyType(options))
     results = run_pipeline(config, host, progress=RichProgress())
     print_summary(results)
     return 0

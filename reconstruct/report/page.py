@@ -67,7 +67,11 @@ def img_tag(image: np.ndarray, caption: str = "", max_side: int = 360) -> str:
             f'<figcaption>{esc(caption)}</figcaption></figure>')
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[object]], numeric: Sequence[int] = ()) -> str:
+def table(header: Sequence[str] | None, rows: Iterable[Sequence[object]], numeric: Sequence[int] = ()) -> str:
+    """An HTML table; ``header`` None for a key/value table (first column as row headers)."""
+    if header is None:
+        return "<table>" + "".join(f"<tr><th>{esc(r[0])}</th>" + "".join(f"<td>{esc(c)}</td>" for c in r[1:])
+                                   + "</tr>" for r in rows) + "</table>"
     out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
     for r in rows:
         out.append("<tr>" + "".join(

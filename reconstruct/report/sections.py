@@ -69,7 +69,7 @@ class SummarySection:
                 ("composited frames", len(d.outputs)), ("frames flagged for an artist", len(flagged)),
                 ("method", ctx.config.method or (d.stages.get("age", {}) and _age_method(s) or "-")),
                 ("consent records", len(m.consent))]
-        parts = [table(("", ""), rows)]
+        parts = [table(None, rows)]
         if m.notes:
             parts.append(f'<p class="note">{esc(m.notes)}</p>')
         if d.stages:

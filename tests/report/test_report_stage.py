@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -158,3 +159,41 @@ def test_report_command(shot, capsys, tmp_path):
     assert report_cmd.run(args, host()) == 0
     assert (tmp_path / "qc" / "r.html").read_text() == (shot / "out" / "report" / "report.html").read_text()
     assert str(shot / "out" / "report" / "report.html") in capsys.readouterr().out
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def test_report_renders_in_headless_chromium(shot, tmp_path):
+    """Once, in a real browser: the page loads offline and draws its header, charts and thumbnails."""
+    import subprocess
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (`apt-get install -y chromium`; .ci/run installs it)")
+    run_pipeline(RunConfig(session=shot, only_stage="sync"), host())
+    frames = [fs.frame for fs in Session.open(shot).read_sync() if fs.indices.get("hero") is not None]
+    _write_fake_composites(shot, frames[2], frames[6])
+    run_pipeline(RunConfig(session=shot), host())
+    page = shot / "out" / "report" / "report.html"
+    png = tmp_path / "report.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           f"--screenshot={png}", "--window-size=1280,2000", "--hide-scrollbars", page.resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert png.exists(), f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    img = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)
+    assert img.shape[:2] == (2000, 1280)
+    header = img[10:40, 200:1000].reshape(-1, 3).mean(0)
+    np.testing.assert_allclose(header, [0x1D, 0x27, 0x33], atol=12)  # the dark header band was drawn
+    body = img[120:2000]
+    assert body.std() > 20  # text, charts and photos, not a blank page (measured ~60)
+    # the embedded JPEG thumbnails show the synthetic checkerboard plates: many mid-grey pixels off white
+    assert len(np.unique(body.reshape(-1, 3)[::7], axis=0)) > 500
+    if os.environ.get("REPORT_SCREENSHOT"):
+        import shutil
+
+        shutil.copyfile(png, os.environ["REPORT_SCREENSHOT"])
