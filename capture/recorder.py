@@ -357,7 +357,7 @@ class Recorder:
                 w.q.put((rec, image), timeout=0.1)
                 return
             except queue.Full:
-                self._check_nodes(writers)
+                self._check_nodes(writers, mark_gaps=False)
 
     def _missing(self, writers, cam: str, upto: int, note: str) -> None:
         st = self.stats[cam]
@@ -405,14 +405,18 @@ class Recorder:
             st.error = self._json(payload).get("error", "error")
             log.error("camera %s: %s", cam, st.error)
 
-    def _check_nodes(self, writers) -> None:
+    def _check_nodes(self, writers, mark_gaps: bool = True) -> None:
+        """Notice node processes that ended. A node that ended without its BYE gets a gap row -- but only once
+        everything it sent has been received (``mark_gaps`` is True only when the socket is drained) and a grace
+        time has passed (a clean exit, code 0, always sends BYE first: give it longer)."""
         for cam, p in self.procs.items():
             st = self.stats[cam]
             if st.exit_code is None and p.poll() is not None:
                 st.exit_code = p.returncode
                 st.dead_at = time.monotonic()
-            if st.exit_code is not None and st.bye is None and not st.gaps and \
-                    time.monotonic() - st.dead_at > 0.5:
+            grace = 10.0 if st.exit_code == 0 else 0.5
+            if mark_gaps and st.exit_code is not None and st.bye is None and not st.gaps and \
+                    time.monotonic() - st.dead_at > grace:
                 note = (f"camera node exited (code {st.exit_code}) after frame {st.expected - 1}, tick {st.last_tick}; "
                         f"no frames after")
                 st.gaps.append(note)
@@ -440,7 +444,7 @@ class Recorder:
                                 self._handle(h, payload, writers)
                             if not pull.poll(0):
                                 break
-                    self._check_nodes(writers)
+                    self._check_nodes(writers, mark_gaps=not pull.poll(0))
                     if (self._stop.is_set() or self._fatal) and not stop_sent:
                         self._send_clock("stop")
                         stop_sent = True
