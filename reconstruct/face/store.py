@@ -1,0 +1,159 @@
+"""The user's face-model folder and model import (``reconstruct models import|list``).
+
+Imported models are stored in the project's npz format (:func:`reconstruct.face.model.save_face_model`) as
+``<models dir>/<name>.npz``; the models dir is ``$DEAGE_MODELS_DIR`` or ``~/.local/share/deage/models``. Models are
+never downloaded: FLAME and BFM need a registration with their authors; import the file you were given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import FaceModelError
+from .model import FaceModel, load_face_model, save_face_model
+
+log = logging.getLogger(__name__)
+MODELS_DIR_ENV = "DEAGE_MODELS_DIR"
+KINDS = ("ict", "flame", "bfm")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def models_dir() -> Path:
+    """Where imported models live (``$DEAGE_MODELS_DIR``, default ``~/.local/share/deage/models``)."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "deage" / "models"
+
+
+def shared_data_dir() -> Path:
+    """The real test data folder (``../shared/data`` beside the repository, or ``$DEAGE_SHARED_DATA``)."""
+    env = os.environ.get("DEAGE_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def shared_ict_path() -> Path:
+    return shared_data_dir() / "models" / "ict_facekit_light" / "ict_face_light_facearea.npz"
+
+
+def mediapipe_canonical_path() -> Path:
+    return shared_data_dir() / "models" / "mediapipe_face_geometry" / "canonical_face_model.obj"
+
+
+@lru_cache(maxsize=2)
+def load_shared_ict() -> FaceModel:
+    """The ICT-FaceKit light model from ../shared/data (converted on the fly; cached per process)."""
+    from .ict import load_ict_light
+
+    p = shared_ict_path()
+    if not p.exists():
+        raise FaceModelError(f"the ICT-FaceKit light model is not at {p}",
+                             hint="import one with `reconstruct models import ict PATH`")
+    return load_ict_light(p)
+
+
+def convert(kind: str, path: Path) -> FaceModel:
+    """Read a model file/folder of ``kind`` (``ict``: light npz or FaceXModel folder; ``flame``; ``bfm``)."""
+    path = Path(path)
+    if not path.exists():
+        raise FaceModelError(f"{path} does not exist", hint="pass the model file or folder you downloaded")
+    if kind == "ict":
+        from .ict import load_ict_folder, load_ict_light
+
+        if path.is_dir():
+            lm = None
+            if shared_ict_path().exists():
+                with np.load(shared_ict_path(), allow_pickle=False) as d:
+                    lm = d["landmarks_68_multipie"]
+            return load_ict_folder(path, lm68_vertices=lm)
+        return load_ict_light(path)
+    if kind == "flame":
+        from .flame import load_flame
+
+        return load_flame(path)
+    if kind == "bfm":
+        from .bfm import load_bfm2017
+
+        return load_bfm2017(path)
+    raise FaceModelError(f"unknown face model kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+
+
+def _with_correspondences(model: FaceModel) -> FaceModel:
+    """Add the MediaPipe 478 map (registered canonical mesh) when the canonical mesh is available."""
+    canon = mediapipe_canonical_path()
+    if "mediapipe478" in model.landmarks or not canon.exists():
+        return model
+    try:
+        from .correspondence import mediapipe_correspondence, with_landmarks
+
+        return with_landmarks(model, mediapipe_correspondence(model, canon))
+    except Exception as exc:  # correspondence is optional at import; the fit can compute it later
+        log.warning("could not compute MediaPipe landmark correspondences for %s: %s", model.name, exc)
+        return model
+
+
+def import_model(kind: str, path: Path, name: str | None = None, force: bool = False,
+                 correspondences: bool = True) -> Path:
+    """Convert and store a model; returns the stored file. Refuses to overwrite unless ``force``."""
+    model = convert(kind, path)
+    if name:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise FaceModelError(f"model name {name!r} may only hold letters, digits, '.', '_' and '-'")
+        model = replace(model, name=name)
+    if correspondences:
+        model = _with_correspondences(model)
+    out = models_dir() / f"{model.name}.npz"
+    if out.exists() and not force:
+        raise FaceModelError(f"a model named {model.name!r} is already imported ({out})",
+                             hint="pass --name to store it under another name, or --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_face_model(model, out)
+    log.info("imported %s model %r into %s", kind, model.name, out)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """A face model source (what ``register_face_models`` returns; see :class:`reconstruct.components.FaceModelSource`).
+
+    Attributes:
+        name: name used by ``--face-model`` / ``--model``.
+        description: one line for ``reconstruct models list``.
+        loader: builds the :class:`FaceModel` (called by :meth:`load`).
+        path: the stored file, when there is one.
+    """
+
+    name: str
+    description: str
+    loader: Callable[[], FaceModel]
+    path: Path | None = None
+
+    def load(self) -> FaceModel:
+        return self.loader()
+
+
+def imported_sources() -> list[ModelSource]:
+    """One source per ``*.npz`` in the models dir."""
+    d = models_dir()
+    out = []
+    for p in sorted(d.glob("*.npz")) if d.is_dir() else []:
+        out.append(ModelSource(p.stem, f"imported model ({p})", lambda p=p: load_face_model(p), p))
+    return out
+
+
+def builtin_sources() -> list[ModelSource]:
+    """``demo`` always; ``ict`` from ../shared/data when present and not imported under that name."""
+    from .demo import build_demo_model
+
+    out = [ModelSource("demo", "built-in demo model generated by code (for demos and tests, not a real face model)",
+                       build_demo_model)]
+    if shared_ict_path().exists() and not (models_dir() / "ict.npz").exists():
+        out.append(ModelSource("ict", f"ICT-FaceKit light (MIT) from {shared_ict_path()}", load_shared_ict,
+                               shared_ict_path()))
+    return out
