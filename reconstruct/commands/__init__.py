@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "reconstruct.commands.calibrate",
     "reconstruct.commands.demo",
     "reconstruct.commands.plugins",
+    "reconstruct.commands.models",
     "reconstruct.commands.consent",
     "reconstruct.commands.report",
 )
