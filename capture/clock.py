@@ -14,6 +14,7 @@ mode no ticks are sent: the cameras' own trigger/genlock paces them, and START/E
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curve-keys", default=None)
     p.add_argument("--insecure-network", action="store_true")
     a = p.parse_args(argv)
+    # Ctrl-C in the terminal reaches the whole process group: only the recorder acts on it (it stops the clock,
+    # which ends the take cleanly for every node)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     return run_clock(a.endpoint, a.fps, a.mode, a.curve_keys, a.insecure_network)
 
 

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -239,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curve-keys", default=None)
     p.add_argument("-v", "--verbose", action="count", default=0)
     a = p.parse_args(argv)
+    # Ctrl-C in the terminal reaches the whole process group: only the recorder acts on it (it stops the clock,
+    # which ends the take cleanly for every node)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.WARNING,
                         format=f"node {a.camera}: %(levelname)s %(message)s")
     try:

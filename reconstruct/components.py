@@ -20,11 +20,16 @@ if TYPE_CHECKING:  # pragma: no cover
 class CameraBackend(Protocol):
     """A source of frames for one camera (capture phase).
 
-    Constructed as ``Backend(spec, **spec.settings)``; ``open()`` acquires the device, ``frames()`` yields
-    ``(image, t_capture_ns, meta)`` tuples: image RGB ``uint8 (H, W, 3)`` or IR gray ``uint8 (H, W)`` of
-    ``spec.resolution``; ``t_capture_ns`` the capture time on ``time.time_ns()``'s clock (or the device clock);
-    ``meta`` a dict (``exposure_us``, ``timecode`` ...). ``trigger(tick)`` is called for every software tick when
-    the rig is software-triggered (a backend that cannot be triggered ignores it). ``close()`` releases.
+    Constructed as ``Backend(spec, **spec.settings)`` (a TypeError for an unknown setting is reported naming the
+    camera); ``open()`` acquires the device; ``grab()`` returns the next ``(image, t_capture_ns, meta)`` or None
+    at the end of the stream (files): image RGB ``uint8 (H, W, 3)`` or IR gray ``uint8 (H, W)`` (``uint16`` allowed)
+    of ``spec.resolution``; ``t_capture_ns`` the capture time on ``time.time_ns()``'s clock (or the device
+    clock); ``meta`` a dict with optional ``exposure_us`` (float), ``timecode`` (``"HH:MM:SS:FF"``) and ``tick``
+    (hardware frame counter, int). ``trigger(tick, t_tick_ns)`` is called before each ``grab()`` for every
+    software tick when the rig is software-triggered (a backend that cannot be triggered ignores it).
+    ``close()`` releases. Optional class attribute ``live`` (default True): False for sources that can wait
+    (files), which the node then reads at the recorder's pace instead of dropping frames when its queue is full.
+    Built-ins: ``plugins/camera_backends.py``; operator documentation: ``docs/capture.md``.
     """
 
     name: ClassVar[str]

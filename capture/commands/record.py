@@ -76,9 +76,14 @@ def run(args: argparse.Namespace, host) -> int:
         live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
         live.start()
         on_status = lambda s: live.update(_table(s))  # noqa: E731
+    import signal
+
+    recorder = Recorder(rig, args.session, opts, host=host, on_status=on_status)
+    old = signal.signal(signal.SIGTERM, lambda *_: recorder.stop())  # `kill PID` ends the take like Ctrl-C
     try:
-        result = Recorder(rig, args.session, opts, host=host, on_status=on_status).run()
+        result = recorder.run()
     finally:
+        signal.signal(signal.SIGTERM, old)
         if live is not None:
             live.stop()
     rep = result.report

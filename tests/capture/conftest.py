@@ -31,9 +31,17 @@ def write_rig(path: Path, cameras=SMALL, fps: float = 30.0, mode: str = "softwar
         st = (settings or {}).get(name)
         if st:
             lines.append("[camera.settings]")
-            lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in st.items()]
+            lines += [f"{k} = {_toml(v)}" for k, v in st.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(v) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, str):
+        return '"' + v + '"'
+    return repr(v)
 
 
 def loopback_options(**kw) -> RecordOptions:
