@@ -1,0 +1,60 @@
+"""The fitting entry point: landmarks seen by calibrated cameras -> per-frame model fit (:class:`FitSolution`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..camera import CameraModel
+from ..errors import FitError
+from ..face.model import FaceModel
+from .init import init_poses
+from .landmark_basis import LandmarkBasis
+from .projection import CameraStack
+from .solver import FitSettings, FitSolution, fit_landmarks
+
+log = logging.getLogger(__name__)
+
+
+def fit_sequence(model: FaceModel, scheme: str, cams: Sequence[CameraModel], obs: np.ndarray, conf: np.ndarray,
+                 settings: FitSettings = FitSettings(), device: str = "cpu",
+                 identity: np.ndarray | None = None) -> FitSolution:
+    """Fit ``model`` to landmarks ``obs`` (T, C, N, 2) pixels with confidences ``conf`` (T, C, N).
+
+    Frames where no camera has landmarks must be removed by the caller (see the fit stage), they are not
+    interpolated here. ``identity`` fixes (with ``settings.fit_identity=False``) or initialises the identity.
+    """
+    obs = np.asarray(obs, np.float64)
+    conf = np.asarray(conf, np.float64)
+    if obs.ndim != 4 or obs.shape[-1] != 2 or obs.shape[:3] != conf.shape:
+        raise FitError(f"landmarks have shape {obs.shape} and confidences {conf.shape}; expected (T, C, N, 2) "
+                       "and (T, C, N)")
+    if obs.shape[1] != len(cams):
+        raise FitError(f"landmarks are given for {obs.shape[1]} cameras but {len(cams)} cameras were passed")
+    basis = LandmarkBasis.from_model(model, scheme, device=device)
+    if obs.shape[2] != basis.n:
+        raise FitError(f"{obs.shape[2]} landmarks per view, but the model's {scheme!r} map has {basis.n}",
+                       hint="the detector's scheme must match a landmark map of the face model")
+    with torch.no_grad():
+        rv0, t0, ok = init_poses(basis.mean.cpu().numpy(), basis.weight.cpu().numpy(), cams, obs, conf)
+    stack = CameraStack.from_models(cams, device=device)
+    with torch.no_grad():
+        sol = fit_landmarks(basis, stack, obs, conf, rotvec0=rv0, t0=t0, identity=identity, settings=settings,
+                            blendshape=model.expression_kind == "blendshape", device=device)
+    log.info("fit: %d frames x %d cameras, %d iterations, cost %.1f", obs.shape[0], len(cams), sol.iterations,
+             sol.cost)
+    return sol
+
+
+def world_vertices(model: FaceModel, sol: FitSolution) -> np.ndarray:
+    """(T, V, 3) float32 world-frame vertices of a fit."""
+    ki, ke = sol.identity.size, sol.expression.shape[1]
+    base = model.mean.astype(np.float64) + np.tensordot(sol.identity, model.identity_basis[:ki], axes=1)
+    out = np.empty((len(sol.t), model.n_vertices, 3), np.float32)
+    for f in range(len(sol.t)):
+        v = base + np.tensordot(sol.expression[f], model.expression_basis[:ke], axes=1)
+        out[f] = v @ sol.R[f].T + sol.t[f]
+    return out

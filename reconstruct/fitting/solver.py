@@ -1,0 +1,349 @@
+"""Multi-view 3DMM fit of a landmark sequence: one identity for the session, expression and head pose per frame.
+
+Energy (all terms are squared, unit-free residuals; a Levenberg-Marquardt solve of the whole sequence at once):
+
+* data: for each frame t, camera c, landmark n: ``sqrt(w) * (pi_c(R_t L_n(alpha, beta_t) + t_t) - u_tcn) / sigma_px``
+  with ``pi_c`` the calibrated projection incl. distortion and ``w = confidence * landmark weight * visibility *
+  robust weight`` (IRLS: Huber or Geman-McClure on the 2D residual norm, Zach 2014 "Robust bundle adjustment
+  revisited" for the IRLS view of both);
+* priors: ``alpha / sigma_identity`` (N(0, 1) identity), ``beta / sigma_expression``; blendshape weights are
+  projected onto [0, 1] after every step;
+* temporal smoothing: second differences ``(theta_{t-1} - 2 theta_t + theta_{t+1}) / sigma_smooth`` of rotation
+  vector, translation and expression (a window of three frames; it penalises acceleration, not motion);
+* visibility: a landmark whose surface normal faces away from a camera (self-occlusion when the head turns) gets
+  zero weight in that camera; contour landmarks carry their (reduced) map weight.
+
+Jacobians are analytic (exact SO(3) left Jacobian for the rotation vector; forward-mode autodiff for the 2x3 lens
+Jacobian). The normal equations are block-sparse (identity couples all frames, smoothing couples neighbours) and
+solved with a sparse LU (scipy) — the only CPU step; everything per landmark runs on ``device``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from ..errors import FitError
+from .landmark_basis import LandmarkBasis
+from .projection import CameraStack, project_with_jacobian
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FitSettings:
+    """Fit settings (parsed once from the CLI/stage options).
+
+    Attributes:
+        sigma_px: landmark noise, pixels (data residuals are divided by it).
+        loss: robust loss on each landmark's 2D residual: ``"huber"``, ``"geman-mcclure"`` or ``"l2"``.
+        robust_px: robust loss scale, pixels.
+        sigma_identity: prior std of identity coefficients (model units are N(0, 1)).
+        sigma_expression: prior std of expression weights.
+        smooth_rotation: std of the per-frame rotation acceleration, radians/frame^2 (<= 0 disables smoothing).
+        smooth_translation: std of the translation acceleration, metres/frame^2.
+        smooth_expression: std of the expression acceleration, weights/frame^2.
+        visibility_cos: a landmark counts as visible in a camera when cos(normal, direction to camera) exceeds this.
+        iterations: Levenberg-Marquardt iterations (after ``pose_iterations`` pose-only ones).
+        pose_iterations: iterations that move only the head poses (initialisation).
+        fit_identity: estimate the identity (False: keep ``identity`` given to :func:`fit_landmarks`).
+        n_identity / n_expression: use only the first modes (None = all).
+    """
+
+    sigma_px: float = 1.0
+    loss: Literal["huber", "geman-mcclure", "l2"] = "huber"
+    robust_px: float = 3.0
+    sigma_identity: float = 1.0
+    sigma_expression: float = 1.0
+    smooth_rotation: float = 0.004
+    smooth_translation: float = 0.0008
+    smooth_expression: float = 0.05
+    visibility_cos: float = 0.05
+    iterations: int = 15
+    pose_iterations: int = 4
+    fit_identity: bool = True
+    n_identity: int | None = None
+    n_expression: int | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FitSolution:
+    """Result of :func:`fit_landmarks` (numpy, float64).
+
+    Attributes:
+        identity: (Ki,). expression: (T, Ke). rotvec: (T, 3) model-to-world rotation vectors. R: (T, 3, 3).
+        t: (T, 3) metres. residual_px: (T, C) RMS reprojection error per camera over used landmarks (NaN: none).
+        used: (T, C, N) bool, landmarks that entered the fit (visible, confident, with a correspondence).
+        cost: final energy. iterations: LM iterations run.
+    """
+
+    identity: np.ndarray
+    expression: np.ndarray
+    rotvec: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    residual_px: np.ndarray
+    used: np.ndarray
+    cost: float
+    iterations: int
+    history: tuple[float, ...] = field(default=())
+
+
+# -- rotations ----------------------------------------------------------------------------------------------------
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    z = torch.zeros_like(v[..., 0])
+    return torch.stack([torch.stack([z, -v[..., 2], v[..., 1]], -1),
+                        torch.stack([v[..., 2], z, -v[..., 0]], -1),
+                        torch.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+def rodrigues(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation vectors (T, 3) -> rotation matrices (T, 3, 3) and SO(3) left Jacobians (T, 3, 3)."""
+    th = torch.linalg.norm(r, dim=-1, keepdim=True)[..., None].clamp_min(1e-12)  # (T,1,1)
+    Kx = _skew(r)
+    I = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(Kx)
+    small = th < 1e-6
+    a = torch.where(small, torch.ones_like(th), torch.sin(th) / th)
+    b = torch.where(small, 0.5 * torch.ones_like(th), (1 - torch.cos(th)) / th**2)
+    c = torch.where(small, torch.ones_like(th) / 6, (th - torch.sin(th)) / th**3)
+    KK = Kx @ Kx
+    return I + a * Kx + b * KK, I + b * Kx + c * KK
+
+
+def _log_so3(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (T, 3, 3) -> rotation vectors (T, 3) (via OpenCV's Rodrigues, robust near pi)."""
+    import cv2
+
+    Rn = R.detach().cpu().numpy()
+    out = np.stack([cv2.Rodrigues(np.ascontiguousarray(r))[0].reshape(3) for r in Rn]) if len(Rn) else np.zeros((0, 3))
+    return torch.as_tensor(out, dtype=R.dtype, device=R.device)
+
+
+# -- the solver ---------------------------------------------------------------------------------------------------
+class _Problem:
+    def __init__(self, basis: LandmarkBasis, cams: CameraStack, obs: torch.Tensor, conf: torch.Tensor,
+                 s: FitSettings, blendshape: bool) -> None:
+        self.b, self.cams, self.obs, self.s = basis, cams, obs, s
+        self.blendshape = blendshape
+        self.Ki = basis.A.shape[2] if s.n_identity is None else min(s.n_identity, basis.A.shape[2])
+        self.Ke = basis.B.shape[2] if s.n_expression is None else min(s.n_expression, basis.B.shape[2])
+        self.A = basis.A[..., : self.Ki].contiguous()
+        self.B = basis.B[..., : self.Ke].contiguous()
+        self.T = obs.shape[0]
+        self.P = 6 + self.Ke
+        self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
+        finite = torch.isfinite(obs).all(-1)
+        self.base_w = torch.where(finite, conf, torch.zeros_like(conf)) * basis.weight  # (T, C, N)
+        self.obs0 = torch.where(finite[..., None], obs, torch.zeros_like(obs))
+        sm = np.concatenate([np.full(3, s.smooth_rotation), np.full(3, s.smooth_translation),
+                             np.full(self.Ke, s.smooth_expression)])
+        self.smooth = s.smooth_rotation > 0 and self.T >= 3
+        if self.smooth:
+            D = sp.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(self.T - 2, self.T))
+            self.S = sp.kron(D, sp.diags(1.0 / sm)).tocsr()  # (T-2)P x TP
+            self.StS = (self.S.T @ self.S).tocsr()
+
+    # model evaluation
+    def world_points(self, alpha, beta, rot, trans):
+        L = self.b.mean + (self.A @ alpha)[None] + (self.B @ beta.T).permute(2, 0, 1)  # (T, N, 3)
+        Rd, Jl = rodrigues(rot)  # rot is relative to R_ref (no wrap-around near pi; smoothing stays linear)
+        Rh = Rd @ self.R_ref
+        RL = L @ Rh.transpose(1, 2)
+        return L, RL, RL + trans[:, None], Rh, Jl
+
+    def residuals(self, alpha, beta, rot, trans, jac: bool):
+        L, RL, Xw, Rh, Jl = self.world_points(alpha, beta, rot, trans)
+        Xc = Xw[:, None] @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
+        if not jac:
+            from .projection import project_camera_frame
+            return project_camera_frame(Xc, self.cams) - self.obs0, Xw, Rh, None
+        uv, Jp = project_with_jacobian(Xc, self.cams)
+        return uv - self.obs0, Xw, Rh, (Jp, RL, Rh, Jl)
+
+    def visibility(self, Xw, Rh):
+        n = torch.einsum("tij,nj->tni", Rh, self.b.normals)  # (T, N, 3)
+        d = self.cams.centers[None, :, None] - Xw[:, None]  # (T, C, N, 3)
+        cos = (n[:, None] * d).sum(-1) / torch.linalg.norm(d, dim=-1).clamp_min(1e-9)
+        return (cos > self.s.visibility_cos).to(Xw.dtype)
+
+    def robust(self, r):
+        s = self.s
+        rn = torch.linalg.norm(r, dim=-1)
+        if s.loss == "huber":
+            return torch.where(rn <= s.robust_px, torch.ones_like(rn), s.robust_px / rn.clamp_min(1e-12))
+        if s.loss == "geman-mcclure":
+            return 1.0 / (1.0 + (rn / s.robust_px) ** 2) ** 2
+        return torch.ones_like(rn)
+
+    def cost(self, x: dict, w: torch.Tensor) -> float:
+        r, *_ = self.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=False)
+        e = float((w * (r**2).sum(-1)).sum()) / self.s.sigma_px**2
+        return 0.5 * (e + self._prior_cost(x))
+
+    def _prior_cost(self, x) -> float:
+        s = self.s
+        e = float((x["alpha"] ** 2).sum()) / s.sigma_identity**2 + float((x["beta"] ** 2).sum()) / s.sigma_expression**2
+        if self.smooth:
+            th = self.theta(x)
+            e += float(((self.S @ th) ** 2).sum())
+        return e
+
+    def theta(self, x) -> np.ndarray:
+        return torch.cat([x["rot"], x["trans"], x["beta"]], dim=1).reshape(-1).cpu().numpy()
+
+    def normal_equations(self, x: dict, w: torch.Tensor):
+        s = self.s
+        T, P, Ki, Ke, N = self.T, self.P, self.Ki, self.Ke, self.b.n
+        r, Xw, Rh, (Jp, RL, Rh, Jl) = self.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=True)
+        sw = torch.sqrt(w)[..., None, None] / s.sigma_px  # (T, C, N, 1, 1)
+        G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
+        J_rot = -G @ (_skew(RL) @ Jl[:, None])[:, None]  # (T, C, N, 2, 3)
+        GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
+        J_beta = GR @ self.B  # (T, C, N, 2, Ke)
+        e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
+        Jt = torch.cat([J_rot, G, J_beta], dim=-1).reshape(T, -1, P)  # (T, M, P)
+        ev = e.reshape(T, -1)
+        Htt = Jt.transpose(1, 2) @ Jt
+        gt = (Jt.transpose(1, 2) @ ev[..., None])[..., 0]
+        # identity blocks without forming d e / d alpha: it is GR @ A_n, and A_n does not depend on t or c.
+        A = self.A.reshape(N * 3, Ki)
+        Y = torch.einsum("tcnip,tcnid->tpnd", Jt.reshape(T, -1, N, 2, P), GR).reshape(T, P, N * 3)
+        Hta = Y @ A  # (T, P, Ki)
+        Q = torch.einsum("tcnid,tcnie->nde", GR, GR)  # (N, 3, 3)
+        QA = (Q @ self.A).reshape(N * 3, Ki)
+        Haa = A.T @ QA
+        z = torch.einsum("tcnid,tcni->nd", GR, e).reshape(N * 3)
+        ga = A.T @ z
+        Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
+        gt[:, 6:] += x["beta"] / s.sigma_expression**2
+        Haa = Haa + torch.eye(Ki, dtype=Haa.dtype, device=Haa.device) / s.sigma_identity**2
+        ga = ga + x["alpha"] / s.sigma_identity**2
+        return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
+
+    def assemble(self, Htt, Hta, Haa, gt, ga, x, free_identity: bool):
+        T, P, Ki = self.T, self.P, self.Ki
+        Htt, Hta, Haa = (a.detach().cpu().numpy() for a in (Htt, Hta, Haa))
+        g_theta = gt.detach().cpu().numpy().reshape(-1)
+        H_th = sp.block_diag(list(Htt), format="csr")
+        if self.smooth:
+            H_th = H_th + self.StS
+            g_theta = g_theta + self.S.T @ (self.S @ self.theta(x))
+        if not free_identity:
+            return H_th.tocsc(), g_theta
+        Hta_s = sp.csr_matrix(Hta.reshape(T * P, Ki))
+        H = sp.bmat([[sp.csr_matrix(Haa), Hta_s.T], [Hta_s, H_th]], format="csc")
+        g = np.concatenate([ga.detach().cpu().numpy(), g_theta])
+        return H, g
+
+
+def fit_landmarks(basis: LandmarkBasis, cams: CameraStack, obs: np.ndarray, conf: np.ndarray, *,
+                  rotvec0: np.ndarray, t0: np.ndarray, identity: np.ndarray | None = None,
+                  expression0: np.ndarray | None = None, settings: FitSettings = FitSettings(),
+                  blendshape: bool = True, device: str = "cpu") -> FitSolution:
+    """Fit identity (shared), expression and head pose (per frame) to landmarks seen by calibrated cameras.
+
+    Args:
+        basis: the model's landmark basis (scheme of ``obs``). cams: the C cameras of ``obs``'s second axis.
+        obs: (T, C, N, 2) detected landmarks in distorted pixels, NaN where missing.
+        conf: (T, C, N) per-landmark confidence in [0, 1] (0 where missing).
+        rotvec0, t0: (T, 3) initial head poses (model -> world), see :func:`reconstruct.fitting.init.init_poses`.
+        identity: (Ki,) fixed or initial identity. expression0: (T, Ke) initial expressions.
+    """
+    s = settings
+    dt = torch.float64
+    dev = torch.device(device)
+    T, C, N, _ = obs.shape
+    if C != len(cams) or N != basis.n:
+        raise FitError(f"landmark array has shape {obs.shape}, expected (T, {len(cams)} cameras, {basis.n} "
+                       f"{basis.scheme} landmarks, 2)")
+    prob = _Problem(basis, cams, torch.as_tensor(obs, dtype=dt, device=dev), torch.as_tensor(conf, dtype=dt, device=dev),
+                    s, blendshape)
+    Ki, Ke = prob.Ki, prob.Ke
+    f = lambda a: torch.as_tensor(np.asarray(a, np.float64), dtype=dt, device=dev).clone()  # noqa: E731
+    # rotations are solved relative to the first frame's initial rotation (see _Problem.world_points)
+    R0, _ = rodrigues(f(rotvec0))
+    prob.R_ref = R0[0].clone()
+    rel = _log_so3(R0 @ prob.R_ref.T)
+    x = {"alpha": f(np.zeros(Ki) if identity is None else identity[:Ki]),
+         "beta": f(np.zeros((T, Ke)) if expression0 is None else expression0[:, :Ke]),
+         "rot": rel, "trans": f(t0)}
+    mu = 1e-3
+    history = []
+    n_total = s.pose_iterations + s.iterations
+    it = 0
+    for it in range(n_total):
+        pose_only = it < s.pose_iterations
+        if it == s.pose_iterations:
+            mu = 1e-3
+        free_id = s.fit_identity and not pose_only
+        with torch.no_grad():
+            r, Xw, Rh, _ = prob.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=False)
+            w = prob.base_w * prob.visibility(Xw, Rh) * prob.robust(r)
+        Htt, Hta, Haa, gt, ga = prob.normal_equations(x, w)
+        H, g = prob.assemble(Htt, Hta, Haa, gt, ga, x, free_id)
+        off = prob.Ki if free_id else 0
+        th_idx = np.arange(T * prob.P).reshape(T, prob.P)
+        if pose_only:  # keep only rotation/translation rows of each frame block
+            keep = th_idx[:, :6].reshape(-1) + off
+        else:  # active set of the [0, 1] box of blendshape weights: bounds the gradient pushes against stay put
+            keep = np.ones(len(g), bool)
+            if prob.blendshape:
+                b = x["beta"].cpu().numpy()
+                gb = g[th_idx[:, 6:] + off]
+                at_bound = ((b <= 1e-9) & (gb > 0)) | ((b >= 1 - 1e-9) & (gb < 0))
+                keep[(th_idx[:, 6:] + off)[at_bound]] = False
+            keep = np.flatnonzero(keep)
+        idx = keep
+        H, g = H[idx][:, idx], g[idx]
+        c0 = prob.cost(x, w)
+        history.append(c0)
+        diag = H.diagonal()
+        accepted = False
+        for _ in range(8):
+            Hd = H + sp.diags(mu * np.maximum(diag, 1e-9) + 1e-12, format="csc")
+            try:
+                delta = -spla.spsolve(Hd.tocsc(), g)
+            except RuntimeError as exc:  # singular
+                raise FitError(f"fit normal equations are singular: {exc}") from exc
+            xn = _apply(prob, x, delta, idx, free_id)
+            c1 = prob.cost(xn, w)
+            if np.isfinite(c1) and c1 < c0:
+                x, mu, accepted = xn, max(mu / 10, 1e-8), True
+                break
+            mu *= 8
+        if not accepted or (c0 - c1) < 1e-4 * c0:
+            if not pose_only and it > s.pose_iterations + 1:
+                break
+    with torch.no_grad():
+        r, Xw, Rh, _ = prob.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=False)
+        used = (prob.base_w * prob.visibility(Xw, Rh)) > 0
+        r2 = (r**2).sum(-1)
+        n_used = used.sum(-1)
+        rms = torch.sqrt((r2 * used).sum(-1) / n_used.clamp_min(1))
+        rms = torch.where(n_used > 0, rms, torch.full_like(rms, float("nan")))
+        final = prob.cost(x, w)
+    Rm = rodrigues(x["rot"])[0] @ prob.R_ref
+    np_ = lambda a: a.detach().cpu().numpy()  # noqa: E731
+    return FitSolution(identity=np_(x["alpha"]), expression=np_(x["beta"]), rotvec=np_(_log_so3(Rm)), R=np_(Rm),
+                       t=np_(x["trans"]), residual_px=np_(rms), used=np_(used), cost=final, iterations=it + 1,
+                       history=tuple(history))
+
+
+def _apply(prob: _Problem, x: dict, delta: np.ndarray, idx, free_id: bool) -> dict:
+    T, P, Ki = prob.T, prob.P, prob.Ki
+    dev, dt = x["rot"].device, x["rot"].dtype
+    full = np.zeros((Ki if free_id else 0) + T * P)
+    full[idx] = delta
+    d_alpha, d_theta = (full[:Ki], full[Ki:]) if free_id else (np.zeros(Ki), full)
+    d = torch.as_tensor(d_theta.reshape(T, P), dtype=dt, device=dev)
+    beta = x["beta"] + d[:, 6:]
+    if prob.blendshape:
+        beta = beta.clamp(0.0, 1.0)
+    return {"alpha": x["alpha"] + torch.as_tensor(d_alpha, dtype=dt, device=dev), "beta": beta,
+            "rot": x["rot"] + d[:, :3], "trans": x["trans"] + d[:, 3:6]}
