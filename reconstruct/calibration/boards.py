@@ -79,7 +79,12 @@ def _texture(board: BoardSpec, px_per_square: int) -> np.ndarray:
     sx, sy = board.squares
     w, h = sx * px_per_square, sy * px_per_square
     if board.kind == "charuco":
-        img = charuco_board(board).generateImage((w, h), marginSize=0, borderBits=1)
+        # OpenCV draws markers at integer cells and fails for some small sizes: draw big, then area-average down
+        # (the resize maps square boundaries k * base onto k * px_per_square exactly)
+        base = max(px_per_square, 160)
+        img = charuco_board(board).generateImage((sx * base, sy * base), marginSize=0, borderBits=1)
+        if base != px_per_square:
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
     else:
         yy, xx = np.mgrid[0:h, 0:w] // px_per_square
         img = np.where((xx + yy) % 2 == 0, 0, 255).astype(np.uint8)

@@ -12,7 +12,8 @@ one per unknown (hundreds). ``scipy.optimize.least_squares`` was tried first: wi
 the (2M x P) Jacobian took seconds per iteration; the p x p normal equations take milliseconds
 (``tools/bench_calibration.py`` times this solver with and without sparsity, next to OpenCV). Two passes: a
 robust one (soft-L1 loss, scale 1 px, iteratively re-weighted) from the initial poses, then observations whose
-residual exceeds ``max(outlier_px, 5 sigma)`` (sigma from the median residual) are dropped and a plain
+residual exceeds ``max(outlier_px, 5 sigma)`` (sigma from the median residual), and whole images whose RMS exceeds
+``max(2.5 outlier_px, 4 x the median image RMS)`` (blur, a frame out of sync), are dropped and a plain
 least-squares pass gives the final estimate, its RMS and its covariance (``sigma^2 (J^T J)^-1``).
 """
 
@@ -373,6 +374,15 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
     sigma = float(np.median(norm)) / 1.1774  # median of a 2-D Gaussian's radius = 1.1774 sigma
     thresh = max(outlier_px, 5 * sigma)
     mask = norm < thresh
+    # whole (camera, view) images that fit far worse than the rest are blurred or not simultaneous: drop them
+    key = P.oc * (len(P.views) + 1) + P.ov
+    view_rms = {k: float(np.sqrt(np.mean(norm[key == k] ** 2))) for k in np.unique(key)}
+    med_view = float(np.median(list(view_rms.values())))
+    for k, v in view_rms.items():
+        if v > max(4 * med_view, 2.5 * outlier_px):
+            mask[key == k] = False
+            log.info("bundle adjustment: camera %s view %s rejected (RMS %.2f px, median view %.2f px)",
+                     P.names[k // (len(P.views) + 1)], P.views[k % (len(P.views) + 1)], v, med_view)
     if mask.mean() < 0.5:
         raise CalibrationError(
             f"bundle adjustment kept only {mask.mean():.0%} of the corners (median error {np.median(norm):.1f} px); "
