@@ -180,6 +180,9 @@ class Node:
                 backend.close()
             except Exception:  # noqa: BLE001 - closing must not hide the real outcome
                 log.exception("closing backend")
+            if self._orphaned():  # the recorder is gone: nothing can be delivered, do not wait for it
+                log.warning("recorder gone; exiting")
+                os._exit(3)
             self._control(Kind.BYE, {"produced": self.index, "dropped_at_node": self.dropped, "reason": reason})
             self.queue.put(_STOP)
             sender.join(timeout=30)
