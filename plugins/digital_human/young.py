@@ -1,0 +1,103 @@
+"""Building the young asset from reference stills: landmarks -> identity fit -> lighting/albedo unwrap passes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from reconstruct.errors import MethodError
+
+from .identity import fit_identity_to_stills
+from .texture import fill_holes, merge_views, unwrap_still, uv_raster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class YoungAsset:
+    """identity: (Ki,) float64 coefficients. texture: (S, S, 3) float32 linear-RGB albedo in the model's UV layout.
+    report: per-still landmark RMS, lighting residuals, UV coverage (JSON-serialisable)."""
+
+    identity: np.ndarray
+    texture: np.ndarray
+    report: dict = field(default_factory=dict)
+
+
+def pick_detector(components, model, name: str | None = None):
+    """The landmark detector to run on the stills: ``name``, else the highest-priority one whose scheme the model
+    has a correspondence for."""
+    dets = components.all("landmark_detector")
+    if name:
+        cls = components.get("landmark_detector", name)
+        if cls.scheme not in model.landmarks:
+            raise MethodError(f"detector {name!r} gives {cls.scheme!r} landmarks; model {model.name!r} has a "
+                              f"correspondence for {', '.join(model.landmarks) or 'none'}")
+        return cls()
+    ok = [c for c in dets.values() if getattr(c, "scheme", None) in model.landmarks]
+    if not ok:
+        raise MethodError(f"no landmark detector matches model {model.name!r}'s landmark schemes "
+                          f"({', '.join(model.landmarks) or 'none'})",
+                          hint="`reconstruct plugins` lists detectors; or set the identity with identity.npy")
+    return sorted(ok, key=lambda c: -int(getattr(c, "priority", 0)))[0]()
+
+
+def build_young_asset(*args, **kwargs) -> YoungAsset:
+    """See :func:`_build` (run with single-threaded BLAS: many small products, slow when threads contend)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _build(*args, **kwargs)
+
+
+def _build(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, device: str = "cpu",
+                      texture_size: int = 512, n_identity: int = 40, passes: int = 2,
+                      identity: np.ndarray | None = None, detector: str | None = None, progress=None,
+                      renderer=None) -> YoungAsset:
+    """Identity (fitted or given) and UV albedo from ``stills`` ((name, RGB uint8, camera) triples)."""
+    from reconstruct.render import Lighting, Mesh, get_renderer, srgb_to_linear
+    from reconstruct.render.lighting import estimate_sh_lighting
+
+    if not len(model.uvs):
+        raise MethodError(f"face model {model.name!r} has no UV layout; the young albedo is unwrapped into UV space")
+    det = pick_detector(components, model, detector)
+    names, cams, pts, confs, imgs = [], [], [], [], []
+    for name, img, cam in stills:
+        r = det.detect(img)
+        if r is None:
+            log.warning("digital_human: no face found in young reference %s; skipped", name)
+            continue
+        names.append(name), cams.append(cam), pts.append(r[0]), confs.append(r[1]), imgs.append(img)
+    if not names:
+        raise MethodError("no face was found in any young reference still",
+                          hint="use sharp, well-lit stills where the face covers a good part of the frame")
+    fit = fit_identity_to_stills(model, det.scheme, cams, pts, confs, n_identity=n_identity, identity=identity)
+    renderer = renderer or get_renderer(components, "auto", device)
+    raster = uv_raster(model.uvs, model.triangle_uvs, texture_size)
+    lins = [srgb_to_linear(im.astype(np.float32) / 255.0) for im in imgs]
+    verts = [fit.vertices(model, i) for i in range(len(names))]
+    albedo = None
+    lighting_rms: list[float] = []
+    for p in range(max(1, passes)):
+        albs, ws, lighting_rms = [], [], []
+        for i, cam in enumerate(cams):
+            if albedo is None:
+                mesh = Mesh(verts[i], model.triangles, vertex_colors=np.full((model.n_vertices, 3), 0.5, np.float32))
+            else:
+                mesh = Mesh(verts[i], model.triangles, uvs=model.uvs, triangle_uvs=model.triangle_uvs, texture=albedo)
+            out = renderer.render(mesh, cam, Lighting(ambient=np.ones(3)))
+            m = out.mask
+            est = estimate_sh_lighting(lins[i][m], out.albedo[m], out.normals[m])
+            lighting_rms.append(est.rms)
+            a, w = unwrap_still(model, raster, verts[i], cam, lins[i], renderer, est.lighting.irradiance)
+            albs.append(a), ws.append(w)
+        merged, wsum = merge_views(albs, ws)
+        albedo = np.clip(fill_holes(merged, wsum), 0.0, 1.0)
+        log.info("digital_human: albedo pass %d, %.1f%% of the UV layout seen", p, 100 * (wsum > 0).mean())
+    report = {"stills": names, "rms_px": [round(float(x), 3) for x in fit.residual_px],
+              "lighting_rms": [round(float(x), 5) for x in lighting_rms],
+              "uv_seen": round(float((wsum > 0).sum() / max(raster.mask.sum(), 1)), 4),
+              "identity_set_by_user": identity is not None}
+    return YoungAsset(identity=fit.identity, texture=albedo.astype(np.float32), report=report)
