@@ -1,0 +1,150 @@
+"""Built-in plugin ``detect``: 2D face landmarks for every frame set and camera.
+
+Output ``out/detect/``:
+
+* ``landmarks.npz``: ``frames`` (T,) int32 output frame numbers (rows of sync.csv), ``cameras`` (C,) names,
+  ``points`` (T, C, N, 2) float32 distorted pixel coordinates (NaN where nothing was detected or the camera had no
+  frame), ``confidence`` (T, C, N) float32, ``found`` (T, C) bool, ``scheme`` and ``detector`` names;
+* ``report.json``: per camera the number of frames with a face, and the frames where none was found or the camera
+  had no frame in the set.
+
+Options (``--option detect.KEY=VALUE``): ``detector`` (registered name; default: highest priority),
+``yunet`` (YuNet ONNX path for the face box, or ``none``), ``haar`` (Haar cascade XML path, or ``none``),
+``crop_px`` (face crop side handed to the detector), ``step`` (detect every n-th frame set only).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from reconstruct import hookimpl
+from reconstruct.engine import StageContext, file_digest
+from reconstruct.errors import ConfigError, StageError
+from reconstruct.session import atomic_path, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+KNOWN = ("detector", "yunet", "haar", "crop_px", "step")
+
+
+def detect_options(raw) -> dict:
+    opts = {}
+    for key, val in dict(raw).items():
+        if not key.startswith("detect."):
+            continue
+        k = key.split(".", 1)[1]
+        if k not in KNOWN:
+            raise ConfigError(f"--option {key}: unknown detect option", hint=f"known: {', '.join(KNOWN)}")
+        opts[k] = int(val) if k in ("crop_px", "step") else str(val)
+    return opts
+
+
+def make_detector(ctx: StageContext, opts: dict):
+    """Instantiate the chosen landmark detector class with the options it accepts."""
+    classes = ctx.components.all("landmark_detector")
+    if not classes:
+        raise StageError("no landmark detector plugin is loaded", hint="`reconstruct plugins` lists what is loaded")
+    name = opts.get("detector")
+    if name is None:
+        name = max(classes, key=lambda n: getattr(classes[n], "priority", 0))
+    cls = ctx.components.get("landmark_detector", name)
+    kwargs = {k: opts[k] for k in ("yunet", "haar", "crop_px") if k in opts}
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        log.warning("detector %s takes no options; ignoring %s", name, sorted(kwargs))
+        return cls()
+
+
+class DetectStage:
+    """Landmarks per frame set and camera (see module docstring)."""
+
+    name = "detect"
+    requires: tuple[str, ...] = ("sync",)
+    version = "1"
+
+    def fingerprint(self, ctx: StageContext):
+        s = ctx.session
+        return {"options": detect_options(ctx.config.options),
+                "frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names)}
+
+    def run(self, ctx: StageContext, out: Path) -> None:
+        s = ctx.session
+        opts = detect_options(ctx.config.options)
+        det = make_detector(ctx, opts)
+        cams = list(s.rig.camera_names)
+        framesets = s.read_sync()[:: max(1, opts.get("step", 1))]
+        if not framesets:
+            raise StageError("sync.csv has no frame sets", hint="rerun the sync stage; are there frames in cams/?")
+        records = {c: {r.index: r for r in s.frames(c)} for c in cams}
+        T, C = len(framesets), len(cams)
+        points = confidence = None
+        found = np.zeros((T, C), bool)
+        missing: dict[str, list[int]] = {c: [] for c in cams}
+        no_face: dict[str, list[int]] = {c: [] for c in cams}
+        with ctx.progress.task("detect landmarks", total=T * C) as task:
+            for i, fs in enumerate(framesets):
+                for k, cam in enumerate(cams):
+                    task.advance()
+                    idx = fs.indices.get(cam)
+                    rec = records[cam].get(idx) if idx is not None else None
+                    if rec is None or rec.status != "ok":
+                        missing[cam].append(fs.frame)
+                        continue
+                    res = det.detect(s.read_image(cam, rec))
+                    if res is None:
+                        no_face[cam].append(fs.frame)
+                        continue
+                    pts, conf = res
+                    if points is None:
+                        n = pts.shape[0]
+                        points = np.full((T, C, n, 2), np.nan, np.float32)
+                        confidence = np.zeros((T, C, n), np.float32)
+                    points[i, k], confidence[i, k], found[i, k] = pts, conf, True
+        if hasattr(det, "close"):
+            det.close()
+        if points is None:
+            raise StageError(f"no face was found in any of the {T} frame sets by any camera ({', '.join(cams)})",
+                             hint="check the frames (exposure, framing); a face smaller than ~7% of the image needs "
+                                  "a face box detector: --option detect.yunet=PATH")
+        frames = np.array([fs.frame for fs in framesets], np.int32)
+        with atomic_path(out / "landmarks.npz", suffix=".npz") as tmp:
+            np.savez_compressed(tmp, frames=frames, cameras=np.array(cams, dtype=str), points=points,
+                                confidence=confidence, found=found, scheme=np.array(det.scheme),
+                                detector=np.array(det.name))
+        report = {"detector": det.name, "scheme": det.scheme, "frame_sets": T,
+                  "cameras": {c: {"faces": int(found[:, k].sum()), "no_face": no_face[c], "no_frame": missing[c]}
+                              for k, c in enumerate(cams)},
+                  "frames_without_any_face": [int(f) for f, row in zip(frames, found) if not row.any()]}
+        atomic_write_json(out / "report.json", report)
+        for k, c in enumerate(cams):
+            if no_face[c]:
+                log.warning("detect: no face in camera %s for %d frame(s): %s", c, len(no_face[c]),
+                            _short(no_face[c]))
+            if missing[c]:
+                log.warning("detect: camera %s has no frame in %d frame set(s): %s", c, len(missing[c]),
+                            _short(missing[c]))
+        log.info("detect: %d frame sets x %d cameras, faces found in %d views", T, C, int(found.sum()))
+
+
+def _short(frames: list[int], n: int = 12) -> str:
+    return ", ".join(str(f) for f in frames[:n]) + (f" ... (+{len(frames) - n})" if len(frames) > n else "")
+
+
+def load_detections(path: Path) -> dict:
+    """Read ``out/detect/landmarks.npz`` into a dict of arrays (see module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise StageError(f"{path} does not exist", hint="run the detect stage first")
+    with np.load(path, allow_pickle=False) as d:
+        return {"frames": d["frames"], "cameras": tuple(str(c) for c in d["cameras"]), "points": d["points"],
+                "confidence": d["confidence"], "found": d["found"], "scheme": str(d["scheme"]),
+                "detector": str(d["detector"])}
+
+
+@hookimpl
+def register_stages():
+    return [DetectStage()]

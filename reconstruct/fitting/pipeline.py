@@ -1,0 +1,140 @@
+"""Session-level fitting: detections of every camera + calibration + face model -> :class:`FitSequence`.
+
+Handles what real sessions bring: cameras without calibration (dropped, named), frames where no camera found a face
+(skipped, then filled from neighbouring fitted frames and marked ``valid=False``), long takes (the identity is
+estimated on up to ``identity_frames`` key frames, then the takes are fitted in chunks with the identity fixed).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..camera import CameraModel
+from ..errors import FaceModelError, FitError
+from ..face.model import FaceModel
+from ..progress import NullProgress, Progress
+from .fit import fit_sequence, world_vertices
+from .result import FitSequence
+from .solver import FitSettings, FitSolution
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFitInfo:
+    """What happened besides the fit itself.
+
+    Attributes:
+        cameras_used: cameras whose landmarks entered the fit. cameras_dropped: camera -> reason.
+        skipped_frames: output frame numbers without any face (filled, ``valid=False``).
+        weak_frames: frames fitted from fewer than ``min_landmarks`` confident landmarks (also skipped).
+        iterations: LM iterations per solved chunk.
+    """
+
+    cameras_used: tuple[str, ...]
+    cameras_dropped: Mapping[str, str] = field(default_factory=dict)
+    skipped_frames: tuple[int, ...] = ()
+    iterations: tuple[int, ...] = ()
+
+
+def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
+    """The model with a ``scheme`` landmark map, computing MediaPipe's when the canonical mesh is available."""
+    if not isinstance(model, FaceModel):
+        raise FaceModelError(f"the face model source returned {type(model).__name__}, not a FaceModel",
+                             hint="a face model plugin's load() must return reconstruct.face.model.FaceModel")
+    if scheme in model.landmarks:
+        return model
+    if scheme.startswith("mediapipe"):
+        from ..face.correspondence import mediapipe_correspondence, with_landmarks
+        from ..face.store import mediapipe_canonical_path
+
+        canon = mediapipe_canonical_path()
+        if canon.exists():
+            log.info("computing the %s correspondence of model %s from %s", scheme, model.name, canon)
+            return with_landmarks(model, mediapipe_correspondence(model, canon, scheme=scheme))
+    raise FaceModelError(f"face model {model.name!r} has no {scheme!r} landmark correspondence "
+                         f"(it has {', '.join(model.landmarks) or 'none'})",
+                         hint="import the model with `reconstruct models import` where MediaPipe's canonical mesh "
+                              "is available, or use a detector whose scheme the model has")
+
+
+def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: dict, settings: FitSettings = FitSettings(),
+                   device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
+                   identity_frames: int = 40, chunk: int = 120) -> tuple[FitSequence, SessionFitInfo]:
+    """Fit a session's detections (``plugins.detect_stage.load_detections`` dict) through calibrated cameras."""
+    progress = progress or NullProgress()
+    model = ensure_scheme(model, det["scheme"])
+    names: Sequence[str] = det["cameras"]
+    dropped = {c: "no calibration for this camera in calibration.json" for c in names if c not in cameras}
+    for c, why in dropped.items():
+        log.warning("fit: camera %s dropped: %s", c, why)
+    keep = [k for k, c in enumerate(names) if c in cameras]
+    if not keep:
+        raise FitError(f"none of the cameras with landmarks ({', '.join(names)}) is calibrated",
+                       hint="run the calibrate stage, or import a calibration with `reconstruct calibrate --import`")
+    cams = [cameras[names[k]] for k in keep]
+    obs = det["points"][:, keep].astype(np.float64)
+    conf = det["confidence"][:, keep].astype(np.float64)
+    frames = det["frames"]
+    n_conf = ((conf > 0.3) & np.isfinite(obs).all(-1)).sum(-1).max(-1)  # best camera per frame
+    good = n_conf >= min_landmarks
+    skipped = tuple(int(f) for f in frames[~good])
+    if skipped:
+        log.warning("fit: %d frame(s) without a usable face in any camera are skipped and filled from neighbours: %s",
+                    len(skipped), ", ".join(map(str, skipped[:20])) + (" ..." if len(skipped) > 20 else ""))
+    gi = np.flatnonzero(good)
+    if len(gi) == 0:
+        raise FitError(f"no frame has a face with at least {min_landmarks} landmarks in any camera",
+                       hint="look at out/detect/report.json and the frames themselves")
+    iters = []
+    with progress.task("fit", total=len(gi)) as task:
+        identity = None
+        if len(gi) > chunk:  # identity from key frames, then chunks with it fixed
+            key = gi[np.linspace(0, len(gi) - 1, min(identity_frames, len(gi))).round().astype(int)]
+            sol = fit_sequence(model, det["scheme"], cams, obs[key], conf[key],
+                               replace(settings, smooth_rotation=0.0), device)
+            identity, iters = sol.identity, [sol.iterations]
+            settings = replace(settings, fit_identity=False)
+        parts = []
+        for s0 in range(0, len(gi), chunk):
+            sel = gi[s0:s0 + chunk]
+            sol = fit_sequence(model, det["scheme"], cams, obs[sel], conf[sel], settings, device, identity=identity)
+            parts.append(sol)
+            iters.append(sol.iterations)
+            task.advance(len(sel))
+    sol = _concat(parts)
+    seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
+    info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,
+                          iterations=tuple(iters))
+    return seq, info
+
+
+def _concat(parts: list[FitSolution]) -> FitSolution:
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
+    return FitSolution(identity=parts[0].identity, expression=cat("expression"), rotvec=cat("rotvec"), R=cat("R"),
+                       t=cat("t"), residual_px=cat("residual_px"), used=cat("used"),
+                       cost=float(sum(p.cost for p in parts)), iterations=max(p.iterations for p in parts))
+
+
+def _to_sequence(model: FaceModel, sol: FitSolution, frames: np.ndarray, gi: np.ndarray,
+                 cams: tuple[str, ...]) -> FitSequence:
+    """Scatter the fitted frames into all frames; unfitted ones copy the nearest fitted frame (valid=False)."""
+    T = len(frames)
+    near = gi[np.argmin(np.abs(np.arange(T)[:, None] - gi[None]), axis=1)]  # nearest fitted row for every row
+    row_of = {int(g): k for k, g in enumerate(gi)}
+    src = np.array([row_of[int(n)] for n in near])
+    verts = world_vertices(model, sol)
+    valid = np.zeros(T, bool)
+    valid[gi] = True
+    res = sol.residual_px[src].astype(np.float32)
+    res[~valid] = np.nan
+    return FitSequence(model_name=model.name, frames=np.asarray(frames, np.int32),
+                       identity=sol.identity.astype(np.float32),
+                       expression=sol.expression[src].astype(np.float32), R=sol.R[src], t=sol.t[src],
+                       scale=np.ones(T), vertices=verts[src], valid=valid, cameras=cams, residual_px=res)
