@@ -217,8 +217,10 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
 
 
 def calibrate_session(session, options: CalibrationOptions | None = None, progress: Progress | None = None,
-                      step: int = 1) -> RigCalibration:
-    """Detect, calibrate and return the rig calibration of a session (does not write it)."""
+                      step: int = 1, intrinsics: Mapping[str, CameraModel] | None = None) -> RigCalibration:
+    """Detect, calibrate and return the rig calibration of a session (does not write it).
+
+    ``intrinsics``: cameras whose intrinsics were calibrated elsewhere (see :func:`calibrate_rig`)."""
     rig = session.rig
     options = options or CalibrationOptions(reference=rig.hero.name)
     if options.reference is None:
@@ -227,4 +229,4 @@ def calibrate_session(session, options: CalibrationOptions | None = None, progre
         options = replace(options, reference=rig.hero.name)
     dets = detect_session(session, rig.board, progress=progress, step=step)
     sizes = {c.name: c.resolution for c in rig.cameras}
-    return calibrate_rig(dets, rig.board, options, image_sizes=sizes, progress=progress)
+    return calibrate_rig(dets, rig.board, options, image_sizes=sizes, progress=progress, intrinsics=intrinsics)

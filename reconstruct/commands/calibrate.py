@@ -13,6 +13,8 @@ examples:
   reconstruct calibrate session/ --model fisheye       wide-angle lenses
   reconstruct calibrate session/ --fix-aspect-ratio    square pixels (fx = fy)
   reconstruct calibrate session/ --export cams.toml    also write an anipose camera file (--style caliscope)
+  reconstruct calibrate session/ --intrinsics camera_array.toml
+                                                       intrinsics calibrated elsewhere, solve the extrinsics
   reconstruct calibrate session/ --import camera_array.toml --translation-scale 1
                                                        use cameras calibrated elsewhere (anipose/caliscope TOML)
 
@@ -39,6 +41,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--import", dest="import_toml", type=Path, metavar="TOML",
                    help="instead of calibrating, import cameras from an anipose/caliscope TOML (names must match "
                         "the rig's cameras, or cam_0.. are mapped to the rig's cameras in order)")
+    p.add_argument("--intrinsics", type=Path, metavar="TOML",
+                   help="take intrinsics from an anipose/caliscope TOML (calibrated elsewhere) and solve the rig's "
+                        "extrinsics only (add --refine-intrinsics to let the bundle adjustment move them too)")
+    p.add_argument("--refine-intrinsics", action="store_true", help="with --intrinsics: refine them as well")
     p.add_argument("--translation-scale", type=float, default=1.0,
                    help="factor from the TOML's translation unit to metres (0.001 for millimetres)")
     p.add_argument("--export", dest="export_toml", type=Path, metavar="TOML", help="also write a camera TOML")
@@ -46,7 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _import(session, path: Path, scale: float):
+def _import(session, path: Path, scale: float, what: str = "cameras"):
     from ..calibration.result import RigCalibration
     from ..calibration.toml_io import read_camera_toml
     from ..errors import CalibrationError
@@ -58,7 +64,7 @@ def _import(session, path: Path, scale: float):
     elif len(cams) == len(names):
         chosen = {n: c for n, c in zip(names, cams.values())}
     else:
-        raise CalibrationError(f"{path} has cameras {sorted(cams)}; the rig has {names}",
+        raise CalibrationError(f"{path} has {what} for {sorted(cams)}; the rig has {names}",
                                hint="name the TOML's cameras like the rig's, or give one camera per rig camera")
     from dataclasses import replace
 
@@ -88,7 +94,13 @@ def run(args: argparse.Namespace, host) -> int:
                                   zero_tangent=args.zero_tangent, fix_k3=args.fix_k3, rational=args.rational,
                                   refine_intrinsics=not args.no_refine_intrinsics,
                                   reference=args.reference or session.rig.hero.name)
-        cal = calibrate_session(session, opts, progress=RichProgress(), step=args.step)
+        intr = None
+        if args.intrinsics:
+            intr = dict(_import(session, args.intrinsics, 1.0, "intrinsics").cameras)
+            from dataclasses import replace
+
+            opts = replace(opts, refine_intrinsics=args.refine_intrinsics)
+        cal = calibrate_session(session, opts, progress=RichProgress(), step=args.step, intrinsics=intr)
     session.write_calibration(cal.to_dict())
     print(f"wrote {session.calibration_path}")
     for name, cam in cal.cameras.items():
