@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "reconstruct.commands.demo",
     "reconstruct.commands.plugins",
     "reconstruct.commands.models",
+    "reconstruct.commands.synth",
     "reconstruct.commands.consent",
     "reconstruct.commands.report",
 )

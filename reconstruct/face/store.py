@@ -157,3 +157,15 @@ def builtin_sources() -> list[ModelSource]:
         out.append(ModelSource("ict", f"ICT-FaceKit light (MIT) from {shared_ict_path()}", load_shared_ict,
                                shared_ict_path()))
     return out
+
+
+def load_model_by_name(name: str) -> FaceModel:
+    """Load a face model by source name without a plugin host (``demo``, ``ict``, or an imported model);
+    ``auto`` is ``ict`` where the ICT-FaceKit model is available, else ``demo``."""
+    if name == "auto":
+        name = "ict" if (shared_ict_path().exists() or (models_dir() / "ict.npz").exists()) else "demo"
+    sources = {s.name: s for s in builtin_sources() + imported_sources()}
+    if name not in sources:
+        raise FaceModelError(f"no face model named {name!r}; available: {', '.join(sorted(sources))}",
+                             hint="import one with `reconstruct models import <kind> <path>`")
+    return sources[name].load()

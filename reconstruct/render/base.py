@@ -127,8 +127,6 @@ def render_meshes(renderer: "RendererBase", meshes: Sequence[Mesh], camera: Came
                   lighting: Lighting | None = None, background: float | Sequence[float] = 0.0) -> RenderOutput:
     """Render several meshes together (mutual occlusion), each shaded with its own albedo source (texture or
     vertex colours). The returned fragments index the *concatenated* triangles (mesh order, offsets added)."""
-    from dataclasses import replace
-
     if not meshes:
         raise RenderError("render_meshes needs at least one mesh")
     lighting = lighting or Lighting.key_light()
@@ -137,45 +135,52 @@ def render_meshes(renderer: "RendererBase", meshes: Sequence[Mesh], camera: Came
     V = np.concatenate([m.vertices for m in meshes])
     F = np.concatenate([m.triangles + o for m, o in zip(meshes, offs[:-1])])
     frags = renderer.rasterize(V, F, camera)
-    if len(meshes) == 1:
-        return shade(frags, meshes[0], lighting, background)
-    H, W = frags.shape
-    img = np.empty((H, W, 3), np.float32)
-    img[...] = np.asarray(background, np.float32)
-    albedo = np.zeros((H, W, 3), np.float32)
-    normals = np.zeros((H, W, 3), np.float32)
-    for k, m in enumerate(meshes):
-        mk = (frags.triangle >= tri_offs[k]) & (frags.triangle < tri_offs[k + 1])
-        if not mk.any():
-            continue
-        sub = replace(frags, triangle=np.where(mk, frags.triangle - tri_offs[k], -1).astype(np.int32))
-        out = shade(sub, m, lighting, background)
-        img[mk], albedo[mk], normals[mk] = out.image[mk], out.albedo[mk], out.normals[mk]
-    return RenderOutput(image=img, albedo=albedo, normals=normals, fragments=frags)
+    return _shade_parts(frags, meshes, tri_offs, lighting, background)
 
 
 def shade(frags: Fragments, mesh: Mesh, lighting: Lighting, background: float | Sequence[float] = 0.0) -> RenderOutput:
     """Shade fragments of ``mesh`` (backend-independent; see :mod:`reconstruct.render.shading`)."""
+    return _shade_parts(frags, [mesh], np.array([0, len(mesh.triangles)]), lighting, background)
+
+
+def _shade_parts(frags: Fragments, meshes: Sequence[Mesh], tri_offs: np.ndarray, lighting: Lighting,
+                 background: float | Sequence[float]) -> RenderOutput:
     cam = frags.camera
-    m = frags.mask
     H, W = frags.shape
-    if mesh.texture is not None:
-        uv = interpolate_uv(frags, mesh.triangle_uvs, mesh.uvs)
-        albedo = np.zeros((H, W, 3), np.float32)
-        albedo[m] = sample_texture(mesh.texture, uv[m])[..., :3]
-    elif mesh.vertex_colors is not None:
-        albedo = interpolate(frags, mesh.triangles, mesh.vertex_colors)
-    else:
-        albedo = np.where(m[..., None], np.float32(0.7), np.float32(0)).astype(np.float32)
-    vn = vertex_normals(mesh.vertices, mesh.triangles)
-    n = interpolate(frags, mesh.triangles, vn)[m]
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    view = pixel_rays(cam)[m] @ cam.R  # world-frame ray directions (R^T d)
-    flip = np.sum(n * view, axis=1) > 0  # normal pointing away from the camera: we see the back side
-    n[flip] *= -1
-    normals = np.zeros((H, W, 3), np.float32)
-    normals[m] = n
-    img = np.empty((H, W, 3), np.float32)
+    pix = np.flatnonzero(frags.mask)  # visible pixels, row-major
+    tri_all = frags.triangle.reshape(-1)[pix]
+    bary_all = frags.bary.reshape(-1, 3)[pix]
+    alb = np.zeros((len(pix), 3), np.float32)
+    nrm = np.zeros((len(pix), 3), np.float32)
+    for k, mesh in enumerate(meshes):
+        sel = np.flatnonzero((tri_all >= tri_offs[k]) & (tri_all < tri_offs[k + 1]))
+        if not len(sel):
+            continue
+        tri = tri_all[sel] - tri_offs[k]
+        b = bary_all[sel]
+        if mesh.texture is not None:
+            t = np.asarray(mesh.triangle_uvs)[tri]
+            uvs = np.asarray(mesh.uvs, np.float32)
+            uv = b[:, 0:1] * uvs[t[:, 0]] + b[:, 1:2] * uvs[t[:, 1]] + b[:, 2:3] * uvs[t[:, 2]]
+            alb[sel] = sample_texture(mesh.texture, uv)[..., :3]
+        elif mesh.vertex_colors is not None:
+            c = np.asarray(mesh.vertex_colors, np.float32)
+            f = mesh.triangles[tri]
+            alb[sel] = b[:, 0:1] * c[f[:, 0]] + b[:, 1:2] * c[f[:, 1]] + b[:, 2:3] * c[f[:, 2]]
+        else:
+            alb[sel] = 0.7
+        vn = vertex_normals(mesh.vertices, mesh.triangles).astype(np.float32)
+        f = mesh.triangles[tri]
+        nrm[sel] = b[:, 0:1] * vn[f[:, 0]] + b[:, 1:2] * vn[f[:, 1]] + b[:, 2:3] * vn[f[:, 2]]
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    view = pixel_rays(cam).reshape(-1, 3)[pix] @ cam.R.astype(np.float32)  # world-frame ray directions (R^T d)
+    nrm[np.sum(nrm * view, axis=1) > 0] *= -1  # a normal pointing away from the camera: we see the back side
+    img = np.empty((H * W, 3), np.float32)
     img[...] = np.asarray(background, np.float32)
-    img[m] = albedo[m] * lighting.irradiance(n)
-    return RenderOutput(image=img, albedo=albedo, normals=normals, fragments=frags)
+    img[pix] = alb * lighting.irradiance(nrm)
+    albedo = np.zeros((H * W, 3), np.float32)
+    albedo[pix] = alb
+    normals = np.zeros((H * W, 3), np.float32)
+    normals[pix] = nrm
+    return RenderOutput(image=img.reshape(H, W, 3), albedo=albedo.reshape(H, W, 3), normals=normals.reshape(H, W, 3),
+                        fragments=frags)

@@ -4,6 +4,6 @@ The pipeline never reads ground truth: it is written *beside* the session, in ``
 """
 
 from .timeline import TimelineSpec, make_timeline
-from .session import SynthSpec, generate_session, truth_dir
+from .session import SynthSpec, Truth, generate_session, load_truth, truth_dir
 
-__all__ = ["SynthSpec", "TimelineSpec", "generate_session", "make_timeline", "truth_dir"]
+__all__ = ["SynthSpec", "TimelineSpec", "Truth", "generate_session", "load_truth", "make_timeline", "truth_dir"]

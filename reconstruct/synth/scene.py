@@ -87,10 +87,27 @@ def posed_meshes(model: FaceModel, state: HeadState) -> tuple[np.ndarray, list[M
                 triangle_uvs=model.triangle_uvs if model.albedo_texture is not None else None,
                 texture=model.albedo_texture)
     meshes = [face]
-    if "ibug68" in model.landmarks and model.name == "ict":
-        for eb in eyeball_meshes(model, vm):
+    if has_holes(model):
+        for eb in eyeball_meshes(model, vm) + [mouth_interior(model, vm)]:
             meshes.append(Mesh(eb.vertices @ state.R.T + state.t, eb.triangles, vertex_colors=eb.vertex_colors))
     return vw, meshes
+
+
+def has_holes(model: FaceModel) -> bool:
+    """Whether the model's surface is open at the eyes and mouth (ICT-FaceKit's face area), so the scene needs
+    eyeballs and a mouth interior behind them. The demo model is closed (painted eyes)."""
+    return "ibug68" in model.landmarks and model.name != "demo"
+
+
+def mouth_interior(model: FaceModel, vertices: np.ndarray) -> Mesh:
+    """A dark ellipsoid behind the lips (model frame), seen through an open mouth."""
+    lm = model.landmark_map("ibug68").points(np.asarray(vertices, np.float64), model.triangles)
+    lips = lm[48:60]
+    width = float(np.ptp(lips[:, 0]))
+    v, f, _ = _unit_eyeball(12, 24)
+    centre = lips.mean(0) - np.array([0.0, 0.0, 0.028])
+    col = np.tile(srgb_to_linear(np.array([58, 22, 24]) / 255.0), (len(v), 1)).astype(np.float32)
+    return Mesh(v * np.array([0.6 * width, 0.025, 0.024]) + centre, f, vertex_colors=col)
 
 
 def key_light(seed: int = 0) -> Lighting:
