@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reconstruct.errors import SessionError
 from reconstruct.progress import NullProgress, Progress
 from reconstruct.session import FrameSet, Session
 
@@ -50,7 +51,12 @@ def sync_session(session: Session, method: str = "auto", max_offset_s: float = 2
     records = {c: session.frames(c) for c in session.rig.camera_names}
     bright = None
     if needs_brightness(session, method):
-        bright = {c: frame_brightness(session, c, progress) for c in session.rig.camera_names if records[c]}
+        try:
+            bright = {c: frame_brightness(session, c, progress) for c in session.rig.camera_names if records[c]}
+        except SessionError as exc:
+            if method == "flash":
+                raise
+            log.info("no flash search (%s); syncing by timestamps", exc.message)  # auto: flash is best effort
     framesets, report = match_frames(records, session.rig.hero.name, session.rig.fps, method=method,
                                      brightness=bright, max_offset_s=max_offset_s)
     session.write_sync(framesets, sync_csv)
