@@ -259,14 +259,16 @@ def encode_png(image: np.ndarray, record: ProvenanceRecord, where: str = "image"
 def png_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord) -> Path:
     """Write ``image`` (RGB/RGBA (H, W, 3|4) or gray (H, W), uint8/uint16) as PNG with the record embedded,
     atomically. Returns the path. Does not touch the manifest (see :func:`write_png`)."""
-    path = Path(path)
-    data = encode_png(image, record, str(path))
+    _write_png_bytes(Path(path), encode_png(image, record, str(path)))
+    return Path(path)
+
+
+def _write_png_bytes(path: Path, data: bytes) -> None:
     try:
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
     except OSError as exc:
         raise SessionError(f"cannot write {path}: {exc.strerror}", hint="check free disk space") from exc
-    return path
 
 
 def read_png_provenance(path: str | Path) -> ProvenanceRecord | None:
@@ -384,14 +386,15 @@ def read_manifest(session: "Session") -> dict[str, dict[str, Any]]:
         raise SessionError(f"{p} is damaged: {exc}", hint="delete it; rerunning the stages rebuilds it") from exc
 
 
-def record_output(session: "Session", path: str | Path, record: ProvenanceRecord) -> str:
+def record_output(session: "Session", path: str | Path, record: ProvenanceRecord, sha256: str | None = None) -> str:
     """Add (or replace) the manifest entry of an output file that exists now: its sha256, size and record.
-    Safe with concurrent writers (file lock). Returns the session-relative key."""
+    ``sha256`` may be passed when the caller has just hashed the bytes it wrote. Safe with concurrent writers
+    (file lock). Returns the session-relative key."""
     path = Path(path)
     if not path.is_file():
         raise SessionError(f"cannot record {path} in the manifest: no such file", hint="write the file first")
     key = session_relative(session.root, path)
-    entry = {"sha256": sha256_file(path), "bytes": path.stat().st_size, "provenance": record.to_dict()}
+    entry = {"sha256": sha256 or sha256_file(path), "bytes": path.stat().st_size, "provenance": record.to_dict()}
     with _manifest_lock(session):
         files = read_manifest(session)
         files[key] = entry
@@ -413,9 +416,10 @@ def verify_manifest(session: "Session") -> dict[str, str]:
 
 
 def write_png(session: "Session", path: str | Path, image: np.ndarray, record: ProvenanceRecord) -> Path:
-    """:func:`png_with_provenance` + :func:`record_output`."""
-    png_with_provenance(path, image, record)
-    record_output(session, path, record)
+    """:func:`png_with_provenance` + :func:`record_output` (hashing the encoded bytes, not re-reading the file)."""
+    data = encode_png(image, record, str(path))
+    _write_png_bytes(Path(path), data)
+    record_output(session, path, record, sha256=hashlib.sha256(data).hexdigest())
     return Path(path)
 
 
