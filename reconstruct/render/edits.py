@@ -55,8 +55,11 @@ class MeshEditDrawer:
             if not len(m.uvs):
                 raise RenderError(f"frame {edit.frame}: the edit has a UV texture but model {m.name!r} has no UVs")
             return Mesh(vertices, m.triangles, uvs=m.uvs, triangle_uvs=m.triangle_uvs, texture=edit.albedo_texture)
-        albedo = edit.vertex_albedo if edit.vertex_albedo is not None else m.albedo_mean
-        return Mesh(vertices, m.triangles, vertex_colors=albedo)
+        if edit.vertex_albedo is not None:
+            return Mesh(vertices, m.triangles, vertex_colors=edit.vertex_albedo)
+        if getattr(m, "albedo_texture", None) is not None and len(m.uvs):
+            return Mesh(vertices, m.triangles, uvs=m.uvs, triangle_uvs=m.triangle_uvs, texture=m.albedo_texture)
+        return Mesh(vertices, m.triangles, vertex_colors=m.albedo_mean)
 
     def region_mask(self, frags, region: str) -> np.ndarray | None:
         tris = self._tris.get(region)

@@ -10,26 +10,20 @@ import numpy as np
 
 from reconstruct.camera import CameraModel, look_at
 from reconstruct.conventions import rodrigues
-from reconstruct.face.model import FaceModel, LandmarkMap
+from reconstruct.face.model import FaceModel
 
 ICT = Path("models/ict_facekit_light/ict_face_light_facearea.npz")
 
 
 def load_ict(shared_data: Path, n_identity: int = 30) -> FaceModel:
-    """The ICT light face-area model in metres (first ``n_identity`` identity modes), ibug68 landmarks."""
-    from reconstruct.face.correspondence import landmark_map_from_vertices
-
-    d = np.load(shared_data / ICT, allow_pickle=False)
-    s = 0.01  # cm -> m
-    m = FaceModel(name="ict-test", mean=d["mean"] * s, identity_basis=d["identity_basis"][:n_identity] * s,
-                  expression_basis=d["expression_basis"] * s, triangles=d["triangles"],
-                  expression_names=tuple(str(x) for x in d["expression_names"]), uvs=d["uvs"],
-                  triangle_uvs=d["triangle_uvs"])
-    lm = landmark_map_from_vertices(m, d["landmarks_68_multipie"], "ibug68", contour=range(17))
+    """The ICT light face-area model (the project's loader: metres, ibug68 map, regions), first ``n_identity``
+    identity modes, no baked texture."""
     from dataclasses import replace
-    from types import MappingProxyType
 
-    return replace(m, landmarks=MappingProxyType({"ibug68": lm}))
+    from reconstruct.face.ict import load_ict_light
+
+    m = load_ict_light(shared_data / ICT, texture_size=0)
+    return replace(m, identity_basis=m.identity_basis[:n_identity])
 
 
 def albedo_texture(size: int, seed: int, aged: bool = False) -> np.ndarray:
