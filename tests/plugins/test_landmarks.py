@@ -1,0 +1,72 @@
+"""MediaPipe Face Mesh detector plugin: real photo, grayscale (IR), small faces, no face."""
+
+import cv2
+import numpy as np
+import pytest
+
+from plugins.landmarks import MediaPipeFaceMesh, register_landmark_detectors
+
+
+@pytest.fixture(scope="module")
+def astronaut(shared_data):
+    return cv2.imread(str(shared_data / "faces" / "astronaut" / "astronaut.png"))[..., ::-1].copy()
+
+
+@pytest.fixture(scope="module")
+def detector(shared_data):
+    d = MediaPipeFaceMesh(yunet=shared_data / "models" / "yunet" / "face_detection_yunet_2023mar.onnx")
+    yield d
+    d.close()
+
+
+def test_registered():
+    assert MediaPipeFaceMesh in register_landmark_detectors()
+    assert MediaPipeFaceMesh.scheme == "mediapipe478"
+
+
+def test_astronaut_478_points_with_confidence(detector, astronaut):
+    pts, conf = detector.detect(astronaut)
+    assert pts.shape == (478, 2) and conf.shape == (478,)
+    assert ((conf >= 0) & (conf <= 1)).all() and conf.mean() > 0.5
+    # eye corners on the correct sides and at plausible places (the face spans x ~150-300 px of 512)
+    iod = np.linalg.norm(pts[33] - pts[263])
+    assert 40 < iod < 100 and pts[33, 0] < pts[263, 0]
+    assert 150 < pts[1, 0] < 300 and 80 < pts[1, 1] < 200
+
+
+def test_grayscale_ir_frame_matches_rgb(detector, astronaut):
+    pts, _ = detector.detect(astronaut)
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    g, _ = detector.detect(gray)
+    assert np.abs(g - pts).mean() < 2.0  # measured 0.26 px
+
+
+def test_small_face_found_through_the_face_box(detector, astronaut):
+    """A face with ~3% inter-ocular distance of the image side: MediaPipe alone misses it, the crop finds it."""
+    big = np.full((2000, 2600, 3), 40, np.uint8)
+    big[800:1056, 1200:1456] = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    res = detector.detect(big)
+    assert res is not None
+    pts, _ = res
+    ref, _ = detector.detect(astronaut)
+    assert np.abs((pts - [1200, 800]) * 2 - ref).mean() < 6.0  # same points, within a few px at full scale
+
+
+def test_without_box_detector_small_face_is_missed(astronaut):
+    d = MediaPipeFaceMesh(yunet="none", haar="none")
+    big = np.full((2000, 2600, 3), 40, np.uint8)
+    big[800:1056, 1200:1456] = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    assert d.detect(big) is None  # the documented limit the face box works around
+    d.close()
+
+
+def test_no_face_returns_none(detector):
+    rng = np.random.default_rng(0)
+    assert detector.detect(rng.integers(0, 255, (480, 640), np.uint8)) is None
+
+
+def test_missing_yunet_file_is_a_clear_error(tmp_path):
+    from reconstruct.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="YuNet"):
+        MediaPipeFaceMesh(yunet=tmp_path / "nope.onnx")
