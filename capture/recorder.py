@@ -91,6 +91,7 @@ class CameraStats:
     last_tick: int = -1
     expected: int = 0
     dead_at: float = 0.0
+    missed_ticks: list[int] = field(default_factory=list)  # software ticks this camera produced no frame for
     window: list = field(default_factory=list)  # (monotonic time, bytes) of recent stored frames
 
 
@@ -378,6 +379,10 @@ class Recorder:
             st.expected = h.index + 1
             st.produced = max(st.produced, h.index + 1)
             st.node_queue = h.node_queue
+            if h.tick >= 0 and (st.last_tick >= 0 or self.rig.trigger.mode == "software"):
+                if h.tick > st.last_tick + 1:  # the node never saw these ticks: no frame was produced for them
+                    st.missed_ticks.extend(range(st.last_tick + 1, h.tick))
+                    log.warning("camera %s: no frame for ticks %d-%d", cam, st.last_tick + 1, h.tick - 1)
             st.last_tick = max(st.last_tick, h.tick)
             if h.kind == Kind.FRAME:
                 try:
@@ -481,6 +486,7 @@ class Recorder:
                 mbs = sum(b for _, b in st.window[1:]) / span / 1e6 if span else 0.0
                 cams[cam] = {"pid": st.pid, "produced": st.produced, "stored": st.stored,
                              "dropped": len(st.dropped), "dropped_indices": list(st.dropped), "gaps": list(st.gaps),
+                             "missed_ticks": list(st.missed_ticks),
                              "fps": round(fps, 2), "disk_mb_s": round(mbs, 2),
                              "queue": (w.q.qsize() if w else 0) + st.node_queue, "exit_code": st.exit_code,
                              "error": st.error}
