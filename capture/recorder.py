@@ -23,19 +23,20 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import zmq
 
-from reconstruct.errors import CaptureError, ConfigError, DeageError, SessionError
+from reconstruct.errors import CaptureError, ConfigError, SessionError
 from reconstruct.rig import Rig
 from reconstruct.session import FrameRecord, Session
 
 from .protocol import NO_TIMECODE, Header, Kind, decode_image, frames_to_timecode, timecode_to_frames, unpack_header
 from .security import CurveServer, bind, check_bind_allowed
+from .writer import CameraStats, CameraWriter
 
 log = logging.getLogger(__name__)
 
@@ -72,79 +73,6 @@ class RecordOptions:
     status_interval: float = 0.5
     ready_timeout: float = 30.0
     notes: str = ""
-
-
-@dataclass
-class CameraStats:
-    """Running counts for one camera (status view and capture.json)."""
-
-    produced: int = 0
-    stored: int = 0
-    dropped: list[int] = field(default_factory=list)
-    gaps: list[str] = field(default_factory=list)
-    bytes: int = 0
-    node_queue: int = 0
-    pid: int = 0
-    exit_code: int | None = None
-    bye: dict | None = None
-    error: str = ""
-    last_tick: int = -1
-    expected: int = 0
-    dead_at: float = 0.0
-    missed_ticks: list[int] = field(default_factory=list)  # software ticks this camera produced no frame for
-    window: list = field(default_factory=list)  # (monotonic time, bytes) of recent stored frames
-
-
-class _Writer(threading.Thread):
-    """Writes one camera's frames and rows in index order."""
-
-    def __init__(self, session: Session, camera: str, stats: CameraStats, fmt: str, maxsize: int,
-                 on_fatal: Callable[[str], None]) -> None:
-        super().__init__(name=f"writer-{camera}", daemon=True)
-        self.session, self.camera, self.stats, self.fmt = session, camera, stats, fmt
-        self.q: queue.Queue = queue.Queue(maxsize=maxsize)
-        self.log = session.frame_log(camera)
-        self.on_fatal = on_fatal
-        self.failed = False
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                break
-            rec, image = item
-            try:
-                if image is not None and not self.failed:
-                    fname = f"{rec.index:06d}.{self.fmt}"
-                    self.session.write_image(self.camera, fname, image)
-                    rec = FrameRecord(rec.index, rec.t_capture_ns, rec.tick, rec.timecode, rec.exposure_us, fname,
-                                      "ok", "")
-                    with self.lock:
-                        self.stats.stored += 1
-                        self.stats.bytes += image.nbytes
-                        self.stats.window.append((time.monotonic(), image.nbytes))
-                elif image is not None:
-                    rec = FrameRecord(rec.index, rec.t_capture_ns, rec.tick, rec.timecode, rec.exposure_us, "",
-                                      "dropped", "not stored: recording stopped after a write error")
-                    with self.lock:
-                        self.stats.dropped.append(rec.index)
-                self.log.append(rec)
-            except (DeageError, OSError) as exc:
-                msg = exc.message if isinstance(exc, DeageError) else str(exc)
-                self.failed = True
-                with self.lock:
-                    self.stats.dropped.append(rec.index)
-                try:
-                    self.log.append(FrameRecord(rec.index, rec.t_capture_ns, rec.tick, rec.timecode, rec.exposure_us,
-                                                "", "dropped", f"write failed: {msg}"))
-                except OSError:
-                    pass
-                self.on_fatal(f"camera {self.camera}: {msg}")
-        try:
-            self.log.close()
-        except OSError:
-            pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +119,7 @@ class Recorder:
         pull = ctx.socket(zmq.PULL)
         pull.setsockopt(zmq.RCVHWM, self.opt.hwm)
         pull.setsockopt(zmq.LINGER, 0)
-        writers: dict[str, _Writer] = {}
+        writers: dict[str, CameraWriter] = {}
         try:
             check_bind_allowed(self.opt.data_endpoint, self.opt.curve_keys is not None, self.opt.insecure_network)
             if self.opt.curve_keys:
@@ -202,7 +130,7 @@ class Recorder:
             self.session = Session.create(self.root, self.rig, notes=self.opt.notes)
             self._check_disk()
             for cam in self.rig.camera_names:
-                writers[cam] = _Writer(self.session, cam, self.stats[cam], self.opt.image_format,
+                writers[cam] = CameraWriter(self.session, cam, self.stats[cam], self.opt.image_format,
                                        self.opt.writer_queue, self._on_fatal)
                 writers[cam].start()
             self._start_nodes(data_ep, clock_ep)
@@ -297,7 +225,7 @@ class Recorder:
             self.procs[cam] = subprocess.Popen(self._python("capture.node", *args), stdin=subprocess.DEVNULL)
             self.stats[cam].pid = self.procs[cam].pid
 
-    def _wait_ready(self, pull: zmq.Socket, writers: dict[str, _Writer]) -> None:
+    def _wait_ready(self, pull: zmq.Socket, writers: dict[str, CameraWriter]) -> None:
         ready: set[str] = set()
         deadline = time.monotonic() + self.opt.ready_timeout
         while len(ready) < len(self.procs):
