@@ -74,6 +74,7 @@ class SyntheticBackend:
         self.flash_tick, self.offset, self.latency, self.genlock = flash_tick, clock_offset_ns, latency_ns, genlock
         self._tick = -1
         self._n = 0
+        self._k: int | None = None
         self._base: np.ndarray | None = None
         self._period = 1e9 / spec.fps
 
@@ -107,15 +108,18 @@ class SyntheticBackend:
             if self.latency:
                 time.sleep(self.latency / 1e9)
             return self._image(tick), time.time_ns() + self.offset, meta
-        # free running: pace to the camera's fps
+        # free running / genlocked: frame k exposes at k * period on the wall clock; like a real camera it buffers,
+        # so a late reader still gets every frame, stamped with its exposure time
         now = time.time_ns()
-        k = int(now // self._period) + 1
-        time.sleep(max(0.0, (k * self._period - now) / 1e9))
+        k = int(now // self._period) + 1 if self._k is None else self._k + 1
+        self._k = k
+        t_k = int(round(k * self._period))
+        time.sleep(max(0.0, (t_k - now) / 1e9))
         tick = k if self.genlock else self._n
         if self.genlock:
             meta["tick"] = k
         self._n += 1
-        return self._image(tick), time.time_ns() + self.offset, meta
+        return self._image(tick), t_k + self.latency + self.offset, meta
 
     def close(self) -> None:
         self._base = None
