@@ -56,6 +56,13 @@ def test_small_take_counts_and_sync(small_rig, tmp_path):
     assert json.loads(s.sync_report_path.read_text())["method"] == "tick"
     # timecode derived from the tick and the session's timecode start
     assert s.frames("hero")[31].timecode == "00:00:01:01"
+    # the CLI around it
+    s.sync_path.unlink()
+    assert capture_main(["sync", str(s.root), "--method", "timecode"]) == 0
+    assert json.loads(s.sync_report_path.read_text())["method"] == "timecode" and s.sync_path.exists()
+    assert capture_main(["status", str(s.root)]) == 0
+    assert capture_main(["keys", str(tmp_path / "k"), "--rig", str(small_rig.source)]) == 0
+    assert (tmp_path / "k" / "clients" / "ir-left.key_secret").exists()
 
 
 def test_killing_a_camera_node_keeps_recording_the_others(small_rig, tmp_path):
