@@ -119,14 +119,14 @@ class FitStage:
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from plugins.detect_stage import load_detections
-        from reconstruct.fitting.pipeline import fit_detections
+        from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
         from reconstruct.fitting.result import save_fits
 
         s = ctx.session
         opts = fit_options(ctx.config.options)
         det = load_detections(ctx.stage_dir("detect") / "landmarks.npz")
         cams = calibrated_cameras(s)
-        model = load_model(ctx, opts.get("model"))
+        model = ensure_scheme(load_model(ctx, opts.get("model")), det["scheme"])
         t0 = time.perf_counter()
         seq, info = fit_detections(model, cams, det, settings_from(opts), ctx.device, ctx.progress,
                                    chunk=opts.get("chunk", 120))
@@ -195,10 +195,11 @@ def _write_overlay(ctx, seq, model, cams, det, path: Path) -> None:
 
 
 class FitSection:
-    """QC report section: RMS landmark residual per camera, jitter, skipped frames, the overlay picture."""
+    """QC report section ``fit_details`` (next to the report plugin's ``fit`` charts): mean landmark residual per
+    camera, jitter, frames/s, skipped frames, dropped cameras, and the fit rendered over the hero frame."""
 
-    name = "fit"
-    order = 40
+    name = "fit_details"
+    order = 41
 
     def html(self, ctx: StageContext) -> str | None:
         d = ctx.session.stage_dir("fit")
@@ -207,7 +208,7 @@ class FitSection:
         r = json.loads((d / "report.json").read_text())
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{'-' if v is None else f'{v:.2f}'}</td></tr>"
                        for c, v in r["residual_px"].items())
-        parts = [f"<h2>Fit</h2><p>model <b>{html.escape(r['model'])}</b>, {r['valid_frames']}/{r['frames']} frames "
+        parts = [f"<h3>Fit details</h3><p>model <b>{html.escape(r['model'])}</b>, {r['valid_frames']}/{r['frames']} frames "
                  f"fitted, jitter {r['jitter_mm_per_frame2']:.3f} mm/frame&sup2;, {r['frames_per_second']:.1f} "
                  f"frames/s</p>",
                  f"<table><tr><th>camera</th><th>RMS landmark residual (px)</th></tr>{rows}</table>"]
