@@ -284,13 +284,35 @@ def _jacobian(fun, x: np.ndarray, f0: np.ndarray, S, groups):
     return J, int(groups.max() + 1)
 
 
+def _solve_blocks(A: np.ndarray, g: np.ndarray, nb: int, block: int = 6) -> np.ndarray:
+    """Solve ``A x = g`` where the trailing ``A.shape[0] - nb`` unknowns form independent ``block``-sized blocks
+    (board poses): Schur complement onto the first ``nb`` unknowns (cameras), the bundle-adjustment classic."""
+    n = A.shape[0]
+    if nb >= n or (n - nb) % block:
+        return np.linalg.solve(A, g)
+    m = (n - nb) // block
+    Acc, Acb, Abb = A[:nb, :nb], A[:nb, nb:], A[nb:, nb:]
+    blocks = np.stack([Abb[i * block:(i + 1) * block, i * block:(i + 1) * block] for i in range(m)])
+    inv = np.linalg.inv(blocks)  # (m, 6, 6)
+    gb = g[nb:].reshape(m, block)
+    Acb3 = Acb.reshape(nb, m, block)
+    W = np.einsum("cmi,mij->cmj", Acb3, inv)  # Acb Abb^-1, (nb, m, 6)
+    S = Acc - W.reshape(nb, -1) @ Acb.T
+    rhs = g[:nb] - W.reshape(nb, -1) @ g[nb:]
+    xc = np.linalg.solve(S, rhs) if nb else np.zeros(0)
+    xb = np.einsum("mij,mj->mi", inv, gb - (Acb.T @ xc).reshape(m, block))
+    return np.concatenate([xc, xb.ravel()])
+
+
 def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float | None = None, max_iter: int = 100,
-                        tol: float = 1e-10):
+                        tol: float = 1e-10, n_camera_params: int | None = None):
     """Minimise ``sum rho(|r_i|^2)`` over residual pairs (one pair = one corner's x, y), Levenberg-Marquardt on
     the normal equations (``J^T W J``, p x p: cheap here since p is a few hundred), with iteratively
     re-weighted soft-L1 loss when ``robust_scale`` (pixels) is given.
 
-    Returns ``(x, J, f, evaluations, message)``; ``J`` and ``f`` at the solution (J unweighted).
+    ``n_camera_params``: when the unknowns after the first ``n_camera_params`` are independent 6-blocks (board
+    poses), steps are solved by the Schur complement. Returns ``(x, J, f, evaluations, message)``; ``J`` and ``f``
+    at the solution (J unweighted).
     """
     from scipy.optimize._numdiff import group_columns
 
@@ -323,7 +345,8 @@ def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float 
         improved = False
         for _ in range(12):
             try:
-                step = -np.linalg.solve(A + lam * np.diag(d), g)
+                M = A + lam * np.diag(d)
+                step = -(np.linalg.solve(M, g) if n_camera_params is None else _solve_blocks(M, g, n_camera_params))
             except np.linalg.LinAlgError:
                 lam *= 10
                 continue
@@ -363,7 +386,8 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
         nonlocal nfev
         fun = lambda x: P.residuals(x, mask)  # noqa: E731
         S = P.sparsity(mask) if sparse else None
-        x, J, r, n, msg = levenberg_marquardt(fun, x0, S, robust_scale=1.0 if robust else None, max_iter=max_nfev)
+        x, J, r, n, msg = levenberg_marquardt(fun, x0, S, robust_scale=1.0 if robust else None, max_iter=max_nfev,
+                                              n_camera_params=P.board_col)
         nfev += n
         log.debug("Levenberg-Marquardt (%s): %s after %d evaluations", "soft_l1" if robust else "linear", msg, n)
         return x, J, r
