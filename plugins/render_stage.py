@@ -98,8 +98,9 @@ class RenderStage:
                 d = drawer.draw(fin.plate, fin.fit.vertices, fin.hero, edit)
                 save_render(out / f"{fin.frame:06d}.npz", d.image, d.coverage, d.exclude, d.skin)
                 infos[fin.frame] = {"kind": "mesh", **d.info}
-        atomic_write_json(out / "render.json", {"renderer": renderer.name if renderer else None, **settings,
-                                                "frames": infos})
+        atomic_write_json(out / "render.json", {"renderer": renderer.name if renderer else None,
+                                                "requested_renderer": settings["renderer"],
+                                                "lighting": settings["lighting"], "frames": infos})
 
 
 @hookimpl
