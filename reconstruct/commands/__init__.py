@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "reconstruct.commands.synth",
     "reconstruct.commands.consent",
     "reconstruct.commands.report",
+    "reconstruct.commands.train",
 )
 
 

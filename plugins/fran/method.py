@@ -1,0 +1,143 @@
+"""The ``fran`` aging method: train (``reconstruct train fran``), prepare (load the checkpoint), apply per frame."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+
+from reconstruct.errors import MethodError
+from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
+
+log = logging.getLogger(__name__)
+
+RUN_OPTIONS = ("input_age", "target_age", "window", "stride", "temporal")
+
+
+class FranMethod(BaseMethod):
+    """FRAN re-aging network: a U-Net predicts an RGB delta from the plate and per-pixel input/target age maps."""
+
+    name = "fran"
+    identity_changing = True
+
+    def __init__(self) -> None:
+        self._net = None
+        self._meta: dict[str, Any] = {}
+        self._prev: tuple[int, np.ndarray] | None = None  # (frame, plate-space delta) for temporal smoothing
+        self._prev_io: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # -- training ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+        from .train import FranSettings
+
+        d = FranSettings()
+        g = parser.add_argument_group("FRAN")
+        g.add_argument("--pairs", default=d.pairs, help="'synthetic' (procedural faces; default) or a folder "
+                       "DIR/<person>/<age>.png of aligned external pairs")
+        g.add_argument("--size", type=int, default=d.size, help=f"training image size, px (default {d.size})")
+        g.add_argument("--crop", type=int, default=d.crop, help=f"training patch size, px (default {d.crop})")
+        g.add_argument("--width", type=int, default=d.width, help=f"U-Net first-level channels (default {d.width})")
+        g.add_argument("--depth", type=int, default=d.depth, help=f"U-Net levels (default {d.depth})")
+        g.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default {d.steps})")
+        g.add_argument("--batch", type=int, default=d.batch, help=f"pairs per step (default {d.batch})")
+        g.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+        g.add_argument("--seed", type=int, default=d.seed, help="seed of init and sampling (default 0)")
+        g.add_argument("--w-l1", type=float, default=d.w_l1, help=f"L1 loss weight (default {d.w_l1})")
+        g.add_argument("--w-perceptual", type=float, default=d.w_perceptual,
+                       help=f"random-feature perceptual loss weight (default {d.w_perceptual})")
+        g.add_argument("--w-adversarial", type=float, default=d.w_adversarial,
+                       help=f"PatchGAN loss weight (default {d.w_adversarial}; 0 = off)")
+        g.add_argument("--persons", type=int, default=d.persons, help="synthetic persons (default %(default)s)")
+        g.add_argument("--holdout", type=int, default=d.holdout, help="validation persons (default %(default)s)")
+        g.add_argument("--coverage", type=float, default=d.coverage,
+                       help="face template coverage of the aligned crop (default %(default)s)")
+
+    def train(self, ctx: MethodContext, args: argparse.Namespace):
+        from reconstruct.training import TrainSettings, run_training
+
+        from .data import folder_pairs, synthetic_pairs
+        from .train import FranSettings, FranTask, settings_meta
+
+        s = FranSettings.from_mapping(vars(args))
+        if s.pairs == "synthetic":
+            log.info("training FRAN on %d procedural synthetic persons (not the session's actor)", s.persons)
+            pairs = synthetic_pairs(s.persons, s.size, seed=s.seed, coverage=s.coverage)
+        else:
+            pairs = folder_pairs(s.pairs, s.size)
+        train, val = pairs.split(s.holdout)
+        task = FranTask(s, train, val, device=ctx.device)
+        loop = TrainSettings(steps=s.steps, seed=s.seed, checkpoint_every=getattr(args, "checkpoint_every", 200),
+                             preview_every=getattr(args, "preview_every", 200), log_every=getattr(args, "log_every", 20))
+        return run_training(task, loop, ctx.work_dir, resume=getattr(args, "resume", False),
+                            fresh=getattr(args, "fresh", False), meta=settings_meta(s, pairs), progress=ctx.progress)
+
+    # -- the age stage -----------------------------------------------------------------------------------------
+    def run_settings(self, ctx: MethodContext) -> dict[str, Any]:
+        from .train import FranSettings
+
+        d = FranSettings()
+        opts = ctx.options
+        out = {}
+        for k in RUN_OPTIONS:
+            v = opts.get(f"fran.{k}", getattr(d, k))
+            try:
+                out[k] = type(getattr(d, k))(v)
+            except (TypeError, ValueError) as exc:
+                raise MethodError(f"option fran.{k}={v!r} is not a number") from exc
+        if not 0 <= out["temporal"] < 1:
+            raise MethodError(f"fran.temporal={out['temporal']} must be in [0, 1)")
+        return out
+
+    def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
+        from reconstruct.engine import file_digest
+
+        ckpt = ctx.work_dir / "checkpoint.pt"
+        return {**self.run_settings(ctx), "checkpoint": file_digest([ckpt]) if ckpt.exists() else None}
+
+    def prepare(self, ctx: MethodContext) -> None:
+        from .train import load_generator
+
+        ckpt = ctx.work_dir / "checkpoint.pt"
+        if not ckpt.exists():
+            raise MethodError(f"FRAN is not trained for this session ({ckpt} is missing)",
+                              hint=f"train it first: `reconstruct train fran {ctx.session.root}`")
+        self._net, self._meta = load_generator(ckpt, ctx.device)
+        self._run = self.run_settings(ctx)
+        self._prev = self._prev_io = None
+
+    def apply(self, ctx: MethodContext, frame: FrameInput) -> FaceEdit:
+        from reconstruct.training.align import skin_mask_from_68
+        from reconstruct.training.facepoints import fit_landmarks
+
+        if self._net is None:
+            raise MethodError("FRAN apply() called before prepare()")
+        model_name = ctx.fits.model_name if ctx.fits is not None else ""
+        points = fit_landmarks(ctx.components, frame.fit, frame.hero, model_name)
+        plate = frame.plate.astype(np.float32) / 255.0
+        skin = skin_mask_from_68(points, plate.shape[:2])
+        return self.edit(frame.frame, plate, points, skin, ctx.device)
+
+    def edit(self, frame: int, plate: np.ndarray, points: np.ndarray, skin: np.ndarray, device: str = "cpu") -> FaceEdit:
+        """Re-age one (H, W, 3) float plate given its landmarks and skin mask (the part of ``apply`` after the fit)."""
+        from .infer import reage_face
+
+        r, m = self._run, self._meta
+        delta, mask = reage_face(self._net, plate, points, skin, r["input_age"], r["target_age"], size=int(m["size"]),
+                                 coverage=float(m["coverage"]), window=r["window"], stride=r["stride"], device=device)
+        if r["temporal"] > 0 and self._prev is not None and self._prev[0] == frame - 1:
+            delta = (1 - r["temporal"]) * delta + r["temporal"] * self._prev[1]
+        self._prev = (frame, delta)
+        image = np.clip(plate + delta, 0, 1).astype(np.float32)
+        info: dict[str, Any] = {"input_age": r["input_age"], "target_age": r["target_age"]}
+        if self._prev_io is not None and self._prev_io[0] == frame - 1:
+            _, p_in, p_out, p_mask = self._prev_io
+            sel = (mask > 0.5) & (p_mask > 0.5)
+            if sel.any():
+                fin = float(np.abs(plate - p_in)[sel].mean())
+                fout = float(np.abs(image - p_out)[sel].mean())
+                info.update(flicker_in=fin, flicker_out=fout, flicker_excess=fout - fin)
+        self._prev_io = (frame, plate, image, mask)
+        return FaceEdit(frame=frame, kind="image", image=image, mask=mask, info=info)
