@@ -64,8 +64,13 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
 
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: dict, settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
-                   identity_frames: int = 40, chunk: int = 120) -> tuple[FitSequence, SessionFitInfo]:
-    """Fit a session's detections (``plugins.detect_stage.load_detections`` dict) through calibrated cameras."""
+                   identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0
+                   ) -> tuple[FitSequence, SessionFitInfo]:
+    """Fit a session's detections (``plugins.detect_stage.load_detections`` dict) through calibrated cameras.
+
+    A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
+    mis-calibrated: it is dropped (named in ``cameras_dropped``) and the take is refitted without it.
+    """
     progress = progress or NullProgress()
     model = ensure_scheme(model, det["scheme"])
     names: Sequence[str] = det["cameras"]
@@ -107,10 +112,35 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
             iters.append(sol.iterations)
             task.advance(len(sel))
     sol = _concat(parts)
+    bad = _inconsistent_camera(sol.residual_px, [c.name for c in cams], outlier_px)
+    if bad is not None:
+        c, med, others = bad
+        why = (f"landmark residual {med:.1f} px against {others:.1f} px in the other cameras: its calibration does "
+               "not agree with them (check out/calibrate for this camera)")
+        log.warning("fit: camera %s dropped and the take refitted: %s", c, why)
+        rest = {n: cam for n, cam in cameras.items() if n != c}
+        seq, info = fit_detections(model, rest, det, settings, device, progress, min_landmarks, identity_frames, chunk,
+                                   outlier_px)
+        return seq, replace(info, cameras_dropped={**dict(info.cameras_dropped), c: why})
     seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
     info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,
                           iterations=tuple(iters))
     return seq, info
+
+
+def _inconsistent_camera(residual_px: np.ndarray, names: list[str], outlier_px: float):
+    """(camera, its median residual, the others' median) for the worst camera when it disagrees, else None."""
+    if len(names) < 3:  # with two cameras it is not clear which one is wrong
+        return None
+    med = np.array([np.nanmedian(residual_px[:, k]) if np.isfinite(residual_px[:, k]).any() else np.nan
+                    for k in range(len(names))])
+    if not np.isfinite(med).any():
+        return None
+    k = int(np.nanargmax(med))
+    others = float(np.nanmedian(np.delete(med, k)))
+    if med[k] > outlier_px and med[k] > 4 * others:
+        return names[k], float(med[k]), others
+    return None
 
 
 def _concat(parts: list[FitSolution]) -> FitSolution:

@@ -73,3 +73,16 @@ def test_model_without_the_scheme(ict_model):
     bare = replace(ict_model, landmarks=MappingProxyType({}))
     with pytest.raises(FaceModelError, match="dlib5"):
         ensure_scheme(bare, "dlib5")
+
+
+def test_miscalibrated_camera_is_dropped_and_named(ict_model, detections):
+    from reconstruct.camera import CameraModel
+
+    cams, det = detections
+    bad = cams[2].with_pose(cams[2].R, cams[2].t + np.array([0.3, 0.0, 0.0]))  # 30 cm off: a failed calibration
+    cal = {c.name: c for c in cams[:2]} | {bad.name: bad}
+    seq, info = fit_detections(ict_model, cal, det, FAST)
+    assert "witness-right" in info.cameras_dropped and "calibration" in info.cameras_dropped["witness-right"]
+    assert seq.cameras == ("hero", "witness-left")
+    assert np.nanmax(seq.residual_px) < 3.0  # the remaining cameras fit to the 1 px noise (measured ~1.4)
+    assert isinstance(cams[0], CameraModel)
