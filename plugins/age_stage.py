@@ -48,7 +48,10 @@ def method_context(ctx: StageContext) -> MethodContext:
     if s.calibration_path.exists():
         from reconstruct.camera import CameraModel
 
-        cameras = {c["name"]: CameraModel.from_dict(c) for c in s.read_calibration().get("cameras", [])}
+        raw = s.read_calibration().get("cameras", [])
+        # calibration.json keys cameras by name (reconstruct.calibration.result); a list of records is accepted too
+        items = raw.items() if isinstance(raw, dict) else ((c["name"], c) for c in raw)
+        cameras = {n: CameraModel.from_dict({**c, "name": c.get("name", n)}) for n, c in items}
     work = s.root / "out" / "methods" / ctx.config.method
     work.mkdir(parents=True, exist_ok=True)
     return MethodContext(session=s, options=ctx.config.options, device=ctx.device, work_dir=work,

@@ -92,7 +92,7 @@ def prepared(tmp_path_factory):
             flog.append(FrameRecord(index=i, t_capture_ns=i * 33_333_333, file=f"{i:06d}.png"))
             Rs.append(R), ts.append(t), verts.append(v)
     s.write_sync([FrameSet(frame=i, t_ns=i * 33_333_333, indices={"hero": i}) for i in range(T)])
-    s.write_calibration({"cameras": [hero.to_dict()]})
+    s.write_calibration({"cameras": {"hero": hero.to_dict()}})  # the calibrate stage's layout
     save_fits(FitSequence(model_name="demo", frames=np.arange(T, dtype=np.int32), identity=id_a.astype(np.float32),
                           expression=expr.astype(np.float32), R=np.array(Rs), t=np.array(ts), scale=np.ones(T),
                           vertices=np.array(verts, np.float32), valid=np.ones(T, bool)),
