@@ -5,7 +5,10 @@ The project's convention is OpenCV's (:mod:`reconstruct.camera`): x right, y dow
 
 PyTorch3D (``PerspectiveCameras``) uses row vectors, ``X_view = X_world @ R + T``, with +X left, +Y up, +Z forward,
 and NDC coordinates where the shorter image side spans [-1, 1] and +X/+Y point left/up. Its own
-``pytorch3d.utils.cameras_from_opencv_projection`` implements the same mapping; the tests check we agree with it.
+``pytorch3d.utils.cameras_from_opencv_projection`` gives the same R, T and focal length but a principal point half
+a pixel off ours: ours puts OpenCV's integer pixel coordinate u at the centre of rasterized pixel u (checked on
+rasterized images in ``tests/render/test_pytorch3d_backend.py``: a rendered point projects back onto its pixel
+within 1e-5 px); ``tests/test_conventions.py`` pins the 0.5 px difference.
 
 Open3D (``PinholeCameraParameters``, ``RaycastingScene.create_rays_pinhole``) uses the OpenCV camera frame and a
 4x4 world-to-camera ``extrinsic``, so its conversion only repacks matrices.
