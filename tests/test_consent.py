@@ -9,14 +9,12 @@ import plugins.age_stage
 import plugins.sync_stage
 from reconstruct import hookimpl
 from reconstruct.cli import main
-from reconstruct.demo import demo_rig_path
 from reconstruct.engine import RunConfig, run_pipeline
 from reconstruct.errors import ConsentError
 from reconstruct.methods import BaseMethod, FaceEdit, check_consent
 from reconstruct.plugins import make_plugin_manager
-from reconstruct.rig import load_rig
 from reconstruct.session import ConsentRecord, Session
-from reconstruct.synth import SynthSpec, generate_session
+from tests.tiny_session import make_tiny_session
 
 
 class SwapFace(BaseMethod):
@@ -70,9 +68,7 @@ def _host():
 
 @pytest.fixture()
 def session_dir(tmp_path):
-    root = tmp_path / "shot"
-    generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=3, seed=3))
-    return root
+    return make_tiny_session(tmp_path / "shot", frames=3)
 
 
 def test_identity_changing_method_refused_then_runs_with_consent(session_dir, capsys):

@@ -29,15 +29,12 @@ def test_core_imports_and_runs_without_ray(tmp_path):
         import reconstruct, reconstruct.engine, reconstruct.cli, reconstruct.provenance, reconstruct.report.sections
         import reconstruct.executors, reconstruct.executors.ray_executor   # importing the module must not import ray
         import plugins.sync_stage, plugins.report_stage
-        from reconstruct.demo import demo_rig_path
         from reconstruct.engine import RunConfig, run_pipeline, make_executor
         from reconstruct.errors import ConfigError
         from reconstruct.plugins import make_plugin_manager
-        from reconstruct.rig import load_rig
-        from reconstruct.synth import SynthSpec, generate_session
 
-        root = {str(tmp_path / 'shot')!r}
-        generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=3, seed=1))
+        from tests.tiny_session import make_tiny_session
+        root = make_tiny_session({str(tmp_path / 'shot')!r}, frames=3)
         host = make_plugin_manager(load_entry_points=False,
                                    extra_plugins=[("sync", plugins.sync_stage), ("report", plugins.report_stage)])
         names = [r.name for r in run_pipeline(RunConfig(session=root), host)]

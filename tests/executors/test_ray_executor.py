@@ -16,15 +16,13 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: p
 
 import plugins.sync_stage  # noqa: E402
 from reconstruct import hookimpl  # noqa: E402
-from reconstruct.demo import demo_rig_path  # noqa: E402
 from reconstruct.engine import RunConfig, make_executor, run_pipeline  # noqa: E402
 from reconstruct.errors import StageError  # noqa: E402
 from reconstruct.executors.ray_executor import RayExecutor, chunked  # noqa: E402
 from reconstruct.plugins import make_plugin_manager  # noqa: E402
 from reconstruct.progress import RecordingProgress  # noqa: E402
-from reconstruct.rig import load_rig  # noqa: E402
 from reconstruct.session import Session  # noqa: E402
-from reconstruct.synth import SynthSpec, generate_session  # noqa: E402
+from tests.tiny_session import make_tiny_session  # noqa: E402
 
 # the workers cannot import this test module by name: ship its functions by value
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -87,8 +85,7 @@ def test_chunking_covers_items_in_order():
 
 
 def test_ray_run_matches_local_run(tmp_path):
-    root = tmp_path / "shot"
-    generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=24, seed=7))
+    root = make_tiny_session(tmp_path / "shot", frames=24)
     run_pipeline(RunConfig(session=root), _host())
     local = {p.name: p.read_bytes() for p in (root / "out" / "noise").glob("*.npy")}
     local_digests = (root / "out" / "noise" / "digests.txt").read_text()

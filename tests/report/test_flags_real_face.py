@@ -12,12 +12,10 @@ import pytest
 
 import plugins.report_stage
 import plugins.sync_stage
-from reconstruct.demo import demo_rig_path
 from reconstruct.engine import RunConfig, run_pipeline
 from reconstruct.plugins import make_plugin_manager
-from reconstruct.rig import load_rig
 from reconstruct.session import Session
-from reconstruct.synth import SynthSpec, generate_session
+from tests.tiny_session import make_tiny_session
 
 pytestmark = pytest.mark.realdata
 MOUTH_FRAME, EYES_FRAME = 3, 6
@@ -36,8 +34,7 @@ def test_landmark_flags_on_a_real_face(shared_data, tmp_path):
     face = cv2.cvtColor(cv2.imread(str(shared_data / "faces" / "astronaut" / "astronaut.png")), cv2.COLOR_BGR2RGB)
     big = cv2.resize(face, (1024, 1024), interpolation=cv2.INTER_CUBIC)  # IOD ~86 px in the 640x480 plate
     det = landmarks.MediaPipeFaceMesh()
-    root = tmp_path / "shot"
-    generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=8, seed=1))
+    root = make_tiny_session(tmp_path / "shot", frames=8)
     s = Session.open(root)
     recs = s.frames("hero")
     plates = {}

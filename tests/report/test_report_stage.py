@@ -18,13 +18,11 @@ import plugins.report_stage
 import plugins.sync_stage
 from reconstruct import hookimpl
 from reconstruct.commands import report as report_cmd
-from reconstruct.demo import demo_rig_path
 from reconstruct.engine import RunConfig, run_pipeline
 from reconstruct.plugins import make_plugin_manager
 from reconstruct.provenance import read_manifest
-from reconstruct.rig import load_rig
 from reconstruct.session import Session
-from reconstruct.synth import SynthSpec, generate_session
+from tests.tiny_session import make_tiny_session
 
 
 class Later:
@@ -66,9 +64,7 @@ def host(*extra):
 
 @pytest.fixture()
 def shot(tmp_path) -> Path:
-    root = tmp_path / "shot"
-    generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=10, seed=5))
-    return root
+    return make_tiny_session(tmp_path / "shot", frames=10, drop=(("witness-left", 4),))
 
 
 def assert_self_contained(html: str) -> None:
@@ -87,6 +83,7 @@ def test_report_after_sync_only(shot):
         assert f'<section id="{anchor}">' in page
     assert "the fit stage has not run" in page and "the composite stage has not run" in page
     assert page.count("<svg") >= 1  # the sync timeline
+    assert ">dropped</text>" in page and ">missing</text>" in page  # witness-left's dropped frame 4 is drawn
     flags = json.loads((shot / "out" / "report" / "flags.json").read_text())
     assert flags["flagged"] == {} and set(flags["skipped"]) == {"stiff_expression", "unnatural_eyes", "flicker", "seams"}
     assert "out/report/report.html" in read_manifest(Session.open(shot))
