@@ -39,8 +39,9 @@ class CompositeStage:
         s = CompositeSettings.from_options(ctx.config.options)
         ctx.components.get("compositor", s.compositor)  # fail early with the list of compositors
         hero = plates_dir(ctx.session) / ctx.session.rig.hero.name
-        # a deleted plates folder makes the stage rerun
-        return {"settings": {k: getattr(s, k) for k in s.__slots__}, "plates_present": hero.is_dir()}
+        if (ctx.session.stage_dir(self.name) / "_stage.json").exists() and not hero.is_dir():
+            log.warning("composite: %s is missing although the stage ran; rerun with --from composite", hero)
+        return {"settings": {k: getattr(s, k) for k in s.__slots__}}
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from plugins.age_stage import iter_frames, method_context
