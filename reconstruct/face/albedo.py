@@ -36,6 +36,7 @@ class Palette:
     sclera: tuple = tuple(_srgb(225, 220, 212))
     iris: tuple = tuple(_srgb(95, 62, 40))
     pupil: tuple = tuple(_srgb(12, 10, 10))
+    hair: tuple = tuple(_srgb(48, 36, 28))
 
 
 def _smooth(d: np.ndarray, width: float) -> np.ndarray:
@@ -55,7 +56,7 @@ def _mix(c: np.ndarray, colour, w: np.ndarray) -> np.ndarray:
 
 
 def procedural_albedo(points: np.ndarray, lm68: np.ndarray, palette: Palette = Palette(), paint_eyes: bool = True,
-                      seed: int = 0) -> np.ndarray:
+                      seed: int = 0, hair: bool = False) -> np.ndarray:
     """Albedo at surface points.
 
     Args:
@@ -65,6 +66,8 @@ def procedural_albedo(points: np.ndarray, lm68: np.ndarray, palette: Palette = P
         paint_eyes: paint sclera/iris/pupil inside the eye openings (False where the model has eye holes and the
             renderer adds eyeballs).
         seed: varies the low-frequency skin blotches.
+        hair: paint short hair above the hairline and on the sides/back of the head (the demo model: a head
+            outline with hair is what face detectors expect).
 
     Returns:
         (N, 3) float32 linear RGB in [0, 1].
@@ -87,6 +90,19 @@ def procedural_albedo(points: np.ndarray, lm68: np.ndarray, palette: Palette = P
     for centre, r in ((0.5 * (lm[2] + lm[31]), 0.018 * s), (0.5 * (lm[14] + lm[35]), 0.018 * s), (lm[30], 0.008 * s)):
         w = 0.45 * np.exp(-np.sum((xy - centre[:2]) ** 2, axis=1) / (2 * r * r)) * front
         c = _mix(c, palette.cheeks, w)
+    # a soft shadow in the eye sockets: eye regions stay visible when the eyes are closed or seen from the side
+    for eye in (EYE_R, EYE_L):
+        ctr = lm[eye, :2].mean(0)
+        w = 0.16 * np.exp(-0.5 * (((xy[:, 0] - ctr[0]) / (0.016 * s)) ** 2 + ((xy[:, 1] - ctr[1]) / (0.011 * s)) ** 2))
+        c *= (1 - w * front)[:, None]
+    if hair:
+        brow_top = float(lm[BROW_R + BROW_L, 1].max())
+        eye_y = float(np.mean(lm[EYE_R + EYE_L, 1]))
+        z_ref = float(np.mean(lm[EYE_R + EYE_L, 2]))
+        d_top = (brow_top + 0.03 * s - 0.02 * s * (xy[:, 0] / (0.07 * s)) ** 2) - p[:, 1]  # < 0 above the hairline
+        d_side = np.maximum(p[:, 2] - (z_ref - 0.07 * s), (eye_y - 0.015 * s) - p[:, 1])  # < 0 behind, above ears
+        d = np.minimum(d_top, d_side)
+        c = _mix(c, palette.hair, 0.95 * _smooth(d, 0.004 * s))
     # brows: a band above each brow polyline, thicker towards the nose
     for brow in (BROW_R, BROW_L):
         line = lm[brow, :2].copy()

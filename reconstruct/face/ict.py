@@ -59,7 +59,7 @@ def ibug68_weights() -> np.ndarray:
 def finish_model(name: str, mean: np.ndarray, identity: np.ndarray, expression: np.ndarray, triangles: np.ndarray,
                  expression_names, uvs: np.ndarray, triangle_uvs: np.ndarray, lm68_vertices: np.ndarray | None,
                  source: str, paint_eyes: bool = False, texture_size: int = 1024,
-                 expression_kind: str = "blendshape") -> FaceModel:
+                 expression_kind: str = "blendshape", hair: bool = False) -> FaceModel:
     """Add landmarks, regions and procedural albedo to raw arrays (metres) and build the model."""
     landmarks, regions, albedo, tex = {}, {}, None, None
     if lm68_vertices is not None:
@@ -67,9 +67,10 @@ def finish_model(name: str, mean: np.ndarray, identity: np.ndarray, expression: 
         landmarks["ibug68"] = lmap
         lm = lmap.points(mean.astype(np.float64), triangles)
         regions = regions_from_landmarks(mean, lm)
-        albedo = procedural_albedo(mean, lm, paint_eyes=paint_eyes)
+        albedo = procedural_albedo(mean, lm, paint_eyes=paint_eyes, hair=hair)
         if len(uvs) and len(triangle_uvs) == len(triangles) and texture_size:
-            tex = bake_texture(mean, triangles, uvs, triangle_uvs, lm, size=texture_size, paint_eyes=paint_eyes)
+            tex = bake_texture(mean, triangles, uvs, triangle_uvs, lm, size=texture_size, paint_eyes=paint_eyes,
+                               hair=hair)
     return FaceModel(
         name=name, mean=mean.astype(np.float32), identity_basis=identity.astype(np.float32),
         expression_basis=expression.astype(np.float32), triangles=np.asarray(triangles, np.int32),

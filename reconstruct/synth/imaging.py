@@ -1,7 +1,8 @@
 """How a synthetic camera turns the lit scene into stored pixels: lighting per sensor, exposure, optics, noise.
 
 Hero (RGB): a directional key light from above-left-front plus ambient, over a soft grey-blue backdrop.
-IR witnesses (grey): lit by their own on-axis IR illuminator (a light from the camera's direction), skin rendered
+IR witnesses (grey): lit by their own on-axis IR illuminator (a light from the camera's direction) and the set's key
+light (tungsten emits IR), skin rendered
 from the albedo's luminance with reduced colour contrast, their own exposure gain and stronger sensor noise.
 Both: a slight optical blur (sigma 0.6 px), sRGB tone curve, Gaussian noise, 8-bit quantisation.
 """
@@ -33,8 +34,11 @@ def camera_lighting(cam: CameraModel, sensor: str) -> Lighting:
     """The lights a camera sees the face under (world frame)."""
     if sensor == "ir":
         towards = cam.center / max(np.linalg.norm(cam.center), 1e-9)  # from the face towards the camera
-        return Lighting(ambient=np.full(3, 0.18), directions=towards[None] + np.array([[0.0, -0.25, 0.0]]),
-                        colors=np.full((1, 3), 0.62))
+        # the witness's own on-axis IR illuminator plus the set's key light (tungsten keys emit plenty of IR)
+        key = key_light()
+        return Lighting(ambient=np.full(3, 0.15),
+                        directions=np.concatenate([towards[None] + np.array([[0.0, -0.25, 0.0]]), key.directions]),
+                        colors=np.array([[0.45] * 3, [0.4] * 3]))
     return key_light()
 
 
@@ -54,9 +58,9 @@ def render_view(renderer: RendererBase, model: FaceModel, state: HeadState, cam:
     img = _backdrop(h, w, spec.sensor)
     m = out.mask
     if spec.sensor == "ir":
+        # IR sees luminance-like reflectance: skin colour differences shrink, painted features keep their contrast
         lum = out.image[m] @ np.array([0.42, 0.46, 0.12], np.float32)
-        # IR flattens skin colour: pull towards the mean skin level, keeping feature contrast
-        img[m] = np.repeat((0.8 * lum + 0.05)[:, None], 3, axis=1)
+        img[m] = np.repeat(lum[:, None], 3, axis=1)
     else:
         img[m] = out.image[m]
     img = img * exposure_gain(spec)
