@@ -28,7 +28,8 @@ Helpers on fragments (backend-independent, :mod:`.fragments`)
     ``pixel_rays(camera) -> (H, W, 3)`` undistorted camera-frame ray directions with z = 1.
 
 Choosing a backend: :func:`get_renderer` (``"auto"`` = the available backend with the highest priority).
-Backends: ``raycast`` (open3d Embree, CPU, priority 10, :mod:`.raycast`).
+Backends: ``raycast`` (open3d Embree, CPU, priority 10, :mod:`.raycast`); ``pytorch3d`` (PyTorch3D rasterizer, chosen
+by ``auto`` only on a CUDA device, priority 20, :mod:`.pytorch3d_backend`).
 """
 
 from __future__ import annotations
