@@ -78,6 +78,44 @@ def project(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None =
     return np.stack([fx * xd + cx, fy * yd + cy], axis=1)
 
 
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(N, 3) -> (N, 3, 3) cross-product matrices."""
+    S = np.zeros((len(v), 3, 3))
+    S[:, 0, 1], S[:, 0, 2], S[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
+    S[:, 1, 0], S[:, 2, 0], S[:, 2, 1] = v[:, 2], -v[:, 1], v[:, 0]
+    return S
+
+
+def _right_jacobian(r: np.ndarray) -> np.ndarray:
+    """(N, 3) rotation vectors -> (N, 3, 3) right Jacobians of SO(3): R(r + d) ~ R(r) exp([J_r d]_x)."""
+    th = np.linalg.norm(r, axis=1)[:, None, None]
+    K = _skew(r)
+    small = th < 1e-8
+    ths = np.where(small, 1.0, th)
+    a = np.where(small, 0.5, (1 - np.cos(ths)) / ths**2)
+    b = np.where(small, 1 / 6, (ths - np.sin(ths)) / ths**3)
+    return np.eye(3)[None] - a * K + b * (K @ K)
+
+
+def _lens_jacobian(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None):
+    """d(pixels)/d(camera point) (N, 2, 3) and d(pixels)/d(intrinsics vector) (N, 2, K), central differences."""
+    n, k = len(Xc), len(intr)
+    J_X = np.empty((n, 2, 3))
+    for j in range(3):
+        h = 1e-6 * np.maximum(np.abs(Xc[:, 2]), 1e-3)
+        d = np.zeros_like(Xc)
+        d[:, j] = h
+        J_X[:, :, j] = (project(Xc + d, intr, model, aspect) - project(Xc - d, intr, model, aspect)) / (2 * h[:, None])
+    J_I = np.empty((n, 2, k))
+    for j in range(k):
+        h = 1e-6 * max(abs(intr[j]), 1.0)
+        ip, im = intr.copy(), intr.copy()
+        ip[j] += h
+        im[j] -= h
+        J_I[:, :, j] = (project(Xc, ip, model, aspect) - project(Xc, im, model, aspect)) / (2 * h)
+    return J_X, J_I
+
+
 @dataclass(frozen=True, slots=True)
 class CameraInit:
     """One camera going into the bundle adjustment: intrinsics, lens model, world-to-camera (4, 4) pose."""
@@ -227,6 +265,54 @@ class _Problem:
             out[m] = project(Xc, intr[i], c.model, self.aspect[i]) - uv[m]
         return out.ravel()
 
+    def jacobian(self, x: np.ndarray, mask: np.ndarray):
+        """Analytic Jacobian of :meth:`residuals` (sparse CSR, same layout as :meth:`sparsity`).
+
+        Poses by the chain rule with ``d(R(r) p)/dr = -R [p]_x J_r(r)`` (``J_r``: right Jacobian of SO(3));
+        the lens function (a few operations per point) by central differences over its inputs.
+        """
+        from scipy.sparse import coo_matrix
+
+        cam_R, cam_t, intr, bR, bt = self.unpack(x)
+        obj, oc, ov = self.obj[mask], self.oc[mask], self.ov[mask]
+        RvX = np.einsum("nij,nj->ni", bR[ov], obj)
+        Xw = RvX + bt[ov]
+        b = x[self.board_col:].reshape(-1, 6)
+        Jr_b = _right_jacobian(b[:, :3])  # (V, 3, 3)
+        dXw_drv = -np.einsum("nij,njk,nkl->nil", bR[ov], _skew(obj), Jr_b[ov])  # (n, 3, 3)
+        rows, cols, vals = [], [], []
+        obs = np.arange(len(oc))
+
+        def put(o, c0, block):  # block (len(o), 2, k) into rows 2o, 2o+1 and columns c0..c0+k-1
+            k = block.shape[2]
+            r = (2 * o[:, None] + np.arange(2)[None, :])[:, :, None]
+            rows.append(np.broadcast_to(r, block.shape).ravel())
+            cols.append(np.broadcast_to(np.asarray(c0)[..., None, None] + np.arange(k)[None, None, :]
+                                        if np.ndim(c0) else c0 + np.arange(k)[None, None, :], block.shape).ravel())
+            vals.append(block.ravel())
+
+        for i, c in enumerate(self.cams):
+            m = oc == i
+            if not np.any(m):
+                continue
+            o = obs[m]
+            Ri = cam_R[i]
+            Xc = Xw[m] @ Ri.T + cam_t[i]
+            J_X, J_I = _lens_jacobian(Xc, intr[i], c.model, self.aspect[i])  # (n,2,3), (n,2,k_full)
+            if i in self.pose_col:
+                Jr_c = _right_jacobian(x[self.pose_col[i]:self.pose_col[i] + 3][None])[0]
+                dXc_drc = -np.einsum("ij,njk,kl->nil", Ri, _skew(Xw[m]), Jr_c)
+                put(o, self.pose_col[i], np.concatenate([J_X @ dXc_drc, J_X], axis=2))
+            if i in self.intr_col:
+                a, _ = self.intr_col[i]
+                kfix = 3 if self.fix_aspect else 4
+                free = [*range(kfix), *(kfix + j for j in self._free(c))]
+                put(o, a, J_I[:, :, free])
+            JXR = J_X @ Ri  # (n, 2, 3)
+            put(o, self.board_col + 6 * ov[m], np.concatenate([JXR @ dXw_drv[m], JXR], axis=2))
+        r, cc, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        return coo_matrix((v, (r, cc)), shape=(2 * len(oc), self.n_params)).tocsr()
+
     def sparsity(self, mask: np.ndarray):
         from scipy.sparse import coo_matrix
 
@@ -256,7 +342,8 @@ class _Problem:
 
 def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.ndarray], dets: list[BoardDetection],
                   board: BoardSpec, *, refine_intrinsics: bool = True, fix_aspect: bool = False,
-                  outlier_px: float = 2.0, sparse: bool = True, max_nfev: int = 200) -> BundleResult:
+                  outlier_px: float = 2.0, sparse: bool = True, max_nfev: int = 200,
+                  analytic: bool = True) -> BundleResult:
     """Jointly refine a rig. See the module docstring for the unknowns and the two passes."""
     import time
 
@@ -269,8 +356,9 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
         nonlocal nfev
         fun = lambda x: P.residuals(x, mask)  # noqa: E731
         S = P.sparsity(mask) if sparse else None
+        jac = (lambda x, f: P.jacobian(x, mask)) if analytic and sparse else None  # noqa: E731
         x, J, r, n, msg = levenberg_marquardt(fun, x0, S, robust_scale=1.0 if robust else None, max_iter=max_nfev,
-                                              n_camera_params=P.board_col)
+                                              n_camera_params=P.board_col, jac=jac)
         nfev += n
         log.debug("Levenberg-Marquardt (%s): %s after %d evaluations", "soft_l1" if robust else "linear", msg, n)
         return x, J, r
@@ -333,9 +421,9 @@ def _param_std(P: _Problem, J, f: np.ndarray) -> dict[str, dict[str, float]]:
     JtJ = J.T @ J
     JtJ = JtJ.toarray() if hasattr(JtJ, "toarray") else np.asarray(JtJ)
     try:
+        cov = np.linalg.inv(JtJ) * s2
+    except np.linalg.LinAlgError:  # singular: a parameter the data do not constrain
         cov = np.linalg.pinv(JtJ) * s2
-    except np.linalg.LinAlgError:  # pragma: no cover
-        return {}
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     out = {}
     for i, c in enumerate(P.cams):

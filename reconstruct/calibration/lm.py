@@ -62,12 +62,12 @@ def _solve_blocks(A: np.ndarray, g: np.ndarray, nb: int, block: int = 6) -> np.n
 
 
 def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float | None = None, max_iter: int = 100,
-                        tol: float = 1e-10, n_camera_params: int | None = None):
+                        tol: float = 1e-10, n_camera_params: int | None = None, jac=None):
     """Minimise ``sum rho(|r_i|^2)`` over residual pairs (one pair = one corner's x, y), Levenberg-Marquardt on
     the normal equations (``J^T W J``, p x p: cheap here since p is a few hundred), with iteratively
     re-weighted soft-L1 loss when ``robust_scale`` (pixels) is given.
 
-    ``n_camera_params``: when the unknowns after the first ``n_camera_params`` are independent 6-blocks (board
+    ``jac(x, f)``: analytic Jacobian (else finite differences over the sparsity pattern). ``n_camera_params``: when the unknowns after the first ``n_camera_params`` are independent 6-blocks (board
     poses), steps are solved by the Schur complement. Returns ``(x, J, f, evaluations, message)``; ``J`` and ``f``
     at the solution (J unweighted).
     """
@@ -90,7 +90,7 @@ def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float 
     msg = "maximum iterations reached"
     J = None
     for _ in range(max_iter):
-        J, k = _jacobian(fun, x, f, sparsity, groups)
+        J, k = (jac(x, f), 0) if jac is not None else _jacobian(fun, x, f, sparsity, groups)
         n += k
         W = np.repeat(w, 2)
         JW = J.multiply(W[:, None]).tocsr() if hasattr(J, "multiply") else J * W[:, None]
@@ -124,5 +124,5 @@ def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float 
         if rel < tol or np.linalg.norm(step) < tol * (np.linalg.norm(x) + tol):
             msg = "converged"
             break
-    J, k = _jacobian(fun, x, f, sparsity, groups)
+    J, k = (jac(x, f), 0) if jac is not None else _jacobian(fun, x, f, sparsity, groups)
     return x, J, f, n + k, msg
