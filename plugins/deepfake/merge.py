@@ -48,13 +48,15 @@ def colour_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray, mode: st
 
 
 def shape_mask(mask: np.ndarray, erode_px: float, blur_px: float) -> np.ndarray:
-    """Erode (shrink) then Gaussian-blur a (S, S) mask; sizes in crop pixels (0 = off)."""
+    """Erode (shrink) then Gaussian-blur a (S, S) mask; sizes in crop pixels (0 = off). Values below 1/255 (no
+    visible change) become exactly 0 so the plate stays untouched there."""
     m = np.clip(mask, 0, 1).astype(np.float32)
     if erode_px > 0:
         k = int(round(erode_px)) * 2 + 1
         m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     if blur_px > 0:
         m = cv2.GaussianBlur(m, (0, 0), sigmaX=float(blur_px))
+    m[m < 1.0 / 255.0] = 0.0
     return m
 
 
