@@ -42,21 +42,54 @@ def detect_options(raw) -> dict:
     return opts
 
 
-def make_detector(ctx: StageContext, opts: dict):
-    """Instantiate the chosen landmark detector class with the options it accepts."""
+def detector_spec(ctx: StageContext, opts: dict) -> tuple[type, dict]:
+    """The chosen landmark detector class and the options to build it with."""
     classes = ctx.components.all("landmark_detector")
     if not classes:
         raise StageError("no landmark detector plugin is loaded", hint="`reconstruct plugins` lists what is loaded")
     name = opts.get("detector")
     if name is None:
         name = max(classes, key=lambda n: getattr(classes[n], "priority", 0))
-    cls = ctx.components.get("landmark_detector", name)
-    kwargs = {k: opts[k] for k in ("yunet", "haar", "crop_px") if k in opts}
+    return ctx.components.get("landmark_detector", name), {k: opts[k] for k in ("yunet", "haar", "crop_px") if k in opts}
+
+
+def _build_detector(cls: type, kwargs: dict):
     try:
         return cls(**kwargs)
     except TypeError:
-        log.warning("detector %s takes no options; ignoring %s", name, sorted(kwargs))
+        log.warning("detector %s takes no options; ignoring %s", getattr(cls, "name", cls), sorted(kwargs))
         return cls()
+
+
+def make_detector(ctx: StageContext, opts: dict):
+    """Instantiate the chosen landmark detector class with the options it accepts."""
+    return _build_detector(*detector_spec(ctx, opts))
+
+
+_DETECTORS: dict = {}  # per process (this one, a --jobs worker or a Ray worker): detectors built once
+_SESSIONS: dict = {}
+
+
+def detect_view(job: tuple) -> tuple[np.ndarray, np.ndarray] | None:
+    """One view: ``(session root, camera, image file, detector class, options)`` -> the detector's result.
+    Module-level so that ``ctx.executor.map`` can ship it to process-pool or Ray workers."""
+    from reconstruct.session import Session
+
+    root, cam, file, cls, kwargs = job
+    key = (cls, tuple(sorted(kwargs.items())))
+    if key not in _DETECTORS:
+        _DETECTORS[key] = _build_detector(cls, kwargs)
+    if root not in _SESSIONS:
+        _SESSIONS[root] = Session.open(root)
+    return _DETECTORS[key].detect(_SESSIONS[root].read_image(cam, file))
+
+
+def _close_detectors() -> None:
+    for det in _DETECTORS.values():
+        if hasattr(det, "close"):
+            det.close()
+    _DETECTORS.clear()
+    _SESSIONS.clear()
 
 
 class DetectStage:
@@ -74,7 +107,7 @@ class DetectStage:
     def run(self, ctx: StageContext, out: Path) -> None:
         s = ctx.session
         opts = detect_options(ctx.config.options)
-        det = make_detector(ctx, opts)
+        det_cls, det_kwargs = detector_spec(ctx, opts)
         cams = list(s.rig.camera_names)
         framesets = s.read_sync()[:: max(1, opts.get("step", 1))]
         if not framesets:
@@ -85,27 +118,33 @@ class DetectStage:
         found = np.zeros((T, C), bool)
         missing: dict[str, list[int]] = {c: [] for c in cams}
         no_face: dict[str, list[int]] = {c: [] for c in cams}
-        with ctx.progress.task("detect landmarks", total=T * C) as task:
-            for i, fs in enumerate(framesets):
-                for k, cam in enumerate(cams):
-                    task.advance()
-                    idx = fs.indices.get(cam)
-                    rec = records[cam].get(idx) if idx is not None else None
-                    if rec is None or rec.status != "ok":
-                        missing[cam].append(fs.frame)
-                        continue
-                    res = det.detect(s.read_image(cam, rec))
-                    if res is None:
-                        no_face[cam].append(fs.frame)
-                        continue
-                    pts, conf = res
-                    if points is None:
-                        n = pts.shape[0]
-                        points = np.full((T, C, n, 2), np.nan, np.float32)
-                        confidence = np.zeros((T, C, n), np.float32)
-                    points[i, k], confidence[i, k], found[i, k] = pts, conf, True
-        if hasattr(det, "close"):
-            det.close()
+        jobs, where = [], []
+        for i, fs in enumerate(framesets):
+            for k, cam in enumerate(cams):
+                idx = fs.indices.get(cam)
+                rec = records[cam].get(idx) if idx is not None else None
+                if rec is None or rec.status != "ok":
+                    missing[cam].append(fs.frame)
+                    continue
+                jobs.append((str(s.root), cam, rec.file, det_cls, det_kwargs))
+                where.append((i, k))
+        # per view, through the run's executor (in process, --jobs processes, or Ray tasks over chunks)
+        try:
+            results = ctx.executor.map(detect_view, jobs, ctx.progress, "detect landmarks")
+        finally:
+            _close_detectors()
+        for (i, k), res in zip(where, results):
+            if res is None:
+                no_face[cams[k]].append(framesets[i].frame)
+                continue
+            pts, conf = res
+            if points is None:
+                n = pts.shape[0]
+                points = np.full((T, C, n, 2), np.nan, np.float32)
+                confidence = np.zeros((T, C, n), np.float32)
+            points[i, k], confidence[i, k], found[i, k] = pts, conf, True
+        for c in cams:
+            no_face[c].sort()
         if points is None:
             raise StageError(f"no face was found in any of the {T} frame sets by any camera ({', '.join(cams)})",
                              hint="check the frames (exposure, framing); a face smaller than ~7% of the image needs "
@@ -113,9 +152,9 @@ class DetectStage:
         frames = np.array([fs.frame for fs in framesets], np.int32)
         with atomic_path(out / "landmarks.npz", suffix=".npz") as tmp:
             np.savez_compressed(tmp, frames=frames, cameras=np.array(cams, dtype=str), points=points,
-                                confidence=confidence, found=found, scheme=np.array(det.scheme),
-                                detector=np.array(det.name))
-        report = {"detector": det.name, "scheme": det.scheme, "frame_sets": T,
+                                confidence=confidence, found=found, scheme=np.array(det_cls.scheme),
+                                detector=np.array(det_cls.name))
+        report = {"detector": det_cls.name, "scheme": det_cls.scheme, "frame_sets": T,
                   "cameras": {c: {"faces": int(found[:, k].sum()), "no_face": no_face[c], "no_frame": missing[c]}
                               for k, c in enumerate(cams)},
                   "frames_without_any_face": [int(f) for f, row in zip(frames, found) if not row.any()]}
