@@ -5,10 +5,9 @@ Unknowns: world-to-camera pose (Rodrigues vector + translation, metres) of every
 ``refine_intrinsics``, each camera's fx, fy (or one f when the aspect ratio is fixed), cx, cy and distortion.
 Residuals: projected minus detected corner, pixels, two per observation.
 
-Solver: Levenberg-Marquardt (:mod:`.lm`) with a finite-difference Jacobian that uses its sparsity pattern: one
-function evaluation per *colour group* of structurally independent columns (~30) instead of one per unknown
-(hundreds), and a Schur complement over the board poses (``tools/bench_calibration.py`` times it with and
-without sparsity, next to OpenCV). Two passes: a
+Solver: Levenberg-Marquardt (:mod:`.lm`) with an analytic sparse Jacobian (:meth:`_Problem.jacobian`; finite
+differences over the sparsity pattern remain available) and a Schur complement over the board poses
+(``tools/bench_calibration.py`` times it against a dense finite-difference Jacobian and against OpenCV). Two passes: a
 robust one (soft-L1 loss, scale 1 px, iteratively re-weighted) from the initial poses, then observations whose
 residual exceeds ``max(outlier_px, 5 sigma)`` (sigma from the median residual), and whole images whose RMS exceeds
 ``max(2.5 outlier_px, 4 x the median image RMS)`` (blur, a frame out of sync), are dropped and a plain
