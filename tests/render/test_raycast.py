@@ -177,3 +177,22 @@ def test_renderer_registered_through_plugin_hook():
     r = get_renderer(host.components(), "auto", device="cpu")
     assert r.name == "raycast" and r.priority == 10 and RaycastRenderer.available("cpu")
     assert get_renderer(host.components(), "raycast").name == "raycast"
+
+
+def test_render_meshes_occlusion_and_per_mesh_albedo():
+    from reconstruct.render import render_meshes
+
+    back, f = _grid_plane(n=2, size=0.4)
+    front, _ = _grid_plane(n=2, size=0.1, z=-0.1)  # nearer the camera at z = -0.8
+    tex = np.full((4, 4, 3), 0.2, np.float32)
+    uvs = (back[:, :2] / 0.4 + 0.5).astype(np.float32)
+    meshes = [Mesh(back, f, uvs=uvs, triangle_uvs=f, texture=tex),
+              Mesh(front, f, vertex_colors=np.full((len(front), 3), 0.9))]
+    cam = _camera(eye=(0, 0, -0.8))
+    out = render_meshes(RaycastRenderer(), meshes, cam, Lighting(ambient=np.ones(3)))
+    u, v = cam.project(np.array([[0.0, 0.0, -0.1]]))[0]
+    centre = out.albedo[int(round(v)), int(round(u))]
+    u2, v2 = cam.project(np.array([[0.15, 0.15, 0.0]]))[0]
+    corner = out.albedo[int(round(v2)), int(round(u2))]
+    assert np.allclose(centre, 0.9) and np.allclose(corner, 0.2)  # the small front plane hides the textured one
+    assert out.fragments.triangle.max() >= len(f)  # fragments index the concatenated triangles
