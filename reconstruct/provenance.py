@@ -271,6 +271,17 @@ def _write_png_bytes(path: Path, data: bytes) -> None:
         raise SessionError(f"cannot write {path}: {exc.strerror}", hint="check free disk space") from exc
 
 
+def add_png_provenance(path: str | Path, record: ProvenanceRecord) -> bool:
+    """Embed ``record`` into an existing PNG that has none (chunk inserted after IHDR; pixels untouched, file
+    replaced atomically). Returns False when the file already holds a record."""
+    path = Path(path)
+    if read_png_provenance(path) is not None:
+        return False
+    data = path.read_bytes()
+    _write_png_bytes(path, data[:33] + _itxt(PROVENANCE_KEY, record.to_json()) + data[33:])
+    return True
+
+
 def read_png_provenance(path: str | Path) -> ProvenanceRecord | None:
     """The record stored in a PNG (None when the file has none)."""
     path = Path(path)
@@ -401,6 +412,38 @@ def record_output(session: "Session", path: str | Path, record: ProvenanceRecord
         atomic_write_json(manifest_path(session), {"schema": RECORD_SCHEMA, "session": session.meta.name,
                                                    "files": files})
     return key
+
+
+def record_stage_outputs(session: "Session", stage_dir: Path, record: ProvenanceRecord) -> int:
+    """Give every file of a completed stage folder a manifest entry, in one manifest update: files the stage
+    already recorded (same size) keep their entry; PNGs without an embedded record get ``record`` embedded;
+    entries of files that no longer exist in the folder are dropped. Returns the number of entries added."""
+    stage_dir = Path(stage_dir)
+    prefix = session_relative(session.root, stage_dir).rstrip("/") + "/"
+    files = [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")
+             and p.name != "_stage.json"]
+    with _manifest_lock(session):
+        entries = read_manifest(session)
+        present = set()
+        added = 0
+        for p in files:
+            key = session_relative(session.root, p)
+            present.add(key)
+            old = entries.get(key)
+            if old is not None and old.get("bytes") == p.stat().st_size:
+                continue
+            if p.suffix.lower() == ".png":
+                try:
+                    add_png_provenance(p, record)
+                except SessionError as exc:  # not a readable PNG: record it as it is
+                    log.warning("cannot embed provenance in %s: %s", p, exc.message)
+            entries[key] = {"sha256": sha256_file(p), "bytes": p.stat().st_size, "provenance": record.to_dict()}
+            added += 1
+        for key in [k for k in entries if k.startswith(prefix) and k not in present]:
+            del entries[key]
+        atomic_write_json(manifest_path(session), {"schema": RECORD_SCHEMA, "session": session.meta.name,
+                                                   "files": entries})
+    return added
 
 
 def verify_manifest(session: "Session") -> dict[str, str]:

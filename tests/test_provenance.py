@@ -147,3 +147,52 @@ def test_record_errors(session, tmp_path):
     manifest_path(session).write_text("{broken")
     with pytest.raises(SessionError, match="damaged"):
         read_manifest(session)
+
+
+class _Writer:
+    """A stage writing a plain PNG (no provenance), an npz, and one PNG through write_png."""
+
+    name = "writer"
+    requires = ()
+    version = "1"
+
+    def fingerprint(self, ctx):
+        return {"n": ctx.config.options.get("n", "2")}
+
+    def run(self, ctx, out):
+        n = int(ctx.config.options.get("n", "2"))
+        for i in range(n):
+            cv2.imwrite(str(out / f"plain{i}.png"), np.full((4, 4), i, np.uint8))
+        np.savez(out / "data.npz", x=np.arange(3))
+        from reconstruct.provenance import record_for_stage
+
+        write_png(ctx.session, out / "rich.png", np.zeros((4, 4, 3), np.uint8),
+                  record_for_stage(ctx, "writer", settings={"rich": True}))
+
+
+def test_every_stage_output_gets_a_manifest_entry(session):
+    import plugins.provenance_manifest
+    from types import MappingProxyType
+
+    from reconstruct import hookimpl
+    from reconstruct.engine import RunConfig, run_pipeline
+
+    class P:
+        @hookimpl
+        def register_stages(self):
+            return [_Writer()]
+
+    host = make_plugin_manager(load_entry_points=False, extra_plugins=[
+        ("provenance", plugins.provenance_manifest), ("writer", P())])
+    run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"n": "3"})), host)
+    m = read_manifest(session)
+    assert set(m) == {f"out/writer/plain{i}.png" for i in range(3)} | {"out/writer/data.npz", "out/writer/rich.png"}
+    assert m["out/writer/rich.png"]["provenance"]["settings"]["rich"] is True  # the stage's own entry is kept
+    plain = session.root / "out" / "writer" / "plain1.png"
+    assert read_png_provenance(plain).stage == "writer"  # embedded afterwards
+    np.testing.assert_array_equal(cv2.imread(str(plain), cv2.IMREAD_UNCHANGED), np.full((4, 4), 1, np.uint8))
+    assert set(verify_manifest(session).values()) == {"ok"}
+    # a rerun that writes fewer files drops the stale entries
+    run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"n": "1"})), host)
+    assert "out/writer/plain2.png" not in read_manifest(session)
+    assert set(verify_manifest(session).values()) == {"ok"}
