@@ -16,7 +16,8 @@ examples:
   reconstruct consent list shot42/
 
 A record covers the methods named in --scope ('*' = every method). Methods that change how the performer looks
-(`reconstruct plugins` shows identity_changing methods) stop with exit code 11 until a covering record exists.
+(identity_changing: the built-in deepfake, fran and digital_human) stop with exit code 11 until a covering record
+exists.
 Records are appended to session.toml; nothing else in the session changes.
 """
 
