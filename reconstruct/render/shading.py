@@ -36,6 +36,18 @@ def sh_basis(normals: np.ndarray) -> np.ndarray:
                     axis=1)
 
 
+def sh_basis_f32(n: np.ndarray) -> np.ndarray:
+    """float32 :func:`sh_basis` for (N, 3) float32 unit normals (the shading hot path)."""
+    x, y, z = n[:, 0], n[:, 1], n[:, 2]
+    out = np.empty((len(n), 9), np.float32)
+    out[:, 0] = 0.282095
+    out[:, 1], out[:, 2], out[:, 3] = 0.488603 * y, 0.488603 * z, 0.488603 * x
+    out[:, 4], out[:, 5] = 1.092548 * x * y, 1.092548 * y * z
+    out[:, 6] = 0.315392 * (3 * z * z - 1)
+    out[:, 7], out[:, 8] = 1.092548 * x * z, 0.546274 * (x * x - y * y)
+    return out
+
+
 def sh_basis_torch(normals):
     """Torch version of :func:`sh_basis` ((N, 3) tensor -> (N, 9)), differentiable."""
     import torch
@@ -96,13 +108,14 @@ class Lighting:
 
     def irradiance(self, normals: np.ndarray) -> np.ndarray:
         """(N, 3) unit world-frame normals -> (N, 3) float32 irradiance (multiply by albedo for radiance)."""
-        n = np.asarray(normals, np.float64).reshape(-1, 3)
-        e = np.broadcast_to(self.ambient, n.shape).copy()
+        n = np.asarray(normals, np.float32).reshape(-1, 3)
+        e = np.empty(n.shape, np.float32)
+        e[...] = self.ambient.astype(np.float32)
         if len(self.directions):
-            e += np.clip(n @ self.directions.T, 0, None) @ self.colors
+            e += np.clip(n @ self.directions.T.astype(np.float32), 0, None) @ self.colors.astype(np.float32)
         if self.sh is not None:
-            e += sh_basis(n) @ self.sh
-        return e.astype(np.float32)
+            e += sh_basis_f32(n) @ self.sh.astype(np.float32)
+        return e
 
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
