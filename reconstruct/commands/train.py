@@ -71,7 +71,10 @@ def method_context(session_root: Path, name: str, host, device: str, progress):
     fits = load_fits(fit_file) if fit_file.exists() else None
     cameras = {}
     if s.calibration_path.exists():
-        cameras = {c["name"]: CameraModel.from_dict(c) for c in s.read_calibration().get("cameras", [])}
+        raw = s.read_calibration().get("cameras", [])
+        # keyed by name (reconstruct.calibration.result); a list of records is accepted too, as in the age stage
+        items = raw.items() if isinstance(raw, dict) else ((c["name"], c) for c in raw)
+        cameras = {n: CameraModel.from_dict({**c, "name": c.get("name", n)}) for n, c in items}
     work = s.root / "out" / "methods" / name
     work.mkdir(parents=True, exist_ok=True)
     return MethodContext(session=s, options=MappingProxyType({}), device=device, work_dir=work, progress=progress,
