@@ -16,6 +16,9 @@ MIN_COVERAGE = 0.5
 MIN_VIEWS = 10
 MIN_SHARED_VIEWS = 5
 MAX_RMS_PX = 1.0
+#: pose uncertainty (1 sigma) above which the rig geometry is flagged: 0.1 deg moves a face 1 m away by ~2 mm
+MAX_ROTATION_STD_DEG = 0.1
+MAX_TRANSLATION_STD_MM = 2.0
 _REGIONS = (("top-left", "top", "top-right"), ("left", "centre", "right"), ("bottom-left", "bottom", "bottom-right"))
 
 
@@ -80,6 +83,10 @@ def camera_warnings(name: str, n_views: int, cov: float, empty: list[str], rms: 
     if std.get("fx", 0.0) > 0.005 * f:
         out.append(f"camera {name!r}: focal length uncertain by +-{std['fx']:.1f} px ({std['fx'] / f:.1%}); add views "
                    "with the board strongly tilted and at several distances")
+    if std.get("rotation_deg", 0.0) > MAX_ROTATION_STD_DEG or std.get("translation_mm", 0.0) > MAX_TRANSLATION_STD_MM:
+        out.append(f"camera {name!r}: pose in the rig uncertain by +-{std['rotation_deg']:.2f} deg / "
+                   f"+-{std['translation_mm']:.1f} mm (1 sigma); capture more views seen by this camera and its "
+                   "neighbours together, board tilted, spread over both images")
     if shared is not None and shared < MIN_SHARED_VIEWS:
         out.append(f"camera {name!r}: only {shared} views shared with the rest of the rig; capture more views where "
                    "this camera and its neighbours see the board at the same time")

@@ -168,6 +168,13 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
             "coverage": cov, "std": std, "shared_views_max": shared,
             "warnings": Q.camera_warnings(c, len(per_view), cov, Q.empty_regions(pts, size), rms, std, K, shared, bad),
         }
+    lost = [c for c, q in cam_q.items() if q["views"] == 0]
+    if lost:
+        raise CalibrationError(
+            f"camera(s) {', '.join(repr(c) for c in lost)}: every view was rejected by the bundle adjustment "
+            "(the camera's own calibration and the rig disagree)",
+            hint=f"capture more and sharper views with {lost[0]!r}, board tilted and filling a third of the image, "
+                 "several of them together with a neighbouring camera")
     warnings = [w for q in cam_q.values() for w in q["warnings"]]
     for w in warnings:
         log.warning("%s", w)
