@@ -117,12 +117,19 @@ def _expression_track(model: FaceModel, tau: np.ndarray, rng: np.random.Generato
 
 
 def make_performance(model: FaceModel, frames: int, fps: float, seed: int = 0,
-                     identity_scale: float = 1.0) -> Performance:
+                     identity_scale: float = 1.0, identity=None) -> Performance:
     """A smooth, plausible performance: a random identity (N(0, identity_scale^2)), talking/smiling/blinking
-    expressions, head yaw +-12 deg, pitch +-8, roll +-5 and +-1.5 cm of translation."""
+    expressions, head yaw +-12 deg, pitch +-8, roll +-5 and +-1.5 cm of translation. ``identity`` (prior units,
+    missing trailing modes 0) replaces the random identity; the motion is the same either way."""
     rng = np.random.default_rng(seed)
     tau = np.arange(frames) / float(fps)
-    identity = rng.standard_normal(model.n_identity) * identity_scale
+    identity_random = rng.standard_normal(model.n_identity) * identity_scale
+    if identity is None:
+        identity = identity_random
+    else:
+        given = np.asarray(identity, np.float64).reshape(-1)[: model.n_identity]
+        identity = np.zeros(model.n_identity)
+        identity[: given.size] = given
     expression = _expression_track(model, tau, rng)
     yaw = _smooth_curve(rng, tau, np.deg2rad(12))
     pitch = _smooth_curve(rng, tau, np.deg2rad(8))

@@ -46,6 +46,8 @@ class SynthSpec:
         calib_poses: board poses of the calibration capture (0 = no calib/ folder).
         calib_noise: sensor noise of the calibration images, 8-bit grey levels.
         identity_scale: standard deviation of the random identity, in prior units.
+        identity: explicit identity coefficients (prior units; missing trailing modes are 0) instead of a random
+            identity, e.g. to render an actor "A" whose "young" identity "B" is known.
     """
 
     frames: int = 12
@@ -55,6 +57,7 @@ class SynthSpec:
     calib_poses: int = 24
     calib_noise: float = 1.5
     identity_scale: float = 1.0
+    identity: tuple[float, ...] | None = None
 
 
 def truth_dir(session_root: Path) -> Path:
@@ -83,7 +86,7 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
     session = Session.create(root, rig, name=Path(root).name,
                              notes=f"synthetic session (reconstruct synth, model {model.name}, seed {spec.seed})")
     cams = rig_cameras(rig, spec.seed)
-    perf = make_performance(model, spec.frames, rig.fps, spec.seed, spec.identity_scale)
+    perf = make_performance(model, spec.frames, rig.fps, spec.seed, spec.identity_scale, spec.identity)
     timelines = make_timeline(list(rig.camera_names), rig.hero.name, spec.frames, rig.fps, spec.timeline, spec.seed)
     renderer = RaycastRenderer()
     rng = np.random.default_rng(spec.seed + 55)

@@ -145,3 +145,13 @@ def test_synth_cli(tmp_path, capsys):
     assert "ground truth" in capsys.readouterr().out and (truth_dir(root) / "vertices.npz").exists()
     assert main(["synth", str(demo_rig_path()), str(root), "--frames", "2", "--model", "demo"]) == 3  # not empty
     assert main(["synth", str(demo_rig_path()), str(tmp_path / "x"), "--model", "nosuchmodel"]) == 8
+
+
+def test_explicit_identity_keeps_the_motion():
+    from reconstruct.face.demo import build_demo_model
+
+    model = build_demo_model()
+    a = make_performance(model, 10, 30.0, seed=3)
+    b = make_performance(model, 10, 30.0, seed=3, identity=[1.5, -0.5])
+    assert np.allclose(b.identity[:2], [1.5, -0.5]) and np.all(b.identity[2:] == 0)
+    assert np.allclose(a.rotvec, b.rotvec) and np.allclose(a.expression, b.expression)
