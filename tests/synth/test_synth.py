@@ -95,7 +95,7 @@ def test_demo_session_structure_truth_and_mediapipe(tmp_path):
     # every camera sees the face where MediaPipe finds it
     worst = _check_session_detected_and_consistent(root, model)
     # MediaPipe's eye-contour centre vs the projected ground-truth ibug eye centre: within 15 % of the inter-ocular
-    # distance (the two schemes place eye corners differently); measured <= 0.05
+    # distance (the two schemes place eye corners differently); measured up to 0.09 (demo, 30 frames, seed 9)
     assert all(v < 0.15 for v in worst.values()), worst
 
 
@@ -108,7 +108,7 @@ def test_ict_session_found_by_mediapipe_in_every_camera(tmp_path, shared_data):
     generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=3, seed=4, model="ict", calib_poses=0),
                      model=model)
     worst = _check_session_detected_and_consistent(root, model)
-    assert all(v < 0.15 for v in worst.values()), worst  # measured <= 0.06 of the IOD
+    assert all(v < 0.15 for v in worst.values()), worst  # measured up to 0.068 of the IOD (hero-2ir, 20 frames)
 
 
 def test_cameras_frame_the_face_and_motion_is_smooth():
