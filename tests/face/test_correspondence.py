@@ -1,19 +1,23 @@
 """Computed landmark correspondences (MediaPipe canonical mesh registered onto the model)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from reconstruct.face.correspondence import (boundary_loops, closest_surface_points, landmark_map_from_vertices,
-                                             mediapipe_canonical_points, mediapipe_correspondence, umeyama)
+                                             mediapipe_canonical_points, umeyama)
 
 
 @pytest.fixture(scope="module")
 def ict_and_map(shared_data):
-    from reconstruct.face.ict import load_ict_light
+    import sys
 
-    model = load_ict_light(shared_data / "models" / "ict_facekit_light" / "ict_face_light_facearea.npz")
-    canon = shared_data / "models" / "mediapipe_face_geometry" / "canonical_face_model.obj"
-    return model, mediapipe_correspondence(model, canon)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fitting"))
+    from ict import load_ict  # the fitting tests' cached loader: the correspondence is computed once per run
+
+    model = load_ict()
+    return model, model.landmark_map("mediapipe478")
 
 
 def test_umeyama_recovers_a_similarity():

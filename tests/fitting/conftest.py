@@ -20,7 +20,7 @@ def ict_model():
         pytest.skip(f"needs ../shared/data ICT light model and MediaPipe canonical mesh ({ICT}, {MP_OBJ})")
     from ict import load_ict
 
-    return load_ict(True)
+    return load_ict()
 
 
 @pytest.fixture(scope="session")

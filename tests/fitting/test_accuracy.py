@@ -11,7 +11,7 @@ from reconstruct.fitting.synthetic import jitter, make_sequence, observe, three_
 @pytest.fixture(scope="module")
 def scene(ict_model):
     cams = three_camera_rig()
-    seq = make_sequence(ict_model, frames=16, seed=3)
+    seq = make_sequence(ict_model, frames=10, seed=3)
     obs, conf = observe(ict_model, seq, cams, "mediapipe478", noise_px=1.0, seed=4)
     return cams, seq, obs, conf
 
