@@ -35,8 +35,16 @@ class FranMethod(BaseMethod):
 
         d = FranSettings()
         g = parser.add_argument_group("FRAN")
-        g.add_argument("--pairs", default=d.pairs, help="'synthetic' (procedural faces; default) or a folder "
+        g.add_argument("--pairs", default=d.pairs, help="'synthetic' (procedural faces; default), "
+                       "'digital_human' (renders of the session's fit now/young; needs --young) or a folder "
                        "DIR/<person>/<age>.png of aligned external pairs")
+        g.add_argument("--young", "--young-refs", dest="young", default="",
+                       help="young reference stills (for --pairs digital_human)")
+        g.add_argument("--every", type=int, default=d.every, help="every n-th fitted frame (digital_human pairs)")
+        g.add_argument("--input-age", type=float, default=d.input_age,
+                       help="age label of the 'now' renders (digital_human pairs; default %(default)s)")
+        g.add_argument("--target-age", type=float, default=d.target_age,
+                       help="age label of the 'young' renders (digital_human pairs; default %(default)s)")
         g.add_argument("--size", type=int, default=d.size, help=f"training image size, px (default {d.size})")
         g.add_argument("--crop", type=int, default=d.crop, help=f"training patch size, px (default {d.crop})")
         g.add_argument("--width", type=int, default=d.width, help=f"U-Net first-level channels (default {d.width})")
@@ -65,6 +73,10 @@ class FranMethod(BaseMethod):
         if s.pairs == "synthetic":
             log.info("training FRAN on %d procedural synthetic persons (not the session's actor)", s.persons)
             pairs = synthetic_pairs(s.persons, s.size, seed=s.seed, coverage=s.coverage)
+        elif s.pairs == "digital_human":
+            from .dh_pairs import digital_human_pairs
+
+            pairs = digital_human_pairs(ctx, s.young, s.size, s.coverage, s.input_age, s.target_age, s.every)
         else:
             pairs = folder_pairs(s.pairs, s.size)
         train, val = pairs.split(s.holdout)

@@ -31,7 +31,10 @@ class FranSettings:
         steps: training steps.
         seed: network init and sampling seed.
         w_l1, w_perceptual, w_adversarial: loss weights.
-        pairs: ``"synthetic"`` or a folder ``DIR/<person>/<age>.png``.
+        pairs: ``"synthetic"``, ``"digital_human"`` (renders of the session's fit, needs ``young``) or a folder
+            ``DIR/<person>/<age>.png``.
+        young: young reference stills folder (for ``pairs="digital_human"``).
+        every: use every n-th fitted frame for digital-human pairs.
         persons: number of synthetic persons (5 ages each); the last ``holdout`` are validation.
         holdout: validation persons.
         coverage: template coverage of the aligned crop (>1: more context around the face).
@@ -52,6 +55,8 @@ class FranSettings:
     w_perceptual: float = 0.1
     w_adversarial: float = 0.01
     pairs: str = "synthetic"
+    young: str = ""
+    every: int = 1
     persons: int = 100
     holdout: int = 8
     coverage: float = 1.6

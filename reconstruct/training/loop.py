@@ -117,6 +117,9 @@ def run_training(task: TrainTask, settings: TrainSettings, out_dir: Path, *, res
     elif ckpt.exists() and not fresh:
         raise MethodError(f"{ckpt} already holds a training checkpoint",
                           hint="continue it with --resume, or start over with --fresh")
+    else:  # a fresh start: outputs of an earlier training would be misleading beside the new ones
+        for old in [*(out_dir / "previews").glob("step_*.png"), out_dir / "loss.csv", out_dir / "validation.json"]:
+            old.unlink(missing_ok=True)
     meta = dict(meta or {})
     for m in task.modules.values():
         m.train()

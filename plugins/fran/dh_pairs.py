@@ -1,0 +1,90 @@
+"""FRAN training pairs from the digital-human path: the session's fitted face rendered twice per frame through the
+hero camera, with the same expression, pose and light --
+
+* "now" (labelled ``input_age``): the fitted identity with the face model's own albedo (mean albedo, or grey 0.7
+  where the model has none -- the actor's current skin is not unwrapped);
+* "young" (labelled ``target_age``): identity moved toward the young reference's fitted identity by ``amount``,
+  textured with the young albedo unwrapped from the stills (the ``digital_human`` method's cached asset).
+
+Both renders are aligned with the frame's fitted iBUG-68 landmarks exactly like plate faces at inference. What a
+network learns from them is the change *between these two renders* (shape + albedo), not real skin ageing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from reconstruct.errors import MethodError
+from reconstruct.methods import MethodContext
+from reconstruct.training.align import align_matrix, skin_mask_from_68, warp_to_crop
+from reconstruct.training.facepoints import fit_landmarks
+
+from .data import AgePairs
+
+log = logging.getLogger(__name__)
+
+
+def _pad(a: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n)
+    a = np.asarray(a, np.float64).ravel()[:n]
+    out[: a.size] = a
+    return out
+
+
+def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: float, input_age: float,
+                        target_age: float, every: int = 1, amount: float = 1.0) -> AgePairs:
+    """Render (now, young) pairs of every ``every``-th valid fitted frame; see the module docstring."""
+    from plugins.digital_human.method import DigitalHumanMethod
+    from reconstruct.render import Mesh, get_renderer, linear_to_srgb, render_meshes
+    from reconstruct.synth.scene import HeadState, key_light, posed_meshes
+
+    if ctx.fits is None:
+        raise MethodError("pairs=digital_human needs the session's fit (out/fit/fits.npz)",
+                          hint="run `reconstruct run SESSION` up to the fit stage first")
+    if not young:
+        raise MethodError("pairs=digital_human needs young reference stills", hint="pass --young DIR")
+    hero = ctx.session.rig.hero.name
+    cam = ctx.cameras.get(hero)
+    if cam is None:
+        raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
+    dh = DigitalHumanMethod()
+    work = ctx.session.root / "out" / "methods" / "digital_human"
+    work.mkdir(parents=True, exist_ok=True)
+    dctx = MethodContext(session=ctx.session, options={"young_refs": str(young)}, device=ctx.device, work_dir=work,
+                         progress=ctx.progress, components=ctx.components, fits=ctx.fits, cameras=ctx.cameras)
+    dh.prepare(dctx)  # the young identity + albedo (cached in out/methods/digital_human/)
+    model, tex = dh.model, dh.texture
+    n = model.n_identity
+    now_id = _pad(ctx.fits.identity, n)
+    young_id = now_id + float(amount) * (_pad(dh.identity, n) - now_id)
+    renderer = get_renderer(ctx.components, "auto", ctx.device)
+    light = key_light(0)
+    imgs, skins, ages, pid = [], [], [], []
+    rows = range(0, len(ctx.fits), max(1, every))
+    with ctx.progress.task("render FRAN pairs (digital human)", total=len(rows)) as task:
+        for i in rows:
+            fit = ctx.fits.frame(i)
+            task.advance()
+            if not fit.valid:
+                continue
+            R = float(fit.scale) * np.asarray(fit.R)
+            _, now_meshes = posed_meshes(model, HeadState(now_id, fit.expression, R, np.asarray(fit.t)))
+            vw, y_meshes = posed_meshes(model, HeadState(young_id, fit.expression, R, np.asarray(fit.t)))
+            y_meshes[0] = Mesh(vw, model.triangles, uvs=model.uvs, triangle_uvs=model.triangle_uvs, texture=tex)
+            pts = fit_landmarks(ctx.components, fit, cam, ctx.fits.model_name)
+            M = align_matrix(pts, size, coverage)
+            skin = warp_to_crop(skin_mask_from_68(pts, (cam.height, cam.width)), M, size)
+            for meshes, age in ((now_meshes, input_age), (y_meshes, target_age)):
+                img = np.clip(linear_to_srgb(render_meshes(renderer, meshes, cam, light, background=0.25).image), 0, 1)
+                imgs.append(warp_to_crop(img.astype(np.float32), M, size))
+                skins.append(skin)
+                ages.append(age)
+                pid.append(int(fit.frame))
+    if not imgs:
+        raise MethodError("no valid fitted frame to render FRAN pairs from", hint="check the fit (reconstruct report)")
+    log.info("FRAN: %d digital-human pairs rendered (ages %s -> %s)", len(imgs) // 2, input_age, target_age)
+    return AgePairs(np.stack(imgs), np.stack(skins).astype(np.float32), np.array(ages, np.float32),
+                    np.array(pid, np.int32), f"digital-human renders of {ctx.session.root} (young refs {young})")
