@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Weight of points on the face outline, which slide along the silhouette when the head turns.
 CONTOUR_WEIGHT = 0.3
+#: Weight of MediaPipe's brow points pulled onto the model's 68-point brow line (eye/mouth hole features: 4).
+BROW_WEIGHT = 0.5
 #: 68-point (iBUG/Multi-PIE) scheme: indices 0..16 are the jaw contour.
 IBUG68_CONTOUR = tuple(range(17))
 
@@ -139,9 +141,10 @@ def register_points(model: FaceModel, source: np.ndarray, *, iterations: int = 3
         _, tri, bary, dist = closest_surface_points(verts, tris, x)
         ids, w = tris[tri].astype(np.int64), bary
         weight = (dist <= np.quantile(dist, trim)).astype(float)
-        for idx, edges in features:
+        for feat in features:
+            idx, edges = feat[0], feat[1]
             fi, fw = _closest_on_edges(verts, edges, x[idx])
-            ids[idx], w[idx], weight[idx] = fi, fw, feat_w
+            ids[idx], w[idx], weight[idx] = fi, fw, (feat[2] if len(feat) > 2 else feat_w)
         pts = np.einsum("nk,nkd->nd", w, verts[ids])
         if it >= iterations // 3:
             # non-rigid: the model's identity modes move its surface toward x (MAP with the N(0, 1) prior).
@@ -269,8 +272,29 @@ def _mediapipe_features(model: FaceModel, src: np.ndarray) -> list[tuple[np.ndar
             continue
         used.add(j)
         feats.append((c, loops[j]))
-    log.debug("mediapipe features matched to %d model holes", len(feats))
+    feats += _brow_features(model, src, fmc, norm, front)
+    log.debug("mediapipe features: %d (eye/mouth holes, brows)", len(feats))
     return feats
+
+
+def _brow_features(model: FaceModel, src: np.ndarray, fmc, norm, front) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pair MediaPipe's eyebrow points with the model's 68-point brow polylines (points 17-21, 22-26), when the model
+    has a 68-point map: on a smooth forehead nothing else stops the brows from sliding up or down."""
+    if "ibug68" not in model.landmarks:
+        return []
+    lm = model.landmarks["ibug68"]
+    if lm.triangle.shape[0] != 68 or (lm.triangle[17:27] < 0).any():
+        return []
+    vid = model.triangles[lm.triangle[17:27], np.argmax(lm.bary[17:27], axis=1)].astype(np.int64)
+    lines = [np.stack([vid[0:4], vid[1:5]], 1), np.stack([vid[5:9], vid[6:10]], 1)]
+    mean = model.mean.astype(np.float64)
+    out = []
+    for brow in (fmc.FACEMESH_LEFT_EYEBROW, fmc.FACEMESH_RIGHT_EYEBROW):
+        idx = np.array(sorted({i for e in brow for i in e}))
+        cc = norm(src[idx].mean(0, keepdims=True), src)[0, 0]
+        d = [abs(norm(mean[np.unique(ln)].mean(0, keepdims=True), front)[0, 0] - cc) for ln in lines]
+        out.append((idx, lines[int(np.argmin(d))], BROW_WEIGHT))
+    return out
 
 
 def _edge_components(edges) -> list[np.ndarray]:

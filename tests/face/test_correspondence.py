@@ -65,13 +65,14 @@ def test_mediapipe_map_covers_the_mesh(ict_and_map):
 
 def test_mediapipe_points_agree_with_ict_68_points(ict_and_map):
     """Semantically equal points of the two schemes (eye corners, nose, mouth corners, chin) must land close on
-    the surface: an independent check, since ICT's 68 vertex list comes with the model and was not used."""
+    the surface. Eyes, nose, mouth and chin are an independent check (the registration pins only the brows to ICT's
+68-point brow line; eye and mouth contours go to the model's holes)."""
     model, lm = ict_and_map
     mp = lm.points(model.mean.astype(float), model.triangles)
     l68 = model.landmark_map("ibug68").points(model.mean.astype(float), model.triangles)
-    pairs = {33: 36, 263: 45, 133: 39, 362: 42, 4: 30, 152: 8, 61: 48, 291: 54}
+    pairs = {33: 36, 263: 45, 133: 39, 362: 42, 4: 30, 152: 8, 61: 48, 291: 54, 105: 19, 334: 24}
     err = {a: 1e3 * np.linalg.norm(mp[a] - l68[b]) for a, b in pairs.items()}
-    # tolerance 4.5 mm each; measured eye corners 2.0-2.8, nose 0.6, chin 0.7, mouth corners 3.5 mm
+    # tolerance 4.5 mm each; measured eye corners 1.1-2.9, nose 2.3, chin 3.6, mouth corners 3.2, brows 1.3 mm
     assert max(err.values()) < 4.5, err
 
 
