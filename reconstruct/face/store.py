@@ -99,6 +99,10 @@ def _cached(key: str, build: Callable[[], FaceModel]) -> FaceModel:
     model = build()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
+        prefix = key.rsplit("-", 1)[0]
+        for old in cached.parent.glob(f"{prefix}-*.npz"):  # entries of older code versions
+            if old.name[len(prefix) + 1:-4].isalnum():
+                old.unlink(missing_ok=True)
         save_face_model(model, cached)
     except OSError as exc:  # a read-only home is fine: convert again next time
         log.info("could not cache the converted model in %s: %s", cached, exc)
