@@ -50,9 +50,34 @@ def test_fit_vertex_error_against_truth(session, ict_model, face_region):
     err = vertex_error(Vf, V[fits.frames], face_region)
     rep = json.loads((s.stage_dir("fit") / "report.json").read_text())
     print(f"end-to-end vertex error {1e3 * err:.2f} mm; fit report {rep}")
-    # tolerance 12 mm; measured 7.3 mm (hero-2ir: 7.9 mm). MediaPipe's points on rendered faces vs. the computed
-    # correspondence differ by ~13 px in the hero view (brows worst); the 1 mm target holds for the fitter itself
+    # tolerance 12 mm; measured 4.9 mm (test-small rig, 4 frames). MediaPipe points on rendered faces vs. the computed
+    # correspondence differ by ~5.6 px in the 640x480 hero view; the 1 mm target holds for the fitter itself
     # (test_accuracy.py), not for this detector-limited chain.
     assert err < 0.012
     assert all(v is None or v < 15 for v in rep["residual_px"].values())
     assert (s.stage_dir("fit") / "overlay.png").exists() and len(list((s.stage_dir("fit") / "meshes").glob("*.ply"))) == 4
+
+
+def test_frame_without_face_is_reported_and_skipped(session):
+    """Blank every camera's frame of one frame set: detect records it, fit skips it, says so, and goes on."""
+    import cv2
+
+    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.plugins import make_plugin_manager
+    from reconstruct.session import Session
+
+    s = Session.open(session)
+    fs = s.read_sync()[1]
+    for cam, idx in fs.indices.items():
+        if idx is None:
+            continue
+        rec = {r.index: r for r in s.frames(cam)}[idx]
+        path = s.camera_dir(cam) / rec.file
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(path), np.full_like(img, 90))
+    run_pipeline(RunConfig(session=session, device="cpu", from_stage="detect"), make_plugin_manager())
+    det = json.loads((session / "out" / "detect" / "report.json").read_text())
+    assert det["frames_without_any_face"] == [fs.frame]
+    assert any(fs.frame in r["no_face"] for r in det["cameras"].values())
+    rep = json.loads((session / "out" / "fit" / "report.json").read_text())
+    assert rep["skipped_frames"] == [fs.frame] and rep["valid_frames"] == rep["frames"] - 1
