@@ -78,7 +78,17 @@ def run_one(script: Path, argv: list[str]) -> None:
     takes_args = len(inspect.signature(main).parameters) > 0
     if not takes_args:
         sys.argv = [str(script)]
-    result = main(argv) if takes_args else main()
+    if takes_args:
+        try:
+            result = main(argv)
+        except SystemExit as exc:  # an argparse that rejects --session/--quick: run it with its defaults
+            if exc.code != 2 or not argv:
+                raise
+            print(f"[bench] {script.name} does not accept {' '.join(argv)}; running it with its defaults",
+                  file=sys.stderr)
+            result = main([])
+    else:
+        result = main()
     rows = result if isinstance(result, list) and all(isinstance(r, dict) for r in result) else None
     sys.stdout.flush()
     print(MARK + json.dumps(rows, default=float))

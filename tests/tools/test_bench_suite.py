@@ -55,3 +55,16 @@ def test_table_and_markdown(capsys):
     md = b.markdown(rows, "on test machine")
     assert "| x | fps | 12.35 | 6 | 2.058 | a/b |" in md and md.startswith("Measured on test machine")
     assert "logical CPUs" in b.machine()
+
+
+def test_script_with_strict_argparse_runs_with_defaults(tmp_path):
+    script = tmp_path / "bench_strict.py"
+    script.write_text(
+        "import argparse\n"
+        "def main(argv=None):\n"
+        "    ap = argparse.ArgumentParser(); ap.add_argument('--frames', type=int, default=3)\n"
+        "    a = ap.parse_args(argv)\n"
+        "    print('frames', a.frames)\n"
+        "    return 0\n")
+    rows, out = _child(script, "--session", "/s")
+    assert rows is None and "frames 3" in out
