@@ -10,7 +10,7 @@ import numpy as np
 
 from ..camera import CameraModel
 from ..errors import RenderError
-from .fragments import Fragments, interpolate, interpolate_uv, pixel_rays, sample_texture
+from .fragments import Fragments, sample_texture
 from .shading import Lighting, vertex_normals
 
 
@@ -152,29 +152,37 @@ def _shade_parts(frags: Fragments, meshes: Sequence[Mesh], tri_offs: np.ndarray,
     bary_all = frags.bary.reshape(-1, 3)[pix]
     alb = np.zeros((len(pix), 3), np.float32)
     nrm = np.zeros((len(pix), 3), np.float32)
+    back = np.zeros(len(pix), bool)  # the pixel sees its triangle from behind
     for k, mesh in enumerate(meshes):
-        sel = np.flatnonzero((tri_all >= tri_offs[k]) & (tri_all < tri_offs[k + 1]))
-        if not len(sel):
+        if len(meshes) == 1:
+            sel = slice(None)
+            tri = tri_all
+            b = bary_all
+        else:
+            sel = np.flatnonzero((tri_all >= tri_offs[k]) & (tri_all < tri_offs[k + 1]))
+            if not len(sel):
+                continue
+            tri = tri_all[sel] - tri_offs[k]
+            b = bary_all[sel]
+        f = mesh.triangles[tri]  # (P, 3) vertex ids
+        vn = vertex_normals(mesh.vertices, mesh.triangles).astype(np.float32)
+        v0 = mesh.vertices[mesh.triangles[:, 0]]
+        fn = np.cross(mesh.vertices[mesh.triangles[:, 1]] - v0, mesh.vertices[mesh.triangles[:, 2]] - v0)
+        back[sel] = (np.einsum("fd,fd->f", fn, v0 - cam.center) > 0)[tri]
+        if mesh.texture is None and mesh.vertex_colors is not None:
+            attr = np.concatenate([vn, np.asarray(mesh.vertex_colors, np.float32)], axis=1)  # (V, 6): one gather
+            vals = np.einsum("pk,pkc->pc", b, attr[f])
+            nrm[sel], alb[sel] = vals[:, :3], vals[:, 3:]
             continue
-        tri = tri_all[sel] - tri_offs[k]
-        b = bary_all[sel]
+        nrm[sel] = np.einsum("pk,pkc->pc", b, vn[f])
         if mesh.texture is not None:
             t = np.asarray(mesh.triangle_uvs)[tri]
-            uvs = np.asarray(mesh.uvs, np.float32)
-            uv = b[:, 0:1] * uvs[t[:, 0]] + b[:, 1:2] * uvs[t[:, 1]] + b[:, 2:3] * uvs[t[:, 2]]
+            uv = np.einsum("pk,pkc->pc", b, np.asarray(mesh.uvs, np.float32)[t])
             alb[sel] = sample_texture(mesh.texture, uv)[..., :3]
-        elif mesh.vertex_colors is not None:
-            c = np.asarray(mesh.vertex_colors, np.float32)
-            f = mesh.triangles[tri]
-            alb[sel] = b[:, 0:1] * c[f[:, 0]] + b[:, 1:2] * c[f[:, 1]] + b[:, 2:3] * c[f[:, 2]]
         else:
             alb[sel] = 0.7
-        vn = vertex_normals(mesh.vertices, mesh.triangles).astype(np.float32)
-        f = mesh.triangles[tri]
-        nrm[sel] = b[:, 0:1] * vn[f[:, 0]] + b[:, 1:2] * vn[f[:, 1]] + b[:, 2:3] * vn[f[:, 2]]
     nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-    view = pixel_rays(cam).reshape(-1, 3)[pix] @ cam.R.astype(np.float32)  # world-frame ray directions (R^T d)
-    nrm[np.sum(nrm * view, axis=1) > 0] *= -1  # a normal pointing away from the camera: we see the back side
+    nrm[back] *= -1  # seen from behind (e.g. inside the mouth): light the side that faces the camera
     img = np.empty((H * W, 3), np.float32)
     img[...] = np.asarray(background, np.float32)
     img[pix] = alb * lighting.irradiance(nrm)
