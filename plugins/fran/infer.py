@@ -65,15 +65,17 @@ def reage(net: FranUNet, image: np.ndarray, skin: np.ndarray, input_age: float, 
 
 
 def reage_face(net: FranUNet, plate: np.ndarray, points: np.ndarray, skin: np.ndarray, input_age: float,
-               target_age: float, *, size: int, coverage: float, window: int, stride: int, feather: float = 2.0,
+               target_age: float, *, size: int, coverage: float, window: int, stride: int, feather: float | None = None,
                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Align the face of ``plate`` (H, W, 3 float [0, 1]) to a ``size`` px crop, re-age it, and return the plate-space
-    delta (H, W, 3) and paste mask (H, W) = skin mask (feathered by ``feather`` crop pixels) inside the crop."""
+    delta (H, W, 3) and paste mask (H, W) = skin mask inside the crop, feathered by ``feather`` crop pixels (default
+    ``size / 128``; the composite stage feathers again)."""
     h, w = plate.shape[:2]
     M = align_matrix(points, size, coverage)
     crop = warp_to_crop(plate.astype(np.float32), M, size)
     skin_c = cv2.warpAffine(skin.astype(np.float32), M, (size, size), flags=cv2.INTER_LINEAR)
     delta_c = reage(net, crop, skin_c, input_age, target_age, window=window, stride=stride, device=device)
+    feather = size / 128.0 if feather is None else feather
     mask_c = cv2.GaussianBlur(skin_c, (0, 0), feather) if feather > 0 else skin_c
     delta = warp_to_plate(delta_c, M, (h, w))
     mask = np.clip(warp_to_plate(mask_c, M, (h, w)), 0, 1)
