@@ -63,3 +63,16 @@ def test_cli_help_without_ray():
     """)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "--executor {local,ray}" in proc.stdout and "--address ADDR" in proc.stdout
+
+
+def test_executor_choice_errors(tmp_path):
+    import pytest
+
+    from reconstruct.engine import LocalExecutor, RunConfig, make_executor
+    from reconstruct.errors import ConfigError
+
+    assert isinstance(make_executor(RunConfig(session=tmp_path, jobs=3)), LocalExecutor)
+    with pytest.raises(ConfigError, match="--address needs a distributed executor"):
+        make_executor(RunConfig(session=tmp_path, address="auto"))
+    with pytest.raises(ConfigError, match="unknown; choose one of local, ray"):
+        make_executor(RunConfig(session=tmp_path, executor="slurm"))
