@@ -25,6 +25,7 @@ class FranMethod(BaseMethod):
     def __init__(self) -> None:
         self._net = None
         self._meta: dict[str, Any] = {}
+        self._run: dict[str, Any] = {}
         self._prev: tuple[int, np.ndarray] | None = None  # (frame, plate-space delta) for temporal smoothing
         self._prev_io: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -136,6 +137,8 @@ class FranMethod(BaseMethod):
         """Re-age one (H, W, 3) float plate given its landmarks and skin mask (the part of ``apply`` after the fit)."""
         from .infer import reage_face
 
+        if self._net is None:
+            raise MethodError("FRAN edit() called before prepare()")
         r, m = self._run, self._meta
         delta, mask = reage_face(self._net, plate, points, skin, r["input_age"], r["target_age"], size=int(m["size"]),
                                  coverage=float(m["coverage"]), window=r["window"], stride=r["stride"], device=device)
