@@ -177,3 +177,31 @@ def test_apply_finds_the_face_from_the_fit(trained):
     assert (edit.mask[~region] == 0).all() and (edit.mask > 0.5).any()
     keep = edit.mask == 0
     np.testing.assert_allclose(edit.image[keep], frame.plate[keep] / 255.0, atol=1e-6)
+
+
+def test_young_folder_with_points_json_and_bad_folders(tmp_path):
+    import json
+
+    from reconstruct.training.facepoints import iter_folder_faces
+
+    shot = footage(IDENTITY_B, 3, 64, 25, seed=4)
+    pts = {}
+    for i, f in enumerate(shot):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.cvtColor((f.image * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        pts[f"{i}.png"] = f.points5.tolist()
+    (tmp_path / "points.json").write_text(json.dumps(pts))
+    faces = list(iter_folder_faces(tmp_path))
+    assert [n for n, _, _ in faces] == ["0.png", "1.png", "2.png"]
+    c = extract_crops(faces, SIZE, SETTINGS.coverage, str(tmp_path))
+    assert c.images.shape == (3, SIZE, SIZE, 3) and c.masks.shape == (3, SIZE, SIZE)
+    # 5-point landmarks: the mask target is the template face ellipse, identical for every crop
+    assert np.array_equal(c.masks[0], template_face_mask(SIZE, SETTINGS.coverage))
+    (tmp_path / "3.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    with pytest.raises(MethodError, match="no landmark detector"):
+        list(iter_folder_faces(tmp_path))  # 3.png has no points and no detector was given
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MethodError, match="no images"):
+        list(iter_folder_faces(empty))
+    with pytest.raises(MethodError, match="does not exist"):
+        list(iter_folder_faces(tmp_path / "missing"))

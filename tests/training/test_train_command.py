@@ -52,3 +52,8 @@ def test_method_help_and_unknown_method(session, capsys):
     text = capsys.readouterr().out
     assert "--young" in text and "--resume" in text and "examples:" in text
     assert main(["train", "no-such-method", str(session.root)]) == 4
+
+
+def test_deepfake_training_needs_young_references(session, capsys):
+    session.add_consent(ConsentRecord("P", "r", "P", "2026-11-25", ("deepfake",)))
+    assert main(["train", "deepfake", str(session.root), "--steps", "2", "--device", "cpu"]) == 10  # MethodError
