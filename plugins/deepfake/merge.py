@@ -61,7 +61,8 @@ def shape_mask(mask: np.ndarray, erode_px: float, blur_px: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def swap_crop(model: FaceSwapAE, crop: np.ndarray, which: str = "young", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def swap_crop(model: FaceSwapAE, crop: np.ndarray, which: str = "young",
+              device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(S, S, 3) aligned crop -> decoded (S, S, 3) RGB and (S, S) mask through decoder ``which``."""
     x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].float().to(device)
     rgb, m = model(x, which)

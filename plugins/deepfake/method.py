@@ -68,8 +68,7 @@ class DeepfakeMethod(BaseMethod):
         log.info("deepfake crops: %d now (plate), %d young (%s)", len(now), len(young), s.young)
         (n_tr, n_va), (y_tr, y_va) = now.split(s.holdout), young.split(s.holdout)
         task = DeepfakeTask(s, n_tr, y_tr, device=ctx.device, val_now=n_va, val_young=y_va)
-        loop = TrainSettings(steps=s.steps, seed=s.seed, checkpoint_every=getattr(args, "checkpoint_every", 200),
-                             preview_every=getattr(args, "preview_every", 200), log_every=getattr(args, "log_every", 20))
+        loop = TrainSettings.from_args(args, steps=s.steps, seed=s.seed)
         return run_training(task, loop, ctx.work_dir, resume=getattr(args, "resume", False),
                             fresh=getattr(args, "fresh", False), meta=s.meta(), progress=ctx.progress)
 

@@ -82,8 +82,7 @@ class FranMethod(BaseMethod):
             pairs = folder_pairs(s.pairs, s.size)
         train, val = pairs.split(s.holdout)
         task = FranTask(s, train, val, device=ctx.device)
-        loop = TrainSettings(steps=s.steps, seed=s.seed, checkpoint_every=getattr(args, "checkpoint_every", 200),
-                             preview_every=getattr(args, "preview_every", 200), log_every=getattr(args, "log_every", 20))
+        loop = TrainSettings.from_args(args, steps=s.steps, seed=s.seed)
         return run_training(task, loop, ctx.work_dir, resume=getattr(args, "resume", False),
                             fresh=getattr(args, "fresh", False), meta=settings_meta(s, pairs), progress=ctx.progress)
 
@@ -133,7 +132,8 @@ class FranMethod(BaseMethod):
         skin = skin_mask_from_68(points, plate.shape[:2])
         return self.edit(frame.frame, plate, points, skin, ctx.device)
 
-    def edit(self, frame: int, plate: np.ndarray, points: np.ndarray, skin: np.ndarray, device: str = "cpu") -> FaceEdit:
+    def edit(self, frame: int, plate: np.ndarray, points: np.ndarray, skin: np.ndarray,
+             device: str = "cpu") -> FaceEdit:
         """Re-age one (H, W, 3) float plate given its landmarks and skin mask (the part of ``apply`` after the fit)."""
         from .infer import reage_face
 

@@ -211,7 +211,8 @@ def load_generator(path: Path, device: str = "cpu") -> tuple[FranUNet, dict]:
     try:
         net = FranUNet(int(meta["width"]), int(meta["depth"]))
     except KeyError as exc:
-        raise MethodError(f"checkpoint {path} has no FRAN network settings", hint="train FRAN again with --fresh") from exc
+        raise MethodError(f"checkpoint {path} has no FRAN network settings",
+                          hint="train FRAN again with --fresh") from exc
     restore_checkpoint(state, modules={"generator": net}, optimizers=None, data_rng=None, path=path)
     return net.to(device).eval(), meta
 

@@ -72,6 +72,14 @@ class TrainSettings:
     log_every: int = 20
     validate_every: int = 0
 
+    @classmethod
+    def from_args(cls, args: Any, steps: int, seed: int) -> "TrainSettings":
+        """From ``reconstruct train``'s loop options (missing ones keep their defaults)."""
+        d = cls()
+        return cls(steps=steps, seed=seed, checkpoint_every=getattr(args, "checkpoint_every", d.checkpoint_every),
+                   preview_every=getattr(args, "preview_every", d.preview_every),
+                   log_every=getattr(args, "log_every", d.log_every))
+
 
 @dataclass(frozen=True, slots=True)
 class TrainResult:
@@ -178,8 +186,9 @@ def run_training(task: TrainTask, settings: TrainSettings, out_dir: Path, *, res
     if validation:
         atomic_write_text(out_dir / "validation.json", json.dumps({"step": step, **validation}, indent=2) + "\n")
     n = step - start
+    sps = n / seconds if seconds > 0 else float("nan")
     return TrainResult(step=step, history=tuple(history), validation=validation, checkpoint=ckpt,
-                       resumed_from=start, seconds=seconds, steps_per_second=n / seconds if seconds > 0 else float("nan"))
+                       resumed_from=start, seconds=seconds, steps_per_second=sps)
 
 
 def _validate(task: TrainTask) -> dict[str, float]:

@@ -89,7 +89,8 @@ def random_identity(rng: np.random.Generator) -> FaceIdentity:
 def random_pose(rng: np.random.Generator, amount: float = 1.0) -> FacePose:
     return FacePose(angle=rng.uniform(-10, 10) * amount, scale=1.0 + rng.uniform(-0.12, 0.08) * amount,
                     tx=rng.uniform(-0.04, 0.04) * amount, ty=rng.uniform(-0.04, 0.04) * amount,
-                    mouth_open=float(rng.uniform(0, 1) if amount else 0.0), brow_raise=rng.uniform(-0.01, 0.02) * amount,
+                    mouth_open=float(rng.uniform(0, 1) if amount else 0.0),
+                    brow_raise=rng.uniform(-0.01, 0.02) * amount,
                     light=rng.uniform(-0.6, 0.6))
 
 

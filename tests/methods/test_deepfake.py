@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from plugins.deepfake.data import extract_crops, template_face_mask
-from plugins.deepfake.merge import colour_transfer, merge_face, shape_mask, swap_crop
+from plugins.deepfake.merge import colour_transfer, shape_mask, swap_crop
 from plugins.deepfake.method import DeepfakeMethod
 from plugins.deepfake.train import DeepfakeSettings, DeepfakeTask
 from reconstruct.errors import MethodError
