@@ -67,8 +67,40 @@ def _check(dets: list[BoardDetection], camera: str) -> tuple[int, int]:
     return next(iter(sizes))
 
 
+def homography_focal(obj: list[np.ndarray], img: list[np.ndarray], size: tuple[int, int]) -> float | None:
+    """Robust focal length guess (pixels): the median over views of each view's own estimate.
+
+    Each view's board-to-image homography gives, with the principal point at the image centre and square pixels,
+    two linear constraints on 1/f^2 (Zhang's orthogonality and equal-norm conditions); a view is solved on its own
+    and views whose constraints are inconsistent (1/f^2 <= 0) are skipped. OpenCV's ``initCameraMatrix2D`` instead
+    solves all views' constraints together by least squares, where one ill-conditioned view (a few nearly
+    collinear corners) can outweigh all others and start the calibration at a fifth of the true focal length.
+    Returns None when no view gives an estimate.
+    """
+    import cv2
+
+    c = np.array([(size[0] - 1) / 2, (size[1] - 1) / 2])
+    fs = []
+    for o, i in zip(obj, img):
+        o = np.asarray(o, np.float64).reshape(-1, 3)[:, :2]
+        i = np.asarray(i, np.float64).reshape(-1, 2) - c
+        if len(o) < 4:
+            continue
+        H, _ = cv2.findHomography(o, i)
+        if H is None:
+            continue
+        h1, h2 = H[:, 0], H[:, 1]
+        a = np.array([h1[0] * h2[0] + h1[1] * h2[1], h1[0] ** 2 + h1[1] ** 2 - h2[0] ** 2 - h2[1] ** 2])
+        b = np.array([h1[2] * h2[2], h1[2] ** 2 - h2[2] ** 2])
+        x = -(a @ b) / max(a @ a, 1e-300)  # least-squares 1/f^2 of this view
+        if x > 0:
+            fs.append(1.0 / np.sqrt(x))
+    return float(np.median(fs)) if fs else None
+
+
 def _multi_start(obj, img, size, flags, crit):
-    """``cv2.calibrateCamera`` from OpenCV's own initial guess and from focal guesses of 0.5-2 image widths.
+    """``cv2.calibrateCamera`` from OpenCV's own initial guess, from the robust per-view guess
+    (:func:`homography_focal`) and from focal guesses of 0.5-2 image widths.
 
     OpenCV initialises from the views' homographies, which few or partial views (a small board, a low-resolution
     witness camera) can send into a wrong minimum (f at a fifth of the truth, RMS 10x the detection noise); the
@@ -79,6 +111,9 @@ def _multi_start(obj, img, size, flags, crit):
     w, h = size
     best = None
     starts: list[np.ndarray | None] = [None]
+    f0 = homography_focal(obj, img, size)
+    if f0 is not None and 0.1 * w < f0 < 20 * w:
+        starts.append(np.array([[f0, 0, (w - 1) / 2], [0, f0, (h - 1) / 2], [0, 0, 1.0]]))
     for s in (0.5, 0.8, 1.2, 2.0):
         starts.append(np.array([[s * w, 0, (w - 1) / 2], [0, s * w, (h - 1) / 2], [0, 0, 1.0]]))
     for K0 in starts:

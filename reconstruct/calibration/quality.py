@@ -16,6 +16,13 @@ MIN_COVERAGE = 0.5
 MIN_VIEWS = 10
 MIN_SHARED_VIEWS = 5
 MAX_RMS_PX = 1.0
+#: a camera whose RMS exceeds this after the bundle adjustment has diverged or has wrong views (pixels)
+ABSURD_RMS_PX = 3.0
+#: a view whose detected corners span less than this (standard deviation along their narrower axis, in squares,
+#: with any one corner left out: see view_span_squares) is nearly collinear: its homography, and so its PnP pose
+#: and its share of the intrinsic initialisation, are ill-conditioned (a column of corners plus one: < 0.25; a 2x3
+#: block: 0.47)
+MIN_VIEW_SPAN_SQUARES = 0.4
 #: pose uncertainty (1 sigma) above which the rig geometry is flagged: 0.1 deg moves a face 1 m away by ~2 mm
 MAX_ROTATION_STD_DEG = 0.1
 MAX_TRANSLATION_STD_MM = 2.0
@@ -94,3 +101,18 @@ def camera_warnings(name: str, n_views: int, cov: float, empty: list[str], rms: 
         out.append(f"camera {name!r}: view {v} has RMS {r:.2f} px (more than 3x the camera's median); "
                    "it may be blurred or not simultaneous - consider deleting it")
     return out
+
+
+def view_span_squares(corners_board: np.ndarray, square_size: float) -> float:
+    """How far a view's detected corners are from collinear, in squares: the standard deviation along the minor
+    principal axis of their board-plane (x, y) coordinates (metres, (N, 2) or (N, 3)), the smallest over leaving
+    out any one corner (a row of corners plus one stray corner is as ill-conditioned as the row). 0 for collinear
+    corners."""
+    p = np.asarray(corners_board, float)[:, :2]
+    if len(p) < 4:
+        return 0.0
+    spans = []
+    for i in range(len(p)):
+        q = np.delete(p, i, axis=0)
+        spans.append(np.linalg.eigvalsh(np.cov(q.T, bias=True))[0])
+    return float(np.sqrt(max(min(spans), 0.0)) / square_size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, Mapping
 
 import numpy as np
@@ -23,7 +23,7 @@ from . import quality as Q
 from .bundle import CameraInit, bundle_adjust
 from .detect import BoardDetection, detect_board, diagnose_no_board
 from .extrinsics import initial_poses, solve_board_pose
-from .intrinsics import calibrate_intrinsics
+from .intrinsics import calibrate_intrinsics, homography_focal
 from .result import RigCalibration
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,107 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
     if reference not in detections:
         raise CalibrationError(f"reference camera {reference!r} has no calibration views",
                                hint=f"cameras with views: {', '.join(cams)}")
+    detections, dropped = _drop_degenerate(detections, board)
+    cal, view_rms = _solve(detections, board, options, intrinsics, reference, progress, t0)
+    bad = _diverged(cal)
+    if not bad:
+        return _note_dropped(cal, dropped)
+    # guard: a camera whose residuals are absurd is never returned as if good. Retry once without the views that
+    # disagree most with the rest (wrong detections, a frame out of sync, a degenerate view), then give up loudly.
+    retry = {c: _suspect_views(detections[c], view_rms[c], board) for c in bad}
+    log.warning("calibration of %s diverged (RMS %s px); retrying without views %s", ", ".join(bad),
+                ", ".join(f"{cal.camera_quality[c]['rms_px']:.1f}" for c in bad),
+                {c: sorted(v) for c, v in retry.items()})
+    kept = {c: [d for d in dets if d.view not in retry.get(c, ())] for c, dets in detections.items()}
+    if any(retry.values()) and all(len(kept[c]) >= 4 for c in bad):
+        cal2, _ = _solve(kept, board, options, intrinsics, reference, progress, t0)
+        bad2 = _diverged(cal2)
+        if not bad2:
+            for c, views in retry.items():
+                dropped.setdefault(c, []).extend((v, "its residuals disagreed with the other views") for v in views)
+            first = ", ".join(f"{c} RMS {cal.camera_quality[c]['rms_px']:.1f} px" if cal.camera_quality[c]["views"]
+                              else f"{c} lost every view" for c in bad)
+            n = sum(len(v) for v in retry.values())
+            msg = f"the first calibration diverged ({first}); it was redone without {n} view(s) - check those views"
+            log.warning("%s", msg)
+            quality = {**cal2.quality, "warnings": [*cal2.quality["warnings"], msg],
+                       "retried": {c: sorted(int(v) for v in views) for c, views in retry.items()}}
+            return _note_dropped(replace(cal2, quality=quality), dropped)
+        cal, bad = cal2, bad2
+    lost = [c for c in bad if cal.camera_quality[c]["views"] == 0]
+    worst = lost[0] if lost else max(bad, key=lambda c: cal.camera_quality[c]["rms_px"])
+    q = cal.camera_quality[worst]
+    what = ("every view was rejected by the bundle adjustment (its own calibration and the rig disagree)" if lost else
+            f"reprojects the board with RMS {q['rms_px']:.1f} px over {q['views']} views ({q['outliers']} corners "
+            f"rejected), where a good calibration has well under {Q.MAX_RMS_PX:g} px")
+    raise CalibrationError(
+        f"calibration of camera(s) {', '.join(repr(c) for c in bad)} diverged: camera {worst!r}: {what}; "
+        "no calibration was written",
+        hint=f"capture {Q.MIN_VIEWS}+ sharp views with camera {worst!r} showing most of the board (not a strip of "
+             "corners along one edge), tilted 20-45 degrees, spread over the image incl. its corners, several of them "
+             "together with a neighbouring camera; check the board spec (square/marker size) in the rig file")
 
+
+def _suspect_views(dets: list[BoardDetection], view_rms: dict[int, float], board: BoardSpec) -> set[int]:
+    """Views of a diverged camera to leave out in the retry: those whose residuals are far above the others', and
+    those whose own homography disagrees with the others' about the focal length (by more than 30 %, or gives
+    none: an ill-conditioned view that can drag the intrinsic initialisation into a wrong minimum)."""
+    med = float(np.median(list(view_rms.values()))) if view_rms else 0.0
+    out = {v for v, r in view_rms.items() if r > max(Q.ABSURD_RMS_PX, 5 * med)}
+    size = dets[0].image_size
+    fs = {d.view: homography_focal([d.object_points(board)], [d.corners], size) for d in dets}
+    good = [f for f in fs.values() if f is not None]
+    if good:
+        f_med = float(np.median(good))
+        out |= {v for v, f in fs.items() if f is None or abs(f / f_med - 1) > 0.3}
+    return out
+
+
+def _diverged(cal: RigCalibration) -> list[str]:
+    """Cameras whose result is absurd: RMS above ``ABSURD_RMS_PX`` or more than a third of the corners rejected."""
+    out = []
+    for c, q in cal.camera_quality.items():
+        n = q["corners"] + q["outliers"]
+        if not np.isfinite(q["rms_px"]) or q["rms_px"] > Q.ABSURD_RMS_PX or (n and q["outliers"] > n / 3):
+            out.append(c)
+    return out
+
+
+def _drop_degenerate(detections: Mapping[str, list[BoardDetection]], board: BoardSpec
+                     ) -> tuple[dict[str, list[BoardDetection]], dict[str, list[tuple[int, str]]]]:
+    """Leave out views whose corners are nearly collinear (ill-conditioned homography: a wrong PnP pose and a
+    wrong start of the intrinsic calibration). Returns the kept detections and camera -> [(view, reason)]."""
+    kept: dict[str, list[BoardDetection]] = {}
+    dropped: dict[str, list[tuple[int, str]]] = {}
+    for c, dets in detections.items():
+        kept[c] = []
+        for d in dets:
+            span = Q.view_span_squares(d.object_points(board), board.square_size)
+            if d.n < 6 or span < Q.MIN_VIEW_SPAN_SQUARES:
+                dropped.setdefault(c, []).append(
+                    (d.view, f"{d.n} corners spanning {span:.2f} squares (nearly collinear)"))
+            else:
+                kept[c].append(d)
+        if dropped.get(c):
+            log.info("camera %s: %d degenerate view(s) left out: %s", c, len(dropped[c]), dropped[c])
+        if not kept[c]:
+            raise CalibrationError(f"camera {c!r}: every view shows only a few nearly collinear corners of the board",
+                                   hint=f"capture {Q.MIN_VIEWS}+ views with camera {c!r} showing most of the board")
+    return kept, dropped
+
+
+def _note_dropped(cal: RigCalibration, dropped: dict[str, list[tuple[int, str]]]) -> RigCalibration:
+    """Record left-out views in the quality record (camera quality ``dropped_views``: view -> reason)."""
+    cq = {c: ({**q, "dropped_views": {str(v): why for v, why in dropped[c]}} if dropped.get(c) else q)
+          for c, q in cal.camera_quality.items()}
+    return replace(cal, camera_quality=cq)
+
+
+def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, options: CalibrationOptions,
+           intrinsics: dict[str, CameraModel], reference: str, progress: Progress, t0: float
+           ) -> tuple[RigCalibration, dict[str, dict[int, float]]]:
+    """One calibration of the rig; also camera -> view -> RMS over all its corners (outliers included), px."""
+    cams = list(detections)
     # 1. intrinsics
     intr: dict[str, tuple[np.ndarray, np.ndarray, str, tuple[int, int]]] = {}
     with progress.task("intrinsics", total=len(cams)) as task:
@@ -135,6 +235,7 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
 
     # 4. quality
     models, cam_q = {}, {}
+    view_rms: dict[str, dict[int, float]] = {}
     for c in cams:
         K, dist, T = ba.cameras[c]
         model, size = intr[c][2], intr[c][3]
@@ -144,6 +245,7 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
         res = ba.residuals[sel]
         views = ba.obs_view[sel]
         err2 = np.sum(res ** 2, axis=1)
+        view_rms[c] = {int(v): float(np.sqrt(np.mean(err2[views == v]))) for v in np.unique(views)}
         rms = float(np.sqrt(np.mean(err2[inl]))) if inl.any() else float("nan")
         per_view = {int(v): float(np.sqrt(np.mean(err2[(views == v) & inl]))) for v in np.unique(views)
                     if np.any((views == v) & inl)}
@@ -168,13 +270,6 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
             "coverage": cov, "std": std, "shared_views_max": shared,
             "warnings": Q.camera_warnings(c, len(per_view), cov, Q.empty_regions(pts, size), rms, std, K, shared, bad),
         }
-    lost = [c for c, q in cam_q.items() if q["views"] == 0]
-    if lost:
-        raise CalibrationError(
-            f"camera(s) {', '.join(repr(c) for c in lost)}: every view was rejected by the bundle adjustment "
-            "(the camera's own calibration and the rig disagree)",
-            hint=f"capture more and sharper views with {lost[0]!r}, board tilted and filling a third of the image, "
-                 "several of them together with a neighbouring camera")
     warnings = [w for q in cam_q.values() for w in q["warnings"]]
     for w in warnings:
         log.warning("%s", w)
@@ -184,7 +279,8 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
                "options": asdict(options), "warnings": warnings}
     board_d = asdict(board)
     board_d["squares"] = list(board.squares)
-    return RigCalibration(cameras=models, quality=quality, camera_quality=cam_q, reference=reference, board=board_d)
+    return (RigCalibration(cameras=models, quality=quality, camera_quality=cam_q, reference=reference, board=board_d),
+            view_rms)
 
 
 def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
