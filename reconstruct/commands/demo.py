@@ -11,7 +11,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     demo.add_argument("folder", nargs="?", type=Path, default=Path("demo-session"),
                       help="where to write the demo session (default ./demo-session; an old demo there is replaced)")
     demo.add_argument("--frames", type=int, default=12, help="frames to synthesise (default 12)")
-    demo.add_argument("--method", default=None, help="aging method to run on the demo (default: the pipeline's default)")
+    demo.add_argument("--method", default="digital_human",
+                      help="aging method to run on the demo (default digital_human; 'none' stops after the fit)")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     return demo
 
@@ -22,7 +23,8 @@ def run(args: argparse.Namespace, host) -> int:
     from ..progress import RichProgress
     from .run import print_summary
 
-    results = run_demo(args.folder, host, frames=args.frames, method=args.method,
+    method = None if args.method in (None, "none") else args.method
+    results = run_demo(args.folder, host, frames=args.frames, method=method,
                        device=resolve_device(args.device), progress=RichProgress())
     print_summary(results)
     return 0
