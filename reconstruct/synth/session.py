@@ -92,6 +92,7 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
     rng = np.random.default_rng(spec.seed + 55)
     truth = truth_dir(Path(root))
     truth.mkdir(parents=True, exist_ok=True)
+    triggered = rig.trigger.mode in ("software", "hardware")
     with progress.task("render synthetic frames", total=sum(len(t.ticks) for t in timelines.values())) as task:
         for cam in rig.cameras:
             tl = timelines[cam.name]
@@ -107,7 +108,8 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
                     last = (tick, img)
                     fname = f"{i:06d}.png"
                     session.write_image(cam.name, fname, img)
-                    flog.append(FrameRecord(index=i, t_capture_ns=int(t_ns), tick=-1,
+                    # a software- or hardware-triggered rig stamps each frame with its trigger tick
+                    flog.append(FrameRecord(index=i, t_capture_ns=int(t_ns), tick=tick if triggered else -1,
                                             timecode=tl.timecodes[i] if tl.timecodes else "",
                                             exposure_us=cam.exposure_us, file=fname))
                     task.advance()
