@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -44,6 +45,19 @@ def fit_sequence(model: FaceModel, scheme: str, cams: Sequence[CameraModel], obs
     with torch.no_grad():
         sol = fit_landmarks(basis, stack, obs, conf, rotvec0=rv0, t0=t0, identity=identity, settings=settings,
                             blendshape=model.expression_kind == "blendshape", device=device)
+    if settings.auto_sigma and np.isfinite(sol.residual_px).any():
+        noise = float(np.nanmedian(sol.residual_px)) / np.sqrt(2.0)  # 2D RMS -> per-axis std
+        if noise > 1.5 * settings.sigma_px:
+            k = noise / settings.sigma_px
+            log.info("fit: landmark noise %.2f px exceeds sigma_px %.2f; refitting with sigma_px %.2f", noise,
+                     settings.sigma_px, noise)
+            s2 = replace(settings, sigma_px=noise, robust_px=settings.robust_px * k, auto_sigma=False,
+                         pose_iterations=0)
+            with torch.no_grad():
+                sol = fit_landmarks(basis, stack, obs, conf, rotvec0=sol.rotvec, t0=sol.t,
+                                    identity=sol.identity if settings.fit_identity else identity,
+                                    expression0=sol.expression, settings=s2,
+                                    blendshape=model.expression_kind == "blendshape", device=device)
     log.info("fit: %d frames x %d cameras, %d iterations, cost %.1f", obs.shape[0], len(cams), sol.iterations,
              sol.cost)
     return sol

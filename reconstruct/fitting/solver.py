@@ -53,6 +53,9 @@ class FitSettings:
         iterations: Levenberg-Marquardt iterations (after ``pose_iterations`` pose-only ones).
         pose_iterations: iterations that move only the head poses (initialisation).
         fit_identity: estimate the identity (False: keep ``identity`` given to :func:`fit_landmarks`).
+        auto_sigma: when the fitted residuals show the landmarks are noisier than ``sigma_px`` (by more than 1.5x),
+            refit once with ``sigma_px`` (and ``robust_px``) set to the measured noise, so that priors and temporal
+            smoothing get the weight a noisier detector needs.
         n_identity / n_expression: use only the first modes (None = all).
     """
 
@@ -61,13 +64,14 @@ class FitSettings:
     robust_px: float = 3.0
     sigma_identity: float = 1.0
     sigma_expression: float = 1.0
-    smooth_rotation: float = 0.004
-    smooth_translation: float = 0.0008
-    smooth_expression: float = 0.05
+    smooth_rotation: float = 0.001
+    smooth_translation: float = 0.0002
+    smooth_expression: float = 0.0125
     visibility_cos: float = 0.05
     iterations: int = 15
     pose_iterations: int = 4
     fit_identity: bool = True
+    auto_sigma: bool = True
     n_identity: int | None = None
     n_expression: int | None = None
 
