@@ -3,20 +3,30 @@
 Output: ``out/age/<frame:06d>.npz`` per frame (the :class:`reconstruct.methods.FaceEdit` arrays) and
 ``out/age/edits.json`` (method, its description and settings, per-frame info). The method's trained assets live in
 ``out/methods/<method>/`` so they survive reruns of the stage.
+
+``prepare()`` runs once in the driver; the prepared method is pickled and the frames go through
+``ctx.executor.map`` in chunks of ``--option frames.chunk=N`` (default 8) consecutive frames, each chunk applied in
+order by a fresh copy of the prepared method (in process, ``--jobs`` processes or Ray tasks: same files). A method
+whose frames depend on earlier ones declares ``sequential`` and gets one chunk holding every frame.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.engine import StageContext
+from reconstruct.errors import StageError
+from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, save_npz, worker_components
 from reconstruct.methods import FaceEdit, FrameInput, MethodContext, check_consent
-from reconstruct.session import atomic_path, atomic_write_json
+from reconstruct.session import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -32,78 +42,156 @@ def load_edit(path: Path) -> FaceEdit:
 def save_edit(edit: FaceEdit, path: Path) -> None:
     arrays = {k: getattr(edit, k) for k in ("image", "mask", "vertices", "vertex_albedo", "albedo_texture")
               if getattr(edit, k) is not None}
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, frame=edit.frame, kind=edit.kind, info=json.dumps(dict(edit.info)), **arrays)
+    save_npz(path, frame=np.asarray(edit.frame), kind=np.asarray(edit.kind),
+             info=np.asarray(json.dumps(dict(edit.info), sort_keys=True)), **arrays)
+
+
+def _cameras(s) -> dict:
+    if not s.calibration_path.exists():
+        return {}
+    from reconstruct.camera import CameraModel
+
+    raw = s.read_calibration().get("cameras", [])
+    # calibration.json keys cameras by name (reconstruct.calibration.result); a list of records is accepted too
+    items = raw.items() if isinstance(raw, dict) else ((c["name"], c) for c in raw)
+    return {n: CameraModel.from_dict({**c, "name": c.get("name", n)}) for n, c in items}
+
+
+def build_method_context(session, options, device: str, method: str, progress, components) -> MethodContext:
+    """The context a method sees (fits and cameras when those stages exist); also built inside workers."""
+    from reconstruct.fitting.result import load_fits
+
+    fit_dir = session.stage_dir("fit")
+    fits = load_fits(fit_dir / "fits.npz") if (fit_dir / "fits.npz").exists() else None
+    work = session.root / "out" / "methods" / (method or "_none")
+    if method:
+        work.mkdir(parents=True, exist_ok=True)
+    return MethodContext(session=session, options=options, device=device, work_dir=work, progress=progress,
+                         components=components, fits=fits, cameras=_cameras(session))
 
 
 def method_context(ctx: StageContext) -> MethodContext:
     """Build the context a method sees (fits and cameras when those stages exist)."""
-    from reconstruct.fitting.result import load_fits
-
-    s = ctx.session
-    fits = cameras = None
-    fit_dir = s.stage_dir("fit")
-    if (fit_dir / "fits.npz").exists():
-        fits = load_fits(fit_dir / "fits.npz")
-    if s.calibration_path.exists():
-        from reconstruct.camera import CameraModel
-
-        raw = s.read_calibration().get("cameras", [])
-        # calibration.json keys cameras by name (reconstruct.calibration.result); a list of records is accepted too
-        items = raw.items() if isinstance(raw, dict) else ((c["name"], c) for c in raw)
-        cameras = {n: CameraModel.from_dict({**c, "name": c.get("name", n)}) for n, c in items}
-    work = s.root / "out" / "methods" / ctx.config.method
-    work.mkdir(parents=True, exist_ok=True)
-    return MethodContext(session=s, options=ctx.config.options, device=ctx.device, work_dir=work,
-                         progress=ctx.progress, components=ctx.components, fits=fits, cameras=cameras or {})
+    return build_method_context(ctx.session, ctx.config.options, ctx.device, ctx.config.method, ctx.progress,
+                                ctx.components)
 
 
-def iter_frames(ctx: StageContext, mctx: MethodContext):
-    """Yield a FrameInput per output frame (hero plate from sync.csv, fit and hero camera when available)."""
-    s = ctx.session
-    hero = s.rig.hero.name
-    records = {r.index: r for r in s.frames(hero)}
+def frame_inputs(session, mctx: MethodContext, frames=None):
+    """Yield a FrameInput per output frame (hero plate from sync.csv, fit and hero camera when available);
+    ``frames``: only these output frame numbers (None: all)."""
+    hero = session.rig.hero.name
+    records = {r.index: r for r in session.frames(hero)}
     fits = mctx.fits
     fit_rows = {int(f): i for i, f in enumerate(fits.frames)} if fits is not None else {}
-    for fs in s.read_sync():
+    wanted = None if frames is None else set(frames)
+    for fs in session.read_sync():
+        if wanted is not None and fs.frame not in wanted:
+            continue
         idx = fs.indices.get(hero)
         if idx is None or idx not in records:
             continue
-        plate = s.read_image(hero, records[idx])
+        plate = session.read_image(hero, records[idx])
         if plate.ndim == 2:
             plate = np.repeat(plate[..., None], 3, axis=2)
         fit = fits.frame(fit_rows[fs.frame]) if fs.frame in fit_rows else None
         yield FrameInput(frame=fs.frame, plate=plate, fit=fit, hero=mctx.cameras.get(hero))
 
 
+def iter_frames(ctx: StageContext, mctx: MethodContext):
+    """:func:`frame_inputs` of every output frame of the run's session."""
+    return frame_inputs(ctx.session, mctx)
+
+
+@dataclass(frozen=True, slots=True)
+class AgeChunk:
+    """One work item of the age stage (picklable: it travels to ``--jobs`` processes and Ray tasks).
+
+    Attributes:
+        root: session folder (on storage every worker sees).
+        out: the stage's output folder being written.
+        frames: output frame numbers of this chunk, in order.
+        method: the prepared method, pickled (bytes), or the live object when it cannot be pickled and the work
+            runs in the driver's process.
+        method_name: registered name (its work dir ``out/methods/<name>``).
+        options: the run's ``--option`` values.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+
+    root: str
+    out: str
+    frames: tuple[int, ...]
+    method: Any
+    method_name: str
+    options: dict
+    device: str
+
+
+def age_chunk(job: AgeChunk) -> dict[int, dict]:
+    """Apply the method to the frames of one chunk in order and write ``<frame>.npz`` for each; returns per-frame
+    info. Each chunk starts from a fresh copy of the prepared method, so a result never depends on which
+    process ran the previous chunk. Module-level so that ``ctx.executor.map`` can ship it to workers."""
+    from reconstruct.progress import NullProgress
+    from reconstruct.session import Session
+
+    method = pickle.loads(job.method) if isinstance(job.method, bytes) else job.method
+    session = Session.open(job.root)
+    mctx = build_method_context(session, job.options, job.device, job.method_name, NullProgress(),
+                                worker_components())
+    infos = {}
+    for fin in frame_inputs(session, mctx, job.frames):
+        edit = method.apply(mctx, fin)
+        save_edit(edit, Path(job.out) / f"{fin.frame:06d}.npz")
+        infos[fin.frame] = dict(edit.info)
+    return infos
+
+
+def is_sequential(method, mctx: MethodContext) -> bool:
+    seq = getattr(method, "sequential", False)
+    return bool(seq(mctx) if callable(seq) else seq)
+
+
 class AgeStage:
     name = "age"
     requires: tuple[str, ...] = ("sync", "fit")
-    version = "1"
+    version = "2"
     needs_method = True
 
     def fingerprint(self, ctx: StageContext):
         method = ctx.components.get("aging_method", ctx.config.method)()
         check_consent(ctx.session, method)
-        return {"method": method.name, "settings": dict(method.settings(method_context(ctx))),
-                "consent": [c.performer for c in ctx.session.meta.consent]}
+        mctx = method_context(ctx)
+        return {"method": method.name, "settings": dict(method.settings(mctx)),
+                "consent": [c.performer for c in ctx.session.meta.consent],
+                "chunk": 0 if is_sequential(method, mctx) else chunk_size(ctx.config.options)}
 
     def run(self, ctx: StageContext, out: Path) -> None:
         method = ctx.components.get("aging_method", ctx.config.method)()
         check_consent(ctx.session, method)
         mctx = method_context(ctx)
-        method.prepare(mctx)
-        infos = {}
-        frames = list(ctx.session.read_sync())
-        with ctx.progress.task(f"age ({method.name})", total=len(frames)) as task:
-            for fin in iter_frames(ctx, mctx):
-                edit = method.apply(mctx, fin)
-                save_edit(edit, out / f"{fin.frame:06d}.npz")
-                infos[fin.frame] = dict(edit.info)
-                task.advance()
+        method.prepare(mctx)  # once, in the driver (training, caches); the workers get the prepared object
+        frames = [fs.frame for fs in ctx.session.read_sync()]
+        sequential = is_sequential(method, mctx)
+        chunks = [tuple(frames)] if sequential else frame_chunks(frames, chunk_size(ctx.config.options))
+        try:
+            packed: Any = pickle.dumps(method)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure: fall back to in-process work
+            if getattr(ctx.executor, "name", "") != "local" or getattr(ctx.executor, "jobs", 1) != 1:
+                raise StageError(f"aging method {method.name!r} cannot be sent to worker processes: "
+                                 f"{type(exc).__name__}: {exc}",
+                                 hint="run with --jobs 1 and the local executor, or make the method picklable "
+                                      "(drop unpicklable handles in __getstate__)") from exc
+            packed = method
+        register_components(ctx.components)
+        opts = dict(ctx.config.options)
+        jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, opts, ctx.device)
+                for c in chunks]
+        infos: dict[int, dict] = {}
+        for part in ctx.executor.map(age_chunk, jobs, ctx.progress, f"age ({method.name}, {len(frames)} frames)"):
+            infos.update(part)
         atomic_write_json(out / "edits.json", {"method": method.name, "description": method.describe(),
                                                 "identity_changing": method.identity_changing,
-                                                "settings": dict(method.settings(mctx)), "frames": infos})
+                                                "settings": dict(method.settings(mctx)), "frames": infos,
+                                                "sequential": sequential})
 
 
 @hookimpl

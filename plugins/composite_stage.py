@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from reconstruct import hookimpl
 from reconstruct.composite import BUILTIN_COMPOSITORS, CompositeResult, CompositeSettings, composite_face
 from reconstruct.engine import StageContext
+from reconstruct.executors.frames import chunk_size, frame_chunks, register_components
 from reconstruct.session import atomic_replace_dir, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,77 @@ def plates_dir(session) -> Path:
     return session.root / "out" / "plates"
 
 
+PREVIEW_TMP = ".preview"  # per-frame preview images the workers leave for the driver (removed after encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeChunk:
+    """One work item of the composite stage (picklable). ``root``: session folder; ``out``: the stage folder being
+    written (patches, preview frames); ``plates``: folder of the hero plates being written; ``frames``: output frame
+    numbers; ``settings``; ``compositor``: its class; ``record``: JSON of the provenance record embedded in every
+    file (or None); ``options``: ``--option`` values; ``device``."""
+
+    root: str
+    out: str
+    plates: str
+    frames: tuple[int, ...]
+    settings: CompositeSettings
+    compositor: type
+    record: str | None
+    options: dict
+    device: str
+
+
+def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
+    """Composite one chunk of frames onto the hero plate: plate PNG/EXR and patch files, plus a lossless preview
+    frame per frame in ``out/.preview``; returns per-frame info. Module-level so that ``ctx.executor.map`` can
+    ship it to workers."""
+    import cv2
+
+    from plugins.age_stage import build_method_context, frame_inputs
+    from plugins.render_stage import load_render
+    from reconstruct.composite.outputs import PlateWriter, preview_frame
+    from reconstruct.executors.frames import worker_components
+    from reconstruct.progress import NullProgress
+    from reconstruct.session import Session, atomic_path
+
+    session = Session.open(job.root)
+    s = job.settings
+    compositor = job.compositor()
+    mctx = build_method_context(session, job.options, job.device, "", NullProgress(), worker_components())
+    render_dir = session.stage_dir("render")
+    out = Path(job.out)
+    previews = out / PREVIEW_TMP
+    previews.mkdir(parents=True, exist_ok=True)
+    record = None
+    if job.record is not None:
+        from reconstruct.provenance import ProvenanceRecord
+
+        record = ProvenanceRecord.from_json(job.record)
+    writer = PlateWriter(Path(job.plates), out, record=record, session=session if record else None,
+                         fps=session.rig.fps)
+    info: dict[int, dict] = {}
+    for fin in frame_inputs(session, mctx, job.frames):
+        plate = fin.plate
+        rp = render_dir / f"{fin.frame:06d}.npz"
+        if rp.exists():
+            r = load_render(rp)
+            res = composite_face(plate, r["image"], r["coverage"], s, compositor, exclude=r.get("exclude"),
+                                 skin=r.get("skin"))
+        else:
+            f = plate.astype(np.float32) / np.float32(255.0)
+            res = CompositeResult(image=f, alpha=np.zeros(plate.shape[:2], np.float32), face=f)
+        writer.write_plate(fin.frame, res)
+        with atomic_path(previews / f"{fin.frame:06d}.png") as tmp:
+            cv2.imwrite(str(tmp), preview_frame(plate, res.image, writer.preview_width))
+        info[fin.frame] = {"mask_px": int((res.alpha > 0).sum()), "edited": rp.exists()}
+    return info
+
+
 class CompositeStage:
     name = "composite"
     requires: tuple[str, ...] = ("render",)
-    version = "1"
+    version = "2"
     needs_method = True
 
     def fingerprint(self, ctx: StageContext):
@@ -41,39 +110,37 @@ class CompositeStage:
         hero = plates_dir(ctx.session) / ctx.session.rig.hero.name
         if (ctx.session.stage_dir(self.name) / "_stage.json").exists() and not hero.is_dir():
             log.warning("composite: %s is missing although the stage ran; rerun with --from composite", hero)
-        return {"settings": {k: getattr(s, k) for k in s.__slots__}}
+        return {"settings": {k: getattr(s, k) for k in s.__slots__}, "chunk": chunk_size(ctx.config.options)}
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        from plugins.age_stage import iter_frames, method_context
-        from plugins.render_stage import load_render
+        import cv2
+
         from reconstruct.composite.outputs import PlateWriter
 
         s = CompositeSettings.from_options(ctx.config.options)
-        compositor = ctx.components.get("compositor", s.compositor)()
+        compositor = ctx.components.get("compositor", s.compositor)
         session = ctx.session
         hero = session.rig.hero.name
-        render_dir = ctx.stage_dir("render")
+        ctx.stage_dir("render")  # fails with a clear message when the render stage has not run
         tmp_plates = session.root / "out" / ".plates.tmp"
         if tmp_plates.exists():
             shutil.rmtree(tmp_plates)
         record = self._record(ctx, s)
+        frames = [fs.frame for fs in session.read_sync()]
+        register_components(ctx.components)
+        jobs = [CompositeChunk(str(session.root), str(out), str(tmp_plates / hero), c, s, compositor,
+                               None if record is None else record.to_json(), dict(ctx.config.options), ctx.device)
+                for c in frame_chunks(frames, chunk_size(ctx.config.options))]
         frames_info: dict[int, dict] = {}
-        n = len(session.read_sync())
-        with PlateWriter(tmp_plates / hero, out, record=record, session=session, fps=session.rig.fps) as writer, \
-                ctx.progress.task(f"composite ({s.compositor})", total=n) as task:
-            for fin in iter_frames(ctx, method_context(ctx)):
-                task.advance()
-                plate = fin.plate
-                rp = render_dir / f"{fin.frame:06d}.npz"
-                if rp.exists():
-                    r = load_render(rp)
-                    res = composite_face(plate, r["image"], r["coverage"], s, compositor, exclude=r.get("exclude"),
-                                         skin=r.get("skin"))
-                else:
-                    f = plate.astype(np.float32) / np.float32(255.0)
-                    res = CompositeResult(image=f, alpha=np.zeros(plate.shape[:2], np.float32), face=f)
-                writer.write_frame(fin.frame, plate, res)
-                frames_info[fin.frame] = {"mask_px": int((res.alpha > 0).sum()), "edited": rp.exists()}
+        for part in ctx.executor.map(composite_chunk, jobs, ctx.progress,
+                                     f"composite ({s.compositor}, {len(frames)} frames)"):
+            frames_info.update(part)
+        # the preview video is one sequential file: the driver encodes the workers' preview frames in order
+        previews = out / PREVIEW_TMP
+        with PlateWriter(tmp_plates / hero, out, record=record, session=session, fps=session.rig.fps) as writer:
+            for f in sorted(frames_info):
+                writer.add_preview(cv2.imread(str(previews / f"{f:06d}.png"), cv2.IMREAD_COLOR))
+        shutil.rmtree(previews, ignore_errors=True)
         atomic_write_json(out / "composite.json", {
             "settings": {k: getattr(s, k) for k in s.__slots__}, "frames": frames_info,
             "plates": f"out/plates/{hero}", "formats": ["png16 (sRGB)", "exr half (linear)"]})

@@ -112,6 +112,10 @@ class BaseMethod:
 
     name: ClassVar[str] = ""
     identity_changing: ClassVar[bool] = False
+    # True when apply() of a frame depends on earlier frames (temporal smoothing kept on the instance): the age
+    # stage then applies every frame in order in one work item instead of independent chunks. May also be a
+    # method ``sequential(self, ctx) -> bool`` when it depends on settings.
+    sequential: ClassVar[bool] = False
 
     def describe(self) -> str:
         return (self.__doc__ or self.name).strip().splitlines()[0]

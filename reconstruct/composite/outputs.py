@@ -104,11 +104,16 @@ class PlateWriter:
     # -- what the stage calls ----------------------------------------------------------------------------------
     def write_frame(self, frame: int, plate: np.ndarray, result: CompositeResult) -> None:
         """Plate PNG + EXR, patch and preview frame of one composited frame."""
+        self.write_plate(frame, result)
+        self._preview(plate, result.image)
+
+    def write_plate(self, frame: int, result: CompositeResult) -> None:
+        """Plate PNG + EXR and patch of one frame, no preview (a worker of a distributed run writes these; the
+        driver adds the frames of :func:`preview_frame` to the video in order with :meth:`add_preview`)."""
         stem = f"{frame:06d}"
         self._png(self.plates_dir / f"{stem}.png", to_uint16(result.image))
         self._exr(self.plates_dir / f"{stem}.exr", srgb_to_linear(result.image))
         self.write_patch(frame, result)
-        self._preview(plate, result.image)
 
     def write_patch(self, frame: int, result: CompositeResult, margin: int = 16) -> dict | None:
         box = patch_box(result.alpha, margin)
@@ -134,13 +139,13 @@ class PlateWriter:
         return info
 
     def _preview(self, plate: np.ndarray, image: np.ndarray) -> None:
+        self.add_preview(preview_frame(plate, image, self.preview_width))
+
+    def add_preview(self, frame: np.ndarray) -> None:
+        """Append one (h, w, 3) uint8 BGR frame of :func:`preview_frame` to ``preview.mp4``."""
         import cv2
 
-        side = np.concatenate([plate.astype(np.float32) / 255.0, image], axis=1)
-        scale = min(1.0, self.preview_width / side.shape[1])
-        size = (int(side.shape[1] * scale) // 2 * 2, int(side.shape[0] * scale) // 2 * 2)
-        frame = cv2.cvtColor(np.round(np.clip(side, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        size = (frame.shape[1], frame.shape[0])
         if self._video is None:
             path = self.stage_dir / "preview.mp4"
             self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
@@ -161,6 +166,18 @@ class PlateWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def preview_frame(plate: np.ndarray, image: np.ndarray, width: int = 1920) -> np.ndarray:
+    """The preview video's frame: plate (uint8 RGB) | composite (float sRGB) side by side, uint8 BGR, at most
+    ``width`` px wide, even size."""
+    import cv2
+
+    side = np.concatenate([plate.astype(np.float32) / 255.0, image], axis=1)
+    scale = min(1.0, width / side.shape[1])
+    size = (int(side.shape[1] * scale) // 2 * 2, int(side.shape[0] * scale) // 2 * 2)
+    frame = cv2.cvtColor(np.round(np.clip(side, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def read_patch_json(path: Path) -> dict:

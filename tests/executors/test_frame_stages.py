@@ -1,0 +1,124 @@
+"""age, render and composite send their per-frame work through ``ctx.executor.map`` in frame chunks: the files
+they write are the same in process (jobs=1), in ``--jobs 2`` processes and as Ray tasks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import plugins.age_stage
+import plugins.composite_stage
+import plugins.render_stage
+import plugins.sync_stage
+from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.executors.frames import frame_chunks, save_npz
+from reconstruct.plugins import make_plugin_manager
+from tests.executors.stage_methods import TestPlugin
+from tests.tiny_session import make_tiny_session
+
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+STAGES = ("age", "render", "composite")
+
+
+def _host():
+    return make_plugin_manager(load_entry_points=False, extra_plugins=[
+        ("sync", plugins.sync_stage), ("age", plugins.age_stage), ("render", plugins.render_stage),
+        ("composite", plugins.composite_stage), ("test-methods", TestPlugin())])
+
+
+def _snapshot(root: Path) -> dict[str, object]:
+    """Every output file of the three stages: bytes, except PNG/EXR whose provenance record carries the run's
+    time: their pixels and their record without ``created``."""
+    from reconstruct.provenance import read_exr, read_provenance
+
+    snap: dict[str, object] = {}
+    folders = [root / "out" / s for s in STAGES] + [root / "out" / "plates"]
+    for folder in folders:
+        for p in sorted(folder.rglob("*")):
+            if not p.is_file() or p.name == "_stage.json":
+                continue
+            key = str(p.relative_to(root))
+            if p.suffix in (".png", ".exr"):
+                rec = read_provenance(p)
+                pixels = read_exr(p) if p.suffix == ".exr" else cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+                snap[key] = (pixels.dtype.str, pixels.shape, pixels.tobytes(), None if rec is None else _plain(rec))
+            else:
+                snap[key] = p.read_bytes()
+    return snap
+
+
+def _plain(rec) -> dict:
+    """A provenance record without what differs between any two runs: ``created`` (the time) and the digest of
+    upstream ``_stage.json`` files (they hold the stage's run time in seconds)."""
+    d = rec.to_dict()
+    d["created"] = None
+    d["inputs"] = {k: (None if k.endswith("_stage.json") else v) for k, v in dict(d["inputs"]).items()}
+    return d
+
+
+def _run(root: Path, method: str, **kw) -> tuple[dict, set[str]]:
+    pids = root / "out" / "methods" / method / "pids.txt"
+    pids.unlink(missing_ok=True)
+    results = run_pipeline(RunConfig(session=root, method=method, from_stage="age",
+                                     options={"frames.chunk": "3", "ray.chunk_size": "1"}, **kw), _host())
+    assert [r.name for r in results if not r.skipped][-3:] == list(STAGES)
+    return _snapshot(root), set(pids.read_text().split())
+
+
+def _check_outputs(root: Path, snap: dict, frames: int) -> None:
+    """The snapshot holds what the stages promise (so comparing snapshots compares something)."""
+    for s, ext in (("age", "npz"), ("render", "npz")):
+        assert sum(k.startswith(f"out/{s}/") and k.endswith(ext) for k in snap) == frames
+    assert sum(k.startswith("out/plates/hero/") and k.endswith(".png") for k in snap) == frames
+    assert sum(k.startswith("out/plates/hero/") and k.endswith(".exr") for k in snap) == frames
+    assert "out/composite/preview.mp4" in snap and not (root / "out" / "composite" / ".preview").exists()
+    assert any(k.endswith("_face.png") for k in snap)  # the mask was not empty: patches were written
+
+
+@pytest.mark.parametrize("method", ["speckle", "trail"])
+def test_stages_identical_in_process_and_in_two_processes(tmp_path, method):
+    root = make_tiny_session(tmp_path / "shot", frames=8)
+    one, pids_one = _run(root, method)
+    _check_outputs(root, one, 8)
+    two, pids_two = _run(root, method, jobs=2)
+    assert two.keys() == one.keys()
+    for k in one:
+        assert two[k] == one[k], k  # byte-identical files (pixels + record for PNG/EXR)
+    if method == "speckle":  # chunks of 3 frames: the work ran in worker processes, not in this one
+        assert len(pids_one) == 1 and pids_two and not pids_two & pids_one
+    else:  # a sequential method is one chunk: one worker does every frame in order
+        assert len(pids_two) == 1
+
+
+@pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (optional extra: pip install 'deage[ray]')")
+def test_stages_identical_on_ray(tmp_path):
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(__import__("tests.executors.stage_methods", fromlist=["x"]))
+    root = make_tiny_session(tmp_path / "shot", frames=7)
+    local, pids_local = _run(root, "speckle")
+    _check_outputs(root, local, 7)
+    on_ray, pids_ray = _run(root, "speckle", executor="ray", jobs=2)
+    assert on_ray.keys() == local.keys()
+    for k in local:
+        assert on_ray[k] == local[k], k
+    assert pids_ray and not pids_ray & pids_local  # applied in Ray worker processes
+    assert not ray.is_initialized()
+
+
+def test_chunks_and_npz_are_deterministic(tmp_path):
+    assert frame_chunks(range(7), 3) == [(0, 1, 2), (3, 4, 5), (6,)] and frame_chunks([], 3) == []
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    save_npz(tmp_path / "a.npz", x=a, k=np.asarray("mesh"))
+    first = (tmp_path / "a.npz").read_bytes()
+    import time
+
+    time.sleep(1.1)  # np.savez would stamp a new time into the zip entries
+    save_npz(tmp_path / "a.npz", x=a, k=np.asarray("mesh"))
+    assert (tmp_path / "a.npz").read_bytes() == first
+    d = np.load(tmp_path / "a.npz")
+    np.testing.assert_array_equal(d["x"], a) and str(d["k"]) == "mesh"
