@@ -23,7 +23,6 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.engine import StageContext
-from reconstruct.errors import StageError
 from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, save_npz, worker_components
 from reconstruct.methods import FaceEdit, FrameInput, MethodContext, check_consent
 from reconstruct.session import atomic_write_json
@@ -110,8 +109,8 @@ class AgeChunk:
         root: session folder (on storage every worker sees).
         out: the stage's output folder being written.
         frames: output frame numbers of this chunk, in order.
-        method: the prepared method, pickled (bytes), or the live object when it cannot be pickled and the work
-            runs in the driver's process.
+        method: the prepared method, pickled (bytes), or its class when it cannot be pickled (each work item then
+            builds it and calls ``prepare()``, which loads what the driver's call cached in the work dir).
         method_name: registered name (its work dir ``out/methods/<name>``).
         options: the run's ``--option`` values.
         device: ``"cpu"`` or ``"cuda"``.
@@ -133,10 +132,14 @@ def age_chunk(job: AgeChunk) -> dict[int, dict]:
     from reconstruct.progress import NullProgress
     from reconstruct.session import Session
 
-    method = pickle.loads(job.method) if isinstance(job.method, bytes) else job.method
     session = Session.open(job.root)
     mctx = build_method_context(session, job.options, job.device, job.method_name, NullProgress(),
                                 worker_components())
+    if isinstance(job.method, bytes):
+        method = pickle.loads(job.method)
+    else:  # the method class: build and prepare a copy here (prepare() loads what the driver's call cached)
+        method = job.method()
+        method.prepare(mctx)
     infos = {}
     for fin in frame_inputs(session, mctx, job.frames):
         edit = method.apply(mctx, fin)
@@ -174,13 +177,11 @@ class AgeStage:
         chunks = [tuple(frames)] if sequential else frame_chunks(frames, chunk_size(ctx.config.options))
         try:
             packed: Any = pickle.dumps(method)
-        except Exception as exc:  # noqa: BLE001 - any pickling failure: fall back to in-process work
-            if getattr(ctx.executor, "name", "") != "local" or getattr(ctx.executor, "jobs", 1) != 1:
-                raise StageError(f"aging method {method.name!r} cannot be sent to worker processes: "
-                                 f"{type(exc).__name__}: {exc}",
-                                 hint="run with --jobs 1 and the local executor, or make the method picklable "
-                                      "(drop unpicklable handles in __getstate__)") from exc
-            packed = method
+        except Exception as exc:  # noqa: BLE001 - any pickling failure: workers prepare their own copy
+            log.warning("age: the prepared %s cannot be pickled (%s: %s); every work item builds the method and "
+                        "calls prepare() itself (from its cache in %s)", method.name, type(exc).__name__, exc,
+                        mctx.work_dir)
+            packed = type(method)
         register_components(ctx.components)
         opts = dict(ctx.config.options)
         jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, opts, ctx.device)

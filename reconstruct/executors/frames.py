@@ -5,13 +5,16 @@
   to the next inside a chunk gives the same files in process, in ``--jobs`` processes and on Ray.
 - :func:`worker_components` is the plugin registry inside a worker: the driver's own one when the work runs in
   the driver's process (or a forked child), else one built from the installed entry points (a Ray worker).
+- Importing this module lets the standard pickle copy ``MappingProxyType`` (as Ray's cloudpickle does).
 - :func:`save_npz` writes an ``.npz`` whose bytes depend only on the arrays (fixed zip timestamps), so that reruns
   and distributed runs give byte-identical files.
 """
 
 from __future__ import annotations
 
+import copyreg
 import io
+import types
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +22,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+
+# Frozen records keep their mappings as read-only ``MappingProxyType`` views, which the standard pickle refuses;
+# Ray's cloudpickle copies them. Do the same here so prepared methods and records reach ``--jobs`` processes.
+copyreg.pickle(types.MappingProxyType, lambda m: (types.MappingProxyType, (dict(m),)))
 
 DEFAULT_CHUNK = 8
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)

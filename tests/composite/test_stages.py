@@ -178,3 +178,31 @@ def test_image_edits_pass_through_render(prepared):
     outside = np.ones((h, w), bool)
     outside[h // 4:h // 2, w // 4:w // 2] = False
     assert (png[outside] == plate[outside].astype(np.uint16) * 257).all()
+
+
+def test_mesh_edits_identical_in_two_processes(prepared):
+    """digital_human's mesh edits drawn by the render stage and composited give the same files in process and in
+    --jobs 2 worker processes (frame chunks of 1: each frame in its own work item)."""
+    from reconstruct.provenance import read_exr
+
+    s = prepared["session"]
+
+    def outputs():
+        files = {}
+        for stage in ("age", "render"):
+            files.update({f"{stage}/{p.name}": p.read_bytes() for p in sorted(s.stage_dir(stage).glob("*.npz"))})
+        plates = s.root / "out" / "plates" / "hero"
+        files.update({p.name: read_exr(p).tobytes() for p in sorted(plates.glob("*.exr"))})
+        files.update({p.name: _read16(p).tobytes() for p in sorted(plates.glob("*.png"))})
+        return files
+
+    runs = []
+    for jobs in (1, 2):
+        for stage in ("age", "render", "composite"):
+            cfg = RunConfig(session=s.root, method="digital_human", only_stage=stage, jobs=jobs,
+                            options={"young_refs": str(prepared["refs"]), "frames.chunk": "1"})
+            run_pipeline(cfg, prepared["host"])
+        runs.append(outputs())
+    assert len(runs[0]) == 8 and runs[0] == runs[1]  # 2 edits, 2 renders, 2 EXR, 2 PNG: byte-identical
+    rj = json.loads((s.stage_dir("render") / "render.json").read_text())
+    assert rj["renderer"] == "raycast" and rj["frames"]["1"]["kind"] == "mesh"

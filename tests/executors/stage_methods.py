@@ -62,6 +62,18 @@ class Trail(Speckle):
                         info={"mean": round(float(self.prev.mean()), 6)})
 
 
+class Locked(Speckle):
+    """A prepared method that cannot be pickled (holds a lock): each work item builds and prepares its own."""
+
+    name = "locked"
+
+    def prepare(self, ctx):
+        import threading
+
+        super().prepare(ctx)
+        self.lock = threading.Lock()
+
+
 class StubFit:
     """Stands in for the fit stage (the age stage requires one; these methods need no fit)."""
 
@@ -80,7 +92,7 @@ class StubFit:
 class TestPlugin:
     @hookimpl
     def register_aging_methods(self):
-        return [Speckle, Trail]
+        return [Speckle, Trail, Locked]
 
     @hookimpl
     def register_stages(self):

@@ -79,7 +79,7 @@ def _check_outputs(root: Path, snap: dict, frames: int) -> None:
     assert any(k.endswith("_face.png") for k in snap)  # the mask was not empty: patches were written
 
 
-@pytest.mark.parametrize("method", ["speckle", "trail"])
+@pytest.mark.parametrize("method", ["speckle", "trail", "locked"])
 def test_stages_identical_in_process_and_in_two_processes(tmp_path, method):
     root = make_tiny_session(tmp_path / "shot", frames=8)
     one, pids_one = _run(root, method)
@@ -88,7 +88,7 @@ def test_stages_identical_in_process_and_in_two_processes(tmp_path, method):
     assert two.keys() == one.keys()
     for k in one:
         assert two[k] == one[k], k  # byte-identical files (pixels + record for PNG/EXR)
-    if method == "speckle":  # chunks of 3 frames: the work ran in worker processes, not in this one
+    if method != "trail":  # chunks of 3 frames: the work ran in worker processes, not in this one
         assert len(pids_one) == 1 and pids_two and not pids_two & pids_one
     else:  # a sequential method is one chunk: one worker does every frame in order
         assert len(pids_two) == 1
