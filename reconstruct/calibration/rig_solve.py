@@ -94,11 +94,13 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
     if reference not in detections:
         raise CalibrationError(f"reference camera {reference!r} has no calibration views",
                                hint=f"cameras with views: {', '.join(cams)}")
-    detections, dropped = _drop_degenerate(detections, board)
-    cal, view_rms = _solve(detections, board, options, intrinsics, reference, progress, t0)
+    weak = _degenerate_views(detections, board)
+    skip = {c: {v for v, _ in items} for c, items in weak.items()}
+    dropped: dict[str, list[tuple[int, str]]] = {}
+    cal, view_rms = _solve(detections, board, options, intrinsics, reference, progress, t0, skip)
     bad = _diverged(cal)
     if not bad:
-        return _note_dropped(cal, dropped)
+        return _note_dropped(cal, weak, dropped)
     # guard: a camera whose residuals are absurd is never returned as if good. Retry once without the views that
     # disagree most with the rest (wrong detections, a frame out of sync, a degenerate view), then give up loudly.
     retry = {c: _suspect_views(detections[c], view_rms[c], board) for c in bad}
@@ -107,7 +109,7 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
                 {c: sorted(v) for c, v in retry.items()})
     kept = {c: [d for d in dets if d.view not in retry.get(c, ())] for c, dets in detections.items()}
     if any(retry.values()) and all(len(kept[c]) >= 4 for c in bad):
-        cal2, _ = _solve(kept, board, options, intrinsics, reference, progress, t0)
+        cal2, _ = _solve(kept, board, options, intrinsics, reference, progress, t0, skip)
         bad2 = _diverged(cal2)
         if not bad2:
             for c, views in retry.items():
@@ -119,7 +121,7 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
             log.warning("%s", msg)
             quality = {**cal2.quality, "warnings": [*cal2.quality["warnings"], msg],
                        "retried": {c: sorted(int(v) for v in views) for c, views in retry.items()}}
-            return _note_dropped(replace(cal2, quality=quality), dropped)
+            return _note_dropped(replace(cal2, quality=quality), weak, dropped)
         cal, bad = cal2, bad2
     lost = [c for c in bad if cal.camera_quality[c]["views"] == 0]
     worst = lost[0] if lost else max(bad, key=lambda c: cal.camera_quality[c]["rms_px"])
@@ -160,40 +162,48 @@ def _diverged(cal: RigCalibration) -> list[str]:
     return out
 
 
-def _drop_degenerate(detections: Mapping[str, list[BoardDetection]], board: BoardSpec
-                     ) -> tuple[dict[str, list[BoardDetection]], dict[str, list[tuple[int, str]]]]:
-    """Leave out views whose corners are nearly collinear (ill-conditioned homography: a wrong PnP pose and a
-    wrong start of the intrinsic calibration). Returns the kept detections and camera -> [(view, reason)]."""
-    kept: dict[str, list[BoardDetection]] = {}
-    dropped: dict[str, list[tuple[int, str]]] = {}
+def _degenerate_views(detections: Mapping[str, list[BoardDetection]], board: BoardSpec
+                      ) -> dict[str, list[tuple[int, str]]]:
+    """Views whose corners are nearly collinear: camera -> [(view, reason)]. Their homography is ill-conditioned,
+    so they are left out of the intrinsic calibration and the PnP initialisation (one of them can start OpenCV's
+    intrinsics at a fifth of the true focal length, or give a flipped board pose); the bundle adjustment still
+    uses them where another camera's view of the same instant places the board."""
+    weak: dict[str, list[tuple[int, str]]] = {}
     for c, dets in detections.items():
-        kept[c] = []
         for d in dets:
             span = Q.view_span_squares(d.object_points(board), board.square_size)
             if d.n < 6 or span < Q.MIN_VIEW_SPAN_SQUARES:
-                dropped.setdefault(c, []).append(
+                weak.setdefault(c, []).append(
                     (d.view, f"{d.n} corners spanning {span:.2f} squares (nearly collinear)"))
-            else:
-                kept[c].append(d)
-        if dropped.get(c):
-            log.info("camera %s: %d degenerate view(s) left out: %s", c, len(dropped[c]), dropped[c])
-        if not kept[c]:
+        if weak.get(c):
+            log.info("camera %s: %d nearly collinear view(s) left out of the initialisation: %s", c, len(weak[c]),
+                     [v for v, _ in weak[c]])
+        if len(weak.get(c, ())) == len(dets):
             raise CalibrationError(f"camera {c!r}: every view shows only a few nearly collinear corners of the board",
                                    hint=f"capture {Q.MIN_VIEWS}+ views with camera {c!r} showing most of the board")
-    return kept, dropped
+    return weak
 
 
-def _note_dropped(cal: RigCalibration, dropped: dict[str, list[tuple[int, str]]]) -> RigCalibration:
-    """Record left-out views in the quality record (camera quality ``dropped_views``: view -> reason)."""
-    cq = {c: ({**q, "dropped_views": {str(v): why for v, why in dropped[c]}} if dropped.get(c) else q)
-          for c, q in cal.camera_quality.items()}
+def _note_dropped(cal: RigCalibration, weak: dict[str, list[tuple[int, str]]],
+                  dropped: dict[str, list[tuple[int, str]]]) -> RigCalibration:
+    """Record views in the camera quality: ``init_skipped_views`` (view -> reason; left out of the initialisation,
+    see :func:`_degenerate_views`) and ``dropped_views`` (left out entirely by the divergence guard)."""
+    cq = {}
+    for c, q in cal.camera_quality.items():
+        q = dict(q)
+        if weak.get(c):
+            q["init_skipped_views"] = {str(v): why for v, why in weak[c]}
+        if dropped.get(c):
+            q["dropped_views"] = {str(v): why for v, why in dropped[c]}
+        cq[c] = q
     return replace(cal, camera_quality=cq)
 
 
 def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, options: CalibrationOptions,
-           intrinsics: dict[str, CameraModel], reference: str, progress: Progress, t0: float
-           ) -> tuple[RigCalibration, dict[str, dict[int, float]]]:
-    """One calibration of the rig; also camera -> view -> RMS over all its corners (outliers included), px."""
+           intrinsics: dict[str, CameraModel], reference: str, progress: Progress, t0: float,
+           skip: dict[str, set[int]]) -> tuple[RigCalibration, dict[str, dict[int, float]]]:
+    """One calibration of the rig (views in ``skip[camera]`` only in the bundle adjustment); also camera -> view
+    -> RMS over all its corners (outliers included), px."""
     cams = list(detections)
     # 1. intrinsics
     intr: dict[str, tuple[np.ndarray, np.ndarray, str, tuple[int, int]]] = {}
@@ -203,7 +213,8 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
                 m = intrinsics[c]
                 intr[c] = (m.K, m.dist, m.model, m.image_size)
             else:
-                r = calibrate_intrinsics(detections[c], board, model=options.model,
+                r = calibrate_intrinsics([d for d in detections[c] if d.view not in skip.get(c, ())], board,
+                                         model=options.model,
                                          fix_aspect_ratio=options.fix_aspect_ratio, zero_tangent=options.zero_tangent,
                                          rational=options.rational, fix_k3=options.fix_k3, camera=c)
                 intr[c] = (r.K, r.dist, r.model, r.image_size)
@@ -215,6 +226,8 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
     for c in cams:
         K, dist, model, _ = intr[c]
         for d in detections[c]:
+            if d.view in skip.get(c, ()):
+                continue
             T, rms = solve_board_pose(d, board, K, dist, model)
             if rms < _PNP_INIT_MAX_PX:
                 poses[c][d.view] = T
