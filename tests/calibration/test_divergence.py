@@ -114,3 +114,16 @@ def test_view_span():
     assert view_span_squares(block_2x3, sq) > MIN_VIEW_SPAN_SQUARES  # 0.447
     full = np.stack(np.meshgrid(np.arange(4.0), np.arange(6.0)), -1).reshape(-1, 2)
     assert view_span_squares(full, sq) > 1.0
+
+
+def test_command_writes_nothing_when_the_guard_fails(session30, monkeypatch, capsys):
+    """Plumbing: when the guard gives up, ``reconstruct calibrate`` fails with the camera named and leaves no
+    calibration.json behind (a diverged result is never stored as if good)."""
+    from reconstruct.cli import main
+
+    s, _ = session30
+    monkeypatch.setattr(rig_solve, "_diverged", lambda cal: ["witness-left"])  # the guard sees divergence every time
+    assert main(["calibrate", str(s.root)]) != 0
+    assert not s.calibration_path.exists()
+    err = capsys.readouterr().err
+    assert "'witness-left'" in err and "diverged" in err
