@@ -5,7 +5,8 @@ poses (seed 3) calibrated to RMS 62 px. Root cause: witness-left view 23 shows s
 column; its homography is ill-conditioned and outweighed the 15 good views in OpenCV's closed-form intrinsic start
 (``initCameraMatrix2D``: f = 109 px, truth 477), ``calibrateCamera`` converged to f = 52 px and the rig followed.
 Fixed by leaving nearly collinear views (``quality.view_span_squares``) out of the initialisation (the bundle
-adjustment still uses them) and starting the intrinsics also from a per-view median focal length; guarded by a retry without suspect views and a CalibrationError if that fails too.
+adjustment still uses them) and starting the intrinsics also from a per-view median focal length; guarded by a
+retry without suspect views and a CalibrationError if that fails too.
 """
 
 from __future__ import annotations
