@@ -23,7 +23,8 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.engine import StageContext
-from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, save_npz, worker_components
+from reconstruct.executors.frames import (chunk_size, frame_chunks, register_components, save_npz, use_threads,
+                                          worker_components)
 from reconstruct.methods import FaceEdit, FrameInput, MethodContext, check_consent
 from reconstruct.session import atomic_write_json
 
@@ -187,7 +188,8 @@ class AgeStage:
         jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, opts, ctx.device)
                 for c in chunks]
         infos: dict[int, dict] = {}
-        for part in ctx.executor.map(age_chunk, jobs, ctx.progress, f"age ({method.name}, {len(frames)} frames)"):
+        for part in ctx.executor.map(age_chunk, jobs, ctx.progress, f"age ({method.name}, {len(frames)} frames)",
+                                     threads=use_threads(ctx.device)):
             infos.update(part)
         atomic_write_json(out / "edits.json", {"method": method.name, "description": method.describe(),
                                                 "identity_changing": method.identity_changing,

@@ -20,7 +20,7 @@ import numpy as np
 from reconstruct import hookimpl
 from reconstruct.composite import BUILTIN_COMPOSITORS, CompositeResult, CompositeSettings, composite_face
 from reconstruct.engine import StageContext
-from reconstruct.executors.frames import chunk_size, frame_chunks, register_components
+from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, use_threads
 from reconstruct.session import atomic_replace_dir, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ class CompositeStage:
                 for c in frame_chunks(frames, chunk_size(ctx.config.options))]
         frames_info: dict[int, dict] = {}
         for part in ctx.executor.map(composite_chunk, jobs, ctx.progress,
-                                     f"composite ({s.compositor}, {len(frames)} frames)"):
+                                     f"composite ({s.compositor}, {len(frames)} frames)",
+                                     threads=use_threads(ctx.device)):
             frames_info.update(part)
         # the preview video is one sequential file: the driver encodes the workers' preview frames in order
         previews = out / PREVIEW_TMP

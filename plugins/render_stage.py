@@ -18,7 +18,7 @@ import numpy as np
 from reconstruct import hookimpl
 from reconstruct.engine import StageContext
 from reconstruct.errors import ConfigError, RenderError
-from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, save_npz
+from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, save_npz, use_threads
 from reconstruct.render.edits import LIGHTING_MODES
 from reconstruct.session import atomic_write_json
 
@@ -137,7 +137,8 @@ class RenderStage:
                             dict(ctx.config.options), ctx.device)
                 for c in frame_chunks(frames, chunk_size(ctx.config.options))]
         infos: dict[int, dict] = {}
-        for part in ctx.executor.map(render_chunk, jobs, ctx.progress, f"render ({len(frames)} frames)"):
+        for part in ctx.executor.map(render_chunk, jobs, ctx.progress, f"render ({len(frames)} frames)",
+                                     threads=use_threads(ctx.device)):
             infos.update(part)
         names = {i.pop("renderer") for i in infos.values() if "renderer" in i}
         atomic_write_json(out / "render.json", {"renderer": names.pop() if len(names) == 1 else

@@ -38,7 +38,8 @@ def chunk_size(options: Mapping[str, Any]) -> int:
     try:
         n = int(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"--option frames.chunk={raw!r} is not a whole number", hint="e.g. --option frames.chunk=8") from exc
+        raise ConfigError(f"--option frames.chunk={raw!r} is not a whole number",
+                          hint="e.g. --option frames.chunk=8") from exc
     if n < 1:
         raise ConfigError(f"--option frames.chunk={n}: must be at least 1", hint="e.g. --option frames.chunk=8")
     return n
@@ -79,3 +80,9 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o600 << 16
                 zf.writestr(info, buf.getvalue())
+
+
+def use_threads(device: str) -> bool:
+    """``threads=`` for ``executor.map``: on a CUDA device the local executor's ``--jobs`` workers are threads,
+    because a forked child cannot use the CUDA context the driver opened (``prepare()``, renderers). Ray ignores it."""
+    return str(device).startswith("cuda")

@@ -122,3 +122,13 @@ def test_chunks_and_npz_are_deterministic(tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == first
     d = np.load(tmp_path / "a.npz")
     np.testing.assert_array_equal(d["x"], a) and str(d["k"]) == "mesh"
+
+
+def test_cuda_device_uses_threads_not_forked_processes(tmp_path):
+    """With a CUDA device the local --jobs workers are threads (a forked child cannot use the driver's CUDA
+    context). The test methods ignore the device, so this runs on a CPU-only machine too."""
+    root = make_tiny_session(tmp_path / "shot", frames=6)
+    one, pids_one = _run(root, "speckle", device="cuda")
+    two, pids_two = _run(root, "speckle", device="cuda", jobs=2)
+    assert two == one
+    assert pids_two == pids_one and len(pids_one) == 1  # all work in this process (threads)
