@@ -196,8 +196,9 @@ def _render_one(board: BoardSpec, cam: CameraModel, grid: _RayGrid, pose: np.nda
     tex = board_image(board, pps, margin_squares=margin).astype(np.float32)
     black, white = rng.uniform(25, 60), rng.uniform(175, 235)
     tex = black + tex * ((white - black) / 255.0)
-    mx = (u / board.square_size * pps + margin * pps - 0.5).astype(np.float32)
-    my = (v / board.square_size * pps + margin * pps - 0.5).astype(np.float32)
+    m_px = int(round(margin * pps))  # board_image pads a whole number of texels: the board starts at texel m_px
+    mx = (u / board.square_size * pps + m_px - 0.5).astype(np.float32)
+    my = (v / board.square_size * pps + m_px - 0.5).astype(np.float32)
     mx[behind] = -1e6
     my[behind] = -1e6
     background = float(rng.uniform(70, 130))

@@ -26,7 +26,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="face model: ict, demo, or an imported model name (default auto: ict where available, "
                         "else demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (identity, motion, cameras, noise, timeline)")
-    p.add_argument("--calib-poses", type=int, default=24, help="ChArUco calibration poses to render (default 24; 0 = none)")
+    p.add_argument("--calib-poses", type=int, default=30, help="ChArUco calibration poses to render (default 30; 0 = none)")
     p.add_argument("--jitter", type=float, default=0.1, help="timestamp jitter, fraction of a frame period")
     p.add_argument("--drop-rate", type=float, default=0.03, help="probability a witness frame is dropped")
     p.add_argument("--offset-ms", type=float, default=25.0,

@@ -54,7 +54,7 @@ class SynthSpec:
     seed: int = 0
     timeline: TimelineSpec = field(default_factory=TimelineSpec)
     model: str = "auto"
-    calib_poses: int = 24
+    calib_poses: int = 30
     calib_noise: float = 1.5
     identity_scale: float = 1.0
     identity: tuple[float, ...] | None = None

@@ -4,6 +4,8 @@ Regression: a synthetic session of the test-small rig (640x480 hero, two 320x240
 poses (seed 3) calibrated to RMS 62 px. Root cause: witness-left view 23 shows six corners, five of them in one
 column; its homography is ill-conditioned and outweighed the 15 good views in OpenCV's closed-form intrinsic start
 (``initCameraMatrix2D``: f = 109 px, truth 477), ``calibrateCamera`` converged to f = 52 px and the rig followed.
+Since the renderer's margin fix that session renders slightly differently; seed 0 now has such a view (witness-left
+view 10: a column of five corners plus one; ``initCameraMatrix2D`` gives f = 48 px), so the tests use seed 0.
 Fixed by leaving nearly collinear views (``quality.view_span_squares``) out of the initialisation (the bundle
 adjustment still uses them) and starting the intrinsics also from a per-view median focal length; guarded by a
 retry without suspect views and a CalibrationError if that fails too.
@@ -30,10 +32,10 @@ from .conftest import SMALL_BOARD
 
 @pytest.fixture(scope="module")
 def session30(repo_root, tmp_path_factory):
-    """The session that diverged: test-small rig, 30 calibration poses, seed 3, and its board detections."""
+    """A session that diverged: test-small rig, 30 calibration poses, seed 0, and its board detections."""
     root = tmp_path_factory.mktemp("div") / "take"
     s = generate_session(load_rig(repo_root / "rigs/test-small.toml"), root,
-                         SynthSpec(frames=1, seed=3, calib_poses=30, model="demo"))
+                         SynthSpec(frames=1, seed=0, calib_poses=30, model="demo"))
     return s, detect_session(s)
 
 
@@ -51,32 +53,32 @@ def _errors(cal, truth):
 
 def _check_accurate(cal, truth):
     for name, (f, rot, tr) in _errors(cal, truth).items():
-        # tolerances focal 1 %, rotation 0.6 deg, translation 6 mm; measured (seed 3, 30 poses) <= 0.7 %,
-        # <= 0.46 deg, <= 3.6 mm (the witnesses see 15 views at 320x240)
-        assert f < 0.01 and rot < 0.6 and tr < 6.0, (name, f, rot, tr)
-        assert cal.camera_quality[name]["rms_px"] < 0.3, name  # measured 0.07-0.12 px
+        # tolerances focal 0.2 %, rotation 0.25 deg, translation 2 mm; measured (seed 0, 30 poses) <= 0.03 %,
+        # <= 0.06 deg, <= 0.3 mm (the witnesses see 15-17 views at 320x240)
+        assert f < 0.002 and rot < 0.25 and tr < 2.0, (name, f, rot, tr)
+        assert cal.camera_quality[name]["rms_px"] < 0.2, name  # measured 0.05-0.06 px
 
 
 def test_30_poses_calibrate(session30):
     s, _ = session30
     cal = calibrate_session(s)
-    assert cal.quality["rms_px"] < 0.3  # measured 0.092 px (was 62 px)
+    assert cal.quality["rms_px"] < 0.2  # measured 0.053 px
     _check_accurate(cal, load_truth(s.root))
     # the collinear view is left out of the initialisation and the record says why
     skipped = cal.camera_quality["witness-left"]["init_skipped_views"]
-    assert "23" in skipped and "collinear" in skipped["23"]
+    assert "10" in skipped and "collinear" in skipped["10"]
     assert "retried" not in cal.quality
 
 
 def test_guard_retries_without_suspect_views(session30, monkeypatch):
     """Without the collinear-view gate and with OpenCV's own intrinsic start alone (the code that diverged), the
-    first solution has RMS ~66 px; the guard redoes it without the suspect views and says so."""
+    first solution diverges; the guard redoes it without the suspect views and says so."""
     s, dets = session30
     monkeypatch.setattr(rig_solve, "_degenerate_views", lambda d, b: {})
     monkeypatch.setattr(intrinsics_mod, "_multi_start", lambda obj, img, size, flags, crit: cv2.calibrateCamera(
         obj, img, size, None, None, flags=flags, criteria=crit))
     cal = calibrate_rig(dets, s.rig.board, CalibrationOptions(reference="hero"))
-    assert 23 in cal.quality["retried"]["witness-left"]
+    assert 10 in cal.quality["retried"]["witness-left"]
     assert any("diverged" in w and "redone without" in w for w in cal.warnings)
     _check_accurate(cal, load_truth(s.root))
 
