@@ -44,8 +44,9 @@ def test_detected_corners_match_ground_truth():
             errs.append(cc.reshape(-1, 2) - g[ids.ravel()])
     e = np.concatenate(errs)
     assert seen >= 15  # every camera sees most of the 6 poses
-    # OpenCV's ChArUco sub-pixel corners vs exact projection: tolerance 0.3 px RMS, measured 0.13 px
-    assert np.sqrt(np.mean(e ** 2)) < 0.3
+    # OpenCV's ChArUco sub-pixel corners vs exact projection: tolerance 0.15 px RMS, measured 0.050 px
+    # (0.13 px before the renderer sampled the texture at its whole-texel margin)
+    assert np.sqrt(np.mean(e ** 2)) < 0.15
     assert np.abs(e.mean(0)).max() < 0.05  # no bias: measured < 0.01 px
 
 
