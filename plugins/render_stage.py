@@ -87,6 +87,13 @@ def _drawer(components, settings: dict, device: str, model_name: str):
 def render_chunk(job: RenderChunk) -> dict[int, dict]:
     """Draw the age stage's edits of one chunk of frames into ``<frame>.npz``; returns per-frame info (with the
     renderer's name under ``"renderer"`` for mesh edits). Module-level so that ``ctx.executor.map`` can ship it."""
+    from reconstruct.executors.frames import single_thread_blas
+
+    with single_thread_blas():  # the lighting fit's float64 numbers in render.json: the same in every worker
+        return _render_chunk(job)
+
+
+def _render_chunk(job: RenderChunk) -> dict[int, dict]:
     from plugins.age_stage import build_method_context, frame_inputs, load_edit
     from reconstruct.executors.frames import worker_components
     from reconstruct.progress import NullProgress

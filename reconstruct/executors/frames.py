@@ -86,3 +86,17 @@ def use_threads(device: str) -> bool:
     """``threads=`` for ``executor.map``: on a CUDA device the local executor's ``--jobs`` workers are threads,
     because a forked child cannot use the CUDA context the driver opened (``prepare()``, renderers). Ray ignores it."""
     return str(device).startswith("cuda")
+
+
+def single_thread_blas():
+    """Context manager: BLAS/LAPACK on one thread (threadpoolctl, when installed). A large matrix product summed
+    by a different number of threads rounds differently in the last bits; Ray workers run with one thread and the
+    driver with many, so work whose float64 results are written out (the render stage's lighting fit) runs
+    single-threaded everywhere to give the same numbers under every executor."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy's usual installs
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")

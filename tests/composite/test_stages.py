@@ -194,6 +194,7 @@ def test_mesh_edits_identical_in_two_processes(prepared):
         plates = s.root / "out" / "plates" / "hero"
         files.update({p.name: read_exr(p).tobytes() for p in sorted(plates.glob("*.exr"))})
         files.update({p.name: _read16(p).tobytes() for p in sorted(plates.glob("*.png"))})
+        files["render.json"] = (s.stage_dir("render") / "render.json").read_bytes()  # lighting fit numbers
         return files
 
     runs = []
@@ -203,6 +204,6 @@ def test_mesh_edits_identical_in_two_processes(prepared):
                             options={"young_refs": str(prepared["refs"]), "frames.chunk": "1"})
             run_pipeline(cfg, prepared["host"])
         runs.append(outputs())
-    assert len(runs[0]) == 8 and runs[0] == runs[1]  # 2 edits, 2 renders, 2 EXR, 2 PNG: byte-identical
+    assert len(runs[0]) == 9 and runs[0] == runs[1]  # 2 edits, 2 renders, 2 EXR, 2 PNG, render.json: identical
     rj = json.loads((s.stage_dir("render") / "render.json").read_text())
     assert rj["renderer"] == "raycast" and rj["frames"]["1"]["kind"] == "mesh"
