@@ -69,8 +69,26 @@ def swap_crop(model: FaceSwapAE, crop: np.ndarray, which: str = "young",
     return rgb[0].permute(1, 2, 0).cpu().numpy(), m[0, 0].cpu().numpy()
 
 
+def hull_mask(points: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray:
+    """(H, W) float32 mask of the convex hull of 68 iBUG landmarks (plate pixels), grown by ``margin`` times the
+    inter-ocular distance and feathered over a tenth of it."""
+    import cv2
+
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    iod = float(np.linalg.norm(pts[36:42].mean(0) - pts[42:48].mean(0))) if len(pts) >= 48 else float(np.ptp(pts[:, 0]))
+    m = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(m, cv2.convexHull(np.round(pts).astype(np.int32)), 255)
+    grow = int(round(max(margin, 0.0) * iod))
+    if grow > 0:
+        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    soft = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), sigmaX=max(iod / 10.0, 0.5))
+    soft[m == 0] = 0.0  # the feather stays inside the grown hull
+    return soft
+
+
 def merge_face(model: FaceSwapAE, plate: np.ndarray, points: np.ndarray, *, coverage: float, colour: str = "mean-std",
-               erode: float = 0.0, blur: float = 2.0, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               erode: float = 0.0, blur: float = 2.0, hull_margin: float = 0.25,
+               device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Swap the face on ``plate`` (H, W, 3 uint8 or float) to the young identity.
 
     Returns (image (H, W, 3) float32 [0, 1] = swapped face under the mask and the plate elsewhere, mask (H, W)
@@ -87,5 +105,7 @@ def merge_face(model: FaceSwapAE, plate: np.ndarray, points: np.ndarray, *, cove
     # warp back (pixels outside the crop get mask 0); a crop smaller than the plate face is upscaled (softer)
     img_back = warp_to_plate(rgb.astype(np.float32), M, (h, w))
     mask_back = np.clip(warp_to_plate(m.astype(np.float32), M, (h, w)), 0, 1)
+    if hull_margin >= 0 and len(points) >= 68:  # iBUG 68 points outline the face; 5 points do not
+        mask_back = np.minimum(mask_back, hull_mask(points, (h, w), hull_margin))
     image = np.where(mask_back[..., None] > 0, img_back, f).astype(np.float32)
     return image, mask_back.astype(np.float32), rgb.astype(np.float32)

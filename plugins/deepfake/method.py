@@ -13,7 +13,7 @@ from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
 
 log = logging.getLogger(__name__)
 
-MERGE_OPTIONS = ("colour", "erode", "blur")
+MERGE_OPTIONS = ("colour", "erode", "blur", "hull_margin")
 
 
 class DeepfakeMethod(BaseMethod):
@@ -108,6 +108,7 @@ class DeepfakeMethod(BaseMethod):
             raise MethodError("deepfake apply() called before prepare()")
         m = self._merge
         image, mask, _ = merge_face(self._model, plate, points, coverage=float(self._meta["coverage"]),
-                                    colour=m["colour"], erode=m["erode"], blur=m["blur"], device=device)
+                                    colour=m["colour"], erode=m["erode"], blur=m["blur"],
+                                    hull_margin=m["hull_margin"], device=device)
         return FaceEdit(frame=frame, kind="image", image=image, mask=mask,
                         info={"colour": m["colour"], "crop_px": int(self._meta["size"])})

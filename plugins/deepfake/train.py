@@ -38,6 +38,8 @@ class DeepfakeSettings:
         every: use every n-th plate frame / video frame.
         colour: colour transfer at merge: none | mean-std | histogram.
         erode, blur: mask erosion and blur at merge, crop pixels.
+        hull_margin: at merge the learned mask is limited to the convex hull of the 68 landmarks grown by this
+            fraction of the inter-ocular distance, so the swap never paints outside the face (< 0: no limit).
     """
 
     size: int = 128
@@ -57,6 +59,7 @@ class DeepfakeSettings:
     colour: str = "mean-std"
     erode: float = 1.0
     blur: float = 2.0
+    hull_margin: float = 0.25
 
     def check(self) -> "DeepfakeSettings":
         if self.size < 16 or self.size % 16:

@@ -87,6 +87,10 @@ class FranMethod(BaseMethod):
                             fresh=getattr(args, "fresh", False), meta=settings_meta(s, pairs), progress=ctx.progress)
 
     # -- the age stage -----------------------------------------------------------------------------------------
+    def sequential(self, ctx: MethodContext) -> bool:
+        """Temporal smoothing (``fran.temporal > 0``) carries state from frame to frame: apply them in order."""
+        return self.run_settings(ctx)["temporal"] > 0
+
     def run_settings(self, ctx: MethodContext) -> dict[str, Any]:
         from .train import FranSettings
 
