@@ -44,9 +44,13 @@ print(json.dumps([r.name for r in res]))
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory, repo_root) -> Path:
+    import shutil
+
     site = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("src") / "example_plugin"  # build from a copy: no build/ in the source tree
+    shutil.copytree(repo_root / "tools" / "example_plugin", src)
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--target", str(site), str(repo_root / "tools" / "example_plugin")],
+                        "--target", str(site), str(src)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return site
