@@ -12,8 +12,6 @@ import logging
 import sys
 
 from reconstruct.commands import common_options
-from reconstruct.errors import DeageError
-from reconstruct.plugins import make_plugin_manager
 
 log = logging.getLogger("capture")
 
@@ -46,31 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reconstruct.cli import _setup_logging
+    from reconstruct.cli import run_cli
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--disable-plugin", action="append", default=[])
-    pre.add_argument("-v", "--verbose", action="count", default=0)
-    known, _ = pre.parse_known_args(argv)
-    _setup_logging(known.verbose)
-    try:
-        host = make_plugin_manager(disable=known.disable_plugin)
-        args = build_parser().parse_args(argv)
-        if not args.command:
-            build_parser().print_help()
-            return 2
-        return args._handler(args, host)
-    except DeageError as exc:
-        log.error("%s", exc.message)
-        if exc.hint:
-            log.error("hint: %s", exc.hint)
-        if known.verbose > 1:
-            log.exception("details")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
+    return run_cli(argv, build_parser, log, "interrupted")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
+from typing import Callable
 
 from .commands import command_modules, common_options, subcommand_parsers
 from .errors import DeageError
@@ -56,7 +56,10 @@ def _setup_logging(verbosity: int) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_cli(argv: list[str] | None, build: Callable[[], argparse.ArgumentParser], logger: logging.Logger,
+            interrupted: str) -> int:
+    """Shared ``main`` of ``reconstruct`` and ``capture``: logging, plugin host, plugin CLI options, error -> exit
+    code translation (see :mod:`reconstruct.errors`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Plugins may add options, so the plugin manager is built before the full parse. --disable-plugin is read
     # by a first, partial parse.
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(known.verbose)
     try:
         host = make_plugin_manager(disable=known.disable_plugin)
-        parser = build_parser()
+        parser = build()
         command = next((a for a in argv if not a.startswith("-")), None)
         subparsers = subcommand_parsers(parser)
         if command in subparsers:
@@ -78,15 +81,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return args._handler(args, host)
     except DeageError as exc:
-        log.error("%s", exc.message)
+        logger.error("%s", exc.message)
         if exc.hint:
-            log.error("hint: %s", exc.hint)
+            logger.error("hint: %s", exc.hint)
         if known.verbose > 1:
-            log.exception("details")
+            logger.exception("details")
         return exc.exit_code
     except KeyboardInterrupt:
-        log.error("interrupted; completed stages are kept and a rerun resumes from the interrupted one")
+        logger.error("%s", interrupted)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(argv, build_parser, log,
+                   "interrupted; completed stages are kept and a rerun resumes from the interrupted one")
 
 
 if __name__ == "__main__":  # pragma: no cover
