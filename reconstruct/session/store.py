@@ -12,7 +12,9 @@ Layout (schema 1)::
       sync.csv                matched frame sets (written by the sync stage)
       calibration.json        calibrated cameras (written by the calibrate stage)
       out/<stage>/            each stage's results + _stage.json (cache key); see reconstruct.engine
-      manifest.json           provenance of every output file
+      out/methods/<method>/   a method's trained assets (checkpoints), kept across reruns of the age stage
+      out/plates/hero/        the composited hero plate (16-bit PNG + half EXR, provenance in each file)
+      out/manifest.json       provenance record + sha256 of every output file (reconstruct.provenance)
 
 Images are RGB ``uint8 (H, W, 3)`` or grayscale ``uint8 (H, W)`` in memory; the BGR order of OpenCV stays inside
 this module.
