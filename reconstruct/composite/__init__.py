@@ -6,9 +6,10 @@ The :class:`reconstruct.components.Compositor` contract (what ``register_composi
     blend(plate, face, alpha) -> blended           # all (H, W[, 3]) float32, sRGB in [0, 1]
 
 returning the blended face ``B``. The host (:func:`composite_face`) builds ``alpha`` (erode, feather, optional skin
-limit; :mod:`.mask`), applies colour transfer (:mod:`.color`) to the face, calls the compositor, and returns
-``plate + alpha * (B - plate)`` where ``alpha > 0``; every pixel with ``alpha == 0`` keeps the plate's exact value
-(bit-exact in the 16-bit PNG: ``plate_uint8 * 257``). Built-in compositors: ``alpha`` (feathered alpha),
+limit; :mod:`.mask`; the feather is at least ``feather_frac`` of the face's size), applies colour transfer
+(:mod:`.color`; the default ``gain`` is measured on the ring along the mask boundary) to the face, calls the
+compositor, and returns ``plate + alpha * (B - plate)`` where ``alpha > 0``; every pixel with ``alpha == 0`` keeps
+the plate's exact value (bit-exact in the 16-bit PNG: ``plate_uint8 * 257``). Built-in compositors: ``alpha`` (feathered alpha),
 ``laplacian`` (multi-band, default) and ``poisson`` (seamless cloning).
 """
 
@@ -26,7 +27,8 @@ from .color import transfer_color
 from .mask import face_mask, skin_from_color
 
 __all__ = ["CompositeSettings", "CompositeResult", "composite_face", "face_mask", "transfer_color",
-           "AlphaCompositor", "LaplacianCompositor", "PoissonCompositor", "BUILTIN_COMPOSITORS"]
+           "feather_width", "boundary_ring", "AlphaCompositor", "LaplacianCompositor", "PoissonCompositor",
+           "BUILTIN_COMPOSITORS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +38,11 @@ class CompositeSettings:
     Attributes:
         compositor: compositor name (``alpha``, ``laplacian``, ``poisson`` or a plugin's).
         erode_px: pixels the rendered face region shrinks before feathering.
-        feather_px: width in pixels of the soft edge (inside the eroded region).
-        color: colour transfer: ``none``, ``lab``, ``mean`` or ``histogram`` (see :mod:`.color`).
+        feather_px: minimum width in pixels of the soft edge (inside the eroded region).
+        feather_frac: width of the soft edge as a fraction of the face's size ``sqrt(covered pixels)``; the
+            feather used is ``max(feather_px, feather_frac * size)`` so it scales with the shot (0: fixed pixels).
+        color: colour transfer: ``gain`` (per-channel gain matched on the boundary ring), ``none``, ``lab``,
+            ``mean`` or ``histogram`` (see :mod:`.color`).
         skin_only: limit the mask to skin (the model's ``skin`` region where rendered, else a colour classifier).
         levels: Laplacian pyramid levels.
     """
@@ -45,14 +50,16 @@ class CompositeSettings:
     compositor: str = "laplacian"
     erode_px: int = 3
     feather_px: int = 8
-    color: str = "none"
+    feather_frac: float = 0.15
+    color: str = "gain"
     skin_only: bool = False
     levels: int = 5
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], prefix: str = "composite.") -> "CompositeSettings":
         kw: dict[str, Any] = {}
-        casts = {"compositor": str, "erode_px": int, "feather_px": int, "color": str, "levels": int,
+        casts = {"compositor": str, "erode_px": int, "feather_px": int, "feather_frac": float, "color": str,
+                 "levels": int,
                  "skin_only": lambda v: str(v).lower() in ("1", "true", "yes", "on")}
         for key, cast in casts.items():
             if prefix + key in options:
@@ -66,8 +73,8 @@ class CompositeSettings:
         s = cls(**kw)
         if s.color not in COLOR_METHODS:
             raise ConfigError(f"--option {prefix}color={s.color}: unknown", hint=f"use one of {', '.join(COLOR_METHODS)}")
-        if s.erode_px < 0 or s.feather_px < 0:
-            raise ConfigError(f"{prefix}erode_px and {prefix}feather_px must be >= 0")
+        if s.erode_px < 0 or s.feather_px < 0 or not 0.0 <= s.feather_frac <= 1.0:
+            raise ConfigError(f"{prefix}erode_px and {prefix}feather_px must be >= 0, {prefix}feather_frac in [0, 1]")
         return s
 
 
@@ -118,6 +125,27 @@ class PoissonCompositor:
 BUILTIN_COMPOSITORS = (AlphaCompositor, LaplacianCompositor, PoissonCompositor)
 
 
+def feather_width(coverage: np.ndarray, settings: CompositeSettings) -> int:
+    """Feather width in pixels for a face covering ``coverage`` (H, W): ``max(feather_px, feather_frac * size)``
+    with ``size = sqrt(pixels with coverage > 0.5)``, so a close-up gets a proportionally soft edge."""
+    size = float(np.sqrt(np.count_nonzero(np.asarray(coverage) > 0.5)))
+    return int(max(settings.feather_px, round(settings.feather_frac * size)))
+
+
+def boundary_ring(alpha: np.ndarray, min_px: int = 3) -> np.ndarray:
+    """(H, W) bool ring just inside the mask boundary where the face meets the plate: the feather band
+    ``0 < alpha < 1``, or the ``min_px`` outermost pixels of the support when there is no feather."""
+    import cv2
+
+    a = np.asarray(alpha, np.float32)
+    ring = (a > 0) & (a < 1)
+    if np.count_nonzero(ring) < 20:
+        m = (a > 0).astype(np.uint8)
+        inner = cv2.erode(m, np.ones((2 * min_px + 1, 2 * min_px + 1), np.uint8), borderValue=0)
+        ring = (m > 0) & (inner == 0)
+    return ring
+
+
 def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
                    compositor: Any, exclude: np.ndarray | None = None, skin: np.ndarray | None = None,
                    alpha: np.ndarray | None = None) -> CompositeResult:
@@ -143,11 +171,18 @@ def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, se
     if alpha is None:
         if settings.skin_only and skin is None:
             skin = skin_from_color(plate)
-        alpha = face_mask(coverage, settings.erode_px, settings.feather_px, exclude=exclude,
+        alpha = face_mask(coverage, settings.erode_px, feather_width(coverage, settings), exclude=exclude,
                           skin=skin if settings.skin_only else None)
     alpha = np.asarray(alpha, np.float32)
     region = alpha > 0
-    face_c = transfer_color(face, plate_f, region, region, settings.color)
+    stats = boundary_ring(alpha) if settings.color == "gain" else region
+    face_c = transfer_color(face, plate_f, stats, stats, settings.color)
+    # outside its coverage the face is undefined (a render is black there): give the compositor the plate instead,
+    # so that a multi-band blend's coarse levels do not pull black (or whatever) across the boundary.
+    defined = np.asarray(coverage) > 0.5
+    if exclude is not None:
+        defined &= ~(np.asarray(exclude) > 0.5)
+    face_c = np.where(defined[..., None], face_c, plate_f).astype(np.float32)
     if hasattr(compositor, "levels"):
         compositor.levels = settings.levels
     blended = np.asarray(compositor.blend(plate_f, face_c, alpha), np.float32)

@@ -1,7 +1,10 @@
 """Colour transfer: make the edited face's colour statistics match the plate's face region.
 
+``gain`` (default of the composite): one robust per-channel gain (median of ``target / source``) measured on a
+*ring along the mask boundary* (the caller passes the feather band as both masks), so the face's brightness and
+colour match the plate exactly where the two meet -- the paste-back seam -- whatever the rest of the face does.
 ``lab``: Reinhard et al. 2001 ("Color transfer between images"): per-channel mean and standard deviation in
-CIE Lab. ``histogram``: per-channel CDF matching in RGB (quantile mapping). Both are measured only under the
+CIE Lab. ``histogram``: per-channel CDF matching in RGB (quantile mapping). All are measured only under the
 given masks, and return float32 sRGB in [0, 1].
 """
 
@@ -11,7 +14,10 @@ import numpy as np
 
 from ..errors import RenderError
 
-METHODS = ("none", "lab", "mean", "histogram")
+METHODS = ("none", "gain", "lab", "mean", "histogram")
+
+#: ``gain``: per-channel gains are clamped to this range (a ring mostly off the face must not blow the face up).
+GAIN_RANGE = (0.5, 2.0)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -34,7 +40,8 @@ def transfer_color(source: np.ndarray, target: np.ndarray, source_mask: np.ndarr
         source: (H, W, 3) float32 sRGB in [0, 1], the edited face.
         target: (H, W, 3) float32 sRGB in [0, 1] (or uint8), the plate.
         source_mask, target_mask: (H, W) bool/float, > 0.5 where statistics are measured.
-        method: ``"none"``, ``"lab"`` (mean and std in Lab), ``"mean"`` (mean only, in Lab) or ``"histogram"``.
+        method: ``"none"``, ``"gain"`` (robust per-channel gain, see the module docstring), ``"lab"`` (mean and
+            std in Lab), ``"mean"`` (mean only, in Lab) or ``"histogram"``.
 
     Returns:
         (H, W, 3) float32 recoloured source (unchanged when either mask has fewer than ``min_pixels`` pixels).
@@ -47,6 +54,14 @@ def transfer_color(source: np.ndarray, target: np.ndarray, source_mask: np.ndarr
     sm, tm = np.asarray(source_mask) > 0.5, np.asarray(target_mask) > 0.5
     if method == "none" or sm.sum() < min_pixels or tm.sum() < min_pixels:
         return src
+    if method == "gain":
+        # median of per-pixel ratios: robust to features that differ between face and plate (brows, lips crossing
+        # the ring); pixels too dark to give a ratio are left out.
+        ok = sm & tm & (src.min(-1) > 0.02)
+        if ok.sum() < min_pixels:
+            return src
+        gain = np.median(tgt[ok] / src[ok], axis=0)
+        return np.clip(src * np.clip(gain, *GAIN_RANGE).astype(np.float32), 0.0, 1.0)
     if method in ("lab", "mean"):
         ls, lt = _lab(src), _lab(tgt)
         mu_s, mu_t = ls[sm].mean(0), lt[tm].mean(0)

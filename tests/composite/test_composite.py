@@ -39,7 +39,7 @@ def test_mask_is_zero_outside_eroded_coverage_and_soft_inside():
 
 
 @pytest.mark.parametrize("compositor", [c.name for c in BUILTIN_COMPOSITORS])
-@pytest.mark.parametrize("color", ["none", "lab", "histogram"])
+@pytest.mark.parametrize("color", ["none", "gain", "lab", "histogram"])
 def test_plate_is_bit_exact_outside_the_mask(compositor, color):
     plate, face, cov = _scene()
     comp = {c.name: c for c in BUILTIN_COMPOSITORS}[compositor]()

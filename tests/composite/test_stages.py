@@ -169,6 +169,7 @@ def test_image_edits_pass_through_render(prepared):
     s = prepared["session"]
     for stage in ("age", "render", "composite"):
         _run(prepared, "square", stage, **{"composite.compositor": "alpha", "composite.feather_px": "0",
+                                           "composite.feather_frac": "0", "composite.color": "none",
                                            "composite.erode_px": "0"})
     plate = s.read_image("hero", "000000.png")
     png = _read16(s.root / "out" / "plates" / "hero" / "000000.png")
