@@ -43,6 +43,9 @@ class CompositeSettings:
             feather used is ``max(feather_px, feather_frac * size)`` so it scales with the shot (0: fixed pixels).
         color: colour transfer: ``gain`` (per-channel gain matched on the boundary ring), ``none``, ``lab``,
             ``mean`` or ``histogram`` (see :mod:`.color`).
+        gain_falloff: with ``color=gain``, the gain is fully applied at the mask boundary and fades to 1 (the face
+            as rendered) over this many feather widths inwards, so an age edit that really changes the skin tone
+            keeps it in the face's interior; <= 0 applies the gain to the whole face.
         skin_only: limit the mask to skin (the model's ``skin`` region where rendered, else a colour classifier).
         levels: Laplacian pyramid levels.
     """
@@ -52,6 +55,7 @@ class CompositeSettings:
     feather_px: int = 8
     feather_frac: float = 0.15
     color: str = "gain"
+    gain_falloff: float = 2.0
     skin_only: bool = False
     levels: int = 5
 
@@ -59,7 +63,7 @@ class CompositeSettings:
     def from_options(cls, options: Mapping[str, Any], prefix: str = "composite.") -> "CompositeSettings":
         kw: dict[str, Any] = {}
         casts = {"compositor": str, "erode_px": int, "feather_px": int, "feather_frac": float, "color": str,
-                 "levels": int,
+                 "gain_falloff": float, "levels": int,
                  "skin_only": lambda v: str(v).lower() in ("1", "true", "yes", "on")}
         for key, cast in casts.items():
             if prefix + key in options:
@@ -146,6 +150,26 @@ def boundary_ring(alpha: np.ndarray, min_px: int = 3) -> np.ndarray:
     return ring
 
 
+def _boundary_gain(face: np.ndarray, plate: np.ndarray, alpha: np.ndarray, falloff_px: float) -> np.ndarray:
+    """``face`` times the ring gain (:func:`.color.ring_gain` on :func:`boundary_ring`), fully at the support's edge
+    and fading (smoothstep of the distance inwards) to no change at ``falloff_px``; everywhere when
+    ``falloff_px <= 0``."""
+    import cv2
+
+    from .color import ring_gain
+
+    face = np.asarray(face, np.float32)
+    gain = ring_gain(face, plate, boundary_ring(alpha))
+    if gain is None:
+        return face
+    if falloff_px <= 0:
+        return np.clip(face * gain, 0.0, 1.0)
+    dist = cv2.distanceTransform((np.asarray(alpha) > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    t = np.clip(dist / float(falloff_px), 0.0, 1.0)
+    w = (1.0 - t * t * (3.0 - 2.0 * t)).astype(np.float32)[..., None]
+    return np.clip(face * (1.0 + w * (gain - 1.0)), 0.0, 1.0)
+
+
 def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
                    compositor: Any, exclude: np.ndarray | None = None, skin: np.ndarray | None = None,
                    alpha: np.ndarray | None = None) -> CompositeResult:
@@ -175,8 +199,10 @@ def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, se
                           skin=skin if settings.skin_only else None)
     alpha = np.asarray(alpha, np.float32)
     region = alpha > 0
-    stats = boundary_ring(alpha) if settings.color == "gain" else region
-    face_c = transfer_color(face, plate_f, stats, stats, settings.color)
+    if settings.color == "gain":
+        face_c = _boundary_gain(face, plate_f, alpha, settings.gain_falloff * feather_width(coverage, settings))
+    else:
+        face_c = transfer_color(face, plate_f, region, region, settings.color)
     # outside its coverage the face is undefined (a render is black there): give the compositor the plate instead,
     # so that a multi-band blend's coarse levels do not pull black (or whatever) across the boundary.
     defined = np.asarray(coverage) > 0.5

@@ -32,6 +32,18 @@ def _rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB), 0.0, 1.0)
 
 
+def ring_gain(source: np.ndarray, target: np.ndarray, mask: np.ndarray, min_pixels: int = 20) -> np.ndarray | None:
+    """(3,) float32 per-channel gain taking ``source`` to ``target`` under ``mask`` (both float32 sRGB in [0, 1]):
+    the median of per-pixel ratios, robust to features that differ between face and plate (brows or lips crossing
+    the ring), clamped to :data:`GAIN_RANGE`. Pixels too dark to give a ratio are left out; None when fewer than
+    ``min_pixels`` remain."""
+    ok = (np.asarray(mask) > 0.5) & (source.min(-1) > 0.02)
+    if np.count_nonzero(ok) < min_pixels:
+        return None
+    gain = np.median(target[ok] / source[ok], axis=0)
+    return np.clip(gain, *GAIN_RANGE).astype(np.float32)
+
+
 def transfer_color(source: np.ndarray, target: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray,
                    method: str = "lab", min_pixels: int = 20) -> np.ndarray:
     """Recolour ``source`` so that its statistics under ``source_mask`` match ``target`` under ``target_mask``.
@@ -55,13 +67,8 @@ def transfer_color(source: np.ndarray, target: np.ndarray, source_mask: np.ndarr
     if method == "none" or sm.sum() < min_pixels or tm.sum() < min_pixels:
         return src
     if method == "gain":
-        # median of per-pixel ratios: robust to features that differ between face and plate (brows, lips crossing
-        # the ring); pixels too dark to give a ratio are left out.
-        ok = sm & tm & (src.min(-1) > 0.02)
-        if ok.sum() < min_pixels:
-            return src
-        gain = np.median(tgt[ok] / src[ok], axis=0)
-        return np.clip(src * np.clip(gain, *GAIN_RANGE).astype(np.float32), 0.0, 1.0)
+        gain = ring_gain(src, tgt, sm & tm, min_pixels)
+        return src if gain is None else np.clip(src * gain, 0.0, 1.0)
     if method in ("lab", "mean"):
         ls, lt = _lab(src), _lab(tgt)
         mu_s, mu_t = ls[sm].mean(0), lt[tm].mean(0)
