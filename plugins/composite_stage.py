@@ -5,7 +5,8 @@ Outputs: ``out/plates/hero/<frame>.png`` (16-bit sRGB) and ``.exr`` (half float,
 (frames without an edit are the plate unchanged), and in ``out/composite/``: ``patches/`` (face patch, mask and
 2D transform per frame, for Nuke), ``preview.mp4`` (plate | composite) and ``composite.json`` (settings, per-frame
 mask area). See :mod:`reconstruct.composite.outputs`. Options ``--option composite.KEY=VALUE``: compositor,
-erode_px, feather_px, color, skin_only, levels (:class:`reconstruct.composite.CompositeSettings`).
+erode_px, feather_px, feather_frac, color, gain_falloff, skin_only, levels
+(:class:`reconstruct.composite.CompositeSettings`).
 """
 
 from __future__ import annotations
