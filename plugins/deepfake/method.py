@@ -78,18 +78,16 @@ class DeepfakeMethod(BaseMethod):
         return {k: getattr(DeepfakeSettings.from_mapping(ctx.options, prefix="deepfake."), k) for k in MERGE_OPTIONS}
 
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
-        from reconstruct.engine import file_digest
+        from reconstruct.training.checkpoint import checkpoint_digest
 
-        ckpt = ctx.work_dir / "checkpoint.pt"
-        return {**self.merge_settings(ctx), "checkpoint": file_digest([ckpt]) if ckpt.exists() else None}
+        return {**self.merge_settings(ctx), "checkpoint": checkpoint_digest(ctx.work_dir)}
 
     def prepare(self, ctx: MethodContext) -> None:
+        from reconstruct.training.checkpoint import trained_checkpoint
+
         from .train import load_model
 
-        ckpt = ctx.work_dir / "checkpoint.pt"
-        if not ckpt.exists():
-            raise MethodError(f"the deepfake model is not trained for this session ({ckpt} is missing)",
-                              hint=f"train it first: `reconstruct train deepfake {ctx.session.root} --young DIR`")
+        ckpt = trained_checkpoint(ctx, "the deepfake model", "reconstruct train deepfake {session} --young DIR")
         self._model, self._meta = load_model(ckpt, ctx.device)
         self._merge = self.merge_settings(ctx)
 

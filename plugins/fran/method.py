@@ -108,18 +108,16 @@ class FranMethod(BaseMethod):
         return out
 
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
-        from reconstruct.engine import file_digest
+        from reconstruct.training.checkpoint import checkpoint_digest
 
-        ckpt = ctx.work_dir / "checkpoint.pt"
-        return {**self.run_settings(ctx), "checkpoint": file_digest([ckpt]) if ckpt.exists() else None}
+        return {**self.run_settings(ctx), "checkpoint": checkpoint_digest(ctx.work_dir)}
 
     def prepare(self, ctx: MethodContext) -> None:
+        from reconstruct.training.checkpoint import trained_checkpoint
+
         from .train import load_generator
 
-        ckpt = ctx.work_dir / "checkpoint.pt"
-        if not ckpt.exists():
-            raise MethodError(f"FRAN is not trained for this session ({ckpt} is missing)",
-                              hint=f"train it first: `reconstruct train fran {ctx.session.root}`")
+        ckpt = trained_checkpoint(ctx, "FRAN", "reconstruct train fran {session}")
         self._net, self._meta = load_generator(ckpt, ctx.device)
         self._run = self.run_settings(ctx)
         self._prev = self._prev_io = None

@@ -80,3 +80,26 @@ def restore_checkpoint(state: dict, *, modules: Mapping[str, torch.nn.Module],
                           hint="it was trained with other settings (sizes, channels); train again with --fresh "
                                "or pass the settings it was trained with") from exc
     return int(state["step"])
+
+
+def trained_checkpoint(ctx, what: str, train_command: str) -> Path:
+    """The method's checkpoint in ``ctx.work_dir`` (see :data:`reconstruct.training.loop.CHECKPOINT_NAME`), or a
+    MethodError saying how to train it. ``what`` names the model; ``train_command`` is the command to run, with
+    ``{session}`` standing for the session folder."""
+    from .loop import CHECKPOINT_NAME
+
+    ckpt = Path(ctx.work_dir) / CHECKPOINT_NAME
+    if not ckpt.exists():
+        session = getattr(ctx.session, "root", "SESSION")
+        raise MethodError(f"{what} is not trained for this session ({ckpt} is missing)",
+                          hint=f"train it first: `{train_command.format(session=session)}`")
+    return ckpt
+
+
+def checkpoint_digest(work_dir: Path) -> str | None:
+    """sha256 of the method's checkpoint (part of the age stage's cache key), None when untrained."""
+    from ..engine import file_digest
+    from .loop import CHECKPOINT_NAME
+
+    ckpt = Path(work_dir) / CHECKPOINT_NAME
+    return file_digest([ckpt]) if ckpt.exists() else None
