@@ -21,25 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext, file_digest
-from reconstruct.errors import ConfigError, StageError
+from reconstruct.engine import StageContext, file_digest, stage_options
+from reconstruct.errors import StageError
 from reconstruct.session import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-KNOWN = ("detector", "yunet", "haar", "crop_px", "step")
+OPTIONS = {"detector": str, "yunet": str, "haar": str, "crop_px": int, "step": int}
 
 
 def detect_options(raw) -> dict:
-    opts = {}
-    for key, val in dict(raw).items():
-        if not key.startswith("detect."):
-            continue
-        k = key.split(".", 1)[1]
-        if k not in KNOWN:
-            raise ConfigError(f"--option {key}: unknown detect option", hint=f"known: {', '.join(KNOWN)}")
-        opts[k] = int(val) if k in ("crop_px", "step") else str(val)
-    return opts
+    """``--option detect.KEY=VALUE`` entries, cast (see docs/fitting.md for each key)."""
+    return stage_options(raw, "detect", OPTIONS)
 
 
 def detector_spec(ctx: StageContext, opts: dict) -> tuple[type, dict]:

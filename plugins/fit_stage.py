@@ -25,40 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext
-from reconstruct.errors import ConfigError, FaceModelError, FitError
+from reconstruct.engine import StageContext, choice, parse_flag, stage_options
+from reconstruct.errors import FaceModelError, FitError
 from reconstruct.session import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-KNOWN = ("model", "loss", "robust_px", "sigma_px", "smooth", "iterations", "meshes", "chunk", "photometric",
-         "photometric_iterations", "photometric_smooth")
+OPTIONS = {"model": str, "loss": choice("huber", "geman-mcclure", "l2"), "robust_px": float, "sigma_px": float,
+           "smooth": float, "iterations": int, "meshes": parse_flag, "chunk": int, "photometric": parse_flag,
+           "photometric_iterations": int, "photometric_smooth": float}
 
 
 def fit_options(raw) -> dict:
-    opts: dict = {}
-    for key, val in dict(raw).items():
-        if not key.startswith("fit."):
-            continue
-        k = key.split(".", 1)[1]
-        if k not in KNOWN:
-            raise ConfigError(f"--option {key}: unknown fit option", hint=f"known: {', '.join(KNOWN)}")
-        try:
-            if k in ("robust_px", "sigma_px", "smooth", "photometric_smooth"):
-                opts[k] = float(val)
-            elif k in ("iterations", "chunk", "photometric_iterations"):
-                opts[k] = int(val)
-            elif k in ("meshes", "photometric"):
-                opts[k] = str(val).lower() in ("1", "true", "yes")
-            elif k == "loss":
-                if val not in ("huber", "geman-mcclure", "l2"):
-                    raise ValueError(val)
-                opts[k] = str(val)
-            else:
-                opts[k] = str(val)
-        except ValueError as exc:
-            raise ConfigError(f"--option {key}={val}: bad value") from exc
-    return opts
+    """``--option fit.KEY=VALUE`` entries, cast (see docs/fitting.md for each key)."""
+    return stage_options(raw, "fit", OPTIONS)
 
 
 def settings_from(opts: dict):

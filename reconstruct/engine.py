@@ -140,6 +140,38 @@ class StageContext:
         return self.config.device
 
 
+def parse_flag(value: Any) -> bool:
+    """An ``--option`` on/off value: 1, true, yes, on (any case) are true."""
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    """A cast for ``--option`` values that must be one of ``allowed``."""
+    def cast(value: Any) -> str:
+        if str(value) not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return str(value)
+    return cast
+
+
+def stage_options(raw: Mapping[str, Any], stage: str, casts: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
+    """The ``--option STAGE.KEY=VALUE`` entries of one stage, each cast by ``casts[KEY]``. An unknown key or a value
+    that does not cast is a ConfigError that lists the known keys."""
+    prefix = stage + "."
+    out: dict[str, Any] = {}
+    for key, val in dict(raw).items():
+        if not key.startswith(prefix):
+            continue
+        k = key[len(prefix):]
+        if k not in casts:
+            raise ConfigError(f"--option {key}: unknown {stage} option", hint=f"known: {', '.join(casts)}")
+        try:
+            out[k] = casts[k](val)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--option {key}={val}: bad value ({exc})") from exc
+    return out
+
+
 def file_digest(paths: Iterable[Path]) -> str:
     """sha256 over the names and bytes of files (for stage fingerprints of raw inputs)."""
     h = hashlib.sha256()

@@ -141,3 +141,18 @@ def test_killed_mid_stage_resumes_and_equals_uninterrupted(session, tmp_path, re
     assert runs(session, "numbers") == 1  # completed stage not recomputed
     assert outputs(session) == outputs(ref) and len(outputs(ref)) == 6
     assert not (session / "out" / ".squares.tmp").exists()
+
+
+def test_stage_options_cast_and_reject():
+    from reconstruct.engine import choice, parse_flag, stage_options
+
+    casts = {"n": int, "on": parse_flag, "loss": choice("huber", "l2")}
+    raw = {"fit.n": "3", "fit.on": "Yes", "fit.loss": "l2", "detect.step": "2"}
+    assert stage_options(raw, "fit", casts) == {"n": 3, "on": True, "loss": "l2"}
+    with pytest.raises(ConfigError, match=r"unknown fit option") as ei:
+        stage_options({"fit.nn": "3"}, "fit", casts)
+    assert "known: n, on, loss" in str(ei.value)
+    with pytest.raises(ConfigError, match=r"fit.loss=cauchy: bad value \(expected one of huber, l2\)"):
+        stage_options({"fit.loss": "cauchy"}, "fit", casts)
+    with pytest.raises(ConfigError, match="bad value"):
+        stage_options({"fit.n": "three"}, "fit", casts)
