@@ -30,7 +30,7 @@ import re
 import struct
 import zlib
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from .errors import ConfigError, SessionError
-from .session import atomic_path, atomic_write_json
+from .session import atomic_path, atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import StageContext
@@ -259,16 +259,8 @@ def encode_png(image: np.ndarray, record: ProvenanceRecord, where: str = "image"
 def png_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord) -> Path:
     """Write ``image`` (RGB/RGBA (H, W, 3|4) or gray (H, W), uint8/uint16) as PNG with the record embedded,
     atomically. Returns the path. Does not touch the manifest (see :func:`write_png`)."""
-    _write_png_bytes(Path(path), encode_png(image, record, str(path)))
+    atomic_write_bytes(Path(path), encode_png(image, record, str(path)))
     return Path(path)
-
-
-def _write_png_bytes(path: Path, data: bytes) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-    except OSError as exc:
-        raise SessionError(f"cannot write {path}: {exc.strerror}", hint="check free disk space") from exc
 
 
 def add_png_provenance(path: str | Path, record: ProvenanceRecord) -> bool:
@@ -278,7 +270,7 @@ def add_png_provenance(path: str | Path, record: ProvenanceRecord) -> bool:
     if read_png_provenance(path) is not None:
         return False
     data = path.read_bytes()
-    _write_png_bytes(path, data[:33] + _itxt(PROVENANCE_KEY, record.to_json()) + data[33:])
+    atomic_write_bytes(path, data[:33] + _itxt(PROVENANCE_KEY, record.to_json()) + data[33:])
     return True
 
 
@@ -461,7 +453,7 @@ def verify_manifest(session: "Session") -> dict[str, str]:
 def write_png(session: "Session", path: str | Path, image: np.ndarray, record: ProvenanceRecord) -> Path:
     """:func:`png_with_provenance` + :func:`record_output` (hashing the encoded bytes, not re-reading the file)."""
     data = encode_png(image, record, str(path))
-    _write_png_bytes(Path(path), data)
+    atomic_write_bytes(Path(path), data)
     record_output(session, path, record, sha256=hashlib.sha256(data).hexdigest())
     return Path(path)
 

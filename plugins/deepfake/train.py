@@ -15,6 +15,7 @@ from reconstruct.errors import MethodError
 from reconstruct.training.checkpoint import read_checkpoint, restore_checkpoint
 from reconstruct.training.images import psnr, tile, to_image, to_tensor
 from reconstruct.training.losses import RandomFeaturePerceptual
+from reconstruct.training.loop import settings_from_mapping
 
 from .data import FaceCrops
 from .merge import COLOUR_MODES
@@ -72,16 +73,7 @@ class DeepfakeSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], prefix: str = "") -> "DeepfakeSettings":
-        kw = {}
-        for f in cls.__dataclass_fields__.values():
-            key = prefix + f.name
-            if key in values and values[key] is not None:
-                typ = type(getattr(cls(), f.name))
-                try:
-                    kw[f.name] = typ(values[key])
-                except (TypeError, ValueError) as exc:
-                    raise MethodError(f"option {key}={values[key]!r} is not a valid {typ.__name__}") from exc
-        return cls(**kw).check()
+        return settings_from_mapping(cls, values, prefix)
 
     def meta(self) -> dict[str, Any]:
         return {"method": "deepfake", **asdict(self)}

@@ -13,6 +13,7 @@ from reconstruct.errors import MethodError
 from reconstruct.training.checkpoint import read_checkpoint, restore_checkpoint
 from reconstruct.training.images import psnr, tile, to_image, to_tensor
 from reconstruct.training.losses import PatchDiscriminator, RandomFeaturePerceptual, lsgan_loss
+from reconstruct.training.loop import settings_from_mapping
 
 from .data import AgePairs
 from .net import FranUNet
@@ -88,16 +89,7 @@ class FranSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], prefix: str = "") -> "FranSettings":
         """Parse string or typed values (``fran.size=64`` style when ``prefix="fran."``), ignoring other keys."""
-        kw = {}
-        for f in cls.__dataclass_fields__.values():
-            key = prefix + f.name
-            if key in values and values[key] is not None:
-                typ = type(getattr(cls(), f.name))
-                try:
-                    kw[f.name] = typ(values[key])
-                except (TypeError, ValueError) as exc:
-                    raise MethodError(f"option {key}={values[key]!r} is not a valid {typ.__name__}") from exc
-        return cls(**kw).check()
+        return settings_from_mapping(cls, values, prefix)
 
 
 def age_input(images: torch.Tensor, skin: torch.Tensor, age_in: torch.Tensor, age_out: torch.Tensor) -> torch.Tensor:
@@ -177,7 +169,7 @@ class FranTask:
 
     def _val_pairs(self):
         """Held-out de-ageing pairs: each validation person's oldest image -> youngest image."""
-        xs, ys, ms, ai, ao = [], [], [], [], []
+        xs, ys = [], []
         for idx in self.val.groups():
             xs.append(idx[-1])
             ys.append(idx[0])

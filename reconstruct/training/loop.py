@@ -96,6 +96,22 @@ class TrainResult:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+def settings_from_mapping(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build a method's settings dataclass from string or typed values (``fran.size=64`` style when
+    ``prefix="fran."``), casting each to its default's type and ignoring other keys; then ``.check()`` it."""
+    defaults = cls()
+    kw = {}
+    for name in cls.__dataclass_fields__:
+        key = prefix + name
+        if key in values and values[key] is not None:
+            typ = type(getattr(defaults, name))
+            try:
+                kw[name] = typ(values[key])
+            except (TypeError, ValueError) as exc:
+                raise MethodError(f"option {key}={values[key]!r} is not a valid {typ.__name__}") from exc
+    return cls(**kw).check()
+
+
 def run_training(task: TrainTask, settings: TrainSettings, out_dir: Path, *, resume: bool = False,
                  fresh: bool = False, meta: Mapping[str, Any] | None = None, progress: Progress | None = None,
                  on_log: Callable[[int, Mapping[str, float]], None] | None = None) -> TrainResult:
