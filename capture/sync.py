@@ -27,7 +27,7 @@ over the take is flagged when it exceeds ``drift_warn_frames`` of a frame period
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal, Mapping, Sequence
 
 import numpy as np

@@ -145,8 +145,6 @@ class MediaPipeFaceMesh:
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """RGB (H, W, 3) or gray (H, W) uint8 -> ((478, 2) pixels, (478,) confidence) or None (no face)."""
-        import cv2
-
         img = np.asarray(image)
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)

@@ -13,7 +13,6 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import StageContext
-    from .rig import CameraSpec
 
 
 @runtime_checkable

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from reconstruct import hookimpl
-from reconstruct.engine import file_digest
 
 
 def _bump(ctx, name: str) -> None:

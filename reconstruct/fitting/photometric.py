@@ -36,7 +36,7 @@ from ..progress import NullProgress, Progress
 from .landmark_basis import LandmarkBasis, vertex_normals
 from .result import FitSequence
 from .projection import CameraStack, project_camera_frame
-from .solver import FitSolution, rodrigues
+from .solver import rodrigues
 
 log = logging.getLogger(__name__)
 

@@ -228,7 +228,7 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
         return res
     detector = _detector(components)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
-    edits, plates_d, masks_d, seam_scores, lm_before, lm_after = [], [], [], [], [], []
+    edits, masks_d, seam_scores, lm_before, lm_after = [], [], [], [], []
     for f in frames:
         b, a = data.before(f), data.after(f)
         if b is None or a is None or b.shape != a.shape:

@@ -9,7 +9,6 @@ calibration residual plots, the sync plugin its matching report). Orders: 0 summ
 
 from __future__ import annotations
 
-import math
 import weakref
 from typing import TYPE_CHECKING, Any
 

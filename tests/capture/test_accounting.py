@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from capture.protocol import Header, Kind, PixFmt, pack_header
+from capture.protocol import Header, Kind, PixFmt
 from capture.recorder import Recorder
 from reconstruct.session import Session
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reconstruct.camera import CameraModel, look_at
+from reconstruct.camera import CameraModel
 from reconstruct.conventions import rodrigues
 from reconstruct.face.model import FaceModel
 
