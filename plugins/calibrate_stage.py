@@ -6,7 +6,8 @@ board in every calibration image, calibrates the rig (:mod:`reconstruct.calibrat
 A session without calibration images but with a ``calibration.json`` (imported with ``reconstruct calibrate
 --import``) keeps that file. Options (``--option calibrate.KEY=VALUE``): ``model`` (pinhole|fisheye),
 ``fix_aspect_ratio``, ``zero_tangent``, ``fix_k3``, ``rational``, ``refine_intrinsics`` (true|false),
-``reference`` (camera), ``step`` (use every n-th calibration image).
+``tangential`` (auto|fit|zero; default auto), ``board_shape`` (auto|estimate|rigid; default auto), ``reference``
+(camera), ``step`` (use every n-th calibration image).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from reconstruct.errors import ConfigError
 log = logging.getLogger(__name__)
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+#: option -> (CalibrationOptions field, value -> field value)
+_CHOICES = {"tangential": ("zero_tangent", {"auto": None, "fit": False, "zero": True}),
+            "board_shape": ("refine_board", {"auto": None, "estimate": True, "rigid": False})}
 
 
 def options_from(raw: dict) -> tuple[dict, int]:
@@ -41,14 +45,19 @@ def options_from(raw: dict) -> tuple[dict, int]:
             if val not in ("pinhole", "fisheye"):
                 raise ConfigError(f"--option {key}={val}: expected pinhole or fisheye")
             kw[k] = val
+        elif k in _CHOICES:
+            field, table = _CHOICES[k]
+            if val not in table:
+                raise ConfigError(f"--option {key}={val}: expected one of {', '.join(table)}")
+            kw[field] = table[val]
         elif k == "reference":
             kw[k] = str(val)
         elif k == "step":
             step = int(val)
         else:
             raise ConfigError(f"--option {key}: unknown calibrate option",
-                              hint="known: model, fix_aspect_ratio, zero_tangent, fix_k3, rational, "
-                                   "refine_intrinsics, reference, step")
+                              hint="known: model, fix_aspect_ratio, zero_tangent, tangential, board_shape, fix_k3, "
+                                   "rational, refine_intrinsics, reference, step")
     return kw, step
 
 
@@ -120,11 +129,12 @@ def calibration_html(cal: dict) -> str:
                 q.get("corners", ""), q.get("outliers", ""), f"{q.get('board_error_mm', float('nan')):.2f}",
                 f"{q.get('coverage', float('nan')):.0%}",
                 f"{std.get('fx', float('nan')):.2f} / {std.get('cx', float('nan')):.2f}",
-                f"{std.get('rotation_deg', 0):.3f}° / {std.get('translation_mm', 0):.2f} mm"))
+                f"{std.get('rotation_deg', 0):.3f}° / {std.get('translation_mm', 0):.2f} mm",
+                q.get("lens_model", {}).get("tangential", "")))
             + f"<td>{_bars(q.get('per_view_rms_px', {}))}</td></tr>")
     head = ("<tr><th>camera</th><th>model</th><th>size</th><th>fx / fy</th><th>cx, cy</th><th>RMS px</th>"
             "<th>views</th><th>corners</th><th>outliers</th><th>board err mm</th><th>coverage</th>"
-            "<th>σ fx / σ cx px</th><th>σ rotation / translation</th><th>RMS per view</th></tr>")
+            "<th>σ fx / σ cx px</th><th>σ rotation / translation</th><th>p1, p2</th><th>RMS per view</th></tr>")
     rq = cal.get("quality", {})
     warnings = rq.get("warnings", [])
     warn_html = ("<p><b>Do not trust this calibration yet:</b></p><ul>"
@@ -132,8 +142,21 @@ def calibration_html(cal: dict) -> str:
         "<p>No warnings: enough views, image coverage and low residuals for every camera.</p>"
     summary = (f"<p>Reference (world) camera: <b>{html.escape(str(cal.get('reference', '')))}</b>; "
                f"rig RMS {rq.get('rms_px', float('nan')):.3f} px over {rq.get('views', '?')} views; "
-               f"shared views per pair: {html.escape(json.dumps(rq.get('shared_views', {})))}</p>")
+               f"shared views per pair: {html.escape(json.dumps(rq.get('shared_views', {})))}</p>"
+               + _board_shape_html(rq.get("board_shape", {})))
     return f"<section><h2>Calibration</h2>{summary}{warn_html}<table>{head}{''.join(rows)}</table></section>"
+
+
+def _board_shape_html(shape: dict) -> str:
+    """One line on the board model: its estimated deviation from the print, or why it was held rigid."""
+    test = shape.get("test")
+    why = f" (F-test: F = {test['F']:.1f}, critical {test['F_critical']:.1f})" if test else ""
+    if shape.get("refined"):
+        return (f"<p>Board shape estimated{why}: corners up to {shape['max_offset_mm']:.2f} mm (RMS "
+                f"{shape['rms_offset_mm']:.2f} mm) from the nominal print, worst corner {shape['worst_corner']}.</p>")
+    if test:
+        return f"<p>Board held rigid: no deviation from the nominal print beyond noise{why}.</p>"
+    return "<p>Board held rigid (as asked).</p>" if shape else ""
 
 
 class CalibrationSection:

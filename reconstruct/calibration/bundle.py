@@ -3,7 +3,10 @@
 Unknowns: world-to-camera pose (Rodrigues vector + translation, metres) of every camera except the reference
 (fixed at identity: it defines the world frame), board-to-world pose of every view, and, with
 ``refine_intrinsics``, each camera's fx, fy (or one f when the aspect ratio is fixed), cx, cy and distortion.
-Residuals: projected minus detected corner, pixels, two per observation.
+Residuals: projected minus detected corner, pixels, two per observation. Optionally (``refine_board``) the
+board's shape: a 3-D offset of every corner from its nominal print position, shared by all views, with its 7
+gauge freedoms (rigid motion, scale) held by constraint rows; ``refine_board=None`` keeps it only when an F-test
+(:mod:`.model_select`) finds it significant. The lens model and its Jacobians are in :mod:`.projection`.
 
 Solver: Levenberg-Marquardt (:mod:`.lm`) with an analytic sparse Jacobian (:meth:`_Problem.jacobian`; finite
 differences over the sparsity pattern remain available) and a Schur complement over the board poses
@@ -23,96 +26,30 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..rig import BoardSpec
+from .boards import corner_points
 from .detect import BoardDetection
 from .lm import levenberg_marquardt
+from .projection import _lens_jacobian, _right_jacobian, _rvec, _skew, project, rodrigues
+from .model_select import nested_f_test
 
 log = logging.getLogger(__name__)
 
 
-def rodrigues(r: np.ndarray) -> np.ndarray:
-    """(N, 3) rotation vectors -> (N, 3, 3) rotation matrices (vectorised Rodrigues formula)."""
-    r = np.asarray(r, np.float64).reshape(-1, 3)
-    th = np.linalg.norm(r, axis=1)
-    small = th < 1e-12
-    k = r / np.where(small, 1.0, th)[:, None]
-    K = np.zeros((len(r), 3, 3))
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
-    s, c = np.sin(th)[:, None, None], np.cos(th)[:, None, None]
-    R = np.eye(3)[None] + s * K + (1 - c) * (K @ K)
-    R[small] = np.eye(3)
-    return R
+#: weight of the board-shape gauge constraints relative to the shape prior
+_GAUGE_STIFFNESS = 1e3
 
 
-def _rvec(R: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.Rodrigues(np.asarray(R, np.float64))[0].ravel()
-
-
-def project(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None = None) -> np.ndarray:
-    """Camera-frame points (N, 3) -> pixels (N, 2). ``intr`` = (fx, fy, cx, cy, *dist) or, with ``aspect``,
-    (f, cx, cy, *dist) and fy = f * aspect."""
-    if aspect is None:
-        fx, fy, cx, cy, d = intr[0], intr[1], intr[2], intr[3], intr[4:]
-    else:
-        fx, cx, cy, d = intr[0], intr[1], intr[2], intr[3:]
-        fy = fx * aspect
-    z = Xc[:, 2]
-    x, y = Xc[:, 0] / z, Xc[:, 1] / z
-    if model == "fisheye":
-        r = np.sqrt(x * x + y * y)
-        th = np.arctan(r)
-        th2 = th * th
-        thd = th * (1 + d[0] * th2 + d[1] * th2**2 + d[2] * th2**3 + d[3] * th2**4)
-        s = np.where(r > 1e-12, thd / np.maximum(r, 1e-12), 1.0)
-        xd, yd = x * s, y * s
-    else:
-        k = np.zeros(8)
-        k[: min(len(d), 8)] = d[:8]
-        r2 = x * x + y * y
-        radial = (1 + k[0] * r2 + k[1] * r2**2 + k[4] * r2**3) / (1 + k[5] * r2 + k[6] * r2**2 + k[7] * r2**3)
-        xd = x * radial + 2 * k[2] * x * y + k[3] * (r2 + 2 * x * x)
-        yd = y * radial + k[2] * (r2 + 2 * y * y) + 2 * k[3] * x * y
-    return np.stack([fx * xd + cx, fy * yd + cy], axis=1)
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(N, 3) -> (N, 3, 3) cross-product matrices."""
-    S = np.zeros((len(v), 3, 3))
-    S[:, 0, 1], S[:, 0, 2], S[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
-    S[:, 1, 0], S[:, 2, 0], S[:, 2, 1] = v[:, 2], -v[:, 1], v[:, 0]
-    return S
-
-
-def _right_jacobian(r: np.ndarray) -> np.ndarray:
-    """(N, 3) rotation vectors -> (N, 3, 3) right Jacobians of SO(3): R(r + d) ~ R(r) exp([J_r d]_x)."""
-    th = np.linalg.norm(r, axis=1)[:, None, None]
-    K = _skew(r)
-    small = th < 1e-8
-    ths = np.where(small, 1.0, th)
-    a = np.where(small, 0.5, (1 - np.cos(ths)) / ths**2)
-    b = np.where(small, 1 / 6, (ths - np.sin(ths)) / ths**3)
-    return np.eye(3)[None] - a * K + b * (K @ K)
-
-
-def _lens_jacobian(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None):
-    """d(pixels)/d(camera point) (N, 2, 3) and d(pixels)/d(intrinsics vector) (N, 2, K), central differences."""
-    n, k = len(Xc), len(intr)
-    J_X = np.empty((n, 2, 3))
-    for j in range(3):
-        h = 1e-6 * np.maximum(np.abs(Xc[:, 2]), 1e-3)
-        d = np.zeros_like(Xc)
-        d[:, j] = h
-        J_X[:, :, j] = (project(Xc + d, intr, model, aspect) - project(Xc - d, intr, model, aspect)) / (2 * h[:, None])
-    J_I = np.empty((n, 2, k))
-    for j in range(k):
-        h = 1e-6 * max(abs(intr[j]), 1.0)
-        ip, im = intr.copy(), intr.copy()
-        ip[j] += h
-        im[j] -= h
-        J_I[:, :, j] = (project(Xc, ip, model, aspect) - project(Xc, im, model, aspect)) / (2 * h)
-    return J_X, J_I
+def _gauge_basis(Q: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (3N, 7) of the deformations of the N points ``Q`` (board frame) that are a rigid motion
+    or a uniform scaling about their centroid (the board poses' and the square size's, not the shape's)."""
+    c = Q - Q.mean(0)
+    n = len(Q)
+    G = [np.tile(e, n) for e in np.eye(3)]  # translations
+    G += [np.cross(e, c).ravel() for e in np.eye(3)]  # infinitesimal rotations
+    G.append(c.ravel())  # scaling
+    U, S, _ = np.linalg.svd(np.stack(G, axis=1), full_matrices=True)
+    rank = int(np.sum(S > 1e-9 * max(S.max(), 1e-12)))
+    return U[:, :rank]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +80,13 @@ class BundleResult:
         param_std: camera name -> standard deviations: ``fx``, ``fy``, ``cx``, ``cy`` (px), ``rotation_deg``,
             ``translation_mm`` (the latter two 0 for the reference camera, which defines the world).
         seconds: solve time; ``nfev``: function evaluations of both passes.
+        board_offsets: with ``refine_board``, (max corner id + 1, 3) estimated offset of every corner from its
+            nominal position in the board frame, metres (zeros for corners never observed); else None.
+        board_test: with ``refine_board=None``, the F-test that decided (:class:`.model_select.ModelTest` as a
+            dict).
+        tangential_wald: camera name -> Wald statistic ``p^T cov(p)^-1 p`` of its tangential coefficients
+            p = (p1, p2), for cameras whose p1, p2 were refined (chi-square with 2 degrees of freedom when the lens
+            has no tangential distortion).
     """
 
     cameras: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -156,13 +100,17 @@ class BundleResult:
     param_std: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     nfev: int = 0
+    board_offsets: np.ndarray | None = None
+    board_test: dict | None = None
+    tangential_wald: dict[str, float] = field(default_factory=dict)
 
 
 class _Problem:
     """Packing of unknowns, the residual function and its Jacobian sparsity."""
 
     def __init__(self, cams: list[CameraInit], reference: str, boards: dict[int, np.ndarray],
-                 dets: list[BoardDetection], board: BoardSpec, refine_intrinsics: bool, fix_aspect: bool) -> None:
+                 dets: list[BoardDetection], board: BoardSpec, refine_intrinsics: bool, fix_aspect: bool,
+                 refine_board: bool = False, board_prior_m: float = 0.002) -> None:
         self.cams = cams
         self.names = [c.name for c in cams]
         self.ref = self.names.index(reference)
@@ -198,6 +146,19 @@ class _Problem:
             if refine_intrinsics:
                 self.intr_col[i] = (col, n)
                 col += n
+        # board shape: a 3-D offset of every observed corner from its nominal position (board frame, metres), shared
+        # by all views (a print that is not exactly to scale, not flat). The 7 deformations the board poses absorb
+        # or the square size defines (a rigid motion, a uniform scaling: the board keeps its nominal mean size) are
+        # held at zero by stiff constraint rows; a weak zero-mean prior (board_prior_m) keeps corners seen in few
+        # views in place.
+        self.refine_board = refine_board
+        self.prior_w = 1.0 / board_prior_m
+        self.corner_ids = np.unique(self.oid) if refine_board else np.zeros(0, int)
+        self.corner_k = np.full(int(self.oid.max()) + 1, -1)
+        self.corner_k[self.corner_ids] = np.arange(len(self.corner_ids))
+        self.gauge = _gauge_basis(corner_points(board)[self.corner_ids]) if refine_board else np.zeros((0, 0))
+        self.shape_col = col
+        col += 3 * len(self.corner_ids)
         self.board_col = col
         self.n_params = col + 6 * len(self.views)
         x0 = np.zeros(self.n_params)
@@ -250,10 +211,37 @@ class _Problem:
         b = x[self.board_col:].reshape(-1, 6)
         return cam_R, cam_t, intr, rodrigues(b[:, :3]), b[:, 3:]
 
+    def board_offsets(self, x: np.ndarray) -> np.ndarray:
+        """(n_corners_max + 1, 3) offset of every corner id from its nominal board position, metres."""
+        out = np.zeros((len(self.corner_k), 3))
+        if self.refine_board:
+            out[self.corner_ids] = x[self.shape_col:self.board_col].reshape(-1, 3)
+        return out
+
+    def prior(self, x: np.ndarray) -> np.ndarray:
+        """Residuals of the board-shape prior (offset / prior sigma) and of the gauge constraints (stiff), padded
+        to an even count (the solver takes residuals in pairs)."""
+        d = x[self.shape_col:self.board_col]
+        r = np.concatenate([d * self.prior_w, self.gauge.T @ d * (_GAUGE_STIFFNESS * self.prior_w)])
+        return np.concatenate([r, np.zeros(len(r) % 2)])
+
+    def prior_jacobian(self):
+        from scipy.sparse import coo_matrix
+
+        n = self.board_col - self.shape_col
+        g = self.gauge.shape[1]
+        rows = np.concatenate([np.arange(n), np.repeat(n + np.arange(g), n)])
+        cols = self.shape_col + np.concatenate([np.arange(n), np.tile(np.arange(n), g)])
+        vals = np.concatenate([np.full(n, self.prior_w), (self.gauge.T * (_GAUGE_STIFFNESS * self.prior_w)).ravel()])
+        m = n + g
+        return coo_matrix((vals, (rows, cols)), shape=(m + m % 2, self.n_params)).tocsr()
+
     def residuals(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         cam_R, cam_t, intr, bR, bt = self.unpack(x)
         sel = slice(None) if mask is None else mask
         obj, oc, ov, uv = self.obj[sel], self.oc[sel], self.ov[sel], self.uv[sel]
+        if self.refine_board:
+            obj = obj + self.board_offsets(x)[self.oid[sel]]
         Xw = np.einsum("nij,nj->ni", bR[ov], obj) + bt[ov]
         out = np.empty((len(obj), 2))
         for i, c in enumerate(self.cams):
@@ -274,6 +262,8 @@ class _Problem:
 
         cam_R, cam_t, intr, bR, bt = self.unpack(x)
         obj, oc, ov = self.obj[mask], self.oc[mask], self.ov[mask]
+        if self.refine_board:
+            obj = obj + self.board_offsets(x)[self.oid[mask]]
         RvX = np.einsum("nij,nj->ni", bR[ov], obj)
         Xw = RvX + bt[ov]
         b = x[self.board_col:].reshape(-1, 6)
@@ -309,6 +299,8 @@ class _Problem:
                 put(o, a, J_I[:, :, free])
             JXR = J_X @ Ri  # (n, 2, 3)
             put(o, self.board_col + 6 * ov[m], np.concatenate([JXR @ dXw_drv[m], JXR], axis=2))
+            if self.refine_board:
+                put(o, self.shape_col + 3 * self.corner_k[self.oid[mask][m]], JXR @ bR[ov[m]])
         r, cc, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
         return coo_matrix((v, (r, cc)), shape=(2 * len(oc), self.n_params)).tocsr()
 
@@ -335,6 +327,8 @@ class _Problem:
             if c and len(o):
                 add(o, np.array(c)[None, :])
         add(obs, self.board_col + 6 * ov[:, None] + np.arange(6)[None, :])
+        if self.refine_board:
+            add(obs, self.shape_col + 3 * self.corner_k[self.oid[mask]][:, None] + np.arange(3)[None, :])
         r, c = np.concatenate(rows), np.concatenate(cols)
         return coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(2 * len(oc), self.n_params)).tocsr()
 
@@ -342,27 +336,42 @@ class _Problem:
 def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.ndarray], dets: list[BoardDetection],
                   board: BoardSpec, *, refine_intrinsics: bool = True, fix_aspect: bool = False,
                   outlier_px: float = 2.0, sparse: bool = True, max_nfev: int = 200,
-                  analytic: bool = True) -> BundleResult:
-    """Jointly refine a rig. See the module docstring for the unknowns and the two passes."""
+                  analytic: bool = True, refine_board: bool | None = False,
+                  board_prior_m: float = 0.002) -> BundleResult:
+    """Jointly refine a rig. See the module docstring for the unknowns and the passes.
+
+    ``refine_board``: True estimates the board's shape, False holds it rigid, None decides by an F-test on the final
+    pass (the shape is kept when it lowers the residuals by more than chance would at the 0.1 % level).
+    """
     import time
 
     t0 = time.perf_counter()
-    P = _Problem(cams, reference, boards, dets, board, refine_intrinsics, fix_aspect)
+    shaped = _Problem(cams, reference, boards, dets, board, refine_intrinsics, fix_aspect, True, board_prior_m)
+    rigid = _Problem(cams, reference, boards, dets, board, refine_intrinsics, fix_aspect, False, board_prior_m)
+    P = rigid if refine_board is False else shaped
     mask = np.ones(len(P.oc), bool)
     nfev = 0
 
-    def solve(x0, mask, robust):
+    def solve(P, x0, mask, robust):
         nonlocal nfev
-        fun = lambda x: P.residuals(x, mask)  # noqa: E731
-        S = P.sparsity(mask) if sparse else None
-        jac = (lambda x, f: P.jacobian(x, mask)) if analytic and sparse else None  # noqa: E731
+        from scipy.sparse import vstack
+
+        if P.refine_board:  # the board-shape prior's rows go after the corners'
+            fun = lambda x: np.concatenate([P.residuals(x, mask), P.prior(x)])  # noqa: E731
+            S = vstack([P.sparsity(mask), P.prior_jacobian()]).tocsr() if sparse else None
+            jac = ((lambda x, f: vstack([P.jacobian(x, mask), P.prior_jacobian()]).tocsr())  # noqa: E731
+                   if analytic and sparse else None)
+        else:
+            fun = lambda x: P.residuals(x, mask)  # noqa: E731
+            S = P.sparsity(mask) if sparse else None
+            jac = (lambda x, f: P.jacobian(x, mask)) if analytic and sparse else None  # noqa: E731
         x, J, r, n, msg = levenberg_marquardt(fun, x0, S, robust_scale=1.0 if robust else None, max_iter=max_nfev,
                                               n_camera_params=P.board_col, jac=jac)
         nfev += n
         log.debug("Levenberg-Marquardt (%s): %s after %d evaluations", "soft_l1" if robust else "linear", msg, n)
         return x, J, r
 
-    x1, _, _ = solve(P.x0, mask, True)
+    x1, _, _ = solve(P, P.x0, mask, True)
     res = P.residuals(x1).reshape(-1, 2)
     norm = np.linalg.norm(res, axis=1)
     sigma = float(np.median(norm)) / 1.1774  # median of a 2-D Gaussian's radius = 1.1774 sigma
@@ -382,7 +391,18 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
             f"bundle adjustment kept only {mask.mean():.0%} of the corners (median error {np.median(norm):.1f} px); "
             "the rig geometry did not converge", hint="check that views with the same index are simultaneous "
             "across cameras (frames.csv rows) and that the board spec matches the print")
-    x, J2, f2 = solve(x1, mask, False)
+    x, J2, f2 = solve(P, x1, mask, False)
+    test = None
+    if refine_board is None:  # also the rigid board from the same start; keep the shape only if it is significant
+        xr, Jr, fr = solve(rigid, np.concatenate([x1[:shaped.shape_col], x1[shaped.board_col:]]), mask, False)
+        rr, rs = rigid.residuals(xr, mask), shaped.residuals(x, mask)
+        # 3 unknowns per corner, 7 of them gauge (held by the constraint rows)
+        test = nested_f_test(float(rr @ rr), float(rs @ rs), 3 * len(shaped.corner_ids) - 7, rs.size,
+                             shaped.n_params - 7)
+        if not test.significant:
+            P, x, J2, f2 = rigid, xr, Jr, fr
+        log.info("board shape: F = %.1f (critical %.1f): %s", test.F, test.F_critical,
+                 "estimated" if test.significant else "held rigid")
     res = P.residuals(x).reshape(-1, 2)
     rms = float(np.sqrt(np.mean(np.sum(res[mask] ** 2, axis=1))))
     cam_R, cam_t, intr, bR, bt = P.unpack(x)
@@ -403,17 +423,21 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
         T = np.eye(4)
         T[:3, :3], T[:3, 3] = bR[j], bt[j]
         out_boards[v] = T
-    std = _param_std(P, J2, f2)
+    P.x_final = x
+    std, wald = _param_std(P, J2, f2)
     secs = time.perf_counter() - t0
     log.info("bundle adjustment: %d cameras, %d views, %d/%d corners kept, RMS %.3f px, %d evaluations, %.2f s",
              len(cams), len(P.views), int(mask.sum()), mask.size, rms, nfev, secs)
     return BundleResult(cameras=out_cams, boards=out_boards, obs_camera=np.array(P.names)[P.oc],
                         obs_view=np.array(P.views)[P.ov], obs_id=P.oid.copy(), residuals=res, inliers=mask, rms=rms,
-                        param_std=std, seconds=secs, nfev=nfev)
+                        param_std=std, seconds=secs, nfev=nfev,
+                        board_offsets=P.board_offsets(x) if P.refine_board else None,
+                        board_test=test.to_dict() if test else None, tangential_wald=wald)
 
 
-def _param_std(P: _Problem, J, f: np.ndarray) -> dict[str, dict[str, float]]:
-    """Standard deviations from sigma^2 (J^T J)^-1 at the final solution (``f``: residuals of the final pass)."""
+def _param_std(P: _Problem, J, f: np.ndarray) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Standard deviations from sigma^2 (J^T J)^-1 at the final solution (``f``: residuals of the final pass),
+    and the Wald statistic of each camera's refined tangential coefficients (see :class:`BundleResult`)."""
     m, p = J.shape
     dof = max(m - p, 1)
     s2 = float(np.sum(f ** 2)) / dof
@@ -424,7 +448,7 @@ def _param_std(P: _Problem, J, f: np.ndarray) -> dict[str, dict[str, float]]:
     except np.linalg.LinAlgError:  # singular: a parameter the data do not constrain
         cov = np.linalg.pinv(JtJ) * s2
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-    out = {}
+    out, wald = {}, {}
     for i, c in enumerate(P.cams):
         d: dict[str, float] = {"rotation_deg": 0.0, "translation_mm": 0.0}
         if i in P.pose_col:
@@ -437,5 +461,15 @@ def _param_std(P: _Problem, J, f: np.ndarray) -> dict[str, dict[str, float]]:
                 d.update(fx=float(sd[a]), fy=float(sd[a] * P.aspect[i]), cx=float(sd[a + 1]), cy=float(sd[a + 2]))
             else:
                 d.update(fx=float(sd[a]), fy=float(sd[a + 1]), cx=float(sd[a + 2]), cy=float(sd[a + 3]))
+            free = P._free(c)
+            if c.model == "pinhole" and 2 in free and 3 in free:
+                j = a + (3 if P.fix_aspect else 4) + free.index(2)
+                p = P.x_final[j:j + 2]
+                C = cov[j:j + 2, j:j + 2]
+                try:
+                    wald[c.name] = float(p @ np.linalg.solve(C, p))
+                except np.linalg.LinAlgError:
+                    wald[c.name] = float("inf")
         out[c.name] = d
-    return out
+    return out, wald
+

@@ -26,6 +26,8 @@ MIN_VIEW_SPAN_SQUARES = 0.4
 #: pose uncertainty (1 sigma) above which the rig geometry is flagged: 0.1 deg moves a face 1 m away by ~2 mm
 MAX_ROTATION_STD_DEG = 0.1
 MAX_TRANSLATION_STD_MM = 2.0
+#: an estimated board corner further than this from its nominal position is worth a warning (mm)
+MAX_BOARD_OFFSET_MM = 1.5
 _REGIONS = (("top-left", "top", "top-right"), ("left", "centre", "right"), ("bottom-left", "bottom", "bottom-right"))
 
 
@@ -50,11 +52,13 @@ def empty_regions(points: np.ndarray, image_size: tuple[int, int]) -> list[str]:
 
 
 def board_error_mm(K: np.ndarray, dist: np.ndarray, model: str, T_cam: np.ndarray, T_board: np.ndarray,
-                   uv: np.ndarray, ids: np.ndarray, board: BoardSpec) -> np.ndarray:
+                   uv: np.ndarray, ids: np.ndarray, board: BoardSpec,
+                   offsets: np.ndarray | None = None) -> np.ndarray:
     """Distance, in millimetres on the board, between each detected corner's back-projection and the corner.
 
     The detected pixel's ray is intersected with the estimated board plane; the result is compared with the
-    corner's estimated position. (N,) float64.
+    corner's estimated position (nominal plus ``offsets`` (max id + 1, 3), board frame, metres, when the board's
+    shape was estimated). (N,) float64.
     """
     import cv2
 
@@ -68,7 +72,10 @@ def board_error_mm(K: np.ndarray, dist: np.ndarray, model: str, T_cam: np.ndarra
     n, p0 = T[:3, 2], T[:3, 3]
     s = (n @ p0) / (d @ n)
     X = d * s[:, None]
-    Xk = corner_points(board)[ids] @ T[:3, :3].T + T[:3, 3]
+    q = corner_points(board)[ids]
+    if offsets is not None:
+        q = q + offsets[ids]
+    Xk = q @ T[:3, :3].T + T[:3, 3]
     return 1000.0 * np.linalg.norm(X - Xk, axis=1)
 
 
@@ -101,6 +108,29 @@ def camera_warnings(name: str, n_views: int, cov: float, empty: list[str], rms: 
         out.append(f"camera {name!r}: view {v} has RMS {r:.2f} px (more than 3x the camera's median); "
                    "it may be blurred or not simultaneous - consider deleting it")
     return out
+
+
+def board_shape(offsets: np.ndarray | None, ids: np.ndarray) -> dict:
+    """Record of the estimated board shape: ``refined``, ``max_offset_mm``, ``rms_offset_mm``, ``worst_corner``
+    and ``offsets_mm`` (corner id -> [x, y, z] offset from the nominal position, board frame, mm) for the corners
+    ``ids`` that were observed. ``offsets``: (max id + 1, 3) metres, or None when the board was held rigid."""
+    if offsets is None or not len(ids):
+        return {"refined": False}
+    mm = 1000.0 * np.asarray(offsets)[ids]
+    n = np.linalg.norm(mm, axis=1)
+    return {"refined": True, "max_offset_mm": float(n.max()), "rms_offset_mm": float(np.sqrt(np.mean(n ** 2))),
+            "worst_corner": int(ids[int(np.argmax(n))]),
+            "offsets_mm": {str(int(i)): [round(float(v), 4) for v in o] for i, o in zip(ids, mm)}}
+
+
+def board_shape_warning(shape: dict) -> str | None:
+    """A warning when the estimated board deviates from its specification by more than ``MAX_BOARD_OFFSET_MM``."""
+    if not shape.get("refined") or shape["max_offset_mm"] <= MAX_BOARD_OFFSET_MM:
+        return None
+    return (f"the board deviates from its specified geometry by up to {shape['max_offset_mm']:.1f} mm (corner "
+            f"{shape['worst_corner']}); the calibration estimated and used its true shape, but check that it was "
+            "printed at 100 % (no 'fit to page'), that the square and marker sizes in the rig file are measured, and "
+            "that the board is flat and rigid")
 
 
 def view_span_squares(corners_board: np.ndarray, square_size: float) -> float:

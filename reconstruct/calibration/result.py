@@ -11,9 +11,13 @@ Light on purpose (numpy + the camera model only): ``from reconstruct.calibration
       "cameras": {
         "<name>": {name, model, image_size, K, dist, R, t,       # CameraModel.to_dict(): R, t world->camera, m
                    "quality": {rms_px, views, corners, per_view_rms_px: {view: px}, board_error_mm,
-                               coverage, std: {fx, fy, cx, cy, rotation_deg, translation_mm}, warnings: [...]}}
+                               coverage, std: {fx, fy, cx, cy, rotation_deg, translation_mm}, warnings: [...],
+                               lens_model: {tangential: "zero"|"fitted"|..., test: {wald, p_value}}}}
       },
-      "quality": {rms_px, views, corners, outliers, warnings: [...], seconds}
+      "quality": {rms_px, views, corners, outliers, warnings: [...], seconds,
+                  board_shape: {refined, max_offset_mm, rms_offset_mm, worst_corner,
+                                offsets_mm: {corner id: [x, y, z]},       # board frame, from the nominal print
+                                test: {F, F_critical, significant, rms_simple_px, rms_full_px}}}
     }
 """
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal, Mapping
 
 import numpy as np
+from scipy.stats import chi2
 
 from ..camera import CameraModel
 from ..errors import CalibrationError
@@ -24,6 +25,7 @@ from .bundle import CameraInit, bundle_adjust
 from .detect import BoardDetection, detect_board, diagnose_no_board
 from .extrinsics import initial_poses, solve_board_pose
 from .intrinsics import calibrate_intrinsics, homography_focal
+from .model_select import LEVEL
 from .result import RigCalibration
 
 log = logging.getLogger(__name__)
@@ -39,24 +41,34 @@ class CalibrationOptions:
     Attributes:
         model: lens model of every camera, ``"pinhole"`` (OpenCV k1 k2 p1 p2 k3) or ``"fisheye"`` (k1..k4).
         fix_aspect_ratio: keep fy/fx fixed at 1 (``CALIB_FIX_ASPECT_RATIO``).
-        zero_tangent: no tangential distortion (p1 = p2 = 0).
+        zero_tangent: no tangential distortion (p1 = p2 = 0); False: fit p1, p2; None (default): decide per camera
+            by an F-test (:mod:`.model_select`): p1, p2 are fitted only where they lower the residuals significantly
+            (they trade off against the principal point, whose error roughly doubles when they are fitted to a lens
+            that has no tangential distortion). Cameras with given intrinsics keep theirs unless True.
         rational: 8-coefficient rational model (k4..k6).
         fix_k3: no k3 (advisable when views do not reach the image corners).
         refine_intrinsics: refine intrinsics in the bundle adjustment (else only poses move).
         reference: camera whose frame is the world frame (default: the rig's hero, else the first camera).
         outlier_px: residuals above max(outlier_px, 5 sigma) are rejected before the final pass, pixels.
         sparse: use the Jacobian's sparsity (False: dense finite differences; only for benchmarks).
+        refine_board: estimate the board's true shape (every corner's offset from its nominal position, shared by
+            all views: a print not exactly to scale, a sheet that is not flat) in the bundle adjustment; the board
+            keeps its nominal mean size. False: the board is exactly as specified (a precision glass target).
+            None (default): decide by an F-test whether the data show a shape beyond noise.
+        board_prior_mm: standard deviation of the zero-mean prior on those offsets, millimetres.
     """
 
     model: Literal["pinhole", "fisheye"] = "pinhole"
     fix_aspect_ratio: bool = False
-    zero_tangent: bool = False
+    zero_tangent: bool | None = None
     rational: bool = False
     fix_k3: bool = False
     refine_intrinsics: bool = True
     reference: str | None = None
     outlier_px: float = 2.0
     sparse: bool = True
+    refine_board: bool | None = None
+    board_prior_mm: float = 2.0
 
 
 def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSpec,
@@ -137,6 +149,27 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
              "together with a neighbouring camera; check the board spec (square/marker size) in the rig file")
 
 
+def _intrinsics(dets: list[BoardDetection], board: BoardSpec, options: CalibrationOptions, camera: str):
+    """One camera's intrinsics. Returns (result, p1 = p2 = 0?, record for the quality). With
+    ``options.zero_tangent`` None and refined intrinsics, p1 and p2 are fitted here and tested in the joint
+    adjustment (record ``{"tangential": "test"}`` until then)."""
+    pinhole = options.model == "pinhole"
+    zero = pinhole and bool(options.zero_tangent)
+    r = calibrate_intrinsics(dets, board, model=options.model, fix_aspect_ratio=options.fix_aspect_ratio,
+                             zero_tangent=zero, rational=options.rational, fix_k3=options.fix_k3, camera=camera)
+    if not pinhole:
+        return r, False, {"tangential": "none (fisheye)"}
+    if options.zero_tangent is None and options.refine_intrinsics:
+        return r, False, {"tangential": "test"}
+    return r, zero, {"tangential": "zero" if zero else "fitted"}
+
+
+def _zero_tangent(dist: np.ndarray) -> np.ndarray:
+    d = np.array(dist, np.float64)
+    d[2:4] = 0.0
+    return d
+
+
 def _suspect_views(dets: list[BoardDetection], view_rms: dict[int, float], board: BoardSpec) -> set[int]:
     """Views of a diverged camera to leave out in the retry: those whose residuals are far above the others', and
     those whose own homography disagrees with the others' about the focal length (by more than 30 %, or gives
@@ -207,16 +240,18 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
     cams = list(detections)
     # 1. intrinsics
     intr: dict[str, tuple[np.ndarray, np.ndarray, str, tuple[int, int]]] = {}
+    zero_tangent: dict[str, bool] = {}
+    lens_model: dict[str, dict] = {}
     with progress.task("intrinsics", total=len(cams)) as task:
         for c in cams:
             if c in intrinsics:
                 m = intrinsics[c]
                 intr[c] = (m.K, m.dist, m.model, m.image_size)
+                zero_tangent[c] = options.model == "pinhole" and options.zero_tangent is True
+                lens_model[c] = {"intrinsics": "given", "tangential": "zero" if zero_tangent[c] else "as given"}
             else:
-                r = calibrate_intrinsics([d for d in detections[c] if d.view not in skip.get(c, ())], board,
-                                         model=options.model,
-                                         fix_aspect_ratio=options.fix_aspect_ratio, zero_tangent=options.zero_tangent,
-                                         rational=options.rational, fix_k3=options.fix_k3, camera=c)
+                r, zero_tangent[c], lens_model[c] = _intrinsics(
+                    [d for d in detections[c] if d.view not in skip.get(c, ())], board, options, c)
                 intr[c] = (r.K, r.dist, r.model, r.image_size)
             task.advance()
 
@@ -235,16 +270,42 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
     init = initial_poses(poses, reference, counts)
 
     # 3. bundle adjustment
-    fixed: list[int] = []
-    if options.model == "pinhole":
-        fixed = ([2, 3] if options.zero_tangent else []) + ([4] if options.fix_k3 else [])
+    def fixed(c: str) -> tuple[int, ...]:
+        if options.model != "pinhole":
+            return ()
+        f = ([2, 3] if zero_tangent[c] else []) + ([4] if options.fix_k3 else [])
+        return tuple(i for i in f if i < len(intr[c][1]))
+
     inits = [CameraInit(name=c, K=intr[c][0], dist=intr[c][1], model=intr[c][2], image_size=intr[c][3],
-                        T=init.cameras[c], fixed_dist=tuple(i for i in fixed if i < len(intr[c][1])))
-             for c in cams]
+                        T=init.cameras[c], fixed_dist=fixed(c)) for c in cams]
     all_dets = [d for c in cams for d in detections[c]]
     refine = options.refine_intrinsics
-    ba = bundle_adjust(inits, reference, init.boards, all_dets, board, refine_intrinsics=refine,
-                       fix_aspect=options.fix_aspect_ratio, outlier_px=options.outlier_px, sparse=options.sparse)
+
+    def adjust(inits, boards):
+        return bundle_adjust(inits, reference, boards, all_dets, board, refine_intrinsics=refine,
+                             fix_aspect=options.fix_aspect_ratio, outlier_px=options.outlier_px,
+                             sparse=options.sparse, refine_board=options.refine_board,
+                             board_prior_m=options.board_prior_mm / 1000)
+
+    ba = adjust(inits, init.boards)
+    # tangential distortion left to the data (zero_tangent None): a Wald test on (p1, p2) in the joint solution
+    # (board shape included, so a warped print is not mistaken for a decentred lens); where they are not
+    # significant they are held at zero and the rig is adjusted again from this solution
+    drop = []
+    for c, W in ba.tangential_wald.items():
+        if lens_model[c].get("tangential") == "test":
+            p = float(chi2.sf(W, 2))
+            keep = p < LEVEL
+            lens_model[c] = {"tangential": "fitted" if keep else "zero", "test": {"wald": W, "p_value": p}}
+            if not keep:
+                drop.append(c)
+                zero_tangent[c] = True
+    if drop:
+        log.info("tangential distortion not significant for %s: held at zero", ", ".join(drop))
+        inits = [replace(ci, K=ba.cameras[ci.name][0], dist=_zero_tangent(ba.cameras[ci.name][1]) if ci.name in drop
+                         else ba.cameras[ci.name][1], T=ba.cameras[ci.name][2], fixed_dist=fixed(ci.name))
+                 for ci in inits]
+        ba = adjust(inits, ba.boards)
 
     # 4. quality
     models, cam_q = {}, {}
@@ -268,7 +329,7 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
         mm = []
         for v in sorted(per_view):
             d = det_by_view[v]
-            mm.append(Q.board_error_mm(K, dist, model, T, ba.boards[v], d.corners, d.ids, board))
+            mm.append(Q.board_error_mm(K, dist, model, T, ba.boards[v], d.corners, d.ids, board, ba.board_offsets))
         mm_all = np.concatenate(mm) if mm else np.zeros(0)
         pts = np.concatenate([d.corners for d in detections[c]])
         cov, _ = Q.coverage(pts, size)
@@ -280,16 +341,20 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
             "rms_px": rms, "views": len(per_view), "corners": int(inl.sum()), "outliers": int((~inl).sum()),
             "per_view_rms_px": {str(v): r for v, r in per_view.items()},
             "board_error_mm": float(np.sqrt(np.mean(mm_all ** 2))) if mm_all.size else float("nan"),
-            "coverage": cov, "std": std, "shared_views_max": shared,
+            "coverage": cov, "std": std, "shared_views_max": shared, "lens_model": lens_model[c],
             "warnings": Q.camera_warnings(c, len(per_view), cov, Q.empty_regions(pts, size), rms, std, K, shared, bad),
         }
     warnings = [w for q in cam_q.values() for w in q["warnings"]]
+    shape = {**Q.board_shape(ba.board_offsets, np.unique(ba.obs_id[ba.inliers])),
+             **({"test": ba.board_test} if ba.board_test else {})}
+    if (w := Q.board_shape_warning(shape)) is not None:
+        warnings.append(w)
     for w in warnings:
         log.warning("%s", w)
     quality = {"rms_px": ba.rms, "views": len(ba.boards), "corners": int(ba.inliers.sum()),
                "outliers": int((~ba.inliers).sum()), "seconds": time.perf_counter() - t0,
                "bundle_seconds": ba.seconds, "shared_views": {f"{a}-{b}": n for (a, b), n in init.shared_views.items()},
-               "options": asdict(options), "warnings": warnings}
+               "options": asdict(options), "board_shape": shape, "warnings": warnings}
     board_d = asdict(board)
     board_d["squares"] = list(board.squares)
     return (RigCalibration(cameras=models, quality=quality, camera_quality=cam_q, reference=reference, board=board_d),

@@ -114,10 +114,11 @@ def _board_to_camera(cam: CameraModel, pose: np.ndarray) -> tuple[np.ndarray, np
     return R, t
 
 
-def _project_corners(board: BoardSpec, cam: CameraModel, pose: np.ndarray) -> tuple[np.ndarray, bool]:
+def _project_corners(board: BoardSpec, cam: CameraModel, pose: np.ndarray,
+                     offsets: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """(N, 2) projected inner corners (NaN outside the image) and whether the view counts as seen."""
     R, t = _board_to_camera(cam, pose)
-    obj = corner_points(board)
+    obj = corner_points(board) if offsets is None else corner_points(board) + offsets
     Xc = obj @ R.T + t
     centre = np.array([*board_size_m(board), 0.0]) / 2 @ R.T + t
     normal = R[:, 2]  # board z (into the board) in camera coordinates
@@ -132,9 +133,12 @@ def _project_corners(board: BoardSpec, cam: CameraModel, pose: np.ndarray) -> tu
     return uv, bool(seen)
 
 
-def ideal_corners(board: BoardSpec, cameras: dict[str, CameraModel],
-                  poses: list[np.ndarray]) -> dict[str, list[np.ndarray | None]]:
+def ideal_corners(board: BoardSpec, cameras: dict[str, CameraModel], poses: list[np.ndarray],
+                  board_offsets: np.ndarray | None = None) -> dict[str, list[np.ndarray | None]]:
     """Ground-truth pixel positions of every inner corner for each camera and pose.
+
+    ``board_offsets``: (N, 3) displacement of every inner corner from its nominal position, board frame, metres
+    (a print that is not to scale or not flat, see :func:`warped_board_offsets`); None for a perfect board.
 
     Returns per camera a list aligned with ``poses``: ``None`` where :func:`render_board_views` renders ``None``
     (camera does not see the board), else an (N, 2) float64 array in corner-id order (see
@@ -144,7 +148,7 @@ def ideal_corners(board: BoardSpec, cameras: dict[str, CameraModel],
     for name, cam in cameras.items():
         out[name] = []
         for pose in poses:
-            uv, seen = _project_corners(board, cam, pose)
+            uv, seen = _project_corners(board, cam, pose, board_offsets)
             out[name].append(uv if seen else None)
     return out
 
@@ -285,15 +289,16 @@ def example_rig_cameras(image_size: tuple[int, int] = (640, 480), baseline: floa
 
 
 def ideal_detections(board: BoardSpec, cameras: dict[str, CameraModel], poses: list[np.ndarray],
-                     corner_noise_px: float = 0.0, seed: int = 0) -> dict[str, list]:
+                     corner_noise_px: float = 0.0, seed: int = 0,
+                     board_offsets: np.ndarray | None = None) -> dict[str, list]:
     """Board detections made from :func:`ideal_corners` plus Gaussian noise of ``corner_noise_px`` pixels
     (standard deviation per axis): what a perfect detector with known noise would report. Camera -> list of
-    :class:`~.detect.BoardDetection` (view = pose index)."""
+    :class:`~.detect.BoardDetection` (view = pose index). ``board_offsets``: see :func:`ideal_corners`."""
     from .detect import BoardDetection
 
     rng = np.random.default_rng(seed)
     out: dict[str, list] = {}
-    for name, views in ideal_corners(board, cameras, poses).items():
+    for name, views in ideal_corners(board, cameras, poses, board_offsets).items():
         out[name] = []
         for k, uv in enumerate(views):
             if uv is None:
@@ -302,4 +307,17 @@ def ideal_detections(board: BoardSpec, cameras: dict[str, CameraModel], poses: l
             pts = uv[ids] + rng.normal(0.0, corner_noise_px, (ids.size, 2))
             out[name].append(BoardDetection(camera=name, view=k, ids=ids, corners=pts,
                                             image_size=cameras[name].image_size))
+    return out
+
+
+def warped_board_offsets(board: BoardSpec, sag_m: float = 0.0015, stretch: float = 0.003) -> np.ndarray:
+    """(N, 3) corner offsets (board frame, metres) of a typical imperfect print: the sheet bows out of plane by
+    ``sag_m`` at its centre relative to its edges (a paraboloid), and the printer stretches one axis by ``stretch``
+    (0.3 %: a common printer scaling error) relative to the other. Input of :func:`ideal_corners`."""
+    q = corner_points(board)
+    c = q - q.mean(0)
+    r2 = (c[:, 0] / np.abs(c[:, 0]).max()) ** 2 + (c[:, 1] / np.abs(c[:, 1]).max()) ** 2
+    out = np.zeros_like(q)
+    out[:, 2] = -sag_m * (1 - r2 / r2.max())
+    out[:, 0] = stretch * c[:, 0]
     return out

@@ -9,7 +9,8 @@ HELP_EPILOG = """\
 examples:
   reconstruct calibrate session/                       detect the rig's board in calib/<camera>/, calibrate all
                                                        cameras jointly, write session/calibration.json
-  reconstruct calibrate session/ --zero-tangent        lenses without tangential distortion (steadier centre)
+  reconstruct calibrate session/ --tangential fit      always fit p1, p2 (default: only where the data show them)
+  reconstruct calibrate session/ --board-shape rigid   a precision (glass, aluminium) board: never estimate its shape
   reconstruct calibrate session/ --model fisheye       wide-angle lenses
   reconstruct calibrate session/ --fix-aspect-ratio    square pixels (fx = fy)
   reconstruct calibrate session/ --export cams.toml    also write an anipose camera file (--style caliscope)
@@ -22,6 +23,11 @@ The board comes from the rig file's [board] table (ChArUco or chessboard, invert
 the same index in calib/<camera>/frames.csv are taken as simultaneous. The command prints per-camera RMS, the
 board-corner error in mm, image coverage and parameter uncertainty, and warns when views or coverage are too
 few to trust the result (exit code 0; errors exit with 7).
+
+Model choice (recorded in calibration.json and the QC report): tangential distortion (p1, p2) is fitted only for
+cameras whose lens shows it (a Wald test in the joint adjustment; fitting it to a lens without it doubles the
+principal point's error), and the board's true shape (a print off scale, a sheet that is not flat) is estimated
+only when it lowers the residuals beyond chance (an F-test); the board keeps its nominal mean size.
 """
 
 
@@ -31,7 +37,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("session", type=Path, help="session folder with calib/<camera>/ images and frames.csv")
     p.add_argument("--model", choices=("pinhole", "fisheye"), default="pinhole", help="lens model (default pinhole)")
     p.add_argument("--fix-aspect-ratio", action="store_true", help="keep fx = fy (CALIB_FIX_ASPECT_RATIO)")
-    p.add_argument("--zero-tangent", action="store_true", help="no tangential distortion (p1 = p2 = 0)")
+    p.add_argument("--tangential", choices=("auto", "fit", "zero"), default="auto",
+                   help="tangential distortion p1, p2: auto (default: fitted per camera where significant), fit "
+                        "(always), zero (never)")
+    p.add_argument("--zero-tangent", action="store_const", const="zero", dest="tangential",
+                   help="same as --tangential zero")
+    p.add_argument("--board-shape", choices=("auto", "estimate", "rigid"), default="auto",
+                   help="estimate the board's deviation from its nominal geometry: auto (default: when "
+                        "significant), estimate (always), rigid (never: a precision board)")
     p.add_argument("--fix-k3", action="store_true", help="no k3 (views that do not reach the image corners)")
     p.add_argument("--rational", action="store_true", help="8-coefficient rational distortion model")
     p.add_argument("--no-refine-intrinsics", action="store_true",
@@ -91,7 +104,9 @@ def run(args: argparse.Namespace, host) -> int:
         cal = _import(session, args.import_toml, args.translation_scale)
     else:
         opts = CalibrationOptions(model=args.model, fix_aspect_ratio=args.fix_aspect_ratio,
-                                  zero_tangent=args.zero_tangent, fix_k3=args.fix_k3, rational=args.rational,
+                                  zero_tangent={"auto": None, "fit": False, "zero": True}[args.tangential],
+                                  refine_board={"auto": None, "estimate": True, "rigid": False}[args.board_shape],
+                                  fix_k3=args.fix_k3, rational=args.rational,
                                   refine_intrinsics=not args.no_refine_intrinsics,
                                   reference=args.reference or session.rig.hero.name)
         intr = None
@@ -112,7 +127,15 @@ def run(args: argparse.Namespace, host) -> int:
                      f"  coverage {q['coverage']:.0%}  sigma f {std.get('fx', float('nan')):.2f} px")
         c = cam.center
         line += f"  centre ({c[0]:.3f}, {c[1]:.3f}, {c[2]:.3f}) m"
+        if q.get("lens_model", {}).get("tangential"):
+            line += f"  tangential {q['lens_model']['tangential']}"
         print(line)
+    shape = cal.quality.get("board_shape", {})
+    if shape.get("refined"):
+        print(f"  board shape estimated: corners up to {shape['max_offset_mm']:.2f} mm from the nominal print "
+              f"(RMS {shape['rms_offset_mm']:.2f} mm)")
+    elif "test" in shape:
+        print("  board shape: no deviation from the nominal print beyond noise (held rigid)")
     for w in cal.warnings:
         print(f"warning: {w}")
     if args.export_toml:

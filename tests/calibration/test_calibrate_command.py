@@ -65,3 +65,27 @@ def test_calibrate_stage_through_pipeline(rendered_session, tmp_path):
     assert (root / "calibration.json").exists()
     again = run_pipeline(cfg, host)
     assert again[0].skipped  # unchanged inputs and options: cached
+
+
+def test_calibrate_model_choice_flags(rendered_session, tmp_path, capsys):
+    """--tangential / --board-shape reach the solver, are recorded in calibration.json and shown in the report."""
+    import shutil
+
+    from reconstruct.session import Session
+
+    s, _, _ = rendered_session
+    root = tmp_path / "copy"
+    shutil.copytree(s.root, root)
+    assert main(["calibrate", str(root), "--tangential", "fit", "--board-shape", "rigid", "--step", "2"]) == 0
+    rec = json.loads((root / "calibration.json").read_text())
+    assert rec["quality"]["board_shape"] == {"refined": False}
+    assert {c["quality"]["lens_model"]["tangential"] for c in rec["cameras"].values()} == {"fitted"}
+    assert "tangential fitted" in capsys.readouterr().out
+    page = calibration_html(Session.open(root).read_calibration())
+    assert "Board held rigid (as asked)" in page and "<th>p1, p2</th>" in page
+    # the defaults decide from the data, and say so (rendered, flat board: held rigid, p1 = p2 = 0)
+    assert main(["calibrate", str(root), "--step", "2"]) == 0
+    rec = json.loads((root / "calibration.json").read_text())
+    assert "test" in rec["quality"]["board_shape"]
+    assert {c["quality"]["lens_model"]["tangential"] for c in rec["cameras"].values()} <= {"zero", "fitted"}
+    assert "F-test" in calibration_html(Session.open(root).read_calibration())

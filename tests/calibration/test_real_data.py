@@ -105,8 +105,9 @@ def caliscope_session(shared_data, tmp_path_factory):
                             resolution=(1280, 720), fps=6.0) for i in range(4))
     rig = Rig(name="caliscope", fps=6.0, cameras=cams, trigger=TriggerSpec(), board=CALISCOPE)
     s = Session.create(tmp_path_factory.mktemp("caliscope") / "take", rig)
-    # every 2nd of the 57 synchronised frames (frame i of every video = the same sync_index)
-    import_calibration_videos(s, {f"cam_{i}": d / f"calibration/extrinsic/cam_{i}.mp4" for i in range(4)}, step=2)
+    # all 57 synchronised frames (frame i of every video = sync_index 35 + i: checked against xy_CHARUCO.csv, our
+    # corners within 0.2-0.8 px median of caliscope's at the same index and 3.5-12 px off at the neighbours)
+    import_calibration_videos(s, {f"cam_{i}": d / f"calibration/extrinsic/cam_{i}.mp4" for i in range(4)})
     return s, d / "camera_array.toml"
 
 
@@ -134,21 +135,52 @@ def caliscope_errors(caliscope_session):
                 trans[(a, b)] = np.linalg.norm(A[:3, 3] - B[:3, 3]) / np.linalg.norm(A[:3, 3])
     print("caliscope relative rotation errors (deg):", {f"{a}-{b}": round(v, 3) for (a, b), v in rot.items()})
     print("caliscope relative translation errors:", {f"{a}-{b}": f"{v:.2%}" for (a, b), v in trans.items()})
-    return rot, trans
+    return rot, trans, got, json.loads((s.root / "calibration.json").read_text())
 
 
 def test_caliscope_4cam_translations(caliscope_errors):
-    _, trans = caliscope_errors
-    # target: within 2 % of the baseline; measured worst 1.59 % (cam_2-cam_3), others 0.26-1.57 %
+    _, trans, _, _ = caliscope_errors
+    # target: within 2 % of the baseline; measured worst 1.03 % (cam_0-cam_1 .. cam_2-cam_3: 0.4-1.0 %)
     assert max(trans.values()) < 0.02
 
 
-@pytest.mark.xfail(strict=True, reason="target 0.5 deg not met: worst pair cam_1-cam_2 measured 0.519 deg (the other "
-                   "five pairs 0.16-0.46 deg). caliscope's reference is itself an estimate (free-point bundle "
-                   "adjustment, reprojection RMSE 1.25-2.05 px); our rigid-board solution fits the same detections "
-                   "at 0.89-1.41 px; with all 57 frames the worst pair is 0.75 deg, even frames 0.52, odd frames 1.04 "
-                   "deg (the footage does not pin cam_1 to 0.5 deg); caliscope's own detections give 0.60 deg; its "
-                   "free 3-D board points deviate from a rigid flat board by 1.0 mm RMS. See docs/calibration.md.")
 def test_caliscope_4cam_rotations(caliscope_errors):
-    rot, _ = caliscope_errors
+    rot, _, _, _ = caliscope_errors
+    # target: within 0.5 deg; measured worst 0.447 deg (cam_1-cam_2), the other pairs 0.06-0.28 deg.
+    # The board's estimated shape is what brings it under: held rigid (--board-shape rigid) the worst pair is
+    # 0.754 deg. Halves of the footage: even frames 0.35 deg, odd frames 0.76 deg (see docs/calibration.md).
     assert max(rot.values()) < 0.5
+
+
+def test_caliscope_board_shape_agrees_with_caliscope(caliscope_errors, shared_data):
+    """The board shape we estimate (corner offsets from the nominal print) is the one caliscope's own free 3-D
+    points show: an independent check that the offsets are the print's, not noise absorbed by free parameters."""
+    import csv
+    from collections import defaultdict
+
+    from reconstruct.calibration.boards import corner_points
+
+    *_, cal_json = caliscope_errors
+    shape = cal_json["quality"]["board_shape"]
+    assert shape["refined"] and shape["test"]["significant"]  # measured F = 3.6 vs critical 2.0
+    # caliscope's triangulated corners per frame, rigidly aligned to the nominal board: mean deviation per corner
+    pts = defaultdict(dict)
+    with open(shared_data / "calib/caliscope_4cam_charuco/calibration/extrinsic/CHARUCO/xyz_CHARUCO.csv") as f:
+        for r in csv.DictReader(f):
+            pts[int(r["sync_index"])][int(r["keypoint_id"])] = [float(r[k]) for k in ("x_coord", "y_coord", "z_coord")]
+    nominal = corner_points(CALISCOPE)
+    dev = defaultdict(list)
+    for frame in pts.values():
+        ids = sorted(frame)
+        if len(ids) < 6:
+            continue
+        P, Q = np.array([frame[i] for i in ids]), nominal[ids]
+        U, _, Vt = np.linalg.svd((Q - Q.mean(0)).T @ (P - P.mean(0)))
+        R = (U @ np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))]) @ Vt).T
+        for i, e in zip(ids, ((P - P.mean(0)) - (Q - Q.mean(0)) @ R.T) @ R):
+            dev[i].append(e)
+    theirs = np.array([np.mean(dev[i], axis=0) for i in range(len(nominal))])
+    ours = np.array([shape["offsets_mm"][str(i)] for i in range(len(nominal))]) / 1000
+    # along the board's x axis (where the print deviates most): correlation 0.91 measured, tolerance 0.8
+    assert np.corrcoef(ours[:, 0], theirs[:, 0])[0, 1] > 0.8
+    assert shape["max_offset_mm"] < 1.5  # measured 0.48 mm: a good print, no warning

@@ -1,0 +1,92 @@
+"""Projection through the OpenCV pinhole and fisheye lens models and the rotation algebra of the bundle
+adjustment (:mod:`.bundle`): vectorised Rodrigues, the right Jacobian of SO(3), lens Jacobians."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rodrigues(r: np.ndarray) -> np.ndarray:
+    """(N, 3) rotation vectors -> (N, 3, 3) rotation matrices (vectorised Rodrigues formula)."""
+    r = np.asarray(r, np.float64).reshape(-1, 3)
+    th = np.linalg.norm(r, axis=1)
+    small = th < 1e-12
+    k = r / np.where(small, 1.0, th)[:, None]
+    K = np.zeros((len(r), 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
+    s, c = np.sin(th)[:, None, None], np.cos(th)[:, None, None]
+    R = np.eye(3)[None] + s * K + (1 - c) * (K @ K)
+    R[small] = np.eye(3)
+    return R
+
+
+def _rvec(R: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.Rodrigues(np.asarray(R, np.float64))[0].ravel()
+
+
+def project(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None = None) -> np.ndarray:
+    """Camera-frame points (N, 3) -> pixels (N, 2). ``intr`` = (fx, fy, cx, cy, *dist) or, with ``aspect``,
+    (f, cx, cy, *dist) and fy = f * aspect."""
+    if aspect is None:
+        fx, fy, cx, cy, d = intr[0], intr[1], intr[2], intr[3], intr[4:]
+    else:
+        fx, cx, cy, d = intr[0], intr[1], intr[2], intr[3:]
+        fy = fx * aspect
+    z = Xc[:, 2]
+    x, y = Xc[:, 0] / z, Xc[:, 1] / z
+    if model == "fisheye":
+        r = np.sqrt(x * x + y * y)
+        th = np.arctan(r)
+        th2 = th * th
+        thd = th * (1 + d[0] * th2 + d[1] * th2**2 + d[2] * th2**3 + d[3] * th2**4)
+        s = np.where(r > 1e-12, thd / np.maximum(r, 1e-12), 1.0)
+        xd, yd = x * s, y * s
+    else:
+        k = np.zeros(8)
+        k[: min(len(d), 8)] = d[:8]
+        r2 = x * x + y * y
+        radial = (1 + k[0] * r2 + k[1] * r2**2 + k[4] * r2**3) / (1 + k[5] * r2 + k[6] * r2**2 + k[7] * r2**3)
+        xd = x * radial + 2 * k[2] * x * y + k[3] * (r2 + 2 * x * x)
+        yd = y * radial + k[2] * (r2 + 2 * y * y) + 2 * k[3] * x * y
+    return np.stack([fx * xd + cx, fy * yd + cy], axis=1)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(N, 3) -> (N, 3, 3) cross-product matrices."""
+    S = np.zeros((len(v), 3, 3))
+    S[:, 0, 1], S[:, 0, 2], S[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
+    S[:, 1, 0], S[:, 2, 0], S[:, 2, 1] = v[:, 2], -v[:, 1], v[:, 0]
+    return S
+
+
+def _right_jacobian(r: np.ndarray) -> np.ndarray:
+    """(N, 3) rotation vectors -> (N, 3, 3) right Jacobians of SO(3): R(r + d) ~ R(r) exp([J_r d]_x)."""
+    th = np.linalg.norm(r, axis=1)[:, None, None]
+    K = _skew(r)
+    small = th < 1e-8
+    ths = np.where(small, 1.0, th)
+    a = np.where(small, 0.5, (1 - np.cos(ths)) / ths**2)
+    b = np.where(small, 1 / 6, (ths - np.sin(ths)) / ths**3)
+    return np.eye(3)[None] - a * K + b * (K @ K)
+
+
+def _lens_jacobian(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None):
+    """d(pixels)/d(camera point) (N, 2, 3) and d(pixels)/d(intrinsics vector) (N, 2, K), central differences."""
+    n, k = len(Xc), len(intr)
+    J_X = np.empty((n, 2, 3))
+    for j in range(3):
+        h = 1e-6 * np.maximum(np.abs(Xc[:, 2]), 1e-3)
+        d = np.zeros_like(Xc)
+        d[:, j] = h
+        J_X[:, :, j] = (project(Xc + d, intr, model, aspect) - project(Xc - d, intr, model, aspect)) / (2 * h[:, None])
+    J_I = np.empty((n, 2, k))
+    for j in range(k):
+        h = 1e-6 * max(abs(intr[j]), 1.0)
+        ip, im = intr.copy(), intr.copy()
+        ip[j] += h
+        im[j] -= h
+        J_I[:, :, j] = (project(Xc, ip, model, aspect) - project(Xc, im, model, aspect)) / (2 * h)
+    return J_X, J_I
