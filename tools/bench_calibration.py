@@ -196,7 +196,7 @@ def bench_caliscope(data: Path, stride: int = 1, repeat: int = 3) -> list[dict]:
     print(f"  ours with intrinsics from these clips too: {t_full:7.2f} s, "
           f"{len(full.warnings)} warnings (coverage 15-29 %: intrinsics not observable)")
     what = (f"caliscope_4cam_charuco (../shared/data), every {stride}. frame, intrinsics from camera_array.toml; "
-            f"board shape {'estimated' if cal.quality['board_shape'].get('refined') else 'rigid'}"
+            f"board shape {'estimated' if cal.quality['board_shape'].get('refined') else 'rigid'}")
     return [{"stage": "calibration", "metric": "extrinsics solve seconds (caliscope 4 cams)", "value": t_ours,
              "baseline": t_cv, "ratio": t_ours / t_cv,
              "notes": f"baseline: OpenCV stereoCalibrate x3 vs cam_0, same detections, same run; {what}"},
