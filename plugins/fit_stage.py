@@ -9,7 +9,8 @@ Options (``--option fit.KEY=VALUE``): ``model`` (face model name; default ``ict`
 strength; 0 disables it), ``iterations``, ``meshes`` (true|false), ``chunk`` (frames per solve), ``photometric`` (true|false, default false:
 refine each frame's expression and pose by cross-view photo-consistency after the landmark fit, see
 :mod:`reconstruct.fitting.photometric`), ``photometric_iterations`` (Adam steps per pyramid level), ``photometric_smooth`` (std in frames of the temporal
-smoothing of the photometric corrections; 0 applies them frame by frame).
+smoothing of the photometric corrections; 0 applies them frame by frame), ``gaze`` (true|false, default true:
+estimate each eye's gaze from the detector's iris centres, :mod:`reconstruct.fitting.gaze`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 OPTIONS = {"model": str, "loss": choice("huber", "geman-mcclure", "l2"), "robust_px": float, "sigma_px": float,
            "smooth": float, "iterations": int, "meshes": parse_flag, "chunk": int, "photometric": parse_flag,
-           "photometric_iterations": int, "photometric_smooth": float}
+           "photometric_iterations": int, "photometric_smooth": float, "gaze": parse_flag}
 
 
 def fit_options(raw) -> dict:
@@ -96,7 +97,7 @@ class FitStage:
 
     name = "fit"
     requires: tuple[str, ...] = ("sync", "calibrate", "detect")
-    version = "1"
+    version = "2"  # 2: eye gaze in fits.npz
 
     def fingerprint(self, ctx: StageContext):
         return {"options": fit_options(ctx.config.options), "device": ctx.device}
@@ -116,6 +117,10 @@ class FitStage:
                                    chunk=opts.get("chunk", 120))
         if opts.get("photometric", False):
             seq = _refine_photometric(ctx, model, cams, seq, det, opts)
+        if opts.get("gaze", True):
+            from reconstruct.fitting.gaze import gaze_for_sequence
+
+            seq = replace(seq, eye_gaze=gaze_for_sequence(model, seq, det, cams))
         seconds = time.perf_counter() - t0
         save_fits(seq, out / "fits.npz")
         if opts.get("meshes", True):
@@ -186,7 +191,20 @@ def fit_report(seq, info, model, seconds: float) -> dict:
             "skipped_frames": list(info.skipped_frames), "cameras_used": list(info.cameras_used),
             "cameras_dropped": dict(info.cameras_dropped), "residual_px": res,
             "jitter_mm_per_frame2": 1e3 * jit, "iterations": list(info.iterations), "seconds": seconds,
-            "frames_per_second": len(seq) / max(seconds, 1e-9)}
+            "frames_per_second": len(seq) / max(seconds, 1e-9), "gaze": _gaze_summary(seq)}
+
+
+def _gaze_summary(seq) -> dict | None:
+    """Frames with a gaze estimate per eye and the range of gaze yaw / pitch relative to the head (degrees)."""
+    if seq.eye_gaze is None:
+        return None
+    from reconstruct.fitting.gaze import gaze_angles_deg
+
+    yaw, pitch = gaze_angles_deg(seq.eye_gaze, seq.R)
+    ok = np.isfinite(yaw)
+    rng = lambda a: [float(np.nanmin(a)), float(np.nanmax(a))] if ok.any() else None  # noqa: E731
+    return {"frames_with_gaze": {"left": int(ok[:, 0].sum()), "right": int(ok[:, 1].sum())},
+            "yaw_deg": rng(yaw), "pitch_deg": rng(pitch)}
 
 
 def _write_meshes(seq, triangles, folder: Path) -> None:

@@ -26,6 +26,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="face model: ict, demo, or an imported model name (default auto: ict where available, "
                         "else demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (identity, motion, cameras, noise, timeline)")
+    p.add_argument("--gaze-deg", type=float, default=0.0, metavar="DEG",
+                   help="eyes look around by up to DEG degrees of yaw (0.6x in pitch) relative to the head; truth "
+                        "in <session>.truth/params.npz 'gaze' (default 0: straight ahead; ICT model only)")
     p.add_argument("--calib-poses", type=int, default=30, help="ChArUco calibration poses to render (default 30; 0 = none)")
     p.add_argument("--jitter", type=float, default=0.1, help="timestamp jitter, fraction of a frame period")
     p.add_argument("--drop-rate", type=float, default=0.03, help="probability a witness frame is dropped")
@@ -46,8 +49,10 @@ def run(args: argparse.Namespace, host) -> int:
     witnesses = [c.name for c in rig.cameras if c.role != "hero"]
     factors = [1.0, -0.4, 0.7, -0.9]
     offsets = {c: int(args.offset_ms * 1e6 * factors[i % len(factors)]) for i, c in enumerate(witnesses)}
+    if args.gaze_deg < 0:
+        raise ConfigError(f"--gaze-deg must be 0 or more, got {args.gaze_deg}")
     spec = SynthSpec(frames=args.frames, seed=args.seed, model=args.model, calib_poses=args.calib_poses,
-                     timeline=TimelineSpec(offset_ns=offsets, jitter_frac=args.jitter, drop_rate=args.drop_rate))
+                     gaze_deg=args.gaze_deg, timeline=TimelineSpec(offset_ns=offsets, jitter_frac=args.jitter, drop_rate=args.drop_rate))
     session = generate_session(rig, args.session, spec, progress=RichProgress())
     n = {c: len(session.frames(c)) for c in rig.camera_names}
     print(f"synthetic session {args.session}: " + ", ".join(f"{c} {k} frames" for c, k in n.items()))

@@ -32,7 +32,8 @@ class FrameFit:
         valid: False when the frame could not be fitted (no face found); the other fields are then interpolated or
             copied from the nearest valid frame and must not be trusted.
         residual_px: camera name -> RMS landmark reprojection error in pixels (NaN if the camera had no landmarks).
-        eye_gaze: (2, 3) float32 unit gaze directions (left, right eye) in world, or None if not estimated.
+        eye_gaze: (2, 3) float32 unit gaze directions in world (the subject's left, right eye; NaN where that iris
+            was not seen), or None if not estimated (a detector without iris centres). See :mod:`.gaze`.
     """
 
     frame: int
@@ -60,6 +61,7 @@ class FitSequence:
         vertices: (T, V, 3) float32 world metres.
         valid: (T,) bool.
         cameras: camera names of ``residual_px`` columns. residual_px: (T, C) float32.
+        eye_gaze: (T, 2, 3) float32 world unit gaze (subject's left, right eye; NaN: not seen) or None.
     """
 
     model_name: str
@@ -73,6 +75,7 @@ class FitSequence:
     valid: np.ndarray
     cameras: tuple[str, ...] = ()
     residual_px: np.ndarray | None = None
+    eye_gaze: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -82,7 +85,8 @@ class FitSequence:
         res = {} if self.residual_px is None else {c: float(self.residual_px[i, k]) for k, c in enumerate(self.cameras)}
         return FrameFit(frame=int(self.frames[i]), identity=self.identity, expression=self.expression[i],
                         R=self.R[i], t=self.t[i], scale=float(self.scale[i]), vertices=self.vertices[i],
-                        valid=bool(self.valid[i]), residual_px=MappingProxyType(res))
+                        valid=bool(self.valid[i]), residual_px=MappingProxyType(res),
+                        eye_gaze=None if self.eye_gaze is None else self.eye_gaze[i])
 
 
 def save_fits(seq: FitSequence, path: Path) -> None:
@@ -92,7 +96,8 @@ def save_fits(seq: FitSequence, path: Path) -> None:
         np.savez_compressed(tmp, model_name=np.array(seq.model_name), frames=seq.frames, identity=seq.identity,
                             expression=seq.expression, R=seq.R, t=seq.t, scale=seq.scale, vertices=seq.vertices,
                             valid=seq.valid, cameras=np.array(seq.cameras, dtype=str),
-                            residual_px=seq.residual_px if seq.residual_px is not None else np.zeros((len(seq.frames), 0)))
+                            residual_px=seq.residual_px if seq.residual_px is not None else np.zeros((len(seq.frames), 0)),
+                            **({} if seq.eye_gaze is None else {"eye_gaze": seq.eye_gaze}))
 
 
 def load_fits(path: Path) -> FitSequence:
@@ -103,4 +108,5 @@ def load_fits(path: Path) -> FitSequence:
     cams = tuple(str(c) for c in d["cameras"])
     return FitSequence(model_name=str(d["model_name"]), frames=d["frames"], identity=d["identity"],
                        expression=d["expression"], R=d["R"], t=d["t"], scale=d["scale"], vertices=d["vertices"],
-                       valid=d["valid"], cameras=cams, residual_px=d["residual_px"] if cams else None)
+                       valid=d["valid"], cameras=cams, residual_px=d["residual_px"] if cams else None,
+                       eye_gaze=d["eye_gaze"] if "eye_gaze" in d.files else None)

@@ -57,6 +57,7 @@ class Performance:
         rotvec: (T, 3) axis-angle of the head rotation relative to the neutral pose, radians (world frame).
         R: (T, 3, 3) model-to-world rotations.
         t: (T, 3) model-to-world translations, metres.
+        gaze: (T, 3) model-frame unit gaze direction of both eyes (+z: straight ahead).
     """
 
     identity: np.ndarray
@@ -64,9 +65,17 @@ class Performance:
     rotvec: np.ndarray
     R: np.ndarray
     t: np.ndarray
+    gaze: np.ndarray | None = None
 
     def state(self, tick: int) -> HeadState:
-        return HeadState(self.identity, self.expression[tick], self.R[tick], self.t[tick])
+        g = None if self.gaze is None else self.gaze[tick]
+        return HeadState(self.identity, self.expression[tick], self.R[tick], self.t[tick], g)
+
+    @property
+    def gaze_world(self) -> np.ndarray:
+        """(T, 3) world-frame unit gaze directions."""
+        g = np.tile([0.0, 0.0, 1.0], (self.frames, 1)) if self.gaze is None else self.gaze
+        return np.einsum("tij,tj->ti", self.R, g)
 
     @property
     def frames(self) -> int:
@@ -117,10 +126,12 @@ def _expression_track(model: FaceModel, tau: np.ndarray, rng: np.random.Generato
 
 
 def make_performance(model: FaceModel, frames: int, fps: float, seed: int = 0,
-                     identity_scale: float = 1.0, identity=None) -> Performance:
+                     identity_scale: float = 1.0, identity=None, gaze_deg: float = 0.0) -> Performance:
     """A smooth, plausible performance: a random identity (N(0, identity_scale^2)), talking/smiling/blinking
     expressions, head yaw +-12 deg, pitch +-8, roll +-5 and +-1.5 cm of translation. ``identity`` (prior units,
-    missing trailing modes 0) replaces the random identity; the motion is the same either way."""
+    missing trailing modes 0) replaces the random identity; the motion is the same either way. ``gaze_deg`` > 0:
+    the eyes look around (yaw up to +-gaze_deg, pitch up to +-0.6 gaze_deg, relative to the head) instead of
+    straight ahead; drawn from a separate random stream, so the rest of the performance does not change."""
     rng = np.random.default_rng(seed)
     tau = np.arange(frames) / float(fps)
     identity_random = rng.standard_normal(model.n_identity) * identity_scale
@@ -143,4 +154,10 @@ def make_performance(model: FaceModel, frames: int, fps: float, seed: int = 0,
         c = model.vertices(identity).mean(0)
     R = np.stack([rodrigues(r) @ FACE_FORWARD for r in rotvec])
     t = np.stack([-Rk @ c + s for Rk, s in zip(R, shift)])
-    return Performance(identity=identity, expression=expression, rotvec=rotvec, R=R, t=t)
+    gaze = None
+    if gaze_deg > 0:
+        rg = np.random.default_rng(seed + 7919)
+        gy = _smooth_curve(rg, tau, np.deg2rad(gaze_deg), 0.2, 0.8)
+        gp = _smooth_curve(rg, tau, np.deg2rad(0.6 * gaze_deg), 0.2, 0.8)
+        gaze = np.stack([np.sin(gy) * np.cos(gp), np.sin(gp), np.cos(gy) * np.cos(gp)], axis=1)
+    return Performance(identity=identity, expression=expression, rotvec=rotvec, R=R, t=t, gaze=gaze)

@@ -70,12 +70,14 @@ def eyeball_meshes(model: FaceModel, vertices: np.ndarray, gaze: np.ndarray | No
 
 @dataclass(frozen=True, slots=True, eq=False)
 class HeadState:
-    """One frame of the performance: coefficients and head pose (model frame -> world, metres)."""
+    """One frame of the performance: coefficients and head pose (model frame -> world, metres); ``gaze``: (3,)
+    model-frame unit direction both eyes look in (None: straight ahead, +z)."""
 
     identity: np.ndarray
     expression: np.ndarray
     R: np.ndarray
     t: np.ndarray
+    gaze: np.ndarray | None = None
 
 
 def posed_meshes(model: FaceModel, state: HeadState) -> tuple[np.ndarray, list[Mesh]]:
@@ -88,7 +90,7 @@ def posed_meshes(model: FaceModel, state: HeadState) -> tuple[np.ndarray, list[M
                 texture=model.albedo_texture)
     meshes = [face]
     if has_holes(model):
-        for eb in eyeball_meshes(model, vm) + [mouth_interior(model, vm)]:
+        for eb in eyeball_meshes(model, vm, state.gaze) + [mouth_interior(model, vm)]:
             meshes.append(Mesh(eb.vertices @ state.R.T + state.t, eb.triangles, vertex_colors=eb.vertex_colors))
     return vw, meshes
 

@@ -48,6 +48,8 @@ class SynthSpec:
         identity_scale: standard deviation of the random identity, in prior units.
         identity: explicit identity coefficients (prior units; missing trailing modes are 0) instead of a random
             identity, e.g. to render an actor "A" whose "young" identity "B" is known.
+        gaze_deg: eye movement (yaw up to +-gaze_deg relative to the head; 0: eyes straight ahead). Models with eye
+            openings only (ICT-FaceKit); the demo model's eyes are painted.
     """
 
     frames: int = 12
@@ -58,6 +60,7 @@ class SynthSpec:
     calib_noise: float = 1.5
     identity_scale: float = 1.0
     identity: tuple[float, ...] | None = None
+    gaze_deg: float = 0.0
 
 
 def truth_dir(session_root: Path) -> Path:
@@ -86,7 +89,8 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
     session = Session.create(root, rig, name=Path(root).name,
                              notes=f"synthetic session (reconstruct synth, model {model.name}, seed {spec.seed})")
     cams = rig_cameras(rig, spec.seed)
-    perf = make_performance(model, spec.frames, rig.fps, spec.seed, spec.identity_scale, spec.identity)
+    perf = make_performance(model, spec.frames, rig.fps, spec.seed, spec.identity_scale, spec.identity,
+                            gaze_deg=spec.gaze_deg)
     timelines = make_timeline(list(rig.camera_names), rig.hero.name, spec.frames, rig.fps, spec.timeline, spec.seed)
     renderer = RaycastRenderer()
     rng = np.random.default_rng(spec.seed + 55)
@@ -122,7 +126,7 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
                                             "hero": rig.hero.name, "expression_names": list(model.expression_names)})
     atomic_write_json(truth / "cameras.json", {n: c.to_dict() for n, c in cams.items()})
     _save_npz(truth / "params.npz", identity=perf.identity, expression=perf.expression, rotvec=perf.rotvec, R=perf.R,
-              t=perf.t)
+              t=perf.t, gaze=perf.gaze_world)
     verts = np.stack([model.vertices(perf.identity, perf.expression[k]) @ perf.R[k].T + perf.t[k]
                       for k in range(perf.frames)]).astype(np.float32)
     _save_npz(truth / "vertices.npz", vertices=verts, triangles=model.triangles)
@@ -168,7 +172,8 @@ class Truth:
 
     Attributes:
         meta: meta.json contents. cameras: name -> CameraModel. identity (Ki,), expression (T, Ke), R (T, 3, 3),
-        t (T, 3): the performance per tick. vertices: (T, V, 3) float32 world vertices, metres.
+        t (T, 3): the performance per tick. vertices: (T, V, 3) float32 world vertices, metres. gaze: (T, 3) world
+        unit gaze direction of both eyes (sessions written before gaze was recorded: straight ahead).
     """
 
     meta: dict
@@ -178,6 +183,7 @@ class Truth:
     R: np.ndarray
     t: np.ndarray
     vertices: np.ndarray
+    gaze: np.ndarray
 
 
 def load_truth(root: Path) -> Truth:
@@ -189,4 +195,5 @@ def load_truth(root: Path) -> Truth:
     p = np.load(d / "params.npz")
     v = np.load(d / "vertices.npz")
     return Truth(meta=json.loads((d / "meta.json").read_text()), cameras=cams, identity=p["identity"],
-                 expression=p["expression"], R=p["R"], t=p["t"], vertices=v["vertices"])
+                 expression=p["expression"], R=p["R"], t=p["t"], vertices=v["vertices"],
+                 gaze=p["gaze"] if "gaze" in p else p["R"][:, :, 2])
