@@ -62,7 +62,7 @@ def test_absolute_gaze(measured):
     base = _angle(fwd, truth)  # "the eyes look where the head points"
     print(f"gaze error median {np.median(err):.1f} deg (max {err.max():.1f}); straight-ahead {np.median(base):.1f}")
     # measured: median 9.6 deg (max 18.8) against 13.5 deg for straight ahead. The absolute direction is limited by
-    # the fitted mesh around the eyes and MediaPipe's iris on rendered eyes (with the true mesh: 5.7 deg); a
+    # the fitted mesh around the eyes and MediaPipe's iris on rendered eyes (true mesh, hero-2ir rig: 5.7 deg); a
     # different seed measured 10.1 deg against a straight-ahead 8.2: no claim to beat it in general. Tolerance 15 deg.
     assert np.median(err) < 15
 
