@@ -133,6 +133,16 @@ def gaze_angles_deg(gaze: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.nda
     return yaw, pitch
 
 
+def gaze_in_view(model: FaceModel, vertices: np.ndarray, R: np.ndarray, camera: CameraModel, landmarks: np.ndarray,
+                 scheme: str) -> np.ndarray:
+    """(2, 3) gaze of one frame from one camera's landmarks ``landmarks`` (L, 2) pixels (each iris ray meets its eye
+    sphere), against the fitted head (``vertices`` (V, 3) world, ``R`` (3, 3)): how the report compares the gaze in
+    a composited plate with the gaze in the original plate, both measured the same way."""
+    pts = np.asarray(landmarks, np.float64)[None, None]
+    return estimate_gaze(model, np.asarray(vertices)[None], np.asarray(R)[None], [camera], pts,
+                         np.ones(pts.shape[:3]), scheme)[0]
+
+
 def gaze_for_sequence(model: FaceModel, seq, det: Mapping, cameras: Mapping[str, CameraModel]) -> np.ndarray | None:
     """:func:`estimate_gaze` for a :class:`~.result.FitSequence` and the detect stage's arrays; None when the
     detector gives no iris centres. Frames not fitted (``valid`` False) get NaN."""

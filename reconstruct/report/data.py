@@ -188,6 +188,9 @@ class FlagResults:
     series: dict[str, F.FlagSeries] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # frame -> face box (x, y, w, h)
+    #: (T, 2) degrees between the plate's and the output's gaze (subject's left, right eye) per flagged-series frame,
+    #: when a fit with iris landmarks was available; else None
+    gaze_deg: np.ndarray | None = None
 
     def flagged_frames(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -278,9 +281,42 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     iod = np.where(np.isfinite(iod) & (iod > 1), iod, np.nanmedian(iod) if np.isfinite(iod).any() else 1.0)
     res.series["stiff_expression"] = F.stiff_expression(P, O, groups["align"], groups["expression"], iod, fr,
                                                         threshold=th.get("stiff_expression", 0.04))
+    gp, go = _gazes(data, fr, P, O, getattr(detector, "scheme", ""))
     res.series["unnatural_eyes"] = F.unnatural_eyes(P, O, groups["align"], groups["eyes"], iod, fr,
-                                                    threshold=th.get("unnatural_eyes", 0.03))
+                                                    threshold=th.get("unnatural_eyes", 0.03), gaze_plate=gp,
+                                                    gaze_output=go, gaze_threshold_deg=th.get("gaze_deg", 5.0))
+    if gp is not None:
+        res.gaze_deg = F.gaze_angle_deg(gp, go)
     return res
+
+
+def _gazes(data: ReportData, frames: np.ndarray, P: np.ndarray, O: np.ndarray, scheme: str):
+    """Gaze (T, 2, 3) in the plate and in the output of every frame, from the hero view against the fitted head
+    (:func:`reconstruct.fitting.gaze.gaze_in_view`); (None, None) without a fit, a calibration or iris landmarks."""
+    from ..fitting.gaze import gaze_in_view, supports_gaze
+
+    fits = data.fits
+    if fits is None or not supports_gaze(scheme):
+        return None, None
+    try:
+        from ..calibration.result import load_calibration
+        from ..face.store import load_model_by_name
+
+        cam = load_calibration(data.session)[data.hero]
+        model = load_model_by_name(fits.model_name)
+    except Exception as exc:  # the landmark comparison still runs without the gaze term
+        data.notes.append(f"gaze not compared: {exc}")
+        return None, None
+    row = {int(f): i for i, f in enumerate(fits.frames)}
+    gp = np.full((len(frames), 2, 3), np.nan)
+    go = np.full((len(frames), 2, 3), np.nan)
+    for k, f in enumerate(frames):
+        i = row.get(int(f))
+        if i is None or not fits.valid[i] or not (np.isfinite(P[k]).all() and np.isfinite(O[k]).all()):
+            continue
+        gp[k] = gaze_in_view(model, fits.vertices[i], fits.R[i], cam, P[k], scheme)
+        go[k] = gaze_in_view(model, fits.vertices[i], fits.R[i], cam, O[k], scheme)
+    return gp, go
 
 
 def _detect(detector: Any, image: np.ndarray) -> np.ndarray | None:

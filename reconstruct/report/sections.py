@@ -25,7 +25,8 @@ _CACHE: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 FLAG_HELP = {
     "stiff_expression": "the output's mouth/brow/chin landmarks do not follow the performance (IOD, pose removed)",
-    "unnatural_eyes": "the output's eyelid/iris landmarks differ from the plate's (IOD, pose removed)",
+    "unnatural_eyes": "the output's eyelid/iris landmarks differ from the plate's (IOD, pose removed), or its gaze "
+                      "does (hero view, against the fitted head; 5 degrees = the threshold)",
     "flicker": "the edit (composite - plate) changes abruptly from one frame to the next (grey levels)",
     "seams": "an edge along the paste-back mask boundary that the plate does not have (grey levels)",
 }
@@ -50,7 +51,8 @@ def report_data(ctx: "StageContext") -> ReportData:
 
 def report_flags(ctx: "StageContext") -> FlagResults:
     th = {k.split(".", 1)[1]: float(v) for k, v in ctx.config.options.items() if k.startswith("report.")
-          and k.split(".", 1)[1] in ("stiff_expression", "unnatural_eyes", "seams", "flicker_k", "flicker_levels")}
+          and k.split(".", 1)[1] in ("stiff_expression", "unnatural_eyes", "seams", "flicker_k", "flicker_levels",
+                                     "gaze_deg")}
     return _cached(ctx, "flags", lambda: compute_flags(report_data(ctx), ctx.components, th))
 
 
@@ -270,6 +272,11 @@ class FlagsSection:
             if np.isfinite(s.score).any():
                 parts.append(svg.line_chart(s.frames, {name: s.score}, title=f"{name} per frame",
                                             y_label=s.unit, threshold=s.threshold, marks=list(s.flagged), height=180))
+        if res.gaze_deg is not None and np.isfinite(res.gaze_deg).any():
+            s = res.series["unnatural_eyes"]
+            parts.append(svg.line_chart(s.frames, {"left eye": res.gaze_deg[:, 0], "right eye": res.gaze_deg[:, 1]},
+                                        title="gaze: output vs plate per frame", y_label="degrees",
+                                        threshold=float(ctx.config.options.get("report.gaze_deg", 5.0)), height=180))
         if flagged:
             figs = []
             for f, names in list(flagged.items())[:24]:
