@@ -5,8 +5,10 @@ Outputs: ``out/plates/hero/<frame>.png`` (16-bit sRGB) and ``.exr`` (half float,
 (frames without an edit are the plate unchanged), and in ``out/composite/``: ``patches/`` (face patch, mask and
 2D transform per frame, for Nuke), ``preview.mp4`` (plate | composite) and ``composite.json`` (settings, per-frame
 mask area). See :mod:`reconstruct.composite.outputs`. Options ``--option composite.KEY=VALUE``: compositor,
-erode_px, feather_px, feather_frac, color, gain_falloff, skin_only, levels
-(:class:`reconstruct.composite.CompositeSettings`).
+erode_px, feather_px, feather_frac, color, gain_falloff, skin_only, levels, keep_eyes
+(:class:`reconstruct.composite.CompositeSettings`). With ``keep_eyes`` (default) an edit that does not say which
+pixels the plate keeps gets the plate's lid apertures from the detect stage's hero landmarks
+(:mod:`reconstruct.composite.eyes`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.composite import BUILTIN_COMPOSITORS, CompositeResult, CompositeSettings, composite_face
+from reconstruct.composite.eyes import eye_apertures
 from reconstruct.engine import StageContext
 from reconstruct.executors.frames import chunk_size, frame_chunks, register_components, use_threads
 from reconstruct.session import atomic_replace_dir, atomic_write_json
@@ -82,12 +85,18 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
     writer = PlateWriter(Path(job.plates), out, record=record, session=session if record else None,
                          fps=session.rig.fps)
     info: dict[int, dict] = {}
+    eyes = hero_landmarks(session) if s.keep_eyes else None
     for fin in frame_inputs(session, mctx, job.frames):
         plate = fin.plate
         rp = render_dir / f"{fin.frame:06d}.npz"
+        kept_eyes = False
         if rp.exists():
             r = load_render(rp)
-            res = composite_face(plate, r["image"], r["coverage"], s, compositor, exclude=r.get("exclude"),
+            exclude = r.get("exclude")
+            if exclude is None and eyes is not None and fin.frame in eyes[1]:
+                exclude = eye_apertures(eyes[1][fin.frame], eyes[0], plate.shape[:2])
+                kept_eyes = exclude is not None
+            res = composite_face(plate, r["image"], r["coverage"], s, compositor, exclude=exclude,
                                  skin=r.get("skin"))
         else:
             f = plate.astype(np.float32) / np.float32(255.0)
@@ -95,14 +104,32 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
         writer.write_plate(fin.frame, res)
         with atomic_path(previews / f"{fin.frame:06d}.png") as tmp:
             cv2.imwrite(str(tmp), preview_frame(plate, res.image, writer.preview_width))
-        info[fin.frame] = {"mask_px": int((res.alpha > 0).sum()), "edited": rp.exists()}
+        info[fin.frame] = {"mask_px": int((res.alpha > 0).sum()), "edited": rp.exists(), "plate_eyes": kept_eyes}
     return info
+
+
+def hero_landmarks(session) -> tuple[str, dict[int, np.ndarray]] | None:
+    """(scheme, output frame -> (L, 2) hero landmarks) from the detect stage's ``landmarks.npz``; None when the
+    detect stage has not run or did not see the hero camera."""
+    from plugins.detect_stage import load_detections
+
+    path = session.stage_dir("detect") / "landmarks.npz"
+    if not path.exists():
+        return None
+    det = load_detections(path)
+    hero = session.rig.hero.name
+    if hero not in det["cameras"]:
+        return None
+    k = list(det["cameras"]).index(hero)
+    found = np.asarray(det["found"])
+    return det["scheme"], {int(f): np.asarray(det["points"][i, k], np.float64)
+                           for i, f in enumerate(det["frames"]) if found[i, k]}
 
 
 class CompositeStage:
     name = "composite"
     requires: tuple[str, ...] = ("render",)
-    version = "2"
+    version = "3"  # 3: the plate's eyes kept for edits without an exclude mask
     needs_method = True
 
     def fingerprint(self, ctx: StageContext):

@@ -48,6 +48,9 @@ class CompositeSettings:
             keeps it in the face's interior; <= 0 applies the gain to the whole face.
         skin_only: limit the mask to skin (the model's ``skin`` region where rendered, else a colour classifier).
         levels: Laplacian pyramid levels.
+        keep_eyes: where the edit does not say which pixels the plate keeps (image-space methods: FRAN,
+            deepfake), keep the plate inside the lid apertures the landmark detector found on it
+            (:mod:`.eyes`), so that gaze, blinks and catch-lights stay the actor's own.
     """
 
     compositor: str = "laplacian"
@@ -58,13 +61,14 @@ class CompositeSettings:
     gain_falloff: float = 2.0
     skin_only: bool = False
     levels: int = 5
+    keep_eyes: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], prefix: str = "composite.") -> "CompositeSettings":
         kw: dict[str, Any] = {}
         casts = {"compositor": str, "erode_px": int, "feather_px": int, "feather_frac": float, "color": str,
                  "gain_falloff": float, "levels": int,
-                 "skin_only": lambda v: str(v).lower() in ("1", "true", "yes", "on")}
+                 "skin_only": _flag, "keep_eyes": _flag}
         for key, cast in casts.items():
             if prefix + key in options:
                 try:
@@ -80,6 +84,13 @@ class CompositeSettings:
         if s.erode_px < 0 or s.feather_px < 0 or not 0.0 <= s.feather_frac <= 1.0:
             raise ConfigError(f"{prefix}erode_px and {prefix}feather_px must be >= 0, {prefix}feather_frac in [0, 1]")
         return s
+
+
+def _flag(v: Any) -> bool:
+    s = str(v).lower()
+    if s not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return s in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
