@@ -423,8 +423,7 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
         T = np.eye(4)
         T[:3, :3], T[:3, 3] = bR[j], bt[j]
         out_boards[v] = T
-    P.x_final = x
-    std, wald = _param_std(P, J2, f2)
+    std, wald = _param_std(P, J2, f2, x)
     secs = time.perf_counter() - t0
     log.info("bundle adjustment: %d cameras, %d views, %d/%d corners kept, RMS %.3f px, %d evaluations, %.2f s",
              len(cams), len(P.views), int(mask.sum()), mask.size, rms, nfev, secs)
@@ -435,9 +434,9 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
                         board_test=test.to_dict() if test else None, tangential_wald=wald)
 
 
-def _param_std(P: _Problem, J, f: np.ndarray) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Standard deviations from sigma^2 (J^T J)^-1 at the final solution (``f``: residuals of the final pass),
-    and the Wald statistic of each camera's refined tangential coefficients (see :class:`BundleResult`)."""
+def _param_std(P: _Problem, J, f: np.ndarray, x: np.ndarray) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Standard deviations from sigma^2 (J^T J)^-1 at the final solution ``x`` (``f``: residuals of the final
+    pass), and the Wald statistic of each camera's refined tangential coefficients (see :class:`BundleResult`)."""
     m, p = J.shape
     dof = max(m - p, 1)
     s2 = float(np.sum(f ** 2)) / dof
@@ -464,7 +463,7 @@ def _param_std(P: _Problem, J, f: np.ndarray) -> tuple[dict[str, dict[str, float
             free = P._free(c)
             if c.model == "pinhole" and 2 in free and 3 in free:
                 j = a + (3 if P.fix_aspect else 4) + free.index(2)
-                p = P.x_final[j:j + 2]
+                p = x[j:j + 2]
                 C = cov[j:j + 2, j:j + 2]
                 try:
                     wald[c.name] = float(p @ np.linalg.solve(C, p))
