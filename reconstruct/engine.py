@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,6 +61,28 @@ class RunConfig:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
+def worker_threads(jobs: int) -> int:
+    """Threads each of ``jobs`` worker processes may use: the machine's cores shared out, at least 1."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(jobs)))
+
+
+_THREAD_LIMITS: list = []  # keeps threadpoolctl's limits alive in a worker process
+
+
+def limit_worker_threads(n: int) -> None:
+    """Process-pool initializer: torch (when the driver had imported it) and BLAS/OpenMP use ``n`` threads in
+    this worker. Without it every worker starts as many threads as the machine has cores: with ``--jobs 2`` on a
+    2-core machine, 2 torch threads per worker made per-frame work up to 100x slower (oversubscription)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with the scientific stack
+        return
+    _THREAD_LIMITS.append(threadpool_limits(limits=n))
+
+
 class LocalExecutor:
     """Runs per-item work in this process (jobs=1), a thread pool (``threads=True``) or a process pool."""
 
@@ -84,8 +108,12 @@ class LocalExecutor:
                     out.append(fn(it))
                     task.advance()
                 return out
-            pool_cls = ThreadPoolExecutor if threads else ProcessPoolExecutor
-            with pool_cls(max_workers=self.jobs) as pool:
+            if threads:
+                pool = ThreadPoolExecutor(max_workers=self.jobs)
+            else:  # each worker gets its share of the cores for torch and BLAS, not all of them (see below)
+                pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=limit_worker_threads,
+                                           initargs=(worker_threads(self.jobs),))
+            with pool:
                 futs = [pool.submit(fn, it) for it in items]
                 out = []
                 for f in futs:
