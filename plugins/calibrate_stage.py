@@ -17,6 +17,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from reconstruct import hookimpl
 from reconstruct.engine import StageContext, file_digest
 from reconstruct.errors import ConfigError
@@ -143,20 +145,58 @@ def calibration_html(cal: dict) -> str:
     summary = (f"<p>Reference (world) camera: <b>{html.escape(str(cal.get('reference', '')))}</b>; "
                f"rig RMS {rq.get('rms_px', float('nan')):.3f} px over {rq.get('views', '?')} views; "
                f"shared views per pair: {html.escape(json.dumps(rq.get('shared_views', {})))}</p>"
-               + _board_shape_html(rq.get("board_shape", {})))
+               + _board_shape_html(rq.get("board_shape", {}), cal.get("board")))
     return f"<section><h2>Calibration</h2>{summary}{warn_html}<table>{head}{''.join(rows)}</table></section>"
 
 
-def _board_shape_html(shape: dict) -> str:
-    """One line on the board model: its estimated deviation from the print, or why it was held rigid."""
+def _board_shape_html(shape: dict, board: dict | None = None) -> str:
+    """The board model: its estimated deviation from the print (with a picture), or why it was held rigid."""
     test = shape.get("test")
     why = f" (F-test: F = {test['F']:.1f}, critical {test['F_critical']:.1f})" if test else ""
     if shape.get("refined"):
         return (f"<p>Board shape estimated{why}: corners up to {shape['max_offset_mm']:.2f} mm (RMS "
-                f"{shape['rms_offset_mm']:.2f} mm) from the nominal print, worst corner {shape['worst_corner']}.</p>")
+                f"{shape['rms_offset_mm']:.2f} mm) from the nominal print, worst corner {shape['worst_corner']}.</p>"
+                + _board_shape_svg(shape, board))
     if test:
         return f"<p>Board held rigid: no deviation from the nominal print beyond noise{why}.</p>"
     return "<p>Board held rigid (as asked).</p>" if shape else ""
+
+
+def _board_shape_svg(shape: dict, board: dict | None, size: int = 260) -> str:
+    """The board's inner corners at their nominal positions (grey dots) with arrows to where the calibration
+    found them in the board plane (exaggerated so the largest is 0.4 squares) and the out-of-plane offset as the
+    dot's colour (red: towards the cameras, blue: away). Empty without the board's spec."""
+    if not board or not shape.get("offsets_mm"):
+        return ""
+    from reconstruct.calibration.boards import corner_points
+    from reconstruct.rig import BoardSpec
+
+    try:
+        spec = BoardSpec(**{**board, "squares": tuple(board["squares"])})
+        q = corner_points(spec)
+    except Exception:  # a board record this version cannot read: the numbers above still stand
+        return ""
+    ids = [int(i) for i in shape["offsets_mm"]]
+    off = np.array([shape["offsets_mm"][str(i)] for i in ids], float)
+    p = q[ids, :2]
+    lo, hi = p.min(0), p.max(0)
+    span = float(max(hi - lo)) or 1.0
+    sc = (size - 40) / span
+    k = 0.4 * spec.square_size * 1000 / max(float(np.abs(off[:, :2]).max()), 1e-9)  # mm -> drawn mm
+    zmax = max(float(np.abs(off[:, 2]).max()), 1e-9)
+    parts = []
+    for (x, y), (dx, dy, dz) in zip(p, off):
+        X, Y = 20 + (x - lo[0]) * sc, 20 + (y - lo[1]) * sc
+        X2, Y2 = X + dx * k / 1000 * sc, Y + dy * k / 1000 * sc
+        c = int(round(255 * min(1.0, abs(dz) / zmax)))
+        col = f"rgb({c},60,60)" if dz < 0 else f"rgb(60,60,{c})"
+        parts.append(f'<line x1="{X:.1f}" y1="{Y:.1f}" x2="{X2:.1f}" y2="{Y2:.1f}" stroke="#333" stroke-width="1.5"/>'
+                     f'<circle cx="{X:.1f}" cy="{Y:.1f}" r="3.5" fill="{col}"><title>corner offset '
+                     f'({dx:.2f}, {dy:.2f}, {dz:.2f}) mm</title></circle>')
+    h = int(40 + (hi[1] - lo[1]) * sc)
+    return (f'<svg width="{size}" height="{h}" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
+            "<p><small>Board corners (board frame): arrows exaggerated to 0.4 squares for the largest in-plane "
+            "offset; colour: out of plane (red towards the cameras, blue away).</small></p>")
 
 
 class CalibrationSection:

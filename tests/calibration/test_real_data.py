@@ -185,3 +185,8 @@ def test_caliscope_board_shape_agrees_with_caliscope(caliscope_errors, shared_da
     # along the board's x axis (where the print deviates most): correlation 0.91 measured, tolerance 0.8
     assert np.corrcoef(ours[:, 0], theirs[:, 0])[0, 1] > 0.8
     assert shape["max_offset_mm"] < 1.5  # measured 0.48 mm: a good print, no warning
+    # the report draws it: one dot and arrow per corner
+    from plugins.calibrate_stage import calibration_html
+
+    page = calibration_html(cal_json)
+    assert "Board shape estimated" in page and page.count("<circle") == len(nominal)
