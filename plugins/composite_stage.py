@@ -86,6 +86,7 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
                          fps=session.rig.fps)
     info: dict[int, dict] = {}
     eyes = hero_landmarks(session) if s.keep_eyes else None
+    warned = False
     for fin in frame_inputs(session, mctx, job.frames):
         plate = fin.plate
         rp = render_dir / f"{fin.frame:06d}.npz"
@@ -96,6 +97,11 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
             if exclude is None and eyes is not None and fin.frame in eyes[1]:
                 exclude = eye_apertures(eyes[1][fin.frame], eyes[0], plate.shape[:2])
                 kept_eyes = exclude is not None
+            if exclude is None and s.keep_eyes and not warned:
+                log.warning("composite: frame %d: no eye apertures found on the plate (detect stage output or hero "
+                            "landmarks missing), so the edit's own eyes are used there; composite.json lists the "
+                            "frames (plate_eyes false)", fin.frame)
+                warned = True
             res = composite_face(plate, r["image"], r["coverage"], s, compositor, exclude=exclude,
                                  skin=r.get("skin"))
         else:
