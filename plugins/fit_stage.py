@@ -114,7 +114,8 @@ class FitStage:
         model = ensure_scheme(load_model(ctx, opts.get("model")), det["scheme"])
         t0 = time.perf_counter()
         seq, info = fit_detections(model, cams, det, settings_from(opts), ctx.device, ctx.progress,
-                                   chunk=opts.get("chunk", 120))
+                                   chunk=opts.get("chunk", 120),
+                                   executor=None if str(ctx.device).startswith("cuda") else ctx.executor)
         if opts.get("photometric", False):
             seq = _refine_photometric(ctx, model, cams, seq, det, opts)
         if opts.get("gaze", True):

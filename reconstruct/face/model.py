@@ -101,6 +101,14 @@ class FaceModel:
             raise FaceModelError(f"face model {self.name!r}: {len(self.expression_names)} expression names for "
                                  f"{self.expression_basis.shape[0]} expression modes")
 
+    def __reduce__(self):
+        """Picklable (read-only mapping fields travel as dicts): models go to ``--jobs`` processes and Ray tasks."""
+        from dataclasses import fields
+
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw["landmarks"], kw["regions"] = dict(self.landmarks), dict(self.regions)
+        return _rebuild_face_model, (kw,)
+
     @property
     def n_vertices(self) -> int:
         return int(self.mean.shape[0])
@@ -185,3 +193,7 @@ def load_face_model(path: Path) -> FaceModel:
         albedo_texture=d["albedo_texture"] if "albedo_texture" in d.files else None,
         landmarks=MappingProxyType(landmarks), regions=MappingProxyType(regions), source=str(d["source"]),
     )
+
+
+def _rebuild_face_model(kw: dict) -> FaceModel:
+    return FaceModel(**{**kw, "landmarks": MappingProxyType(kw["landmarks"]), "regions": MappingProxyType(kw["regions"])})

@@ -64,12 +64,14 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
 
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: dict, settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
-                   identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0
+                   identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None
                    ) -> tuple[FitSequence, SessionFitInfo]:
     """Fit a session's detections (``plugins.detect_stage.load_detections`` dict) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
     mis-calibrated: it is dropped (named in ``cameras_dropped``) and the take is refitted without it.
+    ``executor``: solves the chunks of a long take (identity fixed, independent of each other) in parallel
+    (``ctx.executor``: ``--jobs N`` processes or Ray tasks); None solves them one after the other.
     """
     progress = progress or NullProgress()
     model = ensure_scheme(model, det["scheme"])
@@ -104,13 +106,17 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
                                replace(settings, smooth_rotation=0.0), device)
             identity, iters = sol.identity, [sol.iterations]
             settings = replace(settings, fit_identity=False)
-        parts = []
-        for s0 in range(0, len(gi), chunk):
-            sel = gi[s0:s0 + chunk]
-            sol = fit_sequence(model, det["scheme"], cams, obs[sel], conf[sel], settings, device, identity=identity)
-            parts.append(sol)
-            iters.append(sol.iterations)
-            task.advance(len(sel))
+        jobs = [FitChunk(model, det["scheme"], tuple(cams), obs[gi[s0:s0 + chunk]], conf[gi[s0:s0 + chunk]],
+                         settings, device, identity) for s0 in range(0, len(gi), chunk)]
+        if executor is not None and len(jobs) > 1:
+            parts = executor.map(fit_chunk, jobs, description="fit chunks")
+            task.advance(len(gi))
+        else:
+            parts = []
+            for job in jobs:
+                parts.append(fit_chunk(job))
+                task.advance(len(job.obs))
+        iters += [p.iterations for p in parts]
     sol = _concat(parts)
     bad = _inconsistent_camera(sol.residual_px, [c.name for c in cams], outlier_px)
     if bad is not None:
@@ -120,12 +126,33 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
         log.warning("fit: camera %s dropped and the take refitted: %s", c, why)
         rest = {n: cam for n, cam in cameras.items() if n != c}
         seq, info = fit_detections(model, rest, det, settings, device, progress, min_landmarks, identity_frames, chunk,
-                                   outlier_px)
+                                   outlier_px, executor)
         return seq, replace(info, cameras_dropped={**dict(info.cameras_dropped), c: why})
     seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
     info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,
                           iterations=tuple(iters))
     return seq, info
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FitChunk:
+    """One chunk of a long take to solve (picklable: it travels to ``--jobs`` processes and Ray tasks): the
+    arguments of :func:`~.fit.fit_sequence` for frames ``obs`` (T, C, N, 2) / ``conf`` (T, C, N)."""
+
+    model: FaceModel
+    scheme: str
+    cams: tuple[CameraModel, ...]
+    obs: np.ndarray
+    conf: np.ndarray
+    settings: FitSettings
+    device: str
+    identity: np.ndarray | None
+
+
+def fit_chunk(job: FitChunk) -> FitSolution:
+    """Solve one :class:`FitChunk` (module level so that executors can ship it)."""
+    return fit_sequence(job.model, job.scheme, list(job.cams), job.obs, job.conf, job.settings, job.device,
+                        identity=job.identity)
 
 
 def _inconsistent_camera(residual_px: np.ndarray, names: list[str], outlier_px: float):
