@@ -6,7 +6,8 @@ frames, dropped cameras, timing) and ``overlay.png`` (the fit rendered over the 
 
 Options (``--option fit.KEY=VALUE``): ``model`` (face model name; default ``ict`` when available, else ``demo``),
 ``loss`` (huber|geman-mcclure|l2), ``robust_px``, ``sigma_px``, ``smooth`` (multiplier of the temporal smoothing
-strength; 0 disables it), ``iterations``, ``meshes`` (true|false), ``chunk`` (frames per solve), ``photometric`` (true|false, default false:
+strength; 0 disables it), ``iterations``, ``meshes`` (true|false), ``chunk`` (frames per solve), ``overlap`` (frames neighbouring chunks share and
+cross-fade, default 8), ``photometric`` (true|false, default false:
 refine each frame's expression and pose by cross-view photo-consistency after the landmark fit, see
 :mod:`reconstruct.fitting.photometric`), ``photometric_iterations`` (Adam steps per pyramid level), ``photometric_smooth`` (std in frames of the temporal
 smoothing of the photometric corrections; 0 applies them frame by frame), ``gaze`` (true|false, default true:
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 OPTIONS = {"model": str, "loss": choice("huber", "geman-mcclure", "l2"), "robust_px": float, "sigma_px": float,
            "smooth": float, "iterations": int, "meshes": parse_flag, "chunk": int, "photometric": parse_flag,
-           "photometric_iterations": int, "photometric_smooth": float, "gaze": parse_flag}
+           "photometric_iterations": int, "photometric_smooth": float, "gaze": parse_flag, "overlap": int}
 
 
 def fit_options(raw) -> dict:
@@ -114,7 +115,7 @@ class FitStage:
         model = ensure_scheme(load_model(ctx, opts.get("model")), det["scheme"])
         t0 = time.perf_counter()
         seq, info = fit_detections(model, cams, det, settings_from(opts), ctx.device, ctx.progress,
-                                   chunk=opts.get("chunk", 120),
+                                   chunk=opts.get("chunk", 120), overlap=opts.get("overlap", 8),
                                    executor=None if str(ctx.device).startswith("cuda") else ctx.executor)
         if opts.get("photometric", False):
             seq = _refine_photometric(ctx, model, cams, seq, det, opts)

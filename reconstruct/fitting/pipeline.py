@@ -64,14 +64,16 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
 
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: dict, settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
-                   identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None
-                   ) -> tuple[FitSequence, SessionFitInfo]:
+                   identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None,
+                   overlap: int = 8) -> tuple[FitSequence, SessionFitInfo]:
     """Fit a session's detections (``plugins.detect_stage.load_detections`` dict) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
     mis-calibrated: it is dropped (named in ``cameras_dropped``) and the take is refitted without it.
     ``executor``: solves the chunks of a long take (identity fixed, independent of each other) in parallel
-    (``ctx.executor``: ``--jobs N`` processes or Ray tasks); None solves them one after the other.
+    (``ctx.executor``: ``--jobs N`` processes or Ray tasks); None solves them one after the other. Neighbouring
+    chunks share ``overlap`` frames on each side of their border and are cross-faded there, so the temporal
+    smoothing does not restart with a jump at every chunk border.
     """
     progress = progress or NullProgress()
     model = ensure_scheme(model, det["scheme"])
@@ -106,8 +108,9 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
                                replace(settings, smooth_rotation=0.0), device)
             identity, iters = sol.identity, [sol.iterations]
             settings = replace(settings, fit_identity=False)
-        jobs = [FitChunk(model, det["scheme"], tuple(cams), obs[gi[s0:s0 + chunk]], conf[gi[s0:s0 + chunk]],
-                         settings, device, identity) for s0 in range(0, len(gi), chunk)]
+        spans = _chunk_spans(len(gi), chunk, overlap)
+        jobs = [FitChunk(model, det["scheme"], tuple(cams), obs[gi[a:b]], conf[gi[a:b]], settings, device, identity)
+                for a, b, _ in spans]
         if executor is not None and len(jobs) > 1:
             parts = executor.map(fit_chunk, jobs, description="fit chunks")
             task.advance(len(gi))
@@ -117,7 +120,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
                 parts.append(fit_chunk(job))
                 task.advance(len(job.obs))
         iters += [p.iterations for p in parts]
-    sol = _concat(parts)
+    sol = _merge(parts, spans, len(gi))
     bad = _inconsistent_camera(sol.residual_px, [c.name for c in cams], outlier_px)
     if bad is not None:
         c, med, others = bad
@@ -126,7 +129,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
         log.warning("fit: camera %s dropped and the take refitted: %s", c, why)
         rest = {n: cam for n, cam in cameras.items() if n != c}
         seq, info = fit_detections(model, rest, det, settings, device, progress, min_landmarks, identity_frames, chunk,
-                                   outlier_px, executor)
+                                   outlier_px, executor, overlap)
         return seq, replace(info, cameras_dropped={**dict(info.cameras_dropped), c: why})
     seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
     info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,
@@ -170,13 +173,56 @@ def _inconsistent_camera(residual_px: np.ndarray, names: list[str], outlier_px: 
     return None
 
 
-def _concat(parts: list[FitSolution]) -> FitSolution:
+def _chunk_spans(n: int, chunk: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(first, end, core start) of every chunk of ``n`` frames: cores of ``chunk`` frames, each solved with up to
+    ``overlap`` more frames on either side."""
+    chunk = max(1, int(chunk))
+    o = max(0, min(int(overlap), chunk // 2))
+    return [(max(0, s0 - o), min(n, s0 + chunk + o), s0) for s0 in range(0, n, chunk)]
+
+
+def _merge(parts: list[FitSolution], spans: list[tuple[int, int, int]], n: int) -> FitSolution:
+    """One solution for all ``n`` frames from overlapping chunk solutions: inside a chunk's core its own values;
+    across a border the two chunks are cross-faded linearly over the frames both solved (expression and
+    translation averaged, rotation as the projection of the weighted rotation matrices onto SO(3))."""
     if len(parts) == 1:
         return parts[0]
-    cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
-    return FitSolution(identity=parts[0].identity, expression=cat("expression"), rotvec=cat("rotvec"), R=cat("R"),
-                       t=cat("t"), residual_px=cat("residual_px"), used=cat("used"),
-                       cost=float(sum(p.cost for p in parts)), iterations=max(p.iterations for p in parts))
+    import cv2
+
+    W = np.zeros((len(parts), n))
+    for k, (a, b, c0) in enumerate(spans):
+        w = np.zeros(n)
+        w[a:b] = 1.0
+        if k > 0 and a < c0:  # ramp up across the border with the previous chunk
+            w[a:min(b, 2 * c0 - a)] = (np.arange(a, min(b, 2 * c0 - a)) - a + 0.5) / (2 * (c0 - a))
+        nxt = spans[k + 1][2] if k + 1 < len(spans) else None
+        if nxt is not None and b > nxt:  # ramp down across the border with the next chunk
+            lo = 2 * nxt - b
+            w[lo:b] = np.minimum(w[lo:b], 1.0 - (np.arange(lo, b) - lo + 0.5) / (2 * (b - nxt)))
+        W[k] = w
+    W /= W.sum(0, keepdims=True)
+
+    def full(p: FitSolution, k: int, name: str) -> np.ndarray:
+        v = getattr(p, name)
+        out = np.zeros((n, *v.shape[1:]), v.dtype if v.dtype != bool else bool)
+        a, b, _ = spans[k]
+        out[a:b] = v
+        return out
+
+    blend = lambda name: sum(W[k].reshape(-1, *[1] * (getattr(p, name).ndim - 1)) * full(p, k, name)  # noqa: E731
+                             for k, p in enumerate(parts))
+    expression, t = blend("expression"), blend("t")
+    M = blend("R")
+    U, _, Vt = np.linalg.svd(M)
+    R = U @ Vt
+    R[np.linalg.det(R) < 0] = (U @ np.diag([1.0, 1.0, -1.0]) @ Vt)[np.linalg.det(R) < 0]
+    rotvec = np.stack([cv2.Rodrigues(r)[0].ravel() for r in R])
+    best = np.argmax(W, axis=0)  # per-frame quantities come from the chunk that weighs most there
+    residual = np.stack([full(parts[k], k, "residual_px")[i] for i, k in enumerate(best)])
+    used = np.stack([full(parts[k], k, "used")[i] for i, k in enumerate(best)])
+    return FitSolution(identity=parts[0].identity, expression=expression, rotvec=rotvec, R=R, t=t,
+                       residual_px=residual, used=used, cost=float(sum(p.cost for p in parts)),
+                       iterations=max(p.iterations for p in parts))
 
 
 def _to_sequence(model: FaceModel, sol: FitSolution, frames: np.ndarray, gi: np.ndarray,
