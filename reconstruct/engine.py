@@ -9,6 +9,7 @@ that stage.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -111,6 +112,10 @@ class LocalExecutor:
             if threads:
                 pool = ThreadPoolExecutor(max_workers=self.jobs)
             else:  # each worker gets its share of the cores for torch and BLAS, not all of them (see below)
+                # collect garbage before forking: a forked worker that frees objects whose threads live only in
+                # this process hangs (seen: a Ray client left from an earlier --executor ray run in the same
+                # process, joining its RPC thread from the worker's garbage collector)
+                gc.collect()
                 pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=limit_worker_threads,
                                            initargs=(worker_threads(self.jobs),))
             with pool:

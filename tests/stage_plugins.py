@@ -70,12 +70,14 @@ class Recorder:
 
 
 class NoFitStage:
-    """Stands in for the fit stage where a test exercises later stages on frames without faces:
-    it writes no fits, so methods receive ``frame.fit = None``."""
+    """Stands in for the fit stage where a test exercises later stages (the age stage requires a fit) on frames
+    without faces or with methods that need none: it writes no fits, so methods receive ``frame.fit = None``. It
+    replaces the built-in fit stage when both are registered."""
 
     name = "fit"
     requires = ("sync",)
     version = "test"
+    replaces = True
 
     def fingerprint(self, ctx):
         return {}

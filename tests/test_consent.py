@@ -14,6 +14,7 @@ from reconstruct.errors import ConsentError
 from reconstruct.methods import BaseMethod, FaceEdit, check_consent
 from reconstruct.plugins import make_plugin_manager
 from reconstruct.session import ConsentRecord, Session
+from tests.stage_plugins import NoFitStage
 from tests.tiny_session import make_tiny_session
 
 
@@ -36,19 +37,6 @@ class Gentle(SwapFace):
     identity_changing = False
 
 
-class StubFit:
-    """Stands in for the fit stage (the age stage requires one)."""
-
-    name = "fit"
-    requires = ("sync",)
-    version = "test"
-    replaces = True
-
-    def fingerprint(self, ctx):
-        return {}
-
-    def run(self, ctx, out):
-        (out / "none.txt").write_text("no fit in this test\n")
 
 
 class TestMethods:
@@ -58,7 +46,7 @@ class TestMethods:
 
     @hookimpl
     def register_stages(self):
-        return [StubFit()]
+        return [NoFitStage()]
 
 
 def _host():

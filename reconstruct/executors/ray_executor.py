@@ -146,3 +146,8 @@ class RayExecutor:
             ray.shutdown()
         self._started = False
         self._remote = None
+        # free Ray's client objects here, in the process whose threads they join: left as garbage, a process
+        # forked later (a --jobs pool) would free them and hang joining a thread it does not have
+        import gc
+
+        gc.collect()

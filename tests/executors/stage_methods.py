@@ -9,6 +9,7 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.methods import BaseMethod, FaceEdit
+from tests.stage_plugins import NoFitStage
 
 
 def _note_pid(ctx) -> None:
@@ -74,19 +75,6 @@ class Locked(Speckle):
         self.lock = threading.Lock()
 
 
-class StubFit:
-    """Stands in for the fit stage (the age stage requires one; these methods need no fit)."""
-
-    name = "fit"
-    requires = ("sync",)
-    version = "test"
-    replaces = True
-
-    def fingerprint(self, ctx):
-        return {}
-
-    def run(self, ctx, out):
-        (out / "none.txt").write_text("no fit in this test\n")
 
 
 class TestPlugin:
@@ -96,4 +84,4 @@ class TestPlugin:
 
     @hookimpl
     def register_stages(self):
-        return [StubFit()]
+        return [NoFitStage()]
