@@ -21,34 +21,18 @@ def sessions(tmp_path_factory, repo_root, shared_data):
     import cv2
 
     from plugins.render_stage import save_render
-    from reconstruct.engine import RunConfig, run_pipeline
-    from reconstruct.plugins import make_plugin_manager
-    from reconstruct.rig import load_rig
-    from reconstruct.session import Session
-    from reconstruct.synth.session import SynthSpec, generate_session
+    from tests.gaze_sessions import make_gaze_pair
 
-    base = tmp_path_factory.mktemp("keepeyes")
-    rig = load_rig(repo_root / "rigs" / "test-small.toml")
-    plate, still = base / "plate", base / "still"
-    generate_session(rig, plate, SynthSpec(frames=12, seed=1, model="ict", gaze_deg=20, calib_poses=24))
-    generate_session(rig, still, SynthSpec(frames=12, seed=1, model="ict", gaze_deg=0, calib_poses=0))
-    host = make_plugin_manager()
-    run_pipeline(RunConfig(session=plate, device="cpu"), host)
-    s = Session.open(plate)
+    s, still, host, files = make_gaze_pair(tmp_path_factory.mktemp("keepeyes"), repo_root, frames=12)
     hero = s.rig.hero.name
-    recs = {r.index: r for r in s.frames(hero)}
-    render = plate / "out" / "render"
+    render = s.root / "out" / "render"
     render.mkdir(parents=True)
-    frames = []
-    for fs in s.read_sync():
-        idx = fs.indices.get(hero)
-        if idx is None:
-            continue
-        edit = cv2.imread(str(still / "cams" / hero / recs[idx].file))[..., ::-1].astype(np.float32) / 255
+    for f, name in files.items():
+        edit = cv2.imread(str(still / "cams" / hero / name))[..., ::-1].astype(np.float32) / 255
         face = np.zeros(edit.shape[:2], np.float32)
         face[60:420, 170:470] = 1.0  # the whole face of the 640x480 hero, no exclude mask
-        save_render(render / f"{fs.frame:06d}.npz", edit, face)
-        frames.append(fs.frame)
+        save_render(render / f"{f:06d}.npz", edit, face)
+    frames = sorted(files)
     return s, host, frames
 
 

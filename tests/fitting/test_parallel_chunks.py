@@ -8,11 +8,11 @@ from reconstruct.fitting.solver import FitSettings
 from reconstruct.fitting.synthetic import make_sequence, observe, three_camera_rig
 
 
-def _take(ict_model):
+def _take(ict_model, frames: int = 12):
     cams = three_camera_rig()
-    seq = make_sequence(ict_model, frames=12, seed=3)
+    seq = make_sequence(ict_model, frames=frames, seed=3)
     obs, conf = observe(ict_model, seq, cams, "ibug68", noise_px=1.0, seed=4)
-    det = {"frames": np.arange(12, dtype=np.int32), "cameras": tuple(c.name for c in cams),
+    det = {"frames": np.arange(frames, dtype=np.int32), "cameras": tuple(c.name for c in cams),
            "points": obs.astype(np.float32), "confidence": conf.astype(np.float32),
            "found": np.isfinite(obs).all(-1).any(-1), "scheme": "ibug68", "detector": "test"}
     return {c.name: c for c in cams}, det
@@ -49,13 +49,7 @@ def test_ray_chunks_equal_sequential(ict_model):
 def test_chunk_borders_do_not_pop(ict_model):
     """Chunks solved alone restart their temporal smoothing at every border: a jump in the motion. With the
     overlapping, cross-faded chunks the motion at the borders is that of the whole-take solution."""
-    cams = three_camera_rig()
-    truth = make_sequence(ict_model, frames=48, seed=3)
-    obs, conf = observe(ict_model, truth, cams, "ibug68", noise_px=1.0, seed=4)
-    det = {"frames": np.arange(48, dtype=np.int32), "cameras": tuple(c.name for c in cams),
-           "points": obs.astype(np.float32), "confidence": conf.astype(np.float32),
-           "found": np.isfinite(obs).all(-1).any(-1), "scheme": "ibug68", "detector": "test"}
-    cal = {c.name: c for c in cams}
+    cal, det = _take(ict_model, frames=48)
 
     def border_accel(**kw):
         seq, _ = fit_detections(ict_model, cal, det, FitSettings(), identity_frames=12, **kw)

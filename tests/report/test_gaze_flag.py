@@ -16,39 +16,24 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def flags(tmp_path_factory, repo_root, shared_data):
-    from reconstruct.engine import RunConfig, run_pipeline
-    from reconstruct.plugins import make_plugin_manager
     from reconstruct.report.data import ReportData, compute_flags
-    from reconstruct.rig import load_rig
-    from reconstruct.session import Session
-    from reconstruct.synth.session import SynthSpec, generate_session, load_truth
+    from reconstruct.synth.session import load_truth
+    from tests.gaze_sessions import make_gaze_pair
 
-    base = tmp_path_factory.mktemp("gazeflag")
-    rig = load_rig(repo_root / "rigs" / "test-small.toml")
-    plate, still = base / "plate", base / "still"
-    generate_session(rig, plate, SynthSpec(frames=16, seed=1, model="ict", gaze_deg=20, calib_poses=24))
-    generate_session(rig, still, SynthSpec(frames=16, seed=1, model="ict", gaze_deg=0, calib_poses=0))
-    host = make_plugin_manager()
-    run_pipeline(RunConfig(session=plate, device="cpu"), host)
-    s = Session.open(plate)
-    hero = s.rig.hero.name
-    recs = {r.index: r for r in s.frames(hero)}
+    s, still, host, files = make_gaze_pair(tmp_path_factory.mktemp("gazeflag"), repo_root, frames=16)
+    plate, hero = s.root, s.rig.hero.name
     out = plate / "out" / "composite" / "hero"
     out.mkdir(parents=True)
-    for fs in s.read_sync():
-        idx = fs.indices.get(hero)
-        if idx is not None:  # the same frame of the same performance, eyes straight ahead
-            shutil.copy(still / "cams" / hero / recs[idx].file, out / f"{fs.frame:06d}.png")
+    for f, name in files.items():  # the same frame of the same performance, eyes straight ahead
+        shutil.copy(still / "cams" / hero / name, out / f"{f:06d}.png")
     res = compute_flags(ReportData.load(s), host.components(), {})
     truth = load_truth(plate)
     fr = res.series["unnatural_eyes"].frames
     # the true angle between the plate's gaze and straight ahead (the composite's gaze) per frame
     true_deg = np.degrees(np.arccos(np.clip(np.einsum("tj,tj->t", truth.gaze[fr], truth.R[fr][:, :, 2]), -1, 1)))
     # control: a composite whose eyes are the plate's own (lossless copies)
-    for fs in s.read_sync():
-        idx = fs.indices.get(hero)
-        if idx is not None:
-            shutil.copy(plate / "cams" / hero / recs[idx].file, out / f"{fs.frame:06d}.png")
+    for f, name in files.items():
+        shutil.copy(plate / "cams" / hero / name, out / f"{f:06d}.png")
     same = compute_flags(ReportData.load(s), host.components(), {})
     return res, true_deg, same
 
