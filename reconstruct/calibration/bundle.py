@@ -346,9 +346,10 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
     import time
 
     t0 = time.perf_counter()
-    shaped = _Problem(cams, reference, boards, dets, board, refine_intrinsics, fix_aspect, True, board_prior_m)
-    rigid = _Problem(cams, reference, boards, dets, board, refine_intrinsics, fix_aspect, False, board_prior_m)
-    P = rigid if refine_board is False else shaped
+    def problem(shape: bool) -> _Problem:
+        return _Problem(cams, reference, boards, dets, board, refine_intrinsics, fix_aspect, shape, board_prior_m)
+
+    P = problem(refine_board is not False)
     mask = np.ones(len(P.oc), bool)
     nfev = 0
 
@@ -394,6 +395,7 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
     x, J2, f2 = solve(P, x1, mask, False)
     test = None
     if refine_board is None:  # also the rigid board from the same start; keep the shape only if it is significant
+        shaped, rigid = P, problem(False)
         xr, Jr, fr = solve(rigid, np.concatenate([x1[:shaped.shape_col], x1[shaped.board_col:]]), mask, False)
         rr, rs = rigid.residuals(xr, mask), shaped.residuals(x, mask)
         # 3 unknowns per corner, 7 of them gauge (held by the constraint rows)

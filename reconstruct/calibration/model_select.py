@@ -1,9 +1,10 @@
-"""Choosing how much lens and board model the data support: nested-model F-tests.
+"""Choosing how much lens and board model the data support: nested-model F-tests and Wald tests.
 
 Every parameter group that a perfect lens or board does not need (tangential distortion, the board's deviation from
 its print) costs precision when the truth has none of it: p1 and p2 trade off against the principal point, so
 fitting them to a lens without tangential distortion roughly doubles the principal point's uncertainty. A group is
-kept only when it lowers the residuals by more than chance would (:func:`nested_f_test`), and the decision is
+kept only when it lowers the residuals by more than chance would (:func:`nested_f_test`), or when its estimate is
+further from zero than its uncertainty explains (:func:`wald_test`), and the decision is
 recorded in the calibration's quality so that it can be read back and overridden (``--tangential``,
 ``--board-shape``).
 """
@@ -55,3 +56,12 @@ def nested_f_test(ss_simple: float, ss_full: float, n_extra: int, n_residuals: i
     return ModelTest(F=float(F), F_critical=crit, significant=bool(F > crit),
                      rms_simple_px=float(np.sqrt(max(ss_simple, 0.0) / pairs)),
                      rms_full_px=float(np.sqrt(max(ss_full, 0.0) / pairs)))
+
+
+def wald_test(statistic: float, dof: int, level: float = LEVEL) -> dict:
+    """Wald test of a parameter group (``statistic`` = ``p^T cov(p)^-1 p``, chi-square with ``dof`` degrees of
+    freedom when the group is zero): ``wald``, ``p_value`` and ``significant`` (the group is kept)."""
+    from scipy.stats import chi2
+
+    p = float(chi2.sf(statistic, dof))
+    return {"wald": float(statistic), "p_value": p, "significant": p < level}

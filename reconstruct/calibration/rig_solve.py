@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal, Mapping
 
 import numpy as np
-from scipy.stats import chi2
 
 from ..camera import CameraModel
 from ..errors import CalibrationError
@@ -25,7 +24,7 @@ from .bundle import CameraInit, bundle_adjust
 from .detect import BoardDetection, detect_board, diagnose_no_board
 from .extrinsics import initial_poses, solve_board_pose
 from .intrinsics import calibrate_intrinsics, homography_focal
-from .model_select import LEVEL
+from .model_select import wald_test
 from .result import RigCalibration
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class CalibrationOptions:
         model: lens model of every camera, ``"pinhole"`` (OpenCV k1 k2 p1 p2 k3) or ``"fisheye"`` (k1..k4).
         fix_aspect_ratio: keep fy/fx fixed at 1 (``CALIB_FIX_ASPECT_RATIO``).
         zero_tangent: no tangential distortion (p1 = p2 = 0); False: fit p1, p2; None (default): decide per camera
-            by an F-test (:mod:`.model_select`): p1, p2 are fitted only where they lower the residuals significantly
+            by a Wald test in the joint adjustment (:mod:`.model_select`): p1, p2 are kept only where significant
             (they trade off against the principal point, whose error roughly doubles when they are fitted to a lens
             that has no tangential distortion). Cameras with given intrinsics keep theirs unless True.
         rational: 8-coefficient rational model (k4..k6).
@@ -294,9 +293,9 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
     drop = []
     for c, W in ba.tangential_wald.items():
         if lens_model[c].get("tangential") == "test":
-            p = float(chi2.sf(W, 2))
-            keep = p < LEVEL
-            lens_model[c] = {"tangential": "fitted" if keep else "zero", "test": {"wald": W, "p_value": p}}
+            test = wald_test(W, 2)
+            keep = test.pop("significant")
+            lens_model[c] = {"tangential": "fitted" if keep else "zero", "test": test}
             if not keep:
                 drop.append(c)
                 zero_tangent[c] = True
