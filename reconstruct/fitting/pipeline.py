@@ -202,15 +202,14 @@ def _merge(parts: list[FitSolution], spans: list[tuple[int, int, int]], n: int) 
         W[k] = w
     W /= W.sum(0, keepdims=True)
 
-    def full(p: FitSolution, k: int, name: str) -> np.ndarray:
-        v = getattr(p, name)
-        out = np.zeros((n, *v.shape[1:]), v.dtype if v.dtype != bool else bool)
-        a, b, _ = spans[k]
-        out[a:b] = v
+    def blend(name: str) -> np.ndarray:
+        v0 = getattr(parts[0], name)
+        out = np.zeros((n, *v0.shape[1:]))
+        for k, p in enumerate(parts):
+            a, b, _ = spans[k]
+            out[a:b] += W[k, a:b].reshape(-1, *[1] * (v0.ndim - 1)) * getattr(p, name)
         return out
 
-    blend = lambda name: sum(W[k].reshape(-1, *[1] * (getattr(p, name).ndim - 1)) * full(p, k, name)  # noqa: E731
-                             for k, p in enumerate(parts))
     expression, t = blend("expression"), blend("t")
     M = blend("R")
     U, _, Vt = np.linalg.svd(M)
@@ -218,8 +217,8 @@ def _merge(parts: list[FitSolution], spans: list[tuple[int, int, int]], n: int) 
     R[np.linalg.det(R) < 0] = (U @ np.diag([1.0, 1.0, -1.0]) @ Vt)[np.linalg.det(R) < 0]
     rotvec = np.stack([cv2.Rodrigues(r)[0].ravel() for r in R])
     best = np.argmax(W, axis=0)  # per-frame quantities come from the chunk that weighs most there
-    residual = np.stack([full(parts[k], k, "residual_px")[i] for i, k in enumerate(best)])
-    used = np.stack([full(parts[k], k, "used")[i] for i, k in enumerate(best)])
+    residual = np.stack([parts[k].residual_px[i - spans[k][0]] for i, k in enumerate(best)])
+    used = np.stack([parts[k].used[i - spans[k][0]] for i, k in enumerate(best)])
     return FitSolution(identity=parts[0].identity, expression=expression, rotvec=rotvec, R=R, t=t,
                        residual_px=residual, used=used, cost=float(sum(p.cost for p in parts)),
                        iterations=max(p.iterations for p in parts))
