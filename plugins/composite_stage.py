@@ -43,7 +43,9 @@ class CompositeChunk:
     """One work item of the composite stage (picklable). ``root``: session folder; ``out``: the stage folder being
     written (patches, preview frames); ``plates``: folder of the hero plates being written; ``frames``: output frame
     numbers; ``settings``; ``compositor``: its class; ``record``: JSON of the provenance record embedded in every
-    file (or None); ``options``: ``--option`` values; ``device``."""
+    file (or None); ``options``: ``--option`` values; ``device``; ``eyes``: with ``settings.keep_eyes``, (landmark
+    scheme, frame -> (L, 2) hero landmarks of the plate) for these frames (:func:`hero_landmarks`, read once by the
+    driver), else None."""
 
     root: str
     out: str
@@ -54,6 +56,7 @@ class CompositeChunk:
     record: str | None
     options: dict
     device: str
+    eyes: tuple[str, dict[int, np.ndarray]] | None = None
 
 
 def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
@@ -85,7 +88,7 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
     writer = PlateWriter(Path(job.plates), out, record=record, session=session if record else None,
                          fps=session.rig.fps)
     info: dict[int, dict] = {}
-    eyes = hero_landmarks(session) if s.keep_eyes else None
+    eyes = job.eyes
     warned = False
     for fin in frame_inputs(session, mctx, job.frames):
         plate = fin.plate
@@ -162,8 +165,10 @@ class CompositeStage:
         record = self._record(ctx, s)
         frames = [fs.frame for fs in session.read_sync()]
         register_components(ctx.components)
+        eyes = hero_landmarks(session) if s.keep_eyes else None
         jobs = [CompositeChunk(str(session.root), str(out), str(tmp_plates / hero), c, s, compositor,
-                               None if record is None else record.to_json(), dict(ctx.config.options), ctx.device)
+                               None if record is None else record.to_json(), dict(ctx.config.options), ctx.device,
+                               None if eyes is None else (eyes[0], {f: eyes[1][f] for f in c if f in eyes[1]}))
                 for c in frame_chunks(frames, chunk_size(ctx.config.options))]
         frames_info: dict[int, dict] = {}
         for part in ctx.executor.map(composite_chunk, jobs, ctx.progress,

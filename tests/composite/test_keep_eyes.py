@@ -37,7 +37,7 @@ def sessions(tmp_path_factory, repo_root, shared_data):
 
 
 def _composite_and_flag(sessions, keep_eyes: bool):
-    from plugins.composite_stage import CompositeChunk, composite_chunk
+    from plugins.composite_stage import CompositeChunk, composite_chunk, hero_landmarks
     from reconstruct.composite import CompositeSettings
     from reconstruct.report.data import ReportData, compute_flags
 
@@ -49,7 +49,7 @@ def _composite_and_flag(sessions, keep_eyes: bool):
     job = CompositeChunk(root=str(s.root), out=str(out / "composite"), plates=str(out / "plates" / "hero"),
                          frames=tuple(frames), settings=settings,
                          compositor=host.components().get("compositor", "laplacian"), record=None,
-                         options={}, device="cpu")
+                         options={}, device="cpu", eyes=hero_landmarks(s) if keep_eyes else None)
     info = composite_chunk(job)
     return info, compute_flags(ReportData.load(s), host.components(), {})
 
