@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.cli_run import reconstruct_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args, cwd):
-    exe = Path(sys.executable).with_name("reconstruct")
-    r = subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, f"reconstruct {' '.join(map(str, args))} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return r
+    return reconstruct_cli(*args, cwd=cwd, timeout=600)
 
 
 def test_run_digital_human_end_to_end(shared_data, tmp_path):

@@ -6,21 +6,18 @@ the plate inside the face and are bit-exact outside it. Tiny networks and few st
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.cli_run import reconstruct_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args, cwd):
-    exe = Path(sys.executable).with_name("reconstruct")
-    r = subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"reconstruct {' '.join(map(str, args))} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
-    return r
+    return reconstruct_cli(*args, cwd=cwd, timeout=900)
 
 
 @pytest.fixture(scope="module")
