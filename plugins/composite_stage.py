@@ -65,8 +65,8 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
     ship it to workers."""
     import cv2
 
-    from plugins.age_stage import build_method_context, frame_inputs
-    from plugins.render_stage import load_render
+    from deage_plugins.age_stage import build_method_context, frame_inputs
+    from deage_plugins.render_stage import load_render
     from reconstruct.composite.outputs import PlateWriter, preview_frame
     from reconstruct.executors.frames import worker_components
     from reconstruct.progress import NullProgress
@@ -120,7 +120,7 @@ def composite_chunk(job: CompositeChunk) -> dict[int, dict]:
 def hero_landmarks(session) -> tuple[str, dict[int, np.ndarray]] | None:
     """(scheme, output frame -> (L, 2) hero landmarks) from the detect stage's ``landmarks.npz``; None when the
     detect stage has not run or did not see the hero camera."""
-    from plugins.detect_stage import load_detections
+    from deage_plugins.detect_stage import load_detections
 
     path = session.stage_dir("detect") / "landmarks.npz"
     if not path.exists():

@@ -104,7 +104,7 @@ class FitStage:
         return {"options": fit_options(ctx.config.options), "device": ctx.device}
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        from plugins.detect_stage import load_detections
+        from deage_plugins.detect_stage import load_detections
         from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
         from reconstruct.fitting.result import save_fits
 

@@ -94,7 +94,7 @@ def render_chunk(job: RenderChunk) -> dict[int, dict]:
 
 
 def _render_chunk(job: RenderChunk) -> dict[int, dict]:
-    from plugins.age_stage import build_method_context, frame_inputs, load_edit
+    from deage_plugins.age_stage import build_method_context, frame_inputs, load_edit
     from reconstruct.executors.frames import worker_components
     from reconstruct.progress import NullProgress
     from reconstruct.session import Session

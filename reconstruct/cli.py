@@ -52,7 +52,7 @@ def _setup_logging(verbosity: int) -> None:
     root.handlers[:] = [RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)]
     root.setLevel(level)
     if verbosity == 0:
-        for name in ("reconstruct", "capture", "plugins"):
+        for name in ("reconstruct", "capture", "deage_plugins"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import plugins.age_stage
-import plugins.sync_stage
+import deage_plugins.age_stage
+import deage_plugins.sync_stage
 from reconstruct import hookimpl
 from reconstruct.cli import main
 from reconstruct.engine import RunConfig, run_pipeline
@@ -51,7 +51,7 @@ class TestMethods:
 
 def _host():
     return make_plugin_manager(load_entry_points=False, extra_plugins=[
-        ("sync", plugins.sync_stage), ("age", plugins.age_stage), ("test-methods", TestMethods())])
+        ("sync", deage_plugins.sync_stage), ("age", deage_plugins.age_stage), ("test-methods", TestMethods())])
 
 
 @pytest.fixture()

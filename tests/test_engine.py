@@ -24,7 +24,7 @@ def _host(recorder=None):
     extra = [("test-stages", StagesPlugin())] + ([("rec", recorder)] if recorder else [])
     # only the sync built-in plus the test stages: the other built-ins need data these sessions do not have
     host = make_plugin_manager(extra_plugins=extra, load_entry_points=False)
-    from plugins import sync_stage
+    from deage_plugins import sync_stage
 
     host.pm.register(sync_stage, name="sync")
     return host

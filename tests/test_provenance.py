@@ -171,7 +171,7 @@ class _Writer:
 
 
 def test_every_stage_output_gets_a_manifest_entry(session):
-    import plugins.provenance_manifest
+    import deage_plugins.provenance_manifest
     from types import MappingProxyType
 
     from reconstruct import hookimpl
@@ -183,7 +183,7 @@ def test_every_stage_output_gets_a_manifest_entry(session):
             return [_Writer()]
 
     host = make_plugin_manager(load_entry_points=False, extra_plugins=[
-        ("provenance", plugins.provenance_manifest), ("writer", P())])
+        ("provenance", deage_plugins.provenance_manifest), ("writer", P())])
     run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"n": "3"})), host)
     m = read_manifest(session)
     assert set(m) == {f"out/writer/plain{i}.png" for i in range(3)} | {"out/writer/data.npz", "out/writer/rich.png"}

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from plugins.deepfake.data import extract_crops  # noqa: E402
-from plugins.deepfake.merge import merge_face  # noqa: E402
-from plugins.deepfake.train import DeepfakeSettings, DeepfakeTask  # noqa: E402
-from plugins.fran.data import synthetic_pairs  # noqa: E402
-from plugins.fran.infer import reage_face  # noqa: E402
-from plugins.fran.train import FranSettings, FranTask  # noqa: E402
+from deage_plugins.deepfake.data import extract_crops  # noqa: E402
+from deage_plugins.deepfake.merge import merge_face  # noqa: E402
+from deage_plugins.deepfake.train import DeepfakeSettings, DeepfakeTask  # noqa: E402
+from deage_plugins.fran.data import synthetic_pairs  # noqa: E402
+from deage_plugins.fran.infer import reage_face  # noqa: E402
+from deage_plugins.fran.train import FranSettings, FranTask  # noqa: E402
 from reconstruct.training.synthetic_faces import IDENTITY_A, IDENTITY_B, draw_face, footage, random_identity, \
     random_pose  # noqa: E402
 

@@ -55,8 +55,8 @@ def plant_composites(root: Path, hard: set[int], pops: set[int]) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    import plugins.report_stage
-    import plugins.sync_stage
+    import deage_plugins.report_stage
+    import deage_plugins.sync_stage
     from reconstruct.demo import demo_rig_path
     from reconstruct.engine import RunConfig, run_pipeline
     from reconstruct.plugins import make_plugin_manager
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             shutil.copytree(args.session, root, ignore=shutil.ignore_patterns("out"))
         else:
             generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=12 if args.quick else 24, seed=2))
-        host = make_plugin_manager(load_entry_points=False, extra_plugins=[("sync", plugins.sync_stage),
-                                                                           ("report", plugins.report_stage)])
+        host = make_plugin_manager(load_entry_points=False, extra_plugins=[("sync", deage_plugins.sync_stage),
+                                                                           ("report", deage_plugins.report_stage)])
         run_pipeline(RunConfig(session=root, only_stage="sync"), host)
         frames = [fs.frame for fs in Session.open(root).read_sync()]
         rng = np.random.default_rng(0)

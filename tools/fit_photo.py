@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from plugins.landmarks import MediaPipeFaceMesh
+    from deage_plugins.landmarks import MediaPipeFaceMesh
     from reconstruct.fitting.overlay import overlay_fit
     from reconstruct.fitting.photo import fit_photo
     from reconstruct.fitting.pipeline import ensure_scheme

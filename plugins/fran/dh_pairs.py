@@ -37,7 +37,7 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: float, input_age: float,
                         target_age: float, every: int = 1, amount: float = 1.0) -> AgePairs:
     """Render (now, young) pairs of every ``every``-th valid fitted frame; see the module docstring."""
-    from plugins.digital_human.method import DigitalHumanMethod
+    from deage_plugins.digital_human.method import DigitalHumanMethod
     from reconstruct.render import Mesh, get_renderer, linear_to_srgb, render_meshes
     from reconstruct.synth.scene import HeadState, key_light, posed_meshes
 

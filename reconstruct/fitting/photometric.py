@@ -253,7 +253,7 @@ def refine_sequence(model: FaceModel, cameras: Mapping[str, CameraModel], seq: F
                     vertices: np.ndarray | None = None, progress: Progress | None = None) -> FitSequence:
     """Photometrically refine every valid frame of ``seq`` (identity kept); invalid (filled) frames are left as they
     are. ``images(i)`` returns the stored images of row ``i`` in ``seq.cameras`` order (None where a camera has no
-    frame). ``det``: the detect stage's landmarks (:func:`plugins.detect_stage.load_detections`) for the landmark
+    frame). ``det``: the detect stage's landmarks (:func:`deage_plugins.detect_stage.load_detections`) for the landmark
     prior; its cameras may be a superset of ``seq.cameras``. The per-frame corrections are smoothed over time
     (``settings.temporal_sigma``) before they are applied. Landmark residuals are recomputed for the refined fit.
     Frames seen by fewer than two cameras keep their landmark fit (logged).

@@ -66,7 +66,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
                    identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None,
                    overlap: int = 8) -> tuple[FitSequence, SessionFitInfo]:
-    """Fit a session's detections (``plugins.detect_stage.load_detections`` dict) through calibrated cameras.
+    """Fit a session's detections (``deage_plugins.detect_stage.load_detections`` dict) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
     mis-calibrated: it is dropped (named in ``cameras_dropped``) and the take is refitted without it.

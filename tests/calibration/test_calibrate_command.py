@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from plugins.calibrate_stage import calibration_html
+from deage_plugins.calibrate_stage import calibration_html
 from reconstruct.calibration.result import load_calibration, read_calibration
 from reconstruct.cli import main
 
@@ -47,7 +47,7 @@ def test_calibrate_session_end_to_end(rendered_session, tmp_path, capsys):
 def test_calibrate_stage_through_pipeline(rendered_session, tmp_path):
     import shutil
 
-    import plugins.calibrate_stage as calibrate_plugin
+    import deage_plugins.calibrate_stage as calibrate_plugin
     from reconstruct.engine import RunConfig, run_pipeline
     from reconstruct.plugins import make_plugin_manager
 

@@ -186,7 +186,7 @@ def test_caliscope_board_shape_agrees_with_caliscope(caliscope_errors, shared_da
     assert np.corrcoef(ours[:, 0], theirs[:, 0])[0, 1] > 0.8
     assert shape["max_offset_mm"] < 1.5  # measured 0.48 mm: a good print, no warning
     # the report draws it: one dot and arrow per corner
-    from plugins.calibrate_stage import calibration_html
+    from deage_plugins.calibrate_stage import calibration_html
 
     page = calibration_html(cal_json)
     assert "Board shape estimated" in page and page.count("<circle") == len(nominal)

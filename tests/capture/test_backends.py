@@ -9,7 +9,7 @@ import pytest
 from capture.node import open_backend
 from capture.recorder import Recorder
 from capture.sync_session import sync_session
-from plugins.camera_backends import SyntheticBackend, read_code, stamp_code
+from deage_plugins.camera_backends import SyntheticBackend, read_code, stamp_code
 from reconstruct.components import CameraBackend
 from reconstruct.errors import BackendError, SyncError
 from reconstruct.plugins import make_plugin_manager

@@ -19,7 +19,7 @@ import zmq.auth
 from capture.cli import main as capture_main
 from capture.recorder import Recorder
 from capture.security import CurveServer, check_bind_allowed, curve_client, make_keys
-from plugins.camera_backends import read_code
+from deage_plugins.camera_backends import read_code
 from reconstruct.errors import BackendError, CaptureError, ConfigError, SessionError
 from reconstruct.rig import load_rig
 from reconstruct.session import Session

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 
 from capture.recorder import Recorder
-from plugins.camera_backends import read_code
+from deage_plugins.camera_backends import read_code
 from reconstruct.rig import load_rig
 from reconstruct.session import Session
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from capture.recorder import Recorder
-from plugins.sync_stage import SyncReportSection
+from deage_plugins.sync_stage import SyncReportSection
 from reconstruct.engine import RunConfig, run_pipeline
 from reconstruct.plugins import make_plugin_manager
 
@@ -14,10 +14,10 @@ from .conftest import loopback_options
 
 def test_sync_stage_writes_sync_csv_report_and_section(small_rig, tmp_path):
     Recorder(small_rig, tmp_path / "t", loopback_options(frames=20)).run()
-    import plugins.sync_stage
+    import deage_plugins.sync_stage
 
     # only this plugin: the test must not depend on other stages being installed
-    host = make_plugin_manager(load_entry_points=False, extra_plugins=[("sync", plugins.sync_stage)])
+    host = make_plugin_manager(load_entry_points=False, extra_plugins=[("sync", deage_plugins.sync_stage)])
     assert "sync" in host.components().all("report_section")
     results = run_pipeline(RunConfig(session=tmp_path / "t", only_stage="sync"), host)
     assert [r.name for r in results if not r.skipped] == ["sync"]

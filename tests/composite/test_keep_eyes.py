@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def sessions(tmp_path_factory, repo_root, shared_data):
     import cv2
 
-    from plugins.render_stage import save_render
+    from deage_plugins.render_stage import save_render
     from tests.gaze_sessions import make_gaze_pair
 
     s, still, host, files = make_gaze_pair(tmp_path_factory.mktemp("keepeyes"), repo_root, frames=12)
@@ -37,7 +37,7 @@ def sessions(tmp_path_factory, repo_root, shared_data):
 
 
 def _composite_and_flag(sessions, keep_eyes: bool):
-    from plugins.composite_stage import CompositeChunk, composite_chunk, hero_landmarks
+    from deage_plugins.composite_stage import CompositeChunk, composite_chunk, hero_landmarks
     from reconstruct.composite import CompositeSettings
     from reconstruct.report.data import ReportData, compute_flags
 

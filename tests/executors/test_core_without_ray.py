@@ -28,7 +28,7 @@ def test_core_imports_and_runs_without_ray(tmp_path):
         import sys
         import reconstruct, reconstruct.engine, reconstruct.cli, reconstruct.provenance, reconstruct.report.sections
         import reconstruct.executors, reconstruct.executors.ray_executor   # importing the module must not import ray
-        import plugins.sync_stage, plugins.report_stage
+        import deage_plugins.sync_stage, deage_plugins.report_stage
         from reconstruct.engine import RunConfig, run_pipeline, make_executor
         from reconstruct.errors import ConfigError
         from reconstruct.plugins import make_plugin_manager
@@ -36,7 +36,7 @@ def test_core_imports_and_runs_without_ray(tmp_path):
         from tests.tiny_session import make_tiny_session
         root = make_tiny_session({str(tmp_path / 'shot')!r}, frames=3)
         host = make_plugin_manager(load_entry_points=False,
-                                   extra_plugins=[("sync", plugins.sync_stage), ("report", plugins.report_stage)])
+                                   extra_plugins=[("sync", deage_plugins.sync_stage), ("report", deage_plugins.report_stage)])
         names = [r.name for r in run_pipeline(RunConfig(session=root), host)]
         assert names == ["sync", "report"], names
         try:

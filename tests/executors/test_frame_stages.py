@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-import plugins.age_stage
-import plugins.composite_stage
-import plugins.render_stage
-import plugins.sync_stage
+import deage_plugins.age_stage
+import deage_plugins.composite_stage
+import deage_plugins.render_stage
+import deage_plugins.sync_stage
 from reconstruct.engine import RunConfig, run_pipeline
 from reconstruct.executors.frames import frame_chunks, save_npz
 from reconstruct.plugins import make_plugin_manager
@@ -26,8 +26,8 @@ STAGES = ("age", "render", "composite")
 
 def _host():
     return make_plugin_manager(load_entry_points=False, extra_plugins=[
-        ("sync", plugins.sync_stage), ("age", plugins.age_stage), ("render", plugins.render_stage),
-        ("composite", plugins.composite_stage), ("test-methods", TestPlugin())])
+        ("sync", deage_plugins.sync_stage), ("age", deage_plugins.age_stage), ("render", deage_plugins.render_stage),
+        ("composite", deage_plugins.composite_stage), ("test-methods", TestPlugin())])
 
 
 def _snapshot(root: Path) -> dict[str, object]:

@@ -14,7 +14,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install 'deage[ray]')")
 
-import plugins.sync_stage  # noqa: E402
+import deage_plugins.sync_stage  # noqa: E402
 from reconstruct import hookimpl  # noqa: E402
 from reconstruct.engine import RunConfig, make_executor, run_pipeline  # noqa: E402
 from reconstruct.errors import StageError  # noqa: E402
@@ -67,7 +67,7 @@ class NoisePlugin:
 
 
 def _host():
-    return make_plugin_manager(load_entry_points=False, extra_plugins=[("sync", plugins.sync_stage),
+    return make_plugin_manager(load_entry_points=False, extra_plugins=[("sync", deage_plugins.sync_stage),
                                                                        ("noise", NoisePlugin())])
 
 
@@ -125,8 +125,8 @@ def test_make_executor_reads_address_and_options(tmp_path):
 
 def test_detect_stage_on_ray_matches_local(tmp_path):
     """The real per-frame stage: MediaPipe landmarks of rendered synthetic faces, local vs Ray tasks."""
-    landmarks = pytest.importorskip("plugins.landmarks", reason="landmark detector plugin not in this checkout")
-    import plugins.detect_stage
+    landmarks = pytest.importorskip("deage_plugins.landmarks", reason="landmark detector plugin not in this checkout")
+    import deage_plugins.detect_stage
     from reconstruct.demo import demo_rig_path
     from reconstruct.rig import load_rig
     from reconstruct.synth import SynthSpec, generate_session
@@ -134,7 +134,7 @@ def test_detect_stage_on_ray_matches_local(tmp_path):
     root = tmp_path / "faces"
     generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=4, seed=3, model="demo", calib_poses=0))
     host = make_plugin_manager(load_entry_points=False, extra_plugins=[
-        ("sync", plugins.sync_stage), ("detect", plugins.detect_stage), ("landmarks", landmarks)])
+        ("sync", deage_plugins.sync_stage), ("detect", deage_plugins.detect_stage), ("landmarks", landmarks)])
     run_pipeline(RunConfig(session=root), host)
     local = dict(np.load(root / "out" / "detect" / "landmarks.npz"))
     assert local["found"].any()  # faces were found, so the comparison means something

@@ -10,7 +10,7 @@ from reconstruct.fitting.photo import fit_photo
 
 @pytest.fixture(scope="module")
 def photo_fit(ict_model, shared_data):
-    from plugins.landmarks import MediaPipeFaceMesh
+    from deage_plugins.landmarks import MediaPipeFaceMesh
 
     img = cv2.imread(str(shared_data / "faces" / "astronaut" / "astronaut.png"))[..., ::-1].copy()
     det = MediaPipeFaceMesh()

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.deepfake.data import extract_crops, template_face_mask
-from plugins.deepfake.merge import colour_transfer, shape_mask, swap_crop
-from plugins.deepfake.method import DeepfakeMethod
-from plugins.deepfake.train import DeepfakeSettings, DeepfakeTask
+from deage_plugins.deepfake.data import extract_crops, template_face_mask
+from deage_plugins.deepfake.merge import colour_transfer, shape_mask, swap_crop
+from deage_plugins.deepfake.method import DeepfakeMethod
+from deage_plugins.deepfake.train import DeepfakeSettings, DeepfakeTask
 from reconstruct.errors import MethodError
 from reconstruct.methods import MethodContext
 from reconstruct.progress import NullProgress

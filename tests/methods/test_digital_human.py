@@ -80,7 +80,7 @@ def scene(shared_data):
 def test_young_face_matches_ground_truth_and_plate_is_untouched_outside(scene, tmp_path):
     import cv2
 
-    from plugins.digital_human.young import build_young_asset
+    from deage_plugins.digital_human.young import build_young_asset
     from reconstruct.composite import CompositeSettings, LaplacianCompositor, composite_face
     from reconstruct.composite.outputs import PlateWriter
     from reconstruct.methods import FaceEdit
@@ -93,7 +93,7 @@ def test_young_face_matches_ground_truth_and_plate_is_untouched_outside(scene, t
     id_err = np.abs(asset.identity - sc.id_b).mean()
     assert id_err < 0.5 * np.abs(sc.id_b - sc.id_a).mean()  # measured 0.23 vs 0.61 (68 landmarks only)
     # apply = the method's own apply with the plate frame's (known) fit
-    from plugins.digital_human.method import DigitalHumanMethod
+    from deage_plugins.digital_human.method import DigitalHumanMethod
     from reconstruct.fitting.result import FrameFit
     from reconstruct.methods import FrameInput
 
@@ -128,7 +128,7 @@ def test_young_face_matches_ground_truth_and_plate_is_untouched_outside(scene, t
 
 
 def test_identity_set_by_user_is_kept(scene):
-    from plugins.digital_human.young import build_young_asset
+    from deage_plugins.digital_human.young import build_young_asset
 
     model, sc = scene["model"], scene["sc"]
     asset = build_young_asset(model, scene["stills"][:2], _Components(scene["det"]), renderer=scene["renderer"],
@@ -141,7 +141,7 @@ def test_identity_set_by_user_is_kept(scene):
 def test_needs_consent_and_refs(tmp_path):
     from types import SimpleNamespace
 
-    from plugins.digital_human.method import DigitalHumanMethod, read_young_refs
+    from deage_plugins.digital_human.method import DigitalHumanMethod, read_young_refs
     from reconstruct.methods import check_consent
 
     assert DigitalHumanMethod.identity_changing

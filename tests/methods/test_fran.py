@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.fran.data import folder_pairs, synthetic_pairs
-from plugins.fran.infer import blend_window, flicker, reage
-from plugins.fran.method import FranMethod
-from plugins.fran.net import FranUNet
-from plugins.fran.train import FranSettings, FranTask
+from deage_plugins.fran.data import folder_pairs, synthetic_pairs
+from deage_plugins.fran.infer import blend_window, flicker, reage
+from deage_plugins.fran.method import FranMethod
+from deage_plugins.fran.net import FranUNet
+from deage_plugins.fran.train import FranSettings, FranTask
 from reconstruct.errors import MethodError
 from reconstruct.methods import MethodContext
 from reconstruct.progress import NullProgress

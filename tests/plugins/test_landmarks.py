@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from plugins.landmarks import MediaPipeFaceMesh, register_landmark_detectors
+from deage_plugins.landmarks import MediaPipeFaceMesh, register_landmark_detectors
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-import plugins.report_stage
-import plugins.sync_stage
+import deage_plugins.report_stage
+import deage_plugins.sync_stage
 from reconstruct.engine import RunConfig, run_pipeline
 from reconstruct.plugins import make_plugin_manager
 from reconstruct.session import Session
@@ -30,7 +30,7 @@ def _warp(img, center, radius, disp):
 
 
 def test_landmark_flags_on_a_real_face(shared_data, tmp_path):
-    landmarks = pytest.importorskip("plugins.landmarks", reason="landmark detector plugin not in this checkout")
+    landmarks = pytest.importorskip("deage_plugins.landmarks", reason="landmark detector plugin not in this checkout")
     face = cv2.cvtColor(cv2.imread(str(shared_data / "faces" / "astronaut" / "astronaut.png")), cv2.COLOR_BGR2RGB)
     big = cv2.resize(face, (1024, 1024), interpolation=cv2.INTER_CUBIC)  # IOD ~86 px in the 640x480 plate
     det = landmarks.MediaPipeFaceMesh()
@@ -47,7 +47,7 @@ def test_landmark_flags_on_a_real_face(shared_data, tmp_path):
     p0 = det.detect(plates[recs[0].index])[0]  # landmarks of frame 0; the others are shifted copies
     iod = float(np.linalg.norm(p0[468] - p0[473]))
     host = make_plugin_manager(load_entry_points=False, extra_plugins=[
-        ("sync", plugins.sync_stage), ("report", plugins.report_stage), ("landmarks", landmarks)])
+        ("sync", deage_plugins.sync_stage), ("report", deage_plugins.report_stage), ("landmarks", landmarks)])
     run_pipeline(RunConfig(session=root, only_stage="sync"), host)
     out = root / "out" / "plates" / "hero"
     out.mkdir(parents=True)

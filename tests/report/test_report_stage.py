@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-import plugins.report_stage
-import plugins.sync_stage
+import deage_plugins.report_stage
+import deage_plugins.sync_stage
 from reconstruct import hookimpl
 from reconstruct.commands import report as report_cmd
 from reconstruct.engine import RunConfig, run_pipeline
@@ -59,7 +59,7 @@ class Extra:
 
 def host(*extra):
     return make_plugin_manager(load_entry_points=False, extra_plugins=[
-        ("sync", plugins.sync_stage), ("report", plugins.report_stage), *extra])
+        ("sync", deage_plugins.sync_stage), ("report", deage_plugins.report_stage), *extra])
 
 
 @pytest.fixture()

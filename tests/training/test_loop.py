@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.fran.data import synthetic_pairs
-from plugins.fran.train import FranSettings, FranTask, load_generator
+from deage_plugins.fran.data import synthetic_pairs
+from deage_plugins.fran.train import FranSettings, FranTask, load_generator
 from reconstruct.errors import MethodError
 from reconstruct.training import TrainSettings, read_checkpoint, run_training
 
