@@ -1,8 +1,8 @@
 """Built-in plugin ``age``: the age stage, which runs the chosen aging method on every output frame.
 
-Output: ``out/age/<frame:06d>.npz`` per frame (the :class:`reconstruct.methods.FaceEdit` arrays) and
-``out/age/edits.json`` (method, its description and settings, per-frame info). The method's trained assets live in
-``out/methods/<method>/`` so they survive reruns of the stage.
+Output: ``out/age/<frame:06d>.npz`` per frame (:mod:`reconstruct.artifacts.edits`) and ``out/age/edits.json``
+(method, its description and settings, per-frame info). The method's trained assets live in
+``out/methods/<method>/`` (``Session.method_dir``) so they survive reruns of the stage.
 
 ``prepare()`` runs once in the driver; the prepared method is pickled and the frames go through
 ``ctx.executor.map`` in chunks of ``--option frames.chunk=N`` (default 8) consecutive frames, each chunk applied in
@@ -12,94 +12,29 @@ whose frames depend on earlier ones declares ``sequential`` and gets one chunk h
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext
-from reconstruct.executors.frames import (chunk_size, frame_chunks, register_components, save_npz, use_threads,
-                                          worker_components)
-from reconstruct.methods import FaceEdit, FrameInput, MethodContext, check_consent
+from reconstruct.artifacts import edit_path, save_edit
+from reconstruct.executors.frames import frame_chunks, use_threads
+from reconstruct.methods import MethodContext, check_consent, frame_inputs, method_context
+from reconstruct.options import settings_dict
+from reconstruct.progress import NullProgress
 from reconstruct.session import atomic_write_json
+from reconstruct.stage import StageContext
 
 log = logging.getLogger(__name__)
 
 
-def load_edit(path: Path) -> FaceEdit:
-    d = np.load(path, allow_pickle=False)
-    get = lambda k: d[k] if k in d.files else None  # noqa: E731
-    return FaceEdit(frame=int(d["frame"]), kind=str(d["kind"]), image=get("image"), mask=get("mask"),
-                    vertices=get("vertices"), vertex_albedo=get("vertex_albedo"), albedo_texture=get("albedo_texture"),
-                    info=json.loads(str(d["info"])))
-
-
-def save_edit(edit: FaceEdit, path: Path) -> None:
-    arrays = {k: getattr(edit, k) for k in ("image", "mask", "vertices", "vertex_albedo", "albedo_texture")
-              if getattr(edit, k) is not None}
-    save_npz(path, frame=np.asarray(edit.frame), kind=np.asarray(edit.kind),
-             info=np.asarray(json.dumps(dict(edit.info), sort_keys=True)), **arrays)
-
-
-def _cameras(s) -> dict:
-    if not s.calibration_path.exists():
-        return {}
-    from reconstruct.camera import CameraModel
-
-    raw = s.read_calibration().get("cameras", [])
-    # calibration.json keys cameras by name (reconstruct.calibration.result); a list of records is accepted too
-    items = raw.items() if isinstance(raw, dict) else ((c["name"], c) for c in raw)
-    return {n: CameraModel.from_dict({**c, "name": c.get("name", n)}) for n, c in items}
-
-
-def build_method_context(session, options, device: str, method: str, progress, components) -> MethodContext:
-    """The context a method sees (fits and cameras when those stages exist); also built inside workers."""
-    from reconstruct.fitting.result import load_fits
-
-    fit_dir = session.stage_dir("fit")
-    fits = load_fits(fit_dir / "fits.npz") if (fit_dir / "fits.npz").exists() else None
-    work = session.root / "out" / "methods" / (method or "_none")
-    if method:
-        work.mkdir(parents=True, exist_ok=True)
-    return MethodContext(session=session, options=options, device=device, work_dir=work, progress=progress,
-                         components=components, fits=fits, cameras=_cameras(session))
-
-
-def method_context(ctx: StageContext) -> MethodContext:
-    """Build the context a method sees (fits and cameras when those stages exist)."""
-    return build_method_context(ctx.session, ctx.config.options, ctx.device, ctx.config.method, ctx.progress,
-                                ctx.components)
-
-
-def frame_inputs(session, mctx: MethodContext, frames=None):
-    """Yield a FrameInput per output frame (hero plate from sync.csv, fit and hero camera when available);
-    ``frames``: only these output frame numbers (None: all)."""
-    hero = session.rig.hero.name
-    records = {r.index: r for r in session.frames(hero)}
-    fits = mctx.fits
-    fit_rows = {int(f): i for i, f in enumerate(fits.frames)} if fits is not None else {}
-    wanted = None if frames is None else set(frames)
-    for fs in session.read_sync():
-        if wanted is not None and fs.frame not in wanted:
-            continue
-        idx = fs.indices.get(hero)
-        if idx is None or idx not in records:
-            continue
-        plate = session.read_image(hero, records[idx])
-        if plate.ndim == 2:
-            plate = np.repeat(plate[..., None], 3, axis=2)
-        fit = fits.frame(fit_rows[fs.frame]) if fs.frame in fit_rows else None
-        yield FrameInput(frame=fs.frame, plate=plate, fit=fit, hero=mctx.cameras.get(hero))
-
-
-def iter_frames(ctx: StageContext, mctx: MethodContext):
-    """:func:`frame_inputs` of every output frame of the run's session."""
-    return frame_inputs(ctx.session, mctx)
+def stage_method_context(ctx: StageContext) -> MethodContext:
+    """The context the run's method sees in the driver."""
+    return method_context(ctx.session, ctx.config.method, device=ctx.device, progress=ctx.progress,
+                          components=ctx.components, settings=ctx.settings, options=ctx.config.options,
+                          resources=ctx.resources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +48,8 @@ class AgeChunk:
         method: the prepared method, pickled (bytes), or its class when it cannot be pickled (each work item then
             builds it and calls ``prepare()``, which loads what the driver's call cached in the work dir).
         method_name: registered name (its work dir ``out/methods/<name>``).
-        options: the run's ``--option`` values.
+        settings: the run's parsed settings (:class:`~reconstruct.options.RunSettings`).
+        options: the run's raw ``--option`` values (for methods without a Settings class).
         device: ``"cpu"`` or ``"cuda"``.
     """
 
@@ -122,20 +58,18 @@ class AgeChunk:
     frames: tuple[int, ...]
     method: Any
     method_name: str
+    settings: Any
     options: dict
     device: str
 
 
-def age_chunk(job: AgeChunk) -> dict[int, dict]:
+def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
     """Apply the method to the frames of one chunk in order and write ``<frame>.npz`` for each; returns per-frame
     info. Each chunk starts from a fresh copy of the prepared method, so a result never depends on which
     process ran the previous chunk. Module-level so that ``ctx.executor.map`` can ship it to workers."""
-    from reconstruct.progress import NullProgress
-    from reconstruct.session import Session
-
-    session = Session.open(job.root)
-    mctx = build_method_context(session, job.options, job.device, job.method_name, NullProgress(),
-                                worker_components())
+    session = res.session(job.root)
+    mctx = method_context(session, job.method_name, device=job.device, progress=NullProgress(),
+                          components=res.components, settings=job.settings, options=job.options, resources=res)
     if isinstance(job.method, bytes):
         method = pickle.loads(job.method)
     else:  # the method class: build and prepare a copy here (prepare() loads what the driver's call cached)
@@ -144,7 +78,7 @@ def age_chunk(job: AgeChunk) -> dict[int, dict]:
     infos = {}
     for fin in frame_inputs(session, mctx, job.frames):
         edit = method.apply(mctx, fin)
-        save_edit(edit, Path(job.out) / f"{fin.frame:06d}.npz")
+        save_edit(edit, edit_path(Path(job.out), fin.frame))
         infos[fin.frame] = dict(edit.info)
     return infos
 
@@ -160,22 +94,27 @@ class AgeStage:
     version = "2"
     needs_method = True
 
-    def fingerprint(self, ctx: StageContext):
+    def _method(self, ctx: StageContext):
         method = ctx.components.get("aging_method", ctx.config.method)()
         check_consent(ctx.session, method)
-        mctx = method_context(ctx)
-        return {"method": method.name, "settings": dict(method.settings(mctx)),
+        return method
+
+    def fingerprint(self, ctx: StageContext):
+        method = self._method(ctx)
+        mctx = stage_method_context(ctx)
+        own = ctx.settings[method.name] if method.name in ctx.settings else None
+        return {"method": method.name, "method_settings": settings_dict(own),
+                "settings": dict(method.settings(mctx)),
                 "consent": [c.performer for c in ctx.session.meta.consent],
-                "chunk": 0 if is_sequential(method, mctx) else chunk_size(ctx.config.options)}
+                "chunk": 0 if is_sequential(method, mctx) else ctx.settings["frames"].chunk}
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        method = ctx.components.get("aging_method", ctx.config.method)()
-        check_consent(ctx.session, method)
-        mctx = method_context(ctx)
+        method = self._method(ctx)
+        mctx = stage_method_context(ctx)
         method.prepare(mctx)  # once, in the driver (training, caches); the workers get the prepared object
         frames = [fs.frame for fs in ctx.session.read_sync()]
         sequential = is_sequential(method, mctx)
-        chunks = [tuple(frames)] if sequential else frame_chunks(frames, chunk_size(ctx.config.options))
+        chunks = [tuple(frames)] if sequential else frame_chunks(frames, ctx.settings["frames"].chunk)
         try:
             packed: Any = pickle.dumps(method)
         except Exception as exc:  # noqa: BLE001 - any pickling failure: workers prepare their own copy
@@ -183,18 +122,17 @@ class AgeStage:
                         "calls prepare() itself (from its cache in %s)", method.name, type(exc).__name__, exc,
                         mctx.work_dir)
             packed = type(method)
-        register_components(ctx.components)
-        opts = dict(ctx.config.options)
-        jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, opts, ctx.device)
-                for c in chunks]
+        jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, ctx.settings,
+                         dict(ctx.config.options), ctx.device) for c in chunks]
         infos: dict[int, dict] = {}
         for part in ctx.executor.map(age_chunk, jobs, ctx.progress, f"age ({method.name}, {len(frames)} frames)",
-                                     threads=use_threads(ctx.device)):
+                                     threads=use_threads(ctx.device), resources=True):
             infos.update(part)
         atomic_write_json(out / "edits.json", {"method": method.name, "description": method.describe(),
                                                 "identity_changing": method.identity_changing,
-                                                "settings": dict(method.settings(mctx)), "frames": infos,
-                                                "sequential": sequential})
+                                                "settings": {**settings_dict(mctx.settings),
+                                                             **dict(method.settings(mctx))},
+                                                "frames": infos, "sequential": sequential})
 
 
 @hookimpl

@@ -15,52 +15,59 @@ from __future__ import annotations
 import html
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext, file_digest
-from reconstruct.errors import ConfigError
+from reconstruct.hashing import file_digest
+from reconstruct.options import option
+from reconstruct.stage import StageContext
 
 log = logging.getLogger(__name__)
 
-_BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-#: option -> (CalibrationOptions field, value -> field value)
-_CHOICES = {"tangential": ("zero_tangent", {"auto": None, "fit": False, "zero": True}),
-            "board_shape": ("refine_board", {"auto": None, "estimate": True, "rigid": False})}
+_TANGENTIAL = {"auto": None, "fit": False, "zero": True}
+_BOARD_SHAPE = {"auto": None, "estimate": True, "rigid": False}
 
 
-def options_from(raw: dict) -> tuple[dict, int]:
-    """``calibrate.*`` run options -> (CalibrationOptions keyword arguments, step)."""
-    kw: dict = {}
-    step = 1
-    for key, val in raw.items():
-        if not key.startswith("calibrate."):
-            continue
-        k = key.split(".", 1)[1]
-        if k in ("fix_aspect_ratio", "zero_tangent", "fix_k3", "rational", "refine_intrinsics"):
-            if str(val).lower() not in _BOOL:
-                raise ConfigError(f"--option {key}={val}: expected true or false")
-            kw[k] = _BOOL[str(val).lower()]
-        elif k == "model":
-            if val not in ("pinhole", "fisheye"):
-                raise ConfigError(f"--option {key}={val}: expected pinhole or fisheye")
-            kw[k] = val
-        elif k in _CHOICES:
-            field, table = _CHOICES[k]
-            if val not in table:
-                raise ConfigError(f"--option {key}={val}: expected one of {', '.join(table)}")
-            kw[field] = table[val]
-        elif k == "reference":
-            kw[k] = str(val)
-        elif k == "step":
-            step = int(val)
-        else:
-            raise ConfigError(f"--option {key}: unknown calibrate option",
-                              hint="known: model, fix_aspect_ratio, zero_tangent, tangential, board_shape, fix_k3, "
-                                   "rational, refine_intrinsics, reference, step")
-    return kw, step
+@dataclass(frozen=True, slots=True)
+class CalibrateSettings:
+    """``--option calibrate.KEY=VALUE`` (the same choices as ``reconstruct calibrate``'s flags)."""
+
+    model: Literal["pinhole", "fisheye"] = option("pinhole", "lens model of every camera")
+    fix_aspect_ratio: bool = option(False, "keep fy/fx at 1")
+    tangential: Literal["auto", "fit", "zero"] = option(
+        "auto", "tangential distortion p1, p2: fitted per camera where significant (auto), always, or never")
+    zero_tangent: bool | None = option(None, "true = tangential zero, false = tangential fit (older spelling)")
+    board_shape: Literal["auto", "estimate", "rigid"] = option(
+        "auto", "estimate the printed board's deviation from its spec where the data show one (auto), always, "
+                "or hold it rigid")
+    fix_k3: bool = option(False, "no k3 (when views do not reach the image corners)")
+    rational: bool = option(False, "8-coefficient rational lens model (k4..k6)")
+    refine_intrinsics: bool = option(True, "refine intrinsics in the bundle adjustment (false: only poses move)")
+    reference: str | None = option(None, "camera whose frame is the world frame (default: the rig's hero)")
+    step: int = option(1, "use every n-th calibration image")
+
+    def __post_init__(self) -> None:
+        if self.step < 1:
+            raise ValueError(f"calibrate.step={self.step}: must be at least 1")
+        if self.zero_tangent is not None and self.tangential != "auto" and \
+                _TANGENTIAL[self.tangential] != self.zero_tangent:
+            raise ValueError(f"calibrate.zero_tangent={str(self.zero_tangent).lower()} contradicts "
+                             f"calibrate.tangential={self.tangential}; give one of them")
+
+    def solver_options(self, default_reference: str):
+        """The :class:`~reconstruct.calibration.rig_solve.CalibrationOptions` these settings ask for."""
+        from reconstruct.calibration.rig_solve import CalibrationOptions
+
+        zero = self.zero_tangent if self.tangential == "auto" else _TANGENTIAL[self.tangential]
+        return CalibrationOptions(model=self.model, fix_aspect_ratio=self.fix_aspect_ratio, zero_tangent=zero,
+                                  rational=self.rational, fix_k3=self.fix_k3,
+                                  refine_intrinsics=self.refine_intrinsics,
+                                  reference=self.reference or default_reference,
+                                  refine_board=_BOARD_SHAPE[self.board_shape])
 
 
 class CalibrateStage:
@@ -70,31 +77,29 @@ class CalibrateStage:
     name = "calibrate"
     requires: tuple[str, ...] = ()
     version = "1"
+    Settings = CalibrateSettings
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
         calib = [s.camera_dir(c, kind="calib") / "frames.csv" for c in s.rig.camera_names]
-        kw, step = options_from(dict(ctx.config.options))
-        fp = {"calib": file_digest(calib), "board": repr(s.rig.board), "options": kw, "step": step}
+        fp = {"calib": file_digest(calib), "board": repr(s.rig.board)}
         if not any(p.exists() for p in calib):
             fp["imported"] = file_digest([s.calibration_path])
         return fp
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        from reconstruct.calibration.result import RigCalibration
-        from reconstruct.calibration.rig_solve import CalibrationOptions, calibrate_session
+        from reconstruct.calibration.rig_solve import calibrate_session
         from reconstruct.session import atomic_write_json
 
         s = ctx.session
+        st = ctx.settings[self.name]
         has_calib = any(s.frames(c, kind="calib") for c in s.rig.camera_names)
         if not has_calib and s.calibration_path.exists():
-            cal = RigCalibration.from_dict(s.read_calibration(), str(s.calibration_path))
+            cal = s.calibration()
             log.info("calibrate: no calibration images; keeping the existing %s", s.calibration_path)
             atomic_write_json(out / "calibration.json", cal.to_dict())
             return
-        kw, step = options_from(dict(ctx.config.options))
-        kw.setdefault("reference", s.rig.hero.name)
-        cal = calibrate_session(s, CalibrationOptions(**kw), progress=ctx.progress, step=step)
+        cal = calibrate_session(s, st.solver_options(s.rig.hero.name), progress=ctx.progress, step=st.step)
         atomic_write_json(out / "calibration.json", cal.to_dict())
         s.write_calibration(cal.to_dict())
         log.info("calibrate: RMS %.3f px over %d views, %d warning(s)", cal.quality["rms_px"], cal.quality["views"],

@@ -8,42 +8,64 @@ Output ``out/detect/``:
 * ``report.json``: per camera the number of frames with a face, and the frames where none was found or the camera
   had no frame in the set.
 
-Options (``--option detect.KEY=VALUE``): ``detector`` (registered name; default: highest priority),
-``yunet`` (YuNet ONNX path for the face box, or ``none``), ``haar`` (Haar cascade XML path, or ``none``),
-``crop_px`` (face crop side handed to the detector), ``step`` (detect every n-th frame set only).
+Options (``--option detect.KEY=VALUE``, :class:`DetectSettings`): ``detector`` (registered name; default: highest
+priority), ``yunet`` (YuNet ONNX path for the face box, ``auto`` or ``none``), ``haar`` (Haar cascade XML path,
+``auto`` or ``none``), ``crop_px`` (face crop side handed to the detector), ``step`` (detect every n-th frame set).
+The result is a :class:`reconstruct.artifacts.Detections`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext, file_digest, stage_options
+from reconstruct.artifacts import Detections
+from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
+from reconstruct.hashing import file_digest
 from reconstruct.errors import StageError
-from reconstruct.session import atomic_path, atomic_write_json
+from reconstruct.options import option
+from reconstruct.session import atomic_write_json
+from reconstruct.stage import StageContext
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {"detector": str, "yunet": str, "haar": str, "crop_px": int, "step": int}
+
+@dataclass(frozen=True, slots=True)
+class DetectSettings:
+    """``--option detect.KEY=VALUE`` (see docs/fitting.md)."""
+
+    detector: str | None = option(None, "landmark detector by name (default: the registered one with the highest "
+                                        "priority)")
+    yunet: str = option("auto", "YuNet ONNX file for the face box: a path, auto (the bundled model) or none")
+    haar: str = option("auto", "Haar cascade XML used without YuNet: a path, auto (the bundled one) or none")
+    crop_px: int | None = option(None, "side of the square face crop handed to the detector, pixels")
+    step: int = option(1, "detect on every n-th frame set only")
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or (self.crop_px is not None and self.crop_px < 16):
+            raise ValueError("detect.step must be at least 1 and detect.crop_px at least 16")
+
+    def detector_kwargs(self) -> dict:
+        """The options the detector class is built with (only those given)."""
+        kw: dict = {k: getattr(self, k) for k in ("yunet", "haar") if getattr(self, k) != "auto"}
+        if self.crop_px is not None:
+            kw["crop_px"] = self.crop_px
+        return kw
 
 
-def detect_options(raw) -> dict:
-    """``--option detect.KEY=VALUE`` entries, cast (see docs/fitting.md for each key)."""
-    return stage_options(raw, "detect", OPTIONS)
-
-
-def detector_spec(ctx: StageContext, opts: dict) -> tuple[type, dict]:
+def detector_spec(components, st: DetectSettings) -> tuple[type, dict]:
     """The chosen landmark detector class and the options to build it with."""
-    classes = ctx.components.all("landmark_detector")
+    classes = components.all("landmark_detector")
     if not classes:
         raise StageError("no landmark detector plugin is loaded", hint="`reconstruct plugins` lists what is loaded")
-    name = opts.get("detector")
+    name = st.detector
     if name is None:
         name = max(classes, key=lambda n: getattr(classes[n], "priority", 0))
-    return ctx.components.get("landmark_detector", name), {k: opts[k] for k in ("yunet", "haar", "crop_px") if k in opts}
+    return components.get("landmark_detector", name), st.detector_kwargs()
 
 
 def _build_detector(cls: type, kwargs: dict):
@@ -54,35 +76,23 @@ def _build_detector(cls: type, kwargs: dict):
         return cls()
 
 
-def make_detector(ctx: StageContext, opts: dict):
-    """Instantiate the chosen landmark detector class with the options it accepts."""
-    return _build_detector(*detector_spec(ctx, opts))
+@dataclass(frozen=True, slots=True)
+class DetectView:
+    """One view to detect on (picklable work item): session folder, camera, image file, detector class and the
+    options it is built with (sorted items)."""
+
+    root: str
+    camera: str
+    file: str
+    detector: type
+    kwargs: tuple
 
 
-_DETECTORS: dict = {}  # per process (this one, a --jobs worker or a Ray worker): detectors built once
-_SESSIONS: dict = {}
-
-
-def detect_view(job: tuple) -> tuple[np.ndarray, np.ndarray] | None:
-    """One view: ``(session root, camera, image file, detector class, options)`` -> the detector's result.
-    Module-level so that ``ctx.executor.map`` can ship it to process-pool or Ray workers."""
-    from reconstruct.session import Session
-
-    root, cam, file, cls, kwargs = job
-    key = (cls, tuple(sorted(kwargs.items())))
-    if key not in _DETECTORS:
-        _DETECTORS[key] = _build_detector(cls, kwargs)
-    if root not in _SESSIONS:
-        _SESSIONS[root] = Session.open(root)
-    return _DETECTORS[key].detect(_SESSIONS[root].read_image(cam, file))
-
-
-def _close_detectors() -> None:
-    for det in _DETECTORS.values():
-        if hasattr(det, "close"):
-            det.close()
-    _DETECTORS.clear()
-    _SESSIONS.clear()
+def detect_view(job: DetectView, res) -> tuple[np.ndarray, np.ndarray] | None:
+    """One view -> the detector's result. Each worker builds the detector once (``res``, its per-run cache)."""
+    det = res.get(("landmark-detector", job.detector, job.kwargs), lambda: _build_detector(job.detector,
+                                                                                          dict(job.kwargs)))
+    return det.detect(res.session(job.root).read_image(job.camera, job.file))
 
 
 class DetectStage:
@@ -91,21 +101,21 @@ class DetectStage:
     name = "detect"
     requires: tuple[str, ...] = ("sync",)
     version = "1"
+    Settings = DetectSettings
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
-        return {"options": detect_options(ctx.config.options),
-                "frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names)}
+        return {"frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names)}
 
     def run(self, ctx: StageContext, out: Path) -> None:
         s = ctx.session
-        opts = detect_options(ctx.config.options)
-        det_cls, det_kwargs = detector_spec(ctx, opts)
+        st = ctx.settings[self.name]
+        det_cls, det_kwargs = detector_spec(ctx.components, st)
+        kwargs = tuple(sorted(det_kwargs.items()))
         cams = list(s.rig.camera_names)
-        framesets = s.read_sync()[:: max(1, opts.get("step", 1))]
+        framesets = s.read_sync()[:: st.step]
         if not framesets:
             raise StageError("sync.csv has no frame sets", hint="rerun the sync stage; are there frames in cams/?")
-        records = {c: {r.index: r for r in s.frames(c)} for c in cams}
         T, C = len(framesets), len(cams)
         points = confidence = None
         found = np.zeros((T, C), bool)
@@ -114,18 +124,14 @@ class DetectStage:
         jobs, where = [], []
         for i, fs in enumerate(framesets):
             for k, cam in enumerate(cams):
-                idx = fs.indices.get(cam)
-                rec = records[cam].get(idx) if idx is not None else None
+                rec = s.frame_record(cam, fs.indices.get(cam))
                 if rec is None or rec.status != "ok":
                     missing[cam].append(fs.frame)
                     continue
-                jobs.append((str(s.root), cam, rec.file, det_cls, det_kwargs))
+                jobs.append(DetectView(str(s.root), cam, rec.file, det_cls, kwargs))
                 where.append((i, k))
         # per view, through the run's executor (in process, --jobs processes, or Ray tasks over chunks)
-        try:
-            results = ctx.executor.map(detect_view, jobs, ctx.progress, "detect landmarks")
-        finally:
-            _close_detectors()
+        results = ctx.executor.map(detect_view, jobs, ctx.progress, "detect landmarks", resources=True)
         for (i, k), res in zip(where, results):
             if res is None:
                 no_face[cams[k]].append(framesets[i].frame)
@@ -143,10 +149,8 @@ class DetectStage:
                              hint="check the frames (exposure, framing); a face smaller than ~7% of the image needs "
                                   "a face box detector: --option detect.yunet=PATH")
         frames = np.array([fs.frame for fs in framesets], np.int32)
-        with atomic_path(out / "landmarks.npz", suffix=".npz") as tmp:
-            np.savez_compressed(tmp, frames=frames, cameras=np.array(cams, dtype=str), points=points,
-                                confidence=confidence, found=found, scheme=np.array(det_cls.scheme),
-                                detector=np.array(det_cls.name))
+        Detections(frames, tuple(cams), points, confidence, found, det_cls.scheme, det_cls.name).save(
+            out / DETECTIONS_FILE)
         report = {"detector": det_cls.name, "scheme": det_cls.scheme, "frame_sets": T,
                   "cameras": {c: {"faces": int(found[:, k].sum()), "no_face": no_face[c], "no_frame": missing[c]}
                               for k, c in enumerate(cams)},
@@ -164,17 +168,6 @@ class DetectStage:
 
 def _short(frames: list[int], n: int = 12) -> str:
     return ", ".join(str(f) for f in frames[:n]) + (f" ... (+{len(frames) - n})" if len(frames) > n else "")
-
-
-def load_detections(path: Path) -> dict:
-    """Read ``out/detect/landmarks.npz`` into a dict of arrays (see module docstring)."""
-    path = Path(path)
-    if not path.exists():
-        raise StageError(f"{path} does not exist", hint="run the detect stage first")
-    with np.load(path, allow_pickle=False) as d:
-        return {"frames": d["frames"], "cameras": tuple(str(c) for c in d["cameras"]), "points": d["points"],
-                "confidence": d["confidence"], "found": d["found"], "scheme": str(d["scheme"]),
-                "detector": str(d["detector"])}
 
 
 @hookimpl

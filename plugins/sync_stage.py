@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from reconstruct import hookimpl
-from reconstruct.engine import StageContext, file_digest
+from reconstruct.hashing import file_digest
+from reconstruct.options import option
+from reconstruct.stage import StageContext
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """``--option sync.KEY=VALUE``."""
+
+    method: Literal["auto", "tick", "timecode", "flash", "timestamps"] = option(
+        "auto", "how frames are matched across cameras: by trigger tick, timecode, a visible flash or timestamps "
+                "(auto: the first the recording supports)")
 
 
 class SyncStage:
@@ -21,20 +34,18 @@ class SyncStage:
     name = "sync"
     requires: tuple[str, ...] = ()
     version = "2"
-
-    def _method(self, ctx: StageContext) -> str:
-        return str(ctx.config.options.get("sync.method", "auto"))
+    Settings = SyncSettings
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
         return {"frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names),
-                "fps": s.rig.fps, "method": self._method(ctx)}
+                "fps": s.rig.fps}
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from capture.sync_session import sync_session
 
         s = ctx.session
-        framesets, report = sync_session(s, self._method(ctx), sync_csv=out / "sync.csv",
+        framesets, report = sync_session(s, ctx.settings[self.name].method, sync_csv=out / "sync.csv",
                                          report_json=out / "report.json", progress=ctx.progress)
         s.write_sync(framesets)
         log.info("sync: %d frame sets by %s; offsets %s", len(framesets), report.method,

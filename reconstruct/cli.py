@@ -56,6 +56,18 @@ def _setup_logging(verbosity: int) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def parse_command_line(argv: list[str], host, build: Callable[[], argparse.ArgumentParser] = build_parser
+                       ) -> argparse.Namespace:
+    """Parse ``argv`` after the plugins added their flags to the sub-command being run (``register_cli_arguments``;
+    plugins may add options, so the host is built before the full parse)."""
+    parser = build()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    subparsers = subcommand_parsers(parser)
+    if command in subparsers:
+        host.hook.register_cli_arguments(command=command, parser=subparsers[command])
+    return parser.parse_args(argv)
+
+
 def run_cli(argv: list[str] | None, build: Callable[[], argparse.ArgumentParser], logger: logging.Logger,
             interrupted: str) -> int:
     """Shared ``main`` of ``reconstruct`` and ``capture``: logging, plugin host, plugin CLI options, error -> exit
@@ -70,14 +82,9 @@ def run_cli(argv: list[str] | None, build: Callable[[], argparse.ArgumentParser]
     _setup_logging(known.verbose)
     try:
         host = make_plugin_manager(disable=known.disable_plugin)
-        parser = build()
-        command = next((a for a in argv if not a.startswith("-")), None)
-        subparsers = subcommand_parsers(parser)
-        if command in subparsers:
-            host.hook.register_cli_arguments(command=command, parser=subparsers[command])
-        args = parser.parse_args(argv)
+        args = parse_command_line(argv, host, build)
         if not args.command:
-            parser.print_help()
+            build().print_help()
             return 2
         return args._handler(args, host)
     except DeageError as exc:

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_che
 
 import numpy as np
 
+from .stage import Stage
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import StageContext
+    from .stage import StageContext
 
 
 @runtime_checkable
@@ -57,7 +59,8 @@ class LandmarkDetector(Protocol):
 @runtime_checkable
 class FaceModelSource(Protocol):
     """A loadable face model (fit phase). ``load()`` returns a :class:`reconstruct.face.model.FaceModel`
-    (metres). Loading may be slow; the host caches the result per process."""
+    (metres). Loading may be slow: stages load through :meth:`reconstruct.plugins.Components.face_model`, which
+    loads each model once per registry."""
 
     name: str
 
@@ -112,26 +115,8 @@ class ReportSection(Protocol):
     def html(self, ctx: "StageContext") -> str | None: ...
 
 
-@runtime_checkable
-class Stage(Protocol):
-    """One node of the ``reconstruct run`` graph.
-
-    Attributes:
-        name: stage name (``sync``, ``calibrate``, ...); its results live in ``out/<name>/``.
-        requires: names of the stages whose outputs it reads.
-        version: bump when the stage's output format or algorithm changes (part of the cache key).
-
-    ``fingerprint(ctx)`` returns a JSON-serialisable description of everything *besides* upstream stages that its
-    output depends on (settings, hashes of raw session files it reads); ``run(ctx, out)`` writes results into the
-    folder ``out`` (a fresh temporary folder that becomes ``out/<name>/`` only when ``run`` returns).
-    """
-
-    name: ClassVar[str]
-    requires: ClassVar[tuple[str, ...]]
-    version: ClassVar[str]
-
-    def fingerprint(self, ctx: "StageContext") -> Any: ...
-    def run(self, ctx: "StageContext", out: Any) -> None: ...
+__all__ = ["AgingMethod", "CameraBackend", "Compositor", "FaceModelSource", "LandmarkDetector", "Renderer",
+           "ReportSection", "Stage", "iter_components"]  # Stage: the contract lives in reconstruct.stage
 
 
 def iter_components(results: list[list[Any]] | list[Any]) -> Iterator[Any]:

@@ -8,12 +8,13 @@ from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 
-from .engine import RunConfig, StageResult, run_pipeline
+from .engine import StageResult, run_pipeline
 from .errors import SessionError
 from .plugins import PluginHost
 from .progress import Progress
 from .rig import load_rig
 from .session import ConsentRecord
+from .stage import RunConfig
 from .synth import SynthSpec, TimelineSpec, generate_session, truth_dir
 from .synth.young import render_young_refs
 
@@ -58,7 +59,7 @@ def run_demo(folder: Path, host: PluginHost, frames: int = 12, method: str | Non
     options = {}
     if method == "digital_human":
         young = render_young_refs(folder, folder / "young-refs", stills=3, host=host)
-        options["young_refs"] = str(young)
+        options["digital_human.young_refs"] = str(young)
     log.info("demo session in %s", folder)
     return run_pipeline(RunConfig(session=folder, method=method, device=device, options=MappingProxyType(options)),
                         host, progress=progress)

@@ -15,8 +15,8 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .components import (AgingMethod, CameraBackend, Compositor, FaceModelSource, LandmarkDetector,
-                             Renderer, ReportSection, Stage)
-    from .engine import RunConfig, StageContext
+                             Renderer, ReportSection)
+    from .stage import RunConfig, Stage, StageContext
 
 hookspec = pluggy.HookspecMarker("reconstruct")
 
@@ -29,7 +29,9 @@ def register_cli_arguments(command: str, parser: Any) -> None:
     """Add options to a CLI sub-command's ``argparse`` parser before arguments are parsed.
 
     Fires once per invocation for the sub-command being run (``command`` is e.g. ``"run"`` or ``"train"``).
-    Options should be namespaced by the plugin (``--fran-windows``). Returns nothing.
+    Flags should be named after the plugin (``--fran-windows``). For ``run``, a flag whose ``dest`` is
+    ``"NAMESPACE.KEY"`` (e.g. ``dest="digital_human.young_refs"``) reaches that stage's or method's Settings like
+    ``--option NAMESPACE.KEY=VALUE`` (the flag wins when both are given). Returns nothing.
     """
 
 

@@ -1,8 +1,10 @@
 """The aging-method contract: what a method plugin receives and returns.
 
-A method is a class registered through ``register_aging_methods``. The age stage builds it with no arguments,
-calls ``prepare(ctx)`` once (train or fit its own assets; cache them under ``ctx.work_dir`` keyed by
-``settings(ctx)``) and then ``apply(ctx, frame)`` for every output frame. A method edits the face either in image
+A method is a class registered through ``register_aging_methods``. It declares its options as a frozen ``Settings``
+dataclass (``--option <name>.KEY=VALUE``, parsed once by the engine, :mod:`reconstruct.options`; the instance is
+``ctx.settings``). The age stage builds it with no arguments, calls ``prepare(ctx)`` once (train or fit its own
+assets; cache them under ``ctx.work_dir`` keyed by ``settings(ctx)``) and then ``apply(ctx, frame)`` for every
+output frame. A method edits the face either in image
 space (FRAN, deepfake: an RGB image and a mask in hero-plate pixels) or in geometry/texture space (digital human:
 world-space vertices and albedo for the render stage to draw). The composite stage pastes either kind back.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Mapping
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from .errors import ConsentError, MethodError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .camera import CameraModel
+    from .executors.resources import Resources
     from .fitting.result import FitSequence, FrameFit
     from .plugins import Components
     from .progress import Progress
@@ -84,9 +87,18 @@ class FaceEdit:
 
 @dataclass
 class MethodContext:
-    """What a method may use. ``work_dir`` is the method's own persistent cache folder
-    (``out/methods/<name>/``, kept across runs so training is not repeated); ``options`` are the
-    ``--option``/plugin CLI values for this run."""
+    """What a method may use.
+
+    Attributes:
+        session: the session. device: ``"cpu"`` or ``"cuda"``. progress: progress reporting.
+        work_dir: the method's own persistent folder (``out/methods/<name>/``, kept across runs so training is not
+            repeated). components: the plugin registry (face models: ``components.face_model(name)``).
+        settings: the method's parsed ``Settings`` instance (None for a method that declares none).
+        options: the run's raw ``NAMESPACE.KEY -> text`` options (for methods without a Settings class, through
+            :meth:`option`).
+        fits: the fit stage's result, when it ran. cameras: calibrated cameras by name (may be empty).
+        resources: the process's per-run cache (:class:`~reconstruct.executors.resources.Resources`), or None.
+    """
 
     session: "Session"
     options: Mapping[str, Any]
@@ -96,8 +108,11 @@ class MethodContext:
     components: "Components"
     fits: "FitSequence | None" = None
     cameras: Mapping[str, "CameraModel"] = field(default_factory=dict)
+    settings: Any = None
+    resources: "Resources | None" = None
 
     def option(self, key: str, default: Any = None, cast: type | None = None) -> Any:
+        """A raw ``--option`` value (for methods that declare no Settings class)."""
         v = self.options.get(key, default)
         if v is None or cast is None:
             return v
@@ -107,11 +122,49 @@ class MethodContext:
             raise MethodError(f"option {key}={v!r} is not a valid {cast.__name__}") from exc
 
 
+def method_context(session: "Session", method: str | None, *, device: str, progress: "Progress",
+                   components: "Components", settings: Any = None, options: Mapping[str, Any] | None = None,
+                   resources: "Resources | None" = None) -> MethodContext:
+    """The context a method sees (fits and cameras when those stages have run), in the driver or in a worker.
+
+    ``method``: the method's name (its work dir is made); None for stages that only read frames (render,
+    composite). ``settings``: the run's :class:`~reconstruct.options.RunSettings` (the method's own is picked)."""
+    from .fitting.result import load_fits
+
+    fit_file = session.stage_dir("fit") / "fits.npz"
+    own = settings[method] if settings is not None and method and method in settings else None
+    return MethodContext(session=session, options=dict(options or {}), device=device,
+                         work_dir=session.method_dir(method or "_none", create=bool(method)), progress=progress,
+                         components=components, fits=load_fits(fit_file) if fit_file.exists() else None,
+                         cameras=session.cameras(), settings=own, resources=resources)
+
+
+def frame_inputs(session: "Session", mctx: MethodContext, frames=None) -> Iterator[FrameInput]:
+    """A :class:`FrameInput` per output frame whose hero plate was stored (sync.csv order), with its fit and the
+    hero camera when available; ``frames``: only these output frame numbers (None: all)."""
+    hero = session.rig.hero.name
+    fits = mctx.fits
+    fit_rows = {int(f): i for i, f in enumerate(fits.frames)} if fits is not None else {}
+    wanted = None if frames is None else set(frames)
+    for fs in session.read_sync():
+        if wanted is not None and fs.frame not in wanted:
+            continue
+        plate = session.frame_images(fs, [hero])[hero]
+        if plate is None:
+            continue
+        if plate.ndim == 2:
+            plate = np.repeat(plate[..., None], 3, axis=2)
+        fit = fits.frame(fit_rows[fs.frame]) if fs.frame in fit_rows else None
+        yield FrameInput(frame=fs.frame, plate=plate, fit=fit, hero=mctx.cameras.get(hero))
+
+
 class BaseMethod:
     """Convenience base class with the defaults of the contract."""
 
     name: ClassVar[str] = ""
     identity_changing: ClassVar[bool] = False
+    # A frozen dataclass of the method's options (``--option <name>.KEY=VALUE``), or None: declare one.
+    Settings: ClassVar[type | None] = None
     # True when apply() of a frame depends on earlier frames (temporal smoothing kept on the instance): the age
     # stage then applies every frame in order in one work item instead of independent chunks. May also be a
     # method ``sequential(self, ctx) -> bool`` when it depends on settings.
@@ -120,8 +173,21 @@ class BaseMethod:
     def describe(self) -> str:
         return (self.__doc__ or self.name).strip().splitlines()[0]
 
+    def own_settings(self, ctx: MethodContext) -> Any:
+        """This method's parsed Settings: ``ctx.settings`` in a run; parsed from ``ctx.options``
+        (``<name>.KEY`` entries, strictly) for a context built by hand (tools, tests, embedding)."""
+        cls = type(self).Settings
+        if cls is None or isinstance(ctx.settings, cls):
+            return ctx.settings
+        from .options import parse_settings
+
+        prefix = self.name + "."
+        return parse_settings(cls, {k[len(prefix):]: v for k, v in dict(ctx.options).items()
+                                    if str(k).startswith(prefix)}, self.name)
+
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
-        """Everything that changes this method's output (part of the age stage's cache key)."""
+        """What changes this method's output beyond its parsed Settings (which the age stage's cache key already
+        holds): digests of the files it reads, a checkpoint's hash."""
         return {}
 
     def prepare(self, ctx: MethodContext) -> None:

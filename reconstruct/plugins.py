@@ -4,7 +4,8 @@ There is no global plugin manager: call :func:`make_plugin_manager` (tests get a
 Plugins come from the entry-point group ``reconstruct`` -- the built-in ones are declared there too, in this
 project's pyproject.toml, exactly like a third party's. A plugin is blocked by ``--disable-plugin NAME`` or the
 environment variable ``RECONSTRUCT_DISABLE_PLUGINS=name1,name2``; ``RECONSTRUCT_DISABLE_PLUGINS=all-external``
-blocks every plugin that is not built in.
+blocks every plugin that is not built in. The core pipeline (:data:`REQUIRED`) cannot be blocked, and a name that
+is no plugin is an error (a typo would otherwise disable nothing, silently).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pluggy
 
 from . import hookspecs
 from .components import iter_components
-from .errors import ComponentNotFound, PluginError
+from .errors import ComponentNotFound, ConfigError, FaceModelError, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ hookimpl = pluggy.HookimplMarker("reconstruct")
 ENTRY_POINT_GROUP = "reconstruct"
 DISABLE_ENV = "RECONSTRUCT_DISABLE_PLUGINS"
 BUILTIN_DISTRIBUTION = "deage"
+#: plugins without which no run is meaningful: the stages every later stage stands on
+REQUIRED = ("sync", "calibrate", "detect", "fit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +81,21 @@ def make_plugin_manager(
     Raises:
         PluginError: a plugin implements a hook that does not exist (a misspelling) or with wrong arguments;
             the message names the plugin.
+        ConfigError: a required plugin (:data:`REQUIRED`) is to be disabled, or a name to disable is no plugin.
     """
     pm = pluggy.PluginManager("reconstruct")
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm=pm)
-    blocked = set(disable) | _blocked_from_env()
+    from_env = _blocked_from_env()
+    blocked = set(disable) | from_env
     block_external = "all-external" in blocked
     host.disabled = set(blocked) - {"all-external"}
+    required = sorted(host.disabled & set(REQUIRED))
+    if required:
+        via = f"${DISABLE_ENV}" if set(required) <= from_env - set(disable) else "--disable-plugin"
+        raise ConfigError(f"{via} {', '.join(required)}: the core pipeline ({', '.join(REQUIRED)}) cannot be "
+                          "disabled", hint="a third-party stage can take a built-in stage's place by registering "
+                                           "one of the same name with replaces = True")
 
     if load_entry_points:
         seen: set[str] = set()
@@ -112,8 +123,13 @@ def make_plugin_manager(
     for name, plugin in extra_plugins:
         if name in blocked:
             host.disabled.add(name)
+            host.infos.setdefault(name, PluginInfo(name, "<direct>", "", (), False, "disabled"))
             continue
         _register(host, name, plugin, "<direct>", "", False)
+    unknown = sorted(host.disabled - set(host.infos)) if load_entry_points else []
+    if unknown:
+        raise ConfigError(f"cannot disable {', '.join(repr(u) for u in unknown)}: no plugin has that name",
+                          hint=f"plugins: {', '.join(sorted(host.infos))} (`reconstruct plugins` lists them)")
     return host
 
 
@@ -152,6 +168,7 @@ class Components:
     def __init__(self, host: PluginHost) -> None:
         self.host = host
         self._cache: dict[str, dict[str, Any]] = {}
+        self._models: dict[str, Any] = {}
 
     def all(self, kind: str) -> dict[str, Any]:
         """name -> component for one kind (``camera_backend``, ``stage``, ...), in registration order."""
@@ -186,3 +203,25 @@ class Components:
             hints.append(f"these plugins are disabled and may provide it: {', '.join(sorted(self.host.disabled))}")
         hint = "; ".join(hints) or "`reconstruct plugins` lists plugins and what they provide"
         raise ComponentNotFound(msg, hint=hint)
+
+    def face_model(self, name: str) -> Any:
+        """The face model ``name`` (a :class:`reconstruct.face.model.FaceModel`), loaded once per registry.
+
+        Raises:
+            ComponentNotFound: no plugin registers it. FaceModelError: it does not load or is not a face model.
+        """
+        if name not in self._models:
+            from .face.model import FaceModel
+
+            src = self.get("face_model", name)
+            try:
+                model = src.load()
+            except FaceModelError:
+                raise
+            except Exception as exc:
+                raise FaceModelError(f"face model {name!r} could not be loaded: {exc}",
+                                     hint="`reconstruct models list` shows the models; re-import a broken one") from exc
+            if not isinstance(model, FaceModel):
+                raise FaceModelError(f"face model {name!r} is not a face model (got {type(model).__name__})")
+            self._models[name] = model
+        return self._models[name]

@@ -42,7 +42,7 @@ from .errors import ConfigError, SessionError
 from .session import atomic_path, atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import StageContext
+    from .stage import StageContext
     from .plugins import PluginHost
     from .session import ConsentRecord, Session
 
@@ -295,11 +295,8 @@ def read_png_provenance(path: str | Path) -> ProvenanceRecord | None:
 
 # -- EXR ---------------------------------------------------------------------------------------------------------
 def _openexr():
-    try:
-        import OpenEXR
-    except ImportError as exc:
-        raise ConfigError("writing EXR with provenance needs the OpenEXR package",
-                          hint="pip install openexr (it is a dependency of deage; reinstall with ./dev setup)") from exc
+    import OpenEXR  # a declared dependency
+
     return OpenEXR
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 def make_gaze_pair(base: Path, repo_root: Path, frames: int, seed: int = 1, gaze_deg: float = 20.0):
     """(plate Session, still session folder, plugin host, {output frame: hero frame file name})."""
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
     from reconstruct.rig import load_rig
     from reconstruct.session import Session

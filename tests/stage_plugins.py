@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconstruct import hookimpl
@@ -15,17 +16,23 @@ def _bump(ctx, name: str) -> None:
         f.write("1\n")
 
 
+@dataclass(frozen=True)
+class NumbersSettings:
+    scale: int = 1
+
+
 class Numbers:
     name = "numbers"
     requires = ("sync",)
     version = "1"
+    Settings = NumbersSettings
 
     def fingerprint(self, ctx):
-        return {"scale": ctx.config.options.get("scale", "1")}
+        return {}
 
     def run(self, ctx, out: Path) -> None:
         _bump(ctx, self.name)
-        scale = int(ctx.config.options.get("scale", "1"))
+        scale = ctx.settings[self.name].scale
         fsets = ctx.session.read_sync()
         (out / "numbers.txt").write_text("\n".join(str(f.t_ns % 1000 * scale) for f in fsets))
 

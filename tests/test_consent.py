@@ -9,7 +9,8 @@ import deage_plugins.age_stage
 import deage_plugins.sync_stage
 from reconstruct import hookimpl
 from reconstruct.cli import main
-from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.stage import RunConfig
 from reconstruct.errors import ConsentError
 from reconstruct.methods import BaseMethod, FaceEdit, check_consent
 from reconstruct.plugins import make_plugin_manager

@@ -12,7 +12,9 @@ from types import MappingProxyType
 
 import pytest
 
-from reconstruct.engine import RunConfig, run_pipeline, topological_order
+from reconstruct.engine import run_pipeline, topological_order
+
+from reconstruct.stage import RunConfig
 from reconstruct.errors import ConfigError, StageError
 from reconstruct.plugins import make_plugin_manager
 from reconstruct.rig import load_rig
@@ -65,9 +67,9 @@ def test_order_cache_and_skip(session):
     assert runs(session, "numbers") == 1 and runs(session, "squares") == 1
     assert ("squares", True) in rec.calls and ("squares", False) in rec.calls
     # a changed setting reruns that stage and everything downstream, not upstream
-    run_pipeline(RunConfig(session=session, options=MappingProxyType({"scale": "2"})), host)
+    run_pipeline(RunConfig(session=session, options=MappingProxyType({"numbers.scale": "2"})), host)
     assert runs(session, "numbers") == 2 and runs(session, "squares") == 2
-    assert [r.skipped for r in run_pipeline(RunConfig(session=session, options=MappingProxyType({"scale": "2"})),
+    assert [r.skipped for r in run_pipeline(RunConfig(session=session, options=MappingProxyType({"numbers.scale": "2"})),
                                             host)] == [True, True, True]
 
 
@@ -112,7 +114,8 @@ def test_cycle_and_missing_requirement_are_config_errors():
 
 RUNNER = """
 import sys
-from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.stage import RunConfig
 from tests.test_engine import _host
 run_pipeline(RunConfig(session=sys.argv[1]), _host())
 """
@@ -143,16 +146,3 @@ def test_killed_mid_stage_resumes_and_equals_uninterrupted(session, tmp_path, re
     assert not (session / "out" / ".squares.tmp").exists()
 
 
-def test_stage_options_cast_and_reject():
-    from reconstruct.engine import choice, parse_flag, stage_options
-
-    casts = {"n": int, "on": parse_flag, "loss": choice("huber", "l2")}
-    raw = {"fit.n": "3", "fit.on": "Yes", "fit.loss": "l2", "detect.step": "2"}
-    assert stage_options(raw, "fit", casts) == {"n": 3, "on": True, "loss": "l2"}
-    with pytest.raises(ConfigError, match=r"unknown fit option") as ei:
-        stage_options({"fit.nn": "3"}, "fit", casts)
-    assert "known: n, on, loss" in str(ei.value)
-    with pytest.raises(ConfigError, match=r"fit.loss=cauchy: bad value \(expected one of huber, l2\)"):
-        stage_options({"fit.loss": "cauchy"}, "fit", casts)
-    with pytest.raises(ConfigError, match="bad value"):
-        stage_options({"fit.n": "three"}, "fit", casts)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from reconstruct.errors import ComponentNotFound, PluginError
+from reconstruct.errors import ComponentNotFound, ConfigError, PluginError
 from reconstruct.plugins import make_plugin_manager
 from tests.stage_plugins import Misspelled, Recorder, StagesPlugin
 
@@ -29,12 +29,36 @@ def test_disabled_plugin_is_not_called(monkeypatch):
     host = make_plugin_manager(disable=["rec"], extra_plugins=[("rec", rec), ("stages", StagesPlugin())])
     assert "rec" in host.disabled
     assert host.pm.get_plugin("rec") is None
-    monkeypatch.setenv("RECONSTRUCT_DISABLE_PLUGINS", "sync, age")
+    monkeypatch.setenv("RECONSTRUCT_DISABLE_PLUGINS", "render, age")
     host = make_plugin_manager()
-    assert host.infos["sync"].status == "disabled" and host.pm.get_plugin("sync") is None
-    with pytest.raises(ComponentNotFound, match="no stage named 'sync'") as ei:
-        host.components().get("stage", "sync")
+    assert host.infos["age"].status == "disabled" and host.pm.get_plugin("age") is None
+    with pytest.raises(ComponentNotFound, match="no stage named 'age'") as ei:
+        host.components().get("stage", "age")
     assert "disabled" in str(ei.value)
+
+
+@pytest.mark.parametrize("name", ["sync", "calibrate", "detect", "fit"])
+def test_the_core_pipeline_cannot_be_disabled(monkeypatch, name, capsys):
+    from reconstruct.cli import main
+
+    with pytest.raises(ConfigError, match=f"--disable-plugin {name}: the core pipeline"):
+        make_plugin_manager(disable=[name])
+    monkeypatch.setenv("RECONSTRUCT_DISABLE_PLUGINS", name)
+    with pytest.raises(ConfigError, match=f"RECONSTRUCT_DISABLE_PLUGINS {name}"):
+        make_plugin_manager()
+    monkeypatch.delenv("RECONSTRUCT_DISABLE_PLUGINS")
+    assert main(["plugins", "--disable-plugin", name]) == 2  # a usage error, as the README says
+    assert "cannot be disabled" in " ".join(capsys.readouterr().err.split())
+
+
+def test_disabling_an_unknown_plugin_names_it(capsys):
+    from reconstruct.cli import main
+
+    with pytest.raises(ConfigError, match="cannot disable 'nosuchplugin': no plugin has that name") as ei:
+        make_plugin_manager(disable=["nosuchplugin", "fran"])
+    assert "digital_human" in ei.value.hint
+    assert main(["plugins", "--disable-plugin", "nosuchplugin"]) == 2
+    assert "nosuchplugin" in capsys.readouterr().err
 
 
 def test_unknown_component_lists_what_exists():

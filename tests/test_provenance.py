@@ -7,6 +7,7 @@ import json
 import struct
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -149,18 +150,24 @@ def test_record_errors(session, tmp_path):
         read_manifest(session)
 
 
+@dataclass(frozen=True)
+class _WriterSettings:
+    n: int = 2
+
+
 class _Writer:
     """A stage writing a plain PNG (no provenance), an npz, and one PNG through write_png."""
 
     name = "writer"
     requires = ()
     version = "1"
+    Settings = _WriterSettings
 
     def fingerprint(self, ctx):
-        return {"n": ctx.config.options.get("n", "2")}
+        return {}
 
     def run(self, ctx, out):
-        n = int(ctx.config.options.get("n", "2"))
+        n = ctx.settings[self.name].n
         for i in range(n):
             cv2.imwrite(str(out / f"plain{i}.png"), np.full((4, 4), i, np.uint8))
         np.savez(out / "data.npz", x=np.arange(3))
@@ -175,7 +182,8 @@ def test_every_stage_output_gets_a_manifest_entry(session):
     from types import MappingProxyType
 
     from reconstruct import hookimpl
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
 
     class P:
         @hookimpl
@@ -184,7 +192,7 @@ def test_every_stage_output_gets_a_manifest_entry(session):
 
     host = make_plugin_manager(load_entry_points=False, extra_plugins=[
         ("provenance", deage_plugins.provenance_manifest), ("writer", P())])
-    run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"n": "3"})), host)
+    run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"writer.n": "3"})), host)
     m = read_manifest(session)
     assert set(m) == {f"out/writer/plain{i}.png" for i in range(3)} | {"out/writer/data.npz", "out/writer/rich.png"}
     assert m["out/writer/rich.png"]["provenance"]["settings"]["rich"] is True  # the stage's own entry is kept
@@ -193,6 +201,6 @@ def test_every_stage_output_gets_a_manifest_entry(session):
     np.testing.assert_array_equal(cv2.imread(str(plain), cv2.IMREAD_UNCHANGED), np.full((4, 4), 1, np.uint8))
     assert set(verify_manifest(session).values()) == {"ok"}
     # a rerun that writes fewer files drops the stale entries
-    run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"n": "1"})), host)
+    run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"writer.n": "1"})), host)
     assert "out/writer/plain2.png" not in read_manifest(session)
     assert set(verify_manifest(session).values()) == {"ok"}

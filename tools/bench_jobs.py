@@ -4,7 +4,7 @@
 
 Per-frame work of the learned methods is torch-bound (convolutions over image crops). With ``--jobs N`` each
 worker process used to start as many torch and BLAS threads as the machine has cores, N times over
-(oversubscription); now each gets ``cores // N`` (``reconstruct.engine.limit_worker_threads``). Both are timed in
+(oversubscription); now each gets ``cores // N`` (``reconstruct.executors.local.limit_worker_threads``). Both are timed in
 this run on the same items: a small U-Net-like stack of 3x3 convolutions on 256x256 crops (like FRAN's windows),
 mapped over 8 items with 2 workers. Baseline = the old behaviour: workers with as many threads as cores.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconstruct.engine import LocalExecutor  # noqa: E402
+from reconstruct.executors.local import LocalExecutor  # noqa: E402
 
 
 def _work(seed: int) -> float:
@@ -34,11 +34,11 @@ def _work(seed: int) -> float:
 
 
 def _run(jobs: int, items: int, limited: bool) -> float:
-    import reconstruct.engine as E
+    import reconstruct.executors.local as E
 
     keep = E.limit_worker_threads
     if not limited:  # the old behaviour: every worker as many threads as the machine has cores
-        E.limit_worker_threads = lambda n: None
+        E.limit_worker_threads = lambda n, resources=None: None
     try:
         t = time.perf_counter()
         LocalExecutor(jobs=jobs).map(_work, list(range(items)))

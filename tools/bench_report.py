@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import deage_plugins.report_stage
     import deage_plugins.sync_stage
     from reconstruct.demo import demo_rig_path
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
     from reconstruct.report.data import ReportData
     from reconstruct.rig import load_rig

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
 from reconstruct.errors import MethodError
 from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
+from reconstruct.options import option
 
 log = logging.getLogger(__name__)
 
-MERGE_OPTIONS = ("colour", "erode", "blur", "hull_margin")
+
+@dataclass(frozen=True, slots=True)
+class DeepfakeRunSettings:
+    """``--option deepfake.KEY=VALUE`` of ``reconstruct run`` (the merge; training has its own flags:
+    ``reconstruct train deepfake --help``); defaults equal :class:`.train.DeepfakeSettings`'s."""
+
+    colour: Literal["none", "mean-std", "histogram"] = option("mean-std", "colour transfer at merge")
+    erode: float = option(1.0, "mask erosion at merge, crop pixels")
+    blur: float = option(2.0, "mask blur at merge, crop pixels")
+    hull_margin: float = option(0.25, "the learned mask is limited to the landmarks' convex hull grown by this "
+                                      "fraction")
+
+    def __post_init__(self) -> None:
+        if self.erode < 0 or self.blur < 0 or self.hull_margin < 0:
+            raise ValueError("deepfake.erode, deepfake.blur and deepfake.hull_margin must be >= 0")
 
 
 class DeepfakeMethod(BaseMethod):
@@ -21,6 +37,7 @@ class DeepfakeMethod(BaseMethod):
 
     name = "deepfake"
     identity_changing = True
+    Settings = DeepfakeRunSettings
 
     def __init__(self) -> None:
         self._model = None
@@ -73,9 +90,7 @@ class DeepfakeMethod(BaseMethod):
                             fresh=getattr(args, "fresh", False), meta=s.meta(), progress=ctx.progress)
 
     def merge_settings(self, ctx: MethodContext) -> dict[str, Any]:
-        from .train import DeepfakeSettings
-
-        return {k: getattr(DeepfakeSettings.from_mapping(ctx.options, prefix="deepfake."), k) for k in MERGE_OPTIONS}
+        return asdict(self.own_settings(ctx))
 
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
         from reconstruct.training.checkpoint import checkpoint_digest

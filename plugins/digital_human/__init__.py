@@ -15,6 +15,6 @@ def register_aging_methods():
 @hookimpl
 def register_cli_arguments(command, parser):
     if command == "run":
-        parser.add_argument("--young-refs", dest="young_refs", metavar="DIR", default=None,
+        parser.add_argument("--young-refs", dest="digital_human.young_refs", metavar="DIR", default=None,
                             help="digital_human: folder of stills of the actor when young (optional cameras.json, "
                                  "identity.npy); see docs/methods/digital_human.md")

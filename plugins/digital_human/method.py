@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +28,7 @@ import numpy as np
 from reconstruct.camera import CameraModel
 from reconstruct.errors import MethodError
 from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
+from reconstruct.options import option
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,29 @@ def read_young_refs(folder: Path) -> list[tuple[str, np.ndarray, CameraModel]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class DigitalHumanSettings:
+    """``--option digital_human.KEY=VALUE`` (``--young-refs DIR`` sets ``young_refs``)."""
+
+    young_refs: str | None = option(None, "folder of stills of the actor when young (also --young-refs)")
+    identity: str | None = option(None, "a .npy of identity coefficients that sets the young identity instead of "
+                                        "fitting it to the stills")
+    texture_size: int = option(512, "side of the young albedo texture, pixels")
+    n_identity: int = option(40, "identity modes fitted to the stills")
+    passes: int = option(2, "identity/albedo refinement passes")
+    detector: str | None = option(None, "landmark detector for the stills (default: the highest-priority one)")
+
+    def __post_init__(self) -> None:
+        if self.texture_size < 16 or self.n_identity < 1 or self.passes < 1:
+            raise ValueError("digital_human.texture_size must be at least 16, n_identity and passes at least 1")
+
+
 class DigitalHumanMethod(BaseMethod):
     """Digital human: the young identity and albedo, fitted to young reference stills, driven by the performance."""
 
     name = "digital_human"
     identity_changing = True
+    Settings = DigitalHumanSettings
 
     def __init__(self) -> None:
         self.model = None
@@ -89,8 +109,11 @@ class DigitalHumanMethod(BaseMethod):
         self.report: dict[str, Any] = {}
 
     # -- settings ------------------------------------------------------------------------------------------------
+    def _settings(self, ctx: MethodContext) -> DigitalHumanSettings:
+        return self.own_settings(ctx)
+
     def _refs(self, ctx: MethodContext) -> Path:
-        refs = ctx.option("young_refs") or ctx.option("digital_human.young_refs")
+        refs = self._settings(ctx).young_refs
         if not refs:
             raise MethodError("the digital_human method needs young reference stills",
                               hint="reconstruct run SESSION --method digital_human --young-refs DIR")
@@ -99,12 +122,10 @@ class DigitalHumanMethod(BaseMethod):
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
         refs = self._refs(ctx)
         files = [p for p in refs.iterdir() if p.is_file()] if refs.is_dir() else []
-        ident = ctx.option("digital_human.identity")
+        st = self._settings(ctx)
         return {"young_refs": _digest(files) if files else str(refs),
-                "identity": _digest([Path(ident)]) if ident else None,
-                "texture_size": int(ctx.option("digital_human.texture_size", 512, int)),
-                "n_identity": int(ctx.option("digital_human.n_identity", 40, int)),
-                "passes": int(ctx.option("digital_human.passes", 2, int)),
+                "identity": _digest([Path(st.identity)]) if st.identity else None,
+                "texture_size": st.texture_size, "n_identity": st.n_identity, "passes": st.passes,
                 "model": ctx.fits.model_name if ctx.fits is not None else None, "version": 1}
 
     # -- prepare -------------------------------------------------------------------------------------------------
@@ -112,7 +133,7 @@ class DigitalHumanMethod(BaseMethod):
         if ctx.fits is None:
             raise MethodError("digital_human needs the fit stage's result (out/fit/fits.npz)",
                               hint="run the pipeline without --only so that detect and fit run first")
-        self.model = ctx.components.get("face_model", ctx.fits.model_name).load()
+        self.model = ctx.components.face_model(ctx.fits.model_name)
         st = dict(self.settings(ctx))
         key = hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]
         cache = ctx.work_dir / f"young-{key}.npz"
@@ -124,14 +145,14 @@ class DigitalHumanMethod(BaseMethod):
             return
         from .young import build_young_asset
 
-        ident = ctx.option("digital_human.identity")
+        ident = self._settings(ctx).identity
         refs_dir = self._refs(ctx)
         if ident is None and (refs_dir / "identity.npy").exists():
             ident = refs_dir / "identity.npy"
         asset = build_young_asset(
             self.model, read_young_refs(refs_dir), ctx.components, device=ctx.device,
             texture_size=st["texture_size"], n_identity=st["n_identity"], passes=st["passes"],
-            identity=None if ident is None else np.load(ident), detector=ctx.option("digital_human.detector"),
+            identity=None if ident is None else np.load(ident), detector=self._settings(ctx).detector,
             progress=ctx.progress)
         self.identity, self.texture, self.report = asset.identity, asset.texture, asset.report
         from reconstruct.session import atomic_path

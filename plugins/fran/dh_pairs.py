@@ -37,7 +37,8 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: float, input_age: float,
                         target_age: float, every: int = 1, amount: float = 1.0) -> AgePairs:
     """Render (now, young) pairs of every ``every``-th valid fitted frame; see the module docstring."""
-    from deage_plugins.digital_human.method import DigitalHumanMethod
+    from reconstruct.methods import check_consent
+    from reconstruct.options import parse_settings
     from reconstruct.render import Mesh, get_renderer, linear_to_srgb, render_meshes
     from reconstruct.synth.scene import HeadState, key_light, posed_meshes
 
@@ -50,11 +51,15 @@ def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, covera
     cam = ctx.cameras.get(hero)
     if cam is None:
         raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
-    dh = DigitalHumanMethod()
-    work = ctx.session.root / "out" / "methods" / "digital_human"
-    work.mkdir(parents=True, exist_ok=True)
-    dctx = MethodContext(session=ctx.session, options={"young_refs": str(young)}, device=ctx.device, work_dir=work,
-                         progress=ctx.progress, components=ctx.components, fits=ctx.fits, cameras=ctx.cameras)
+    # the digital-human method as registered (so --disable-plugin digital_human and its consent check hold)
+    dh_cls = ctx.components.get("aging_method", "digital_human")
+    dh = dh_cls()
+    check_consent(ctx.session, dh)
+    settings = parse_settings(dh_cls.Settings, {"young_refs": str(young)}, "digital_human") \
+        if getattr(dh_cls, "Settings", None) is not None else None
+    dctx = MethodContext(session=ctx.session, options={"digital_human.young_refs": str(young)}, device=ctx.device,
+                         work_dir=ctx.session.method_dir("digital_human", create=True), progress=ctx.progress,
+                         components=ctx.components, fits=ctx.fits, cameras=ctx.cameras, settings=settings)
     dh.prepare(dctx)  # the young identity + albedo (cached in out/methods/digital_human/)
     model, tex = dh.model, dh.texture
     n = model.n_identity

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
 from reconstruct.errors import MethodError
 from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
+from reconstruct.options import option
 
 log = logging.getLogger(__name__)
 
-RUN_OPTIONS = ("input_age", "target_age", "window", "stride", "temporal")
+
+@dataclass(frozen=True, slots=True)
+class FranRunSettings:
+    """``--option fran.KEY=VALUE`` of ``reconstruct run`` (training has its own flags: ``reconstruct train fran
+    --help``); defaults equal :class:`.train.FranSettings`'s."""
+
+    input_age: float = option(70.0, "the actor's age on the plate, years")
+    target_age: float = option(35.0, "the age to reach, years")
+    window: int = option(512, "sliding-window size over the aligned face crop, pixels")
+    stride: int = option(256, "sliding-window stride, pixels")
+    temporal: float = option(0.0, "blend weight of the previous frame's delta, in [0, 1) (0 = off)")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.temporal < 1:
+            raise ValueError(f"fran.temporal={self.temporal} must be in [0, 1)")
+        if self.window < 16 or self.stride < 1:
+            raise ValueError("fran.window must be at least 16 and fran.stride at least 1")
 
 
 class FranMethod(BaseMethod):
@@ -21,6 +39,7 @@ class FranMethod(BaseMethod):
 
     name = "fran"
     identity_changing = True
+    Settings = FranRunSettings
 
     def __init__(self) -> None:
         self._net = None
@@ -92,20 +111,7 @@ class FranMethod(BaseMethod):
         return self.run_settings(ctx)["temporal"] > 0
 
     def run_settings(self, ctx: MethodContext) -> dict[str, Any]:
-        from .train import FranSettings
-
-        d = FranSettings()
-        opts = ctx.options
-        out = {}
-        for k in RUN_OPTIONS:
-            v = opts.get(f"fran.{k}", getattr(d, k))
-            try:
-                out[k] = type(getattr(d, k))(v)
-            except (TypeError, ValueError) as exc:
-                raise MethodError(f"option fran.{k}={v!r} is not a number") from exc
-        if not 0 <= out["temporal"] < 1:
-            raise MethodError(f"fran.temporal={out['temporal']} must be in [0, 1)")
-        return out
+        return asdict(self.own_settings(ctx))
 
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
         from reconstruct.training.checkpoint import checkpoint_digest

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "reconstruct.commands.calibrate",
     "reconstruct.commands.demo",
     "reconstruct.commands.plugins",
+    "reconstruct.commands.options",
     "reconstruct.commands.models",
     "reconstruct.commands.synth",
     "reconstruct.commands.consent",

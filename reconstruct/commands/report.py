@@ -34,7 +34,8 @@ def run(args: argparse.Namespace, host) -> int:
     import shutil
     from types import MappingProxyType
 
-    from ..engine import RunConfig, run_pipeline
+    from ..engine import run_pipeline
+    from ..stage import RunConfig
     from ..errors import SessionError
     from ..progress import RichProgress
     from . import parse_options

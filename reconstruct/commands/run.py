@@ -32,7 +32,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     run.add_argument("--method", help="aging method (`reconstruct plugins` lists them); without: stop after fit")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device (default auto)")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers for per-frame work (default 1)")
-    from ..engine import EXECUTORS
+    from ..executors.local import EXECUTORS
 
     run.add_argument("--executor", default="local", choices=tuple(EXECUTORS),
                      help="where per-frame work runs: local (default; --jobs processes) or ray (Ray tasks over "
@@ -47,22 +47,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, host) -> int:
     from ..device import resolve_device
-    from ..engine import RunConfig, run_pipeline
-    from ..progress import RichProgress
+    from ..engine import run_pipeline
     from ..errors import ConfigError
+    from ..progress import RichProgress
+    from ..stage import RunConfig
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: must be at least 1")
     options = parse_options(args.option)
-    for k in ("young_refs", "renderer"):
-        if getattr(args, k, None) is not None:
-            options[k] = str(getattr(args, k))
+    options.update(plugin_flags(args))
     config = RunConfig(session=args.session, method=args.method, device=resolve_device(args.device),
                        jobs=args.jobs, from_stage=args.from_stage, only_stage=args.only_stage,
                        executor=args.executor, address=args.address, options=MappingProxyType(options))
     results = run_pipeline(config, host, progress=RichProgress())
     print_summary(results)
     return 0
+
+
+def plugin_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The values of plugin flags (``register_cli_arguments``) whose ``dest`` is ``NAMESPACE.KEY``: they reach that
+    stage's or method's Settings like ``--option NAMESPACE.KEY=VALUE`` (and win over it)."""
+    return {k: str(v) for k, v in vars(args).items() if "." in k and v is not None}
 
 
 def print_summary(results) -> None:

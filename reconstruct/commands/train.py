@@ -59,26 +59,10 @@ def method_parser(method_cls, name: str) -> argparse.ArgumentParser:
 
 def method_context(session_root: Path, name: str, host, device: str, progress):
     """The MethodContext a method sees when it trains (same work_dir, fits and cameras as the age stage)."""
-    from types import MappingProxyType
-
-    from ..camera import CameraModel
-    from ..fitting.result import load_fits
-    from ..methods import MethodContext
+    from ..methods import method_context as build
     from ..session import Session
 
-    s = Session.open(session_root)
-    fit_file = s.stage_dir("fit") / "fits.npz"
-    fits = load_fits(fit_file) if fit_file.exists() else None
-    cameras = {}
-    if s.calibration_path.exists():
-        raw = s.read_calibration().get("cameras", [])
-        # keyed by name (reconstruct.calibration.result); a list of records is accepted too, as in the age stage
-        items = raw.items() if isinstance(raw, dict) else ((c["name"], c) for c in raw)
-        cameras = {n: CameraModel.from_dict({**c, "name": c.get("name", n)}) for n, c in items}
-    work = s.root / "out" / "methods" / name
-    work.mkdir(parents=True, exist_ok=True)
-    return MethodContext(session=s, options=MappingProxyType({}), device=device, work_dir=work, progress=progress,
-                         components=host.components(), fits=fits, cameras=cameras)
+    return build(Session.open(session_root), name, device=device, progress=progress, components=host.components())
 
 
 def run(args: argparse.Namespace, host) -> int:

@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError, RenderError
+from ..errors import RenderError
+from ..options import option
 from .blend import alpha_blend, laplacian_blend, poisson_blend
 from .color import METHODS as COLOR_METHODS
 from .color import transfer_color
@@ -53,44 +54,31 @@ class CompositeSettings:
             (:mod:`.eyes`), so that gaze, blinks and catch-lights stay the actor's own.
     """
 
-    compositor: str = "laplacian"
-    erode_px: int = 3
-    feather_px: int = 8
-    feather_frac: float = 0.15
-    color: str = "gain"
-    gain_falloff: float = 2.0
-    skin_only: bool = False
-    levels: int = 5
-    keep_eyes: bool = True
+    compositor: str = option("laplacian", "compositor: alpha, laplacian, poisson or a plugin's")
+    erode_px: int = option(3, "pixels the rendered face region shrinks before feathering")
+    feather_px: int = option(8, "minimum width of the soft edge, pixels")
+    feather_frac: float = option(0.15, "width of the soft edge as a fraction of the face's size, in [0, 1]")
+    color: str = option("gain", f"colour transfer: {', '.join(COLOR_METHODS)}")
+    gain_falloff: float = option(2.0, "with color=gain: feather widths over which the gain fades to 1 inwards "
+                                      "(<= 0: the whole face)")
+    skin_only: bool = option(False, "limit the mask to skin")
+    levels: int = option(5, "Laplacian pyramid levels")
+    keep_eyes: bool = option(True, "keep the plate inside the lid apertures found on it (image-space methods)")
+
+    def __post_init__(self) -> None:
+        if self.color not in COLOR_METHODS:
+            raise ValueError(f"composite.color={self.color}: unknown; use one of {', '.join(COLOR_METHODS)}")
+        if self.erode_px < 0 or self.feather_px < 0 or not 0.0 <= self.feather_frac <= 1.0 or self.levels < 1:
+            raise ValueError("composite.erode_px and composite.feather_px must be >= 0, composite.feather_frac in "
+                             "[0, 1], composite.levels >= 1")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], prefix: str = "composite.") -> "CompositeSettings":
-        kw: dict[str, Any] = {}
-        casts = {"compositor": str, "erode_px": int, "feather_px": int, "feather_frac": float, "color": str,
-                 "gain_falloff": float, "levels": int,
-                 "skin_only": _flag, "keep_eyes": _flag}
-        for key, cast in casts.items():
-            if prefix + key in options:
-                try:
-                    kw[key] = cast(options[prefix + key])
-                except ValueError as exc:
-                    raise ConfigError(f"--option {prefix}{key}={options[prefix + key]!r} is not valid") from exc
-        for key in options:
-            if key.startswith(prefix) and key[len(prefix):] not in casts:
-                raise ConfigError(f"unknown option {key}", hint=f"composite options: {', '.join(prefix + k for k in casts)}")
-        s = cls(**kw)
-        if s.color not in COLOR_METHODS:
-            raise ConfigError(f"--option {prefix}color={s.color}: unknown", hint=f"use one of {', '.join(COLOR_METHODS)}")
-        if s.erode_px < 0 or s.feather_px < 0 or not 0.0 <= s.feather_frac <= 1.0:
-            raise ConfigError(f"{prefix}erode_px and {prefix}feather_px must be >= 0, {prefix}feather_frac in [0, 1]")
-        return s
+        """From ``{"composite.KEY": text}`` (the strict option parser, :mod:`reconstruct.options`)."""
+        from ..options import parse_settings
 
-
-def _flag(v: Any) -> bool:
-    s = str(v).lower()
-    if s not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"expected true or false, got {v!r}")
-    return s in ("1", "true", "yes", "on")
+        ns = prefix.rstrip(".")
+        return parse_settings(cls, {k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)}, ns)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -15,7 +15,6 @@ Per output frame ``F`` (6 digits):
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -179,6 +178,3 @@ def preview_frame(plate: np.ndarray, image: np.ndarray, width: int = 1920) -> np
     frame = cv2.cvtColor(np.round(np.clip(side, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
-
-def read_patch_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

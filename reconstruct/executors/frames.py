@@ -1,10 +1,9 @@
 """Helpers for stages that send per-frame work through ``ctx.executor.map`` (age, render, composite, detect).
 
 - :func:`frame_chunks` cuts the output frames into work items of a fixed size (``--option frames.chunk=N``,
-  default 8). The size never depends on the executor or ``--jobs``, so a method that carries state from one frame
-  to the next inside a chunk gives the same files in process, in ``--jobs`` processes and on Ray.
-- :func:`worker_components` is the plugin registry inside a worker: the driver's own one when the work runs in
-  the driver's process (or a forked child), else one built from the installed entry points (a Ray worker).
+  default 8, :class:`FrameSettings`). The size never depends on the executor or ``--jobs``, so a method that
+  carries state from one frame to the next inside a chunk gives the same files in process, in ``--jobs``
+  processes and on Ray.
 - Importing this module lets the standard pickle copy ``MappingProxyType`` (as Ray's cloudpickle does).
 - :func:`save_npz` writes an ``.npz`` whose bytes depend only on the arrays (fixed zip timestamps), so that reruns
   and distributed runs give byte-identical files.
@@ -16,54 +15,36 @@ import copyreg
 import io
 import types
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..options import option
 
 # Frozen records keep their mappings as read-only ``MappingProxyType`` views, which the standard pickle refuses;
 # Ray's cloudpickle copies them. Do the same here so prepared methods and records reach ``--jobs`` processes.
 copyreg.pickle(types.MappingProxyType, lambda m: (types.MappingProxyType, (dict(m),)))
 
-DEFAULT_CHUNK = 8
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_COMPONENTS: dict[str, Any] = {}  # per process: the registry the driver registered, or one built from entry points
 
 
-def chunk_size(options: Mapping[str, Any]) -> int:
-    """Frames per work item from ``--option frames.chunk=N`` (default :data:`DEFAULT_CHUNK`)."""
-    raw = options.get("frames.chunk", DEFAULT_CHUNK)
-    try:
-        n = int(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"--option frames.chunk={raw!r} is not a whole number",
-                          hint="e.g. --option frames.chunk=8") from exc
-    if n < 1:
-        raise ConfigError(f"--option frames.chunk={n}: must be at least 1", hint="e.g. --option frames.chunk=8")
-    return n
+@dataclass(frozen=True, slots=True)
+class FrameSettings:
+    """``--option frames.KEY=VALUE``: how per-frame stages cut their work."""
+
+    chunk: int = option(8, "output frames per work item of the per-frame stages (age, render, composite)")
+
+    def __post_init__(self) -> None:
+        if self.chunk < 1:
+            raise ValueError(f"frames.chunk={self.chunk}: must be at least 1")
 
 
 def frame_chunks(frames: Sequence[int], size: int) -> list[tuple[int, ...]]:
     """Consecutive runs of ``size`` frames (the last one shorter), in order."""
     frames = list(frames)
     return [tuple(frames[i:i + size]) for i in range(0, len(frames), max(1, size))]
-
-
-def register_components(components: Any) -> None:
-    """Driver side: make ``components`` what :func:`worker_components` returns in this process (and in forked
-    children)."""
-    _COMPONENTS["registry"] = components
-
-
-def worker_components() -> Any:
-    """The plugin registry for work running in this process (see module docstring)."""
-    if "registry" not in _COMPONENTS:
-        from ..plugins import make_plugin_manager
-
-        _COMPONENTS["registry"] = make_plugin_manager().components()
-    return _COMPONENTS["registry"]
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -89,14 +70,10 @@ def use_threads(device: str) -> bool:
 
 
 def single_thread_blas():
-    """Context manager: BLAS/LAPACK on one thread (threadpoolctl, when installed). A large matrix product summed
+    """Context manager: BLAS/LAPACK on one thread (threadpoolctl). A large matrix product summed
     by a different number of threads rounds differently in the last bits; Ray workers run with one thread and the
     driver with many, so work whose float64 results are written out (the render stage's lighting fit) runs
     single-threaded everywhere to give the same numbers under every executor."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy's usual installs
-        import contextlib
+    from threadpoolctl import threadpool_limits  # a declared dependency
 
-        return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")

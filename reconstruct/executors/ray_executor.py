@@ -1,7 +1,8 @@
 """Per-frame work as Ray tasks: ``reconstruct run SESSION --executor ray [--address ADDR]``.
 
-Same interface as :class:`reconstruct.engine.LocalExecutor`: ``map(fn, items, progress, description, threads)``
-returns ``[fn(x) for x in items]`` in item order. Items are cut into chunks (about four per worker CPU, at most
+Same interface as :class:`reconstruct.executors.local.LocalExecutor`: ``map(fn, items, progress, description, threads,
+resources)`` returns ``[fn(x) for x in items]`` in item order (``fn(x, res)`` with ``resources=True``, ``res`` the
+Ray worker process's own :class:`~reconstruct.executors.resources.Resources`). Items are cut into chunks (about four per worker CPU, at most
 ``chunk_size`` items) and each chunk runs as one Ray task, so a 5000-frame shot is a few hundred tasks, not 5000.
 
 - ``fn`` and the items are pickled (cloudpickle) and shipped to the workers: make ``fn`` a module-level function
@@ -23,10 +24,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError, StageError
+from ..options import option
 from ..progress import NullProgress, Progress
+from .resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,27 @@ def _import_ray():
     return ray
 
 
-def _run_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any]) -> list[Any]:
-    return [fn(x) for x in chunk]
+@dataclass(frozen=True, slots=True)
+class RaySettings:
+    """``--option ray.KEY=VALUE``."""
+
+    chunk_size: int = option(32, "largest number of work items per Ray task")
+    task_cpus: float = option(1.0, "CPUs Ray reserves per task")
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1 or self.task_cpus <= 0:
+            raise ValueError("ray.chunk_size must be at least 1 and ray.task_cpus above 0")
+
+
+_WORKER: list[Resources] = []  # in a Ray worker process: its Resources for the tasks it runs
+
+
+def _run_chunk(fn: Callable[..., Any], chunk: Sequence[Any], with_resources: bool = False) -> list[Any]:
+    if not with_resources:
+        return [fn(x) for x in chunk]
+    if not _WORKER:
+        _WORKER.append(Resources())
+    return [fn(x, _WORKER[0]) for x in chunk]
 
 
 def chunked(items: Sequence[Any], n_chunks: int, max_size: int) -> list[list[Any]]:
@@ -73,15 +96,10 @@ class RayExecutor:
         self._remote = None
 
     @classmethod
-    def from_config(cls, config: Any) -> "RayExecutor":
+    def from_config(cls, config: Any, settings: Any = None, components: Any = None) -> "RayExecutor":
         _import_ray()  # fail at start-up, not in the middle of a run
-        opts = dict(config.options)
-        try:
-            chunk = int(opts.get("ray.chunk_size", 32))
-            cpus = float(opts.get("ray.task_cpus", 1))
-        except ValueError as exc:
-            raise ConfigError(f"bad ray option: {exc}", hint="--option ray.chunk_size=32 --option ray.task_cpus=1") from exc
-        return cls(address=config.address, jobs=config.jobs, chunk_size=chunk, task_cpus=cpus)
+        rs = settings["ray"] if settings is not None and "ray" in settings else RaySettings()
+        return cls(address=config.address, jobs=config.jobs, chunk_size=rs.chunk_size, task_cpus=rs.task_cpus)
 
     def _ensure(self):
         ray = _import_ray()
@@ -108,8 +126,8 @@ class RayExecutor:
         ray = self._ensure()
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], progress: Progress | None = None,
-            description: str = "", threads: bool = False) -> list[Any]:
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
+            description: str = "", threads: bool = False, resources: bool = False) -> list[Any]:
         progress = progress or NullProgress()
         items = list(items)
         with progress.task(description or getattr(fn, "__name__", "work"), total=len(items)) as task:
@@ -118,7 +136,7 @@ class RayExecutor:
             ray = self._ensure()
             chunks = chunked(items, 4 * self.cluster_cpus(), self.chunk_size)
             fn_ref = ray.put(fn)
-            refs = [self._remote.remote(fn_ref, c) for c in chunks]
+            refs = [self._remote.remote(fn_ref, c, resources) for c in chunks]
             index = {r: i for i, r in enumerate(refs)}
             results: list[list[Any] | None] = [None] * len(refs)
             pending = list(refs)

@@ -235,10 +235,8 @@ def mediapipe_face_region(model: FaceModel, canonical_obj: Path, max_distance: f
 
 def mediapipe_face_oval() -> tuple[int, ...]:
     """Indices of MediaPipe's face-oval landmarks (from mediapipe's own connection table)."""
-    try:
-        from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
-    except ImportError:  # pragma: no cover - mediapipe is a dependency
-        return ()
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+
     return tuple(sorted({i for e in FACEMESH_FACE_OVAL for i in e}))
 
 
@@ -246,10 +244,8 @@ def _mediapipe_features(model: FaceModel, src: np.ndarray) -> list[tuple[np.ndar
     """Pair MediaPipe's eye contours and inner-lip contour (from mediapipe's connection tables) with the model's
     eye and mouth holes (its inner boundary loops), each hole chosen as the one nearest the contour after a
     similarity alignment of the two point sets' bounding boxes. Models without holes get no features."""
-    try:
-        from mediapipe.python.solutions import face_mesh_connections as fmc
-    except ImportError:  # pragma: no cover
-        return []
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
     loops = boundary_loops(model.triangles)[1:]  # drop the outer border
     if not loops:
         return []

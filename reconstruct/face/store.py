@@ -188,6 +188,11 @@ class ModelSource:
     def load(self) -> FaceModel:
         return self.loader()
 
+    def digest(self) -> str:
+        """Cheap identity of what :meth:`load` returns (the stored file's size and time, the converting code):
+        part of the fit stage's cache key, so a model re-imported under the same name refits."""
+        return _code_key(self.path)
+
 
 def imported_sources() -> list[ModelSource]:
     """One source per ``*.npz`` in the models dir."""

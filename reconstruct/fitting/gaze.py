@@ -19,13 +19,17 @@ contour as the opening's centre was tried and measured worse (its mean sits mill
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from ..camera import CameraModel
 from ..face.features import EYE_L, EYE_R
 from ..face.model import FaceModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..artifacts import Detections
 
 #: landmark indices of the two iris centres, per detector scheme
 IRIS_CENTRES = {"mediapipe478": (468, 473)}
@@ -143,17 +147,17 @@ def gaze_in_view(model: FaceModel, vertices: np.ndarray, R: np.ndarray, camera: 
                          np.ones(pts.shape[:3]), scheme)[0]
 
 
-def gaze_for_sequence(model: FaceModel, seq, det: Mapping, cameras: Mapping[str, CameraModel]) -> np.ndarray | None:
-    """:func:`estimate_gaze` for a :class:`~.result.FitSequence` and the detect stage's arrays; None when the
+def gaze_for_sequence(model: FaceModel, seq, det: "Detections", cameras: Mapping[str, CameraModel]) -> np.ndarray | None:
+    """:func:`estimate_gaze` for a :class:`~.result.FitSequence` and the detect stage's :class:`~reconstruct.artifacts.Detections`; None when the
     detector gives no iris centres. Frames not fitted (``valid`` False) get NaN."""
-    if not supports_gaze(det["scheme"]):
+    if not supports_gaze(det.scheme):
         return None
-    names = list(det["cameras"])
+    names = list(det.cameras)
     keep = [k for k, c in enumerate(names) if c in cameras]
     cams = [cameras[names[k]] for k in keep]
-    row = {int(f): i for i, f in enumerate(det["frames"])}
+    row = {int(f): i for i, f in enumerate(det.frames)}
     rows = np.array([row[int(f)] for f in seq.frames])
-    g = estimate_gaze(model, seq.vertices, seq.R, cams, det["points"][rows][:, keep],
-                      det["confidence"][rows][:, keep], det["scheme"])
+    g = estimate_gaze(model, seq.vertices, seq.R, cams, det.points[rows][:, keep],
+                      det.confidence[rows][:, keep], det.scheme)
     g[~np.asarray(seq.valid, bool)] = np.nan
     return g

@@ -20,9 +20,10 @@ Expression and head pose of each frame move; the identity stays fixed. Adam on t
 
 from __future__ import annotations
 
+
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +38,9 @@ from .landmark_basis import LandmarkBasis, vertex_normals
 from .result import FitSequence
 from .projection import CameraStack, project_camera_frame
 from .solver import rodrigues
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..artifacts import Detections
 
 log = logging.getLogger(__name__)
 
@@ -248,19 +252,19 @@ def _smooth(x: np.ndarray, frames: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def refine_sequence(model: FaceModel, cameras: Mapping[str, CameraModel], seq: FitSequence,
-                    images: Callable[[int], Sequence[np.ndarray | None]], det: dict | None = None,
+                    images: Callable[[int], Sequence[np.ndarray | None]], det: "Detections | None" = None,
                     settings: PhotoSettings = PhotoSettings(), device: str = "cpu",
                     vertices: np.ndarray | None = None, progress: Progress | None = None) -> FitSequence:
     """Photometrically refine every valid frame of ``seq`` (identity kept); invalid (filled) frames are left as they
     are. ``images(i)`` returns the stored images of row ``i`` in ``seq.cameras`` order (None where a camera has no
-    frame). ``det``: the detect stage's landmarks (:func:`deage_plugins.detect_stage.load_detections`) for the landmark
+    frame). ``det``: the detect stage's landmarks (:class:`reconstruct.artifacts.Detections`) for the landmark
     prior; its cameras may be a superset of ``seq.cameras``. The per-frame corrections are smoothed over time
     (``settings.temporal_sigma``) before they are applied. Landmark residuals are recomputed for the refined fit.
     Frames seen by fewer than two cameras keep their landmark fit (logged).
     """
     progress = progress or NullProgress()
     cams = [cameras[c] for c in seq.cameras]
-    basis = LandmarkBasis.from_model(model, det["scheme"], device=device) if det is not None else None
+    basis = LandmarkBasis.from_model(model, det.scheme, device=device) if det is not None else None
     expr, R, t, V = seq.expression.copy(), seq.R.copy(), seq.t.copy(), seq.vertices.copy()
     res = None if seq.residual_px is None else seq.residual_px.copy()
     ident = seq.identity.astype(np.float64)
@@ -271,10 +275,10 @@ def refine_sequence(model: FaceModel, cameras: Mapping[str, CameraModel], seq: F
         for i in np.flatnonzero(seq.valid):
             obs = conf = None
             if basis is not None:
-                row = np.flatnonzero(det["frames"] == seq.frames[i])
+                row = np.flatnonzero(det.frames == seq.frames[i])
                 if len(row):
-                    k = [list(det["cameras"]).index(c) for c in seq.cameras]
-                    obs, conf = det["points"][row[0]][k], det["confidence"][row[0]][k]
+                    k = [list(det.cameras).index(c) for c in seq.cameras]
+                    obs, conf = det.points[row[0]][k], det.confidence[row[0]][k]
                     landmarks[int(i)] = (obs, conf)
             try:
                 e, Ri, ti, _ = refine_frame(model, cams, images(int(i)), ident, expr[i].astype(np.float64), R[i],
@@ -294,7 +298,7 @@ def refine_sequence(model: FaceModel, cameras: Mapping[str, CameraModel], seq: F
         done = np.array(done)
         d_expr, d_rot, d_t = (_smooth(np.array(a), seq.frames[done], settings.temporal_sigma)
                               for a in (d_expr, d_rot, d_t))
-        lm = model.landmark_map(det["scheme"]) if det is not None else None
+        lm = model.landmark_map(det.scheme) if det is not None else None
         blend = model.expression_kind == "blendshape"
         for j, i in enumerate(done):
             e = expr[i] + d_expr[j]

@@ -7,9 +7,10 @@ estimated on up to ``identity_frames`` key frames, then the takes are fitted in 
 
 from __future__ import annotations
 
+
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from ..progress import NullProgress, Progress
 from .fit import fit_sequence, world_vertices
 from .result import FitSequence
 from .solver import FitSettings, FitSolution
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..artifacts import Detections
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +66,11 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
                               "is available, or use a detector whose scheme the model has")
 
 
-def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: dict, settings: FitSettings = FitSettings(),
+def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "Detections", settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
                    identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None,
                    overlap: int = 8) -> tuple[FitSequence, SessionFitInfo]:
-    """Fit a session's detections (``deage_plugins.detect_stage.load_detections`` dict) through calibrated cameras.
+    """Fit a session's detections (:class:`reconstruct.artifacts.Detections`) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
     mis-calibrated: it is dropped (named in ``cameras_dropped``) and the take is refitted without it.
@@ -76,8 +80,8 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
     smoothing does not restart with a jump at every chunk border.
     """
     progress = progress or NullProgress()
-    model = ensure_scheme(model, det["scheme"])
-    names: Sequence[str] = det["cameras"]
+    model = ensure_scheme(model, det.scheme)
+    names: Sequence[str] = det.cameras
     dropped = {c: "no calibration for this camera in calibration.json" for c in names if c not in cameras}
     for c, why in dropped.items():
         log.warning("fit: camera %s dropped: %s", c, why)
@@ -86,9 +90,9 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
         raise FitError(f"none of the cameras with landmarks ({', '.join(names)}) is calibrated",
                        hint="run the calibrate stage, or import a calibration with `reconstruct calibrate --import`")
     cams = [cameras[names[k]] for k in keep]
-    obs = det["points"][:, keep].astype(np.float64)
-    conf = det["confidence"][:, keep].astype(np.float64)
-    frames = det["frames"]
+    obs = det.points[:, keep].astype(np.float64)
+    conf = det.confidence[:, keep].astype(np.float64)
+    frames = det.frames
     n_conf = ((conf > 0.3) & np.isfinite(obs).all(-1)).sum(-1).max(-1)  # best camera per frame
     good = n_conf >= min_landmarks
     skipped = tuple(int(f) for f in frames[~good])
@@ -104,12 +108,12 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: di
         identity = None
         if len(gi) > chunk:  # identity from key frames, then chunks with it fixed
             key = gi[np.linspace(0, len(gi) - 1, min(identity_frames, len(gi))).round().astype(int)]
-            sol = fit_sequence(model, det["scheme"], cams, obs[key], conf[key],
+            sol = fit_sequence(model, det.scheme, cams, obs[key], conf[key],
                                replace(settings, smooth_rotation=0.0), device)
             identity, iters = sol.identity, [sol.iterations]
             settings = replace(settings, fit_identity=False)
         spans = _chunk_spans(len(gi), chunk, overlap)
-        jobs = [FitChunk(model, det["scheme"], tuple(cams), obs[gi[a:b]], conf[gi[a:b]], settings, device, identity)
+        jobs = [FitChunk(model, det.scheme, tuple(cams), obs[gi[a:b]], conf[gi[a:b]], settings, device, identity)
                 for a, b, _ in spans]
         if executor is not None and len(jobs) > 1:
             parts = executor.map(fit_chunk, jobs, description="fit chunks")

@@ -44,29 +44,35 @@ from .shading import (Lighting, linear_to_srgb, sh_basis, sh_basis_torch, sh_fro
                       vertex_normals, vertex_normals_torch)
 
 
-def get_renderer(components: Any, name: str = "auto", device: str = "cpu") -> RendererBase:
-    """Instantiate the renderer ``name`` (or the best available one for ``device`` when ``"auto"``).
-
-    ``components``: a :class:`reconstruct.plugins.Components` (``host.components()``).
-    """
+def renderer_class(components: Any, name: str = "auto", device: str = "cpu") -> type:
+    """The renderer class ``name`` would use on ``device`` (``"auto"``: the available one with the highest
+    priority), without building it. RenderError when none is available."""
     if name != "auto":
         cls = components.get("renderer", name)
         if not cls.available(device):
             raise RenderError(f"renderer {name!r} is not available on device {device!r}",
                               hint="use --renderer auto, or install what the backend needs (docs/rendering.md)")
-        return cls(device=device)
+        return cls
     ranked = sorted(components.all("renderer").values(), key=lambda c: -int(getattr(c, "priority", 0)))
     for cls in ranked:
         if cls.available(device):
-            return cls(device=device)
+            return cls
     raise RenderError(f"no renderer is available on device {device!r} (registered: "
                       f"{', '.join(c.name for c in ranked) or 'none'})",
                       hint="install open3d (the raycast backend) or check `reconstruct plugins`")
 
 
+def get_renderer(components: Any, name: str = "auto", device: str = "cpu") -> RendererBase:
+    """Instantiate the renderer ``name`` (or the best available one for ``device`` when ``"auto"``).
+
+    ``components``: a :class:`reconstruct.plugins.Components` (``host.components()``).
+    """
+    return renderer_class(components, name, device)(device=device)
+
+
 __all__ = [
     "Fragments", "Lighting", "Mesh", "RenderOutput", "RendererBase", "barycentrics_torch", "concat_meshes",
-    "get_renderer", "interpolate", "interpolate_torch", "interpolate_uv", "linear_to_srgb", "pixel_rays", "render_meshes",
+    "get_renderer", "renderer_class", "interpolate", "interpolate_torch", "interpolate_uv", "linear_to_srgb", "pixel_rays", "render_meshes",
     "sample_texture", "sample_texture_torch", "sh_basis", "sh_basis_torch", "sh_from_directional", "shade",
     "srgb_to_linear", "vertex_normals", "vertex_normals_torch",
 ]

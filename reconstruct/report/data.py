@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..session import FrameSet, Session
+from ..artifacts.plates import plate_paths, read_plate
+from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,6 @@ LANDMARK_GROUPS: dict[str, dict[str, list[int]]] = {
 }
 
 
-def _frame_number(p: Path) -> int | None:
-    m = re.match(r"^(\d+)$", p.stem)
-    return int(m.group(1)) if m else None
-
-
 @dataclass
 class ReportData:
     """Lazy access to what the report shows. Build with :meth:`load`."""
@@ -61,7 +56,6 @@ class ReportData:
     stages: dict[str, dict] = field(default_factory=dict)
     fits: Any = None
     notes: list[str] = field(default_factory=list)
-    _records: dict = field(default_factory=dict, repr=False)
     _by_frame: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -72,23 +66,20 @@ class ReportData:
         except Exception as exc:  # a report of a broken session still shows what it can
             d.notes.append(f"no sync.csv ({exc})")
         d._by_frame = {fs.frame: fs for fs in d.framesets}
-        d._records = {r.index: r for r in session.frames(d.hero)}
         out = session.root / "out"
         if out.is_dir():
             for sub in sorted(out.iterdir()):
-                f = sub / "_stage.json"
-                if sub.is_dir() and f.exists():
-                    try:
-                        d.stages[sub.name] = json.loads(f.read_text())
-                    except ValueError:
-                        d.notes.append(f"{f} is damaged")
+                if sub.is_dir() and (sub / STAGE_FILE).exists():
+                    rec = session.stage_record(sub.name)
+                    if rec is None:
+                        d.notes.append(f"{sub / STAGE_FILE} is damaged")
+                    else:
+                        d.stages[sub.name] = rec
         for rel in OUTPUT_DIRS:
-            folder = out / rel
-            if folder.is_dir():
-                found = {n: p for p in folder.glob("*.png") if (n := _frame_number(p)) is not None}
-                if found:
-                    d.outputs = dict(sorted(found.items()))
-                    break
+            found = plate_paths(out / rel)
+            if found:
+                d.outputs = found
+                break
         for rel in MASK_DIRS:
             if (out / rel).is_dir():
                 d.mask_dir = out / rel
@@ -113,13 +104,10 @@ class ReportData:
 
     def before(self, frame: int) -> np.ndarray | None:
         """The hero plate of output frame ``frame`` as RGB uint8, or None."""
-        idx = self.hero_index(frame)
-        if idx is None:
+        fs = self._by_frame.get(frame)
+        img = None if fs is None else self.session.frame_images(fs, [self.hero])[self.hero]
+        if img is None:
             return None
-        rec = self._records.get(idx)
-        if rec is None or rec.status != "ok":
-            return None
-        img = self.session.read_image(self.hero, rec)
         if img.dtype == np.uint16:
             img = (img // 257).astype(np.uint8)
         return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
@@ -127,18 +115,7 @@ class ReportData:
     def after(self, frame: int) -> np.ndarray | None:
         """The composited plate of ``frame`` as RGB uint8, or None."""
         p = self.outputs.get(frame)
-        if p is None:
-            return None
-        import cv2
-
-        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            return None
-        if img.dtype == np.uint16:
-            img = np.round(img / 257.0).astype(np.uint8)
-        if img.ndim == 2:
-            return np.repeat(img[..., None], 3, axis=2)
-        return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
+        return None if p is None else read_plate(p)
 
     def mask(self, frame: int, shape: tuple[int, int]) -> np.ndarray | None:
         """The paste-back mask (H, W) float in [0, 1] of ``frame`` (from the composite stage's patch), or None."""

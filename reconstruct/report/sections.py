@@ -9,19 +9,34 @@ calibration residual plots, the sync plugin its matching report). Orders: 0 summ
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..options import option
 from . import svg
 from .data import FlagResults, ReportData, compute_flags
 from .page import esc, fmt, img_tag, table
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import StageContext
+    from ..stage import StageContext
 
-_CACHE: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """``--option report.KEY=VALUE``: the thresholds of the artist flags (docs/report.md)."""
+
+    stiff_expression: float = option(0.04, "flag frames whose expression landmarks move more than this, IOD")
+    unnatural_eyes: float = option(0.03, "flag frames whose eyelid/iris landmarks move more than this, IOD")
+    gaze_deg: float = option(5.0, "flag frames whose gaze differs from the plate's by more than this, degrees")
+    seams: float = option(5.0, "flag an edge along the paste-back boundary higher than this, grey levels")
+    flicker_k: float = option(5.0, "flicker: robust sigmas above the take's frame-to-frame change")
+    flicker_levels: float = option(2.0, "flicker: and at least this many grey levels")
+
+    def __post_init__(self) -> None:
+        if min(asdict(self).values()) <= 0:
+            raise ValueError("report thresholds must be above 0")
 
 FLAG_HELP = {
     "stiff_expression": "the output's mouth/brow/chin landmarks do not follow the performance (IOD, pose removed)",
@@ -33,16 +48,16 @@ FLAG_HELP = {
 
 
 def _cached(ctx: "StageContext", key: str, make):
-    """Per-context memo (sections share the loaded data and the flags)."""
-    entry = _CACHE.get(id(ctx))
-    if entry is None or entry[0]() is not ctx:
-        entry = (weakref.ref(ctx), {})
-        _CACHE[id(ctx)] = entry
-        weakref.finalize(ctx, _CACHE.pop, id(ctx), None)
-    store = entry[1]
-    if key not in store:
-        store[key] = make()
-    return store[key]
+    """Per-run memo (sections share the loaded data and the flags)."""
+    k = f"report.{key}"
+    if k not in ctx.memo:
+        ctx.memo[k] = make()
+    return ctx.memo[k]
+
+
+def report_settings(ctx: "StageContext") -> ReportSettings:
+    st = ctx.settings["report"] if "report" in ctx.settings else None
+    return st if isinstance(st, ReportSettings) else ReportSettings()
 
 
 def report_data(ctx: "StageContext") -> ReportData:
@@ -50,9 +65,7 @@ def report_data(ctx: "StageContext") -> ReportData:
 
 
 def report_flags(ctx: "StageContext") -> FlagResults:
-    th = {k.split(".", 1)[1]: float(v) for k, v in ctx.config.options.items() if k.startswith("report.")
-          and k.split(".", 1)[1] in ("stiff_expression", "unnatural_eyes", "seams", "flicker_k", "flicker_levels",
-                                     "gaze_deg")}
+    th = asdict(report_settings(ctx))
     return _cached(ctx, "flags", lambda: compute_flags(report_data(ctx), ctx.components, th))
 
 
@@ -276,7 +289,7 @@ class FlagsSection:
             s = res.series["unnatural_eyes"]
             parts.append(svg.line_chart(s.frames, {"left eye": res.gaze_deg[:, 0], "right eye": res.gaze_deg[:, 1]},
                                         title="gaze: output vs plate per frame", y_label="degrees",
-                                        threshold=float(ctx.config.options.get("report.gaze_deg", 5.0)), height=180))
+                                        threshold=report_settings(ctx).gaze_deg, height=180))
         if flagged:
             figs = []
             for f, names in list(flagged.items())[:24]:

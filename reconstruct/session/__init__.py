@@ -2,9 +2,9 @@
 
 from .atomic import atomic_path, atomic_replace_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .frames import FrameLog, FrameRecord
-from .store import SCHEMA_VERSION, ConsentRecord, FrameSet, Session, SessionMeta
+from .store import SCHEMA_VERSION, STAGE_FILE, ConsentRecord, FrameSet, Session, SessionMeta
 
 __all__ = [
-    "SCHEMA_VERSION", "ConsentRecord", "FrameLog", "FrameRecord", "FrameSet", "Session", "SessionMeta",
+    "SCHEMA_VERSION", "STAGE_FILE", "ConsentRecord", "FrameLog", "FrameRecord", "FrameSet", "Session", "SessionMeta",
     "atomic_path", "atomic_replace_dir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
 ]

@@ -29,7 +29,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 
@@ -38,8 +38,13 @@ from ..rig import Rig, load_rig, rig_to_toml
 from .atomic import atomic_path, atomic_write_json, atomic_write_text
 from .frames import FrameLog, FrameRecord, format_rows, parse_rows
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..calibration.result import RigCalibration
+    from ..camera import CameraModel
+
 SCHEMA_VERSION = 1
 SESSION_FILE = "session.toml"
+STAGE_FILE = "_stage.json"  # in out/<stage>/: written last, when the stage completed (name, version, cache key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,7 @@ class Session:
         self.root = root
         self.meta = meta
         self.rig = rig
+        self._records: dict[tuple[str, str], dict[int, FrameRecord]] = {}  # frames.csv by index, read once
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     @classmethod
@@ -191,6 +197,33 @@ class Session:
     def stage_dir(self, stage: str) -> Path:
         return self.root / "out" / stage
 
+    def stage_record(self, stage: str) -> dict | None:
+        """``out/<stage>/_stage.json`` (name, version, cache key, upstream keys, seconds) of a completed stage, or
+        None when the stage has not completed (or its record is unreadable)."""
+        f = self.stage_dir(stage) / STAGE_FILE
+        try:
+            rec = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) and "key" in rec else None
+
+    def stage_key(self, stage: str) -> str | None:
+        """The cache key of a completed stage's output, or None."""
+        rec = self.stage_record(stage)
+        return None if rec is None else str(rec["key"])
+
+    def method_dir(self, method: str, create: bool = False) -> Path:
+        """``out/methods/<method>/``: a method's trained assets and caches, kept across reruns of its stages."""
+        d = self.root / "out" / "methods" / method
+        if create:
+            d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def plates_dir(self) -> Path:
+        """``out/plates/``: the composited plates, one folder per camera (``hero/``)."""
+        return self.root / "out" / "plates"
+
     @property
     def calibration_path(self) -> Path:
         return self.root / "calibration.json"
@@ -206,6 +239,26 @@ class Session:
         if not p.exists():
             return []
         return parse_rows(p.read_text(encoding="utf-8"), str(p))
+
+    def frame_record(self, camera: str, index: int | None, kind: str = "cams") -> FrameRecord | None:
+        """The record of frame ``index`` of a camera (None when it has none); frames.csv is read once."""
+        if index is None:
+            return None
+        key = (kind, camera)
+        if key not in self._records:
+            self._records[key] = {r.index: r for r in self.frames(camera, kind)}
+        return self._records[key].get(index)
+
+    def frame_images(self, frameset: "FrameSet", cameras: Iterable[str] | None = None,
+                     ok_only: bool = True) -> dict[str, np.ndarray | None]:
+        """Camera -> the image it recorded for ``frameset`` (RGB (H, W, 3) or gray (H, W)), or None where the
+        camera has no frame in the set (or, with ``ok_only``, a frame not stored as ``ok``). ``cameras``: which
+        (default: every camera of the rig, in rig order)."""
+        out: dict[str, np.ndarray | None] = {}
+        for cam in (self.rig.camera_names if cameras is None else cameras):
+            rec = self.frame_record(cam, frameset.indices.get(cam))
+            out[cam] = None if rec is None or (ok_only and rec.status != "ok") else self.read_image(cam, rec)
+        return out
 
     def write_frames(self, camera: str, records: Iterable[FrameRecord], kind: str = "cams") -> None:
         atomic_write_text(self.camera_dir(camera, kind) / "frames.csv", format_rows(records))
@@ -304,10 +357,27 @@ class Session:
         atomic_write_json(path or self.calibration_path, data)
 
     def read_calibration(self, path: Path | None = None) -> dict:
+        """calibration.json as a raw dict (:meth:`calibration` is the typed, validated reading)."""
         p = path or self.calibration_path
         if not p.exists():
             raise SessionError(f"{p} does not exist", hint="run `reconstruct calibrate <session>` first")
-        return json.loads(p.read_text(encoding="utf-8"))
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise SessionError(f"{p} is not valid JSON: {exc}",
+                               hint="rerun `reconstruct calibrate <session>` (or re-import the calibration)") from exc
+
+    def calibration(self) -> "RigCalibration":
+        """calibration.json as a validated :class:`~reconstruct.calibration.result.RigCalibration`."""
+        from ..calibration.result import RigCalibration
+
+        return RigCalibration.from_dict(self.read_calibration(), str(self.calibration_path))
+
+    def cameras(self) -> dict[str, "CameraModel"]:
+        """Camera name -> calibrated camera for every camera calibration.json has; {} when there is none yet."""
+        if not self.calibration_path.exists():
+            return {}
+        return dict(self.calibration().cameras)
 
     def __repr__(self) -> str:
         return f"Session({str(self.root)!r}, rig={self.rig.name!r})"

@@ -162,10 +162,6 @@ def write_calibration_captures(session: Session, rig: Rig, cams: dict, spec: Syn
     return list(poses)
 
 
-def load_truth_timeline(root: Path) -> dict:
-    return json.loads((truth_dir(root) / "timeline.json").read_text())
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Truth:
     """Ground truth of a synthetic session, for tests and benchmarks (never for the pipeline).

@@ -82,11 +82,6 @@ def warp_to_plate(crop: np.ndarray, M: np.ndarray, shape: tuple[int, int]) -> np
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def scale_of(M: np.ndarray) -> float:
-    """Isotropic scale of a similarity matrix (crop pixels per plate pixel)."""
-    return float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
-
-
 def skin_mask_from_68(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) float32 skin mask from iBUG-68 points: face hull (raised to the forehead) minus eyes, brows, lips."""
     p = np.asarray(points, np.float64)

@@ -98,7 +98,7 @@ def trained_checkpoint(ctx, what: str, train_command: str) -> Path:
 
 def checkpoint_digest(work_dir: Path) -> str | None:
     """sha256 of the method's checkpoint (part of the age stage's cache key), None when untrained."""
-    from ..engine import file_digest
+    from ..hashing import file_digest
     from .loop import CHECKPOINT_NAME
 
     ckpt = Path(work_dir) / CHECKPOINT_NAME

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -19,18 +19,8 @@ from ..errors import MethodError
 
 log = logging.getLogger(__name__)
 
-_MODEL_CACHE: dict[str, Any] = {}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v")
-
-
-def face_model(components, name: str):
-    """Load (once per process) the face model a fit was made with."""
-    if name not in _MODEL_CACHE:
-        src = components.get("face_model", name)
-        src = src() if isinstance(src, type) else src
-        _MODEL_CACHE[name] = src.load()
-    return _MODEL_CACHE[name]
 
 
 def fit_landmarks(components, fit, camera, model_name: str) -> np.ndarray:
@@ -38,7 +28,7 @@ def fit_landmarks(components, fit, camera, model_name: str) -> np.ndarray:
     if fit is None or camera is None:
         raise MethodError("this frame has no fit or no calibrated hero camera, so the face cannot be located",
                           hint="run the calibrate, detect and fit stages first (`reconstruct run SESSION`)")
-    model = face_model(components, model_name)
+    model = components.face_model(model_name)  # loaded once per registry
     pts3 = model.landmark_map("ibug68").points(np.asarray(fit.vertices, np.float64), model.triangles)
     uv = camera.project(pts3)
     if not np.isfinite(uv).all():
@@ -129,18 +119,16 @@ def iter_session_faces(session, components, fits, cameras, every: int = 1):
                           hint="run the pipeline up to the fit stage first: `reconstruct run SESSION`")
     hero = session.rig.hero.name
     cam = cameras.get(hero)
-    records = {r.index: r for r in session.frames(hero)}
     rows = {int(f): i for i, f in enumerate(fits.frames)}
     for n, fs in enumerate(session.read_sync()):
-        if n % max(1, every):
-            continue
-        idx = fs.indices.get(hero)
-        if idx is None or idx not in records or fs.frame not in rows:
+        if n % max(1, every) or fs.frame not in rows:
             continue
         fit = fits.frame(rows[fs.frame])
         if not fit.valid:
             continue
-        plate = session.read_image(hero, records[idx])
+        plate = session.frame_images(fs, [hero], ok_only=False)[hero]
+        if plate is None:
+            continue
         if plate.ndim == 2:
             plate = np.repeat(plate[..., None], 3, axis=2)
         yield fs.frame, plate, fit_landmarks(components, fit, cam, fits.model_name)

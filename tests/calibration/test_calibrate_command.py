@@ -48,7 +48,8 @@ def test_calibrate_stage_through_pipeline(rendered_session, tmp_path):
     import shutil
 
     import deage_plugins.calibrate_stage as calibrate_plugin
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
 
     s, _, _ = rendered_session

@@ -6,7 +6,8 @@ import json
 
 from capture.recorder import Recorder
 from deage_plugins.sync_stage import SyncReportSection
-from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.stage import RunConfig
 from reconstruct.plugins import make_plugin_manager
 
 from .conftest import loopback_options

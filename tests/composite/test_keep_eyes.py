@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def sessions(tmp_path_factory, repo_root, shared_data):
     import cv2
 
-    from deage_plugins.render_stage import save_render
+    from reconstruct.artifacts import RenderedFace
     from tests.gaze_sessions import make_gaze_pair
 
     s, still, host, files = make_gaze_pair(tmp_path_factory.mktemp("keepeyes"), repo_root, frames=12)
@@ -31,7 +31,7 @@ def sessions(tmp_path_factory, repo_root, shared_data):
         edit = cv2.imread(str(still / "cams" / hero / name))[..., ::-1].astype(np.float32) / 255
         face = np.zeros(edit.shape[:2], np.float32)
         face[60:420, 170:470] = 1.0  # the whole face of the 640x480 hero, no exclude mask
-        save_render(render / f"{f:06d}.npz", edit, face)
+        RenderedFace(edit, face).save(RenderedFace.path(render, f))
     frames = sorted(files)
     return s, host, frames
 
@@ -39,6 +39,7 @@ def sessions(tmp_path_factory, repo_root, shared_data):
 def _composite_and_flag(sessions, keep_eyes: bool):
     from deage_plugins.composite_stage import CompositeChunk, composite_chunk, hero_landmarks
     from reconstruct.composite import CompositeSettings
+    from reconstruct.executors.resources import Resources
     from reconstruct.report.data import ReportData, compute_flags
 
     s, host, frames = sessions
@@ -49,8 +50,8 @@ def _composite_and_flag(sessions, keep_eyes: bool):
     job = CompositeChunk(root=str(s.root), out=str(out / "composite"), plates=str(out / "plates" / "hero"),
                          frames=tuple(frames), settings=settings,
                          compositor=host.components().get("compositor", "laplacian"), record=None,
-                         options={}, device="cpu", eyes=hero_landmarks(s) if keep_eyes else None)
-    info = composite_chunk(job)
+                         device="cpu", eyes=hero_landmarks(s) if keep_eyes else None)
+    info = composite_chunk(job, Resources(host.components()))
     return info, compute_flags(ReportData.load(s), host.components(), {})
 
 

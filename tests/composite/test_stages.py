@@ -12,7 +12,9 @@ import pytest
 
 from reconstruct import hookimpl
 from reconstruct.camera import CameraModel
-from reconstruct.engine import STAGE_FILE, RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.session import STAGE_FILE
+from reconstruct.stage import RunConfig
 from reconstruct.fitting.result import FitSequence, save_fits
 from reconstruct.methods import BaseMethod, FaceEdit
 from reconstruct.plugins import make_plugin_manager
@@ -123,7 +125,7 @@ def prepared(tmp_path_factory):
 
 def _run(p, method, stage, **opts):
     cfg = RunConfig(session=p["session"].root, method=method, only_stage=stage,
-                    options={"young_refs": str(p["refs"]), **opts})
+                    options={"digital_human.young_refs": str(p["refs"]), **opts})
     return run_pipeline(cfg, p["host"])
 
 
@@ -202,7 +204,7 @@ def test_mesh_edits_identical_in_two_processes(prepared):
     for jobs in (1, 2):
         for stage in ("age", "render", "composite"):
             cfg = RunConfig(session=s.root, method="digital_human", only_stage=stage, jobs=jobs,
-                            options={"young_refs": str(prepared["refs"]), "frames.chunk": "1"})
+                            options={"digital_human.young_refs": str(prepared["refs"]), "frames.chunk": "1"})
             run_pipeline(cfg, prepared["host"])
         runs.append(outputs())
     assert len(runs[0]) == 9 and runs[0] == runs[1]  # 2 edits, 2 renders, 2 EXR, 2 PNG, render.json: identical

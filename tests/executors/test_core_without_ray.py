@@ -29,7 +29,9 @@ def test_core_imports_and_runs_without_ray(tmp_path):
         import reconstruct, reconstruct.engine, reconstruct.cli, reconstruct.provenance, reconstruct.report.sections
         import reconstruct.executors, reconstruct.executors.ray_executor   # importing the module must not import ray
         import deage_plugins.sync_stage, deage_plugins.report_stage
-        from reconstruct.engine import RunConfig, run_pipeline, make_executor
+        from reconstruct.engine import run_pipeline
+        from reconstruct.executors.local import make_executor
+        from reconstruct.stage import RunConfig
         from reconstruct.errors import ConfigError
         from reconstruct.plugins import make_plugin_manager
 
@@ -68,7 +70,9 @@ def test_cli_help_without_ray():
 def test_executor_choice_errors(tmp_path):
     import pytest
 
-    from reconstruct.engine import LocalExecutor, RunConfig, make_executor
+    from reconstruct.executors.local import LocalExecutor, make_executor
+
+    from reconstruct.stage import RunConfig
     from reconstruct.errors import ConfigError
 
     assert isinstance(make_executor(RunConfig(session=tmp_path, jobs=3)), LocalExecutor)

@@ -14,7 +14,8 @@ import deage_plugins.age_stage
 import deage_plugins.composite_stage
 import deage_plugins.render_stage
 import deage_plugins.sync_stage
-from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.stage import RunConfig
 from reconstruct.executors.frames import frame_chunks, save_npz
 from reconstruct.plugins import make_plugin_manager
 from tests.executors.stage_methods import TestPlugin

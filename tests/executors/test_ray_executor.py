@@ -16,7 +16,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: p
 
 import deage_plugins.sync_stage  # noqa: E402
 from reconstruct import hookimpl  # noqa: E402
-from reconstruct.engine import RunConfig, make_executor, run_pipeline  # noqa: E402
+from reconstruct.engine import run_pipeline  # noqa: E402
+from reconstruct.executors.local import make_executor  # noqa: E402
+from reconstruct.stage import RunConfig  # noqa: E402
 from reconstruct.errors import StageError  # noqa: E402
 from reconstruct.executors.ray_executor import RayExecutor, chunked  # noqa: E402
 from reconstruct.plugins import make_plugin_manager  # noqa: E402
@@ -117,8 +119,12 @@ def test_ray_task_error_becomes_stage_error():
 
 
 def test_make_executor_reads_address_and_options(tmp_path):
-    ex = make_executor(RunConfig(session=tmp_path, executor="ray", address="ray://head:10001", jobs=3,
-                                 options={"ray.chunk_size": "8"}))
+    from reconstruct.engine import engine_settings
+    from reconstruct.options import parse_run_options
+
+    cfg = RunConfig(session=tmp_path, executor="ray", address="ray://head:10001", jobs=3,
+                    options={"ray.chunk_size": "8"})
+    ex = make_executor(cfg, parse_run_options(cfg.options, engine_settings()))
     assert isinstance(ex, RayExecutor) and ex.address == "ray://head:10001" and ex.chunk_size == 8 and ex.jobs == 3
     ex.close()  # never started: nothing to stop
 

@@ -2,7 +2,7 @@
 
 import os
 
-from reconstruct.engine import LocalExecutor, worker_threads
+from reconstruct.executors.local import LocalExecutor, worker_threads
 
 
 def _threads(_):

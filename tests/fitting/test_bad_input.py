@@ -1,8 +1,11 @@
 """Bad input to the session fit: frames without a face, cameras without calibration, things that are not models."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from reconstruct.artifacts import Detections
 from reconstruct.errors import FaceModelError, FitError
 from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
 from reconstruct.fitting.solver import FitSettings
@@ -18,9 +21,9 @@ def detections(ict_model):
     obs, conf = observe(ict_model, seq, cams, "ibug68", noise_px=1.0, seed=8)
     obs[2] = np.nan  # frame 2: no camera found a face
     conf[2] = 0
-    det = {"frames": np.arange(10, 16, dtype=np.int32), "cameras": tuple(c.name for c in cams),
-           "points": obs.astype(np.float32), "confidence": conf.astype(np.float32),
-           "found": np.isfinite(obs).all(-1).any(-1), "scheme": "ibug68", "detector": "test"}
+    det = Detections(frames=np.arange(10, 16, dtype=np.int32), cameras=tuple(c.name for c in cams), points=obs.astype(np.float32),
+                     confidence=conf.astype(np.float32), found=np.isfinite(obs).all(-1).any(-1), scheme="ibug68",
+                     detector="test")
     return cams, det
 
 
@@ -50,7 +53,7 @@ def test_no_calibrated_camera_is_a_clear_error(ict_model, detections):
 
 def test_no_face_anywhere_is_a_clear_error(ict_model, detections):
     cams, det = detections
-    empty = dict(det, points=np.full_like(det["points"], np.nan), confidence=np.zeros_like(det["confidence"]))
+    empty = replace(det, points=np.full_like(det.points, np.nan), confidence=np.zeros_like(det.confidence))
     with pytest.raises(FitError, match="no frame has a face"):
         fit_detections(ict_model, {c.name: c for c in cams}, empty, FAST)
 
@@ -67,7 +70,6 @@ def test_not_a_face_model(tmp_path):
 
 
 def test_model_without_the_scheme(ict_model):
-    from dataclasses import replace
     from types import MappingProxyType
 
     bare = replace(ict_model, landmarks=MappingProxyType({}))

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory, repo_root, shared_data):
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
     from reconstruct.rig import load_rig
     from reconstruct.synth.session import SynthSpec, generate_session
@@ -62,7 +63,9 @@ def test_frame_without_face_is_reported_and_skipped(session):
     """Blank every camera's frame of one frame set: detect records it, fit skips it, says so, and goes on."""
     import cv2
 
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
     from reconstruct.session import Session
 

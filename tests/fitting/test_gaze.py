@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def gaze_session(tmp_path_factory, repo_root, shared_data):
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
     from reconstruct.rig import load_rig
     from reconstruct.synth.session import SynthSpec, generate_session

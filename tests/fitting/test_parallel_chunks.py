@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from reconstruct.engine import LocalExecutor
+from reconstruct.artifacts import Detections
+from reconstruct.executors.local import LocalExecutor
 from reconstruct.fitting.pipeline import fit_detections
 from reconstruct.fitting.solver import FitSettings
 from reconstruct.fitting.synthetic import make_sequence, observe, three_camera_rig
@@ -12,9 +13,9 @@ def _take(ict_model, frames: int = 12):
     cams = three_camera_rig()
     seq = make_sequence(ict_model, frames=frames, seed=3)
     obs, conf = observe(ict_model, seq, cams, "ibug68", noise_px=1.0, seed=4)
-    det = {"frames": np.arange(frames, dtype=np.int32), "cameras": tuple(c.name for c in cams),
-           "points": obs.astype(np.float32), "confidence": conf.astype(np.float32),
-           "found": np.isfinite(obs).all(-1).any(-1), "scheme": "ibug68", "detector": "test"}
+    det = Detections(frames=np.arange(frames, dtype=np.int32), cameras=tuple(c.name for c in cams), points=obs.astype(np.float32),
+                     confidence=conf.astype(np.float32), found=np.isfinite(obs).all(-1).any(-1), scheme="ibug68",
+                     detector="test")
     return {c.name: c for c in cams}, det
 
 

@@ -30,7 +30,8 @@ def _vertex_error(root, face_region):
 
 
 def test_photometric_refinement_lowers_vertex_error(tmp_path, repo_root, ict_model, face_region):
-    from reconstruct.engine import RunConfig, run_pipeline
+    from reconstruct.engine import run_pipeline
+    from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager
     from reconstruct.rig import load_rig
     from reconstruct.synth.session import SynthSpec, generate_session

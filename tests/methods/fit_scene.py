@@ -23,6 +23,9 @@ class DemoModelOnly:
         assert (kind, name) == ("face_model", "demo")
         return SimpleNamespace(load=lambda: load_model_by_name("demo"))
 
+    def face_model(self, name):
+        return self.get("face_model", name).load()
+
 
 def demo_frame(frame: int = 0, size=(160, 120), dist: float = 0.45, shift=(0.0, 0.0)) -> tuple[FrameInput, np.ndarray]:
     """(FrameInput, projected face-region mask (H, W) bool)."""

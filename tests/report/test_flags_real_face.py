@@ -12,7 +12,8 @@ import pytest
 
 import deage_plugins.report_stage
 import deage_plugins.sync_stage
-from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.stage import RunConfig
 from reconstruct.plugins import make_plugin_manager
 from reconstruct.session import Session
 from tests.tiny_session import make_tiny_session

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -18,11 +19,17 @@ import deage_plugins.report_stage
 import deage_plugins.sync_stage
 from reconstruct import hookimpl
 from reconstruct.commands import report as report_cmd
-from reconstruct.engine import RunConfig, run_pipeline
+from reconstruct.engine import run_pipeline
+from reconstruct.stage import RunConfig
 from reconstruct.plugins import make_plugin_manager
 from reconstruct.provenance import read_manifest
 from reconstruct.session import Session
 from tests.tiny_session import make_tiny_session
+
+
+@dataclass(frozen=True)
+class LaterSettings:
+    x: str = "1"
 
 
 class Later:
@@ -31,12 +38,13 @@ class Later:
     name = "zzz_late"
     requires = ("sync",)
     version = "1"
+    Settings = LaterSettings
 
     def fingerprint(self, ctx):
-        return {"x": ctx.config.options.get("late.x", "1")}
+        return {}
 
     def run(self, ctx, out):
-        (out / "x.txt").write_text(ctx.config.options.get("late.x", "1"))
+        (out / "x.txt").write_text(ctx.settings[self.name].x)
 
 
 class Broken:
@@ -100,7 +108,7 @@ def test_report_runs_last_and_survives_a_broken_section(shot):
     again = {r.name: r.skipped for r in run_pipeline(RunConfig(session=shot), host(("extra", Extra())))}
     assert again["report"] is True
     again = {r.name: r.skipped for r in run_pipeline(
-        RunConfig(session=shot, options=MappingProxyType({"late.x": "2"})), host(("extra", Extra())))}
+        RunConfig(session=shot, options=MappingProxyType({"zzz_late.x": "2"})), host(("extra", Extra())))}
     assert again["zzz_late"] is False and again["report"] is False
 
 

@@ -1,0 +1,134 @@
+"""The local executor (in process, a thread pool or a process pool) and the ``--executor`` registry.
+
+Every executor has ``name``, ``from_config(config, settings, components)``, ``close()`` and
+``map(fn, items, progress=None, description="", threads=False, resources=False)`` returning ``[fn(x) ...]`` in
+item order -- ``fn(x, res)`` with ``resources=True``, ``res`` being the worker's per-run
+:class:`~reconstruct.executors.resources.Resources`.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+from ..errors import ConfigError
+from ..progress import NullProgress, Progress
+from .resources import Resources
+
+# Executors by ``--executor`` name: "module:Class" imported only when chosen (Ray is an optional extra).
+EXECUTORS: dict[str, str] = {
+    "local": "reconstruct.executors.local:LocalExecutor",
+    "ray": "reconstruct.executors.ray_executor:RayExecutor",
+}
+
+
+def worker_threads(jobs: int) -> int:
+    """Threads each of ``jobs`` worker processes may use: the machine's cores shared out, at least 1."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(jobs)))
+
+
+def limit_worker_threads(n: int, resources: Resources | None = None) -> None:
+    """torch (when the driver had imported it) and BLAS/OpenMP use ``n`` threads in this process. Without it every
+    ``--jobs`` worker starts as many threads as the machine has cores: with ``--jobs 2`` on a 2-core machine,
+    2 torch threads per worker made per-frame work up to 100x slower (oversubscription). The threadpoolctl limit
+    is kept alive in ``resources``."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(limits=n)
+    if resources is not None:
+        resources.keep("thread-limits", limits)
+
+
+_WORKER: list[Resources] = []  # in a --jobs worker process: its Resources, set by the pool's initializer
+
+
+def _init_worker(n_threads: int, driver: Resources) -> None:
+    """Process-pool initializer: the worker's own empty cache (sharing the driver's plugin registry when forked)
+    and its share of the cores."""
+    res = driver.fresh()
+    _WORKER[:] = [res]
+    # the module attribute, looked up at call time (tools/bench_jobs.py times the unlimited behaviour)
+    sys.modules[__name__].limit_worker_threads(n_threads, res)
+
+
+def _in_worker(fn: Callable[..., Any], item: Any, with_resources: bool) -> Any:
+    if not with_resources:
+        return fn(item)
+    if not _WORKER:  # a pool made without our initializer
+        _WORKER.append(Resources())
+    return fn(item, _WORKER[0])
+
+
+class LocalExecutor:
+    """Runs per-item work in this process (jobs=1), a thread pool (``threads=True``) or a process pool.
+
+    Args:
+        jobs: workers (1: in process).
+        components: the driver's plugin registry, handed to work through :class:`Resources`.
+    """
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1, components: Any = None) -> None:
+        self.jobs = max(1, int(jobs))
+        self.resources = Resources(components)
+
+    @classmethod
+    def from_config(cls, config: Any, settings: Any = None, components: Any = None) -> "LocalExecutor":
+        return cls(config.jobs, components)
+
+    def close(self) -> None:
+        """Release what this process's work cached (pools live only inside one ``map`` call)."""
+        self.resources.close()
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
+            description: str = "", threads: bool = False, resources: bool = False) -> list[Any]:
+        progress = progress or NullProgress()
+        items = list(items)
+        call = (lambda it: fn(it, self.resources)) if resources else fn
+        with progress.task(description or getattr(fn, "__name__", "work"), total=len(items)) as task:
+            if self.jobs == 1 or len(items) <= 1:
+                out = []
+                for it in items:
+                    out.append(call(it))
+                    task.advance()
+                return out
+            if threads:
+                with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                    futs = [pool.submit(call, it) for it in items]
+                    return self._collect(futs, task)
+            # each worker gets its share of the cores for torch and BLAS, not all of them. Collect garbage before
+            # forking: a forked worker that frees objects whose threads live only in this process hangs (seen: a
+            # Ray client left from an earlier --executor ray run in the same process, joining its RPC thread).
+            gc.collect()
+            with ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
+                                     initargs=(worker_threads(self.jobs), self.resources)) as pool:
+                futs = [pool.submit(_in_worker, fn, it, resources) for it in items]
+                return self._collect(futs, task)
+
+    @staticmethod
+    def _collect(futs, task) -> list[Any]:
+        out = []
+        for f in futs:
+            out.append(f.result())
+            task.advance()
+        return out
+
+
+def make_executor(config: Any, settings: Any = None, components: Any = None) -> Any:
+    """The executor named by ``config.executor`` (see :data:`EXECUTORS`), built with the run's parsed settings and
+    the driver's plugin registry."""
+    target = EXECUTORS.get(config.executor)
+    if target is None:
+        raise ConfigError(f"--executor {config.executor}: unknown; choose one of {', '.join(EXECUTORS)}")
+    if config.address and config.executor == "local":
+        raise ConfigError("--address needs a distributed executor", hint="add --executor ray")
+    mod, cls = target.split(":")
+    return getattr(importlib.import_module(mod), cls).from_config(config, settings, components)
