@@ -6,7 +6,8 @@ Unknowns: world-to-camera pose (Rodrigues vector + translation, metres) of every
 Residuals: projected minus detected corner, pixels, two per observation. Optionally (``refine_board``) the
 board's shape: a 3-D offset of every corner from its nominal print position, shared by all views, with its 7
 gauge freedoms (rigid motion, scale) held by constraint rows; ``refine_board=None`` keeps it only when an F-test
-(:mod:`.model_select`) finds it significant. The lens model and its Jacobians are in :mod:`.projection`.
+(:mod:`.model_select`) finds it significant. The lens model is :mod:`reconstruct.lens`; the projection from the
+intrinsics vector and its Jacobians are in :mod:`.projection`.
 
 Solver: Levenberg-Marquardt (:mod:`.lm`) with an analytic sparse Jacobian (:meth:`_Problem.jacobian`; finite
 differences over the sparsity pattern remain available) and a Schur complement over the board poses

@@ -13,9 +13,10 @@ Energy (all terms are squared, unit-free residuals; a Levenberg-Marquardt solve 
 * visibility: a landmark whose surface normal faces away from a camera (self-occlusion when the head turns) gets
   zero weight in that camera; contour landmarks carry their (reduced) map weight.
 
-Jacobians are analytic (exact SO(3) left Jacobian for the rotation vector; forward-mode autodiff for the 2x3 lens
-Jacobian). The normal equations are block-sparse (identity couples all frames, smoothing couples neighbours) and
-solved with a sparse LU (scipy) — the only CPU step; everything per landmark runs on ``device``.
+Jacobians are analytic (exact SO(3) left Jacobian for the rotation vector; the 2x3 lens Jacobian from
+:func:`reconstruct.lens.distort_jacobian_torch`, forward-mode autodiff when a camera is fisheye). The normal equations
+are block-sparse (identity couples all frames, smoothing couples neighbours) and solved with a sparse LU (scipy) —
+the only CPU step; everything per landmark runs on ``device``.
 """
 
 from __future__ import annotations
