@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import lens
 from .errors import ConfigError
 
 DistortionModel = Literal["pinhole", "fisheye"]
@@ -37,11 +38,13 @@ class CameraModel:
         name: camera name as in the rig file (e.g. ``"hero"``).
         K: (3, 3) float64 intrinsic matrix in pixels.
         dist: (N,) float64 distortion coefficients. ``model == "pinhole"``: OpenCV's
-            (k1, k2, p1, p2[, k3[, k4, k5, k6]]), N in {0, 4, 5, 8}; ``"fisheye"``: (k1, k2, k3, k4).
+            (k1, k2, p1, p2[, k3[, k4, k5, k6[, s1, s2, s3, s4[, tau_x, tau_y]]]]), N in {0, 4, 5, 8, 12, 14};
+            ``"fisheye"``: (k1, k2, k3, k4). The model itself: :mod:`reconstruct.lens`.
         R: (3, 3) float64 rotation, world to camera.
         t: (3,) float64 translation in metres, world to camera.
         image_size: (width, height) in pixels.
-        model: lens model, ``"pinhole"`` (OpenCV rational/plumb-bob) or ``"fisheye"`` (OpenCV fisheye).
+        model: lens model, ``"pinhole"`` (OpenCV rational/plumb-bob, thin prism, tilted sensor) or ``"fisheye"``
+            (OpenCV fisheye).
     """
 
     name: str
@@ -55,10 +58,7 @@ class CameraModel:
     def __post_init__(self) -> None:
         object.__setattr__(self, "K", _as(self.K, (3, 3), f"{self.name!r} K"))
         dist = np.asarray(self.dist, dtype=np.float64).reshape(-1)
-        if self.model == "fisheye" and dist.size != 4:
-            raise ConfigError(f"fisheye camera {self.name!r} needs 4 distortion coefficients, got {dist.size}")
-        if self.model == "pinhole" and dist.size not in (0, 4, 5, 8, 12, 14):
-            raise ConfigError(f"camera {self.name!r} has {dist.size} distortion coefficients; expected 4, 5, 8, 12 or 14")
+        lens.check_count(dist.size, self.model, f"camera {self.name!r}")
         object.__setattr__(self, "dist", _as(dist, dist.shape, f"{self.name!r} dist"))
         object.__setattr__(self, "R", _as(self.R, (3, 3), f"{self.name!r} R"))
         object.__setattr__(self, "t", _as(np.reshape(self.t, -1), (3,), f"{self.name!r} t"))
@@ -89,11 +89,6 @@ class CameraModel:
         T[:3, 3] = self.t
         return T
 
-    @property
-    def projection_matrix(self) -> np.ndarray:
-        """(3, 4) ``K [R | t]`` (ignores distortion)."""
-        return self.K @ np.hstack([self.R, self.t[:, None]])
-
     def with_pose(self, R: np.ndarray, t: np.ndarray) -> "CameraModel":
         return replace(self, R=R, t=t)
 
@@ -117,29 +112,10 @@ class CameraModel:
         return uv
 
     def distort_normalized(self, xn: np.ndarray) -> np.ndarray:
-        """Normalised image coordinates (N, 2) -> pixels (N, 2), applying the lens model and K."""
+        """Normalised image coordinates (N, 2) -> pixels (N, 2), applying the lens model and K
+        (:mod:`reconstruct.lens`: every coefficient count OpenCV has, like ``cv2.projectPoints``)."""
         xn = np.asarray(xn, dtype=np.float64).reshape(-1, 2)
-        d = self.dist
-        x, y = xn[:, 0], xn[:, 1]
-        if self.model == "fisheye":
-            r = np.hypot(x, y)
-            th = np.arctan(r)
-            th_d = th * (1 + d[0] * th**2 + d[1] * th**4 + d[2] * th**6 + d[3] * th**8)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                s = np.where(r > 1e-12, th_d / r, 1.0)
-            xd, yd = x * s, y * s
-        else:
-            k = np.zeros(8)
-            k[: min(d.size, 8)] = d[:8]
-            k1, k2, p1, p2, k3, k4, k5, k6 = k
-            r2 = x * x + y * y
-            radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
-            xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-            yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-        K = self.K
-        u = K[0, 0] * xd + K[0, 1] * yd + K[0, 2]
-        v = K[1, 1] * yd + K[1, 2]
-        return np.stack([u, v], axis=1)
+        return lens.to_pixels(lens.distort(xn, self.dist, self.model), self.K)
 
     def undistort_points(self, uv: np.ndarray) -> np.ndarray:
         """Distorted pixels (N, 2) -> normalised image coordinates (N, 2) (OpenCV's iterative inverse)."""

@@ -3,7 +3,8 @@ image, from 2D landmarks (each still seen by its own camera).
 
 Energy (minimised by Levenberg-Marquardt with analytic Jacobians -- the model is linear in the coefficients; the
 lens projection's 2x3 derivative by central differences -- Huber IRLS weights, after PnP initialisation and 5
-pose-only iterations; rotations updated multiplicatively):
+pose-only iterations; rotations updated multiplicatively; damping schedule, accept/reject loop and Huber weights from
+the least-squares core :mod:`reconstruct.lsq`):
 
     sum_i sum_n w_n c_in rho(|| pi_i(R_i L_n(alpha, beta_i) + t_i) - x_in || / sigma_px)
         + lambda_id ||alpha||^2 + lambda_ex sum_i ||beta_i||^2
@@ -24,8 +25,13 @@ import numpy as np
 from reconstruct.camera import CameraModel
 from reconstruct.conventions import rodrigues
 from reconstruct.errors import FitError
+from reconstruct.lsq import Damping, damped_step, huber_weights
 
 log = logging.getLogger(__name__)
+
+#: the identity fit's damping schedule (``H + mu diag(diag H + 1e-9)``): an iteration gives up once mu passes 1e8,
+#: and so does the fit
+DAMPING = Damping(initial=1e-3, increase=4.0, decrease=3.0, floor=1e-9, ceiling=1e8, max_tries=None)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -183,12 +189,11 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             c += lambda_identity * float(a @ a)
         return c
 
-    mu = 1e-3
+    mu = DAMPING.initial
     lo_b, hi_b = (0.0, 1.0) if blend else (-np.inf, np.inf)
     for it in range(iterations):
         res, J = evaluate(a, b, Rs, ts, True)
-        d = np.linalg.norm(res, axis=-1)
-        hub_w = np.where(d < huber, 1.0, huber / np.maximum(d, 1e-12))
+        hub_w = huber_weights(np.linalg.norm(res, axis=-1), huber)
         sw = np.repeat(np.sqrt(Wn * hub_w).ravel(), 2)
         Jw = J * sw[:, None]
         r = res.ravel() * sw
@@ -207,8 +212,11 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             H = H * np.outer(keep, keep) + np.diag(~keep * 1.0)
             g = g * keep
         cost = total(res, hub_w, a, b)
-        while True:
-            step = np.linalg.solve(H + mu * np.diag(np.diag(H) + 1e-9), -g)
+
+        def solve(mu):
+            return np.linalg.solve(H + mu * np.diag(np.diag(H) + 1e-9), -g)
+
+        def candidate(step):  # the step applied: plain for the coefficients (then the box), rotations multiplied
             a_n = a.copy()
             if na:
                 a_n[:na] = a[:na] + step[:na]
@@ -217,14 +225,13 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             R_n = np.stack([rodrigues(pose[i, :3]) @ Rs[i] for i in range(S)])
             t_n = ts + pose[:, 3:]
             res_n, _ = evaluate(a_n, b_n, R_n, t_n, False)
-            if total(res_n, hub_w, a_n, b_n) < cost:
-                a, b, Rs, ts = a_n, b_n, R_n, t_n
-                mu = max(mu / 3, 1e-9)
-                break
-            mu *= 4
-            if mu > 1e8:
-                break
-        if mu > 1e8 or np.abs(step).max() < 1e-10:
+            return total(res_n, hub_w, a_n, b_n), (a_n, b_n, R_n, t_n)
+
+        step = damped_step(solve, candidate, cost, mu, DAMPING)
+        mu = step.damping
+        if step.accepted:
+            a, b, Rs, ts = step.state
+        if not step.accepted or np.abs(step.step).max() < 1e-10:
             break
     res, _ = evaluate(a, b, Rs, ts, False)
     d = np.linalg.norm(res, axis=-1) * sigma_px

@@ -6,15 +6,16 @@ Unknowns: world-to-camera pose (Rodrigues vector + translation, metres) of every
 Residuals: projected minus detected corner, pixels, two per observation. Optionally (``refine_board``) the
 board's shape: a 3-D offset of every corner from its nominal print position, shared by all views, with its 7
 gauge freedoms (rigid motion, scale) held by constraint rows; ``refine_board=None`` keeps it only when an F-test
-(:mod:`.model_select`) finds it significant. The lens model and its Jacobians are in :mod:`.projection`.
+(:mod:`.model_select`) finds it significant. The lens model is :mod:`reconstruct.lens`; the projection from the
+intrinsics vector and its Jacobians are in :mod:`.projection`.
 
-Solver: Levenberg-Marquardt (:mod:`.lm`) with an analytic sparse Jacobian (:meth:`_Problem.jacobian`; finite
-differences over the sparsity pattern remain available) and a Schur complement over the board poses
-(``tools/bench_calibration.py`` times it against a dense finite-difference Jacobian and against OpenCV). Two passes: a
-robust one (soft-L1 loss, scale 1 px, iteratively re-weighted) from the initial poses, then observations whose
-residual exceeds ``max(outlier_px, 5 sigma)`` (sigma from the median residual), and whole images whose RMS exceeds
-``max(2.5 outlier_px, 4 x the median image RMS)`` (blur, a frame out of sync), are dropped and a plain
-least-squares pass gives the final estimate, its RMS and its covariance (``sigma^2 (J^T J)^-1``).
+Solver: Levenberg-Marquardt (:mod:`.lm`, on the least-squares core :mod:`reconstruct.lsq`) with an analytic sparse
+Jacobian (:meth:`_Problem.jacobian`; finite differences over the sparsity pattern remain available) and a Schur
+complement over the board poses (``tools/bench_calibration.py`` times it against a dense finite-difference Jacobian
+and against OpenCV). Two passes: a robust one (soft-L1 loss, scale 1 px, iteratively re-weighted) from the initial
+poses, then observations whose residual exceeds ``max(outlier_px, 5 sigma)`` (sigma from the median residual), and
+whole images whose RMS exceeds ``max(2.5 outlier_px, 4 x the median image RMS)`` (blur, a frame out of sync), are
+dropped and a plain least-squares pass gives the final estimate, its RMS and its covariance (``sigma^2 (J^T J)^-1``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Levenberg-Marquardt for calibration problems: sparse finite-difference Jacobians (one evaluation per group of
 structurally independent columns, Curtis-Powell-Reid colouring from scipy), normal equations with a Schur
-complement over independent 6-parameter blocks (board poses), and iteratively re-weighted soft-L1 loss.
+complement over independent 6-parameter blocks (board poses), and iteratively re-weighted soft-L1 loss. The damping
+schedule and its accept/reject loop, and the soft-L1 weights, are the project's least-squares core
+(:mod:`reconstruct.lsq`).
 
 Why not ``scipy.optimize.least_squares``: with a sparse Jacobian its ``lsmr`` trust-region solver needed 200+
 iterations without converging on a 3-camera rig, and its ``exact`` solver takes a dense SVD of the (2M x P)
@@ -10,6 +12,8 @@ Jacobian every iteration (seconds here); the P x P normal equations take millise
 from __future__ import annotations
 
 import numpy as np
+
+from ..lsq import Damping, damped_step, soft_l1_cost, soft_l1_weights
 
 
 def _jacobian(fun, x: np.ndarray, f0: np.ndarray, S, groups):
@@ -61,13 +65,19 @@ def _solve_blocks(A: np.ndarray, g: np.ndarray, nb: int, block: int = 6) -> np.n
     return np.concatenate([xc, xb.ravel()])
 
 
+#: the bundle adjustment's damping schedule (``M = A + lam diag(A)``, a non-positive diagonal entry counting as 1)
+DAMPING = Damping(initial=1e-3, increase=10.0, decrease=10.0, floor=1e-12, max_tries=12)
+
+
 def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float | None = None, max_iter: int = 100,
                         tol: float = 1e-10, n_camera_params: int | None = None, jac=None):
     """Minimise ``sum rho(|r_i|^2)`` over residual pairs (one pair = one corner's x, y), Levenberg-Marquardt on
     the normal equations (``J^T W J``, p x p: cheap here since p is a few hundred), with iteratively
     re-weighted soft-L1 loss when ``robust_scale`` (pixels) is given.
 
-    ``jac(x, f)``: analytic Jacobian (else finite differences over the sparsity pattern). ``n_camera_params``: when the unknowns after the first ``n_camera_params`` are independent 6-blocks (board
+    The damping search is :func:`reconstruct.lsq.damped_step` with :data:`DAMPING`; a singular damped system counts
+    as a rejected step. ``jac(x, f)``: analytic Jacobian (else finite differences over the sparsity pattern).
+    ``n_camera_params``: when the unknowns after the first ``n_camera_params`` are independent 6-blocks (board
     poses), steps are solved by the Schur complement. Returns ``(x, J, f, evaluations, message)``; ``J`` and ``f``
     at the solution (J unweighted).
     """
@@ -79,14 +89,13 @@ def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float 
         e2 = (f.reshape(-1, 2) ** 2).sum(1)
         if robust_scale is None:
             return 0.5 * e2.sum(), np.ones_like(e2)
-        z = e2 / robust_scale**2
-        return robust_scale**2 * np.sum(np.sqrt(1 + z) - 1), 1 / np.sqrt(1 + z)
+        return soft_l1_cost(e2, robust_scale), soft_l1_weights(e2, robust_scale)
 
     x = np.asarray(x0, np.float64).copy()
     f = fun(x)
     n = 1
     cost, w = cost_weights(f)
-    lam = 1e-3
+    lam = DAMPING.initial
     msg = "maximum iterations reached"
     J = None
     for _ in range(max_iter):
@@ -99,28 +108,26 @@ def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float 
         g = np.asarray(JW.T @ f).ravel()
         d = np.diag(A).copy()
         d[d <= 0] = 1.0
-        improved = False
-        for _ in range(12):
-            try:
-                M = A + lam * np.diag(d)
-                step = -(np.linalg.solve(M, g) if n_camera_params is None else _solve_blocks(M, g, n_camera_params))
-            except np.linalg.LinAlgError:
-                lam *= 10
-                continue
+
+        def solve(lam):
+            M = A + lam * np.diag(d)
+            return -(np.linalg.solve(M, g) if n_camera_params is None else _solve_blocks(M, g, n_camera_params))
+
+        def evaluate(step):
+            nonlocal n
             xn = x + step
             fn = fun(xn)
             n += 1
             cn, wn = cost_weights(fn)
-            if np.isfinite(cn) and cn < cost:
-                improved = True
-                rel = (cost - cn) / max(cost, 1e-300)
-                x, f, cost, w = xn, fn, cn, wn
-                lam = max(lam / 10, 1e-12)
-                break
-            lam *= 10
-        if not improved:
+            return cn, (xn, fn, wn)
+
+        res = damped_step(solve, evaluate, cost, lam, DAMPING, retry_on=(np.linalg.LinAlgError,))
+        lam = res.damping
+        if not res.accepted:
             msg = "converged (no further decrease)"
             break
+        rel = (cost - res.cost) / max(cost, 1e-300)
+        (x, f, w), cost, step = res.state, res.cost, res.step
         if rel < tol or np.linalg.norm(step) < tol * (np.linalg.norm(x) + tol):
             msg = "converged"
             break

@@ -1,9 +1,12 @@
-"""Projection through the OpenCV pinhole and fisheye lens models and the rotation algebra of the bundle
-adjustment (:mod:`.bundle`): vectorised Rodrigues, the right Jacobian of SO(3), lens Jacobians."""
+"""Projection of the bundle adjustment (:mod:`.bundle`) through the project's lens model (:mod:`reconstruct.lens`,
+OpenCV pinhole or fisheye) from its intrinsics vector, the lens Jacobians (central differences), and the rotation
+algebra: vectorised Rodrigues, the right Jacobian of SO(3)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from .. import lens
 
 
 def rodrigues(r: np.ndarray) -> np.ndarray:
@@ -28,30 +31,19 @@ def _rvec(R: np.ndarray) -> np.ndarray:
 
 
 def project(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None = None) -> np.ndarray:
-    """Camera-frame points (N, 3) -> pixels (N, 2). ``intr`` = (fx, fy, cx, cy, *dist) or, with ``aspect``,
-    (f, cx, cy, *dist) and fy = f * aspect."""
+    """Camera-frame points (N, 3) metres -> pixels (N, 2) through the lens model of :mod:`reconstruct.lens`.
+
+    ``intr`` = (fx, fy, cx, cy, *dist) or, with ``aspect``, (f, cx, cy, *dist) and fy = f * aspect; ``dist`` has any
+    of the coefficient counts of ``model`` (``"pinhole"``: 0, 4, 5, 8, 12, 14; ``"fisheye"``: 4). No skew.
+    """
     if aspect is None:
         fx, fy, cx, cy, d = intr[0], intr[1], intr[2], intr[3], intr[4:]
     else:
         fx, cx, cy, d = intr[0], intr[1], intr[2], intr[3:]
         fy = fx * aspect
     z = Xc[:, 2]
-    x, y = Xc[:, 0] / z, Xc[:, 1] / z
-    if model == "fisheye":
-        r = np.sqrt(x * x + y * y)
-        th = np.arctan(r)
-        th2 = th * th
-        thd = th * (1 + d[0] * th2 + d[1] * th2**2 + d[2] * th2**3 + d[3] * th2**4)
-        s = np.where(r > 1e-12, thd / np.maximum(r, 1e-12), 1.0)
-        xd, yd = x * s, y * s
-    else:
-        k = np.zeros(8)
-        k[: min(len(d), 8)] = d[:8]
-        r2 = x * x + y * y
-        radial = (1 + k[0] * r2 + k[1] * r2**2 + k[4] * r2**3) / (1 + k[5] * r2 + k[6] * r2**2 + k[7] * r2**3)
-        xd = x * radial + 2 * k[2] * x * y + k[3] * (r2 + 2 * x * x)
-        yd = y * radial + k[2] * (r2 + 2 * y * y) + 2 * k[3] * x * y
-    return np.stack([fx * xd + cx, fy * yd + cy], axis=1)
+    xd = lens.distort(np.stack([Xc[:, 0] / z, Xc[:, 1] / z], axis=1), d, model)  # (N, 2)
+    return np.stack([fx * xd[:, 0] + cx, fy * xd[:, 1] + cy], axis=1)
 
 
 def _skew(v: np.ndarray) -> np.ndarray:

@@ -13,9 +13,12 @@ Energy (all terms are squared, unit-free residuals; a Levenberg-Marquardt solve 
 * visibility: a landmark whose surface normal faces away from a camera (self-occlusion when the head turns) gets
   zero weight in that camera; contour landmarks carry their (reduced) map weight.
 
-Jacobians are analytic (exact SO(3) left Jacobian for the rotation vector; forward-mode autodiff for the 2x3 lens
-Jacobian). The normal equations are block-sparse (identity couples all frames, smoothing couples neighbours) and
-solved with a sparse LU (scipy) — the only CPU step; everything per landmark runs on ``device``.
+Jacobians are analytic (exact SO(3) left Jacobian for the rotation vector; the 2x3 lens Jacobian from
+:func:`reconstruct.lens.distort_jacobian_torch`, forward-mode autodiff when a camera is fisheye). The normal equations
+are block-sparse (identity couples all frames, smoothing couples neighbours) and solved with a sparse LU (scipy) —
+the only CPU step; everything per landmark runs on ``device``. The damping schedule, its accept/reject loop and the
+IRLS weights are the project's least-squares core (:mod:`reconstruct.lsq`); a singular system is a
+:class:`~reconstruct.errors.FitError`.
 """
 
 from __future__ import annotations
@@ -30,10 +33,15 @@ import scipy.sparse.linalg as spla
 import torch
 
 from ..errors import FitError
+from ..lsq import Damping, damped_step, geman_mcclure_weights, huber_weights
 from .landmark_basis import LandmarkBasis
 from .projection import CameraStack, project_with_jacobian
 
 log = logging.getLogger(__name__)
+
+#: the landmark fit's damping schedule (``H + diag(mu max(diag H, 1e-9) + 1e-12)``); restarts after the pose-only
+#: iterations
+DAMPING = Damping(initial=1e-3, increase=8.0, decrease=10.0, floor=1e-8, max_tries=8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +188,9 @@ class _Problem:
         s = self.s
         rn = torch.linalg.norm(r, dim=-1)
         if s.loss == "huber":
-            return torch.where(rn <= s.robust_px, torch.ones_like(rn), s.robust_px / rn.clamp_min(1e-12))
+            return huber_weights(rn, s.robust_px)
         if s.loss == "geman-mcclure":
-            return 1.0 / (1.0 + (rn / s.robust_px) ** 2) ** 2
+            return geman_mcclure_weights(rn, s.robust_px)
         return torch.ones_like(rn)
 
     def cost(self, x: dict, w: torch.Tensor) -> float:
@@ -277,14 +285,14 @@ def fit_landmarks(basis: LandmarkBasis, cams: CameraStack, obs: np.ndarray, conf
     x = {"alpha": f(np.zeros(Ki) if identity is None else identity[:Ki]),
          "beta": f(np.zeros((T, Ke)) if expression0 is None else expression0[:, :Ke]),
          "rot": rel, "trans": f(t0)}
-    mu = 1e-3
+    mu = DAMPING.initial
     history = []
     n_total = s.pose_iterations + s.iterations
     it = 0
     for it in range(n_total):
         pose_only = it < s.pose_iterations
         if it == s.pose_iterations:
-            mu = 1e-3
+            mu = DAMPING.initial
         free_id = s.fit_identity and not pose_only
         with torch.no_grad():
             r, Xw, Rh, _ = prob.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=False)
@@ -308,20 +316,23 @@ def fit_landmarks(basis: LandmarkBasis, cams: CameraStack, obs: np.ndarray, conf
         c0 = prob.cost(x, w)
         history.append(c0)
         diag = H.diagonal()
-        accepted = False
-        for _ in range(8):
+
+        def solve(mu):
             Hd = H + sp.diags(mu * np.maximum(diag, 1e-9) + 1e-12, format="csc")
             try:
-                delta = -spla.spsolve(Hd.tocsc(), g)
+                return -spla.spsolve(Hd.tocsc(), g)
             except RuntimeError as exc:  # singular
                 raise FitError(f"fit normal equations are singular: {exc}") from exc
+
+        def evaluate(delta):
             xn = _apply(prob, x, delta, idx, free_id)
-            c1 = prob.cost(xn, w)
-            if np.isfinite(c1) and c1 < c0:
-                x, mu, accepted = xn, max(mu / 10, 1e-8), True
-                break
-            mu *= 8
-        if not accepted or (c0 - c1) < 1e-4 * c0:
+            return prob.cost(xn, w), xn
+
+        step = damped_step(solve, evaluate, c0, mu, DAMPING)
+        mu = step.damping
+        if step.accepted:
+            x = step.state
+        if not step.accepted or (c0 - step.cost) < 1e-4 * c0:
             if not pose_only and it > s.pose_iterations + 1:
                 break
     with torch.no_grad():
