@@ -83,6 +83,11 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
     return infos
 
 
+@dataclass(frozen=True, slots=True)
+class AgeSettings:
+    """The age stage takes no options of its own: the method's are ``--option <method>.KEY=VALUE``."""
+
+
 def is_sequential(method, mctx: MethodContext) -> bool:
     seq = getattr(method, "sequential", False)
     return bool(seq(mctx) if callable(seq) else seq)
@@ -93,6 +98,7 @@ class AgeStage:
     requires: tuple[str, ...] = ("sync", "fit")
     version = "2"
     needs_method = True
+    Settings = AgeSettings
 
     def _method(self, ctx: StageContext):
         method = ctx.components.get("aging_method", ctx.config.method)()

@@ -338,3 +338,45 @@ def test_every_hook_has_a_test():
     tested = set(re.findall(r"^def test_hook_(\w+)\(", Path(__file__).read_text(), flags=re.M))
     assert hooks - tested == set(), f"hooks without a test_hook_<name>: {sorted(hooks - tested)}"
     assert tested - hooks == set(), f"tests of hooks that do not exist: {sorted(tested - hooks)}"
+
+
+class LegacyMethod:
+    """A method written before Settings existed: it reads raw options through ``ctx.option`` and still works."""
+
+    name = "legacy"
+    identity_changing = False
+
+    def describe(self):
+        return "legacy"
+
+    def settings(self, ctx):
+        return {"gain": ctx.option("legacy.gain", 1.0, float)}
+
+    def prepare(self, ctx):
+        pass
+
+    def apply(self, ctx, frame):
+        from reconstruct.methods import FaceEdit
+
+        gain = ctx.option("legacy.gain", 1.0, float)
+        img = np.clip(frame.plate / 255.0 * gain, 0, 1).astype(np.float32)
+        return FaceEdit(frame=frame.frame, kind="image", image=img, mask=np.ones(img.shape[:2], np.float32),
+                        info={"gain": gain})
+
+
+def test_a_method_without_settings_still_gets_its_raw_options(tiny, caplog):
+    import json
+
+    import deage_plugins.age_stage
+    from tests.stage_plugins import NoFitPlugin
+
+    class P:
+        @hookimpl
+        def register_aging_methods(self):
+            return [LegacyMethod]
+
+    host = _host(("legacy", P()), ("age", deage_plugins.age_stage), ("nofit", NoFitPlugin()))
+    run_pipeline(RunConfig(session=tiny, method="legacy", options={"legacy.gain": "0.5"}), host)
+    edits = json.loads((tiny / "out" / "age" / "edits.json").read_text())
+    assert {v["gain"] for v in edits["frames"].values()} == {0.5}
+    assert "legacy declares no Settings class" in caplog.text

@@ -104,3 +104,23 @@ def test_plugin_flag_reaches_the_method_settings():
     assert plugin_flags(ns) == {"digital_human.young_refs": "refs"}
     run_source = Path(__file__).resolve().parents[1] / "reconstruct" / "commands" / "run.py"
     assert "young_refs" not in run_source.read_text() and "renderer" not in run_source.read_text()
+
+
+def test_every_builtin_stage_and_method_declares_settings():
+    """Built-ins parse strictly: none falls back to the unchecked pass-through of plugins without Settings."""
+    import dataclasses
+
+    from reconstruct.engine import declared_settings
+    from reconstruct.plugins import make_plugin_manager
+
+    host = make_plugin_manager(disable=["all-external"])
+    declared = declared_settings(host.components())
+    assert {"sync", "calibrate", "detect", "fit", "age", "render", "composite", "report", "digital_human", "fran",
+            "deepfake", "frames", "ray"} <= set(declared)
+    for ns, cls in declared.items():
+        assert cls is not None and dataclasses.is_dataclass(cls), ns
+        assert cls.__dataclass_params__.frozen, f"{ns}.Settings must be frozen"
+    with pytest.raises(ConfigError, match="age has no option 'x'"):
+        from reconstruct.options import parse_run_options
+
+        parse_run_options({"age.x": "1"}, declared)

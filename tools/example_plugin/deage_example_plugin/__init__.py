@@ -7,12 +7,26 @@ ellipse). Not identity-changing: it softens skin, it does not replace the person
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
+from reconstruct.options import option
 
 __version__ = "0.2.0"
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleSmoothSettings:
+    """``--option example_smooth.KEY=VALUE`` (checked and parsed by the host before any stage runs)."""
+
+    strength: float = option(0.6, "how much of the smoothed image shows inside the face, 0..1")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"example_smooth.strength={self.strength}: must be in [0, 1]")
 
 
 class ExampleSmooth(BaseMethod):
@@ -20,14 +34,15 @@ class ExampleSmooth(BaseMethod):
 
     name = "example_smooth"
     identity_changing = False
+    Settings = ExampleSmoothSettings  # its options; the age stage's cache key holds the parsed values
 
     def settings(self, ctx: MethodContext):
-        return {"strength": ctx.option("example_smooth.strength", 0.6, float), "version": __version__}
+        return {"version": __version__}  # what else changes the output (the code's version)
 
     def apply(self, ctx: MethodContext, frame: FrameInput) -> FaceEdit:
         import cv2
 
-        strength = float(self.settings(ctx)["strength"])
+        strength = self.own_settings(ctx).strength
         plate = frame.plate
         h, w = plate.shape[:2]
         smooth = cv2.bilateralFilter(plate, d=9, sigmaColor=40 * strength + 1, sigmaSpace=7)
