@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, rename.
 
-A process killed at any point leaves either the old file or the new one, never a truncated one.
+A process killed at any point leaves either the old file or the new one, never a truncated one. The file gets the
+mode a plain ``open()`` would give it (``0o666`` less the process umask: 0644 under the usual umask 022), so that
+compositors and render nodes under other accounts can read the shots; secrets pass ``mode=0o600``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux ``/proc``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it (and put it back at once)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``.
+def atomic_path(path: str | Path, suffix: str | None = None, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced, given its mode and renamed onto ``path``.
 
     ``suffix`` keeps the extension for writers that pick the format from it (``cv2.imwrite``, ``np.savez``).
+    ``mode``: the file's permission bits (default: ``0o666`` less the umask, like ``open()``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +63,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp made the file 0600 (and writers that reopen it keep that): give it the mode open() would
+        os.chmod(tmp_path, (0o666 & ~current_umask()) if mode is None else mode)
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -54,9 +72,9 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, mode=mode) as tmp:
             tmp.write_bytes(data)
     except OSError as exc:
         raise SessionError(f"cannot write {path}: {exc.strerror}", hint="check free disk space and permissions") from exc

@@ -121,3 +121,41 @@ with s.frame_log("hero") as log:
     for f in os.listdir(s.camera_dir("hero")):
         if f.endswith(".png") and not f.startswith("."):
             assert f in listed or int(f[:6]) == len(recs)  # at most the frame being logged when killed
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored after)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda m: os.umask(m)
+    os.umask(old)
+
+
+def test_written_files_follow_the_umask(tmp_path, umask, repo_root):
+    """Shots must be readable by compositors and render nodes under other accounts: files get 0666 & ~umask, like
+    open() (they were 0600 whatever the umask: mkstemp's mode leaked through the atomic rename)."""
+    import deage_plugins.report_stage
+    import deage_plugins.sync_stage
+    from reconstruct.engine import run_pipeline
+    from reconstruct.plugins import make_plugin_manager
+    from reconstruct.session.atomic import atomic_write_bytes, atomic_write_json, current_umask
+    from reconstruct.stage import RunConfig
+    from tests.tiny_session import make_tiny_session
+
+    umask(0o022)
+    assert current_umask() == 0o022
+    root = make_tiny_session(tmp_path / "s", frames=3)
+    host = make_plugin_manager(load_entry_points=False, extra_plugins=[
+        ("sync", deage_plugins.sync_stage), ("report", deage_plugins.report_stage)])
+    run_pipeline(RunConfig(session=root), host)
+    files = [p for p in root.rglob("*") if p.is_file()]
+    modes = {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777) for p in files}
+    assert "out/report/report.html" in modes and "session.toml" in modes and "cams/hero/000000.png" in modes
+    assert set(modes.values()) == {"0o644"}, modes
+    umask(0o077)
+    atomic_write_json(tmp_path / "private.json", {"a": 1})
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    umask(0o022)
+    atomic_write_bytes(tmp_path / "secret.key", b"k", mode=0o600)  # secrets ask for their mode
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
