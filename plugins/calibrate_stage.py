@@ -82,7 +82,7 @@ class CalibrateStage:
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
         calib = [s.camera_dir(c, kind="calib") / "frames.csv" for c in s.rig.camera_names]
-        fp = {"calib": file_digest(calib), "board": repr(s.rig.board)}
+        fp = {"calib": s.frames_digest(kind="calib"), "board": repr(s.rig.board)}
         if not any(p.exists() for p in calib):
             fp["imported"] = file_digest([s.calibration_path])
         return fp

@@ -25,7 +25,6 @@ import numpy as np
 from reconstruct import hookimpl
 from reconstruct.artifacts import Detections
 from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
-from reconstruct.hashing import file_digest
 from reconstruct.errors import StageError
 from reconstruct.options import option
 from reconstruct.session import atomic_write_json
@@ -105,7 +104,7 @@ class DetectStage:
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
-        return {"frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names)}
+        return {"frames": s.frames_digest()}
 
     def run(self, ctx: StageContext, out: Path) -> None:
         s = ctx.session

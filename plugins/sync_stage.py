@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Literal
 
 from reconstruct import hookimpl
-from reconstruct.hashing import file_digest
 from reconstruct.options import option
 from reconstruct.stage import StageContext
 
@@ -38,8 +37,7 @@ class SyncStage:
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.session
-        return {"frames": file_digest(s.camera_dir(c) / "frames.csv" for c in s.rig.camera_names),
-                "fps": s.rig.fps}
+        return {"frames": s.frames_digest(), "fps": s.rig.fps}
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from capture.sync_session import sync_session

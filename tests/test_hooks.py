@@ -380,3 +380,27 @@ def test_a_method_without_settings_still_gets_its_raw_options(tiny, caplog):
     edits = json.loads((tiny / "out" / "age" / "edits.json").read_text())
     assert {v["gain"] for v in edits["frames"].values()} == {0.5}
     assert "legacy declares no Settings class" in caplog.text
+
+
+def test_a_changed_frame_image_reruns_the_stages_that_read_it(tiny):
+    """The cache key covers the images a stage reads (frames.csv + each image's size and time), not only
+    frames.csv: a frame re-exported on disk makes sync and detect (and so everything after) rerun."""
+    import os
+    import time
+
+    class P:
+        @hookimpl
+        def register_landmark_detectors(self):
+            return [FixedDetector]
+
+    host = _host(("fixed", P()), ("detect", deage_plugins.detect_stage))
+    opts = {"detect.detector": "fixed"}
+    run_pipeline(RunConfig(session=tiny, options=opts), host)
+    assert all(r.skipped for r in run_pipeline(RunConfig(session=tiny, options=opts), host))
+    img = tiny / "cams" / "witness-left" / "000002.png"
+    data = img.read_bytes()
+    time.sleep(0.01)
+    img.write_bytes(data)  # the same name, a new file (a re-export)
+    os.utime(img, ns=(time.time_ns(), time.time_ns()))
+    again = {r.name: r.skipped for r in run_pipeline(RunConfig(session=tiny, options=opts), host)}
+    assert again == {"sync": False, "detect": False}

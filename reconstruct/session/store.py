@@ -249,6 +249,31 @@ class Session:
             self._records[key] = {r.index: r for r in self.frames(camera, kind)}
         return self._records[key].get(index)
 
+    def frames_digest(self, cameras: Iterable[str] | None = None, kind: str = "cams") -> str:
+        """A hash of what the frames of ``kind`` (``cams`` or ``calib``) hold: each camera's frames.csv and, for every
+        image it lists, the file's name, size and modification time. Part of the cache key of every stage that
+        reads the images: an image replaced on disk (a re-export, a fixed frame) makes them rerun."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for cam in (self.rig.camera_names if cameras is None else cameras):
+            folder = self.camera_dir(cam, kind)
+            log = folder / "frames.csv"
+            h.update(f"{cam}\0".encode())
+            if not log.exists():
+                h.update(b"<no frames.csv>")
+                continue
+            h.update(log.read_bytes())
+            for rec in self.frames(cam, kind):
+                if not rec.file:
+                    continue
+                try:
+                    st = (folder / rec.file).stat()
+                    h.update(f"{rec.file}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+                except OSError:
+                    h.update(f"{rec.file}:<missing>\0".encode())
+        return h.hexdigest()
+
     def frame_images(self, frameset: "FrameSet", cameras: Iterable[str] | None = None,
                      ok_only: bool = True) -> dict[str, np.ndarray | None]:
         """Camera -> the image it recorded for ``frameset`` (RGB (H, W, 3) or gray (H, W)), or None where the
