@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from typing import Callable
+import threading
+from typing import Any, Callable
 
 from .commands import command_modules, common_options, subcommand_parsers
 from .errors import DeageError
@@ -68,10 +70,33 @@ def parse_command_line(argv: list[str], host, build: Callable[[], argparse.Argum
     return parser.parse_args(argv)
 
 
+class _CtrlC:
+    """Remembers a Ctrl-C (SIGINT) while a command runs, so that an error it caused still exits 130: a library
+    interrupted inside an import or a C call may turn the KeyboardInterrupt into an error of its own (seen: an
+    interrupted ``import open3d`` read as "no renderer is available", exit 9)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._old = None
+
+    def _handler(self, signum, frame) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_CtrlC":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def run_cli(argv: list[str] | None, build: Callable[[], argparse.ArgumentParser], logger: logging.Logger,
-            interrupted: str) -> int:
+            interrupted: str, host_factory: Callable[..., Any] = make_plugin_manager) -> int:
     """Shared ``main`` of ``reconstruct`` and ``capture``: logging, plugin host, plugin CLI options, error -> exit
-    code translation (see :mod:`reconstruct.errors`)."""
+    code translation (see :mod:`reconstruct.errors`). ``host_factory(disable=...)`` builds the plugin host."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Plugins may add options, so the plugin manager is built before the full parse. --disable-plugin is read
     # by a first, partial parse.
@@ -80,23 +105,38 @@ def run_cli(argv: list[str] | None, build: Callable[[], argparse.ArgumentParser]
     pre.add_argument("-v", "--verbose", action="count", default=0)
     known, _ = pre.parse_known_args(argv)
     _setup_logging(known.verbose)
+    ctrl_c = _CtrlC()
     try:
-        host = make_plugin_manager(disable=known.disable_plugin)
-        args = parse_command_line(argv, host, build)
-        if not args.command:
-            build().print_help()
-            return 2
-        return args._handler(args, host)
+        with ctrl_c:
+            host = host_factory(disable=known.disable_plugin)
+            args = parse_command_line(argv, host, build)
+            if not args.command:
+                build().print_help()
+                return 2
+            return args._handler(args, host)
+    except KeyboardInterrupt:
+        logger.error("%s", interrupted)
+        return 130
     except DeageError as exc:
+        if ctrl_c.seen:  # the error is the interrupt's doing: report the interrupt
+            logger.error("%s (%s)", interrupted, exc.message)
+            return 130
         logger.error("%s", exc.message)
         if exc.hint:
             logger.error("hint: %s", exc.hint)
         if known.verbose > 1:
             logger.exception("details")
         return exc.exit_code
-    except KeyboardInterrupt:
-        logger.error("%s", interrupted)
-        return 130
+    except OSError as exc:  # a file the command could not read or write (permissions, disk full)
+        if ctrl_c.seen:
+            logger.error("%s", interrupted)
+            return 130
+        where = f" {exc.filename}" if exc.filename else ""
+        logger.error("cannot access%s: %s", where, exc.strerror or exc)
+        logger.error("hint: check that the folder exists, is writable by you and has free space")
+        if known.verbose > 1:
+            logger.exception("details")
+        return 3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import ConfigError, DeageError, PluginError, StageError
+from .errors import ConfigError, DeageError, PluginError, SessionError, StageError
 from .executors.frames import FrameSettings
 from .executors.local import make_executor
 from .hashing import stage_key
@@ -143,18 +143,23 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
         resources = Resources(components)
     ctx = StageContext(session=session, config=config, components=components, progress=progress,
                        executor=executor, host=host, settings=settings, resources=resources)
-    host.hook.on_run_start(config=config, stages=list(order))
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     ok = False
     try:
-        for name in order:
-            results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
-        ok = True
+        with session.run_lock():
+            for gone in session.remove_leftovers():
+                log.info("removed %s, left by an interrupted run", gone)
+            host.hook.on_run_start(config=config, stages=list(order))
+            try:
+                for name in order:
+                    results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
+                ok = True
+            finally:
+                host.hook.on_run_complete(config=config, ok=ok)
     finally:
         if own_executor:
             executor.close()
-        host.hook.on_run_complete(config=config, ok=ok)
     return results
 
 
@@ -190,7 +195,11 @@ def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: boo
     if tmp.exists():
         log.info("stage %s: removing partial output of an interrupted run", stage.name)
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise SessionError(f"cannot write in {tmp.parent}: {exc.strerror}",
+                           hint="the session folder must be writable by you: check its permissions") from exc
     log.info("stage %s: running", stage.name)
     t0 = time.perf_counter()
     try:

@@ -146,3 +146,88 @@ def test_killed_mid_stage_resumes_and_equals_uninterrupted(session, tmp_path, re
     assert not (session / "out" / ".squares.tmp").exists()
 
 
+
+
+class _InterruptedImport:
+    """A stage interrupted by Ctrl-C inside a library that turns the KeyboardInterrupt into an error of its own
+    (seen: an interrupted ``import open3d`` became "no renderer is available", exit 9)."""
+
+    name = "fragile"
+    requires = ("sync",)
+    version = "1"
+
+    def fingerprint(self, ctx):
+        return {}
+
+    def run(self, ctx, out):
+        from reconstruct.errors import RenderError
+
+        (out / "partial.txt").write_text("half")
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except BaseException as exc:
+            raise RenderError("no renderer is available on device 'cpu'") from exc
+
+
+def test_an_interrupt_exits_130_wherever_it_lands_and_leftovers_go(session):
+    from reconstruct import hookimpl
+    from reconstruct.cli import build_parser, run_cli
+    import logging
+
+    class P:
+        @hookimpl
+        def register_stages(self):
+            return [_InterruptedImport()]
+
+    def factory(disable=()):
+        host = _host()
+        host.pm.register(P(), name="fragile")
+        return host
+
+    code = run_cli(["run", str(session)], build_parser, logging.getLogger("test"), "interrupted", host_factory=factory)
+    assert code == 130  # not 9
+    assert (session / "out" / ".fragile.tmp").exists()  # what the interrupted stage left
+    (session / "out" / ".plates.tmp").mkdir()
+    res = run_pipeline(RunConfig(session=session, only_stage="sync"), _host())  # a run that never reaches it
+    assert [r.name for r in res] == ["sync"]
+    assert not (session / "out" / ".fragile.tmp").exists() and not (session / "out" / ".plates.tmp").exists()
+
+
+def test_two_runs_of_one_session_cannot_overlap(session):
+    from reconstruct.errors import SessionError
+    from reconstruct.session import Session
+
+    with Session.open(session).run_lock():
+        with pytest.raises(SessionError, match=r"being processed by another run \(pid \d+\)"):
+            run_pipeline(RunConfig(session=session), _host())
+    run_pipeline(RunConfig(session=session), _host())  # released
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and sys.platform != "linux", reason="needs Linux")
+def test_a_read_only_session_is_a_one_line_error(session, tmp_path, repo_root):
+    """Run as a user who cannot write the session (root ignores permissions, so as 'nobody' under root)."""
+    import shutil
+    import tempfile
+
+    place = Path(tempfile.mkdtemp(prefix="deage-ro-"))  # pytest's own temp folders are private to their owner
+    try:
+        ro = shutil.copytree(session, place / "s")
+        os.chmod(place, 0o755)
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("setpriv not available")
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        else:
+            os.chmod(ro, 0o555)
+            prefix = []
+        env = dict(os.environ, HOME=str(place), DEAGE_CACHE_DIR=str(place / "cache"), COLUMNS="60")
+        r = subprocess.run(prefix + [sys.executable, "-m", "reconstruct.cli", "run", str(ro), "--only", "sync"],
+                           capture_output=True, text=True, env=env, cwd=repo_root, timeout=300)
+    finally:
+        os.chmod(place, 0o755)
+        shutil.rmtree(place, ignore_errors=True)
+    session = ro
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr
+    assert f"cannot write in {session / 'out'}" in " ".join(r.stderr.split()), r.stderr

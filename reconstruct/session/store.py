@@ -25,11 +25,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -218,6 +220,49 @@ class Session:
         if create:
             d.mkdir(parents=True, exist_ok=True)
         return d
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold ``out/.lock`` while a run works on this session: a second ``reconstruct run`` on the same session
+        stops with a clear error instead of both writing the same stage folders. The lock is released when the
+        process ends, however it ends."""
+        import fcntl
+
+        out = self.root / "out"
+        try:
+            out.mkdir(exist_ok=True)
+            fh = open(out / ".lock", "a+")
+        except OSError as exc:
+            raise SessionError(f"cannot write in {out}: {exc.strerror}",
+                               hint="the session folder must be writable by you: check its permissions, or copy "
+                                    "the session to a writable place") from exc
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                who = fh.read().strip() or "another process"
+                raise SessionError(f"{self.root} is being processed by another run ({who})",
+                                   hint="wait for it to finish, or stop it; runs of one session cannot overlap")
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def remove_leftovers(self) -> list[Path]:
+        """Remove what an interrupted run left in ``out/`` (``.<stage>.tmp`` and ``.plates.tmp`` folders, ``*.old``
+        folders of an interrupted replace): never a complete result. Call it only under :meth:`run_lock`."""
+        import shutil
+
+        out = self.root / "out"
+        gone = [p for p in (sorted(out.glob(".*.tmp")) + sorted(out.glob("*.old")) if out.is_dir() else [])
+                if p.is_dir()]
+        for p in gone:
+            shutil.rmtree(p, ignore_errors=True)
+        return gone
 
     @property
     def plates_dir(self) -> Path:
