@@ -203,6 +203,13 @@ def check_consent(session: "Session", method: Any) -> None:
         return
     if any(c.covers(method.name) for c in session.meta.consent):
         return
+    invalid = [p for c in session.meta.consent for p in c.problems]
+    if invalid:
+        raise ConsentError(
+            f"method {method.name!r} changes how the performer looks and no valid consent record covers it: "
+            + "; ".join(invalid),
+            hint="a record needs performer, granted_by, an ISO date (YYYY-MM-DD) and an explicit scope; fix it in "
+                 f"session.toml or add one with `reconstruct consent add {session.root} ...`")
     raise ConsentError(
         f"method {method.name!r} changes how the performer looks and {session.root / 'session.toml'} holds no "
         f"consent record covering it",

@@ -115,8 +115,15 @@ class DigitalHumanMethod(BaseMethod):
     def _refs(self, ctx: MethodContext) -> Path:
         refs = self._settings(ctx).young_refs
         if not refs:
-            raise MethodError("the digital_human method needs young reference stills",
-                              hint="reconstruct run SESSION --method digital_human --young-refs DIR")
+            root = getattr(ctx.session, "root", "SESSION")
+            synthetic = (Path(str(root) + ".truth")).is_dir()
+            hint = (f"reconstruct run {root} --method digital_human --young-refs DIR (a folder of stills of the "
+                    "actor when young)")
+            if synthetic:  # a `reconstruct synth` session: there is no young actor to photograph
+                hint += (f"; for this synthetic session render some: `reconstruct synth RIG NEW_SESSION "
+                         f"--young-stills 3` makes a session with NEW_SESSION/young-refs, or `python "
+                         f"tools/synth_young_refs.py {root} {root}/young-refs` adds them to this one")
+            raise MethodError("the digital_human method needs young reference stills", hint=hint)
         return Path(refs)
 
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:

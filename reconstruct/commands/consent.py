@@ -76,10 +76,8 @@ def run(args: argparse.Namespace, host) -> int:
     known = set(host.components().all("aging_method"))
     unknown = [m for m in record.scope if m != "*" and m not in known]
     if unknown:
-        import logging
-
-        logging.getLogger(__name__).warning("--scope names %s, which no loaded plugin provides (loaded: %s); "
-                                            "recorded anyway", ", ".join(unknown), ", ".join(sorted(known)) or "none")
+        raise ConfigError(f"--scope names {', '.join(unknown)}: no such method; nothing was recorded",
+                          hint=f"methods: {', '.join(sorted(known)) or 'none'} (or '*' for every method)")
     session.add_consent(record)
     print(f"consent recorded in {session.root / 'session.toml'}: {record.performer} for "
           f"{', '.join(record.scope)} (granted by {record.granted_by}, {record.date})")
@@ -87,6 +85,9 @@ def run(args: argparse.Namespace, host) -> int:
 
 
 def _list(session) -> int:
+    for c in session.meta.consent:
+        for problem in c.problems:
+            print(f"invalid (covers nothing): {problem}")
     if not session.meta.consent:
         print(f"{session.root}: no consent records (identity-changing methods will refuse to run)")
         return 0

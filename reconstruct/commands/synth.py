@@ -9,6 +9,7 @@ EPILOG = """examples:
   reconstruct synth rigs/test-small.toml /tmp/take1
   reconstruct synth rigs/hero-2ir.toml /tmp/take2 --frames 48 --model ict --seed 3
   reconstruct synth rigs/test-small.toml /tmp/take3 --model demo --drop-rate 0.1 --jitter 0.3 --offset-ms 40
+  reconstruct synth rigs/test-small.toml /tmp/take4 --young-stills 3    + young reference stills in take4/young-refs
 
 Writes a normal session (cams/, calib/, frames.csv) and, beside it in SESSION.truth/, the ground truth:
 cameras.json, params.npz (identity, expression, head pose per tick), vertices.npz, timeline.json.
@@ -32,6 +33,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--calib-poses", type=int, default=30, help="ChArUco calibration poses to render (default 30; 0 = none)")
     p.add_argument("--jitter", type=float, default=0.1, help="timestamp jitter, fraction of a frame period")
     p.add_argument("--drop-rate", type=float, default=0.03, help="probability a witness frame is dropped")
+    p.add_argument("--young-stills", type=int, default=0, metavar="N",
+                   help="also render N young reference stills (another identity) into SESSION/young-refs, for "
+                        "`reconstruct run SESSION --method digital_human --young-refs SESSION/young-refs`")
     p.add_argument("--offset-ms", type=float, default=25.0,
                    help="clock offset of the first witness (the others get -0.4x, 0.7x ...), milliseconds")
     return p
@@ -45,6 +49,8 @@ def run(args: argparse.Namespace, host) -> int:
 
     if args.frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {args.frames}")
+    if args.young_stills < 0:
+        raise ConfigError(f"--young-stills must be 0 or more, got {args.young_stills}")
     rig = load_rig(args.rig)
     witnesses = [c.name for c in rig.cameras if c.role != "hero"]
     factors = [1.0, -0.4, 0.7, -0.9]
@@ -57,4 +63,9 @@ def run(args: argparse.Namespace, host) -> int:
     n = {c: len(session.frames(c)) for c in rig.camera_names}
     print(f"synthetic session {args.session}: " + ", ".join(f"{c} {k} frames" for c, k in n.items()))
     print(f"ground truth (never read by the pipeline): {truth_dir(args.session)}")
+    if args.young_stills:
+        from ..synth.young import render_young_refs
+
+        refs = render_young_refs(args.session, args.session / "young-refs", stills=args.young_stills, host=host)
+        print(f"young reference stills: {refs} (--method digital_human --young-refs {refs})")
     return 0

@@ -68,9 +68,41 @@ class ConsentRecord:
     date: str
     scope: tuple[str, ...] = ("*",)
     document: str = ""
+    problems: tuple[str, ...] = ()  # why a record read from session.toml is not valid (it then covers nothing)
 
     def covers(self, method: str) -> bool:
-        return "*" in self.scope or method in self.scope
+        """True when this is a valid record whose scope names ``method`` (or ``*``)."""
+        return not self.problems and ("*" in self.scope or method in self.scope)
+
+    @classmethod
+    def from_toml(cls, raw: object, where: str) -> "ConsentRecord":
+        """A ``[[consent]]`` table as written by hand: every required field is checked (performer, granted_by,
+        an ISO date and an explicit scope -- a missing scope is *not* read as every method); what is wrong is kept
+        in ``problems`` so that identity-changing methods can say why they refuse (exit 11)."""
+        from datetime import date as _date
+
+        if not isinstance(raw, Mapping):
+            return cls("", "", "", "", (), "", (f"{where}: consent must be a [[consent]] table, got {raw!r}",))
+        problems = []
+        text = {k: raw.get(k) for k in ("performer", "reference", "granted_by", "date", "document")}
+        for k in ("performer", "granted_by"):
+            if not isinstance(text[k], str) or not text[k].strip():
+                problems.append(f"{where}: {k} is missing or blank")
+        date = str(text["date"]) if text["date"] is not None else ""
+        try:
+            date = _date.fromisoformat(date.strip()).isoformat()
+        except ValueError:
+            problems.append(f"{where}: date {text['date']!r} is not a date (write YYYY-MM-DD)")
+        scope = raw.get("scope")
+        if isinstance(scope, str):
+            scope = [scope]
+        if not isinstance(scope, list) or not scope or not all(isinstance(s, str) and s.strip() for s in scope):
+            problems.append(f"{where}: scope is missing (name the methods covered, or [\"*\"] for all)")
+            scope = []
+        return cls(performer=str(text["performer"] or "").strip(), reference=str(text["reference"] or "").strip(),
+                   granted_by=str(text["granted_by"] or "").strip(), date=date,
+                   scope=tuple(s.strip() for s in scope), document=str(text["document"] or ""),
+                   problems=tuple(problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +191,11 @@ class Session:
         if schema != SCHEMA_VERSION:
             raise SessionError(f"{f}: session schema {schema!r}, this version reads schema {SCHEMA_VERSION}",
                                hint="upgrade or downgrade the tool to match the session")
+        raw_consent = data.get("consent", [])
+        if not isinstance(raw_consent, list):
+            raw_consent = [raw_consent]
+        consent = tuple(ConsentRecord.from_toml(c, f"{f} [[consent]] #{i + 1}") for i, c in enumerate(raw_consent))
         try:
-            consent = tuple(
-                ConsentRecord(performer=c["performer"], reference=c["reference"], granted_by=c["granted_by"],
-                              date=str(c["date"]), scope=tuple(c.get("scope", ["*"])), document=c.get("document", ""))
-                for c in data.get("consent", [])
-            )
             meta = SessionMeta(name=s["name"], rig=s["rig"], fps=float(s["fps"]), created=str(s["created"]),
                                schema=schema, timecode_start=s.get("timecode_start", "00:00:00:00"),
                                notes=s.get("notes", ""), consent=consent)
@@ -188,6 +219,15 @@ class Session:
     def add_consent(self, record: ConsentRecord) -> None:
         from dataclasses import replace
 
+        checked = ConsentRecord.from_toml({"performer": record.performer, "reference": record.reference,
+                                           "granted_by": record.granted_by, "date": record.date,
+                                           "scope": list(record.scope), "document": record.document}, "the record")
+        if checked.problems:
+            raise SessionError("consent record not added: " + "; ".join(checked.problems))
+        broken = [p for c in self.meta.consent for p in c.problems]
+        if broken:  # rewriting session.toml would normalise (and so lose) what is there now
+            raise SessionError("consent record not added: session.toml holds invalid consent records: "
+                               + "; ".join(broken), hint=f"fix or remove them in {self.root / SESSION_FILE} first")
         self.meta = replace(self.meta, consent=self.meta.consent + (record,))
         self._write_meta()
 

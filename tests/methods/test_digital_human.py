@@ -151,3 +151,26 @@ def test_needs_consent_and_refs(tmp_path):
         read_young_refs(tmp_path / "missing")
     with pytest.raises(MethodError, match="holds no images"):
         read_young_refs(tmp_path)
+
+
+def test_a_synthetic_session_without_young_stills_is_told_how_to_make_them(tmp_path, repo_root):
+    """exit 10 with a hint that works for a `reconstruct synth` session (it has no young actor to photograph)."""
+    from deage_plugins.digital_human.method import DigitalHumanMethod
+    from reconstruct.cli import main
+    from reconstruct.errors import MethodError
+    from reconstruct.methods import MethodContext
+    from reconstruct.progress import NullProgress
+    from reconstruct.session import Session
+
+    root = tmp_path / "take"
+    assert main(["synth", str(repo_root / "rigs" / "test-small.toml"), str(root), "--frames", "2",
+                 "--calib-poses", "0"]) == 0
+    ctx = MethodContext(session=Session.open(root), options={}, device="cpu", work_dir=tmp_path, progress=NullProgress(),
+                        components=None)
+    with pytest.raises(MethodError) as ei:
+        DigitalHumanMethod().settings(ctx)
+    assert ei.value.exit_code == 10 and "--young-stills 3" in ei.value.hint
+    # the hint's command works: a synthetic session with young stills beside it
+    assert main(["synth", str(repo_root / "rigs" / "test-small.toml"), str(tmp_path / "take2"), "--frames", "2",
+                 "--calib-poses", "0", "--young-stills", "2"]) == 0
+    assert len(list((tmp_path / "take2" / "young-refs").glob("young_*.png"))) == 2

@@ -191,3 +191,31 @@ def test_apply_finds_the_face_from_the_fit_and_edits_only_skin_there(trained):
         assert edit.mask[int(round(c[1])), int(round(c[0]))] < 0.5
     unchanged = edit.mask == 0
     np.testing.assert_allclose(edit.image[unchanged], frame.plate[unchanged] / 255.0, atol=0.02)
+
+
+def test_digital_human_pairs_go_through_the_registry_and_its_consent(tmp_path, repo_root):
+    """FRAN trained on digital-human pairs runs the digital_human method: it must be the registered one (so
+    --disable-plugin digital_human holds) and its consent check must run (the pairs used to build
+    DigitalHumanMethod() directly: no consent check, and it ran even with the plugin disabled)."""
+    from types import SimpleNamespace
+
+    from deage_plugins.fran.dh_pairs import digital_human_pairs
+    from reconstruct.camera import CameraModel
+    from reconstruct.errors import ComponentNotFound, ConsentError
+    from reconstruct.plugins import make_plugin_manager
+    from reconstruct.session import Session
+    from tests.tiny_session import make_tiny_session
+
+    s = Session.open(make_tiny_session(tmp_path / "s", frames=2))
+    cam = CameraModel("hero", K=np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]), image_size=(640, 480))
+
+    def ctx(host):
+        return MethodContext(session=s, options={}, device="cpu", work_dir=tmp_path / "w", progress=NullProgress(),
+                             components=host.components(), fits=SimpleNamespace(model_name="demo"),
+                             cameras={"hero": cam})
+
+    with pytest.raises(ComponentNotFound, match="no aging method named .digital_human.") as ei:
+        digital_human_pairs(ctx(make_plugin_manager(disable=["digital_human"])), tmp_path, 64, 1.6, 70, 30)
+    assert "disabled" in ei.value.hint and "digital_human" in ei.value.hint
+    with pytest.raises(ConsentError, match="digital_human"):  # the session has no consent record
+        digital_human_pairs(ctx(make_plugin_manager()), tmp_path, 64, 1.6, 70, 30)
