@@ -96,7 +96,7 @@ def is_sequential(method, mctx: MethodContext) -> bool:
 class AgeStage:
     name = "age"
     requires: tuple[str, ...] = ("sync", "fit")
-    version = "2"
+    version = "3"  # 3: edits carry keep, landmark_shift, blend
     needs_method = True
     Settings = AgeSettings
 

@@ -1,8 +1,9 @@
 """Built-in plugin ``composite``: the built-in compositors (``alpha``, ``laplacian``, ``poisson``) and the
 composite stage, which pastes every rendered/edited face onto the hero plate.
 
-Outputs: ``out/plates/hero/<frame>.png`` (16-bit sRGB) and ``.exr`` (half float, linear) for *every* output frame
-(frames without an edit are the plate unchanged), and in ``out/composite/``: ``patches/`` (face patch, mask and
+Outputs: ``out/plates/<method>/hero/<frame>.png`` (16-bit sRGB) and ``.exr`` (half float, linear) for *every* output
+frame (frames without an edit are the plate unchanged; each method keeps its own plates, and ``intent.npz`` beside
+them says where its edits meant to move the landmarks), and in ``out/composite/``: ``patches/`` (face patch, mask and
 2D transform per frame, for Nuke), ``preview.mp4`` (plate | composite) and ``composite.json`` (settings, per-frame
 mask area). See :mod:`reconstruct.composite.outputs`. Options ``--option composite.KEY=VALUE``: compositor,
 erode_px, feather_px, feather_frac, color, gain_falloff, skin_only, levels, keep_eyes
@@ -13,17 +14,19 @@ pixels the plate keeps gets the plate's lid apertures from the detect stage's he
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.artifacts import Detections, HeroLandmarks, RenderedFace
+from reconstruct.artifacts import Detections, HeroLandmarks, RenderedFace, edit_path
 from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
-from reconstruct.composite import BUILTIN_COMPOSITORS, CompositeResult, CompositeSettings, composite_face
+from reconstruct.composite import (BUILTIN_COMPOSITORS, AlphaCompositor, CompositeResult, CompositeSettings,
+                                   composite_face)
 from reconstruct.composite.eyes import eye_apertures
 from reconstruct.executors.frames import frame_chunks, use_threads
 from reconstruct.methods import frame_inputs, method_context
@@ -87,8 +90,11 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
         plate = fin.plate
         rp = RenderedFace.path(render_dir, fin.frame)
         kept_eyes = False
-        if rp.exists():
-            r = RenderedFace.load(rp)
+        r = RenderedFace.load(rp) if rp.exists() else None
+        if r is not None and r.exact:  # made of the plate itself: its mask is the final alpha, used as is
+            out_img = composite_face(plate, r.image, r.coverage, replace(s, color="none"), AlphaCompositor(),
+                                     alpha=r.coverage)
+        elif r is not None:
             exclude = r.exclude
             if exclude is None and eyes is not None and fin.frame in eyes.points:
                 exclude = eye_apertures(eyes.points[fin.frame], eyes.scheme, plate.shape[:2])
@@ -110,6 +116,32 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
     return info
 
 
+INTENT_FILE = "intent.npz"  # beside a method's plates: where its edits meant to move the landmarks
+
+
+def write_intent(age_dir: Path, frames: list[int], path: Path) -> None:
+    """``out/plates/<method>/intent.npz``: ``frames`` (T,), ``shift`` (T, N, 2) float32 pixels (NaN where an edit
+    gave none) and ``scheme``: each edit's intended landmark motion (``FaceEdit.landmark_shift``), so the QC report
+    can measure any method's plates against what it meant to do, also after another method ran."""
+    from reconstruct.executors.frames import save_npz
+
+    shifts, scheme = {}, ""
+    for f in frames:
+        p = edit_path(age_dir, f)
+        if not p.exists():
+            continue
+        with np.load(p, allow_pickle=False) as d:
+            if "landmark_shift" in d.files:
+                shifts[f] = d["landmark_shift"]
+                scheme = scheme or json.loads(str(d["info"])).get("landmark_scheme") or ""
+    n = max((v.shape[0] for v in shifts.values()), default=0)
+    arr = np.full((len(frames), n, 2), np.nan, np.float32)
+    for i, f in enumerate(frames):
+        if f in shifts and shifts[f].shape[0] == n:
+            arr[i] = shifts[f]
+    save_npz(path, frames=np.asarray(frames, np.int32), shift=arr, scheme=np.asarray(scheme))
+
+
 def hero_landmarks(session) -> HeroLandmarks | None:
     """The plate's hero landmarks per output frame from the detect stage; None when the detect stage has not run or
     did not see the hero camera."""
@@ -122,14 +154,14 @@ def hero_landmarks(session) -> HeroLandmarks | None:
 class CompositeStage:
     name = "composite"
     requires: tuple[str, ...] = ("render",)
-    version = "3"  # 3: the plate's eyes kept for edits without an exclude mask
+    version = "4"  # 4: exact-alpha edits (made of the plate); 3: the plate's eyes kept for edits without an exclude mask
     needs_method = True
     Settings = CompositeSettings
 
     def fingerprint(self, ctx: StageContext):
         s = ctx.settings[self.name]
         ctx.components.get("compositor", s.compositor)  # fail early with the list of compositors
-        hero = ctx.session.plates_dir / ctx.session.rig.hero.name
+        hero = ctx.session.method_plates(ctx.config.method or "") / ctx.session.rig.hero.name
         if ctx.session.stage_record(self.name) is not None and not hero.is_dir():
             log.warning("composite: %s is missing although the stage ran; rerun with --from composite", hero)
         return {"chunk": ctx.settings["frames"].chunk}
@@ -144,7 +176,9 @@ class CompositeStage:
         session = ctx.session
         hero = session.rig.hero.name
         ctx.stage_dir("render")  # fails with a clear message when the render stage has not run
-        tmp_plates = session.root / "out" / ".plates.tmp"
+        method = ctx.config.method
+        final_plates = session.method_plates(method)
+        tmp_plates = session.plates_dir / f".{method}.tmp"
         if tmp_plates.exists():
             shutil.rmtree(tmp_plates)
         record = self._record(ctx, s)
@@ -165,11 +199,12 @@ class CompositeStage:
             for f in sorted(frames_info):
                 writer.add_preview(cv2.imread(str(previews / f"{f:06d}.png"), cv2.IMREAD_COLOR))
         shutil.rmtree(previews, ignore_errors=True)
+        write_intent(ctx.stage_dir("age"), sorted(frames_info), tmp_plates / INTENT_FILE)
         atomic_write_json(out / "composite.json", {
-            "settings": settings_dict(s), "frames": frames_info,
-            "plates": f"out/plates/{hero}", "formats": ["png16 (sRGB)", "exr half (linear)"]})
-        atomic_replace_dir(tmp_plates, session.plates_dir)
-        log.info("composite: %d frames written to %s", len(frames_info), session.plates_dir / hero)
+            "settings": settings_dict(s), "frames": frames_info, "method": method,
+            "plates": f"out/plates/{method}/{hero}", "formats": ["png16 (sRGB)", "exr half (linear)"]})
+        atomic_replace_dir(tmp_plates, final_plates)
+        log.info("composite: %d frames written to %s", len(frames_info), final_plates / hero)
 
     @staticmethod
     def _record(ctx: StageContext, s: CompositeSettings):

@@ -81,7 +81,8 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
             continue
         edit = load_edit(p)
         if edit.kind == "image":
-            RenderedFace(edit.image, edit.mask).save(RenderedFace.path(out, fin.frame))
+            RenderedFace(edit.image, edit.mask, exclude=edit.keep,
+                         exact=edit.blend == "exact").save(RenderedFace.path(out, fin.frame))
             infos[fin.frame] = {"kind": "image"}
             continue
         if mctx.fits is None:
@@ -99,7 +100,7 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
 class RenderStage:
     name = "render"
     requires: tuple[str, ...] = ("age",)
-    version = "2"
+    version = "3"  # 3: image edits carry keep and exact
     needs_method = True
     Settings = RenderSettings
 

@@ -2,7 +2,8 @@
 
 The stage runs last (``runs_last``: after every other stage of the run) and needs only ``sync``; every other
 upstream output is optional and shown when present. Output: ``out/report/report.html`` (one self-contained page),
-``out/report/flags.json`` (frames flagged for an artist, machine-readable). ``reconstruct report SESSION`` runs it
+``out/report/flags.json`` (frames flagged for an artist, machine-readable), ``out/report/measures.json`` (every
+method's photographic measures, :mod:`reconstruct.report.measures`). ``reconstruct report SESSION`` runs it
 alone.
 """
 
@@ -56,7 +57,7 @@ class ReportStage:
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.provenance import record_for_stage, record_output
         from reconstruct.report.page import page
-        from reconstruct.report.sections import render_sections, report_flags
+        from reconstruct.report.sections import render_sections, report_flags, report_measures
 
         s = ctx.session
         with ctx.progress.task("report", total=1) as task:
@@ -71,6 +72,12 @@ class ReportStage:
                                "score": [None if not np.isfinite(v) else float(v) for v in fs.score],
                                "flagged": fs.flagged} for n, fs in flags.series.items()},
                 "skipped": flags.skipped})
+            atomic_write_json(out / "measures.json", {
+                (m or "?"): {"summary": ms.summary(), "notes": ms.notes,
+                             "frames": [int(f) for f in ms.frames],
+                             **{k: [None if not np.isfinite(v) else round(float(v), 5) for v in getattr(ms, k)]
+                                for k in ("expression_iod_pct", "detail_ratio", "dark_pct", "wrinkle_ratio")}}
+                for m, ms in report_measures(ctx).items()})
             task.advance()
         record_output(s, out / "report.html", record_for_stage(ctx, self.name))
         log.info("report: %s (%d sections, %d frames flagged)", s.stage_dir(self.name) / "report.html",

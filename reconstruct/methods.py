@@ -64,6 +64,15 @@ class FaceEdit:
         vertices: (V, 3) float32 world-frame vertices in metres (same topology as the session's face model).
         vertex_albedo: (V, 3) float32 linear RGB albedo in [0, 1], or None.
         albedo_texture: (S, S, 3) float32 linear RGB UV texture in [0, 1] (model's UV layout), or None.
+        keep: (H, W) bool, image edits only: the pixels that must show the plate, or None to let the compositor
+            keep the plate's eyes (it finds their lid apertures). An edit that moves the eyes itself (a warp of the
+            plate) passes all-False: the plate's eyes are then where the edit put them.
+        blend: image edits: ``"composite"`` (the compositor erodes and feathers ``mask``, matches colour and blends)
+            or ``"exact"`` (``mask`` is the final alpha, used as is: for an edit made of the plate itself, already
+            seamless, which any feather would only blur or double).
+        landmark_shift: (N, 2) float32 pixels, or None: where the edit *meant* to move each landmark of the scheme
+            named in ``info["landmark_scheme"]`` (a warp's intended change of shape), so the QC report does not read
+            an intended change as a lost expression.
         info: small JSON-serialisable facts for the report (e.g. ``{"target_age": 30}``).
     """
 
@@ -74,6 +83,9 @@ class FaceEdit:
     vertices: np.ndarray | None = None
     vertex_albedo: np.ndarray | None = None
     albedo_texture: np.ndarray | None = None
+    keep: np.ndarray | None = None
+    landmark_shift: np.ndarray | None = None
+    blend: Literal["composite", "exact"] = "composite"
     info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -81,6 +93,8 @@ class FaceEdit:
             raise MethodError(f"frame {self.frame}: an image edit needs both image and mask")
         if self.kind == "mesh" and self.vertices is None:
             raise MethodError(f"frame {self.frame}: a mesh edit needs vertices")
+        if self.blend not in ("composite", "exact"):
+            raise MethodError(f"frame {self.frame}: blend must be 'composite' or 'exact', got {self.blend!r}")
         if self.image is not None and self.mask is not None and self.image.shape[:2] != self.mask.shape[:2]:
             raise MethodError(f"frame {self.frame}: image {self.image.shape} and mask {self.mask.shape} differ in size")
 

@@ -153,8 +153,9 @@ def sha256_file(path: str | Path) -> str:
 
 
 def session_relative(session_root: Path, path: str | Path) -> str:
-    """``path`` relative to the session root as posix text (absolute when outside), with a stage's temporary
-    folder ``out/.<stage>.tmp`` mapped to its final name ``out/<stage>``."""
+    """``path`` relative to the session root as posix text (absolute when outside), with a temporary folder
+    ``.<name>.tmp`` under ``out/`` (a stage's ``out/.<stage>.tmp``, a method's ``out/plates/.<method>.tmp``) mapped
+    to its final name."""
     p = Path(path).resolve()
     try:
         rel = p.relative_to(Path(session_root).resolve())
@@ -162,9 +163,11 @@ def session_relative(session_root: Path, path: str | Path) -> str:
         return p.as_posix()
     parts = list(rel.parts)
     if len(parts) >= 2 and parts[0] == "out":
-        m = _TMP_STAGE.match(parts[1])
-        if m:
-            parts[1] = m.group("name")
+        for i in range(1, len(parts) - 1):
+            m = _TMP_STAGE.match(parts[i])
+            if m:
+                parts[i] = m.group("name")
+                break
     return "/".join(parts)
 
 

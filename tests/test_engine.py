@@ -188,10 +188,10 @@ def test_an_interrupt_exits_130_wherever_it_lands_and_leftovers_go(session):
     code = run_cli(["run", str(session)], build_parser, logging.getLogger("test"), "interrupted", host_factory=factory)
     assert code == 130  # not 9
     assert (session / "out" / ".fragile.tmp").exists()  # what the interrupted stage left
-    (session / "out" / ".plates.tmp").mkdir()
+    (session / "out" / "plates" / ".fran.tmp").mkdir(parents=True)
     res = run_pipeline(RunConfig(session=session, only_stage="sync"), _host())  # a run that never reaches it
     assert [r.name for r in res] == ["sync"]
-    assert not (session / "out" / ".fragile.tmp").exists() and not (session / "out" / ".plates.tmp").exists()
+    assert not (session / "out" / ".fragile.tmp").exists() and not (session / "out" / "plates" / ".fran.tmp").exists()
 
 
 def test_two_runs_of_one_session_cannot_overlap(session):

@@ -1,12 +1,17 @@
-"""The ``digital_human`` aging method: replace the performer's face by a young digital double.
+"""The ``digital_human`` aging method: the performer made young from a young identity fitted to young stills.
 
 prepare: detect landmarks on the young reference stills, fit one identity to all of them (expression and pose
 free per still; :mod:`.identity`) -- or take the identity the user set -- and unwrap the young albedo into the
-model's UV space (:mod:`.texture`). Cached in ``out/methods/digital_human/young-<key>.npz``.
+model's UV space (:mod:`.texture`); the young skin's mean colour is kept for the tone. Cached in
+``out/methods/digital_human/young-<key>.npz``.
 
-apply: per frame, the young identity with the frame's fitted expression and head pose, textured with the young
-albedo -> a "mesh" :class:`FaceEdit`; the render stage lights it like the plate and the composite stage keeps the
-performance's eyes (the model's ``eyes`` region is excluded from the mask) and everything outside the face.
+apply, mode ``plate`` (the default, :mod:`.plate`): the plate itself, warped from the performer's fitted shape to
+the young shape and with the age features of the skin reduced: every output pixel is a plate pixel, moved or
+filtered ("image" :class:`FaceEdit`).
+
+apply, mode ``render``: the young identity with the frame's fitted expression and head pose, textured with the
+young albedo -> a "mesh" :class:`FaceEdit`; the render stage lights it like the plate and the composite stage keeps
+the performance's eyes (the model's ``eyes`` region is excluded from the mask) and everything outside the face.
 
 The young-reference folder: images (``*.png``, ``*.jpg``, ``*.jpeg``, ``*.tif``) of the actor when young, plus
 optionally ``cameras.json`` (``{"<file name>" or "default": {"K": 3x3, "dist": [...]}}``, pixels; default: focal
@@ -21,7 +26,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
@@ -29,6 +34,9 @@ from reconstruct.camera import CameraModel
 from reconstruct.errors import MethodError
 from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
 from reconstruct.options import option
+from reconstruct.retouch import SkinSettings
+
+_SKIN = SkinSettings()  # the plate mode's default strengths
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +78,41 @@ def read_young_refs(folder: Path) -> list[tuple[str, np.ndarray, CameraModel]]:
         h, w = img.shape[:2]
         spec = cams_json.get(p.name, cams_json.get("default"))
         if spec is not None:
-            K, dist = np.asarray(spec["K"], float), np.asarray(spec.get("dist", np.zeros(5)), float)
+            cam = CameraModel(name=p.name, K=np.asarray(spec["K"], float),
+                              dist=np.asarray(spec.get("dist", np.zeros(5)), float), image_size=(w, h))
         else:
-            f = 1.2 * max(w, h)
-            K, dist = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]]), np.zeros(5)
-        out.append((p.name, img, CameraModel(name=p.name, K=K, dist=dist, image_size=(w, h))))
+            cam = still_camera(p.name, w, h)
+        out.append((p.name, img, cam))
+    return out
+
+
+def still_camera(name: str, w: int, h: int) -> CameraModel:
+    """The camera assumed for a still without ``cameras.json``: focal length 1.2 x the longer side, principal point
+    at the centre, no distortion."""
+    f = 1.2 * max(w, h)
+    return CameraModel(name=name, K=np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]]),
+                       dist=np.zeros(5), image_size=(w, h))
+
+
+def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False) -> list[tuple[str, np.ndarray, CameraModel]]:
+    """``n`` hero plates spread over the take's validly fitted frames, as stills: the performer today, seen the way
+    the young stills are seen -- through the calibrated hero camera when the young stills' cameras are known
+    (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``."""
+    fits = ctx.fits
+    hero = ctx.session.rig.hero.name
+    valid = [int(f) for f, ok in zip(fits.frames, fits.valid) if ok]
+    pick = [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
+    sync = {fs.frame: fs for fs in ctx.session.read_sync()}
+    out = []
+    for f in pick:
+        img = ctx.session.frame_images(sync[f], [hero])[hero] if f in sync else None
+        if img is None:
+            continue
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        cam = ctx.cameras.get(hero) if calibrated else None
+        out.append((f"plate-{f:06d}", img, cam if cam is not None else
+                    still_camera(f"plate-{f:06d}", img.shape[1], img.shape[0])))
     return out
 
 
@@ -83,16 +121,45 @@ class DigitalHumanSettings:
     """``--option digital_human.KEY=VALUE`` (``--young-refs DIR`` sets ``young_refs``)."""
 
     young_refs: str | None = option(None, "folder of stills of the actor when young (also --young-refs)")
+    mode: Literal["plate", "render"] = option(
+        "plate", "plate: warp and retouch the plate itself (every pixel a plate pixel); render: draw the young "
+                 "digital double over the face")
+    warp: float = option(1.0, "plate mode: fraction of the young shape applied (0: skin only, 1: the full young "
+                              "shape)")
+    falloff: float = option(0.25, "plate mode: face sizes over which the warp fades to zero past the face")
+    forehead: float = option(_SKIN.forehead, "plate mode: forehead lines reduced, 0..1")
+    crows_feet: float = option(_SKIN.crows_feet, "plate mode: crow's feet reduced, 0..1")
+    under_eye: float = option(_SKIN.under_eye, "plate mode: under-eye lines reduced, 0..1")
+    nasolabial: float = option(_SKIN.nasolabial, "plate mode: nasolabial folds reduced, 0..1")
+    marionette: float = option(_SKIN.marionette, "plate mode: marionette lines reduced, 0..1")
+    spots: float = option(_SKIN.spots, "plate mode: blotches evened out, 0..1")
+    tone: float = option(_SKIN.tone, "plate mode: skin tone moved toward the young stills' (low frequency only), 0..1")
     identity: str | None = option(None, "a .npy of identity coefficients that sets the young identity instead of "
                                         "fitting it to the stills")
     texture_size: int = option(512, "side of the young albedo texture, pixels")
     n_identity: int = option(40, "identity modes fitted to the stills")
+    shape_modes: int = option(10, "plate mode: identity modes of the young-minus-today shape change (the leading, "
+                                  "well-determined ones: landmarks pin the face's overall shape, not its detail)")
     passes: int = option(2, "identity/albedo refinement passes")
     detector: str | None = option(None, "landmark detector for the stills (default: the highest-priority one)")
 
     def __post_init__(self) -> None:
         if self.texture_size < 16 or self.n_identity < 1 or self.passes < 1:
             raise ValueError("digital_human.texture_size must be at least 16, n_identity and passes at least 1")
+        for k in ("forehead", "crows_feet", "under_eye", "nasolabial", "marionette", "spots", "tone"):
+            if not 0.0 <= getattr(self, k) <= 1.0:
+                raise ValueError(f"digital_human.{k}={getattr(self, k)}: must be in [0, 1]")
+        if self.shape_modes < 1:
+            raise ValueError("digital_human.shape_modes must be at least 1")
+        if not 0.0 <= self.warp <= 1.5 or not 0.05 <= self.falloff <= 2.0:
+            raise ValueError("digital_human.warp must be in [0, 1.5] and digital_human.falloff in [0.05, 2]")
+
+    def plate_settings(self):
+        from .plate import PlateSettings
+
+        return PlateSettings(warp=self.warp, falloff=self.falloff, skin=SkinSettings(
+            forehead=self.forehead, crows_feet=self.crows_feet, under_eye=self.under_eye,
+            nasolabial=self.nasolabial, marionette=self.marionette, spots=self.spots, tone=self.tone))
 
 
 class DigitalHumanMethod(BaseMethod):
@@ -107,6 +174,13 @@ class DigitalHumanMethod(BaseMethod):
         self.identity: np.ndarray | None = None
         self.texture: np.ndarray | None = None
         self.report: dict[str, Any] = {}
+        self._retoucher = None  # plate mode: built on first use in each worker (holds a renderer)
+        self.shift: np.ndarray | None = None  # plate mode: young minus today's identity
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_retoucher"] = None  # a renderer does not travel to worker processes
+        return state
 
     # -- settings ------------------------------------------------------------------------------------------------
     def _settings(self, ctx: MethodContext) -> DigitalHumanSettings:
@@ -133,7 +207,7 @@ class DigitalHumanMethod(BaseMethod):
         return {"young_refs": _digest(files) if files else str(refs),
                 "identity": _digest([Path(st.identity)]) if st.identity else None,
                 "texture_size": st.texture_size, "n_identity": st.n_identity, "passes": st.passes,
-                "model": ctx.fits.model_name if ctx.fits is not None else None, "version": 1}
+                "model": ctx.fits.model_name if ctx.fits is not None else None, "version": 2}
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self, ctx: MethodContext) -> None:
@@ -149,7 +223,65 @@ class DigitalHumanMethod(BaseMethod):
             self.identity, self.texture = d["identity"], d["texture"]
             self.report = json.loads(str(d["report"]))
             log.info("digital_human: young identity and albedo from cache %s", cache)
-            return
+        else:
+            self._build_young(ctx, st, cache)
+        if self._settings(ctx).mode == "plate":
+            self.shift = self._young_shift(ctx)
+
+    def _young_shift(self, ctx: MethodContext) -> np.ndarray:
+        """Young minus today's identity in the leading ``shape_modes``: each young still and each of a few of the
+        take's plates is fitted on its own, the same way (the still fit, same camera assumption, same modes); the
+        difference of the two means is kept per mode only as far as it stands out of the stills' own spread
+        (positive-part James-Stein shrinkage, ``d * max(0, 1 - se^2 / d^2)``), so that the warp carries the
+        change of age and not the noise of fitting a face from landmarks (two sets of stills of the *same* face
+        warp it by nothing). An identity set by the user (identity.npy / digital_human.identity) is taken as is,
+        against the take's own fitted identity. The per-mode figures go to ``self.report["shape"]``."""
+        st = self._settings(ctx)
+        n, k = self.model.n_identity, st.shape_modes
+        if self.report.get("identity_set_by_user"):
+            shift = _pad(self.identity, n) - _pad(ctx.fits.identity, n)
+            shift[k:] = 0.0
+            return shift
+        refs = self._refs(ctx)
+        calibrated = (refs / "cameras.json").exists()
+        young = self._stills_identities(ctx, st, "young", read_young_refs(refs), calibrated, refs_digest=True)
+        today = self._stills_identities(ctx, st, "performer", plate_stills(ctx, calibrated=calibrated), calibrated)
+        d = young.mean(0) - today.mean(0)
+        if len(young) >= 2 and len(today) >= 2:
+            se2 = young.var(0, ddof=1) / len(young) + today.var(0, ddof=1) / len(today)
+            keep = np.clip(1.0 - se2 / np.maximum(d * d, 1e-12), 0.0, 1.0)
+        else:  # one still: its spread is unknown, so no change of shape can be told from noise
+            keep = np.zeros_like(d)
+        self.report["shape"] = {"modes": int(k), "difference": np.round(d, 3).tolist(),
+                                "kept": np.round(keep, 3).tolist(), "young_stills": int(len(young)),
+                                "plates": int(len(today))}
+        log.info("digital_human: young shape change in %d modes, kept %s of %s", k, np.round(d * keep, 2).tolist(),
+                 np.round(d, 2).tolist())
+        return _pad(d * keep, n)
+
+    def _stills_identities(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, stills, calibrated: bool,
+                           refs_digest: bool = False) -> np.ndarray:
+        """(S, shape_modes) identities, one per still, cached in the method's work dir."""
+        from reconstruct.hashing import json_digest
+
+        from .young import stills_identity
+
+        source = (dict(self.settings(ctx))["young_refs"] if refs_digest else
+                  ctx.session.frames_digest([ctx.session.rig.hero.name]))
+        key = json_digest({"who": who, "source": source, "model": self.model.name, "modes": st.shape_modes,
+                           "detector": st.detector, "calibrated": calibrated, "version": 3})
+        cache = ctx.work_dir / f"{who}-{key}.npy"
+        if cache.exists():
+            return np.load(cache, allow_pickle=False)
+        ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
+                                each=True)[:, :st.shape_modes]
+        from reconstruct.session import atomic_path
+
+        with atomic_path(cache, suffix=".npy") as tmp:
+            np.save(tmp, ident, allow_pickle=False)
+        return ident
+
+    def _build_young(self, ctx: MethodContext, st: dict, cache: Path) -> None:
         from .young import build_young_asset
 
         ident = self._settings(ctx).identity
@@ -174,8 +306,35 @@ class DigitalHumanMethod(BaseMethod):
         fit = frame.fit
         if fit is None:
             raise MethodError(f"frame {frame.frame}: no fit; the digital human needs the performance's fit")
+        st = self._settings(ctx)
+        if st.mode == "plate":
+            if frame.hero is None:
+                raise MethodError(f"frame {frame.frame}: plate mode needs the calibrated hero camera",
+                                  hint="run the calibrate stage (or import a calibration) first")
+            return self._plate(ctx, st).edit(frame.frame, frame.plate, fit, frame.hero)
         v = self.model.vertices(self.identity, fit.expression)  # model frame, young identity, frame's expression
         world = float(fit.scale) * v @ np.asarray(fit.R).T + np.asarray(fit.t)
         return FaceEdit(frame=frame.frame, kind="mesh", vertices=world.astype(np.float32),
                         albedo_texture=self.texture.astype(np.float32),
                         info={"fit_valid": bool(fit.valid), "young_landmark_rms_px": self.report.get("rms_px")})
+
+    def _plate(self, ctx: MethodContext, st: DigitalHumanSettings):
+        if self._retoucher is None:
+            from reconstruct.render import get_renderer
+
+            from .plate import PlateRetoucher
+
+            renderer = (ctx.resources.get(("renderer", "auto", ctx.device),
+                                          lambda: get_renderer(ctx.components, "auto", ctx.device))
+                        if ctx.resources is not None else get_renderer(ctx.components, "auto", ctx.device))
+            skin = self.report.get("skin_rgb")
+            self._retoucher = PlateRetoucher(self.model, renderer, self.shift,
+                                             None if skin is None else np.asarray(skin), st.plate_settings())
+        return self._retoucher
+
+
+def _pad(a, n: int) -> np.ndarray:
+    out = np.zeros(n)
+    a = np.asarray(a, np.float64).ravel()[:n]
+    out[: a.size] = a
+    return out

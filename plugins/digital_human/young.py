@@ -96,8 +96,56 @@ def _build(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, 
         merged, wsum = merge_views(albs, ws)
         albedo = np.clip(fill_holes(merged, wsum), 0.0, 1.0)
         log.info("digital_human: albedo pass %d, %.1f%% of the UV layout seen", p, 100 * (wsum > 0).mean())
+    skin_rgb = _skin_colour(model, renderer, verts, cams, imgs)
     report = {"stills": names, "rms_px": [round(float(x), 3) for x in fit.residual_px],
+              "skin_rgb": None if skin_rgb is None else [round(float(x), 5) for x in skin_rgb],
               "lighting_rms": [round(float(x), 5) for x in lighting_rms],
               "uv_seen": round(float((wsum > 0).sum() / max(raster.mask.sum(), 1)), 4),
               "identity_set_by_user": identity is not None}
     return YoungAsset(identity=fit.identity, texture=albedo.astype(np.float32), report=report)
+
+
+def _skin_colour(model, renderer, verts, cams, imgs) -> np.ndarray | None:
+    """Mean sRGB colour (in [0, 1]) of the young skin over all stills: pixels where the fitted young face shows the
+    model's skin region *and* the still's colour is skin (never hair, brows, beard or background)."""
+    from reconstruct.composite.mask import skin_from_color
+
+    skin_v = model.regions.get("skin")
+    total, n = np.zeros(3), 0
+    for v, cam, img in zip(verts, cams, imgs):
+        frags = renderer.rasterize(v, model.triangles, cam)
+        m = frags.mask
+        if skin_v is not None:
+            m = m.copy()
+            m[m] = np.asarray(skin_v, bool)[model.triangles[frags.triangle[m]]].all(axis=1)
+        m &= skin_from_color(img)
+        if m.sum() < 50:
+            continue
+        total += (img[m].astype(np.float64) / 255.0).sum(0)
+        n += int(m.sum())
+    return None if n == 0 else total / n
+
+
+def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, n_identity: int = 40,
+                    detector: str | None = None, each: bool = False) -> np.ndarray:
+    """The identity fitted to ``stills`` ((name, RGB uint8, camera) triples) by the same landmark fit as the young
+    asset's (no texture): (Ki,), or with ``each`` one identity per still (S', Ki) (stills without a face left
+    out), whose spread says how well the stills determine each mode."""
+    from threadpoolctl import threadpool_limits
+
+    det = pick_detector(components, model, detector)
+    cams, pts, confs = [], [], []
+    for name, img, cam in stills:
+        r = det.detect(img)
+        if r is None:
+            log.warning("digital_human: no face found in %s; skipped", name)
+            continue
+        cams.append(cam), pts.append(r[0]), confs.append(r[1])
+    if not cams:
+        raise MethodError("no face was found in the take's plates for the performer's still fit",
+                          hint="check the detect stage's report (out/detect/report.json)")
+    with threadpool_limits(1):
+        if each:
+            return np.stack([fit_identity_to_stills(model, det.scheme, [c], [p], [q], n_identity=n_identity).identity
+                             for c, p, q in zip(cams, pts, confs)])
+        return fit_identity_to_stills(model, det.scheme, cams, pts, confs, n_identity=n_identity).identity

@@ -2,7 +2,8 @@
 
 File ``out/render/<frame:06d>.npz`` (:meth:`RenderedFace.path`): ``image`` (H, W, 3) float32 sRGB in [0, 1],
 ``coverage`` (H, W) float32 in [0, 1] (where the edit defines the face), optional ``exclude`` (H, W) bool (pixels
-the plate must keep: the performance's eyes) and ``skin`` (H, W) bool.
+the plate must keep: the performance's eyes) and ``skin`` (H, W) bool, and ``exact`` (bool): ``coverage`` is the
+final alpha of an edit made of the plate itself (no erosion, feather or colour match).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class RenderedFace:
     coverage: np.ndarray
     exclude: np.ndarray | None = None
     skin: np.ndarray | None = None
+    exact: bool = False
 
     @staticmethod
     def path(stage_dir: Path, frame: int) -> Path:
@@ -34,10 +36,13 @@ class RenderedFace:
             arrays["exclude"] = np.asarray(self.exclude, bool)
         if self.skin is not None:
             arrays["skin"] = np.asarray(self.skin, bool)
+        if self.exact:
+            arrays["exact"] = np.asarray(True)
         save_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "RenderedFace":
         with np.load(path, allow_pickle=False) as d:
             get = lambda k: d[k] if k in d.files else None  # noqa: E731
-            return cls(image=d["image"], coverage=d["coverage"], exclude=get("exclude"), skin=get("skin"))
+            return cls(image=d["image"], coverage=d["coverage"], exclude=get("exclude"), skin=get("skin"),
+                       exact=bool(d["exact"]) if "exact" in d.files else False)

@@ -49,7 +49,7 @@ class PlateWriter:
     """Writes the composite stage's files.
 
     Args:
-        plates_dir: folder of the hero plates (``out/.plates.tmp/hero`` while the stage runs).
+        plates_dir: folder of the hero plates (``out/plates/.<method>.tmp/hero`` while the stage runs).
         stage_dir: the stage's own folder (patches, preview).
         record: a ``reconstruct.provenance.ProvenanceRecord`` embedded in every PNG/EXR and added to the session
             manifest, or None to write plain files (tests, tools).

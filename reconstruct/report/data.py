@@ -22,7 +22,8 @@ from . import flags as F
 
 log = logging.getLogger(__name__)
 
-OUTPUT_DIRS = ("plates/hero", "composite/hero", "composite/plates/hero")
+OUTPUT_DIRS = ("plates/hero", "composite/hero", "composite/plates/hero")  # layouts of sessions made before per-method
+# plates (out/plates/<method>/hero): read when no method has plates
 MASK_DIRS = ("plates/patches", "composite/patches")
 MAX_ANALYSIS_WIDTH = 960  # image flags run on plates downscaled to at most this width
 
@@ -37,10 +38,11 @@ _MP_RIGHT_EYE = [362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386
 LANDMARK_GROUPS: dict[str, dict[str, list[int]]] = {
     "mediapipe478": {"align": [33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 234, 454],
                      "eyes": _MP_LEFT_EYE + _MP_RIGHT_EYE + list(range(468, 478)),
-                     "expression": _MP_LIPS + _MP_BROWS + _MP_CHIN,
+                     "expression": _MP_LIPS + _MP_BROWS + _MP_CHIN, "mouth": _MP_LIPS,
                      "iod_left": _MP_LEFT_EYE, "iod_right": _MP_RIGHT_EYE},
     "ibug68": {"align": [36, 39, 42, 45, 27, 28, 29, 30, 31, 35, 0, 16],
                "eyes": list(range(36, 48)), "expression": list(range(48, 68)) + list(range(17, 27)) + [7, 8, 9],
+               "mouth": list(range(48, 68)),
                "iod_left": list(range(36, 42)), "iod_right": list(range(42, 48))},
 }
 
@@ -52,6 +54,8 @@ class ReportData:
     session: Session
     framesets: list[FrameSet] = field(default_factory=list)
     outputs: dict[int, Path] = field(default_factory=dict)
+    method: str | None = None  # the method whose plates ``outputs`` are
+    methods: dict[str, dict[int, Path]] = field(default_factory=dict)  # every method with plates -> its plates
     mask_dir: Path | None = None
     stages: dict[str, dict] = field(default_factory=dict)
     fits: Any = None
@@ -59,7 +63,9 @@ class ReportData:
     _by_frame: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, session: Session) -> "ReportData":
+    def load(cls, session: Session, method: str | None = None) -> "ReportData":
+        """What the report shows; ``method``: whose plates are "the" output (default: the method the composite
+        stage last ran, else the newest plates)."""
         d = cls(session)
         try:
             d.framesets = session.read_sync()
@@ -75,11 +81,20 @@ class ReportData:
                         d.notes.append(f"{sub / STAGE_FILE} is damaged")
                     else:
                         d.stages[sub.name] = rec
-        for rel in OUTPUT_DIRS:
-            found = plate_paths(out / rel)
-            if found:
-                d.outputs = found
-                break
+        d.methods = {m: plate_paths(session.method_plates(m) / d.hero) for m in session.plate_methods()}
+        d.methods = {m: p for m, p in d.methods.items() if p}
+        if method is None or method not in d.methods:
+            method = _last_composited(session)
+        if method not in d.methods and d.methods:
+            method = list(d.methods)[-1]
+        if method in d.methods:
+            d.method, d.outputs = method, d.methods[method]
+        else:
+            for rel in OUTPUT_DIRS:
+                found = plate_paths(out / rel)
+                if found:
+                    d.outputs = found
+                    break
         for rel in MASK_DIRS:
             if (out / rel).is_dir():
                 d.mask_dir = out / rel
@@ -97,6 +112,18 @@ class ReportData:
     @property
     def hero(self) -> str:
         return self.session.rig.hero.name
+
+    def intent(self, method: str | None) -> tuple[str, dict[int, np.ndarray]]:
+        """(landmark scheme, frame -> (N, 2) intended landmark shift) of ``method``'s edits (``intent.npz`` beside
+        its plates); ("", {}) when it recorded none."""
+        p = self.session.method_plates(method) / "intent.npz" if method else None
+        if p is None or not p.exists():
+            return "", {}
+        with np.load(p, allow_pickle=False) as z:
+            shift = z["shift"]
+            # a landmark the model has no correspondence for (NaN) is taken as not meant to move
+            return str(z["scheme"]), {int(f): np.nan_to_num(shift[i]) for i, f in enumerate(z["frames"])
+                                      if shift.shape[1] and np.isfinite(shift[i]).any()}
 
     def hero_index(self, frame: int) -> int | None:
         fs = self._by_frame.get(frame)
@@ -139,6 +166,14 @@ class ReportData:
         return full
 
 
+def _last_composited(session: Session) -> str | None:
+    p = session.stage_dir("composite") / "composite.json"
+    try:
+        return json.loads(p.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def changed_region(before: np.ndarray, after: np.ndarray, levels: float = 3.0) -> np.ndarray:
     """(H, W) float mask of pixels the composite changed by more than ``levels`` grey levels (closed, opened)."""
     import cv2
@@ -168,6 +203,9 @@ class FlagResults:
     #: (T, 2) degrees between the plate's and the output's gaze (subject's left, right eye) per flagged-series frame,
     #: when a fit with iris landmarks was available; else None
     gaze_deg: np.ndarray | None = None
+    #: (frames (T,), plate landmarks moved by the edit's intended shift (T, N, 2), output landmarks (T, N, 2)), or
+    #: None when no landmark detector ran
+    landmarks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def flagged_frames(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -254,6 +292,12 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     nan = np.full((n, 2), np.nan)
     P = np.stack([x if x is not None and x.shape[0] == n else nan for x in lm_before])
     O = np.stack([x if x is not None and x.shape[0] == n else nan for x in lm_after])
+    scheme, intent = data.intent(data.method)
+    if scheme == detector.scheme:  # an intended change of shape (a warp) is not a lost expression
+        for i, f in enumerate(frames):
+            if f in intent and intent[f].shape == P[i].shape:
+                P[i] = P[i] + intent[f]
+    res.landmarks = (fr, P, O)
     iod = np.linalg.norm(P[:, groups["iod_left"]].mean(1) - P[:, groups["iod_right"]].mean(1), axis=-1)
     iod = np.where(np.isfinite(iod) & (iod > 1), iod, np.nanmedian(iod) if np.isfinite(iod).any() else 1.0)
     res.series["stiff_expression"] = F.stiff_expression(P, O, groups["align"], groups["expression"], iod, fr,

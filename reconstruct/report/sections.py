@@ -31,6 +31,11 @@ class ReportSettings:
     unnatural_eyes: float = option(0.03, "flag frames whose eyelid/iris landmarks move more than this, IOD")
     gaze_deg: float = option(5.0, "flag frames whose gaze differs from the plate's by more than this, degrees")
     seams: float = option(5.0, "flag an edge along the paste-back boundary higher than this, grey levels")
+    expression_pct: float = option(4.0, "flag frames whose mouth/eye landmarks are further than this from the "
+                                        "plate's moved by the edit's intended shift, % IOD")
+    detail_loss: float = option(0.15, "flag frames whose skin keeps less than 1 - this of the plate's finest "
+                                      "detail (pores, grain)")
+    dark_holes_pct: float = option(0.2, "flag frames where more than this % of the face turned much darker")
     flicker_k: float = option(5.0, "flicker: robust sigmas above the take's frame-to-frame change")
     flicker_levels: float = option(2.0, "flicker: and at least this many grey levels")
 
@@ -44,6 +49,10 @@ FLAG_HELP = {
                       "does (hero view, against the fitted head; 5 degrees = the threshold)",
     "flicker": "the edit (composite - plate) changes abruptly from one frame to the next (grey levels)",
     "seams": "an edge along the paste-back mask boundary that the plate does not have (grey levels)",
+    "expression_lost": "the result's mouth and eye landmarks are off the plate's (moved by the edit's intended "
+                       "shift): the performance changed (% of the inter-ocular distance)",
+    "detail_lost": "the result's skin lost its finest detail (pores, grain): a blurred or CG-looking face",
+    "dark_holes": "part of the face turned much darker than the plate (open nostrils or mouth of a render)",
 }
 
 
@@ -61,12 +70,40 @@ def report_settings(ctx: "StageContext") -> ReportSettings:
 
 
 def report_data(ctx: "StageContext") -> ReportData:
-    return _cached(ctx, "data", lambda: ReportData.load(ctx.session))
+    return _cached(ctx, "data", lambda: ReportData.load(ctx.session, ctx.config.method))
 
 
 def report_flags(ctx: "StageContext") -> FlagResults:
-    th = asdict(report_settings(ctx))
-    return _cached(ctx, "flags", lambda: compute_flags(report_data(ctx), ctx.components, th))
+    """The artist flags: the four image checks plus the measures of the report's own method."""
+    return _cached(ctx, "flags", lambda: _flags(ctx))
+
+
+def _base_flags(ctx: "StageContext") -> FlagResults:
+    return _cached(ctx, "base_flags", lambda: compute_flags(report_data(ctx), ctx.components,
+                                                            asdict(report_settings(ctx))))
+
+
+def _flags(ctx: "StageContext") -> FlagResults:
+    from . import flags as F
+
+    st = report_settings(ctx)
+    res = _base_flags(ctx)
+    m = report_measures(ctx).get(report_data(ctx).method)
+    if m is not None and len(m.frames):
+        res.series["expression_lost"] = F._series("expression_lost", m.frames, m.expression_iod_pct,
+                                                  st.expression_pct, "% IOD")
+        res.series["detail_lost"] = F._series("detail_lost", m.frames, 1.0 - m.detail_ratio, st.detail_loss,
+                                              "fraction")
+        res.series["dark_holes"] = F._series("dark_holes", m.frames, m.dark_pct, st.dark_holes_pct, "% face")
+    return res
+
+
+def report_measures(ctx: "StageContext") -> dict:
+    """Method -> :class:`~.measures.MethodMeasures` of every method with plates (the report's own first)."""
+    from .measures import all_measures
+
+    return _cached(ctx, "measures", lambda: all_measures(report_data(ctx), ctx.components,
+                                                         _base_flags(ctx).landmarks))
 
 
 class SummarySection:
@@ -259,6 +296,58 @@ class PlatesSection:
                 f'composited frame ({len(frames)} composited frames).</p><div class="thumbs">{"".join(figs)}</div>')
 
 
+MEASURE_COLUMNS = (("expression_iod_pct_mean", "expression off, mean % IOD"),
+                   ("expression_iod_pct_worst", "worst frame % IOD"),
+                   ("detail_ratio", "fine detail kept"), ("dark_pct_worst", "new dark holes, worst % face"),
+                   ("age_features_reduced", "age features reduced"), ("flicker_ratio", "flicker vs plate"))
+
+
+class MethodsSection:
+    """The methods that ran on this take, side by side: the photographic measures of each one's plates
+    (:mod:`.measures`) and before/after strips of the same frames."""
+
+    name = "methods"
+    order = 55
+
+    def html(self, ctx: "StageContext") -> str | None:
+        ms = report_measures(ctx)
+        if not ms:
+            return None
+        d = report_data(ctx)
+        rows = []
+        for method, m in ms.items():
+            s = m.summary()
+            rows.append([method or "?", s["frames"]] + [("-" if s[k] is None else fmt(s[k], 3)) for k, _ in
+                                                        MEASURE_COLUMNS])
+        parts = ['<p class="note">Measured on the plates, over the face the fit projects into the hero view: '
+                 "landmarks found on the result against the plate's (moved by what the method meant to move), the "
+                 "finest skin detail kept (1 = all), new dark holes, wrinkle-band energy removed in the age regions, "
+                 "and the face's frame-to-frame change against the plate's (1 = as steady).</p>",
+                 table(("method", "frames") + tuple(h for _, h in MEASURE_COLUMNS), rows,
+                       numeric=tuple(range(1, 2 + len(MEASURE_COLUMNS))))]
+        common = sorted(set.intersection(*(set(int(f) for f in m.frames) for m in ms.values())))
+        if common:
+            pick = sorted({common[0], common[len(common) // 2], common[-1]})
+            boxes = report_flags(ctx).boxes
+            from ..artifacts.plates import read_plate
+
+            figs = []
+            for f in pick:
+                b = d.before(f)
+                if b is None:
+                    continue
+                box = boxes.get(f)
+                cells = [img_tag(_crop(b, box), f"{f} plate", 220)]
+                for method in ms:
+                    p = d.methods.get(method, d.outputs if method == d.method else {}).get(f)
+                    a = read_plate(p) if p is not None else None
+                    if a is not None:
+                        cells.append(img_tag(_crop(a, box), f"{f} {method or '?'}", 220))
+                figs.append(f'<div class="thumbs">{"".join(cells)}</div>')
+            parts.append("<h3>Before and after</h3>" + "".join(figs))
+        return "".join(parts)
+
+
 class FlagsSection:
     name = "flags"
     order = 60
@@ -273,7 +362,7 @@ class FlagsSection:
         elif flagged:
             parts.append(f'<div class="bad">{len(flagged)} frame(s) flagged for an artist.</div>')
         rows = []
-        for name in ("stiff_expression", "unnatural_eyes", "flicker", "seams"):
+        for name in FLAG_HELP:
             if name in res.series:
                 s = res.series[name]
                 rows.append((name, FLAG_HELP[name], f"{fmt(s.threshold)} {s.unit}", len(s.flagged),
@@ -347,8 +436,8 @@ class ProvenanceSection:
         return "".join(parts)
 
 
-BUILTIN_SECTIONS = (SummarySection, RigSection, SyncTimelineSection, FitSection, PlatesSection, FlagsSection,
-                    ProvenanceSection)
+BUILTIN_SECTIONS = (SummarySection, RigSection, SyncTimelineSection, FitSection, PlatesSection, MethodsSection,
+                    FlagsSection, ProvenanceSection)
 
 
 def render_sections(ctx: "StageContext") -> list[tuple[str, str, str]]:

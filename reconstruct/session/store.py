@@ -293,21 +293,36 @@ class Session:
             fh.close()
 
     def remove_leftovers(self) -> list[Path]:
-        """Remove what an interrupted run left in ``out/`` (``.<stage>.tmp`` and ``.plates.tmp`` folders, ``*.old``
+        """Remove what an interrupted run left in ``out/`` and ``out/plates/`` (``.<name>.tmp`` folders, ``*.old``
         folders of an interrupted replace): never a complete result. Call it only under :meth:`run_lock`."""
         import shutil
 
-        out = self.root / "out"
-        gone = [p for p in (sorted(out.glob(".*.tmp")) + sorted(out.glob("*.old")) if out.is_dir() else [])
-                if p.is_dir()]
+        gone = []
+        for d in (self.root / "out", self.plates_dir):
+            if d.is_dir():
+                gone += [p for p in sorted(d.glob(".*.tmp")) + sorted(d.glob("*.old")) if p.is_dir()]
         for p in gone:
             shutil.rmtree(p, ignore_errors=True)
         return gone
 
     @property
     def plates_dir(self) -> Path:
-        """``out/plates/``: the composited plates, one folder per camera (``hero/``)."""
+        """``out/plates/``: the composited plates, one folder per method (:meth:`method_plates`)."""
         return self.root / "out" / "plates"
+
+    def method_plates(self, method: str) -> Path:
+        """``out/plates/<method>/``: that method's composited plates, one folder per camera (``hero/``), kept
+        when another method runs, so methods can be compared on the same frames."""
+        return self.plates_dir / method
+
+    def plate_methods(self) -> list[str]:
+        """The methods whose plates are in ``out/plates/``, oldest first."""
+        d = self.plates_dir
+        if not d.is_dir():
+            return []
+        hero = self.rig.hero.name
+        found = [p for p in d.iterdir() if p.is_dir() and (p / hero).is_dir()]
+        return [p.name for p in sorted(found, key=lambda p: ((p / hero).stat().st_mtime, p.name))]
 
     @property
     def calibration_path(self) -> Path:

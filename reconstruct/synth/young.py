@@ -17,8 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def render_young_refs(session_root: Path, out: Path, stills: int = 4, seed: int = 7, size: int = 512,
-                      host=None) -> Path:
-    """Render ``stills`` young reference images of a synthetic session's face model into ``out``; returns ``out``."""
+                      host=None, identity: np.ndarray | None = None) -> Path:
+    """Render ``stills`` young reference images of a synthetic session's face model into ``out``; returns ``out``.
+    ``identity``: the young actor's identity coefficients (default: related to, not equal to, the performer's);
+    it is written to ``<out>.truth.npz``."""
     import cv2
 
     from ..camera import CameraModel
@@ -37,7 +39,13 @@ def render_young_refs(session_root: Path, out: Path, stills: int = 4, seed: int 
     ki = model.n_identity
     a = np.zeros(ki)
     a[: truth.identity.size] = truth.identity[:ki]
-    identity = 0.5 * a + 0.7 * rng.normal(size=ki)  # the young actor: related to, not equal to, the performer
+    noise = 0.7 * rng.normal(size=ki)
+    if identity is None:
+        identity = 0.5 * a + noise  # the young actor: related to, not equal to, the performer
+    else:
+        given = np.zeros(ki)
+        given[: np.asarray(identity).size] = np.asarray(identity, np.float64).ravel()[:ki]
+        identity = given
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     f = 2.2 * size

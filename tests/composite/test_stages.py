@@ -139,13 +139,13 @@ def test_digital_human_through_age_render_composite(prepared):
     from reconstruct.provenance import read_exr, read_manifest, read_png_provenance
 
     s = prepared["session"]
-    for stage in ("age", "render", "composite"):
-        _run(prepared, "digital_human", stage)
+    for stage in ("age", "render", "composite"):  # the render mode: a young double drawn over the face
+        _run(prepared, "digital_human", stage, **{"digital_human.mode": "render"})
     edits = json.loads((s.stage_dir("age") / "edits.json").read_text())
     assert edits["method"] == "digital_human" and edits["identity_changing"]
     rj = json.loads((s.stage_dir("render") / "render.json").read_text())
     assert rj["renderer"] == "raycast" and rj["frames"]["0"]["lighting"]["n_pixels"] > 1000
-    plates = s.root / "out" / "plates" / "hero"
+    plates = s.root / "out" / "plates" / "digital_human" / "hero"
     for i in range(2):
         plate = s.read_image("hero", f"{i:06d}.png")
         png = _read16(plates / f"{i:06d}.png")
@@ -164,7 +164,7 @@ def test_digital_human_through_age_render_composite(prepared):
         rec = read_png_provenance(plates / f"{i:06d}.png")
         assert rec is not None and rec.method == "digital_human" and rec.stage == "composite"
     assert (s.stage_dir("composite") / "preview.mp4").stat().st_size > 0
-    assert "out/plates/hero/000000.exr" in read_manifest(s)
+    assert "out/plates/digital_human/hero/000000.exr" in read_manifest(s)
 
 
 def test_image_edits_pass_through_render(prepared):
@@ -174,7 +174,7 @@ def test_image_edits_pass_through_render(prepared):
                                            "composite.feather_frac": "0", "composite.color": "none",
                                            "composite.erode_px": "0"})
     plate = s.read_image("hero", "000000.png")
-    png = _read16(s.root / "out" / "plates" / "hero" / "000000.png")
+    png = _read16(s.root / "out" / "plates" / "square" / "hero" / "000000.png")
     h, w = plate.shape[:2]
     inside = png[h // 4:h // 2, w // 4:w // 2]
     assert (inside == 32768).all()  # the edit's 0.5 grey, alpha 1, no colour transfer
@@ -194,7 +194,7 @@ def test_mesh_edits_identical_in_two_processes(prepared):
         files = {}
         for stage in ("age", "render"):
             files.update({f"{stage}/{p.name}": p.read_bytes() for p in sorted(s.stage_dir(stage).glob("*.npz"))})
-        plates = s.root / "out" / "plates" / "hero"
+        plates = s.root / "out" / "plates" / "digital_human" / "hero"
         files.update({p.name: read_exr(p).tobytes() for p in sorted(plates.glob("*.exr"))})
         files.update({p.name: _read16(p).tobytes() for p in sorted(plates.glob("*.png"))})
         files["render.json"] = (s.stage_dir("render") / "render.json").read_bytes()  # lighting fit numbers
@@ -204,7 +204,8 @@ def test_mesh_edits_identical_in_two_processes(prepared):
     for jobs in (1, 2):
         for stage in ("age", "render", "composite"):
             cfg = RunConfig(session=s.root, method="digital_human", only_stage=stage, jobs=jobs,
-                            options={"digital_human.young_refs": str(prepared["refs"]), "frames.chunk": "1"})
+                            options={"digital_human.young_refs": str(prepared["refs"]), "frames.chunk": "1",
+                                     "digital_human.mode": "render"})
             run_pipeline(cfg, prepared["host"])
         runs.append(outputs())
     assert len(runs[0]) == 9 and runs[0] == runs[1]  # 2 edits, 2 renders, 2 EXR, 2 PNG, render.json: identical

@@ -47,9 +47,9 @@ def test_run_digital_human_end_to_end(shared_data, tmp_path):
     for fs in s.read_sync():
         stem = f"{fs.frame:06d}"
         plate = s.read_image("hero", recs[fs.indices["hero"]])
-        png = cv2.cvtColor(cv2.imread(str(out / "plates" / "hero" / f"{stem}.png"), cv2.IMREAD_UNCHANGED),
+        png = cv2.cvtColor(cv2.imread(str(out / "plates" / "digital_human" / "hero" / f"{stem}.png"), cv2.IMREAD_UNCHANGED),
                            cv2.COLOR_BGR2RGB)
-        assert read_exr(out / "plates" / "hero" / f"{stem}.exr").shape == plate.shape
+        assert read_exr(out / "plates" / "digital_human" / "hero" / f"{stem}.exr").shape == plate.shape
         info = json.loads((out / "composite" / "patches" / f"{stem}.json").read_text())
         a = cv2.imread(str(out / "composite" / "patches" / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
         mask = np.zeros(plate.shape[:2], bool)

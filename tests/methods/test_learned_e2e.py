@@ -44,11 +44,12 @@ def _check_plates(take: Path) -> None:
         assert (out / stage / "_stage.json").exists(), f"stage {stage} did not complete"
     s = Session.open(take)
     recs = {r.index: r for r in s.frames("hero")}
-    frames = json.loads((out / "composite" / "composite.json").read_text())["frames"]
+    composite = json.loads((out / "composite" / "composite.json").read_text())
+    frames, method = composite["frames"], composite["method"]
     edited = 0
     for fs in s.read_sync():
         plate = s.read_image("hero", recs[fs.indices["hero"]]).astype(np.int32)
-        png = cv2.imread(str(out / "plates" / "hero" / f"{fs.frame:06d}.png"), cv2.IMREAD_UNCHANGED)
+        png = cv2.imread(str(out / "plates" / method / "hero" / f"{fs.frame:06d}.png"), cv2.IMREAD_UNCHANGED)
         png = png[..., ::-1].astype(np.int32)
         changed = png != plate * 257
         edited += bool(changed.any())

@@ -1,0 +1,126 @@
+"""The ``plate`` mode of ``digital_human`` (the default): the young face made from the plate itself.
+
+Per frame (:class:`PlateRetoucher`):
+
+1. *geometry* -- the frame's fit (the performer's identity, this frame's expression and pose) and the same head with
+   the identity moved by the young-minus-today difference (both fitted to stills the same way, so that the
+   difference is the change of age, not of method) are projected through the hero camera; the plate is warped from one to the other
+   (:func:`reconstruct.retouch.face_warp`: occlusion-aware, faded to zero past the face, so eyes, teeth and hair
+   move with the face but are never redrawn);
+2. *skin* -- inside the age regions projected from the model (forehead, crow's feet, under-eye, nasolabial and
+   marionette folds) the wrinkle band is reduced, blotches are evened out, and the skin's low-frequency tone moves
+   part of the way toward the young stills' (:func:`reconstruct.retouch.retouch_skin`); everything is limited to
+   skin-coloured pixels of the plate, so beard, brows and hair are not touched;
+3. the edit is an image edit that says which landmarks it meant to move and where (``landmark_shift``), so that the
+   QC report can tell an intended change of shape from a lost expression.
+
+Every output pixel is a plate pixel, moved (bicubic) or filtered; outside the changed region it is the plate's
+exact value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reconstruct.methods import FaceEdit
+from reconstruct.retouch import (SkinSettings, apply_warp, crop_camera, face_roi, face_warp, retouch_skin,
+                                 warp_points)
+from reconstruct.retouch.regions import region_masks, region_weights
+from reconstruct.retouch.skin import adaptive_skin, tone_gain
+
+LANDMARK_SCHEME = "mediapipe478"  # the scheme the intended landmark motion is given in (the report's detector's)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateSettings:
+    """warp: fraction of the young-minus-performer shape applied (0: none, 1: the full young shape).
+    falloff: face sizes over which the warp fades to zero past the face. skin: the age-feature strengths."""
+
+    warp: float = 1.0
+    falloff: float = 0.25
+    skin: SkinSettings = SkinSettings()
+
+
+class PlateRetoucher:
+    """Makes plate-mode edits of one face model (built once per worker; holds no per-frame state)."""
+
+    def __init__(self, model, renderer, identity_shift: np.ndarray, young_skin_rgb: np.ndarray | None,
+                 settings: PlateSettings) -> None:
+        self.model, self.renderer, self.settings = model, renderer, settings
+        self.shift = np.asarray(identity_shift, np.float64)
+        self.young_skin_rgb = None if young_skin_rgb is None else np.asarray(young_skin_rgb, np.float64)
+        self.weights = region_weights(model)
+        self._skin_v = np.asarray(model.regions.get("skin", np.ones(model.n_vertices, bool)), np.float32)
+        self._lm = model.landmark_map(LANDMARK_SCHEME) if LANDMARK_SCHEME in model.landmarks else None
+        self._ibug = model.landmark_map("ibug68") if "ibug68" in model.landmarks else None
+
+    def young_vertices(self, fit) -> np.ndarray:
+        """(V, 3) world vertices of the frame's fitted identity moved by the young shift, with the frame's expression
+        and pose."""
+        ident = np.zeros(self.model.n_identity)
+        fitted = np.asarray(fit.identity, np.float64).ravel()[: self.model.n_identity]
+        ident[: fitted.size] = fitted
+        v = self.model.vertices(ident + self.shift, fit.expression)
+        return float(fit.scale) * v @ np.asarray(fit.R, np.float64).T + np.asarray(fit.t, np.float64)
+
+    def edit(self, frame: int, plate: np.ndarray, fit, camera) -> FaceEdit:
+        s = self.settings
+        tris = self.model.triangles
+        old = np.asarray(fit.vertices, np.float64)
+        new = old + s.warp * (self.young_vertices(fit) - old)
+        h, w = plate.shape[:2]
+        roi = face_roi(camera.project(old), (w, h), margin=s.falloff + 0.15)
+        image = plate.astype(np.float32) / np.float32(255.0)
+        if roi.empty:
+            return FaceEdit(frame=frame, kind="image", image=image, mask=np.zeros((h, w), np.float32),
+                            keep=np.zeros((h, w), bool), blend="exact", info={"mode": "plate", "face_visible": False})
+        warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff)
+        out = apply_warp(image, warp)
+        iod = self._iod_px(new, camera)
+        frags = self.renderer.rasterize(new, tris, crop_camera(camera, roi))
+        masks = region_masks(frags, tris, self.weights, blur_px=max(1.0, 0.03 * iod))
+        region = out[roi.slices]
+        model_skin = region_masks(frags, tris, {"skin": self._skin_v}, blur_px=max(1.0, 0.02 * iod))["skin"]
+        plate_skin = _soften(adaptive_skin(region, model_skin), 0.01 * iod)  # this face's skin colour: no beard
+        skin = model_skin * plate_skin
+        masks = {k: m * plate_skin for k, m in masks.items()}
+        gain = None
+        if self.young_skin_rgb is not None and skin.sum() > 50:
+            cur = (region * skin[..., None]).reshape(-1, 3).sum(0) / skin.sum()
+            gain = np.clip(tone_gain(self.young_skin_rgb, cur), 0.9, 1.1)
+        out[roi.slices] = retouch_skin(region, masks, iod, s.skin, skin=skin, tone_gain=gain)
+        # exact alpha: 1 on every changed pixel (grown by 2 px), 0 elsewhere, used as is by the compositor; the
+        # edit is the plate everywhere else, so there is no edge, and no feather ramp to double moved pixels
+        changed = np.abs(out - image).max(-1) > 0
+        mask = _grow(changed, 2)
+        info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(float(np.abs(warp.flow).max()), 3),
+                "iod_px": round(float(iod), 2), "tone_gain": None if gain is None else [round(float(x), 4) for x in gain],
+                "landmark_scheme": LANDMARK_SCHEME if self._lm is not None else None,
+                "fit_valid": bool(fit.valid)}
+        shift = None
+        if self._lm is not None:  # where the warp itself takes the plate's landmarks (eyes and mouth included)
+            q = camera.project(self._lm.points(old, tris))
+            shift = (warp_points(q, warp) - q).astype(np.float32)
+        return FaceEdit(frame=frame, kind="image", image=out, mask=mask, keep=np.zeros((h, w), bool),
+                        landmark_shift=shift, blend="exact", info=info)
+
+    def _iod_px(self, vertices: np.ndarray, camera) -> float:
+        if self._ibug is None:
+            return 0.25 * float(np.ptp(camera.project(vertices)[:, 0]))
+        p = camera.project(self._ibug.points(vertices, self.model.triangles))
+        return float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+
+
+def _soften(mask: np.ndarray, px: float) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.5, px))
+
+
+def _grow(mask: np.ndarray, px: int) -> np.ndarray:
+    import cv2
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask.astype(np.uint8), k).astype(np.float32)

@@ -1,0 +1,218 @@
+"""How a method's result holds up as a photograph of the same performance: measures on the plates themselves.
+
+Per frame, over the face the fit projects into the hero view (the performer's fitted mesh; skin = the model's skin
+region where the plate is skin-coloured):
+
+* **expression kept**: landmarks detected on the result against the plate's landmarks moved by the edit's own
+  intended shift (``intent.npz``: a warp that means to change the shape is not a lost expression), mouth and eyes,
+  in % of the inter-ocular distance (IOD);
+* **fine detail kept**: energy of the finest band (pores, grain: finer than 0.01 IOD) of the result's skin over the
+  plate's (1 = all kept; blur and CG skin fall well below);
+* **new dark holes**: % of the face where the result is much darker (more than 40 grey levels, and below 80) than
+  the darkest plate pixel within 0.03 IOD: the nostril and mouth holes a render can open (a dark edge a warp moved
+  a little is not one);
+* **age features reduced**: 1 - energy of the wrinkle bands in the age regions of the result over the plate's (the
+  bands of :mod:`reconstruct.retouch.skin`: lines 0.010-0.05 IOD, folds 0.025-0.14 IOD);
+* **flicker**: the result's mean frame-to-frame change over the face against the plate's own (1 = as steady).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DARK_LEVELS, DARK_BELOW = 40.0, 80.0
+
+
+@dataclass
+class MethodMeasures:
+    """Measures of one method's plates; per-frame arrays are aligned with ``frames`` (NaN: not measurable)."""
+
+    method: str
+    frames: np.ndarray
+    expression_iod_pct: np.ndarray
+    detail_ratio: np.ndarray
+    dark_pct: np.ndarray
+    wrinkle_ratio: np.ndarray
+    flicker_ratio: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | None]:
+        def f(x):
+            x = np.asarray(x, np.float64)
+            return None if not np.isfinite(x).any() else float(x)
+
+        e = self.expression_iod_pct
+        return {"frames": int(len(self.frames)),
+                "expression_iod_pct_mean": f(np.nanmean(e)) if np.isfinite(e).any() else None,
+                "expression_iod_pct_worst": f(np.nanmax(e)) if np.isfinite(e).any() else None,
+                "detail_ratio": f(np.nanmean(self.detail_ratio)) if np.isfinite(self.detail_ratio).any() else None,
+                "dark_pct_worst": f(np.nanmax(self.dark_pct)) if np.isfinite(self.dark_pct).any() else None,
+                "age_features_reduced": (f(1.0 - np.nanmean(self.wrinkle_ratio))
+                                         if np.isfinite(self.wrinkle_ratio).any() else None),
+                "flicker_ratio": f(self.flicker_ratio) if np.isfinite(self.flicker_ratio) else None}
+
+
+def _y(img: np.ndarray) -> np.ndarray:
+    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+
+
+def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None) -> float:
+    import cv2
+
+    a = cv2.GaussianBlur(y, (0, 0), max(lo, 0.3))
+    b = y if hi is None else cv2.GaussianBlur(y, (0, 0), max(hi, lo * 1.5))
+    band = (y - a) if hi is None else (a - b)
+    return float((w * band * band).sum() / max(w.sum(), 1e-9))
+
+
+class FaceMasks:
+    """Face, skin and age-region masks of each frame from the fit (built once per report)."""
+
+    def __init__(self, data, components) -> None:
+        self.ok = False
+        fits = data.fits
+        cams = data.session.cameras() if data.session.calibration_path.exists() else {}
+        if fits is None or data.hero not in cams:
+            return
+        from ..render import get_renderer
+        from ..retouch.regions import region_weights
+
+        self.model = components.face_model(fits.model_name)
+        self.renderer = get_renderer(components, "auto", "cpu")
+        self.cam = cams[data.hero]
+        self.fits = fits
+        self.rows = {int(f): i for i, f in enumerate(fits.frames)}
+        self.weights = region_weights(self.model)
+        self.skin_v = np.asarray(self.model.regions.get("skin", np.ones(self.model.n_vertices, bool)), np.float32)
+        self.ibug = self.model.landmark_map("ibug68") if "ibug68" in self.model.landmarks else None
+        self.ok = True
+
+    def for_frame(self, frame: int, plate: np.ndarray):
+        """(roi slices, face (h, w) bool, skin (h, w) float, regions {name: (h, w) float}, iod px) or None."""
+        if not self.ok or frame not in self.rows:
+            return None
+        from ..retouch import crop_camera, face_roi
+        from ..retouch.regions import region_masks
+        from ..retouch.skin import adaptive_skin
+
+        fit = self.fits.frame(self.rows[frame])
+        if not fit.valid:
+            return None
+        v = np.asarray(fit.vertices, np.float64)
+        roi = face_roi(self.cam.project(v), self.cam.image_size, margin=0.05)
+        if roi.empty:
+            return None
+        frags = self.renderer.rasterize(v, self.model.triangles, crop_camera(self.cam, roi))
+        face = frags.mask
+        if self.ibug is not None:
+            p = self.cam.project(self.ibug.points(v, self.model.triangles))
+            iod = float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+        else:
+            iod = 0.25 * roi.w
+        masks = region_masks(frags, self.model.triangles, {**self.weights, "_skin": self.skin_v})
+        model_skin = masks.pop("_skin")
+        skin = model_skin * adaptive_skin(plate[roi.slices].astype(np.float32) / 255.0, model_skin)
+        return roi.slices, face, skin, masks, iod
+
+
+def measure_method(data, method: str, masks: FaceMasks, components, landmarks=None,
+                   max_frames: int = 400) -> MethodMeasures:
+    """The measures of ``method``'s plates (see the module docstring). ``landmarks``: (frames, plate landmarks
+    moved by the intent, output landmarks) from the flags (:func:`.data.compute_flags`) when ``method`` is the
+    report's own (they are then not detected twice); else landmarks are detected here."""
+    import cv2
+
+    from ..artifacts.plates import read_plate
+    from ..retouch.regions import AGE_REGIONS
+    from ..retouch.skin import BANDS
+    from .data import LANDMARK_GROUPS, _detect, _detector
+
+    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
+    frames = [f for f in plates if data.hero_index(f) is not None]
+    if len(frames) > max_frames:
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+    n = len(frames)
+    res = MethodMeasures(method, np.array(frames, np.int64), *(np.full(n, np.nan) for _ in range(4)))
+    detector = _detector(components)
+    scheme = getattr(detector, "scheme", "")
+    groups = LANDMARK_GROUPS.get(scheme)
+    if groups is None:
+        res.notes.append("no landmark detector with a known scheme: expression not measured")
+    given = {}
+    if landmarks is not None:
+        fr, P, O = landmarks
+        given = {int(f): (P[i], O[i]) for i, f in enumerate(fr)}
+    intent_scheme, intent = data.intent(method)
+    prev = None
+    flick_a, flick_b = [], []
+    for i, f in enumerate(frames):
+        b, a = data.before(f), read_plate(plates[f])
+        if b is None or a is None or a.shape != b.shape:
+            prev = None
+            continue
+        if groups is not None:
+            if f in given:
+                P, O = given[f]
+            else:
+                P, O = _detect(detector, b), _detect(detector, a)
+                if P is not None and intent_scheme == scheme and f in intent and intent[f].shape == P.shape:
+                    P = P + intent[f]
+            if P is not None and O is not None and P.shape == O.shape:
+                iod = np.linalg.norm(np.nanmean(P[groups["iod_left"]], 0) - np.nanmean(P[groups["iod_right"]], 0))
+                idx = groups["eyes"] + groups["mouth"]
+                err = np.linalg.norm(O[idx] - P[idx], axis=1)
+                if np.isfinite(err).any() and iod > 1:
+                    res.expression_iod_pct[i] = 100.0 * float(np.nanmean(err)) / float(iod)
+        m = masks.for_frame(f, b)
+        if m is None:
+            prev = None
+            continue
+        sl, face, skin, regions, iod_px = m
+        yb, ya = _y(b[sl].astype(np.float32)), _y(a[sl].astype(np.float32))
+        fine = max(0.7, 0.01 * iod_px)
+        eb = _energy(yb, skin, fine, None)
+        if eb > 0:
+            res.detail_ratio[i] = _energy(ya, skin, fine, None) / eb
+        # darker than the darkest plate pixel nearby: a moved edge (a warp) is not a hole, a new dark blob is
+        near = max(1, int(round(0.03 * iod_px)))
+        yb_min = cv2.erode(yb, np.ones((2 * near + 1, 2 * near + 1), np.uint8))
+        new_dark = (yb_min - ya > DARK_LEVELS) & (ya < DARK_BELOW) & face
+        res.dark_pct[i] = 100.0 * float(new_dark.sum()) / max(face.sum(), 1)
+        num = den = 0.0
+        for region, kind in AGE_REGIONS.items():
+            w = regions.get(region)
+            if w is None or w.sum() < 10:
+                continue
+            lo, hi = BANDS[kind]
+            num += _energy(ya, w, lo * iod_px, hi * iod_px) * w.sum()
+            den += _energy(yb, w, lo * iod_px, hi * iod_px) * w.sum()
+        if den > 0:
+            res.wrinkle_ratio[i] = num / den
+        if prev is not None and prev[0].shape == ya.shape:
+            both = face & prev[2]
+            if both.any():
+                flick_a.append(float(np.abs(ya - prev[0])[both].mean()))
+                flick_b.append(float(np.abs(yb - prev[1])[both].mean()))
+        prev = (ya, yb, face)
+    if flick_b and np.mean(flick_b) > 0:
+        res.flicker_ratio = float(np.mean(flick_a) / np.mean(flick_b))
+    return res
+
+
+def all_measures(data, components, landmarks=None) -> dict[str, MethodMeasures]:
+    """Method -> its measures, for every method with plates in the session (the report's own first)."""
+    masks = FaceMasks(data, components)
+    methods = list(data.methods) or ([data.method] if data.outputs else [])
+    order = ([data.method] if data.method in methods else []) + [m for m in methods if m != data.method]
+    out = {}
+    for m in order:
+        try:
+            out[m] = measure_method(data, m, masks, components, landmarks if m == data.method else None)
+        except Exception as exc:  # one method's damaged plates must not take the report down
+            log.warning("measures of %s failed: %s", m, exc)
+    return out

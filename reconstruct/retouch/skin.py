@@ -1,0 +1,126 @@
+"""Age features reduced in image space: the wrinkle frequency band inside the age regions, blotches evened out,
+the skin's low-frequency tone moved toward a reference. Pore-scale detail and film grain (the band finer than
+the wrinkles) are never touched, so the skin keeps reading as a photograph.
+
+Bands are difference-of-Gaussians of the luminance, sized in inter-ocular distances (IOD) so that they follow the
+shot's scale: fine lines (forehead, crow's feet, under-eye) between 0.010 and 0.05 IOD, folds (nasolabial,
+marionette) between 0.025 and 0.14 IOD, blotches between 0.05 and 0.30 IOD. Creases are darker than the skin
+around them, so the dark half of a band is reduced fully and the bright half by 0.85; strong edges (a nostril, a
+lid, a mole: band contrast far above a wrinkle's) are kept by a robust weight ``1 / (1 + (band / 0.15)^2)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .regions import AGE_REGIONS
+
+BANDS = {"lines": (0.010, 0.05), "folds": (0.025, 0.14)}
+SPOT_BAND = (0.05, 0.30)
+EDGE_CONTRAST = 0.15  # band contrast (0..1 sRGB) above which a feature is an edge to keep, not a wrinkle
+
+
+@dataclass(frozen=True, slots=True)
+class SkinSettings:
+    """How strongly each age feature is reduced, 0 (untouched) to 1 (the band removed)."""
+
+    forehead: float = 0.9
+    crows_feet: float = 0.9
+    under_eye: float = 0.75
+    nasolabial: float = 0.65
+    marionette: float = 0.65
+    spots: float = 0.35
+    tone: float = 0.3
+
+    def strength(self, region: str) -> float:
+        return float(getattr(self, region))
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """(H, W) Rec. 601 luma of an (H, W, 3) RGB float image."""
+    return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+
+
+def band(image: np.ndarray, lo_px: float, hi_px: float) -> np.ndarray:
+    """Difference of Gaussians ``G(lo) * image - G(hi) * image`` (the detail between the two scales)."""
+    import cv2
+
+    a = cv2.GaussianBlur(image, (0, 0), max(lo_px, 0.3))
+    b = cv2.GaussianBlur(image, (0, 0), max(hi_px, lo_px * 1.5, 0.5))
+    return a - b
+
+
+def _suppress(b: np.ndarray) -> np.ndarray:
+    """How much of a band value is a wrinkle to remove: the dark half fully, the bright half 0.6, edges kept."""
+    k = np.where(b < 0, 1.0, 0.85)
+    return (k / (1.0 + (b / EDGE_CONTRAST) ** 2)) * b
+
+
+def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: float, settings: SkinSettings,
+                 skin: np.ndarray | None = None, tone_gain: np.ndarray | None = None) -> np.ndarray:
+    """Reduce age features of ``image`` ((H, W, 3) float32 sRGB in [0, 1]).
+
+    Args:
+        masks: region -> (H, W) weight in [0, 1] (:func:`.regions.region_masks`), names from :data:`AGE_REGIONS`.
+        iod_px: the inter-ocular distance in pixels (sets the bands' scales).
+        skin: (H, W) weight of skin for the blotch and tone steps (None: the union of the regions).
+        tone_gain: (3,) per-channel gain toward a reference tone (luminance-neutral), applied with
+            ``settings.tone`` under ``skin``; None skips it.
+
+    Returns the retouched (H, W, 3) float32 image; pixels where every weight is 0 are returned unchanged.
+    """
+    out = np.asarray(image, np.float32).copy()
+    y = luminance(out)
+    delta = np.zeros_like(y)
+    for kind, (lo, hi) in BANDS.items():
+        w = np.zeros_like(y)
+        for region, k in AGE_REGIONS.items():
+            if k == kind and region in masks:
+                w = np.maximum(w, settings.strength(region) * masks[region])
+        if w.any():
+            delta += w * _suppress(band(y, lo * iod_px, hi * iod_px))
+    out -= delta[..., None]
+    if skin is None:
+        skin = np.max(np.stack(list(masks.values())), axis=0) if masks else np.zeros_like(y)
+    if settings.spots > 0 and skin.any():
+        lo, hi = SPOT_BAND
+        b = band(out, lo * iod_px, hi * iod_px)
+        out -= settings.spots * skin[..., None] * (b / (1.0 + (b / EDGE_CONTRAST) ** 2))
+    if tone_gain is not None and settings.tone > 0 and skin.any():
+        g = 1.0 + settings.tone * (np.asarray(tone_gain, np.float32) - 1.0)
+        out *= 1.0 + skin[..., None] * (g[None, None] - 1.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def tone_gain(reference_rgb: np.ndarray, current_rgb: np.ndarray) -> np.ndarray:
+    """(3,) per-channel gain moving ``current_rgb``'s chromaticity to ``reference_rgb``'s (mean skin colours,
+    linear or sRGB alike), with the luminance kept: ``luminance(current * gain) == luminance(current)``."""
+    ref = np.asarray(reference_rgb, np.float64)
+    cur = np.asarray(current_rgb, np.float64)
+    ref_c = ref / max(float(luminance(ref[None])[0]), 1e-6)
+    cur_c = cur / max(float(luminance(cur[None])[0]), 1e-6)
+    g = ref_c / np.maximum(cur_c, 1e-6)
+    g /= float(luminance((cur * g)[None])[0]) / max(float(luminance(cur[None])[0]), 1e-6)
+    return np.clip(g, 0.5, 2.0).astype(np.float32)
+
+
+def adaptive_skin(image: np.ndarray, prior: np.ndarray, spread: float = 3.0) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: how much each pixel of ``image`` ((H, W, 3) sRGB float in [0, 1]) looks like this
+    face's own skin, learned from the pixels where ``prior`` (e.g. the model's skin region) is > 0.5: a robust
+    (median / MAD) Gaussian in CIE Lab, chroma and lightness, so dark and light skin alike, under any light, while
+    hair, brows, beard, lips and background fall away. Zero where ``prior`` has too few pixels to learn from."""
+    import cv2
+
+    sel = np.asarray(prior) > 0.5
+    if sel.sum() < 50:
+        return np.zeros(image.shape[:2], np.float32)
+    lab = cv2.cvtColor(np.clip(image, 0, 1).astype(np.float32), cv2.COLOR_RGB2LAB)
+    x = lab[sel]
+    med = np.median(x, axis=0)
+    mad = np.median(np.abs(x - med), axis=0) * 1.4826
+    scale = np.maximum(mad * spread, np.array([12.0, 4.0, 4.0]))  # floors: L in 0..100, a/b in about -100..100
+    d2 = (((lab - med) / scale) ** 2).sum(-1)
+    return np.exp(-0.5 * d2).astype(np.float32)

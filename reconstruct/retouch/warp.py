@@ -1,0 +1,159 @@
+"""A dense 2D warp of the plate that moves the fitted face onto an edited shape of it.
+
+Given the fitted mesh (where the face *is* in the plate) and an edited mesh of the same topology in the same pose
+(e.g. the young identity with the frame's expression), the edited mesh is rasterised through the hero camera;
+every pixel it covers looks up where the same surface point lies on the fitted mesh in the plate: a backward map
+``output(x) = plate(x + flow(x))``. Only the visible surface is rasterised (the first hit along each ray), so a
+nose or cheek occludes what is behind it. Past the face the flow is extended by normalised convolution and faded
+to exactly zero within ``falloff`` face sizes, so background, hair and neck move smoothly with a changed jaw or
+cheek line and there is no edge anywhere; holes of the mesh (eyes, mouth interior) get the smooth flow of their
+surroundings, so eyes, teeth and tongue move as a whole and are never redrawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..camera import CameraModel
+from .roi import Roi, crop_camera
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FaceWarp:
+    """A backward warp of a frame, nonzero only inside ``roi``.
+
+    Attributes:
+        roi: the region of the frame the warp covers.
+        flow: (h, w, 2) float32 pixels: output pixel ``x`` (roi coordinates) shows the plate at ``x + flow(x)``;
+            exactly 0 where the frame is unchanged.
+        coverage: (h, w) bool, where the edited face's surface is visible.
+        face_px: the face's size in pixels (square root of its covered area).
+    """
+
+    roi: Roi
+    flow: np.ndarray
+    coverage: np.ndarray
+    face_px: float
+
+    @property
+    def moved(self) -> np.ndarray:
+        """(h, w) bool: pixels whose flow is not zero."""
+        return np.any(self.flow != 0, axis=-1)
+
+
+def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices: np.ndarray,
+              dst_vertices: np.ndarray, roi: Roi, falloff: float = 0.25, blend: float = 0.08) -> FaceWarp:
+    """The warp that moves the face from ``src_vertices`` (fitted, world metres (V, 3)) to ``dst_vertices``
+    (edited, same topology) as seen by ``camera`` (OpenCV, distortion included), computed in ``roi``.
+
+    ``falloff``: the flow outside the face fades to zero over this many face sizes; ``blend``: inside the mesh's
+    edge, the surface flow blends into the smooth extension over this many face sizes.
+    """
+    import cv2
+
+    from ..render.fragments import interpolate
+
+    cam = crop_camera(camera, roi)
+    frags = renderer.rasterize(np.asarray(dst_vertices, np.float64), triangles, cam)
+    covered = frags.mask
+    src_px = cam.project(np.asarray(src_vertices, np.float64)).astype(np.float32)  # (V, 2) roi pixels
+    h, w = covered.shape
+    flow = np.zeros((h, w, 2), np.float32)
+    area = int(covered.sum())
+    if area == 0:
+        return FaceWarp(roi, flow, covered, 0.0)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    pos = interpolate(frags, triangles, np.nan_to_num(src_px))
+    inside = np.stack([pos[..., 0] - gx, pos[..., 1] - gy], -1) * covered[..., None]
+    face = float(np.sqrt(area))
+    # extend past the face: normalised convolution of the inside flow, then fade to zero
+    sigma = max(1.0, 0.08 * face)
+    c = covered.astype(np.float32)
+    den = cv2.GaussianBlur(c, (0, 0), sigma)
+    num = np.stack([cv2.GaussianBlur(inside[..., k], (0, 0), sigma) for k in range(2)], -1)
+    ext = num / np.maximum(den, 1e-6)[..., None]
+    dist = cv2.distanceTransform((~covered).astype(np.uint8), cv2.DIST_L2, 5)
+    reach = max(1.0, falloff * face)
+    t = np.clip(1.0 - dist / reach, 0.0, 1.0)
+    fade = t * t * (3 - 2 * t)  # smoothstep: 1 at the face edge, 0 (with zero slope) at ``reach``
+    ext *= fade[..., None]
+    # blend the surface flow into its extension over ``blend`` face sizes inside the mesh's edge: the edge of a
+    # face-area mesh is not an edge of the picture (the neck and temples go on), so no step may show there
+    inner = cv2.distanceTransform(covered.astype(np.uint8), cv2.DIST_L2, 5)
+    u = np.clip(inner / max(1.0, blend * face), 0.0, 1.0)
+    soft = (u * u * (3 - 2 * u))[..., None]
+    flow = (soft * inside + (1 - soft) * ext).astype(np.float32)
+    flow = relax_folds(flow, sigma=max(1.0, 0.02 * face))
+    flow[fade <= 0] = 0.0
+    return FaceWarp(roi, flow, covered, face)
+
+
+def jacobian_det(flow: np.ndarray) -> np.ndarray:
+    """(h, w) determinant of the map ``x -> x + flow(x)``: below 0 the map folds over (pixels sampled twice, a
+    crease in the picture), near 0 it squeezes."""
+    fx, fy = flow[..., 0], flow[..., 1]
+    return (1 + np.gradient(fx, axis=1)) * (1 + np.gradient(fy, axis=0)) - \
+        np.gradient(fx, axis=0) * np.gradient(fy, axis=1)
+
+
+def relax_folds(flow: np.ndarray, sigma: float, min_det: float = 0.5, rounds: int = 6) -> np.ndarray:
+    """Smooth the flow where it folds or squeezes (``det < min_det``: at silhouettes that move, the nostrils, the
+    lips), locally and repeatedly, so that the warp never doubles a stretch of the plate into a crease."""
+    import cv2
+
+    flow = flow.copy()
+    for _ in range(rounds):
+        bad = jacobian_det(flow) < min_det
+        if not bad.any():
+            break
+        zone = cv2.GaussianBlur(cv2.dilate(bad.astype(np.float32), np.ones((3, 3), np.uint8),
+                                           iterations=max(1, int(sigma))), (0, 0), sigma)
+        smooth = np.stack([cv2.GaussianBlur(flow[..., k], (0, 0), sigma) for k in range(2)], -1)
+        flow += np.clip(zone, 0, 1)[..., None] * (smooth - flow)
+    return flow
+
+
+def apply_warp(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
+    """The frame warped: a float32 copy of ``image`` ((H, W[, C])) whose ``warp.roi`` is resampled (Lanczos, 8x8:
+    it keeps pore-scale detail that bilinear and bicubic soften) at ``x + flow``. Pixels with zero flow keep their
+    exact value."""
+    import cv2
+
+    out = np.asarray(image, np.float32).copy()
+    if warp.roi.empty or not warp.moved.any():
+        return out
+    r = warp.roi
+    h, w = warp.flow.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x = gx + warp.flow[..., 0] + r.x0
+    map_y = gy + warp.flow[..., 1] + r.y0
+    src = np.asarray(image, np.float32)
+    res = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    moved = warp.moved
+    out[r.slices][moved] = res[moved]
+    return out
+
+
+def warp_points(points: np.ndarray, warp: FaceWarp, iterations: int = 12) -> np.ndarray:
+    """Where plate points ((N, 2) frame pixels) land in the warped frame: solves ``x + flow(x) = p`` by fixed-point
+    iteration (the flow is smooth and small against the face). Points outside the roi do not move."""
+    import cv2
+
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    if warp.roi.empty:
+        return p.copy()
+    r = warp.roi
+    local = p - (r.x0, r.y0)
+    x = local.copy()
+    fx, fy = warp.flow[..., 0], warp.flow[..., 1]
+    ok = np.isfinite(local).all(1)
+    for _ in range(iterations):
+        q = x[ok].astype(np.float32).reshape(-1, 1, 2)
+        if not len(q):
+            break
+        dx = cv2.remap(fx, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).reshape(-1)
+        dy = cv2.remap(fy, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).reshape(-1)
+        x[ok] = local[ok] - np.stack([dx, dy], -1)
+    return x + (r.x0, r.y0)
