@@ -101,7 +101,12 @@ def test_young_face_matches_ground_truth_and_plate_is_untouched_outside(scene, t
     m.model, m.identity, m.texture = model, asset.identity, asset.texture
     fit = FrameFit(frame=0, identity=sc.id_a, expression=sc.expression, R=sc.R, t=sc.t, scale=1.0,
                    vertices=scene["Va"].astype(np.float32))
-    edit = m.apply(None, FrameInput(frame=0, plate=plate, fit=fit, hero=sc.hero))
+    from reconstruct.methods import MethodContext
+    from reconstruct.progress import NullProgress
+
+    ctx = MethodContext(session=None, options={"digital_human.mode": "render"}, device="cpu", work_dir=tmp_path,
+                        progress=NullProgress(), components=None)
+    edit = m.apply(ctx, FrameInput(frame=0, plate=plate, fit=fit, hero=sc.hero))
     assert isinstance(edit, FaceEdit) and edit.kind == "mesh"
     d = MeshEditDrawer(model, scene["renderer"]).draw(plate, fit.vertices, sc.hero, edit)
     res = composite_face(plate, d.image, d.coverage, CompositeSettings(), LaplacianCompositor(), exclude=d.exclude)
