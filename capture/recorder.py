@@ -40,7 +40,7 @@ from reconstruct.rig import Rig
 from reconstruct.session import FrameRecord, Session
 
 from .protocol import NO_TIMECODE, Header, Kind, decode_image, frames_to_timecode, timecode_to_frames, unpack_header
-from .security import CurveServer, bind, check_bind_allowed
+from .security import CurveServer, bind, check_bind_allowed, clock_endpoint
 from .writer import CameraStats, CameraWriter
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,8 @@ class Recorder:
 
     def _start_clock(self, data_ep: str) -> str:
         t = self.rig.trigger
-        ep = self.opt.tick_endpoint or t.tick_endpoint
+        ep = clock_endpoint(self.opt.tick_endpoint or t.tick_endpoint, data_ep, self.opt.curve_keys is not None,
+                            explicit=self.opt.tick_endpoint is not None)
         check_bind_allowed(ep, self.opt.curve_keys is not None, self.opt.insecure_network)
         args = ["--endpoint", ep, "--fps", repr(t.fps), "--mode", t.mode]
         if self.opt.curve_keys:
