@@ -398,8 +398,8 @@ class Recorder:
                         end_deadline = time.monotonic() + 20
                         self.clock_exit = self.clock.returncode
                         if self.clock_exit != 0:
-                            log.error("the trigger clock died (exit code %s) after tick %d; the take is incomplete",
-                                      self.clock_exit, self._ticks_seen() - 1)
+                            log.error("the trigger clock died (exit code %s) after %d ticks; the take is incomplete",
+                                      self.clock_exit, self._ticks_seen())
                     if end_deadline and time.monotonic() > end_deadline:
                         for cam, p in self.procs.items():
                             if p.poll() is None:
@@ -525,4 +525,3 @@ class Recorder:
                 self.clock.stdin.close()
             except OSError:
                 pass
-
