@@ -99,8 +99,11 @@ def run_clock(endpoint: str, fps: float, mode: str, curve: str | None = None, in
     for _ in range(3):
         _send(sock, Kind.END, tick=k)
         time.sleep(0.01)
-    out.write(f"ended {k}\n")
-    out.flush()
+    try:
+        out.write(f"ended {k}\n")
+        out.flush()
+    except (BrokenPipeError, OSError):  # the recorder is gone: nobody to tell
+        pass
     sock.close()
     if server:
         server.stop()

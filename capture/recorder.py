@@ -7,6 +7,10 @@ frames were lost between node and recorder, and each missing index becomes a ``d
 a node that dies without its BYE gets a ``gap`` row naming the ticks it missed. ``capture.json`` in the session
 holds the live status (rewritten every ``status_interval`` s) and, at the end, the per-camera counts.
 
+A take is ``incomplete`` (not ``complete``) when a camera node died (gap), a camera reported an error or lost the
+clock, or the trigger clock died before it sent every tick; ``problems`` in capture.json says which, with the
+missing ticks (see :func:`Recorder.problems`).
+
 Back-pressure instead of loss: writer queues are bounded; when one is full the receive loop waits, ZeroMQ queues
 fill up to their high-water marks, and the nodes' own queues absorb the rest. Only when a node's queue is full does
 it drop a frame -- and says so.
@@ -19,6 +23,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +40,7 @@ from reconstruct.rig import Rig
 from reconstruct.session import FrameRecord, Session
 
 from .protocol import NO_TIMECODE, Header, Kind, decode_image, frames_to_timecode, timecode_to_frames, unpack_header
-from .security import CurveServer, bind, check_bind_allowed
+from .security import CurveServer, bind, check_bind_allowed, clock_endpoint
 from .writer import CameraStats, CameraWriter
 
 log = logging.getLogger(__name__)
@@ -98,6 +103,9 @@ class Recorder:
         self._stop = threading.Event()
         self._fatal: list[str] = []
         self.ticks = 0
+        self.clock_ended: int | None = None  # ticks the clock says it sent ("ended N"); None until it ends cleanly
+        self.clock_exit: int | None = None  # the clock's exit code, once it exited during the take
+        self.endpoints: dict[str, str] = {}
         self.state = "starting"
         self.session: Session | None = None
 
@@ -126,7 +134,8 @@ class Recorder:
                 server = CurveServer(ctx, self.opt.curve_keys)
                 server.apply(pull)
             data_ep = bind(pull, self.opt.data_endpoint, "recorder")
-            clock_ep = self._start_clock()
+            clock_ep = self._start_clock(data_ep)
+            self.endpoints = {"data": data_ep, "clock": clock_ep}
             self.session = Session.create(self.root, self.rig, notes=self.opt.notes)
             self._check_disk()
             for cam in self.rig.camera_names:
@@ -138,7 +147,10 @@ class Recorder:
             self.state = "recording"
             self._send_clock(f"start {self.n_ticks()}")
             self._loop(pull, writers)
-            self.state = "failed" if self._fatal else ("stopped" if self._stop.is_set() else "complete")
+            if self.clock_exit is None and self.clock.poll() is not None:
+                self.clock_exit = self.clock.returncode
+            self.state = ("failed" if self._fatal else "incomplete" if self.problems() else
+                          "stopped" if self._stop.is_set() else "complete")
         except BaseException:
             self.state = "failed"
             raise
@@ -186,9 +198,10 @@ class Recorder:
     def _python(self, module: str, *args: str) -> list[str]:
         return [sys.executable, "-m", module, *args]
 
-    def _start_clock(self) -> str:
+    def _start_clock(self, data_ep: str) -> str:
         t = self.rig.trigger
-        ep = self.opt.tick_endpoint or t.tick_endpoint
+        ep = clock_endpoint(self.opt.tick_endpoint or t.tick_endpoint, data_ep, self.opt.curve_keys is not None,
+                            explicit=self.opt.tick_endpoint is not None)
         check_bind_allowed(ep, self.opt.curve_keys is not None, self.opt.insecure_network)
         args = ["--endpoint", ep, "--fps", repr(t.fps), "--mode", t.mode]
         if self.opt.curve_keys:
@@ -383,6 +396,10 @@ class Recorder:
                         stop_sent = True
                     if self.clock.poll() is not None and end_deadline is None:
                         end_deadline = time.monotonic() + 20
+                        self.clock_exit = self.clock.returncode
+                        if self.clock_exit != 0:
+                            log.error("the trigger clock died (exit code %s) after %d ticks; the take is incomplete",
+                                      self.clock_exit, self._ticks_seen())
                     if end_deadline and time.monotonic() > end_deadline:
                         for cam, p in self.procs.items():
                             if p.poll() is None:
@@ -427,10 +444,53 @@ class Recorder:
 
     def report(self) -> dict:
         cams = getattr(self, "_cams", {})
+        clock = {"pid": self.clock.pid if self.clock else None, "exit_code": self.clock_exit,
+                 "ticks": self._ticks_sent(), "missing_ticks": self._ticks_missing()}
         return {"state": self.state, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "recorder_pid": os.getpid(), "rig": self.rig.name, "fps": self.rig.fps,
-                "image_format": self.opt.image_format, "requested_ticks": self.n_ticks(), "cameras": cams,
-                "errors": list(self._fatal)}
+                "recorder_pid": os.getpid(), "host": socket.gethostname(), "rig": self.rig.name, "fps": self.rig.fps,
+                "image_format": self.opt.image_format, "requested_ticks": self.n_ticks(), "endpoints": self.endpoints,
+                "clock": clock, "cameras": cams, "problems": self.problems(), "errors": list(self._fatal)}
+
+    # -- completeness --------------------------------------------------------------------------------------------
+    def _ticks_seen(self) -> int:
+        """Ticks the cameras answered: one more than the highest tick any camera stamped (software mode)."""
+        return max((st.last_tick for st in self.stats.values()), default=-1) + 1
+
+    def _clock_died(self) -> bool:
+        return self.clock_exit is not None and self.clock_exit != 0
+
+    def _ticks_sent(self) -> int | None:
+        """Ticks of the take: what the clock said it sent, or (clock killed, software mode) what the cameras saw."""
+        if self.clock_ended is not None:
+            return self.clock_ended
+        if self.rig.trigger.mode == "software" and self.state != "starting":
+            return self._ticks_seen()
+        return None
+
+    def _ticks_missing(self) -> int | None:
+        """Ticks of the requested take never sent because the clock died (None when unknown or not asked)."""
+        n, sent = self.n_ticks(), self._ticks_sent()
+        if not self._clock_died() or not n or sent is None:
+            return None
+        return max(0, n - sent)
+
+    def problems(self) -> list[str]:
+        """Why the take is incomplete, one line each: camera nodes that died (gaps), camera errors, cameras that lost
+        the clock, a trigger clock that died (with the ticks it never sent). Empty for a whole take."""
+        out = []
+        for cam, st in self.stats.items():
+            out += [f"camera {cam}: {g}" for g in st.gaps]
+            if st.error:
+                out.append(f"camera {cam}: {st.error}")
+            elif st.bye and st.bye.get("reason") == "clock lost" and not self._clock_died():
+                out.append(f"camera {cam}: lost the trigger clock after tick {st.last_tick}; no frames after")
+        if self._clock_died():
+            sent, missing = self._ticks_sent(), self._ticks_missing()
+            what = f"after {sent} ticks" if sent is not None else "during the take"
+            rest = (f"{missing} of {self.n_ticks()} ticks missing" if missing is not None
+                    else "the rest of the take is missing")
+            out.append(f"the trigger clock died (exit code {self.clock_exit}) {what}: {rest}")
+        return out
 
     def _on_fatal(self, msg: str) -> None:
         if not self._fatal:
@@ -453,6 +513,12 @@ class Recorder:
                 except subprocess.TimeoutExpired:
                     p.kill()
         if self.clock and self.clock.stdout:
+            try:
+                for line in self.clock.stdout.read().splitlines():
+                    if line.startswith("ended "):
+                        self.clock_ended = int(line.split()[1])
+            except (OSError, ValueError):
+                pass
             self.clock.stdout.close()
         if self.clock and self.clock.stdin:
             try:

@@ -333,6 +333,12 @@ def match_frames(records: Mapping[str, Sequence[FrameRecord]], hero: str, fps: f
             warnings.append(f"camera {c}: no flash seen (its flash frame dropped?); aligned by timestamps")
         if dups[c]:
             warnings.append(f"camera {c}: {len(dups[c])} duplicated frames ignored")
+    for c in records:
+        gaps = [r for r in records[c] if r.status == "gap"]
+        if gaps:  # the camera node died: no frames after the gap row
+            missing = per_cam[c].unmatched_hero if c != hero else 0
+            warnings.append(f"camera {c}: recording gap ({gaps[0].note or 'camera node down'})"
+                            + (f"; {missing} of {len(hero_slots)} frame sets have no frame from it" if missing else ""))
     for w in warnings:
         log.warning("sync: %s", w)
     report = SyncReport(hero, fps, len(hero_slots), method, per_cam, tuple(warnings))

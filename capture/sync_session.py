@@ -6,6 +6,7 @@ Used by ``capture sync`` and by the ``sync`` pipeline stage (``plugins/sync_stag
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,28 @@ def sync_session(session: Session, method: str = "auto", max_offset_s: float = 2
             log.info("no flash search (%s); syncing by timestamps", exc.message)  # auto: flash is best effort
     framesets, report = match_frames(records, session.rig.hero.name, session.rig.fps, method=method,
                                      brightness=bright, max_offset_s=max_offset_s)
+    take = take_warnings(session)
+    for w in take:
+        log.warning("sync: %s", w)
+    report = replace(report, warnings=report.warnings + tuple(take))
     session.write_sync(framesets, sync_csv)
     session.write_sync_report(report.to_json(), report_json)
     log.info("sync (%s): %d frame sets", report.method, len(framesets))
     return framesets, report
+
+
+def take_warnings(session: Session) -> list[str]:
+    """Warnings from the recorder's report (capture.json): the take is incomplete, failed or was interrupted."""
+    from .report import take_is_bad, take_problems, take_state
+
+    try:
+        rep = session.read_capture_report()
+    except SessionError as exc:
+        return [f"{exc.message}; the frames were synced from frames.csv"]
+    if rep is None or not take_is_bad(rep):
+        return []
+    problems = take_problems(rep)
+    return [f"the take is {take_state(rep)} (capture.json)" + (": " + "; ".join(problems) if problems else "")]
 
 
 def report_html(report: dict) -> str:

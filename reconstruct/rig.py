@@ -7,6 +7,7 @@ naming the file, the key and what is expected. See ``rigs/hero-2ir.toml`` for a 
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,8 @@ class _Reader:
             v = float(v)
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
             raise self.fail(key, expected, v)
+        if typ is float and not math.isfinite(v):
+            raise self.fail(key, expected + " (a finite number)", v)
         return v
 
     def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
@@ -168,6 +171,10 @@ class _Reader:
             return v
         if len(v) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
             raise self.fail(key, expected, v)
+        if not all(math.isfinite(x) for x in v):
+            raise self.fail(key, expected + " (finite numbers)", v)
+        if typ is int and any(x != int(x) for x in v):
+            raise self.fail(key, expected + " (whole numbers)", v)
         out = tuple(typ(x) for x in v)
         if any(x <= 0 for x in out):
             raise self.fail(key, expected + " (positive)", v)
@@ -178,6 +185,24 @@ class _Reader:
         if v <= 0:
             raise self.fail(key, expected + " (positive)", v)
         return v
+
+    def settings(self, key: str) -> Mapping[str, Any]:
+        """A table of backend settings; every number in it (nested lists included) must be finite."""
+        v = dict(self.get(key, dict, "a table of backend settings", {}))
+
+        def finite(x: Any) -> bool:
+            if isinstance(x, float):
+                return math.isfinite(x)
+            if isinstance(x, list):
+                return all(finite(y) for y in x)
+            if isinstance(x, dict):
+                return all(finite(y) for y in x.values())
+            return True
+
+        for k, x in v.items():
+            if not finite(x):
+                raise RigError(f"{self.where}: key '{self._key(key)}.{k}' must be finite, got {x!r}")
+        return MappingProxyType(v)
 
     def unknown(self, allowed: set[str]) -> None:
         extra = sorted(set(self.data) - allowed)
@@ -215,7 +240,7 @@ def parse_rig(data: Mapping[str, Any], where: str = "<rig>", source: Path | None
                 fps=r.positive("fps", "frames per second", fps),
                 exposure_us=r.positive("exposure_us", "microseconds", 8000.0),
                 backend=r.get("backend", str, "a camera backend name", "synthetic"),
-                settings=MappingProxyType(dict(r.get("settings", dict, "a table of backend settings", {}))),
+                settings=r.settings("settings"),
             )
         )
     names = [c.name for c in cameras]

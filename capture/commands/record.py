@@ -17,9 +17,11 @@ examples:
   capture record rigs/net.toml take-004/ --curve-keys keys/ --data-endpoint tcp://10.0.0.5:5551
                                                                   networked rig, encrypted (see `capture keys`)
 
-The session gets cams/<camera>/*.npy + frames.csv, rig.toml, session.toml and capture.json (per camera: produced,
-stored, dropped indices, gaps). Frames are stored raw (.npy) by default: no encoding cost, lossless; --format png
-stores PNG (compression 1) for small rigs. `capture status <session>` shows the live status from another terminal.
+The session gets cams/<camera>/*.npy + frames.csv, rig.toml, session.toml and capture.json (state, problems, per
+camera: produced, stored, dropped indices, gaps). Frames are stored raw (.npy) by default: no encoding cost,
+lossless; --format png stores PNG (compression 1) for small rigs. `capture status <session>` shows the live status
+from another terminal. Exit status 0: complete (or stopped by Ctrl-C); 6: incomplete (a camera node or the trigger
+clock died: the problems printed, and in capture.json, say what is missing) or failed.
 """
 
 
@@ -50,12 +52,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _table(status: dict):
     from rich.table import Table
 
-    t = Table(title=f"{status['rig']}  {status['state']}  ({status['fps']:g} fps)", expand=False)
+    def num(v, fmt: str = "g") -> str:  # capture.json may come from another version: show what is there
+        return format(v, fmt) if isinstance(v, (int, float)) else "?"
+
+    t = Table(title=f"{status.get('rig', '?')}  {status['state']}  ({num(status.get('fps'))} fps)", expand=False)
     for col in ("camera", "fps", "stored", "dropped", "gaps", "queue", "disk MB/s"):
         t.add_column(col, justify="right" if col != "camera" else "left")
     for cam, c in status["cameras"].items():
-        t.add_row(cam, f"{c['fps']:.1f}", str(c["stored"]), str(c["dropped"]), str(len(c["gaps"])), str(c["queue"]),
-                  f"{c['disk_mb_s']:.1f}")
+        t.add_row(cam, num(c.get("fps"), ".1f"), num(c.get("stored")), num(c.get("dropped")),
+                  str(len(c.get("gaps") or [])), num(c.get("queue")), num(c.get("disk_mb_s"), ".1f"))
     return t
 
 
@@ -93,4 +98,6 @@ def run(args: argparse.Namespace, host) -> int:
         print(f"{cam}: {c['stored']} stored, {c['dropped']} dropped, {len(c['gaps'])} gaps (of {c['produced']} produced)")
     print(f"session {result.session.root}: {result.state}; {lost} frames dropped, {gaps} gaps "
           f"(details in capture.json and frames.csv)")
+    for p in rep.get("problems", []):
+        print(f"incomplete: {p}")
     return 0 if result.state in ("complete", "stopped") and not gaps else 6

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
 
 EPILOG = """\
 examples:
   capture status take-001/            one table from take-001/capture.json
   capture status take-001/ --watch    refresh every second while `capture record` runs (Ctrl-C to quit)
 
-state is `recording` while the recorder runs; a `recording` state whose last update is older than 5 s means the
-recorder was killed: the frames listed `ok` in frames.csv are complete, the rest of the take is not there.
+state is `recording` while the recorder runs; a `recording` state whose recorder process is gone (or whose last
+update is older than 5 s) is an interrupted take: the frames listed `ok` in frames.csv are complete, the rest of the
+take is not there. Exit status: 0 for a complete (or stopped) take or one still recording; 6 for an incomplete
+take (a camera node or the trigger clock died: each problem is printed), a failed or an interrupted one.
 """
 
 
@@ -26,23 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _state(rep: dict) -> str:
-    state = rep.get("state", "?")
-    try:
-        age = (datetime.now(timezone.utc) - datetime.fromisoformat(rep["updated"])).total_seconds()
-    except (KeyError, ValueError):
-        age = 0
-    if state in ("recording", "starting") and age > 5:
-        return f"{state}, but no update for {age:.0f} s: recorder gone (interrupted take)"
-    return state
-
-
 def run(args: argparse.Namespace, host) -> int:
     import json
 
     from rich.console import Console
+    from rich.markup import escape
 
     from capture.commands.record import _table
+    from capture.report import LIVE, take_is_bad, take_problems, take_state
     from reconstruct.errors import SessionError
     from reconstruct.session import Session
 
@@ -55,13 +47,12 @@ def run(args: argparse.Namespace, host) -> int:
         if args.json:
             print(json.dumps(rep, indent=2))
         else:
-            rep = {**rep, "state": _state(rep)}
-            console.print(_table(rep))
-            for cam, c in rep["cameras"].items():
-                for g in c.get("gaps", []):
-                    console.print(f"[yellow]{cam}: gap: {g}[/]")
+            console.print(_table({**rep, "state": take_state(rep)}))
+            for p in take_problems(rep):
+                console.print(f"[yellow]incomplete: {escape(p)}[/]")
             for e in rep.get("errors", []):
-                console.print(f"[red]error: {e}[/]")
-        if not args.watch or rep.get("state") not in ("recording", "starting"):
-            return 0
+                console.print(f"[red]error: {escape(str(e))}[/]")
+        bad = take_is_bad(rep)
+        if not args.watch or rep.get("state") not in LIVE or bad:
+            return 6 if bad else 0
         time.sleep(1.0)

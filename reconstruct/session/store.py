@@ -138,6 +138,10 @@ def _toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+_CAPTURE_REPORT_HINT = ("capture.json is only the recorder's report: the frames and their rows in "
+                        "cams/*/frames.csv are not affected; `capture sync` still reads them")
+
+
 class Session:
     """A session directory. Construct with :meth:`open` or :meth:`create`."""
 
@@ -463,11 +467,20 @@ class Session:
         atomic_write_json(self.capture_report_path, data)
 
     def read_capture_report(self) -> dict | None:
-        """The capture report, or None for a session not made by ``capture record``."""
+        """The capture report, or None for a session not made by ``capture record``. A file that is not a JSON
+        object with ``state`` and ``cameras`` (truncated, overwritten) raises :class:`SessionError` naming it."""
         p = self.capture_report_path
         if not p.exists():
             return None
-        return json.loads(p.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise SessionError(f"{p} is damaged: {exc}", hint=_CAPTURE_REPORT_HINT) from exc
+        if not (isinstance(data, dict) and isinstance(data.get("state"), str) and isinstance(data.get("cameras"), dict)
+                and all(isinstance(c, dict) for c in data["cameras"].values())):
+            raise SessionError(f"{p} is damaged: not a capture report (a JSON object with state and cameras)",
+                               hint=_CAPTURE_REPORT_HINT)
+        return data
 
     @property
     def sync_report_path(self) -> Path:

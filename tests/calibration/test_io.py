@@ -84,10 +84,10 @@ def test_capture_board_pdf_and_png(tmp_path):
     rig_file = tmp_path / "rig.toml"
     rig_file.write_text(rig_to_toml(make_rig(SMALL_BOARD)))
     pdf = tmp_path / "board.pdf"
-    assert capture_main(["board", str(rig_file), str(pdf), "--margin", "10"]) == 0
+    assert capture_main(["board", str(rig_file), str(pdf), "--margin", "10", "--paper", "230x300mm"]) == 0
     box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf.read_bytes())
     w_pt, h_pt = float(box.group(1)), float(box.group(2))
-    # page = squares + 2 x 10 mm margin, in points (1/72 inch): tolerance 0.5 pt, measured < 0.05 pt
+    # page = the paper asked for (squares + 2 x 10 mm margin), in points (1/72 inch): tolerance 0.5 pt
     exp_w = (6 * 35 + 20) / 25.4 * 72
     exp_h = (8 * 35 + 20) / 25.4 * 72
     assert abs(w_pt - exp_w) < 0.5 and abs(h_pt - exp_h) < 0.5

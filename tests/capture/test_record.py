@@ -88,6 +88,17 @@ def test_killing_a_camera_node_keeps_recording_the_others(small_rig, tmp_path):
     fsets, rep = sync_session(s)
     missing = rep.cameras["ir-left"].unmatched_hero
     assert missing == 120 - sum(1 for r in left if r.status == "ok")
+    # the take is incomplete, not "complete" (before: complete, status exit 0, no sync warning)
+    assert res.state == "incomplete"
+    cj = s.read_capture_report()
+    assert cj["state"] == "incomplete"
+    assert cj["problems"] == [f"camera ir-left: {left[-1].note}"] and "exited (code -9)" in left[-1].note
+    assert capture_main(["status", str(s.root)]) == 6
+    gap_warn = f"camera ir-left: recording gap ({left[-1].note}); {missing} of 120 frame sets have no frame from it"
+    take_warn = f"the take is incomplete (capture.json): camera ir-left: {left[-1].note}"
+    assert gap_warn in rep.warnings and take_warn in rep.warnings, rep.warnings
+    assert capture_main(["sync", str(s.root)]) == 0
+    assert {gap_warn, take_warn} <= set(json.loads(s.sync_report_path.read_text())["warnings"])
 
 
 def test_sigkill_of_the_recorder_leaves_a_readable_session(tmp_path):
@@ -113,7 +124,12 @@ def test_sigkill_of_the_recorder_leaves_a_readable_session(tmp_path):
     for p in alive:  # do not leak processes even if the check fails
         os.kill(p, signal.SIGKILL)
     assert not alive
-    assert capture_main(["status", str(take)]) == 0
+    # an interrupted take is not a whole one: status says so and exits 6 (it exited 0 before); the recorder's pid
+    # is gone on this host, so this does not depend on the 5 s staleness of capture.json
+    assert capture_main(["status", str(take)]) == 6
+    from capture.report import take_state
+
+    assert take_state(json.loads((take / "capture.json").read_text())).endswith("interrupted take")
 
 
 def _alive(pid: int) -> bool:

@@ -86,6 +86,59 @@ def test_torn_last_row_is_ignored_and_log_resumes(tmp_path, rig):
     assert [r.index for r in s.frames("hero")] == [0, 2]
 
 
+def _five_rows(s, note=""):
+    recs = [FrameRecord(i, 1000 + i, tick=i, exposure_us=8000, file=f"{i:06d}.png", note=note) for i in range(5)]
+    s.write_frames("hero", recs)
+    p = s.camera_dir("hero") / "frames.csv"
+    return p, p.read_text().split("\n")  # header, 5 rows, ""
+
+
+@pytest.mark.parametrize("tear", [
+    lambda row: row[:9],                                   # torn mid-row: too few fields
+    lambda row: row[:-3] + '"write failed: disk, full',    # torn inside a quoted note: swallowed the rest before
+    lambda row: row[:20] + "\x00" * 7,                     # a block of zeros left by a crash
+    lambda row: row[:12] + row,                            # two rows run together
+], ids=["short-row", "open-quote", "zeros", "run-together"])
+def test_a_row_torn_mid_file_is_skipped_with_a_warning_and_later_rows_are_kept(tmp_path, rig, caplog, tear):
+    s = Session.create(tmp_path / "s", rig)
+    p, lines = _five_rows(s)
+    lines[3] = tear(lines[3])  # the row of frame 2 (line 4 of the file)
+    p.write_text("\n".join(lines))
+    with caplog.at_level("WARNING", logger="reconstruct.session.frames"):
+        recs = Session.open(s.root).frames("hero")
+    assert [r.index for r in recs] == [0, 1, 3, 4]  # before the fix: [0, 1] (silently) or an error for the file
+    assert [r.file for r in recs] == ["000000.png", "000001.png", "000003.png", "000004.png"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and f"{p} is damaged" in warned[0] and "(line 4)" in warned[0], warned
+
+
+def test_torn_header_says_damaged_naming_the_file(tmp_path, rig):
+    s = Session.create(tmp_path / "s", rig)
+    p, lines = _five_rows(s)
+    p.write_text("index,t_capt")  # only part of the header survived
+    with pytest.raises(SessionError, match="is damaged: its header row is incomplete") as ei:
+        s.frames("hero")
+    assert str(p) in ei.value.message and "header" in ei.value.hint
+    p.write_text("\n".join(["index,t_capt"] + lines[1:]))  # header torn, rows intact
+    with pytest.raises(SessionError, match="is damaged: its header row is 'index,t_capt'"):
+        s.frames("hero")
+    # the sync says "damaged" too, where it said "hero camera 'hero' has no good frames"
+    from capture.sync_session import sync_session
+
+    p.write_text("index,t_capt")
+    with pytest.raises(SessionError, match="damaged"):
+        sync_session(Session.open(s.root))
+    p.write_text("")  # an empty file: a camera that recorded nothing (not damage)
+    assert s.frames("hero") == []
+
+
+def test_line_breaks_in_a_note_stay_on_one_line(tmp_path, rig):
+    s = Session.create(tmp_path / "s", rig)
+    p, lines = _five_rows(s, note="write failed: disk\nfull, retry")
+    assert len(lines) == 7  # header + 5 rows + "": one line per record
+    assert [r.note for r in s.frames("hero")] == ["write failed: disk full, retry"] * 5
+
+
 def test_sigkill_mid_write_leaves_only_complete_frames(tmp_path, rig):
     """A writer killed with SIGKILL while storing frames: every row marked ok points at a complete image."""
     Session.create(tmp_path / "s", rig)
