@@ -1,5 +1,11 @@
-"""FRAN training pairs from the digital-human path: the session's fitted face rendered twice per frame through the
-hero camera, with the same expression, pose and light --
+"""FRAN training pairs from the digital-human method.
+
+``--pairs plate`` (:func:`plate_pairs`, real faces in, real faces out): each every-th fitted hero plate of the take,
+and the same plate made young by digital_human's plate mode (warped to the young shape, age features reduced) --
+the network learns what that plate-preserving edit does, on this actor's own skin.
+
+``--pairs digital_human`` (:func:`digital_human_pairs`): the session's fitted face rendered twice per frame through
+the hero camera, with the same expression, pose and light --
 
 * "now" (labelled ``input_age``): the fitted identity with the face model's own albedo (mean albedo, or grey 0.7
   where the model has none -- the actor's current skin is not unwrapped);
@@ -37,8 +43,6 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: float, input_age: float,
                         target_age: float, every: int = 1, amount: float = 1.0) -> AgePairs:
     """Render (now, young) pairs of every ``every``-th valid fitted frame; see the module docstring."""
-    from reconstruct.methods import check_consent
-    from reconstruct.options import parse_settings
     from reconstruct.render import Mesh, get_renderer, linear_to_srgb, render_meshes
     from reconstruct.synth.scene import HeadState, key_light, posed_meshes
 
@@ -51,16 +55,8 @@ def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, covera
     cam = ctx.cameras.get(hero)
     if cam is None:
         raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
-    # the digital-human method as registered (so --disable-plugin digital_human and its consent check hold)
-    dh_cls = ctx.components.get("aging_method", "digital_human")
-    dh = dh_cls()
-    check_consent(ctx.session, dh)
-    settings = parse_settings(dh_cls.Settings, {"young_refs": str(young)}, "digital_human") \
-        if getattr(dh_cls, "Settings", None) is not None else None
-    dctx = MethodContext(session=ctx.session, options={"digital_human.young_refs": str(young)}, device=ctx.device,
-                         work_dir=ctx.session.method_dir("digital_human", create=True), progress=ctx.progress,
-                         components=ctx.components, fits=ctx.fits, cameras=ctx.cameras, settings=settings)
-    dh.prepare(dctx)  # the young identity + albedo (cached in out/methods/digital_human/)
+    # the young identity + albedo (cached in out/methods/digital_human/)
+    dh, _ = _registered_digital_human(ctx, young, "render")
     model, tex = dh.model, dh.texture
     n = model.n_identity
     now_id = _pad(ctx.fits.identity, n)
@@ -93,3 +89,63 @@ def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, covera
     log.info("FRAN: %d digital-human pairs rendered (ages %s -> %s)", len(imgs) // 2, input_age, target_age)
     return AgePairs(np.stack(imgs), np.stack(skins).astype(np.float32), np.array(ages, np.float32),
                     np.array(pid, np.int32), f"digital-human renders of {ctx.session.root} (young refs {young})")
+
+
+def _registered_digital_human(ctx: MethodContext, young: str | Path, mode: str):
+    """The digital_human method as registered (so --disable-plugin digital_human and its consent check hold),
+    prepared with ``young`` stills in ``mode``."""
+    from reconstruct.methods import check_consent
+    from reconstruct.options import parse_settings
+
+    dh_cls = ctx.components.get("aging_method", "digital_human")
+    dh = dh_cls()
+    check_consent(ctx.session, dh)
+    values = {"young_refs": str(young), "mode": mode}
+    settings = parse_settings(dh_cls.Settings, values, "digital_human") \
+        if getattr(dh_cls, "Settings", None) is not None else None
+    dctx = MethodContext(session=ctx.session, options={f"digital_human.{k}": v for k, v in values.items()},
+                         device=ctx.device, work_dir=ctx.session.method_dir("digital_human", create=True),
+                         progress=ctx.progress, components=ctx.components, fits=ctx.fits, cameras=ctx.cameras,
+                         settings=settings)
+    dh.prepare(dctx)
+    return dh, dctx
+
+
+def plate_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: float, input_age: float,
+                target_age: float, every: int = 1) -> AgePairs:
+    """(plate, plate made young by digital_human's plate mode) pairs of every ``every``-th valid fitted frame, aligned
+    with the frame's fitted iBUG-68 landmarks exactly like plate faces at inference."""
+    from reconstruct.methods import frame_inputs
+
+    if ctx.fits is None:
+        raise MethodError("pairs=plate needs the session's fit (out/fit/fits.npz)",
+                          hint="run `reconstruct run SESSION` up to the fit stage first")
+    if not young:
+        raise MethodError("pairs=plate needs young reference stills", hint="pass --young DIR")
+    hero = ctx.session.rig.hero.name
+    cam = ctx.cameras.get(hero)
+    if cam is None:
+        raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
+    dh, dctx = _registered_digital_human(ctx, young, "plate")
+    valid = [int(f) for f, ok in zip(ctx.fits.frames, ctx.fits.valid) if ok][:: max(1, every)]
+    imgs, skins, ages, pid = [], [], [], []
+    with ctx.progress.task("FRAN pairs (plate mode)", total=len(valid)) as task:
+        for fin in frame_inputs(ctx.session, dctx, valid):
+            task.advance()
+            if fin.fit is None or not fin.fit.valid:
+                continue
+            edit = dh.apply(dctx, fin)
+            pts = fit_landmarks(ctx.components, fin.fit, cam, ctx.fits.model_name)
+            M = align_matrix(pts, size, coverage)
+            skin = warp_to_crop(skin_mask_from_68(pts, (cam.height, cam.width)), M, size)
+            plate = fin.plate.astype(np.float32) / 255.0
+            for img, age in ((plate, input_age), (edit.image, target_age)):
+                imgs.append(warp_to_crop(np.asarray(img, np.float32), M, size))
+                skins.append(skin)
+                ages.append(age)
+                pid.append(int(fin.frame))
+    if not imgs:
+        raise MethodError("no valid fitted frame to make FRAN pairs from", hint="check the fit (reconstruct report)")
+    log.info("FRAN: %d plate-mode pairs (ages %s -> %s)", len(imgs) // 2, input_age, target_age)
+    return AgePairs(np.stack(imgs), np.stack(skins).astype(np.float32), np.array(ages, np.float32),
+                    np.array(pid, np.int32), f"plate-mode digital_human of {ctx.session.root} (young refs {young})")

@@ -55,9 +55,10 @@ class FranMethod(BaseMethod):
 
         d = FranSettings()
         g = parser.add_argument_group("FRAN")
-        g.add_argument("--pairs", default=d.pairs, help="'synthetic' (procedural faces; default), "
-                       "'digital_human' (renders of the session's fit now/young; needs --young) or a folder "
-                       "DIR/<person>/<age>.png of aligned external pairs")
+        g.add_argument("--pairs", default=d.pairs, help="'synthetic' (procedural faces; default), 'plate' (the "
+                       "take's own plates and the same plates made young by digital_human's plate mode: real "
+                       "faces in, real faces out; needs --young), 'digital_human' (renders of the session's fit "
+                       "now/young; needs --young) or a folder DIR/<person>/<age>.png of aligned external pairs")
         g.add_argument("--young", "--young-refs", dest="young", default="",
                        help="young reference stills (for --pairs digital_human)")
         g.add_argument("--every", type=int, default=d.every, help="every n-th fitted frame (digital_human pairs)")
@@ -97,6 +98,10 @@ class FranMethod(BaseMethod):
             from .dh_pairs import digital_human_pairs
 
             pairs = digital_human_pairs(ctx, s.young, s.size, s.coverage, s.input_age, s.target_age, s.every)
+        elif s.pairs == "plate":
+            from .dh_pairs import plate_pairs
+
+            pairs = plate_pairs(ctx, s.young, s.size, s.coverage, s.input_age, s.target_age, s.every)
         else:
             pairs = folder_pairs(s.pairs, s.size)
         train, val = pairs.split(s.holdout)

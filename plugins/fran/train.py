@@ -32,7 +32,8 @@ class FranSettings:
         steps: training steps.
         seed: network init and sampling seed.
         w_l1, w_perceptual, w_adversarial: loss weights.
-        pairs: ``"synthetic"``, ``"digital_human"`` (renders of the session's fit, needs ``young``) or a folder
+        pairs: ``"synthetic"``, ``"plate"`` (the take's plates and digital_human's plate mode of them, needs ``young``),
+            ``"digital_human"`` (renders of the session's fit, needs ``young``) or a folder
             ``DIR/<person>/<age>.png``.
         young: young reference stills folder (for ``pairs="digital_human"``).
         every: use every n-th fitted frame for digital-human pairs.

@@ -43,7 +43,7 @@ def take(tmp_path_factory):
     young[:3] += (2.5, -2.0, 1.5)
     refs = render_young_refs(root, root / "young-refs", stills=4, seed=7, identity=young)
     _cli("consent", "add", root, "--performer", "Synth", "--reference", "synthetic young stills", "--granted-by",
-         "Synth", "--date", "2026-12-05", "--scope", "digital_human", cwd=tmp)
+         "Synth", "--date", "2026-12-05", "--scope", "digital_human,fran", cwd=tmp)
     _cli("run", root, "--method", "digital_human", "--young-refs", refs, cwd=tmp)
     shutil.copytree(root / "out" / "plates" / "digital_human", tmp / "estimated")
     shutil.copyfile(root / "out" / "report" / "measures.json", tmp / "estimated" / "measures.json")
@@ -136,3 +136,23 @@ def test_the_result_stays_a_photograph_of_the_plate(take):
     assert m["age_features_reduced"] >= 0.30 and m["flicker_ratio"] <= 1.0
     flags = json.loads((root / "out" / "report" / "flags.json").read_text())
     assert not any("seams" in v for v in flags["flagged"].values())
+
+
+def test_fran_trains_on_plate_mode_pairs_and_the_report_compares_the_methods(take):
+    """FRAN learns from the take itself (real plates in, plate-mode results out), runs, keeps its own plates beside
+    digital_human's, and the QC report measures both side by side."""
+    root, _, _ = take
+    tmp = root.parent
+    r = _cli("train", "fran", root, "--pairs", "plate", "--young", root / "young-refs", "--steps", "20",
+             "--size", "64", "--crop", "64", "--width", "8", "--depth", "3", "--holdout", "1",
+             "--checkpoint-every", "10", "--preview-every", "20", cwd=tmp)
+    assert "checkpoint:" in r.stdout
+    _cli("run", root, "--method", "fran", "--option", "fran.window=64", "--option", "fran.stride=32", cwd=tmp)
+    plates = root / "out" / "plates"
+    assert (plates / "fran" / "hero").is_dir() and (plates / "digital_human" / "hero").is_dir()
+    measures = json.loads((root / "out" / "report" / "measures.json").read_text())
+    assert set(measures) == {"fran", "digital_human"}
+    assert measures["fran"]["summary"]["frames"] == measures["digital_human"]["summary"]["frames"] == 6
+    print("side by side:", {m: v["summary"] for m, v in measures.items()})
+    page = (root / "out" / "report" / "report.html").read_text()
+    assert '<section id="methods">' in page and "digital_human" in page and "fran" in page
