@@ -1,6 +1,6 @@
 """ICT-FaceKit loaders (MIT licence, github.com/ICT-VGL/ICT-FaceKit): the light npz and the upstream OBJ folder.
 
-* :func:`load_ict_light` reads ``ict_face_light_facearea.npz`` (``../shared/data/models/ict_facekit_light``; cm).
+* :func:`load_ict_light` reads ``ict_face_light_facearea.npz`` (built in: ``reconstruct/assets/ict_facekit_light``; cm).
 * :func:`load_ict_folder` reads the upstream ``FaceXModel/`` folder: ``generic_neutral_mesh.obj``,
   ``identityNNN.obj`` (full shapes; the basis is their difference to the neutral mesh, coefficients ~ N(0, 1)) and
   one OBJ per expression blendshape (weights in [0, 1]), all with the same vertex order. Units cm.
@@ -89,7 +89,7 @@ def load_ict_light(path: Path, texture_size: int = 1024) -> FaceModel:
     except (OSError, ValueError, KeyError) as exc:
         raise FaceModelError(f"{path} is not an ICT-FaceKit light npz ({exc})",
                              hint="expected mean, identity_basis, expression_basis, triangles, expression_names "
-                                  "(see ../shared/data/models/ict_facekit_light)") from exc
+                                  "(like reconstruct/assets/ict_facekit_light)") from exc
     lm = d["landmarks_68_multipie"] if "landmarks_68_multipie" in d.files else None
     uvs = d["uvs"] if "uvs" in d.files else np.zeros((0, 2))
     tuv = d["triangle_uvs"] if "triangle_uvs" in d.files else np.zeros((0, 3))
@@ -135,7 +135,7 @@ def load_ict_folder(folder: Path, lm68_vertices: np.ndarray | None = None, face_
     Args:
         folder: the folder holding ``generic_neutral_mesh.obj``, ``identity000.obj`` ... and expression OBJs.
         lm68_vertices: (68,) vertex indices of the 68 landmarks (the ICT README's list; ``reconstruct models
-            import`` takes them from the light npz when ../shared/data is present); None = no ibug68 map.
+            import`` takes them from the built-in light npz, same vertex order); None = no ibug68 map.
         face_only: keep only the face area (the first 9409 vertices), as the light npz does.
         max_identity: read only this many identity shapes.
     """
