@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import FaceModelError
 from .albedo import bake_texture, procedural_albedo
 from .features import JAW, regions_from_landmarks
-from .model import FaceModel, LandmarkMap
+from .model import FaceModel, LandmarkMap, read_npz
 
 log = logging.getLogger(__name__)
 CM = 0.01
@@ -83,18 +83,18 @@ def finish_model(name: str, mean: np.ndarray, identity: np.ndarray, expression: 
 def load_ict_light(path: Path, texture_size: int = 1024) -> FaceModel:
     """Read the ICT-FaceKit light npz (cm) into a model in metres."""
     path = Path(path)
-    try:
-        d = np.load(path, allow_pickle=False)
-        arrays = {k: d[k] for k in ("mean", "identity_basis", "expression_basis", "triangles", "expression_names")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise FaceModelError(f"{path} is not an ICT-FaceKit light npz ({exc})",
-                             hint="expected mean, identity_basis, expression_basis, triangles, expression_names "
-                                  "(like reconstruct/assets/ict_facekit_light)") from exc
-    lm = d["landmarks_68_multipie"] if "landmarks_68_multipie" in d.files else None
-    uvs = d["uvs"] if "uvs" in d.files else np.zeros((0, 2))
-    tuv = d["triangle_uvs"] if "triangle_uvs" in d.files else np.zeros((0, 3))
-    return finish_model("ict", arrays["mean"] * CM, arrays["identity_basis"] * CM, arrays["expression_basis"] * CM,
-                        arrays["triangles"], arrays["expression_names"], uvs, tuv, lm,
+    keys = ("mean", "identity_basis", "expression_basis", "triangles", "expression_names")
+    hint = (f"pass an ICT-FaceKit light npz ({', '.join(keys)}; like reconstruct/assets/ict_facekit_light) or the "
+            "upstream FaceXModel folder")
+    d = read_npz(path, "an ICT-FaceKit model", hint=hint)
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise FaceModelError(f"{path} is not an ICT-FaceKit model: missing {', '.join(missing)}", hint=hint)
+    lm = d.get("landmarks_68_multipie")
+    uvs = d.get("uvs", np.zeros((0, 2)))
+    tuv = d.get("triangle_uvs", np.zeros((0, 3)))
+    return finish_model("ict", d["mean"] * CM, d["identity_basis"] * CM, d["expression_basis"] * CM,
+                        d["triangles"], d["expression_names"], uvs, tuv, lm,
                         source=f"{path} ({LICENCE})", texture_size=texture_size)
 
 
