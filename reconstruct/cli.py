@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable
 
 from .commands import command_modules, common_options, subcommand_parsers
@@ -45,13 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbosity: int) -> None:
-    from rich.console import Console
-    from rich.logging import RichHandler
+class OneLineHandler(logging.Handler):
+    """Log records on stderr as ``[HH:MM:SS] LEVEL    message``, each message on one line whatever the terminal
+    width (rich colours the level on a terminal and prints above a live progress bar; it never wraps the text, so
+    logs and CI output keep one line per record)."""
 
+    STYLES = {"DEBUG": "dim", "INFO": "blue", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+
+    def __init__(self, console=None) -> None:
+        super().__init__()
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.text import Text
+
+        try:
+            when = time.strftime("%H:%M:%S", time.localtime(record.created))
+            text = Text.assemble((f"[{when}] ", "dim"),
+                                 (f"{record.levelname:<8} ", self.STYLES.get(record.levelname, "")),
+                                 self.format(record))
+            self.console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     root = logging.getLogger()
-    root.handlers[:] = [RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)]
+    root.handlers[:] = [OneLineHandler()]
     root.setLevel(level)
     if verbosity == 0:
         for name in ("reconstruct", "capture", "deage_plugins"):

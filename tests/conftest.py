@@ -1,4 +1,5 @@
-"""Shared fixtures. Real data lives in ../shared/data (never copied into the repo)."""
+"""Shared fixtures. Real test data lives in ../shared/data (never copied into the repo; the runtime assets the
+product needs ship in reconstruct/assets instead)."""
 
 from __future__ import annotations
 

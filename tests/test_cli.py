@@ -50,3 +50,16 @@ def test_bad_option_and_device(tmp_path, repo_root):
 def test_no_command_prints_help_and_exits_2():
     r = run_cli()
     assert r.returncode == 2 and "COMMAND" in r.stdout
+
+
+def test_errors_print_on_one_line_on_a_narrow_terminal(tmp_path):
+    """A 40-column terminal (or CI's 80) must not wrap an error into several lines (before: rich wrapped it)."""
+    missing = tmp_path / ("a-session-folder-with-a-long-name-" * 3)
+    r = subprocess.run([sys.executable, "-m", "reconstruct.cli", "run", str(missing)], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "COLUMNS": "40"})
+    assert r.returncode == 3
+    lines = r.stderr.splitlines()
+    assert [line for line in lines if "ERROR" in line and f"{missing} is not a folder" in line], r.stderr
+    assert [line for line in lines if "ERROR" in line and "hint: pass a session folder made by `capture record`" in
+            line], r.stderr
+    assert len(lines) == 2, r.stderr  # the error and its hint

@@ -1,9 +1,13 @@
-"""The installed packages: every package folder is listed in pyproject.toml, and the built-in plugins install under
-their own import name (``deage_plugins``), not the generic ``plugins``."""
+"""The installed packages: every package folder is listed in pyproject.toml, the built-in plugins install under
+their own import name (``deage_plugins``), not the generic ``plugins``, and a wheel holds the runtime assets."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 
 
 def _config(repo_root):
@@ -35,3 +39,21 @@ def test_builtin_plugins_import_under_their_own_name():
 
     eps = {ep.name: ep.value for ep in metadata.entry_points(group="reconstruct") if ep.dist.name == "deage"}
     assert eps and all(v.startswith("deage_plugins.") for v in eps.values()), eps
+
+
+def test_a_built_wheel_holds_every_runtime_asset(repo_root, tmp_path):
+    """The package data of reconstruct/assets (models, licences, SOURCES.md) lands in the wheel, not only in a clone."""
+    src = tmp_path / "src"  # build from a copy: no build/ or egg-info in the source tree
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo_root / name, src / name)
+    for top in ("capture", "reconstruct", "plugins"):
+        shutil.copytree(repo_root / top, src / top, ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "dist").mkdir()
+    r = subprocess.run([sys.executable, "-c", "from setuptools import build_meta; build_meta.build_wheel('dist')"],
+                       cwd=src, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    wheel = set(zipfile.ZipFile(next((src / "dist").glob("*.whl"))).namelist())
+    assets = {p.relative_to(repo_root).as_posix() for p in (repo_root / "reconstruct" / "assets").rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts}
+    assert len(assets) >= 11 and assets <= wheel, assets - wheel

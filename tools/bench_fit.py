@@ -22,15 +22,15 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 
 def load_model():
-    from reconstruct.face.store import load_shared_ict
+    from reconstruct.face.store import load_builtin_ict
     from reconstruct.fitting.pipeline import ensure_scheme
 
-    return ensure_scheme(load_shared_ict(), "mediapipe478")
+    return ensure_scheme(load_builtin_ict(), "mediapipe478")
 
 
 def face_region(model):
+    from reconstruct.assets import mediapipe_canonical_path
     from reconstruct.face.correspondence import mediapipe_face_region
-    from reconstruct.face.store import mediapipe_canonical_path
 
     return mediapipe_face_region(model, mediapipe_canonical_path())
 

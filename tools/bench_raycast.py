@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -25,7 +22,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--no-pytorch3d", action="store_true", help="skip the pytorch3d baseline (slow: 40-260 s on 2 cores)")
     ap.add_argument("--quick", action="store_true",
                     help="short run: both renderers at 320x180 (pytorch3d on the CPU takes seconds there, not minutes)")
-    ap.add_argument("--session", help="(bench suite) ignored: this benchmark uses the ICT model from ../shared/data")
+    ap.add_argument("--session", help="(bench suite) ignored: this benchmark uses the built-in ICT model")
     args, _ = ap.parse_known_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     w, h = (320, 180) if args.quick else (1280, 720)
@@ -37,7 +34,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from reconstruct.render import Lighting, Mesh, sh_from_directional
     from reconstruct.render.raycast import RaycastRenderer
 
-    d = np.load(ROOT.parent / "shared/data/models/ict_facekit_light/ict_face_light_facearea.npz")
+    from reconstruct.assets import ict_light_path
+
+    d = np.load(ict_light_path())
     v = d["mean"].astype(np.float64) * 0.01 * np.array([1, -1, -1])  # cm, y up -> m, OpenCV world (y down)
     f = d["triangles"]
     R, t = look_at(np.array([0.05, -0.02, -0.6]), np.zeros(3))

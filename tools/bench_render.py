@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ICT = ROOT.parent / "shared" / "data" / "models" / "ict_facekit_light" / "ict_face_light_facearea.npz"
+ICT = ROOT / "reconstruct" / "assets" / "ict_facekit_light" / "ict_face_light_facearea.npz"  # shipped with the package
 
 
 def _timed(fn, repeats: int) -> tuple[float, object]:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--model", type=Path, default=ICT, help="ICT-FaceKit light npz")
     ap.add_argument("--size", default=None, help="WIDTHxHEIGHT (default 1280x720; --quick: 320x180)")
     ap.add_argument("--quick", action="store_true", help="short run: 320x180, 512 px texture, 3 raycast repeats")
-    ap.add_argument("--session", help="(bench suite) ignored: this benchmark uses the ICT model from ../shared/data")
+    ap.add_argument("--session", help="(bench suite) ignored: this benchmark uses the built-in ICT model")
     args, _ = ap.parse_known_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     size = args.size or ("320x180" if args.quick else "1280x720")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 EPILOG = """examples:
   reconstruct models list
-  reconstruct models import ict ../shared/data/models/ict_facekit_light/ict_face_light_facearea.npz
   reconstruct models import ict ~/src/ICT-FaceKit/FaceXModel --name ict-full
   reconstruct models import flame ~/Downloads/FLAME2020/generic_model.pkl
   reconstruct models import bfm ~/Downloads/model2017-1_bfm_nomouth.h5
 
-Imported models are stored as npz in $DEAGE_MODELS_DIR (default ~/.local/share/deage/models).
+The ICT-FaceKit light model is built in (`ict`). Imported models are stored as npz in $DEAGE_MODELS_DIR
+(default ~/.local/share/deage/models); one imported as `ict` replaces the built-in one.
 Models are never downloaded: FLAME and BFM need a registration with their authors. See docs/face-models.md.
 """
 

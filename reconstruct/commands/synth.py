@@ -24,8 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("session", type=Path, help="new session folder to create (must not exist or be empty)")
     p.add_argument("--frames", type=int, default=24, help="ticks of the performance (default 24)")
     p.add_argument("--model", default="auto",
-                   help="face model: ict, demo, or an imported model name (default auto: ict where available, "
-                        "else demo)")
+                   help="face model: ict, demo, or an imported model name (default auto: ict, built in)")
     p.add_argument("--seed", type=int, default=0, help="random seed (identity, motion, cameras, noise, timeline)")
     p.add_argument("--gaze-deg", type=float, default=0.0, metavar="DEG",
                    help="eyes look around by up to DEG degrees of yaw (0.6x in pitch) relative to the head; truth "

@@ -50,7 +50,8 @@ def load_bfm2017(path: Path) -> FaceModel:
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
-        raise FaceModelError(f"{path} is not an HDF5 file: {exc}", hint="pass model2017-1_bfm_nomouth.h5 or similar") from exc
+        raise FaceModelError(f"{path} is not a Basel Face Model: not an HDF5 file",
+                             hint="pass model2017-1_bfm_nomouth.h5 or similar") from exc
     with h5:
         try:
             pts = np.asarray(h5["shape/representer/points"], np.float64)

@@ -22,7 +22,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..errors import FaceModelError
-from .model import FaceModel
+from .model import FaceModel, read_npz
 
 _ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
@@ -103,20 +103,29 @@ def _plain(v):
 
 
 def read_flame_arrays(path: Path) -> dict:
-    """The FLAME dict with chumpy objects replaced by numpy arrays (pkl via :class:`SafeUnpickler`, or npz)."""
+    """The FLAME dict with chumpy objects replaced by numpy arrays (a pickle via :class:`SafeUnpickler`, or an npz:
+    told apart by content, not by name)."""
     path = Path(path)
+    hint = "pass FLAME's generic_model.pkl (2020), flame2023.pkl, or an npz of their plain arrays"
     if not path.exists():
         raise FaceModelError(f"{path} does not exist", hint="pass the FLAME generic_model.pkl (or npz) you downloaded")
-    if path.suffix == ".npz":
-        try:
-            d = np.load(path, allow_pickle=False)
-            return {k: d[k] for k in d.files}
-        except ValueError as exc:
-            raise FaceModelError(f"{path}: the npz holds pickled objects, which are not loaded",
-                                 hint="re-save it with plain numeric arrays") from exc
-    obj = safe_load_pickle(path.read_bytes())
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FaceModelError(f"cannot read {path}: {exc.strerror}") from exc
+    if not data:
+        raise FaceModelError(f"{path} is not a FLAME model: an empty file", hint=hint)
+    if data.startswith(b"PK"):  # a zip archive: an npz
+        return read_npz(path, "a FLAME model", hint=hint)
+    try:
+        obj = safe_load_pickle(data)
+    except FaceModelError as exc:
+        if exc.message.startswith("refusing"):  # a pickle that would run code: say so, with the file
+            raise FaceModelError(f"{path}: {exc.message}", hint=exc.hint) from exc
+        raise FaceModelError(f"{path} is not a FLAME model: {exc.message}", hint=hint) from exc
     if not isinstance(obj, dict):
-        raise FaceModelError(f"{path} is not a FLAME model: it unpickles to {type(obj).__name__}, not a dict")
+        raise FaceModelError(f"{path} is not a FLAME model: it unpickles to {type(obj).__name__}, not a dict",
+                             hint=hint)
     return {k: _plain(v) for k, v in obj.items()}
 
 

@@ -1,6 +1,6 @@
 """ICT-FaceKit loaders (MIT licence, github.com/ICT-VGL/ICT-FaceKit): the light npz and the upstream OBJ folder.
 
-* :func:`load_ict_light` reads ``ict_face_light_facearea.npz`` (``../shared/data/models/ict_facekit_light``; cm).
+* :func:`load_ict_light` reads ``ict_face_light_facearea.npz`` (built in: ``reconstruct/assets/ict_facekit_light``; cm).
 * :func:`load_ict_folder` reads the upstream ``FaceXModel/`` folder: ``generic_neutral_mesh.obj``,
   ``identityNNN.obj`` (full shapes; the basis is their difference to the neutral mesh, coefficients ~ N(0, 1)) and
   one OBJ per expression blendshape (weights in [0, 1]), all with the same vertex order. Units cm.
@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import FaceModelError
 from .albedo import bake_texture, procedural_albedo
 from .features import JAW, regions_from_landmarks
-from .model import FaceModel, LandmarkMap
+from .model import FaceModel, LandmarkMap, read_npz
 
 log = logging.getLogger(__name__)
 CM = 0.01
@@ -83,18 +83,18 @@ def finish_model(name: str, mean: np.ndarray, identity: np.ndarray, expression: 
 def load_ict_light(path: Path, texture_size: int = 1024) -> FaceModel:
     """Read the ICT-FaceKit light npz (cm) into a model in metres."""
     path = Path(path)
-    try:
-        d = np.load(path, allow_pickle=False)
-        arrays = {k: d[k] for k in ("mean", "identity_basis", "expression_basis", "triangles", "expression_names")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise FaceModelError(f"{path} is not an ICT-FaceKit light npz ({exc})",
-                             hint="expected mean, identity_basis, expression_basis, triangles, expression_names "
-                                  "(see ../shared/data/models/ict_facekit_light)") from exc
-    lm = d["landmarks_68_multipie"] if "landmarks_68_multipie" in d.files else None
-    uvs = d["uvs"] if "uvs" in d.files else np.zeros((0, 2))
-    tuv = d["triangle_uvs"] if "triangle_uvs" in d.files else np.zeros((0, 3))
-    return finish_model("ict", arrays["mean"] * CM, arrays["identity_basis"] * CM, arrays["expression_basis"] * CM,
-                        arrays["triangles"], arrays["expression_names"], uvs, tuv, lm,
+    keys = ("mean", "identity_basis", "expression_basis", "triangles", "expression_names")
+    hint = (f"pass an ICT-FaceKit light npz ({', '.join(keys)}; like reconstruct/assets/ict_facekit_light) or the "
+            "upstream FaceXModel folder")
+    d = read_npz(path, "an ICT-FaceKit model", hint=hint)
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise FaceModelError(f"{path} is not an ICT-FaceKit model: missing {', '.join(missing)}", hint=hint)
+    lm = d.get("landmarks_68_multipie")
+    uvs = d.get("uvs", np.zeros((0, 2)))
+    tuv = d.get("triangle_uvs", np.zeros((0, 3)))
+    return finish_model("ict", d["mean"] * CM, d["identity_basis"] * CM, d["expression_basis"] * CM,
+                        d["triangles"], d["expression_names"], uvs, tuv, lm,
                         source=f"{path} ({LICENCE})", texture_size=texture_size)
 
 
@@ -135,7 +135,7 @@ def load_ict_folder(folder: Path, lm68_vertices: np.ndarray | None = None, face_
     Args:
         folder: the folder holding ``generic_neutral_mesh.obj``, ``identity000.obj`` ... and expression OBJs.
         lm68_vertices: (68,) vertex indices of the 68 landmarks (the ICT README's list; ``reconstruct models
-            import`` takes them from the light npz when ../shared/data is present); None = no ibug68 map.
+            import`` takes them from the built-in light npz, same vertex order); None = no ibug68 map.
         face_only: keep only the face area (the first 9409 vertices), as the light npz does.
         max_identity: read only this many identity shapes.
     """

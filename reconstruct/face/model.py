@@ -164,19 +164,43 @@ def save_face_model(model: FaceModel, path: Path) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
+def read_npz(path: Path, what: str, hint: str | None = None) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive ``path``; anything else (an empty file, random bytes, a pickle, a damaged
+    or pickle-holding archive) is a :class:`FaceModelError` that names the file and says it is not ``what`` (e.g.
+    ``"a FLAME model"``). Never unpickles, and never passes numpy's advice to allow pickles on to the user."""
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise FaceModelError(f"cannot read {path}: {exc.strerror}", hint=hint) from exc
+    if not head.startswith(b"PK"):  # an .npz is a zip archive
+        raise FaceModelError(f"{path} is not {what}: {'an empty file' if not head else 'not a numpy .npz archive'}",
+                             hint=hint)
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            return {k: d[k] for k in d.files}
+    except ValueError as exc:
+        why = ("it holds pickled Python objects, which are never loaded" if "pickle" in str(exc)
+               else "a damaged .npz archive")
+        raise FaceModelError(f"{path} is not {what}: {why}", hint=hint) from exc
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise FaceModelError(f"{path} is not {what}: a damaged .npz archive ({type(exc).__name__})",
+                             hint=hint) from exc
+
+
 def load_face_model(path: Path) -> FaceModel:
     """Read a model written by :func:`save_face_model`. Never unpickles (``allow_pickle=False``)."""
     path = Path(path)
-    try:
-        d = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FaceModelError(f"{path} is not a face model file: {exc}",
-                             hint="import a model with `reconstruct models import <kind> <path>`") from exc
-    if "format" not in d.files or str(d["format"]) != "deage-face-model-1":
+    d = read_npz(path, "a face model file", hint="import a model with `reconstruct models import <kind> <path>`")
+    if "format" not in d or str(d["format"]) != "deage-face-model-1":
         raise FaceModelError(f"{path} is not in this project's face-model format",
                              hint="convert it with `reconstruct models import <kind> <path>`")
     landmarks, regions = {}, {}
-    for k in d.files:
+    for k in d:
         if k.startswith("landmarks/") and k.endswith("/triangle"):
             scheme = k.split("/")[1]
             landmarks[scheme] = LandmarkMap(scheme, d[k], d[f"landmarks/{scheme}/bary"],
@@ -188,9 +212,9 @@ def load_face_model(path: Path) -> FaceModel:
         expression_basis=d["expression_basis"], triangles=d["triangles"],
         expression_names=tuple(str(x) for x in d["expression_names"]), expression_kind=str(d["expression_kind"]),
         uvs=d["uvs"], triangle_uvs=d["triangle_uvs"],
-        albedo_mean=d["albedo_mean"] if "albedo_mean" in d.files else None,
-        albedo_basis=d["albedo_basis"] if "albedo_basis" in d.files else None,
-        albedo_texture=d["albedo_texture"] if "albedo_texture" in d.files else None,
+        albedo_mean=d["albedo_mean"] if "albedo_mean" in d else None,
+        albedo_basis=d["albedo_basis"] if "albedo_basis" in d else None,
+        albedo_texture=d["albedo_texture"] if "albedo_texture" in d else None,
         landmarks=MappingProxyType(landmarks), regions=MappingProxyType(regions), source=str(d["source"]),
     )
 

@@ -17,13 +17,13 @@ from typing import Callable
 
 import numpy as np
 
+from ..assets import ict_light_path, mediapipe_canonical_path
 from ..errors import FaceModelError
 from .model import FaceModel, load_face_model, save_face_model
 
 log = logging.getLogger(__name__)
 MODELS_DIR_ENV = "DEAGE_MODELS_DIR"
 KINDS = ("ict", "flame", "bfm")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def models_dir() -> Path:
@@ -32,32 +32,20 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "deage" / "models"
 
 
-def shared_data_dir() -> Path:
-    """The real test data folder (``../shared/data`` beside the repository, or ``$DEAGE_SHARED_DATA``)."""
-    env = os.environ.get("DEAGE_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def shared_ict_path() -> Path:
-    return shared_data_dir() / "models" / "ict_facekit_light" / "ict_face_light_facearea.npz"
-
-
-def mediapipe_canonical_path() -> Path:
-    return shared_data_dir() / "models" / "mediapipe_face_geometry" / "canonical_face_model.obj"
-
-
 def cache_dir() -> Path:
     """Where converted built-in models are cached (``$DEAGE_CACHE_DIR``, default ``~/.cache/deage``)."""
     env = os.environ.get("DEAGE_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "deage"
 
 
-def _code_key(path: Path | None) -> str:
-    """Cache key: the source file's size and mtime plus the code that converts it."""
+def _code_key(*paths: Path | None) -> str:
+    """Cache key: the source files' sizes and mtimes plus the code that converts them."""
     import hashlib
 
     h = hashlib.sha256()
-    if path is not None:
+    for path in paths:
+        if path is None:
+            continue
         st = path.stat()
         h.update(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
     here = Path(__file__).parent
@@ -68,25 +56,25 @@ def _code_key(path: Path | None) -> str:
     return h.hexdigest()[:16]
 
 
-@lru_cache(maxsize=2)
-def load_shared_ict() -> FaceModel:
-    """The ICT-FaceKit light model from ../shared/data, converted (albedo, regions, ibug68 and MediaPipe
-    correspondences) and cached on disk (:func:`cache_dir`) and per process."""
+@lru_cache(maxsize=1)
+def load_builtin_ict() -> FaceModel:
+    """The ICT-FaceKit light model shipped with the package (:func:`reconstruct.assets.ict_light_path`), converted
+    (albedo, regions, ibug68 and MediaPipe correspondences) and cached on disk (:func:`cache_dir`) and per process."""
     from .ict import load_ict_light
 
-    p = shared_ict_path()
-    if not p.exists():
-        raise FaceModelError(f"the ICT-FaceKit light model is not at {p}",
-                             hint="import one with `reconstruct models import ict PATH`")
-    return _cached(f"ict-light-{_code_key(p)}", lambda: _with_correspondences(load_ict_light(p)))
+    p = ict_light_path()
+    return _cached(f"ict-light-{_code_key(p, mediapipe_canonical_path())}",
+                   lambda: _with_correspondences(load_ict_light(p)))
 
 
 @lru_cache(maxsize=1)
 def load_demo() -> FaceModel:
-    """The built-in demo model (:func:`reconstruct.face.demo.build_demo_model`), cached like :func:`load_shared_ict`."""
+    """The built-in demo model (:func:`reconstruct.face.demo.build_demo_model`) with its MediaPipe correspondence
+    from the shipped canonical mesh, cached like :func:`load_builtin_ict`."""
     from .demo import build_demo_model
 
-    return _cached(f"demo-{_code_key(None)}", lambda: _with_correspondences(build_demo_model()))
+    return _cached(f"demo-{_code_key(mediapipe_canonical_path())}",
+                   lambda: _with_correspondences(build_demo_model()))
 
 
 def _cached(key: str, build: Callable[[], FaceModel]) -> FaceModel:
@@ -117,11 +105,9 @@ def convert(kind: str, path: Path) -> FaceModel:
     if kind == "ict":
         from .ict import load_ict_folder, load_ict_light
 
-        if path.is_dir():
-            lm = None
-            if shared_ict_path().exists():
-                with np.load(shared_ict_path(), allow_pickle=False) as d:
-                    lm = d["landmarks_68_multipie"]
+        if path.is_dir():  # the upstream folder has no landmark list: take the light model's (same vertex order)
+            with np.load(ict_light_path(), allow_pickle=False) as d:
+                lm = d["landmarks_68_multipie"]
             return load_ict_folder(path, lm68_vertices=lm)
         return load_ict_light(path)
     if kind == "flame":
@@ -136,14 +122,13 @@ def convert(kind: str, path: Path) -> FaceModel:
 
 
 def _with_correspondences(model: FaceModel) -> FaceModel:
-    """Add the MediaPipe 478 map (registered canonical mesh) when the canonical mesh is available."""
-    canon = mediapipe_canonical_path()
-    if "mediapipe478" in model.landmarks or not canon.exists():
+    """Add the MediaPipe 478 map (registered to the shipped canonical mesh) unless the model has one."""
+    if "mediapipe478" in model.landmarks:
         return model
     try:
         from .correspondence import mediapipe_correspondence, with_landmarks
 
-        return with_landmarks(model, mediapipe_correspondence(model, canon))
+        return with_landmarks(model, mediapipe_correspondence(model, mediapipe_canonical_path()))
     except Exception as exc:  # correspondence is optional at import; the fit can compute it later
         log.warning("could not compute MediaPipe landmark correspondences for %s: %s", model.name, exc)
         return model
@@ -204,20 +189,21 @@ def imported_sources() -> list[ModelSource]:
 
 
 def builtin_sources() -> list[ModelSource]:
-    """``demo`` always; ``ict`` from ../shared/data when present and not imported under that name."""
+    """``demo`` and ``ict`` (the ICT-FaceKit light model shipped with the package), unless a model imported under
+    the name ``ict`` replaces the built-in one."""
     out = [ModelSource("demo", "built-in demo model generated by code (for demos and tests, not a real face model)",
                        load_demo)]
-    if shared_ict_path().exists() and not (models_dir() / "ict.npz").exists():
-        out.append(ModelSource("ict", f"ICT-FaceKit light (MIT) from {shared_ict_path()}", load_shared_ict,
-                               shared_ict_path()))
+    if not (models_dir() / "ict.npz").exists():
+        out.append(ModelSource("ict", "ICT-FaceKit light (MIT), built in (reconstruct/assets/ict_facekit_light)",
+                               load_builtin_ict, ict_light_path()))
     return out
 
 
 def load_model_by_name(name: str) -> FaceModel:
     """Load a face model by source name without a plugin host (``demo``, ``ict``, or an imported model);
-    ``auto`` is ``ict`` where the ICT-FaceKit model is available, else ``demo``."""
+    ``auto`` is ``ict`` (built in, or the one imported under that name)."""
     if name == "auto":
-        name = "ict" if (shared_ict_path().exists() or (models_dir() / "ict.npz").exists()) else "demo"
+        name = "ict"
     sources = {s.name: s for s in builtin_sources() + imported_sources()}
     if name not in sources:
         raise FaceModelError(f"no face model named {name!r}; available: {', '.join(sorted(sources))}",

@@ -53,17 +53,16 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
     if scheme in model.landmarks:
         return model
     if scheme.startswith("mediapipe"):
+        from ..assets import mediapipe_canonical_path
         from ..face.correspondence import mediapipe_correspondence, with_landmarks
-        from ..face.store import mediapipe_canonical_path
 
         canon = mediapipe_canonical_path()
-        if canon.exists():
-            log.info("computing the %s correspondence of model %s from %s", scheme, model.name, canon)
-            return with_landmarks(model, mediapipe_correspondence(model, canon, scheme=scheme))
+        log.info("computing the %s correspondence of model %s from %s", scheme, model.name, canon)
+        return with_landmarks(model, mediapipe_correspondence(model, canon, scheme=scheme))
     raise FaceModelError(f"face model {model.name!r} has no {scheme!r} landmark correspondence "
                          f"(it has {', '.join(model.landmarks) or 'none'})",
-                         hint="import the model with `reconstruct models import` where MediaPipe's canonical mesh "
-                              "is available, or use a detector whose scheme the model has")
+                         hint="use a detector whose landmark scheme the model has (`reconstruct plugins` lists "
+                              "them), or a model with that correspondence")
 
 
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "Detections", settings: FitSettings = FitSettings(),

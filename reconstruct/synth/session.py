@@ -42,7 +42,7 @@ class SynthSpec:
         frames: ticks of the performance.
         seed: makes identity, motion, cameras, noise and timelines reproducible.
         timeline: clock offsets, jitter, drops, duplicates, timecodes, flash.
-        model: face model source name (``"auto"``: ICT-FaceKit where available, else the built-in ``demo``).
+        model: face model source name (``"auto"``: ``ict``, the built-in ICT-FaceKit model).
         calib_poses: board poses of the calibration capture (0 = no calib/ folder).
         calib_noise: sensor noise of the calibration images, 8-bit grey levels.
         identity_scale: standard deviation of the random identity, in prior units.

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def sessions(tmp_path_factory, repo_root, shared_data):
+def sessions(tmp_path_factory, repo_root):
     import cv2
 
     from reconstruct.artifacts import RenderedFace

@@ -10,7 +10,7 @@ from reconstruct.face.correspondence import (boundary_loops, closest_surface_poi
 
 
 @pytest.fixture(scope="module")
-def ict_and_map(shared_data):
+def ict_and_map():
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fitting"))

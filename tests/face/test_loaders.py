@@ -16,15 +16,17 @@ from reconstruct.face.ict import load_ict_folder, read_obj
 
 
 @pytest.fixture(scope="module")
-def ict(shared_data):
+def ict():
+    from reconstruct.assets import ict_light_path
     from reconstruct.face.ict import load_ict_light
 
-    return load_ict_light(shared_data / "models/ict_facekit_light/ict_face_light_facearea.npz", texture_size=256)
+    return load_ict_light(ict_light_path(), texture_size=256)
 
 
-@pytest.mark.realdata
-def test_ict_light_in_metres_with_landmarks_regions_albedo(ict, shared_data):
-    raw = np.load(shared_data / "models/ict_facekit_light/ict_face_light_facearea.npz")
+def test_ict_light_in_metres_with_landmarks_regions_albedo(ict):
+    from reconstruct.assets import ict_light_path
+
+    raw = np.load(ict_light_path())
     assert np.allclose(ict.mean, raw["mean"] * 0.01, atol=1e-7)  # cm -> m
     assert 0.2 < np.ptp(ict.mean[:, 1]) < 0.4 and ict.n_identity == 100 and ict.n_expression == 53
     lm = ict.landmark_map("ibug68")

@@ -49,8 +49,48 @@ def test_cli_import_refuses_what_is_not_a_face_model(tmp_path, monkeypatch, caps
     assert (tmp_path / "models" / "flame.npz").exists()
 
 
-@pytest.mark.realdata
-def test_ict_source_from_shared_data(shared_data, monkeypatch, tmp_path):
+def _not_a_model_files(folder):
+    """A random-bytes file, an empty file and an npz of unrelated arrays, each under a .pkl and a .npz name."""
+    rng = np.random.default_rng(3)
+    files = {}
+    for suffix in (".pkl", ".npz"):
+        files[f"random{suffix}"] = folder / f"random{suffix}"
+        files[f"random{suffix}"].write_bytes(rng.bytes(4096))
+        files[f"empty{suffix}"] = folder / f"empty{suffix}"
+        files[f"empty{suffix}"].write_bytes(b"")
+        files[f"unrelated{suffix}"] = folder / f"unrelated{suffix}"
+        with open(files[f"unrelated{suffix}"], "wb") as f:
+            np.savez(f, weights=rng.normal(size=(4, 4)), labels=np.arange(7))
+    objects = folder / "objects.npz"  # an npz whose array holds pickled Python objects
+    np.savez(objects, data=np.array([{"v_template": 1}, None], dtype=object))
+    files["objects.npz"] = objects
+    return files
+
+
+NOT_A = {"ict": "is not an ICT-FaceKit model", "flame": "is not a FLAME model", "bfm": "is not a Basel Face Model"}
+
+
+@pytest.mark.parametrize("kind", ["ict", "flame", "bfm"])
+def test_import_of_a_file_that_is_no_model_names_it_and_exits_8(kind, tmp_path, monkeypatch, capsys):
+    """Random bytes, an empty file, unrelated arrays: one clear line naming the file and the kind, exit 8, and
+    never numpy's "if you trust the file ... allow_pickle" advice (before: that advice for ICT, a traceback (exit 1)
+    for empty files, FLAME messages without the file name)."""
+    monkeypatch.setenv("DEAGE_MODELS_DIR", str(tmp_path / "models"))
+    for case, path in _not_a_model_files(tmp_path).items():
+        assert main(["models", "import", kind, str(path), "--no-correspondences"]) == 8, (kind, case)
+        err = capsys.readouterr().err
+        assert f"{path} {NOT_A[kind]}" in err, (kind, case, err)
+        assert "allow_pickle" not in err and "trust" not in err, (kind, case, err)
+    assert not (tmp_path / "models").exists()  # nothing stored
+
+
+def test_ict_is_built_in_and_an_imported_ict_replaces_it(monkeypatch, tmp_path):
+    from reconstruct.assets import ict_light_path
+
     monkeypatch.setenv("DEAGE_MODELS_DIR", str(tmp_path / "models"))
     comps = make_plugin_manager().components().all("face_model")
-    assert "ict" in comps and comps["ict"].path.exists()
+    assert comps["ict"].path == ict_light_path()
+    _tiny_flame(tmp_path / "flame.npz")
+    import_model("flame", tmp_path / "flame.npz", name="ict", correspondences=False)
+    comps = make_plugin_manager().components().all("face_model")
+    assert comps["ict"].path == tmp_path / "models" / "ict.npz"

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the private ICT helper next to this file
-from ict import ICT, MP_OBJ  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -16,8 +15,6 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def ict_model():
-    if not ICT.exists() or not MP_OBJ.exists():
-        pytest.skip(f"needs ../shared/data ICT light model and MediaPipe canonical mesh ({ICT}, {MP_OBJ})")
     from ict import load_ict
 
     return load_ict()

@@ -4,15 +4,14 @@ computed MediaPipe correspondence, plus the face region used for error figures. 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
+from reconstruct.assets import ict_light_path, mediapipe_canonical_path
 from reconstruct.face.model import FaceModel
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-ICT = SHARED / "models" / "ict_facekit_light" / "ict_face_light_facearea.npz"
-MP_OBJ = SHARED / "models" / "mediapipe_face_geometry" / "canonical_face_model.obj"
+ICT = ict_light_path()  # shipped with the package (reconstruct/assets)
+MP_OBJ = mediapipe_canonical_path()
 
 
 @lru_cache(maxsize=1)

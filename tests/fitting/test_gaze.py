@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def gaze_session(tmp_path_factory, repo_root, shared_data):
+def gaze_session(tmp_path_factory, repo_root):
     from reconstruct.engine import run_pipeline
     from reconstruct.stage import RunConfig
     from reconstruct.plugins import make_plugin_manager

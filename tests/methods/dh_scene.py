@@ -4,7 +4,6 @@ stage): performer A (old) on the plate, young identity B with a known UV albedo,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -12,17 +11,15 @@ from reconstruct.camera import CameraModel
 from reconstruct.conventions import rodrigues
 from reconstruct.face.model import FaceModel
 
-ICT = Path("models/ict_facekit_light/ict_face_light_facearea.npz")
-
-
-def load_ict(shared_data: Path, n_identity: int = 30) -> FaceModel:
+def load_ict(n_identity: int = 30) -> FaceModel:
     """The ICT light face-area model (the project's loader: metres, ibug68 map, regions), first ``n_identity``
     identity modes, no baked texture."""
     from dataclasses import replace
 
+    from reconstruct.assets import ict_light_path
     from reconstruct.face.ict import load_ict_light
 
-    m = load_ict_light(shared_data / ICT, texture_size=0)
+    m = load_ict_light(ict_light_path(), texture_size=0)
     return replace(m, identity_basis=m.identity_basis[:n_identity])
 
 

@@ -40,11 +40,11 @@ class _Components:
 
 
 @pytest.fixture(scope="module")
-def scene(shared_data):
+def scene():
     from reconstruct.render import Lighting, sh_from_directional
     from reconstruct.render.raycast import RaycastRenderer
 
-    model = load_ict(shared_data)
+    model = load_ict()
     sc = make_scene(model)
     r = RaycastRenderer()
     L_plate = Lighting(ambient=np.full(3, 0.25), sh=sh_from_directional([0.5, -0.4, -1.0], [0.8, 0.75, 0.7]))

@@ -20,7 +20,7 @@ def _cli(*args, cwd):
     return reconstruct_cli(*args, cwd=cwd, timeout=600)
 
 
-def test_run_digital_human_end_to_end(shared_data, tmp_path):
+def test_run_digital_human_end_to_end(tmp_path):
     import cv2
 
     take = tmp_path / "take"

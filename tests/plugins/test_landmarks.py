@@ -13,8 +13,8 @@ def astronaut(shared_data):
 
 
 @pytest.fixture(scope="module")
-def detector(shared_data):
-    d = MediaPipeFaceMesh(yunet=shared_data / "models" / "yunet" / "face_detection_yunet_2023mar.onnx")
+def detector():
+    d = MediaPipeFaceMesh()  # YuNet face boxes: the model shipped in reconstruct.assets
     yield d
     d.close()
 

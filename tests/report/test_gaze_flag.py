@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def flags(tmp_path_factory, repo_root, shared_data):
+def flags(tmp_path_factory, repo_root):
     from reconstruct.report.data import ReportData, compute_flags
     from reconstruct.synth.session import load_truth
     from tests.gaze_sessions import make_gaze_pair

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from reconstruct.cli import main
 from reconstruct.demo import demo_rig_path
@@ -99,11 +98,10 @@ def test_demo_session_structure_truth_and_mediapipe(tmp_path):
     assert all(v < 0.15 for v in worst.values()), worst
 
 
-@pytest.mark.realdata
-def test_ict_session_found_by_mediapipe_in_every_camera(tmp_path, shared_data):
-    from reconstruct.face.store import load_shared_ict
+def test_ict_session_found_by_mediapipe_in_every_camera(tmp_path):
+    from reconstruct.face.store import load_builtin_ict
 
-    model = load_shared_ict()
+    model = load_builtin_ict()
     root = tmp_path / "ict"
     generate_session(load_rig(demo_rig_path()), root, SynthSpec(frames=3, seed=4, model="ict", calib_poses=0),
                      model=model)
