@@ -312,6 +312,12 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
     for c in cams:
         K, dist, T = ba.cameras[c]
         model, size = intr[c][2], intr[c][3]
+        if not all(np.all(np.isfinite(a)) for a in (K, dist, T)):
+            raise CalibrationError(  # never written: a NaN in calibration.json would fail every later stage
+                f"calibration of camera {c!r} diverged to non-finite parameters (NaN or infinity); "
+                "no calibration was written",
+                hint=f"capture {Q.MIN_VIEWS}+ sharp views with camera {c!r} showing most of the board, tilted "
+                     "20-45 degrees and spread over the image; check the board spec in the rig file")
         models[c] = CameraModel(name=c, K=K, dist=dist, R=T[:3, :3], t=T[:3, 3], image_size=size, model=model)
         sel = ba.obs_camera == c
         inl = ba.inliers[sel]
