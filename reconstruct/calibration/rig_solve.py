@@ -169,7 +169,7 @@ def _intrinsics_only(detections: Mapping[str, list[BoardDetection]], board: Boar
     rms = float(np.sqrt(sum(r.quality["rms_px"] ** 2 * r.quality["corners"] for r in one.values()) / max(corners, 1)))
     quality = {"rms_px": rms, "views": sum(r.quality["views"] for r in one.values()), "corners": corners, "outliers": sum(r.quality["outliers"] for r in one.values()),
                "seconds": time.perf_counter() - t0, "options": asdict(options), "warnings": warnings,
-               "board_shape": {"refined": False, "per_camera": True}}
+               "board_shape": {}}  # one estimate per camera, in its quality
     board_d = {**asdict(board), "squares": list(board.squares)}
     return RigCalibration(cameras={c: r.cameras[c] for c, r in one.items()}, quality=quality, camera_quality=cam_q,
                           reference="", board=board_d, extrinsics=False)
@@ -381,6 +381,9 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
              **({"test": ba.board_test} if ba.board_test else {})}
     if (w := Q.board_shape_warning(shape)) is not None:
         warnings.append(w)
+    if ba.board_test and ba.board_test.get("held_rigid"):
+        warnings.append(f"the board's shape was held rigid: {ba.board_test['held_rigid']}; capture more views "
+                        f"({Q.MIN_VIEWS}+ per camera, tilted, at several distances), or pass --board-shape rigid")
     for w in warnings:
         log.warning("%s", w)
     quality = {"rms_px": ba.rms, "views": len(ba.boards), "corners": int(ba.inliers.sum()),

@@ -168,6 +168,8 @@ def run(args: argparse.Namespace, host) -> int:
     if shape.get("refined"):
         print(f"  board shape estimated: corners up to {shape['max_offset_mm']:.2f} mm from the nominal print "
               f"(RMS {shape['rms_offset_mm']:.2f} mm)")
+    elif shape.get("test", {}).get("held_rigid"):
+        print(f"  board shape: held rigid ({shape['test']['held_rigid']})")
     elif "test" in shape:
         print("  board shape: no deviation from the nominal print beyond noise (held rigid)")
     for w in cal.warnings:
