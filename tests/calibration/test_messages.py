@@ -72,7 +72,14 @@ def test_every_command_named_in_a_message_exists():
     from capture.cli import build_parser as capture_parser
     from reconstruct.cli import build_parser as reconstruct_parser
 
+    from reconstruct.commands import subcommand_parsers
+    from reconstruct.plugins import make_plugin_manager
+
     parsers = {"capture": capture_parser(), "reconstruct": reconstruct_parser()}
+    host = make_plugin_manager()
+    for parser in parsers.values():  # with the flags plugins add (`reconstruct run --young-refs`)
+        for name, sub in subcommand_parsers(parser).items():
+            host.hook.register_cli_arguments(command=name, parser=sub)
     named = _named_commands()
     assert len(named) > 50  # measured 160: the scan sees the hints
     bad = [f"{f}: {why}" for f, cmd in named if (why := _check(cmd, parsers))]
