@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "capture.commands.sync",
     "capture.commands.keys",
     "capture.commands.board",
+    "capture.commands.import_photos",
 )
 
 EPILOG = """\

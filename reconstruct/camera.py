@@ -19,6 +19,9 @@ from . import lens
 from .errors import ConfigError
 
 DistortionModel = Literal["pinhole", "fisheye"]
+#: largest ``|R^T R - I|`` entry accepted as a rotation: rotations written with 4 decimals pass, a scaled or
+#: sheared matrix does not
+_ROTATION_TOL = 1e-3
 
 
 def _as(a, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -66,6 +69,24 @@ class CameraModel:
         if w <= 0 or h <= 0:
             raise ConfigError(f"camera {self.name!r} has image size {self.image_size}; expected positive (width, height)")
         object.__setattr__(self, "image_size", (w, h))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Finite K, dist, R, t; positive focal lengths; R a rotation (orthonormal within ``_ROTATION_TOL``, det +1).
+        A NaN that got into a camera (a diverged solve, a hand-edited file) fails here, where it can be named, and
+        not as an SVD that does not converge three stages later."""
+        for key in ("K", "dist", "R", "t"):
+            a = getattr(self, key)
+            if not np.all(np.isfinite(a)):
+                raise ConfigError(f"camera {self.name!r}: {key} has non-finite values (NaN or infinity): {a.tolist()}")
+        if self.K[0, 0] <= 0 or self.K[1, 1] <= 0:
+            raise ConfigError(f"camera {self.name!r}: focal lengths fx = {self.K[0, 0]:g}, fy = {self.K[1, 1]:g} "
+                              "must be positive")
+        err = float(np.abs(self.R.T @ self.R - np.eye(3)).max())
+        det = float(np.linalg.det(self.R))
+        if err > _ROTATION_TOL or det <= 0:
+            raise ConfigError(f"camera {self.name!r}: R is not a rotation matrix (|R^T R - I| = {err:.2g}, "
+                              f"det R = {det:.4g}; expected 0 and +1)")
 
     # -- derived quantities -------------------------------------------------------------------------------
     @property

@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 #: weight of the board-shape gauge constraints relative to the shape prior
 _GAUGE_STIFFNESS = 1e3
+#: with the board's shape left to the data, a shape that moves a focal length by more than this fraction from the
+#: rigid board's solution is not told apart from the lens (few views: the OpenCV ChArUco sample's 4 photos of one
+#: camera went from f = 457 px to 20 px with an "estimated" shape); the rigid board is kept. A real print error
+#: moves the focal length by ~0.2 % (docs/calibration.md, model choice)
+MAX_SHAPE_FOCAL_SHIFT = 0.02
 
 
 def _gauge_basis(Q: np.ndarray) -> np.ndarray:
@@ -402,10 +407,11 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
         # 3 unknowns per corner, 7 of them gauge (held by the constraint rows)
         test = nested_f_test(float(rr @ rr), float(rs @ rs), 3 * len(shaped.corner_ids) - 7, rs.size,
                              shaped.n_params - 7)
-        if not test.significant:
+        degenerate = _shape_moves_focal(shaped, x, rigid, xr) if test.significant else None
+        if not test.significant or degenerate:
             P, x, J2, f2 = rigid, xr, Jr, fr
         log.info("board shape: F = %.1f (critical %.1f): %s", test.F, test.F_critical,
-                 "estimated" if test.significant else "held rigid")
+                 "estimated" if test.significant and not degenerate else "held rigid")
     res = P.residuals(x).reshape(-1, 2)
     rms = float(np.sqrt(np.mean(np.sum(res[mask] ** 2, axis=1))))
     cam_R, cam_t, intr, bR, bt = P.unpack(x)
@@ -434,7 +440,23 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
                         obs_view=np.array(P.views)[P.ov], obs_id=P.oid.copy(), residuals=res, inliers=mask, rms=rms,
                         param_std=std, seconds=secs, nfev=nfev,
                         board_offsets=P.board_offsets(x) if P.refine_board else None,
-                        board_test=test.to_dict() if test else None, tangential_wald=wald)
+                        board_test=(None if test is None else
+                                    {**test.to_dict(), **({"held_rigid": degenerate} if degenerate else {})}),
+                        tangential_wald=wald)
+
+
+def _shape_moves_focal(shaped: _Problem, xs: np.ndarray, rigid: _Problem, xr: np.ndarray) -> str | None:
+    """Why a significant board shape is not kept (None: keep it): it moves a camera's focal length by more than
+    ``MAX_SHAPE_FOCAL_SHIFT`` from the rigid board's solution, i.e. the data cannot tell the board's shape from
+    the lens."""
+    fs, fr = shaped.unpack(xs)[2], rigid.unpack(xr)[2]
+    for name, a, b in zip(shaped.names, fs, fr):
+        if abs(a[0] / b[0] - 1) > MAX_SHAPE_FOCAL_SHIFT:
+            log.info("board shape: camera %s focal %.1f px with the shape, %.1f px without: held rigid",
+                     name, a[0], b[0])
+            return (f"with the shape, the focal length of camera {name!r} would move from {b[0]:.1f} to {a[0]:.1f} "
+                    "px: too few views to tell the board's shape from the lens")
+    return None
 
 
 def _param_std(P: _Problem, J, f: np.ndarray, x: np.ndarray) -> tuple[dict[str, dict[str, float]], dict[str, float]]:

@@ -7,6 +7,10 @@ and refined by OpenCV's ``CharucoDetector`` (corner sub-pixel search); chessboar
 
 A board spec that does not match the print (wrong dictionary, wrong square count) finds no corners at all, or
 markers whose ids do not fit the board; :func:`diagnose_no_board` turns that into a message saying what to fix.
+A board given by its inner corners where squares are expected (``squares = [4, 7]`` for a 5x8-square board) is
+recognised by :func:`inner_corner_mistake`: the board with one more square each way is found in the images (for
+chessboards, OpenCV's sector-based detector reports the whole grid; the classic detector even finds a too-small
+pattern inside the real one, so chessboards are checked on success too).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import CalibrationError
+from ..errors import CalibrationError, DeageError
 from ..rig import BoardSpec
 from .boards import aruco_dictionary, charuco_board, corner_points, describe, n_corners
 
@@ -143,15 +147,69 @@ def detect_board(image: np.ndarray, board: BoardSpec, camera: str = "", view: in
                           marker_ids=mids_arr, marker_corners=mcs_arr)
 
 
-def diagnose_no_board(images: list[np.ndarray], board: BoardSpec, camera: str) -> CalibrationError:
-    """The error to raise when ``board`` was found in none of ``camera``'s images: tries the opposite print
-    polarity and, for ChArUco, reads markers of the board's dictionary, to say what is wrong."""
+def _chessboard_inner_corners(images: list[np.ndarray], board: BoardSpec) -> tuple[int, int] | None:
+    """The inner corners (columns, rows) of the largest chessboard grid OpenCV finds in ``images``, at least
+    ``board``'s pattern (``CALIB_CB_LARGER``: the sector-based detector reports the whole grid), oriented like
+    ``board``; None when none is found."""
+    import cv2
+
+    best = None
+    for im in images:
+        ok, _, meta = cv2.findChessboardCornersSBWithMeta(to_gray(im, board.inverted), board.inner_corners,
+                                                           flags=cv2.CALIB_CB_LARGER | cv2.CALIB_CB_NORMALIZE_IMAGE)
+        if ok and meta is not None and (best is None or meta.size > best[0] * best[1]):
+            best = (int(meta.shape[1]), int(meta.shape[0]))
+    if best is None:
+        return None
+    sx, sy = board.inner_corners
+    a, b = best
+    return (a, b) if abs(a - sx) + abs(b - sy) <= abs(b - sx) + abs(a - sy) else (b, a)
+
+
+def inner_corner_mistake(images: list[np.ndarray], board: BoardSpec) -> str | None:
+    """The message for a rig file whose ``squares`` do not match the board in ``images`` (a few are enough), or
+    None: the board's inner corners given as squares (``squares = [4, 7]`` for a 5x8-square board: the board
+    with one more square each way is found), or, for a chessboard, a larger grid than the spec found."""
+    sx, sy = board.squares
+    if board.kind == "chessboard":
+        found = _chessboard_inner_corners(images, board)
+        if found is None or found == board.inner_corners:
+            return None
+        if found != (sx, sy):
+            return (f"the board in the images has {found[0]}x{found[1]} inner corners ({found[0] + 1}x{found[1] + 1} "
+                    f"squares), but the rig file's board `squares = [{sx}, {sy}]` has {sx - 1}x{sy - 1}: write "
+                    f"squares = [{found[0] + 1}, {found[1] + 1}]")
+    else:
+        bigger = replace(board, squares=(sx + 1, sy + 1))
+        try:
+            if not any(detect_board(im, bigger) is not None for im in images):
+                return None
+        except DeageError:  # e.g. a dictionary too small for the bigger ChArUco board: it is not that board
+            return None
+    return (f"the rig file's board `squares = [{sx}, {sy}]` looks like inner corners; a {sx + 1}x{sy + 1}-square "
+            f"board has {sx}x{sy} inner corners: write squares = [{sx + 1}, {sy + 1}]")
+
+
+def board_spec_hint(rig_file: str | None) -> str:
+    """Where to fix the board spec: a session reads its own copy of the rig file."""
+    where = f"in {rig_file} (the session's copy of the rig file) and in the rig file itself" if rig_file else \
+        "in the rig file"
+    return f"fix [board] {where}, then calibrate again; nothing was written"
+
+
+def diagnose_no_board(images: list[np.ndarray], board: BoardSpec, camera: str,
+                      rig_file: str | None = None) -> CalibrationError:
+    """The error to raise when ``board`` was found in none of ``camera``'s images: tries the board with one more
+    square each way (squares given as inner corners), the opposite print polarity and, for ChArUco, reads markers
+    of the board's dictionary, to say what is wrong. ``rig_file``: the session's rig.toml, named in the hint."""
     import cv2
 
     what = describe(board)
     hints = []
+    sample = images[: min(len(images), 5)]
+    if sample and (msg := inner_corner_mistake(sample, board)) is not None:
+        return CalibrationError(f"camera {camera!r}: {msg}", hint=board_spec_hint(rig_file))
     if images:
-        sample = images[: min(len(images), 5)]
         flipped = replace(board, inverted=not board.inverted)
         if any(detect_board(im, flipped) is not None for im in sample):
             hints.append(f"the board is found with inverted = {str(flipped.inverted).lower()}: set that in the "

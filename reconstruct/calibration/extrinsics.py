@@ -155,7 +155,8 @@ def initial_poses(poses: dict[str, dict[int, np.ndarray]], reference: str,
                 f"camera(s) {', '.join(repr(c) for c in lost)} never saw the board at the same time as "
                 f"{', '.join(repr(c) for c in world_to_cam)}, so their position in the rig is unknown",
                 hint=f"capture views where the board is visible to {lost[0]!r} and at least one of "
-                     f"{', '.join(world_to_cam)} simultaneously (5 or more such views)")
+                     f"{', '.join(world_to_cam)} simultaneously (5 or more such views); meanwhile "
+                     "`reconstruct calibrate <session> --intrinsics-only` calibrates each camera's lens on its own")
         _, a, b = best
         world_to_cam[b] = rel[(b, a)] @ world_to_cam[a]
         log.debug("extrinsics init: %s placed via %s (%d shared views)", b, a, best[0])

@@ -57,8 +57,9 @@ def _check(dets: list[BoardDetection], camera: str) -> tuple[int, int]:
         raise CalibrationError(
             f"camera {camera!r}: the board was found in only {len(dets)} calibration views; at least "
             f"{MIN_VIEWS_HARD} are needed (and {MIN_VIEWS}+ to trust the result)",
-            hint=f"capture {MIN_VIEWS - len(dets)} or more views of the board with camera {camera!r}: tilted "
-                 "up to ~40 degrees, near the image corners and edges as well as in the centre")
+            hint=f"capture {MIN_VIEWS - len(dets)} more views of the board ({MIN_VIEWS} or more in all) with "
+                 f"camera {camera!r}: tilted up to ~40 degrees, near the image corners and edges as well as in "
+                 "the centre")
     sizes = {d.image_size for d in dets}
     if len(sizes) > 1:
         raise CalibrationError(f"camera {camera!r}: calibration images have different sizes {sorted(sizes)}",

@@ -84,8 +84,8 @@ def camera_warnings(name: str, n_views: int, cov: float, empty: list[str], rms: 
     """Human-readable warnings for one camera, each naming the camera and what to capture next."""
     out = []
     if n_views < MIN_VIEWS:
-        out.append(f"camera {name!r}: only {n_views} board views; capture {MIN_VIEWS - n_views} or more, "
-                   "tilted up to ~40 degrees and spread over the image")
+        out.append(f"camera {name!r}: only {n_views} board views; capture {MIN_VIEWS - n_views} more "
+                   f"({MIN_VIEWS} or more in all), tilted up to ~40 degrees and spread over the image")
     if cov < MIN_COVERAGE:
         where = ", ".join(empty) if empty else "the image borders"
         out.append(f"camera {name!r}: board corners cover only {cov:.0%} of the image (8x6 cells); lens distortion "

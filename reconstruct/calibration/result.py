@@ -1,5 +1,10 @@
 """The calibration result as stored in ``session/calibration.json``, and the loader every later stage calls.
 
+Every camera is validated on reading (finite K, dist, R, t; R a rotation: :class:`~reconstruct.camera.CameraModel`):
+a damaged or hand-edited file fails with :class:`CalibrationError` naming the file and the camera, never later in
+a solver. An intrinsics-only calibration of a rig with several cameras is refused where cameras with poses are
+needed (:meth:`RigCalibration.from_dict` with ``require_extrinsics``); ``reconstruct calibrate --intrinsics`` reads it.
+
 Light on purpose (numpy + the camera model only): ``from reconstruct.calibration.result import load_calibration``.
 
 ``calibration.json`` (schema 1)::
@@ -7,6 +12,8 @@ Light on purpose (numpy + the camera model only): ``from reconstruct.calibration
     {
       "schema": 1,
       "reference": "hero",                      # camera whose frame is the world frame (unless re-anchored)
+      "extrinsics": true,                       # false: intrinsics only (`reconstruct calibrate --intrinsics-only`):
+                                                # every camera calibrated on its own, R = I and t = 0 are placeholders
       "board": {kind, squares, square_size, marker_size, dictionary, inverted, legacy_pattern},
       "cameras": {
         "<name>": {name, model, image_size, K, dist, R, t,       # CameraModel.to_dict(): R, t world->camera, m
@@ -46,6 +53,8 @@ class RigCalibration:
         camera_quality: camera name -> per-camera quality record (JSON-serialisable).
         reference: name of the camera whose frame is the world frame ("" when imported).
         board: the board spec as a plain dict ({} when imported).
+        extrinsics: False for an intrinsics-only calibration of several cameras (each calibrated on its own; their
+            R = I, t = 0 are placeholders, not poses in a common world frame).
     """
 
     cameras: Mapping[str, CameraModel]
@@ -53,6 +62,7 @@ class RigCalibration:
     camera_quality: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     reference: str = ""
     board: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    extrinsics: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", MappingProxyType(dict(self.cameras)))
@@ -74,11 +84,20 @@ class RigCalibration:
             rec = cam.to_dict()
             rec["quality"] = dict(self.camera_quality.get(name, {}))
             cams[name] = rec
-        return {"schema": SCHEMA, "reference": self.reference, "board": dict(self.board), "cameras": cams,
-                "quality": dict(self.quality)}
+        return {"schema": SCHEMA, "reference": self.reference, "extrinsics": self.extrinsics,
+                "board": dict(self.board), "cameras": cams, "quality": dict(self.quality)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "calibration.json") -> "RigCalibration":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "calibration.json", *,
+                  require_extrinsics: bool = True) -> "RigCalibration":
+        """Read (and validate) a calibration record; ``where`` names the file in errors.
+
+        Raises :class:`CalibrationError` (exit 7) naming ``where`` and the camera for a camera with non-finite
+        numbers, a non-rotation R or missing keys, and, with ``require_extrinsics``, for an intrinsics-only
+        calibration of several cameras (their poses are unknown)."""
+        redo = "rerun `reconstruct calibrate <session>` (or re-import the cameras with `reconstruct calibrate --import`)"
+        if not isinstance(d, Mapping):
+            raise CalibrationError(f"{where}: not a calibration record (a JSON object)", hint=redo)
         if d.get("schema", SCHEMA) != SCHEMA:
             raise CalibrationError(f"{where}: calibration schema {d.get('schema')!r}; this version reads {SCHEMA}",
                                    hint="rerun `reconstruct calibrate <session>` with this version")
@@ -88,13 +107,28 @@ class RigCalibration:
                                    hint="rerun `reconstruct calibrate <session>`")
         cams, qual = {}, {}
         for name, rec in raw.items():
+            if not isinstance(rec, Mapping):
+                raise CalibrationError(f"{where}: camera {name!r}: not a camera record (a JSON object)", hint=redo)
             try:
                 cams[name] = CameraModel.from_dict({**rec, "name": rec.get("name", name)})
-            except ConfigError as exc:
-                raise CalibrationError(f"{where}: camera {name!r}: {exc.message}") from exc
+            except (ConfigError, TypeError, ValueError) as exc:
+                msg = getattr(exc, "message", str(exc))
+                if f"camera {name!r}" not in msg:
+                    msg = f"camera {name!r}: {msg}"
+                raise CalibrationError(f"{where}: {msg}", hint=redo) from exc
             qual[name] = dict(rec.get("quality", {}))
+        extrinsics = d.get("extrinsics", True)
+        if not isinstance(extrinsics, bool):
+            raise CalibrationError(f"{where}: 'extrinsics' must be true or false, got {extrinsics!r}", hint=redo)
+        if require_extrinsics and not extrinsics and len(cams) > 1:
+            raise CalibrationError(
+                f"{where} holds intrinsics only (`reconstruct calibrate --intrinsics-only`): the positions of cameras "
+                f"{', '.join(repr(c) for c in cams)} in the rig are not known yet",
+                hint="capture views where the cameras see the board together, add them with `capture import "
+                     "<session> --append CAMERA=PHOTOS ...`, and run `reconstruct calibrate <session> --intrinsics "
+                     f"{where}`")
         return cls(cameras=cams, quality=dict(d.get("quality", {})), camera_quality=qual,
-                   reference=str(d.get("reference", "")), board=dict(d.get("board", {})))
+                   reference=str(d.get("reference", "")), board=dict(d.get("board", {})), extrinsics=extrinsics)
 
 
 def read_calibration(session: "Session") -> RigCalibration:

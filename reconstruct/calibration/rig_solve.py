@@ -21,7 +21,7 @@ from ..progress import NullProgress, Progress
 from ..rig import BoardSpec
 from . import quality as Q
 from .bundle import CameraInit, bundle_adjust
-from .detect import BoardDetection, detect_board, diagnose_no_board
+from .detect import BoardDetection, board_spec_hint, detect_board, diagnose_no_board, inner_corner_mistake
 from .extrinsics import initial_poses, solve_board_pose
 from .intrinsics import calibrate_intrinsics, homography_focal
 from .model_select import wald_test
@@ -55,6 +55,10 @@ class CalibrationOptions:
             keeps its nominal mean size. False: the board is exactly as specified (a precision glass target).
             None (default): decide by an F-test whether the data show a shape beyond noise.
         board_prior_mm: standard deviation of the zero-mean prior on those offsets, millimetres.
+        intrinsics_only: calibrate every camera on its own (its own views, its own bundle adjustment) and leave
+            the rig's geometry unknown: for cameras that never saw the board together. The result has
+            ``extrinsics`` False (R = I, t = 0 are placeholders); a later capture with shared views gives the
+            extrinsics (``intrinsics=`` of :func:`calibrate_rig`).
     """
 
     model: Literal["pinhole", "fisheye"] = "pinhole"
@@ -68,6 +72,7 @@ class CalibrationOptions:
     sparse: bool = True
     refine_board: bool | None = None
     board_prior_mm: float = 2.0
+    intrinsics_only: bool = False
 
 
 def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSpec,
@@ -101,6 +106,8 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
                                    f"says {tuple(image_sizes[c])}",
                                    hint="capture calibration views at the resolution the camera records with, or fix "
                                         "the rig file's resolution")
+    if options.intrinsics_only and len(cams) > 1:
+        return _intrinsics_only(detections, board, options, intrinsics, progress)
     reference = options.reference or cams[0]
     if reference not in detections:
         raise CalibrationError(f"reference camera {reference!r} has no calibration views",
@@ -146,6 +153,26 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
         hint=f"capture {Q.MIN_VIEWS}+ sharp views with camera {worst!r} showing most of the board (not a strip of "
              "corners along one edge), tilted 20-45 degrees, spread over the image incl. its corners, several of them "
              "together with a neighbouring camera; check the board spec (square/marker size) in the rig file")
+
+
+def _intrinsics_only(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, options: CalibrationOptions,
+                     intrinsics: dict[str, CameraModel], progress: Progress) -> RigCalibration:
+    """Every camera calibrated on its own (:func:`calibrate_rig` of its views alone, with the divergence guard and
+    the model choice), joined into one intrinsics-only :class:`RigCalibration` (``extrinsics`` False)."""
+    t0 = time.perf_counter()
+    one = {c: calibrate_rig({c: detections[c]}, board, replace(options, reference=c, intrinsics_only=False),
+                            intrinsics={c: intrinsics[c]} if c in intrinsics else None, progress=progress)
+           for c in detections}
+    cam_q = {c: {**r.camera_quality[c], "board_shape": r.quality["board_shape"]} for c, r in one.items()}
+    warnings = [w for r in one.values() for w in r.quality["warnings"]]
+    corners = sum(r.quality["corners"] for r in one.values())
+    rms = float(np.sqrt(sum(r.quality["rms_px"] ** 2 * r.quality["corners"] for r in one.values()) / max(corners, 1)))
+    quality = {"rms_px": rms, "views": sum(r.quality["views"] for r in one.values()), "corners": corners, "outliers": sum(r.quality["outliers"] for r in one.values()),
+               "seconds": time.perf_counter() - t0, "options": asdict(options), "warnings": warnings,
+               "board_shape": {}}  # one estimate per camera, in its quality
+    board_d = {**asdict(board), "squares": list(board.squares)}
+    return RigCalibration(cameras={c: r.cameras[c] for c, r in one.items()}, quality=quality, camera_quality=cam_q,
+                          reference="", board=board_d, extrinsics=False)
 
 
 def _intrinsics(dets: list[BoardDetection], board: BoardSpec, options: CalibrationOptions, camera: str):
@@ -312,6 +339,12 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
     for c in cams:
         K, dist, T = ba.cameras[c]
         model, size = intr[c][2], intr[c][3]
+        if not all(np.all(np.isfinite(a)) for a in (K, dist, T)):
+            raise CalibrationError(  # never written: a NaN in calibration.json would fail every later stage
+                f"calibration of camera {c!r} diverged to non-finite parameters (NaN or infinity); "
+                "no calibration was written",
+                hint=f"capture {Q.MIN_VIEWS}+ sharp views with camera {c!r} showing most of the board, tilted "
+                     "20-45 degrees and spread over the image; check the board spec in the rig file")
         models[c] = CameraModel(name=c, K=K, dist=dist, R=T[:3, :3], t=T[:3, 3], image_size=size, model=model)
         sel = ba.obs_camera == c
         inl = ba.inliers[sel]
@@ -348,6 +381,9 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
              **({"test": ba.board_test} if ba.board_test else {})}
     if (w := Q.board_shape_warning(shape)) is not None:
         warnings.append(w)
+    if ba.board_test and ba.board_test.get("held_rigid"):
+        warnings.append(f"the board's shape was held rigid: {ba.board_test['held_rigid']}; capture more views "
+                        f"({Q.MIN_VIEWS}+ per camera, tilted, at several distances), or pass --board-shape rigid")
     for w in warnings:
         log.warning("%s", w)
     quality = {"rms_px": ba.rms, "views": len(ba.boards), "corners": int(ba.inliers.sum()),
@@ -371,13 +407,22 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
     progress = progress or NullProgress()
     board = board or session.rig.board
     cameras = list(cameras or session.rig.camera_names)
+    missing = [c for c in cameras if not (session.camera_dir(c, kind="calib") / "frames.csv").exists()]
+    if missing:
+        files = ", ".join(f"calib/{c}/frames.csv" for c in missing)
+        raise CalibrationError(
+            f"{files} {'is' if len(missing) == 1 else 'are'} missing in {session.root}",
+            hint=f"import {Q.MIN_VIEWS}+ board photos per camera with `capture import {session.root} "
+                 + " ".join(f"{c}=PHOTOS" for c in missing) + "` (PHOTOS: a folder, or a quoted glob such as "
+                 "'photos/left*.jpg'; same number in the file name = same instant)")
     records = {c: [r for r in session.frames(c, kind="calib") if r.status == "ok" and r.file][::step] for c in cameras}
     empty = [c for c, r in records.items() if not r]
     if empty:
         raise CalibrationError(
-            f"camera(s) {', '.join(repr(c) for c in empty)} have no calibration images in "
-            f"{session.root / 'calib'}", hint=f"record {Q.MIN_VIEWS}+ views of the board with every camera "
-                                              "(`capture calibrate`), into calib/<camera>/ with a frames.csv")
+            f"camera(s) {', '.join(repr(c) for c in empty)} have no calibration images: their "
+            f"calib/<camera>/frames.csv in {session.root} lists none",
+            hint=f"add {Q.MIN_VIEWS}+ board photos per camera with `capture import {session.root} --append "
+                 + " ".join(f"{c}=PHOTOS" for c in empty) + "`")
     out: dict[str, list[BoardDetection]] = {}
     with progress.task("detect board", total=sum(len(r) for r in records.values())) as task:
         for c in cameras:
@@ -388,9 +433,18 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
                 if d is not None:
                     dets.append(d)
                 task.advance()
+            rig_file = str(session.rig.source) if session.rig.source else None
             if not dets:
                 sample = [session.read_image(c, r, kind="calib") for r in records[c][:5]]
-                raise diagnose_no_board(sample, board, c)
+                raise diagnose_no_board(sample, board, c, rig_file)
+            if board.kind == "chessboard" and not out:
+                # a chessboard detector finds a pattern smaller than the print inside it: squares given as inner
+                # corners would "succeed" here and fail later with a meaningless error. Two images of the first
+                # camera settle it (the board is the rig's, shared by every camera).
+                found = [session.read_image(c, r, kind="calib") for r in records[c]
+                         if any(d.view == r.index for d in dets[:2])]
+                if (msg := inner_corner_mistake(found[:2], board)) is not None:
+                    raise CalibrationError(f"camera {c!r}: {msg}", hint=board_spec_hint(rig_file))
             log.info("camera %s: board found in %d of %d calibration images", c, len(dets), len(records[c]))
             out[c] = dets
     return out
@@ -398,7 +452,8 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
 
 def calibrate_session(session, options: CalibrationOptions | None = None, progress: Progress | None = None,
                       step: int = 1, intrinsics: Mapping[str, CameraModel] | None = None) -> RigCalibration:
-    """Detect, calibrate and return the rig calibration of a session (does not write it).
+    """Detect, calibrate and return the rig calibration of a session (does not write it; with
+    ``options.intrinsics_only`` every camera on its own).
 
     ``intrinsics``: cameras whose intrinsics were calibrated elsewhere (see :func:`calibrate_rig`)."""
     rig = session.rig

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from ..camera import CameraModel
-from ..errors import CalibrationError
+from ..errors import CalibrationError, ConfigError
 
 
 def _rotation(v, where: str) -> np.ndarray:
@@ -30,6 +30,9 @@ def _rotation(v, where: str) -> np.ndarray:
     if a.shape == (3,):
         import cv2
 
+        if not np.all(np.isfinite(a)):
+            raise CalibrationError(f"{where}: rotation has non-finite values (NaN or infinity): {a.tolist()}",
+                                   hint="fix or re-export the camera file; it is not used")
         return cv2.Rodrigues(a)[0]
     raise CalibrationError(f"{where}: rotation must be a Rodrigues vector (3) or a 3x3 matrix, got shape {a.shape}")
 
@@ -64,8 +67,15 @@ def read_camera_toml(path: str | Path, translation_scale: float = 1.0) -> dict[s
             tvec = np.asarray(t.get("translation", np.zeros(3)), np.float64).ravel() * translation_scale
         except KeyError as exc:
             raise CalibrationError(f"{where}: missing key {exc.args[0]!r}") from exc
+        except (TypeError, ValueError) as exc:
+            raise CalibrationError(f"{where}: size, matrix, distortions, rotation and translation must be numbers: "
+                                   f"{exc}", hint="fix or re-export the camera file; it is not used") from exc
         model: Literal["pinhole", "fisheye"] = "fisheye" if t.get("fisheye", False) else "pinhole"
-        out[name] = CameraModel(name=name, K=K, dist=dist, R=R, t=tvec, image_size=size, model=model)
+        try:
+            out[name] = CameraModel(name=name, K=K, dist=dist, R=R, t=tvec, image_size=size, model=model)
+        except ConfigError as exc:  # NaN/inf (TOML has nan and inf), a non-rotation, a wrong coefficient count
+            raise CalibrationError(f"{where}: {exc.message}",
+                                   hint="fix or re-export the camera file; it is not used") from exc
     return out
 
 

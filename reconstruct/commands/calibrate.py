@@ -16,13 +16,18 @@ examples:
   reconstruct calibrate session/ --export cams.toml    also write an anipose camera file (--style caliscope)
   reconstruct calibrate session/ --intrinsics camera_array.toml
                                                        intrinsics calibrated elsewhere, solve the extrinsics
+  reconstruct calibrate session/ --intrinsics-only     each camera's lens on its own, for cameras that never saw
+                                                       the board together (the rig's geometry stays unknown)
+  reconstruct calibrate session/ --intrinsics session/calibration.json
+                                                       then, after `capture import session/ --append ...` of
+                                                       views the cameras share: the extrinsics, intrinsics fixed
   reconstruct calibrate session/ --import camera_array.toml --translation-scale 1
                                                        use cameras calibrated elsewhere (anipose/caliscope TOML)
 
 The board comes from the rig file's [board] table (ChArUco or chessboard, inverted prints included). Frames with
-the same index in calib/<camera>/frames.csv are taken as simultaneous. The command prints per-camera RMS, the
-board-corner error in mm, image coverage and parameter uncertainty, and warns when views or coverage are too
-few to trust the result (exit code 0; errors exit with 7).
+the same index in calib/<camera>/frames.csv are taken as simultaneous; `capture import` makes calib/ from board
+photos. The command prints per-camera RMS, the board-corner error in mm, image coverage and parameter
+uncertainty, and warns when views or coverage are too few to trust the result (exit code 0; errors exit with 7).
 
 Model choice (recorded in calibration.json and the QC report): tangential distortion (p1, p2) is fitted only for
 cameras whose lens shows it (a Wald test in the joint adjustment; fitting it to a lens without it doubles the
@@ -54,9 +59,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--import", dest="import_toml", type=Path, metavar="TOML",
                    help="instead of calibrating, import cameras from an anipose/caliscope TOML (names must match "
                         "the rig's cameras, or cam_0.. are mapped to the rig's cameras in order)")
-    p.add_argument("--intrinsics", type=Path, metavar="TOML",
-                   help="take intrinsics from an anipose/caliscope TOML (calibrated elsewhere) and solve the rig's "
-                        "extrinsics only (add --refine-intrinsics to let the bundle adjustment move them too)")
+    p.add_argument("--intrinsics", type=Path, metavar="FILE",
+                   help="take intrinsics from a calibration.json (e.g. of --intrinsics-only) or an anipose/caliscope "
+                        "TOML and solve the rig's extrinsics only (add --refine-intrinsics to let the bundle "
+                        "adjustment move them too)")
+    p.add_argument("--intrinsics-only", action="store_true",
+                   help="calibrate every camera on its own (no shared views needed); calibration.json then holds "
+                        "intrinsics only, and later stages refuse it until the extrinsics are solved")
     p.add_argument("--refine-intrinsics", action="store_true", help="with --intrinsics: refine them as well")
     p.add_argument("--translation-scale", type=float, default=1.0,
                    help="factor from the TOML's translation unit to metres (0.001 for millimetres)")
@@ -90,6 +99,26 @@ def _import(session, path: Path, scale: float, what: str = "cameras"):
     return RigCalibration(cameras=chosen, quality={"imported_from": str(path), "warnings": []})
 
 
+def _intrinsics_from(session, path: Path) -> dict:
+    """Camera -> model with the intrinsics of ``path``: a calibration.json (full or intrinsics-only) or a TOML."""
+    from ..calibration.result import RigCalibration
+    from ..errors import CalibrationError
+
+    if path.suffix.lower() != ".json":
+        return dict(_import(session, path, 1.0, "intrinsics").cameras)
+    cal = RigCalibration.from_dict(session.read_calibration(path), str(path), require_extrinsics=False)
+    missing = [c for c in session.rig.camera_names if c not in cal.cameras]
+    if missing:
+        raise CalibrationError(f"{path} has no intrinsics for camera(s) {', '.join(missing)}",
+                               hint="calibrate those cameras too (`reconstruct calibrate <session> --intrinsics-only`)")
+    for c in session.rig.camera_names:
+        want, got = tuple(session.rig.camera(c).resolution), tuple(cal.cameras[c].image_size)
+        if got != want:
+            raise CalibrationError(f"camera {c!r}: {path} says {got} pixels, the rig says {want}",
+                                   hint="use intrinsics calibrated at the resolution the camera records with")
+    return {c: cal.cameras[c] for c in session.rig.camera_names}
+
+
 def run(args: argparse.Namespace, host) -> int:
     from ..calibration.rig_solve import CalibrationOptions, calibrate_session
     from ..calibration.toml_io import write_camera_toml
@@ -99,6 +128,9 @@ def run(args: argparse.Namespace, host) -> int:
 
     if args.step < 1:
         raise ConfigError(f"--step {args.step}: must be at least 1")
+    if args.intrinsics_only and (args.intrinsics or args.import_toml):
+        raise ConfigError("--intrinsics-only calibrates the intrinsics; it cannot be combined with --intrinsics or "
+                          "--import")
     session = Session.open(args.session)
     if args.import_toml:
         cal = _import(session, args.import_toml, args.translation_scale)
@@ -108,10 +140,11 @@ def run(args: argparse.Namespace, host) -> int:
                                   refine_board={"auto": None, "estimate": True, "rigid": False}[args.board_shape],
                                   fix_k3=args.fix_k3, rational=args.rational,
                                   refine_intrinsics=not args.no_refine_intrinsics,
-                                  reference=args.reference or session.rig.hero.name)
+                                  reference=args.reference or session.rig.hero.name,
+                                  intrinsics_only=args.intrinsics_only)
         intr = None
         if args.intrinsics:
-            intr = dict(_import(session, args.intrinsics, 1.0, "intrinsics").cameras)
+            intr = _intrinsics_from(session, args.intrinsics)
             from dataclasses import replace
 
             opts = replace(opts, refine_intrinsics=args.refine_intrinsics)
@@ -126,7 +159,8 @@ def run(args: argparse.Namespace, host) -> int:
             line += (f"  RMS {q['rms_px']:.3f} px  board {q['board_error_mm']:.2f} mm  views {q['views']}"
                      f"  coverage {q['coverage']:.0%}  sigma f {std.get('fx', float('nan')):.2f} px")
         c = cam.center
-        line += f"  centre ({c[0]:.3f}, {c[1]:.3f}, {c[2]:.3f}) m"
+        if cal.extrinsics:
+            line += f"  centre ({c[0]:.3f}, {c[1]:.3f}, {c[2]:.3f}) m"
         if q.get("lens_model", {}).get("tangential"):
             line += f"  tangential {q['lens_model']['tangential']}"
         print(line)
@@ -134,10 +168,16 @@ def run(args: argparse.Namespace, host) -> int:
     if shape.get("refined"):
         print(f"  board shape estimated: corners up to {shape['max_offset_mm']:.2f} mm from the nominal print "
               f"(RMS {shape['rms_offset_mm']:.2f} mm)")
+    elif shape.get("test", {}).get("held_rigid"):
+        print(f"  board shape: held rigid ({shape['test']['held_rigid']})")
     elif "test" in shape:
         print("  board shape: no deviation from the nominal print beyond noise (held rigid)")
     for w in cal.warnings:
         print(f"warning: {w}")
+    if not cal.extrinsics:
+        print("intrinsics only: the cameras' positions in the rig are not solved. Capture views the cameras see "
+              f"together, add them with `capture import {session.root} --append CAMERA=PHOTOS ...`, then run "
+              f"`reconstruct calibrate {session.root} --intrinsics {session.calibration_path}`")
     if args.export_toml:
         write_camera_toml(dict(cal.cameras), args.export_toml, style=args.style)
         print(f"wrote {args.export_toml} ({args.style})")

@@ -35,9 +35,19 @@ def test_no_board_names_camera(tmp_path, views):
 
 def test_missing_calib_folder_names_cameras(tmp_path):
     s = Session.create(tmp_path / "s", make_rig(SMALL_BOARD))
-    with pytest.raises(CalibrationError, match="'hero', 'left', 'right' have no calibration images") as e:
+    with pytest.raises(CalibrationError, match="calib/hero/frames.csv, calib/left/frames.csv, calib/right/frames.csv "
+                                               "are missing") as e:
         calibrate_session(s)
-    assert "capture calibrate" in e.value.hint
+    assert "`capture import" in e.value.hint  # the command that makes calib/ from photos (test_messages.py)
+
+
+def test_empty_frames_csv_names_cameras(tmp_path):
+    s = Session.create(tmp_path / "s", make_rig(SMALL_BOARD))
+    for cam in s.rig.camera_names:
+        s.write_frames(cam, [], kind="calib")
+    with pytest.raises(CalibrationError, match="'hero', 'left', 'right' have no calibration images: their") as e:
+        calibrate_session(s)
+    assert "`capture import" in e.value.hint and "--append" in e.value.hint
 
 
 def test_wrong_polarity_is_diagnosed(views):
@@ -63,7 +73,7 @@ def test_too_few_views():
     dets = ideal_detections(SMALL_BOARD, cams, poses, 0.2)
     with pytest.raises(CalibrationError, match="camera 'hero'.*only 2 calibration views") as e:
         calibrate_rig(dets, SMALL_BOARD)
-    assert "capture 8 or more views" in e.value.hint
+    assert "capture 8 more views" in e.value.hint
 
 
 def test_few_views_warn_with_what_to_capture():
