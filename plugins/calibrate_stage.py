@@ -83,9 +83,24 @@ class CalibrateStage:
         s = ctx.session
         calib = [s.camera_dir(c, kind="calib") / "frames.csv" for c in s.rig.camera_names]
         fp = {"calib": s.frames_digest(kind="calib"), "board": repr(s.rig.board)}
-        if not any(p.exists() for p in calib):
-            fp["imported"] = file_digest([s.calibration_path])
+        if not any(p.exists() for p in calib) or self._reusable(ctx):
+            fp["kept"] = file_digest([s.calibration_path])
         return fp
+
+    @staticmethod
+    def _reusable(ctx: StageContext) -> bool:
+        """True when session/calibration.json was made by ``reconstruct calibrate`` from these very calibration
+        images and board, and this run asks for no calibrate option of its own: the user's calibration is kept
+        (not recomputed, and not replaced by one with default settings)."""
+        s = ctx.session
+        if any(str(k).startswith("calibrate.") for k in ctx.config.options) or not s.calibration_path.exists():
+            return False
+        try:
+            src = s.read_calibration().get("source") or {}
+        except Exception:  # a damaged file is recalibrated (and its problem reported by the solve that replaces it)
+            return False
+        return (src.get("made_by") == "reconstruct calibrate" and src.get("calib") == s.frames_digest(kind="calib")
+                and src.get("board") == repr(s.rig.board))
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.calibration.rig_solve import calibrate_session
@@ -94,9 +109,11 @@ class CalibrateStage:
         s = ctx.session
         st = ctx.settings[self.name]
         has_calib = any(s.frames(c, kind="calib") for c in s.rig.camera_names)
-        if not has_calib and s.calibration_path.exists():
+        if (not has_calib and s.calibration_path.exists()) or self._reusable(ctx):
             cal = s.calibration()
-            log.info("calibrate: no calibration images; keeping the existing %s", s.calibration_path)
+            why = ("made by `reconstruct calibrate` from these calibration images" if has_calib else
+                   "no calibration images")
+            log.info("calibrate: keeping the existing %s (%s)", s.calibration_path, why)
             atomic_write_json(out / "calibration.json", cal.to_dict())
             return
         cal = calibrate_session(s, st.solver_options(s.rig.hero.name), progress=ctx.progress, step=st.step)

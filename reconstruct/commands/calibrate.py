@@ -149,7 +149,11 @@ def run(args: argparse.Namespace, host) -> int:
 
             opts = replace(opts, refine_intrinsics=args.refine_intrinsics)
         cal = calibrate_session(session, opts, progress=RichProgress(), step=args.step, intrinsics=intr)
-    session.write_calibration(cal.to_dict())
+    record = cal.to_dict()
+    if not args.import_toml:  # what `reconstruct run` checks before keeping this calibration instead of redoing it
+        record["source"] = {"made_by": "reconstruct calibrate", "calib": session.frames_digest(kind="calib"),
+                            "board": repr(session.rig.board)}
+    session.write_calibration(record)
     print(f"wrote {session.calibration_path}")
     for name, cam in cal.cameras.items():
         q = cal.camera_quality.get(name, {})

@@ -90,3 +90,37 @@ def test_calibrate_model_choice_flags(rendered_session, tmp_path, capsys):
     assert "test" in rec["quality"]["board_shape"]
     assert {c["quality"]["lens_model"]["tangential"] for c in rec["cameras"].values()} <= {"zero", "fitted"}
     assert "F-test" in calibration_html(Session.open(root).read_calibration())
+
+
+def test_run_keeps_the_calibration_reconstruct_calibrate_made(rendered_session, tmp_path, monkeypatch):
+    """`reconstruct run` right after `reconstruct calibrate` used to recalibrate (seconds), and with default
+    settings at that, replacing what the user chose; it now keeps the file when it was made from the same calibration
+    images and board and the run asks for no calibrate option of its own."""
+    import shutil
+
+    import deage_plugins.calibrate_stage as calibrate_plugin
+    import reconstruct.calibration.rig_solve as rig_solve
+    from reconstruct.engine import run_pipeline
+    from reconstruct.plugins import make_plugin_manager
+    from reconstruct.stage import RunConfig
+
+    s, _, _ = rendered_session
+    root = tmp_path / "copy"
+    shutil.copytree(s.root, root)
+    assert main(["calibrate", str(root), "--fix-aspect-ratio", "--step", "2"]) == 0
+    made = json.loads((root / "calibration.json").read_text())
+    assert made["source"]["made_by"] == "reconstruct calibrate"
+    calls = []
+    monkeypatch.setattr(rig_solve, "calibrate_session", lambda *a, **k: calls.append(1) or 1 / 0)
+    host = make_plugin_manager(load_entry_points=False, extra_plugins=[("calibrate", calibrate_plugin)])
+    run_pipeline(RunConfig(session=root), host)
+    assert calls == []  # not recalibrated
+    kept = json.loads((root / "out" / "calibrate" / "calibration.json").read_text())
+    assert kept["cameras"]["hero"]["K"] == made["cameras"]["hero"]["K"]
+    assert json.loads((root / "calibration.json").read_text()) == made  # the user's file untouched
+    # an explicit calibrate option of the run is a request to calibrate again
+    import pytest
+
+    with pytest.raises(Exception):
+        run_pipeline(RunConfig(session=root, options={"calibrate.step": "3"}), host)
+    assert calls == [1]
