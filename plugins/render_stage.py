@@ -100,7 +100,7 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
 class RenderStage:
     name = "render"
     requires: tuple[str, ...] = ("age",)
-    version = "3"  # 3: image edits carry keep and exact
+    version = "4"  # 4: render mode keeps the plate off its skin and at its holes; 3: image edits carry keep and exact
     needs_method = True
     Settings = RenderSettings
 

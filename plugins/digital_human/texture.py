@@ -96,13 +96,17 @@ def _sample(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def unwrap_still(model, raster: UVRaster, vertices: np.ndarray, cam: CameraModel, radiance: np.ndarray,
-                 renderer, shading_fn, edge_px: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+                 renderer, shading_fn, edge_px: float = 4.0, skin: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Albedo (S, S, 3) and weight (S, S) contributed by one still.
 
     Args:
         vertices: (V, 3) world vertices of the face in this still. radiance: (H, W, 3) linear RGB still.
         renderer: a renderer backend (visibility). shading_fn: (P, 3) world normals -> (P, 3) shading.
         edge_px: weights fade to 0 within this distance of the face silhouette / image border.
+        skin: (H, W) in [0, 1], how much each still pixel is this face's skin: texels of the model's skin region
+            take the still only where it shows skin (a fringe of hair, a beard or a hand over the face never bakes
+            into the albedo; the holes are filled from the neighbours).
     """
     import cv2
 
@@ -135,6 +139,11 @@ def unwrap_still(model, raster: UVRaster, vertices: np.ndarray, cam: CameraModel
     fade = np.zeros(len(X))
     fade[inside] = np.clip(dist[vi[inside], ui[inside]] / edge_px, 0, 1)
     w = np.where(visible & (cos > 0.1), cos ** 2 * fade, 0.0)
+    if skin is not None and "skin" in model.regions:
+        on_skin = np.asarray(model.regions["skin"], bool)[tri].all(axis=1)
+        s = np.zeros(len(X))
+        s[inside] = skin[vi[inside], ui[inside]]
+        w = np.where(on_skin, w * np.clip((s - 0.3) / 0.4, 0.0, 1.0), w)
     S = raster.triangle.shape[0]
     albedo = np.zeros((S, S, 3), np.float32)
     weight = np.zeros((S, S), np.float32)

@@ -78,6 +78,7 @@ def _build(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, 
     raster = uv_raster(model.uvs, model.triangle_uvs, texture_size)
     lins = [srgb_to_linear(im.astype(np.float32) / 255.0) for im in imgs]
     verts = [fit.vertices(model, i) for i in range(len(names))]
+    skins = [_still_skin(model, renderer, v, c, im) for v, c, im in zip(verts, cams, imgs)]
     albedo = None
     lighting_rms: list[float] = []
     for p in range(max(1, passes)):
@@ -91,7 +92,8 @@ def _build(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, 
             m = out.mask
             est = estimate_sh_lighting(lins[i][m], out.albedo[m], out.normals[m])
             lighting_rms.append(est.rms)
-            a, w = unwrap_still(model, raster, verts[i], cam, lins[i], renderer, est.lighting.irradiance)
+            a, w = unwrap_still(model, raster, verts[i], cam, lins[i], renderer, est.lighting.irradiance,
+                                skin=skins[i])
             albs.append(a), ws.append(w)
         merged, wsum = merge_views(albs, ws)
         albedo = np.clip(fill_holes(merged, wsum), 0.0, 1.0)
@@ -149,3 +151,16 @@ def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], compon
             return np.stack([fit_identity_to_stills(model, det.scheme, [c], [p], [q], n_identity=n_identity).identity
                              for c, p, q in zip(cams, pts, confs)])
         return fit_identity_to_stills(model, det.scheme, cams, pts, confs, n_identity=n_identity).identity
+
+
+def _still_skin(model, renderer, vertices, cam, img) -> np.ndarray:
+    """(H, W) in [0, 1]: where a still shows this face's own skin (colour learned on the fitted face's skin region;
+    :func:`reconstruct.retouch.skin.adaptive_skin`)."""
+    from reconstruct.retouch.skin import adaptive_skin
+
+    frags = renderer.rasterize(vertices, model.triangles, cam)
+    prior = frags.mask.copy()
+    skin_v = model.regions.get("skin")
+    if skin_v is not None:
+        prior[prior] = np.asarray(skin_v, bool)[model.triangles[frags.triangle[prior]]].all(axis=1)
+    return adaptive_skin(img.astype(np.float32) / 255.0, prior)

@@ -101,7 +101,7 @@ class MeshEditDrawer:
             raise RenderError(f"frame {edit.frame}: edit has {edit.vertices.shape[0]} vertices, model "
                               f"{self.model.name!r} has {self.model.n_vertices}")
         info: dict = {}
-        fit_eyes = None
+        fit_eyes = fit_frags = None
         if self.mode == "plate":
             est, fit_frags = self.estimate_lighting(plate, fit_vertices, camera, edit)
             lighting = est.lighting
@@ -114,5 +114,34 @@ class MeshEditDrawer:
         cov = out.mask if face is None else face
         eyes = self.region_mask(out.fragments, "eyes")
         exclude = eyes if fit_eyes is None or eyes is None else (eyes | fit_eyes)
-        return DrawnEdit(image=linear_to_srgb(out.image) * out.mask[..., None], coverage=cov.astype(np.float32),
-                         exclude=exclude, skin=self.region_mask(out.fragments, "skin"), info=info)
+        image = linear_to_srgb(out.image) * out.mask[..., None]
+        keep = self.plate_keeps(plate, image, out.fragments, fit_frags)
+        if keep is not None:
+            exclude = keep if exclude is None else (exclude | keep)
+            info["plate_kept_px"] = int(keep.sum())
+        return DrawnEdit(image=image, coverage=cov.astype(np.float32), exclude=exclude,
+                         skin=self.region_mask(out.fragments, "skin"), info=info)
+
+    def plate_keeps(self, plate: np.ndarray, image: np.ndarray, frags, fit_frags=None) -> np.ndarray | None:
+        """(H, W) bool: pixels where the plate must stay although the render covers them -- inside the performer's
+        fitted skin region, where the plate does not show this face's skin (a beard, a fringe of hair, a hand:
+        skin segmentation on the plate decides where the edit may go; needs the fit's fragments), and where the
+        render is a dark hole the plate does not have (nostril and mouth interiors the model opens: more than 40
+        grey levels darker than the plate and below 80)."""
+        from ..retouch.skin import adaptive_skin, luminance
+
+        import cv2
+
+        p = plate.astype(np.float32) / np.float32(255.0)
+        keep = frags.mask & (luminance(p) - luminance(image) > 40 / 255.0) & (luminance(image) < 80 / 255.0)
+        fit_skin = self.region_mask(fit_frags, "skin") if fit_frags is not None else None
+        if fit_skin is not None and fit_skin.any():
+            keep |= fit_skin & frags.mask & (adaptive_skin(p, fit_skin) < 0.2)
+        # regions, not specks: an isolated pixel kept would punch a feathered hole in the mask
+        face_px = float(np.sqrt(max(frags.mask.sum(), 1)))
+        r = max(1, int(round(0.01 * face_px)))
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        keep = cv2.morphologyEx(keep.astype(np.uint8), cv2.MORPH_OPEN, k)
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
+        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < 0.002 * face_px * face_px)
+        return (keep > 0) & ~np.isin(lab, small)

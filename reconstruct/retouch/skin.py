@@ -121,6 +121,7 @@ def adaptive_skin(image: np.ndarray, prior: np.ndarray, spread: float = 3.0) -> 
     x = lab[sel]
     med = np.median(x, axis=0)
     mad = np.median(np.abs(x - med), axis=0) * 1.4826
-    scale = np.maximum(mad * spread, np.array([12.0, 4.0, 4.0]))  # floors: L in 0..100, a/b in about -100..100
+    # floors: L in 0..100 (generous: shading across a face moves lightness far more than chroma), a/b in -100..100
+    scale = np.maximum(mad * spread, np.array([25.0, 4.0, 4.0]))
     d2 = (((lab - med) / scale) ** 2).sum(-1)
     return np.exp(-0.5 * d2).astype(np.float32)
