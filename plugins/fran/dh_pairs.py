@@ -40,21 +40,27 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _hero_for_pairs(ctx: MethodContext, young: str | Path, pairs: str):
+    """The calibrated hero camera, after checking what pairs made from the take need (a fit, young stills)."""
+    if ctx.fits is None:
+        raise MethodError(f"pairs={pairs} needs the session's fit (out/fit/fits.npz)",
+                          hint="run `reconstruct run SESSION` up to the fit stage first")
+    if not young:
+        raise MethodError(f"pairs={pairs} needs young reference stills", hint="pass --young DIR")
+    hero = ctx.session.rig.hero.name
+    cam = ctx.cameras.get(hero)
+    if cam is None:
+        raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
+    return cam
+
+
 def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: float, input_age: float,
                         target_age: float, every: int = 1, amount: float = 1.0) -> AgePairs:
     """Render (now, young) pairs of every ``every``-th valid fitted frame; see the module docstring."""
     from reconstruct.render import Mesh, get_renderer, linear_to_srgb, render_meshes
     from reconstruct.synth.scene import HeadState, key_light, posed_meshes
 
-    if ctx.fits is None:
-        raise MethodError("pairs=digital_human needs the session's fit (out/fit/fits.npz)",
-                          hint="run `reconstruct run SESSION` up to the fit stage first")
-    if not young:
-        raise MethodError("pairs=digital_human needs young reference stills", hint="pass --young DIR")
-    hero = ctx.session.rig.hero.name
-    cam = ctx.cameras.get(hero)
-    if cam is None:
-        raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
+    cam = _hero_for_pairs(ctx, young, "digital_human")
     # the young identity + albedo (cached in out/methods/digital_human/)
     dh, _ = _registered_digital_human(ctx, young, "render")
     model, tex = dh.model, dh.texture
@@ -117,15 +123,7 @@ def plate_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: floa
     with the frame's fitted iBUG-68 landmarks exactly like plate faces at inference."""
     from reconstruct.methods import frame_inputs
 
-    if ctx.fits is None:
-        raise MethodError("pairs=plate needs the session's fit (out/fit/fits.npz)",
-                          hint="run `reconstruct run SESSION` up to the fit stage first")
-    if not young:
-        raise MethodError("pairs=plate needs young reference stills", hint="pass --young DIR")
-    hero = ctx.session.rig.hero.name
-    cam = ctx.cameras.get(hero)
-    if cam is None:
-        raise MethodError(f"no calibrated hero camera {hero!r}", hint="run the calibrate stage first")
+    cam = _hero_for_pairs(ctx, young, "plate")
     dh, dctx = _registered_digital_human(ctx, young, "plate")
     valid = [int(f) for f, ok in zip(ctx.fits.frames, ctx.fits.valid) if ok][:: max(1, every)]
     imgs, skins, ages, pid = [], [], [], []
