@@ -1,6 +1,7 @@
-"""Benchmark of the multi-view 3DMM fit: throughput (frames/s) for 1 and 3 views next to a plain
-``scipy.optimize.least_squares`` baseline of the same energy measured in the same run, and the accuracy table
-(synthetic ICT scene, known cameras and parameters, 1 px landmark noise).
+"""Benchmark of the multi-view 3DMM fit: throughput (frames/s) for 1 and 3 views of the fit's solver
+(``linear="band"``) next to the solver it replaced (``linear="sparse-lu"``, the same steps) and to a plain
+``scipy.optimize.least_squares`` baseline of the same energy, all measured in the same run, and the accuracy
+table (synthetic ICT scene, known cameras and parameters, 1 px landmark noise).
 
     .venv/bin/python tools/bench_fit.py [--frames 16] [--device cpu|cuda] [--baseline-frames 8] [--threads 1]
 """
@@ -102,9 +103,13 @@ def main(argv=None) -> list[dict]:
     a.frames = a.frames or (8 if a.quick else 16)
     a.baseline_frames = a.baseline_frames or (2 if a.quick else 4)
     q = "quick; " if a.quick else ""
+    from dataclasses import replace
+
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(a.threads)
+    threadpool_limits(a.threads)
     from reconstruct.fitting.fit import fit_sequence, world_vertices
     from reconstruct.fitting.init import init_poses
     from reconstruct.fitting.landmark_basis import LandmarkBasis
@@ -120,19 +125,26 @@ def main(argv=None) -> list[dict]:
           f"expression), {a.frames} frames, 1 px noise, device {a.device}, torch threads {a.threads}")
     print(f"# face region: {int(region.sum())} vertices")
     rows = []
+    speed = {}  # (views, solver) -> frames/s, mediapipe478
     for scheme in ("mediapipe478", "ibug68"):
         obs, conf = observe(model, seq, cams, scheme, noise_px=1.0, seed=a.seed + 1)
         res = {}
         for name, sel in (("3 views", [0, 1, 2]), ("hero only", [0])):
             fit_sequence(model, scheme, [cams[i] for i in sel], obs[:2, sel], conf[:2, sel], s, a.device)  # warm-up
-            t = time.perf_counter()
-            sol = fit_sequence(model, scheme, [cams[i] for i in sel], obs[:, sel], conf[:, sel], s, a.device)
-            if a.device == "cuda":
-                torch.cuda.synchronize()
-            secs = time.perf_counter() - t
-            V = world_vertices(model, sol)
-            res[name] = (vertex_error(V, seq.vertices, region), jitter(V, region) / jitter(seq.vertices, region),
-                         a.frames / secs, sol.iterations)
+            solvers = ("band", "sparse-lu") if scheme == "mediapipe478" else ("band",)
+            for solver in solvers:
+                t = time.perf_counter()
+                sol = fit_sequence(model, scheme, [cams[i] for i in sel], obs[:, sel], conf[:, sel],
+                                   replace(s, linear=solver), a.device)
+                if a.device == "cuda":
+                    torch.cuda.synchronize()
+                secs = time.perf_counter() - t
+                if scheme == "mediapipe478":
+                    speed[(name, solver)] = a.frames / secs
+                if solver == "band":
+                    V = world_vertices(model, sol)
+                    res[name] = (vertex_error(V, seq.vertices, region),
+                                 jitter(V, region) / jitter(seq.vertices, region), a.frames / secs, sol.iterations)
         rows.append((scheme, res))
     print("\n## accuracy (mean vertex error over the face region; jitter = mean |2nd difference| fit / truth)")
     print(f"{'scheme':14s} {'views':10s} {'error mm':>9s} {'jitter x':>9s} {'frames/s':>9s} {'iters':>6s}")
@@ -140,7 +152,15 @@ def main(argv=None) -> list[dict]:
         for name, (e, j, fps, it) in res.items():
             print(f"{scheme:14s} {name:10s} {1e3 * e:9.3f} {j:9.2f} {fps:9.2f} {it:6d}")
         print(f"{scheme:14s} hero/3-view error ratio: {res['hero only'][0] / res['3 views'][0]:.1f} (must be >= 2)")
+    print(f"\n## landmark fit speed, mediapipe478, {a.frames} frames: band solver vs the sparse-LU solver it replaced "
+          "(same steps)")
     out = []
+    for name in ("3 views", "hero only"):
+        fb, fs = speed[(name, "band")], speed[(name, "sparse-lu")]
+        print(f"{name:10s} band {fb:7.2f} frames/s   sparse-lu {fs:7.2f} frames/s   {fb / fs:5.1f}x")
+        out.append({"stage": "fit", "metric": f"frames/s, {name}, band solver", "value": fb, "baseline": fs,
+                    "ratio": fb / fs, "notes": f"{q}{a.frames} frames, same run; baseline: the sparse-LU solver before "
+                                                f"(identical steps), torch threads {a.threads}"})
     for scheme, res in rows:
         e3, eh = res["3 views"][0], res["hero only"][0]
         out.append({"stage": "fit", "metric": f"vertex error mm, 3 views, {scheme}", "value": 1e3 * e3,
