@@ -32,7 +32,8 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
 
     Args:
         G: (T, C, N, 2, 3) weighted d residual / d world point. e: (T, C, N, 2) weighted residuals.
-        RL: (T, N, 3) rotated model-frame landmarks (``Rh L``). Rh: (T, 3, 3) head rotations. Jl: (T, 3, 3)
+        RL: (T, C', N, 3) rotated model-frame landmarks (``Rh L``), C' = 1 (shared by the cameras) or C (per
+            camera: a view-dependent detector bias). Rh: (T, 3, 3) head rotations. Jl: (T, 3, 3)
             SO(3) left Jacobians of the rotation parameters.
         A: (N, 3, Ki) identity basis. B: (N, 3, Ke) expression basis (at the landmarks, model frame).
         with_identity: also return the identity blocks. pose_only: skip the expression blocks (zeros).
@@ -42,18 +43,28 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
     T, C, N = G.shape[:3]
     Ke, Ki = B.shape[2], A.shape[2]
     P = 6 + Ke
-    Gc = G.permute(0, 2, 1, 3, 4).reshape(T, N, C * 2, 3)  # the cameras' rows of each landmark stacked
-    Q = Gc.transpose(-1, -2) @ Gc  # (T, N, 3, 3) world metric of each landmark
-    q = (Gc.transpose(-1, -2) @ e.permute(0, 2, 1, 3).reshape(T, N, C * 2, 1))[..., 0]  # (T, N, 3)
-    # pose Jacobian of the world point: [d X / d rot, d X / d trans] = [-[RL]x Jl, I]  (T, N, 3, 6);
+    eye = torch.eye(3, dtype=G.dtype, device=G.device)
+    if RL.shape[1] == 1:  # one landmark point for all cameras: fold the cameras first
+        Gc = G.permute(0, 2, 1, 3, 4).reshape(T, N, C * 2, 3)  # the cameras' rows of each landmark stacked
+        Q = Gc.transpose(-1, -2) @ Gc  # (T, N, 3, 3) world metric of each landmark
+        q = (Gc.transpose(-1, -2) @ e.permute(0, 2, 1, 3).reshape(T, N, C * 2, 1))[..., 0]  # (T, N, 3)
+        Qc, qc = Q[:, None], q[:, None]
+    else:  # per-camera points (a view-dependent detector bias): the pose blocks per camera
+        Qc = G.transpose(-1, -2) @ G  # (T, C, N, 3, 3)
+        qc = (G.transpose(-1, -2) @ e[..., None])[..., 0]  # (T, C, N, 3)
+        Q, q = Qc.sum(1), qc.sum(1)
+    # pose Jacobian of the world point: [d X / d rot, d X / d trans] = [-[RL]x Jl, I]  (T, C', N, 3, 6);
     # column j of [RL]x Jl is RL x Jl[:, j]
-    rot = -torch.linalg.cross(RL[..., :, None].expand(T, N, 3, 3), Jl[:, None].expand(T, N, 3, 3), dim=-2)
-    Kp = torch.cat([rot, torch.eye(3, dtype=G.dtype, device=G.device).expand(T, N, 3, 3)], -1)
-    KQ = Kp.transpose(-1, -2) @ Q  # (T, N, 6, 3)
+    C1 = RL.shape[1]
+    rot = -torch.linalg.cross(RL[..., :, None].expand(T, C1, N, 3, 3), Jl[:, None, None].expand(T, C1, N, 3, 3),
+                              dim=-2)
+    Kp = torch.cat([rot, eye.expand(T, C1, N, 3, 3)], -1)
+    KQc = Kp.transpose(-1, -2) @ Qc  # (T, C', N, 6, 3)
+    KQ = KQc.sum(1)  # (T, N, 6, 3)
     Htt = torch.zeros((T, P, P), dtype=G.dtype, device=G.device)
     gt = torch.zeros((T, P), dtype=G.dtype, device=G.device)
-    Htt[:, :6, :6] = (KQ @ Kp).sum(1)
-    gt[:, :6] = (Kp.transpose(-1, -2) @ q[..., None])[..., 0].sum(1)
+    Htt[:, :6, :6] = (KQc @ Kp).sum((1, 2))
+    gt[:, :6] = (Kp.transpose(-1, -2) @ qc[..., None])[..., 0].sum((1, 2))
     need_model = with_identity or not pose_only
     if need_model:
         RhT = Rh.transpose(1, 2)[:, None]  # (T, 1, 3, 3)

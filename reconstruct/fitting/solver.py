@@ -155,10 +155,12 @@ class _Problem:
         self.Ki = basis.A.shape[2] if s.n_identity is None else min(s.n_identity, basis.A.shape[2])
         self.Ke = basis.B.shape[2] if s.n_expression is None else min(s.n_expression, basis.B.shape[2])
         self.A = basis.A[..., : self.Ki].contiguous()
+
         self.B = basis.B[..., : self.Ke].contiguous()
         self.T = obs.shape[0]
         self.P = 6 + self.Ke
         self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
+        self.view_off = None  # per camera view-bias offsets (update_view)
         finite = torch.isfinite(obs).all(-1)
         self.base_w = torch.where(finite, conf, torch.zeros_like(conf)) * basis.weight  # (T, C, N)
         self.obs0 = torch.where(finite[..., None], obs, torch.zeros_like(obs))
@@ -169,6 +171,12 @@ class _Problem:
             D = sp.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(self.T - 2, self.T))
             self.S0 = sp.kron(D, sp.diags(1.0 / sm)).tocsr()  # (T-2)P x TP, unweighted
             self.set_smooth_weights(None)
+
+    def identity_prior(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Hessian (Ki, Ki), gradient (Ki,) and cost of the identity's prior N(0, sigma_identity) per mode."""
+        s = self.s
+        H = torch.eye(self.Ki, dtype=alpha.dtype, device=alpha.device) / s.sigma_identity**2
+        return H, alpha / s.sigma_identity**2, float((alpha**2).sum()) / s.sigma_identity**2
 
     def set_smooth_weights(self, x: dict | None) -> None:
         """IRLS weights of the smoothing rows (Huber at ``smooth_robust`` standard deviations) at ``x``; None or a
@@ -183,17 +191,33 @@ class _Problem:
         self.S = (sp.diags(np.sqrt(w)) @ self.S0).tocsr()
         self.StS = (self.S.T @ self.S).tocsr()
 
+    def update_view(self, x: dict) -> None:
+        """Per camera offsets of the detector bias's view term at the current head poses (held for an iteration,
+        like the visibility): ``view_off`` (T, C, N, 3) model frame, or None without a view term."""
+        if self.b.view is None:
+            return
+        from ..face.detector_bias import view_features
+
+        Rh = rodrigues(x["rot"])[0] @ self.R_ref
+        d = self.cams.centers[None] - x["trans"][:, None]  # (T, C, 3) world, face to camera
+        v = torch.einsum("tji,tcj->tci", Rh, d) - self.b.view_centre
+        v = v / torch.linalg.norm(v, dim=-1, keepdim=True)
+        self.view_off = torch.einsum("ndf,tcf->tcnd", self.b.view, view_features(v))
+
     # model evaluation
     def world_points(self, alpha, beta, rot, trans):
+        """Model-frame landmarks L (T, C', N, 3) (C' = C with a per-camera view bias, else 1), their rotation
+        RL = Rh L, world points RL + trans, head rotations Rh (T, 3, 3) and left Jacobians Jl (T, 3, 3)."""
         L = self.b.mean + (self.A @ alpha)[None] + (self.B @ beta.T).permute(2, 0, 1)  # (T, N, 3)
+        L = L[:, None] if self.view_off is None else L[:, None] + self.view_off
         Rd, Jl = rodrigues(rot)  # rot is relative to R_ref (no wrap-around near pi; smoothing stays linear)
         Rh = Rd @ self.R_ref
-        RL = L @ Rh.transpose(1, 2)
-        return L, RL, RL + trans[:, None], Rh, Jl
+        RL = L @ Rh.transpose(1, 2)[:, None]
+        return L, RL, RL + trans[:, None, None], Rh, Jl
 
     def residuals(self, alpha, beta, rot, trans, jac: bool):
         L, RL, Xw, Rh, Jl = self.world_points(alpha, beta, rot, trans)
-        Xc = Xw[:, None] @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
+        Xc = Xw @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
         if not jac:
             from .projection import project_camera_frame
             return project_camera_frame(Xc, self.cams) - self.obs0, Xw, Rh, None
@@ -202,7 +226,7 @@ class _Problem:
 
     def visibility(self, Xw, Rh):
         n = torch.einsum("tij,nj->tni", Rh, self.b.normals)  # (T, N, 3)
-        d = self.cams.centers[None, :, None] - Xw[:, None]  # (T, C, N, 3)
+        d = self.cams.centers[None, :, None] - Xw  # (T, C, N, 3)
         cos = (n[:, None] * d).sum(-1) / torch.linalg.norm(d, dim=-1).clamp_min(1e-9)
         return (cos > self.s.visibility_cos).to(Xw.dtype)
 
@@ -222,7 +246,7 @@ class _Problem:
 
     def _prior_cost(self, x) -> float:
         s = self.s
-        e = float((x["alpha"] ** 2).sum()) / s.sigma_identity**2 + float((x["beta"] ** 2).sum()) / s.sigma_expression**2
+        e = self.identity_prior(x["alpha"])[2] + float((x["beta"] ** 2).sum()) / s.sigma_expression**2
         if self.smooth:
             th = self.theta(x)
             e += float(((self.S @ th) ** 2).sum())
@@ -237,7 +261,7 @@ class _Problem:
         r, Xw, Rh, (Jp, RL, Rh, Jl) = self.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=True)
         sw = torch.sqrt(w)[..., None, None] / s.sigma_px  # (T, C, N, 1, 1)
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
-        J_rot = -G @ (_skew(RL) @ Jl[:, None])[:, None]  # (T, C, N, 2, 3)
+        J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
         J_beta = GR @ self.B  # (T, C, N, 2, Ke)
         e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
@@ -256,8 +280,8 @@ class _Problem:
         ga = A.T @ z
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
-        Haa = Haa + torch.eye(Ki, dtype=Haa.dtype, device=Haa.device) / s.sigma_identity**2
-        ga = ga + x["alpha"] / s.sigma_identity**2
+        Hp, gp, _ = self.identity_prior(x["alpha"])
+        Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
 
     def reduced_normal_equations(self, x: dict, w: torch.Tensor, free_identity: bool, pose_only: bool):
@@ -277,8 +301,8 @@ class _Problem:
         if not free_identity:
             return Htt, gt, None, None, None
         Hta, Haa, ga = out[2:]
-        Haa = Haa + torch.eye(self.Ki, dtype=Haa.dtype, device=Haa.device) / s.sigma_identity**2
-        ga = ga + x["alpha"] / s.sigma_identity**2
+        Hp, gp, _ = self.identity_prior(x["alpha"])
+        Haa, ga = Haa + Hp, ga + gp
         return Htt, gt, Hta, Haa, ga
 
     def band_solver(self, x: dict, w: torch.Tensor, free_identity: bool, pose_only: bool):
@@ -358,6 +382,7 @@ def fit_landmarks(basis: LandmarkBasis, cams: CameraStack, obs: np.ndarray, conf
             mu = DAMPING.initial
         free_id = s.fit_identity and not pose_only
         with torch.no_grad():
+            prob.update_view(x)
             r, Xw, Rh, _ = prob.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=False)
             w = prob.base_w * prob.visibility(Xw, Rh) * prob.robust(r)
         if not pose_only:
