@@ -40,7 +40,8 @@ class FitStageSettings:
     loss: Literal["huber", "geman-mcclure", "l2"] | None = option(None, "robust loss on landmark residuals")
     robust_px: float | None = option(None, "robust loss scale, pixels")
     sigma_px: float | None = option(None, "landmark noise, pixels")
-    smooth: float | None = option(None, "multiplier of the temporal smoothing strength (0 disables it)")
+    smooth: float | None = option(None, "multiplier of the temporal smoothing strength (0 disables it; default 1, "
+                                        "2 with a detector bias)")
     iterations: int | None = option(None, "Levenberg-Marquardt iterations")
     meshes: bool = option(True, "write a world-frame mesh per frame (meshes/<frame>.ply)")
     chunk: int = option(120, "frames per sequence solve (a longer take is solved in overlapping chunks)")
@@ -65,21 +66,16 @@ class FitStageSettings:
             raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations and fit.threads "
                              "at least 1")
 
-    def solver(self):
-        """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for."""
-        from reconstruct.fitting.solver import FitSettings
+    def solver(self, biased: bool = False):
+        """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for; ``biased``: the fit uses a detector
+        bias (the default smoothing is then ``BIAS_SMOOTH`` x stronger)."""
+        from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
 
-        s = FitSettings()
         kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust")
               if getattr(self, k) is not None}
-        if self.smooth is not None:
-            m = self.smooth
-            if m <= 0:
-                kw["smooth_rotation"] = 0.0
-            else:  # larger multiplier = stronger smoothing = smaller allowed acceleration
-                kw.update(smooth_rotation=s.smooth_rotation / m, smooth_translation=s.smooth_translation / m,
-                          smooth_expression=s.smooth_expression / m)
-        return replace(s, **kw)
+        s = replace(FitSettings(), **kw)
+        m = self.smooth if self.smooth is not None else (BIAS_SMOOTH if biased else 1.0)
+        return s if m == 1.0 else s.smoothed(m)
 
     def detector_bias(self, model, scheme: str):
         """The :class:`~reconstruct.face.detector_bias.DetectorBias` ``bias`` asks for (None: the bare
@@ -140,7 +136,7 @@ class FitStage:
                  f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()
         with limited_threads(st.threads):
-            seq, info = fit_detections(model, cams, det, st.solver(), ctx.device, ctx.progress,
+            seq, info = fit_detections(model, cams, det, st.solver(bias is not None), ctx.device, ctx.progress,
                                        chunk=st.chunk, overlap=st.overlap,
                                        executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
                                        bias=bias)

@@ -53,12 +53,13 @@ def make_session(rig_path: Path, root: Path, seed: int = 0, frames: int = 24, ex
 
 def score_session(root: Path, model, face: np.ndarray, settings=None, views: str = "all", **fit_kw) -> dict:
     """Fit a session made by :func:`make_session` and score it against its truth (the true calibration's world is
-    the truth's world). Returns a dict of figures (metres, per-frame arrays where noted)."""
+    the truth's world). Returns a dict of figures (metres, per-frame arrays where noted). ``settings`` None: the fit
+    stage's defaults (with a ``bias`` in ``fit_kw``: its stronger smoothing)."""
     from reconstruct.artifacts import Detections
     from reconstruct.artifacts.detections import FILE
     from reconstruct.fitting.pipeline import fit_detections
     from reconstruct.fitting.scoring import aligned_errors, mouth_measures, region_errors, region_jitter, regions
-    from reconstruct.fitting.solver import FitSettings
+    from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
     from reconstruct.session import Session
     from reconstruct.synth import load_truth
 
@@ -69,7 +70,9 @@ def score_session(root: Path, model, face: np.ndarray, settings=None, views: str
     if views == "hero":
         cams = {s.rig.hero.name: cams[s.rig.hero.name]}
     t0 = time.perf_counter()
-    seq, info = fit_detections(model, cams, det, settings or FitSettings(), **fit_kw)
+    if settings is None:
+        settings = FitSettings().smoothed(BIAS_SMOOTH) if fit_kw.get("bias") is not None else FitSettings()
+    seq, info = fit_detections(model, cams, det, settings, **fit_kw)
     secs = time.perf_counter() - t0
     ticks = _ticks(s, truth, seq.frames)
     masks = regions(model, face)
@@ -159,7 +162,7 @@ def main(argv=None) -> None:
 
     bias = None if a.bias == "none" else builtin_bias(model, "mediapipe478") if a.bias == "auto" else \
         load_bias(Path(a.bias))
-    r = score_session(a.root, model, face, replace(FitSettings(), **kw), views=a.views, bias=bias)
+    r = score_session(a.root, model, face, replace(FitSettings(), **kw) if kw else None, views=a.views, bias=bias)
     print(report(r))
 
 

@@ -117,3 +117,18 @@ def test_fit_with_the_bias_undoes_it(ict_model, bias, face_region):
     # tolerance 0.6 mm with the bias; measured 0.28 mm (bare correspondence: 4.72 mm)
     assert errs["bias"] < 0.0006
     assert errs["bare"] > 3 * errs["bias"]
+
+
+def test_stage_smooths_more_with_a_bias():
+    """With the bias the residuals halve and auto_sigma weighs the data more: the stage's default smoothing doubles
+    (jitter of the error below the bare fit's, tests/fitting/test_extreme_fit.py); an explicit fit.smooth wins."""
+    from deage_plugins.fit_stage import FitStageSettings
+    from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
+
+    base = FitSettings()
+    assert FitStageSettings().solver(False) == base
+    s = FitStageSettings().solver(True)
+    assert BIAS_SMOOTH == 2.0 and np.isclose(s.smooth_expression, base.smooth_expression / 2)
+    assert np.isclose(s.smooth_rotation, base.smooth_rotation / 2)
+    assert FitStageSettings(smooth=1.0).solver(True) == base
+    assert FitStageSettings(smooth=0.0).solver(True).smooth_rotation == 0.0

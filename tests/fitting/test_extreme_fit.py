@@ -38,10 +38,10 @@ def scored(tmp_path_factory, ict_model, face_region):
 
 def test_detector_bias_lowers_the_vertex_error(scored):
     b, n = scored["bias"]["err"], scored["bare"]["err"]
-    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 3.10 mm, mouth 2.98 mm with the bias
-    # (bare correspondence 5.73 / 6.00 mm). Tolerances: face 3.5 mm, mouth 3.3 mm, at most 0.6x the bare fit's
-    # (measured 0.54x / 0.50x). The bars (2.0 / 2.5 mm) are not met: docs/fitting.md
-    assert b["face"] < 0.0035 and b["mouth"] < 0.0033, b
+    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 3.18 mm, mouth 3.25 mm with the bias
+    # (bare correspondence 5.73 / 6.00 mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's
+    # (measured 0.55x / 0.54x). The bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
+    assert b["face"] < 0.0035 and b["mouth"] < 0.0036, b
     assert b["face"] < 0.6 * n["face"] and b["mouth"] < 0.6 * n["mouth"]
 
 
@@ -50,13 +50,14 @@ def test_smile_lip_corners_within_ten_percent(scored):
     smile = r["segment"] == r["segments"].index("smile")
     t, f = r["mouth_truth"][smile, 1], r["mouth_fit"][smile, 1]
     rel = np.abs(f - t) / t
-    # the bar: 10 % on every frame; measured max 0.06 (bare correspondence: 0.14)
+    # the bar: 10 % on every frame; measured max 0.08 (bare correspondence: 0.14)
     assert rel.max() <= 0.10, rel
 
 
 def test_jitter_of_the_error_not_worse(scored):
     b, n = scored["bias"]["jitter_error"], scored["bare"]["jitter_error"]
-    # second differences of (fit - truth), per region; tolerance 1.25x the bare fit's; measured face
-    # 1.21 / 1.20, mouth 1.92 / 2.14, eyes 0.85 / 0.70 mm/frame^2 (bias / bare: the eyes 1.21x)
+    # second differences of (fit - truth), per region; the bar: no worse than the bare fit's (today's);
+    # measured face 1.09 / 1.20, mouth 2.05 / 2.14, eyes 0.60 / 0.70 mm/frame^2 (bias / bare; with the bare fit's
+    # smoothing the bias gave 1.21 / 1.92 / 0.85: hence its 2x smoothing)
     for k in ("face", "mouth", "eyes"):
-        assert b[k] <= 1.25 * n[k], (k, b[k], n[k])
+        assert b[k] <= n[k], (k, b[k], n[k])

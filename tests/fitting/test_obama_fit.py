@@ -71,9 +71,10 @@ def test_mouth_and_eye_residuals(runs):
     lm = runs["default"][0]["landmarks"]["hero"]
     bare = runs["bare"][0]["landmarks"]["hero"]
     mouth, eyes = lm["mouth"]["iod_percent"], lm["eyes"]["iod_percent"]
-    # measured (40 frames) mouth 1.90 %, eyes 2.11 % of the IOD with the detector bias; bare correspondence
-    # 3.08 / 3.34 %. The bar is 1.5 % on average (not met: docs/fitting.md). Tolerances 2.3 / 2.5 %
-    assert mouth < 2.3 and eyes < 2.5, lm
+    # measured (40 frames) mouth 2.10 %, eyes 2.38 % of the IOD with the detector bias (and its 2x smoothing; 1.90 /
+    # 2.11 % without that); bare correspondence 3.08 / 3.34 %. The bar is 1.5 % on average (not met:
+    # docs/fitting.md). Tolerances 2.4 / 2.7 %
+    assert mouth < 2.4 and eyes < 2.7, lm
     assert mouth < 0.8 * bare["mouth"]["iod_percent"] and eyes < 0.8 * bare["eyes"]["iod_percent"]
 
 
@@ -85,7 +86,7 @@ def test_no_stiff_expression_flags(runs):
 def test_gaze_within_a_plausible_range(runs):
     g = runs["default"][0]["gaze"]
     yaw, pitch = np.ptp(g["yaw_deg"]), np.ptp(g["pitch_deg"])
-    # a speaker reading to camera: measured ranges yaw 6.4, pitch 7.3 deg with the gaze prior (bare fit, per frame,
+    # a speaker reading to camera: measured ranges yaw 6.1, pitch 5.6 deg with the gaze prior (bare fit, per frame,
     # no prior: 21.5 / 20.5 deg); tolerance 12 deg each
     assert yaw < 12 and pitch < 12, g
     assert max(abs(v) for v in g["yaw_deg"] + g["pitch_deg"]) < 30
