@@ -141,6 +141,8 @@ class FitStage:
                                        executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
                                        bias=bias)
         fit_seconds = time.perf_counter() - t0
+        if bias is not None:  # the bias the fit used (one camera: without its identity term)
+            bias = bias.for_views(len(info.cameras_used))
         if st.photometric:
             seq = _refine_photometric(ctx, model, cams, seq, det, st, bias)
         if st.gaze:

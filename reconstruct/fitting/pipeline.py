@@ -77,7 +77,8 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
     (``ctx.executor``: ``--jobs N`` processes or Ray tasks); None solves them one after the other. Neighbouring
     chunks share ``overlap`` frames on each side of their border and are cross-faded there, so the temporal
     smoothing does not restart with a jump at every chunk border. ``bias``: the detector's learned placement
-    (:class:`reconstruct.face.detector_bias.DetectorBias`) or None.
+    (:class:`reconstruct.face.detector_bias.DetectorBias`) or None; a fit through one camera uses
+    ``bias.for_views(1)``.
     """
     progress = progress or NullProgress()
     model = ensure_scheme(model, det.scheme)
@@ -90,6 +91,8 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         raise FitError(f"none of the cameras with landmarks ({', '.join(names)}) is calibrated",
                        hint="run the calibrate stage, or import a calibration with `reconstruct calibrate --import`")
     cams = [cameras[names[k]] for k in keep]
+    if bias is not None:
+        bias = bias.for_views(len(cams))
     obs = det.points[:, keep].astype(np.float64)
     conf = det.confidence[:, keep].astype(np.float64)
     frames = det.frames

@@ -132,3 +132,10 @@ def test_stage_smooths_more_with_a_bias():
     assert np.isclose(s.smooth_rotation, base.smooth_rotation / 2)
     assert FitStageSettings(smooth=1.0).solver(True) == base
     assert FitStageSettings(smooth=0.0).solver(True).smooth_rotation == 0.0
+
+
+def test_one_view_leaves_out_the_identity_term(bias):
+    one = bias.for_views(1)
+    assert bias.for_views(3) is bias
+    assert not one.identity.any() and np.array_equal(one.offset, bias.offset)
+    assert np.array_equal(one.expression, bias.expression) and np.array_equal(one.view, bias.view)

@@ -61,7 +61,7 @@ def runs(shared_data, tmp_path_factory, ict_model):
     for name, opts in (("bare", {"fit.bias": "none", "fit.gaze_prior": "false"}), ("default", {})):
         run_pipeline(RunConfig(session=root, options=opts, from_stage="fit" if out else None), pm)
         rep = json.loads((root / "out" / "fit" / "report.json").read_text())
-        bias = builtin_bias(model, "mediapipe478") if name == "default" else None
+        bias = builtin_bias(model, "mediapipe478").for_views(1) if name == "default" else None
         out[name] = (rep, _stiff_flags(root, model, bias))
         print(name, json.dumps(rep["landmarks"]), rep["gaze"], "stiff flags", list(out[name][1]))
     return out
@@ -71,22 +71,22 @@ def test_mouth_and_eye_residuals(runs):
     lm = runs["default"][0]["landmarks"]["hero"]
     bare = runs["bare"][0]["landmarks"]["hero"]
     mouth, eyes = lm["mouth"]["iod_percent"], lm["eyes"]["iod_percent"]
-    # measured (40 frames) mouth 2.10 %, eyes 2.38 % of the IOD with the detector bias (and its 2x smoothing; 1.90 /
-    # 2.11 % without that); bare correspondence 3.08 / 3.34 %. The bar is 1.5 % on average (not met:
-    # docs/fitting.md). Tolerances 2.4 / 2.7 %
+    # measured (40 frames) mouth 2.14 %, eyes 2.47 % of the IOD with the detector bias (one view: without its
+    # identity term; its 2x smoothing); bare correspondence 3.08 / 3.34 %. The bar is 1.5 % on average (not
+    # met: docs/fitting.md). Tolerances 2.4 / 2.7 %
     assert mouth < 2.4 and eyes < 2.7, lm
     assert mouth < 0.8 * bare["mouth"]["iod_percent"] and eyes < 0.8 * bare["eyes"]["iod_percent"]
 
 
 def test_no_stiff_expression_flags(runs):
-    # measured 0 flagged frames of 40 with the bias (bare correspondence: 9); tolerance 1
+    # measured 1 flagged frame of 40 with the bias (bare correspondence: 9); tolerance 1
     assert len(runs["default"][1]) <= 1
 
 
 def test_gaze_within_a_plausible_range(runs):
     g = runs["default"][0]["gaze"]
     yaw, pitch = np.ptp(g["yaw_deg"]), np.ptp(g["pitch_deg"])
-    # a speaker reading to camera: measured ranges yaw 6.1, pitch 5.6 deg with the gaze prior (bare fit, per frame,
+    # a speaker reading to camera: measured ranges yaw 8.2, pitch 6.9 deg with the gaze prior (bare fit, per frame,
     # no prior: 21.5 / 20.5 deg); tolerance 12 deg each
     assert yaw < 12 and pitch < 12, g
     assert max(abs(v) for v in g["yaw_deg"] + g["pitch_deg"]) < 30
