@@ -139,3 +139,15 @@ def test_one_view_leaves_out_the_identity_term(bias):
     assert bias.for_views(3) is bias
     assert not one.identity.any() and np.array_equal(one.offset, bias.offset)
     assert np.array_equal(one.expression, bias.expression) and np.array_equal(one.view, bias.view)
+
+
+def test_stage_bias_option(ict_model, tmp_path):
+    """fit.bias: auto -> the shipped file for ICT / MediaPipe, none -> bare, a missing file -> a clear error."""
+    from deage_plugins.fit_stage import FitStageSettings
+
+    assert FitStageSettings().detector_bias(ict_model, SCHEME) is not None
+    assert FitStageSettings(bias="none").detector_bias(ict_model, SCHEME) is None
+    assert FitStageSettings().detector_bias(ict_model, "ibug68") is None  # nothing ships for that scheme
+    with pytest.raises(FaceModelError, match="cannot read") as exc:
+        FitStageSettings(bias=str(tmp_path / "missing.npz")).detector_bias(ict_model, SCHEME)
+    assert "learn_landmark_bias" in exc.value.hint
