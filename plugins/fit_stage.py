@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -39,7 +40,8 @@ class FitStageSettings:
     loss: Literal["huber", "geman-mcclure", "l2"] | None = option(None, "robust loss on landmark residuals")
     robust_px: float | None = option(None, "robust loss scale, pixels")
     sigma_px: float | None = option(None, "landmark noise, pixels")
-    smooth: float | None = option(None, "multiplier of the temporal smoothing strength (0 disables it)")
+    smooth: float | None = option(None, "multiplier of the temporal smoothing strength (0 disables it; default 1, "
+                                        "2 with a detector bias)")
     iterations: int | None = option(None, "Levenberg-Marquardt iterations")
     meshes: bool = option(True, "write a world-frame mesh per frame (meshes/<frame>.ply)")
     chunk: int = option(120, "frames per sequence solve (a longer take is solved in overlapping chunks)")
@@ -49,26 +51,44 @@ class FitStageSettings:
     photometric_smooth: float | None = option(None, "std in frames of the temporal smoothing of the photometric "
                                                     "corrections (0: frame by frame)")
     gaze: bool = option(True, "estimate each eye's gaze from the detector's iris centres")
+    gaze_prior: bool = option(True, "regularise the take's gaze: blinks carry none, both eyes turn together, "
+                                    "fixations and saccades, small vertical range (false: per frame as measured)")
+    bias: str = option("auto", "the detector's learned landmark placement on the face model: auto (the shipped "
+                               "one for this model and detector, if any), none, or a file from "
+                               "tools/learn_landmark_bias.py")
+    smooth_robust: float | None = option(None, "robust scale of the temporal smoothing, in its standard "
+                                               "deviations (0: quadratic)")
+    threads: int = option(1, "CPU threads of the fit's linear algebra (1 is fastest on a shared machine)")
 
     def __post_init__(self) -> None:
-        if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1):
-            raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations at least 1")
+        if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
+                self.threads < 1:
+            raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations and fit.threads "
+                             "at least 1")
 
-    def solver(self):
-        """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for."""
-        from reconstruct.fitting.solver import FitSettings
+    def solver(self, biased: bool = False):
+        """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for; ``biased``: the fit uses a detector
+        bias (the default smoothing is then ``BIAS_SMOOTH`` x stronger)."""
+        from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
 
-        s = FitSettings()
-        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations")
+        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust")
               if getattr(self, k) is not None}
-        if self.smooth is not None:
-            m = self.smooth
-            if m <= 0:
-                kw["smooth_rotation"] = 0.0
-            else:  # larger multiplier = stronger smoothing = smaller allowed acceleration
-                kw.update(smooth_rotation=s.smooth_rotation / m, smooth_translation=s.smooth_translation / m,
-                          smooth_expression=s.smooth_expression / m)
-        return replace(s, **kw)
+        s = replace(FitSettings(), **kw)
+        m = self.smooth if self.smooth is not None else (BIAS_SMOOTH if biased else 1.0)
+        return s if m == 1.0 else s.smoothed(m)
+
+    def detector_bias(self, model, scheme: str):
+        """The :class:`~reconstruct.face.detector_bias.DetectorBias` ``bias`` asks for (None: the bare
+        correspondence)."""
+        from reconstruct.face.detector_bias import builtin_bias, load_bias
+
+        if self.bias == "none":
+            return None
+        if self.bias == "auto":
+            return builtin_bias(model, scheme)
+        bias = load_bias(Path(self.bias))
+        bias.check(model, scheme)
+        return bias
 
 
 def model_name(components, st: FitStageSettings) -> str:
@@ -91,7 +111,7 @@ class FitStage:
 
     name = "fit"
     requires: tuple[str, ...] = ("sync", "calibrate", "detect")
-    version = "2"  # 2: eye gaze in fits.npz
+    version = "3"  # 2: eye gaze in fits.npz; 3: detector bias, gaze prior, band solver
     Settings = FitStageSettings
 
     def fingerprint(self, ctx: StageContext):
@@ -111,21 +131,33 @@ class FitStage:
         det = Detections.load(ctx.stage_dir("detect") / DETECTIONS_FILE)
         cams = calibrated_cameras(s)
         model = ensure_scheme(ctx.components.face_model(model_name(ctx.components, st)), det.scheme)
+        bias = st.detector_bias(model, det.scheme)
+        log.info("fit: detector bias %s", "none (bare correspondence)" if bias is None else
+                 f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()
-        seq, info = fit_detections(model, cams, det, st.solver(), ctx.device, ctx.progress,
-                                   chunk=st.chunk, overlap=st.overlap,
-                                   executor=None if str(ctx.device).startswith("cuda") else ctx.executor)
+        with limited_threads(st.threads):
+            seq, info = fit_detections(model, cams, det, st.solver(bias is not None), ctx.device, ctx.progress,
+                                       chunk=st.chunk, overlap=st.overlap,
+                                       executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
+                                       bias=bias)
+        fit_seconds = time.perf_counter() - t0
+        if bias is not None:  # the bias the fit used (one camera: without its identity term)
+            bias = bias.for_views(len(info.cameras_used))
         if st.photometric:
-            seq = _refine_photometric(ctx, model, cams, seq, det, st)
+            seq = _refine_photometric(ctx, model, cams, seq, det, st, bias)
         if st.gaze:
             from reconstruct.fitting.gaze import gaze_for_sequence
+            from reconstruct.fitting.gaze_prior import GazePrior
 
-            seq = replace(seq, eye_gaze=gaze_for_sequence(model, seq, det, cams))
+            seq = replace(seq, eye_gaze=gaze_for_sequence(model, seq, det, cams,
+                                                          prior=GazePrior() if st.gaze_prior else None))
         seconds = time.perf_counter() - t0
         save_fits(seq, out / "fits.npz")
         if st.meshes:
             _write_meshes(seq, model.triangles, out / "meshes")
         report = fit_report(seq, info, model, seconds)
+        report.update(landmark_fit_seconds=fit_seconds, detector_bias=None if bias is None else bias.model,
+                      landmarks=landmark_residuals(model, det, seq, cams, bias))
         atomic_write_json(out / "report.json", report)
         try:
             _write_overlay(ctx, seq, model, cams, det, out / "overlay.png")
@@ -135,7 +167,24 @@ class FitStage:
                  seconds, report["residual_px"])
 
 
-def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: Detections, st: FitStageSettings):
+@contextmanager
+def limited_threads(n: int):
+    """BLAS/OpenMP and torch CPU threads limited to ``n`` while the block runs (restored afterwards): spinning
+    threads on a shared machine made the fit's small products up to 100x slower (docs/fitting.md)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: Detections, st: FitStageSettings,
+                        bias=None):
     """The opt-in photometric refinement of every valid frame (reads the frames each camera stored)."""
     from reconstruct.fitting.photometric import PhotoSettings, refine_sequence
 
@@ -156,7 +205,8 @@ def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: Detectio
         ps = replace(ps, temporal_sigma=st.photometric_smooth)
     region = _photometric_region(model)
     t0 = time.perf_counter()
-    out = refine_sequence(model, cams, seq, images, det, ps, ctx.device, vertices=region, progress=ctx.progress)
+    out = refine_sequence(model, cams, seq, images, det, ps, ctx.device, vertices=region, progress=ctx.progress,
+                          bias=bias)
     log.info("fit: photometric refinement of %d frames in %.1f s", int(seq.valid.sum()), time.perf_counter() - t0)
     return out
 
@@ -178,16 +228,55 @@ def _photometric_region(model):
 def fit_report(seq, info, model, seconds: float) -> dict:
     from reconstruct.fitting.synthetic import jitter
 
+    from reconstruct.fitting.scoring import region_jitter, regions
+
     region = model.regions.get("face") if model.regions else None
     v = seq.vertices[seq.valid]
     jit = jitter(v, region) if len(v) >= 3 else float("nan")
+    per_region = region_jitter(v, regions(model, region)) if region is not None else {}
     res = {c: (float(np.nanmean(seq.residual_px[:, k])) if np.isfinite(seq.residual_px[:, k]).any() else None)
            for k, c in enumerate(seq.cameras)}
     return {"model": model.name, "frames": len(seq), "valid_frames": int(seq.valid.sum()),
             "skipped_frames": list(info.skipped_frames), "cameras_used": list(info.cameras_used),
             "cameras_dropped": dict(info.cameras_dropped), "residual_px": res,
-            "jitter_mm_per_frame2": 1e3 * jit, "iterations": list(info.iterations), "seconds": seconds,
+            "jitter_mm_per_frame2": 1e3 * jit,
+            "jitter_mm_per_frame2_regions": {k: 1e3 * x for k, x in per_region.items()},
+            "iterations": list(info.iterations), "seconds": seconds,
             "frames_per_second": len(seq) / max(seconds, 1e-9), "gaze": _gaze_summary(seq)}
+
+
+def landmark_residuals(model, det: Detections, seq, cams: dict, bias=None) -> dict:
+    """Per camera: mean distance of the detected mouth / eye-lid / all landmarks to the fitted ones (as the fit saw
+    them, with its detector bias), in pixels and in % of the inter-ocular distance (between the eye-contour
+    centres), over the fitted frames; empty for a scheme without these groups."""
+    from reconstruct.fitting.fit import fitted_landmarks
+    from reconstruct.fitting.scoring import landmark_groups
+
+    groups = landmark_groups(det.scheme)
+    if groups is None or not seq.valid.any():
+        return {}
+    row = {int(f): i for i, f in enumerate(det.frames)}
+    ok = np.flatnonzero(seq.valid)
+    rows = np.array([row[int(seq.frames[i])] for i in ok])
+    out = {}
+    for c in seq.cameras:
+        world = fitted_landmarks(model, det.scheme, seq.identity, seq.expression[ok], seq.R[ok], seq.t[ok], bias,
+                                 cams[c])
+        k = det.camera_index(c)
+        P = det.points[rows, k].astype(np.float64)
+        O = cams[c].project(world.reshape(-1, 3)).reshape(world.shape[:2] + (2,))
+        iod = np.linalg.norm(np.nanmean(P[:, groups["iod_left"]], 1) - np.nanmean(P[:, groups["iod_right"]], 1),
+                             axis=-1)
+        d = np.linalg.norm(O - P, axis=-1)  # (F, N) px
+        rec = {}
+        for name in ("mouth", "eyes", "all"):
+            idx = groups[name]
+            with np.errstate(invalid="ignore"):
+                px, rel = np.nanmean(d[:, idx]), np.nanmean(d[:, idx] / iod[:, None])
+            rec[name] = {"px": None if not np.isfinite(px) else float(px),
+                         "iod_percent": None if not np.isfinite(rel) else 100 * float(rel)}
+        out[c] = rec
+    return out
 
 
 def _gaze_summary(seq) -> dict | None:

@@ -1,6 +1,7 @@
-"""Benchmark of the multi-view 3DMM fit: throughput (frames/s) for 1 and 3 views next to a plain
-``scipy.optimize.least_squares`` baseline of the same energy measured in the same run, and the accuracy table
-(synthetic ICT scene, known cameras and parameters, 1 px landmark noise).
+"""Benchmark of the multi-view 3DMM fit: throughput (frames/s) for 1 and 3 views of the fit's solver
+(``linear="band"``) next to the solver it replaced (``linear="sparse-lu"``, the same steps) and to a plain
+``scipy.optimize.least_squares`` baseline of the same energy, all measured in the same run, and the accuracy
+table (synthetic ICT scene, known cameras and parameters, 1 px landmark noise).
 
     .venv/bin/python tools/bench_fit.py [--frames 16] [--device cpu|cuda] [--baseline-frames 8] [--threads 1]
 """
@@ -33,6 +34,20 @@ def face_region(model):
     from reconstruct.face.correspondence import mediapipe_face_region
 
     return mediapipe_face_region(model, mediapipe_canonical_path())
+
+
+def biased_observations(model, seq, cams, obs, bias, noise_px: float, seed: int) -> np.ndarray:
+    """``obs`` moved to where the biased detector would mark the landmarks (``bias``, its view term per camera),
+    same visibility, Gaussian noise: the observations the fit with the detector bias is timed on."""
+    from reconstruct.fitting.fit import fitted_landmarks
+
+    rng = np.random.default_rng(seed)
+    out = obs.copy()
+    for c, cam in enumerate(cams):
+        P = fitted_landmarks(model, "mediapipe478", seq.identity, seq.expression, seq.R, seq.t, bias, cam)
+        uv = cam.project(P.reshape(-1, 3)).reshape(P.shape[:2] + (2,)) + rng.normal(0, noise_px, P.shape[:2] + (2,))
+        out[:, c] = np.where(np.isfinite(obs[:, c]), uv, np.nan)
+    return out
 
 
 def scipy_baseline(model, scheme, cams, obs, conf, settings, rv0, t0):
@@ -102,9 +117,13 @@ def main(argv=None) -> list[dict]:
     a.frames = a.frames or (8 if a.quick else 16)
     a.baseline_frames = a.baseline_frames or (2 if a.quick else 4)
     q = "quick; " if a.quick else ""
+    from dataclasses import replace
+
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(a.threads)
+    threadpool_limits(a.threads)
     from reconstruct.fitting.fit import fit_sequence, world_vertices
     from reconstruct.fitting.init import init_poses
     from reconstruct.fitting.landmark_basis import LandmarkBasis
@@ -116,31 +135,58 @@ def main(argv=None) -> list[dict]:
     cams = three_camera_rig()
     seq = make_sequence(model, frames=a.frames, seed=a.seed)
     s = FitSettings()
+    from reconstruct.face.detector_bias import builtin_bias
+
+    bias = builtin_bias(model, "mediapipe478")  # the fit stage's default; timed on landmarks it biased (+ 1 px noise)
     print(f"# bench_fit: ICT ({model.n_vertices} vertices, {model.n_identity} identity, {model.n_expression} "
           f"expression), {a.frames} frames, 1 px noise, device {a.device}, torch threads {a.threads}")
     print(f"# face region: {int(region.sum())} vertices")
     rows = []
+    speed = {}  # (views, solver) -> frames/s, mediapipe478
     for scheme in ("mediapipe478", "ibug68"):
         obs, conf = observe(model, seq, cams, scheme, noise_px=1.0, seed=a.seed + 1)
+        obs_b = biased_observations(model, seq, cams, obs, bias, 1.0, a.seed + 2) if scheme == "mediapipe478" else None
         res = {}
         for name, sel in (("3 views", [0, 1, 2]), ("hero only", [0])):
             fit_sequence(model, scheme, [cams[i] for i in sel], obs[:2, sel], conf[:2, sel], s, a.device)  # warm-up
-            t = time.perf_counter()
-            sol = fit_sequence(model, scheme, [cams[i] for i in sel], obs[:, sel], conf[:, sel], s, a.device)
-            if a.device == "cuda":
-                torch.cuda.synchronize()
-            secs = time.perf_counter() - t
-            V = world_vertices(model, sol)
-            res[name] = (vertex_error(V, seq.vertices, region), jitter(V, region) / jitter(seq.vertices, region),
-                         a.frames / secs, sol.iterations)
+            solvers = ("band", "sparse-lu", "band+bias") if scheme == "mediapipe478" else ("band",)
+            for solver in solvers:
+                o = obs_b if solver.endswith("+bias") else obs
+                t = time.perf_counter()
+                sol = fit_sequence(model, scheme, [cams[i] for i in sel], o[:, sel], conf[:, sel],
+                                   replace(s, linear=solver.split("+")[0]), a.device,
+                                   bias=bias if solver.endswith("+bias") else None)
+                if a.device == "cuda":
+                    torch.cuda.synchronize()
+                secs = time.perf_counter() - t
+                if scheme == "mediapipe478":
+                    speed[(name, solver)] = a.frames / secs
+                if solver != "sparse-lu":
+                    V = world_vertices(model, sol)
+                    key = name + (" + bias" if solver.endswith("+bias") else "")
+                    res[key] = (vertex_error(V, seq.vertices, region),
+                                 jitter(V, region) / jitter(seq.vertices, region), a.frames / secs, sol.iterations)
         rows.append((scheme, res))
     print("\n## accuracy (mean vertex error over the face region; jitter = mean |2nd difference| fit / truth)")
-    print(f"{'scheme':14s} {'views':10s} {'error mm':>9s} {'jitter x':>9s} {'frames/s':>9s} {'iters':>6s}")
+    print(f"{'scheme':14s} {'views':17s} {'error mm':>9s} {'jitter x':>9s} {'frames/s':>9s} {'iters':>6s}")
     for scheme, res in rows:
         for name, (e, j, fps, it) in res.items():
-            print(f"{scheme:14s} {name:10s} {1e3 * e:9.3f} {j:9.2f} {fps:9.2f} {it:6d}")
+            print(f"{scheme:14s} {name:17s} {1e3 * e:9.3f} {j:9.2f} {fps:9.2f} {it:6d}")
         print(f"{scheme:14s} hero/3-view error ratio: {res['hero only'][0] / res['3 views'][0]:.1f} (must be >= 2)")
+    print(f"\n## landmark fit speed, mediapipe478, {a.frames} frames: band solver vs the sparse-LU solver it replaced "
+          "(same steps)")
     out = []
+    for name in ("3 views", "hero only"):
+        fb, fs, fd = speed[(name, "band")], speed[(name, "sparse-lu")], speed[(name, "band+bias")]
+        print(f"{name:10s} band {fb:7.2f} frames/s   sparse-lu {fs:7.2f} frames/s   {fb / fs:5.1f}x   "
+              f"band + detector bias (the stage's default) {fd:7.2f} frames/s   {fd / fs:5.1f}x")
+        out.append({"stage": "fit", "metric": f"frames/s, {name}, band solver + detector bias", "value": fd,
+                    "baseline": fs, "ratio": fd / fs,
+                    "notes": f"{q}{a.frames} frames, same run; the fit stage's default (fit.bias=auto); baseline: the "
+                             f"sparse-LU solver without the bias (main's fit), torch threads {a.threads}"})
+        out.append({"stage": "fit", "metric": f"frames/s, {name}, band solver", "value": fb, "baseline": fs,
+                    "ratio": fb / fs, "notes": f"{q}{a.frames} frames, same run; baseline: the sparse-LU solver before "
+                                                f"(identical steps), torch threads {a.threads}"})
     for scheme, res in rows:
         e3, eh = res["3 views"][0], res["hero only"][0]
         out.append({"stage": "fit", "metric": f"vertex error mm, 3 views, {scheme}", "value": 1e3 * e3,

@@ -9,7 +9,9 @@ sha256 of every file (``tests/test_assets.py`` checks the sums).
   every face model gets its ``mediapipe478`` landmark correspondence;
 * ``yunet/face_detection_yunet_2023mar.onnx``: the YuNet face-box detector (MIT / Apache-2.0) for ``detect``;
 * ``opencv_haarcascades/haarcascade_frontalface_default.xml``: OpenCV's Haar frontal-face cascade (Intel BSD-style
-  licence, in the file's header), the face-box fallback.
+  licence, in the file's header), the face-box fallback;
+* ``detector_bias/ict_mediapipe478.npz``: MediaPipe's learned landmark placement on the ICT model (made by this
+  project from the ICT model, MIT), the fit's default detector bias.
 
 Read them through these functions (:mod:`importlib.resources`): the product reads no data from outside the package
 (test data beside the repository is for tests only).
@@ -63,6 +65,16 @@ def mediapipe_canonical_path() -> Path:
 def yunet_path() -> Path:
     """The YuNet face detector ONNX for ``cv2.FaceDetectorYN``."""
     return asset_path(*YUNET)
+
+
+#: (model name, landmark scheme) -> file of a shipped detector bias (reconstruct.face.detector_bias)
+DETECTOR_BIAS = {("ict", "mediapipe478"): ("detector_bias", "ict_mediapipe478.npz")}
+
+
+def detector_bias_path(model: str, scheme: str) -> Path | None:
+    """The shipped detector bias of ``scheme`` on face model ``model``, or None when none ships."""
+    key = DETECTOR_BIAS.get((model, scheme))
+    return None if key is None else asset_path(*key)
 
 
 def haar_path() -> Path:

@@ -10,6 +10,7 @@ EPILOG = """examples:
   reconstruct synth rigs/hero-2ir.toml /tmp/take2 --frames 48 --model ict --seed 3
   reconstruct synth rigs/test-small.toml /tmp/take3 --model demo --drop-rate 0.1 --jitter 0.3 --offset-ms 40
   reconstruct synth rigs/test-small.toml /tmp/take4 --young-stills 3    + young reference stills in take4/young-refs
+  reconstruct synth rigs/test-small.toml /tmp/take5 --frames 96 --expressions all --gaze-deg 15 --gaze-style saccades
 
 Writes a normal session (cams/, calib/, frames.csv) and, beside it in SESSION.truth/, the ground truth:
 cameras.json, params.npz (identity, expression, head pose per tick), vertices.npz, timeline.json.
@@ -29,6 +30,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--gaze-deg", type=float, default=0.0, metavar="DEG",
                    help="eyes look around by up to DEG degrees of yaw (0.6x in pitch) relative to the head; truth "
                         "in <session>.truth/params.npz 'gaze' (default 0: straight ahead; ICT model only)")
+    p.add_argument("--gaze-style", choices=("smooth", "saccades"), default="smooth",
+                   help="with --gaze-deg: smooth drifts (default) or fixations joined by fast 3-frame saccades")
+    p.add_argument("--expressions", default="", metavar="LIST",
+                   help="extreme expressions acted one after the other over the talking take, comma-separated from "
+                        "scream, pucker, smile, squint, smirk (one-sided smile), blink, brows, or 'all'; each gets an "
+                        "equal share of the frames (ramp in, hold, ramp out); truth: params.npz 'segment', "
+                        "meta.json 'segments' (blendshape models only)")
     p.add_argument("--calib-poses", type=int, default=30, help="ChArUco calibration poses to render (default 30; 0 = none)")
     p.add_argument("--jitter", type=float, default=0.1, help="timestamp jitter, fraction of a frame period")
     p.add_argument("--drop-rate", type=float, default=0.03, help="probability a witness frame is dropped")
@@ -56,8 +64,14 @@ def run(args: argparse.Namespace, host) -> int:
     offsets = {c: int(args.offset_ms * 1e6 * factors[i % len(factors)]) for i, c in enumerate(witnesses)}
     if args.gaze_deg < 0:
         raise ConfigError(f"--gaze-deg must be 0 or more, got {args.gaze_deg}")
+    from ..synth.expressions import parse_extremes
+
+    try:
+        extremes = parse_extremes(args.expressions) if args.expressions else ()
+    except ValueError as exc:
+        raise ConfigError(f"--expressions: {exc}") from exc
     spec = SynthSpec(frames=args.frames, seed=args.seed, model=args.model, calib_poses=args.calib_poses,
-                     gaze_deg=args.gaze_deg, timeline=TimelineSpec(offset_ns=offsets, jitter_frac=args.jitter, drop_rate=args.drop_rate))
+                     gaze_deg=args.gaze_deg, gaze_style=args.gaze_style, extremes=extremes, timeline=TimelineSpec(offset_ns=offsets, jitter_frac=args.jitter, drop_rate=args.drop_rate))
     session = generate_session(rig, args.session, spec, progress=RichProgress())
     n = {c: len(session.frames(c)) for c in rig.camera_names}
     print(f"synthetic session {args.session}: " + ", ".join(f"{c} {k} frames" for c, k in n.items()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -17,16 +17,21 @@ from .landmark_basis import LandmarkBasis
 from .projection import CameraStack
 from .solver import FitSettings, FitSolution, fit_landmarks
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..face.detector_bias import DetectorBias
+
 log = logging.getLogger(__name__)
 
 
 def fit_sequence(model: FaceModel, scheme: str, cams: Sequence[CameraModel], obs: np.ndarray, conf: np.ndarray,
                  settings: FitSettings = FitSettings(), device: str = "cpu",
-                 identity: np.ndarray | None = None) -> FitSolution:
+                 identity: np.ndarray | None = None, bias: "DetectorBias | None" = None) -> FitSolution:
     """Fit ``model`` to landmarks ``obs`` (T, C, N, 2) pixels with confidences ``conf`` (T, C, N).
 
     Frames where no camera has landmarks must be removed by the caller (see the fit stage), they are not
     interpolated here. ``identity`` fixes (with ``settings.fit_identity=False``) or initialises the identity.
+    ``bias``: the detector's learned placement on the model (:mod:`reconstruct.face.detector_bias`), None: the
+    bare correspondence.
     """
     obs = np.asarray(obs, np.float64)
     conf = np.asarray(conf, np.float64)
@@ -35,7 +40,7 @@ def fit_sequence(model: FaceModel, scheme: str, cams: Sequence[CameraModel], obs
                        "and (T, C, N)")
     if obs.shape[1] != len(cams):
         raise FitError(f"landmarks are given for {obs.shape[1]} cameras but {len(cams)} cameras were passed")
-    basis = LandmarkBasis.from_model(model, scheme, device=device)
+    basis = LandmarkBasis.from_model(model, scheme, device=device, bias=bias)
     if obs.shape[2] != basis.n:
         raise FitError(f"{obs.shape[2]} landmarks per view, but the model's {scheme!r} map has {basis.n}",
                        hint="the detector's scheme must match a landmark map of the face model")
@@ -71,4 +76,23 @@ def world_vertices(model: FaceModel, sol: FitSolution) -> np.ndarray:
     for f in range(len(sol.t)):
         v = base + np.tensordot(sol.expression[f], model.expression_basis[:ke], axes=1)
         out[f] = v @ sol.R[f].T + sol.t[f]
+    return out
+
+
+def fitted_landmarks(model: FaceModel, scheme: str, identity: np.ndarray, expression: np.ndarray, R: np.ndarray,
+                     t: np.ndarray, bias: "DetectorBias | None" = None,
+                     camera: CameraModel | None = None) -> np.ndarray:
+    """(T, N, 3) world landmark points of a fit as the fit saw them (with the detector bias it used, its view term
+    for ``camera``: the points that camera's detector should mark); NaN where the scheme has no correspondence
+    (MediaPipe's iris points)."""
+    lm = model.landmark_map(scheme)
+    expression = np.asarray(expression, np.float64).reshape(len(t), -1)
+    out = np.empty((len(t), lm.triangle.shape[0], 3))
+    off = np.zeros((len(t), lm.triangle.shape[0], 3))
+    if bias is not None:
+        view = None if camera is None else bias.view_direction(R, t, camera.center)
+        off = bias.at(identity, expression, view)
+    for f in range(len(t)):
+        p = lm.points(model.vertices(identity, expression[f]), model.triangles) + off[f]
+        out[f] = p @ np.asarray(R[f]).T + np.asarray(t[f])
     return out

@@ -30,6 +30,7 @@ from ..face.model import FaceModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..artifacts import Detections
+    from .gaze_prior import GazePrior
 
 #: landmark indices of the two iris centres, per detector scheme
 IRIS_CENTRES = {"mediapipe478": (468, 473)}
@@ -48,9 +49,10 @@ def estimate_gaze(model: FaceModel, vertices: np.ndarray, R: np.ndarray, cameras
                   radius_m: float = IRIS_RADIUS_M) -> np.ndarray:
     """(T, 2, 3) float32 world unit gaze directions (subject's left, right eye); NaN where the iris was not seen.
 
-    ``vertices``: (T, V, 3) fitted world vertices; ``R``: (T, 3, 3) model-to-world rotations; ``cameras``: the
-    calibrated cameras of ``points`` (T, C, L, 2) pixels and ``confidence`` (T, C, L) (the detect stage's arrays,
-    camera axis aligned with ``cameras``).
+    ``vertices``: (T, V, 3) world vertices whose eye openings locate the eyes (the fit's own, or its neutral
+    shape posed per frame: see :func:`gaze_for_sequence`); ``R``: (T, 3, 3) model-to-world rotations;
+    ``cameras``: the calibrated cameras of ``points`` (T, C, L, 2) pixels and ``confidence`` (T, C, L) (the
+    detect stage's arrays, camera axis aligned with ``cameras``).
     """
     if not supports_gaze(scheme):
         raise ValueError(f"landmark scheme {scheme!r} has no iris centres (known: {', '.join(IRIS_CENTRES)})")
@@ -147,9 +149,17 @@ def gaze_in_view(model: FaceModel, vertices: np.ndarray, R: np.ndarray, camera: 
                          np.ones(pts.shape[:3]), scheme)[0]
 
 
-def gaze_for_sequence(model: FaceModel, seq, det: "Detections", cameras: Mapping[str, CameraModel]) -> np.ndarray | None:
-    """:func:`estimate_gaze` for a :class:`~.result.FitSequence` and the detect stage's :class:`~reconstruct.artifacts.Detections`; None when the
-    detector gives no iris centres. Frames not fitted (``valid`` False) get NaN."""
+def gaze_for_sequence(model: FaceModel, seq, det: "Detections", cameras: Mapping[str, CameraModel],
+                      prior: "GazePrior | None" = None, neutral_eyes: bool = True) -> np.ndarray | None:
+    """:func:`estimate_gaze` for a :class:`~.result.FitSequence` and the detect stage's
+    :class:`~reconstruct.artifacts.Detections`; None when the detector gives no iris centres. Frames not fitted
+    (``valid`` False) get NaN.
+
+    ``neutral_eyes``: locate the eyes from the fitted identity's neutral shape, posed per frame (the eyeball turns
+    about a point fixed in the head; the fitted expression's lids move with blinks and squints and would drag
+    it along), else from the fitted vertices. ``prior``: regularise the take's gaze (blinks, both eyes together,
+    fixations and saccades, small vertical range: :mod:`.gaze_prior`); None: per-frame estimates as measured.
+    """
     if not supports_gaze(det.scheme):
         return None
     names = list(det.cameras)
@@ -157,7 +167,20 @@ def gaze_for_sequence(model: FaceModel, seq, det: "Detections", cameras: Mapping
     cams = [cameras[names[k]] for k in keep]
     row = {int(f): i for i, f in enumerate(det.frames)}
     rows = np.array([row[int(f)] for f in seq.frames])
-    g = estimate_gaze(model, seq.vertices, seq.R, cams, det.points[rows][:, keep],
-                      det.confidence[rows][:, keep], det.scheme)
-    g[~np.asarray(seq.valid, bool)] = np.nan
+    verts = seq.vertices
+    if neutral_eyes:
+        base = model.vertices(np.asarray(seq.identity, np.float64))
+        verts = np.einsum("vj,tij->tvi", base, np.asarray(seq.R, np.float64)) + np.asarray(seq.t)[:, None]
+    pts = det.points[rows][:, keep]
+    g = estimate_gaze(model, verts, seq.R, cams, pts, det.confidence[rows][:, keep], det.scheme)
+    valid = np.asarray(seq.valid, bool)
+    g[~valid] = np.nan
+    if prior is not None and np.isfinite(g).any():
+        from .gaze_prior import angles_to_world, lid_opening, regularise_gaze
+
+        yaw, pitch = gaze_angles_deg(g, seq.R)
+        opening = lid_opening(pts.astype(np.float64), det.scheme)
+        ry, rp = regularise_gaze(yaw, pitch, opening, prior)
+        g = angles_to_world(ry, rp, seq.R).astype(np.float32)
+        g[~valid] = np.nan
     return g

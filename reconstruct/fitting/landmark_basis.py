@@ -2,16 +2,26 @@
 
 Because the model is linear and landmarks are fixed barycentric combinations of vertices, landmark positions are
 themselves linear in the coefficients: ``L(alpha, beta) = mean + A alpha + B beta`` with A (N, 3, Ki), B (N, 3, Ke).
+A detector bias (:class:`reconstruct.face.detector_bias.DetectorBias`: where the detector really puts each point,
+an offset linear in the same coefficients) keeps it linear: it adds to ``mean``, ``A`` and ``B``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..face.model import FaceModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..face.detector_bias import DetectorBias
+
+
+#: bounds of a landmark's weight relative to the median from the detector bias's scatter (1 / variance)
+SPREAD_WEIGHT = (0.1, 3.0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -24,6 +34,8 @@ class LandmarkBasis:
         A: (N, 3, Ki) identity basis at the landmarks. B: (N, 3, Ke) expression basis at the landmarks.
         normals: (N, 3) unit outward surface normals of the mean shape at the landmarks (for visibility).
         weight: (N,) reliability weight of each landmark (0 = no correspondence / unused; contour < 1).
+        view: (N, 3, F) the detector bias's offset per view feature (model frame), or None (no view term).
+        view_centre: (3,) model-frame point view directions are taken from, or None.
     """
 
     scheme: str
@@ -32,10 +44,13 @@ class LandmarkBasis:
     B: torch.Tensor
     normals: torch.Tensor
     weight: torch.Tensor
+    view: torch.Tensor | None = None
+    view_centre: torch.Tensor | None = None
 
     @classmethod
     def from_model(cls, model: FaceModel, scheme: str, device: str | torch.device = "cpu",
-                   dtype: torch.dtype = torch.float64) -> "LandmarkBasis":
+                   dtype: torch.dtype = torch.float64, bias: "DetectorBias | None" = None) -> "LandmarkBasis":
+        """The basis of ``scheme`` on ``model``; with ``bias``, of the points the detector really marks."""
         lm = model.landmark_map(scheme)
         tri = np.where(lm.triangle < 0, 0, lm.triangle)
         vid = model.triangles[tri]  # (N, 3)
@@ -50,8 +65,26 @@ class LandmarkBasis:
         normals = at(vertex_normals(model.mean, model.triangles))
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         weight = np.where(lm.triangle < 0, 0.0, lm.weight.astype(np.float64))
-        f = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
-        return cls(scheme=scheme, mean=f(mean), A=f(A), B=f(B), normals=f(normals), weight=f(weight))
+        view = centre = None
+        if bias is not None:
+            bias.check(model, scheme)
+            k = bias.identity.shape[2]
+            mean = mean + bias.offset
+            A[..., :k] += bias.identity
+            B = B + bias.expression
+            if np.abs(bias.view).max() > 0:
+                view, centre = bias.view, bias.view_centre
+            learned = (bias.samples > 0) & (bias.spread > 0)
+            if learned.any():  # a landmark the detector places less consistently counts less (1 / variance)
+                ref = float(np.median(bias.spread[learned]))
+                rel = np.where(learned, (ref / np.maximum(bias.spread, 1e-6)) ** 2, 1.0)
+                weight = weight * np.clip(rel, SPREAD_WEIGHT[0], SPREAD_WEIGHT[1])
+
+        def f(a):
+            return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        return cls(scheme=scheme, mean=f(mean), A=f(A), B=f(B), normals=f(normals), weight=f(weight), view=f(view),
+                   view_centre=f(centre))
 
     @property
     def n(self) -> int:

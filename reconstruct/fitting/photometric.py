@@ -254,17 +254,20 @@ def _smooth(x: np.ndarray, frames: np.ndarray, sigma: float) -> np.ndarray:
 def refine_sequence(model: FaceModel, cameras: Mapping[str, CameraModel], seq: FitSequence,
                     images: Callable[[int], Sequence[np.ndarray | None]], det: "Detections | None" = None,
                     settings: PhotoSettings = PhotoSettings(), device: str = "cpu",
-                    vertices: np.ndarray | None = None, progress: Progress | None = None) -> FitSequence:
+                    vertices: np.ndarray | None = None, progress: Progress | None = None,
+                    bias=None) -> FitSequence:
     """Photometrically refine every valid frame of ``seq`` (identity kept); invalid (filled) frames are left as they
     are. ``images(i)`` returns the stored images of row ``i`` in ``seq.cameras`` order (None where a camera has no
     frame). ``det``: the detect stage's landmarks (:class:`reconstruct.artifacts.Detections`) for the landmark
     prior; its cameras may be a superset of ``seq.cameras``. The per-frame corrections are smoothed over time
     (``settings.temporal_sigma``) before they are applied. Landmark residuals are recomputed for the refined fit.
-    Frames seen by fewer than two cameras keep their landmark fit (logged).
+    Frames seen by fewer than two cameras keep their landmark fit (logged). ``bias``: the detector bias the landmark
+    fit used (:class:`reconstruct.face.detector_bias.DetectorBias`; its view term is left out here), so that the
+    landmark prior pulls towards the points the detector really marks.
     """
     progress = progress or NullProgress()
     cams = [cameras[c] for c in seq.cameras]
-    basis = LandmarkBasis.from_model(model, det.scheme, device=device) if det is not None else None
+    basis = LandmarkBasis.from_model(model, det.scheme, device=device, bias=bias) if det is not None else None
     expr, R, t, V = seq.expression.copy(), seq.R.copy(), seq.t.copy(), seq.vertices.copy()
     res = None if seq.residual_px is None else seq.residual_px.copy()
     ident = seq.identity.astype(np.float64)
@@ -309,6 +312,8 @@ def refine_sequence(model: FaceModel, cameras: Mapping[str, CameraModel], seq: F
             obs, conf = landmarks.get(int(i), (None, None))
             if res is not None and obs is not None:
                 P = lm.points(V[i].astype(np.float64), model.triangles)
+                if bias is not None:  # the points the detector marks (model frame offsets, posed)
+                    P = P + bias.at(ident, expr[i][None])[0] @ R[i].T
                 for c, cam in enumerate(cams):
                     ok = (conf[c] > 0.3) & np.isfinite(obs[c]).all(-1) & (lm.triangle >= 0)
                     d = np.linalg.norm(cam.project(P[ok]) - obs[c][ok], axis=1)

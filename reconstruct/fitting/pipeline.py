@@ -68,7 +68,7 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "Detections", settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
                    identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None,
-                   overlap: int = 8) -> tuple[FitSequence, SessionFitInfo]:
+                   overlap: int = 8, bias=None) -> tuple[FitSequence, SessionFitInfo]:
     """Fit a session's detections (:class:`reconstruct.artifacts.Detections`) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
@@ -76,7 +76,9 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
     ``executor``: solves the chunks of a long take (identity fixed, independent of each other) in parallel
     (``ctx.executor``: ``--jobs N`` processes or Ray tasks); None solves them one after the other. Neighbouring
     chunks share ``overlap`` frames on each side of their border and are cross-faded there, so the temporal
-    smoothing does not restart with a jump at every chunk border.
+    smoothing does not restart with a jump at every chunk border. ``bias``: the detector's learned placement
+    (:class:`reconstruct.face.detector_bias.DetectorBias`) or None; a fit through one camera uses
+    ``bias.for_views(1)``.
     """
     progress = progress or NullProgress()
     model = ensure_scheme(model, det.scheme)
@@ -89,6 +91,8 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         raise FitError(f"none of the cameras with landmarks ({', '.join(names)}) is calibrated",
                        hint="run the calibrate stage, or import a calibration with `reconstruct calibrate --import`")
     cams = [cameras[names[k]] for k in keep]
+    if bias is not None:
+        bias = bias.for_views(len(cams))
     obs = det.points[:, keep].astype(np.float64)
     conf = det.confidence[:, keep].astype(np.float64)
     frames = det.frames
@@ -108,12 +112,12 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         if len(gi) > chunk:  # identity from key frames, then chunks with it fixed
             key = gi[np.linspace(0, len(gi) - 1, min(identity_frames, len(gi))).round().astype(int)]
             sol = fit_sequence(model, det.scheme, cams, obs[key], conf[key],
-                               replace(settings, smooth_rotation=0.0), device)
+                               replace(settings, smooth_rotation=0.0), device, bias=bias)
             identity, iters = sol.identity, [sol.iterations]
             settings = replace(settings, fit_identity=False)
         spans = _chunk_spans(len(gi), chunk, overlap)
-        jobs = [FitChunk(model, det.scheme, tuple(cams), obs[gi[a:b]], conf[gi[a:b]], settings, device, identity)
-                for a, b, _ in spans]
+        jobs = [FitChunk(model, det.scheme, tuple(cams), obs[gi[a:b]], conf[gi[a:b]], settings, device, identity,
+                         bias) for a, b, _ in spans]
         if executor is not None and len(jobs) > 1:
             parts = executor.map(fit_chunk, jobs, description="fit chunks")
             task.advance(len(gi))
@@ -132,7 +136,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         log.warning("fit: camera %s dropped and the take refitted: %s", c, why)
         rest = {n: cam for n, cam in cameras.items() if n != c}
         seq, info = fit_detections(model, rest, det, settings, device, progress, min_landmarks, identity_frames, chunk,
-                                   outlier_px, executor, overlap)
+                                   outlier_px, executor, overlap, bias)
         return seq, replace(info, cameras_dropped={**dict(info.cameras_dropped), c: why})
     seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
     info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,
@@ -153,12 +157,13 @@ class FitChunk:
     settings: FitSettings
     device: str
     identity: np.ndarray | None
+    bias: object = None
 
 
 def fit_chunk(job: FitChunk) -> FitSolution:
     """Solve one :class:`FitChunk` (module level so that executors can ship it)."""
     return fit_sequence(job.model, job.scheme, list(job.cams), job.obs, job.conf, job.settings, job.device,
-                        identity=job.identity)
+                        identity=job.identity, bias=job.bias)
 
 
 def _inconsistent_camera(residual_px: np.ndarray, names: list[str], outlier_px: float):

@@ -24,7 +24,7 @@ IRLS weights are the project's least-squares core (:mod:`reconstruct.lsq`); a si
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -57,6 +57,9 @@ class FitSettings:
         smooth_rotation: std of the per-frame rotation acceleration, radians/frame^2 (<= 0 disables smoothing).
         smooth_translation: std of the translation acceleration, metres/frame^2.
         smooth_expression: std of the expression acceleration, weights/frame^2.
+        smooth_robust: robust scale of the smoothing, in its own standard deviations: an acceleration beyond it is
+            penalised linearly (Huber, IRLS), so that the onset of a fast expression (a scream, a blink) the
+            landmarks clearly show is not cut down like noise (<= 0: quadratic, as before).
         visibility_cos: a landmark counts as visible in a camera when cos(normal, direction to camera) exceeds this.
         iterations: Levenberg-Marquardt iterations (after ``pose_iterations`` pose-only ones).
         pose_iterations: iterations that move only the head poses (initialisation).
@@ -65,6 +68,10 @@ class FitSettings:
             refit once with ``sigma_px`` (and ``robust_px``) set to the measured noise, so that priors and temporal
             smoothing get the weight a noisier detector needs.
         n_identity / n_expression: use only the first modes (None = all).
+        linear: how each damped system is solved: ``"band"`` (cameras folded into a 3x3 metric per landmark,
+            banded Cholesky with the identity's Schur complement, :mod:`.normal`) or ``"sparse-lu"`` (the full
+            per-camera Jacobian and scipy's sparse LU: the solver before, kept as the reference it is checked and
+            benchmarked against; same steps to rounding).
     """
 
     sigma_px: float = 1.0
@@ -75,6 +82,7 @@ class FitSettings:
     smooth_rotation: float = 0.001
     smooth_translation: float = 0.0002
     smooth_expression: float = 0.0125
+    smooth_robust: float = 0.0
     visibility_cos: float = 0.05
     iterations: int = 15
     pose_iterations: int = 4
@@ -82,6 +90,22 @@ class FitSettings:
     auto_sigma: bool = True
     n_identity: int | None = None
     n_expression: int | None = None
+    linear: Literal["band", "sparse-lu"] = "band"
+
+    def smoothed(self, multiplier: float) -> "FitSettings":
+        """These settings with the temporal smoothing ``multiplier`` x stronger (smaller allowed accelerations);
+        ``multiplier`` <= 0 switches it off."""
+        if multiplier <= 0:
+            return replace(self, smooth_rotation=0.0)
+        m = multiplier
+        return replace(self, smooth_rotation=self.smooth_rotation / m, smooth_translation=self.smooth_translation / m,
+                       smooth_expression=self.smooth_expression / m)
+
+
+#: default smoothing multiplier of a fit with a detector bias: the bias lowers the landmark residuals (MediaPipe
+#: 3-4 px -> 1.7-2 px on renders), ``auto_sigma`` then weighs the data ~3x more, and the bare fit's smoothing let
+#: 20-27 % more jitter through; 2x brings it below the bare fit's at the same vertex error (docs/fitting.md)
+BIAS_SMOOTH = 2.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -146,10 +170,12 @@ class _Problem:
         self.Ki = basis.A.shape[2] if s.n_identity is None else min(s.n_identity, basis.A.shape[2])
         self.Ke = basis.B.shape[2] if s.n_expression is None else min(s.n_expression, basis.B.shape[2])
         self.A = basis.A[..., : self.Ki].contiguous()
+
         self.B = basis.B[..., : self.Ke].contiguous()
         self.T = obs.shape[0]
         self.P = 6 + self.Ke
         self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
+        self.view_off = None  # per camera view-bias offsets (update_view)
         finite = torch.isfinite(obs).all(-1)
         self.base_w = torch.where(finite, conf, torch.zeros_like(conf)) * basis.weight  # (T, C, N)
         self.obs0 = torch.where(finite[..., None], obs, torch.zeros_like(obs))
@@ -158,20 +184,55 @@ class _Problem:
         self.smooth = s.smooth_rotation > 0 and self.T >= 3
         if self.smooth:
             D = sp.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(self.T - 2, self.T))
-            self.S = sp.kron(D, sp.diags(1.0 / sm)).tocsr()  # (T-2)P x TP
-            self.StS = (self.S.T @ self.S).tocsr()
+            self.S0 = sp.kron(D, sp.diags(1.0 / sm)).tocsr()  # (T-2)P x TP, unweighted
+            self.set_smooth_weights(None)
+
+    def identity_prior(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Hessian (Ki, Ki), gradient (Ki,) and cost of the identity's prior N(0, sigma_identity) per mode."""
+        s = self.s
+        H = torch.eye(self.Ki, dtype=alpha.dtype, device=alpha.device) / s.sigma_identity**2
+        return H, alpha / s.sigma_identity**2, float((alpha**2).sum()) / s.sigma_identity**2
+
+    def set_smooth_weights(self, x: dict | None) -> None:
+        """IRLS weights of the smoothing rows (Huber at ``smooth_robust`` standard deviations) at ``x``; None or a
+        quadratic smoothing: all 1. ``S`` is the weighted second-difference matrix, ``StS`` its normal matrix."""
+        if not self.smooth:
+            return
+        w = np.ones(self.S0.shape[0])
+        if x is not None and self.s.smooth_robust > 0:
+            a = np.abs(self.S0 @ self.theta(x))
+            k = self.s.smooth_robust
+            w = np.where(a > k, k / np.maximum(a, 1e-12), 1.0)
+        self.S = (sp.diags(np.sqrt(w)) @ self.S0).tocsr()
+        self.StS = (self.S.T @ self.S).tocsr()
+
+    def update_view(self, x: dict) -> None:
+        """Per camera offsets of the detector bias's view term at the current head poses (held for an iteration,
+        like the visibility): ``view_off`` (T, C, N, 3) model frame, or None without a view term."""
+        if self.b.view is None:
+            return
+        from ..face.detector_bias import view_features
+
+        Rh = rodrigues(x["rot"])[0] @ self.R_ref
+        d = self.cams.centers[None] - x["trans"][:, None]  # (T, C, 3) world, face to camera
+        v = torch.einsum("tji,tcj->tci", Rh, d) - self.b.view_centre
+        v = v / torch.linalg.norm(v, dim=-1, keepdim=True)
+        self.view_off = torch.einsum("ndf,tcf->tcnd", self.b.view, view_features(v))
 
     # model evaluation
     def world_points(self, alpha, beta, rot, trans):
+        """Model-frame landmarks L (T, C', N, 3) (C' = C with a per-camera view bias, else 1), their rotation
+        RL = Rh L, world points RL + trans, head rotations Rh (T, 3, 3) and left Jacobians Jl (T, 3, 3)."""
         L = self.b.mean + (self.A @ alpha)[None] + (self.B @ beta.T).permute(2, 0, 1)  # (T, N, 3)
+        L = L[:, None] if self.view_off is None else L[:, None] + self.view_off
         Rd, Jl = rodrigues(rot)  # rot is relative to R_ref (no wrap-around near pi; smoothing stays linear)
         Rh = Rd @ self.R_ref
-        RL = L @ Rh.transpose(1, 2)
-        return L, RL, RL + trans[:, None], Rh, Jl
+        RL = L @ Rh.transpose(1, 2)[:, None]
+        return L, RL, RL + trans[:, None, None], Rh, Jl
 
     def residuals(self, alpha, beta, rot, trans, jac: bool):
         L, RL, Xw, Rh, Jl = self.world_points(alpha, beta, rot, trans)
-        Xc = Xw[:, None] @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
+        Xc = Xw @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
         if not jac:
             from .projection import project_camera_frame
             return project_camera_frame(Xc, self.cams) - self.obs0, Xw, Rh, None
@@ -180,7 +241,7 @@ class _Problem:
 
     def visibility(self, Xw, Rh):
         n = torch.einsum("tij,nj->tni", Rh, self.b.normals)  # (T, N, 3)
-        d = self.cams.centers[None, :, None] - Xw[:, None]  # (T, C, N, 3)
+        d = self.cams.centers[None, :, None] - Xw  # (T, C, N, 3)
         cos = (n[:, None] * d).sum(-1) / torch.linalg.norm(d, dim=-1).clamp_min(1e-9)
         return (cos > self.s.visibility_cos).to(Xw.dtype)
 
@@ -200,7 +261,7 @@ class _Problem:
 
     def _prior_cost(self, x) -> float:
         s = self.s
-        e = float((x["alpha"] ** 2).sum()) / s.sigma_identity**2 + float((x["beta"] ** 2).sum()) / s.sigma_expression**2
+        e = self.identity_prior(x["alpha"])[2] + float((x["beta"] ** 2).sum()) / s.sigma_expression**2
         if self.smooth:
             th = self.theta(x)
             e += float(((self.S @ th) ** 2).sum())
@@ -215,7 +276,7 @@ class _Problem:
         r, Xw, Rh, (Jp, RL, Rh, Jl) = self.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=True)
         sw = torch.sqrt(w)[..., None, None] / s.sigma_px  # (T, C, N, 1, 1)
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
-        J_rot = -G @ (_skew(RL) @ Jl[:, None])[:, None]  # (T, C, N, 2, 3)
+        J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
         J_beta = GR @ self.B  # (T, C, N, 2, Ke)
         e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
@@ -234,9 +295,50 @@ class _Problem:
         ga = A.T @ z
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
-        Haa = Haa + torch.eye(Ki, dtype=Haa.dtype, device=Haa.device) / s.sigma_identity**2
-        ga = ga + x["alpha"] / s.sigma_identity**2
+        Hp, gp, _ = self.identity_prior(x["alpha"])
+        Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
+
+    def reduced_normal_equations(self, x: dict, w: torch.Tensor, free_identity: bool, pose_only: bool):
+        """The same system as :meth:`normal_equations` built through :func:`.normal.reduced_blocks`."""
+        from .normal import reduced_blocks
+
+        s = self.s
+        r, Xw, Rh, (Jp, RL, Rh, Jl) = self.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=True)
+        sw = torch.sqrt(w)[..., None, None] / s.sigma_px  # (T, C, N, 1, 1)
+        G = sw * (Jp @ self.cams.R[None, :, None])  # (T, C, N, 2, 3)
+        e = sw[..., 0, 0][..., None] * r
+        out = reduced_blocks(G, e, RL, Rh, Jl, self.A, self.B, free_identity, pose_only)
+        Htt, gt = out[0], out[1]
+        Ke = self.Ke
+        Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
+        gt[:, 6:] += x["beta"] / s.sigma_expression**2
+        if not free_identity:
+            return Htt, gt, None, None, None
+        Hta, Haa, ga = out[2:]
+        Hp, gp, _ = self.identity_prior(x["alpha"])
+        Haa, ga = Haa + Hp, ga + gp
+        return Htt, gt, Hta, Haa, ga
+
+    def band_solver(self, x: dict, w: torch.Tensor, free_identity: bool, pose_only: bool):
+        """A :class:`.normal.BandSolver` of this iteration (smoothing added, fixed variables held)."""
+        from .normal import BandSolver
+
+        Htt, gt, Hta, Haa, ga = self.reduced_normal_equations(x, w, free_identity, pose_only)
+        np_ = lambda a: None if a is None else a.detach().cpu().numpy()  # noqa: E731
+        Htt, gt = np_(Htt), np_(gt)
+        fixed = np.zeros((self.T, self.P), bool)
+        if pose_only:
+            fixed[:, 6:] = True
+        elif self.blendshape:
+            b = x["beta"].cpu().numpy()
+            gb = gt[:, 6:].copy()
+            if self.smooth:
+                gb += (self.S.T @ (self.S @ self.theta(x))).reshape(self.T, self.P)[:, 6:]
+            fixed[:, 6:] = ((b <= 1e-9) & (gb > 0)) | ((b >= 1 - 1e-9) & (gb < 0))
+        if self.smooth:
+            gt = gt + (self.S.T @ (self.S @ self.theta(x))).reshape(self.T, self.P)
+        return BandSolver(Htt, gt, self.StS if self.smooth else None, fixed, np_(Hta), np_(Haa), np_(ga))
 
     def assemble(self, Htt, Hta, Haa, gt, ga, x, free_identity: bool):
         T, P, Ki = self.T, self.P, self.Ki
@@ -295,39 +397,24 @@ def fit_landmarks(basis: LandmarkBasis, cams: CameraStack, obs: np.ndarray, conf
             mu = DAMPING.initial
         free_id = s.fit_identity and not pose_only
         with torch.no_grad():
+            prob.update_view(x)
             r, Xw, Rh, _ = prob.residuals(x["alpha"], x["beta"], x["rot"], x["trans"], jac=False)
             w = prob.base_w * prob.visibility(Xw, Rh) * prob.robust(r)
-        Htt, Hta, Haa, gt, ga = prob.normal_equations(x, w)
-        H, g = prob.assemble(Htt, Hta, Haa, gt, ga, x, free_id)
-        off = prob.Ki if free_id else 0
-        th_idx = np.arange(T * prob.P).reshape(T, prob.P)
-        if pose_only:  # keep only rotation/translation rows of each frame block
-            keep = th_idx[:, :6].reshape(-1) + off
-        else:  # active set of the [0, 1] box of blendshape weights: bounds the gradient pushes against stay put
-            keep = np.ones(len(g), bool)
-            if prob.blendshape:
-                b = x["beta"].cpu().numpy()
-                gb = g[th_idx[:, 6:] + off]
-                at_bound = ((b <= 1e-9) & (gb > 0)) | ((b >= 1 - 1e-9) & (gb < 0))
-                keep[(th_idx[:, 6:] + off)[at_bound]] = False
-            keep = np.flatnonzero(keep)
-        idx = keep
-        H, g = H[idx][:, idx], g[idx]
+        if not pose_only:
+            prob.set_smooth_weights(x)
         c0 = prob.cost(x, w)
         history.append(c0)
-        diag = H.diagonal()
+        if s.linear == "band":
+            band = prob.band_solver(x, w, free_id, pose_only)
 
-        def solve(mu):
-            Hd = H + sp.diags(mu * np.maximum(diag, 1e-9) + 1e-12, format="csc")
-            try:
-                return -spla.spsolve(Hd.tocsc(), g)
-            except RuntimeError as exc:  # singular
-                raise FitError(f"fit normal equations are singular: {exc}") from exc
+            def solve(mu, band=band):
+                return band.solve(mu)
 
-        def evaluate(delta):
-            xn = _apply(prob, x, delta, idx, free_id)
-            return prob.cost(xn, w), xn
-
+            def evaluate(delta):
+                xn = _apply_band(prob, x, delta)
+                return prob.cost(xn, w), xn
+        else:
+            solve, evaluate = _sparse_lu_step(prob, x, w, free_id, pose_only)
         step = damped_step(solve, evaluate, c0, mu, DAMPING)
         mu = step.damping
         if step.accepted:
@@ -348,6 +435,53 @@ def fit_landmarks(basis: LandmarkBasis, cams: CameraStack, obs: np.ndarray, conf
     return FitSolution(identity=np_(x["alpha"]), expression=np_(x["beta"]), rotvec=np_(_log_so3(Rm)), R=np_(Rm),
                        t=np_(x["trans"]), residual_px=np_(rms), used=np_(used), cost=final, iterations=it + 1,
                        history=tuple(history))
+
+
+def _sparse_lu_step(prob: _Problem, x: dict, w: torch.Tensor, free_id: bool, pose_only: bool):
+    """(solve, evaluate) of one iteration through the full Jacobian and scipy's sparse LU (``linear="sparse-lu"``)."""
+    T = prob.T
+    Htt, Hta, Haa, gt, ga = prob.normal_equations(x, w)
+    H, g = prob.assemble(Htt, Hta, Haa, gt, ga, x, free_id)
+    off = prob.Ki if free_id else 0
+    th_idx = np.arange(T * prob.P).reshape(T, prob.P)
+    if pose_only:  # keep only rotation/translation rows of each frame block
+        keep = th_idx[:, :6].reshape(-1) + off
+    else:  # active set of the [0, 1] box of blendshape weights: bounds the gradient pushes against stay put
+        keep = np.ones(len(g), bool)
+        if prob.blendshape:
+            b = x["beta"].cpu().numpy()
+            gb = g[th_idx[:, 6:] + off]
+            at_bound = ((b <= 1e-9) & (gb > 0)) | ((b >= 1 - 1e-9) & (gb < 0))
+            keep[(th_idx[:, 6:] + off)[at_bound]] = False
+        keep = np.flatnonzero(keep)
+    idx = keep
+    H, g = H[idx][:, idx], g[idx]
+    diag = H.diagonal()
+
+    def solve(mu):
+        Hd = H + sp.diags(mu * np.maximum(diag, 1e-9) + 1e-12, format="csc")
+        try:
+            return -spla.spsolve(Hd.tocsc(), g)
+        except RuntimeError as exc:  # singular
+            raise FitError(f"fit normal equations are singular: {exc}") from exc
+
+    def evaluate(delta):
+        xn = _apply(prob, x, delta, idx, free_id)
+        return prob.cost(xn, w), xn
+
+    return solve, evaluate
+
+
+def _apply_band(prob: _Problem, x: dict, delta) -> dict:
+    """``x`` moved by a :class:`.normal.BandSolver` step (identity step or None, (T, P) frame step)."""
+    da, dt = delta
+    dev, dtype = x["rot"].device, x["rot"].dtype
+    d = torch.as_tensor(dt, dtype=dtype, device=dev)
+    beta = x["beta"] + d[:, 6:]
+    if prob.blendshape:
+        beta = beta.clamp(0.0, 1.0)
+    alpha = x["alpha"] if da is None else x["alpha"] + torch.as_tensor(da, dtype=dtype, device=dev)
+    return {"alpha": alpha, "beta": beta, "rot": x["rot"] + d[:, :3], "trans": x["trans"] + d[:, 3:6]}
 
 
 def _apply(prob: _Problem, x: dict, delta: np.ndarray, idx, free_id: bool) -> dict:

@@ -8,13 +8,16 @@ right (+x), 0.6-1.0 m away, focal lengths chosen so the face fills ~55 % of each
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from ..camera import CameraModel, look_at
 from ..conventions import rodrigues
+from ..errors import ConfigError
 from ..face.model import FaceModel
 from ..rig import Rig
+from .expressions import apply_extremes
 from .scene import FACE_FORWARD, HeadState
 
 FACE_HEIGHT_M = 0.2  # chin to hairline, for framing
@@ -58,6 +61,8 @@ class Performance:
         R: (T, 3, 3) model-to-world rotations.
         t: (T, 3) model-to-world translations, metres.
         gaze: (T, 3) model-frame unit gaze direction of both eyes (+z: straight ahead).
+        segment: (T,) int, which extreme expression each tick acts (index into ``extremes``; -1: talking only).
+        extremes: names of the extreme expressions of the take (:data:`.expressions.EXTREMES`), in order.
     """
 
     identity: np.ndarray
@@ -66,6 +71,8 @@ class Performance:
     R: np.ndarray
     t: np.ndarray
     gaze: np.ndarray | None = None
+    segment: np.ndarray | None = None
+    extremes: tuple[str, ...] = ()
 
     def state(self, tick: int) -> HeadState:
         g = None if self.gaze is None else self.gaze[tick]
@@ -126,12 +133,16 @@ def _expression_track(model: FaceModel, tau: np.ndarray, rng: np.random.Generato
 
 
 def make_performance(model: FaceModel, frames: int, fps: float, seed: int = 0,
-                     identity_scale: float = 1.0, identity=None, gaze_deg: float = 0.0) -> Performance:
+                     identity_scale: float = 1.0, identity=None, gaze_deg: float = 0.0,
+                     extremes: Sequence[str] = (), gaze_style: str = "smooth") -> Performance:
     """A smooth, plausible performance: a random identity (N(0, identity_scale^2)), talking/smiling/blinking
     expressions, head yaw +-12 deg, pitch +-8, roll +-5 and +-1.5 cm of translation. ``identity`` (prior units,
     missing trailing modes 0) replaces the random identity; the motion is the same either way. ``gaze_deg`` > 0:
     the eyes look around (yaw up to +-gaze_deg, pitch up to +-0.6 gaze_deg, relative to the head) instead of
-    straight ahead; drawn from a separate random stream, so the rest of the performance does not change."""
+    straight ahead; drawn from a separate random stream, so the rest of the performance does not change.
+    ``gaze_style`` ``"saccades"``: the eyes fixate and jump (a 3-frame move every 0.4-1.2 s) instead of drifting.
+    ``extremes``: extreme expressions acted one after the other over the take (:mod:`.expressions`; blendshape
+    models only), on top of the same talking performance and head motion."""
     rng = np.random.default_rng(seed)
     tau = np.arange(frames) / float(fps)
     identity_random = rng.standard_normal(model.n_identity) * identity_scale
@@ -142,6 +153,12 @@ def make_performance(model: FaceModel, frames: int, fps: float, seed: int = 0,
         identity = np.zeros(model.n_identity)
         identity[: given.size] = given
     expression = _expression_track(model, tau, rng)
+    segment = np.full(frames, -1, np.int64)
+    if extremes:
+        if model.expression_kind != "blendshape":
+            raise ConfigError(f"extreme expressions need a blendshape model; {model.name!r} has "
+                             f"{model.expression_kind} expressions")
+        expression, segment = apply_extremes(expression, model.expression_names, extremes)
     yaw = _smooth_curve(rng, tau, np.deg2rad(12))
     pitch = _smooth_curve(rng, tau, np.deg2rad(8))
     roll = _smooth_curve(rng, tau, np.deg2rad(5))
@@ -157,7 +174,36 @@ def make_performance(model: FaceModel, frames: int, fps: float, seed: int = 0,
     gaze = None
     if gaze_deg > 0:
         rg = np.random.default_rng(seed + 7919)
-        gy = _smooth_curve(rg, tau, np.deg2rad(gaze_deg), 0.2, 0.8)
-        gp = _smooth_curve(rg, tau, np.deg2rad(0.6 * gaze_deg), 0.2, 0.8)
+        if gaze_style == "saccades":
+            gy, gp = _saccades(rg, tau, np.deg2rad(gaze_deg), fps)
+        elif gaze_style == "smooth":
+            gy = _smooth_curve(rg, tau, np.deg2rad(gaze_deg), 0.2, 0.8)
+            gp = _smooth_curve(rg, tau, np.deg2rad(0.6 * gaze_deg), 0.2, 0.8)
+        else:
+            raise ValueError(f"gaze_style must be 'smooth' or 'saccades', got {gaze_style!r}")
         gaze = np.stack([np.sin(gy) * np.cos(gp), np.sin(gp), np.cos(gy) * np.cos(gp)], axis=1)
-    return Performance(identity=identity, expression=expression, rotvec=rotvec, R=R, t=t, gaze=gaze)
+    return Performance(identity=identity, expression=expression, rotvec=rotvec, R=R, t=t, gaze=gaze,
+                       segment=segment, extremes=tuple(extremes))
+
+
+def _saccades(rng: np.random.Generator, tau: np.ndarray, amp: float, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and pitch (radians) of fixations joined by fast moves: a new target (yaw within +-amp, pitch within
+    +-0.6 amp) every 0.4-1.2 s, reached in 3 frames."""
+    yaw, pitch = np.zeros(len(tau)), np.zeros(len(tau))
+    cur = np.zeros(2)
+    t_next = rng.uniform(0.2, 0.6)
+    moves = []
+    while t_next < tau[-1] + 1:
+        tgt = np.array([rng.uniform(-amp, amp), rng.uniform(-0.6 * amp, 0.6 * amp)])
+        moves.append((t_next, cur, tgt))
+        cur = tgt
+        t_next += rng.uniform(0.4, 1.2)
+    dur = 3.0 / fps
+    for k, t in enumerate(tau):
+        val = np.zeros(2)
+        for t0, a, b in moves:
+            if t >= t0:
+                x = min(1.0, (t - t0) / dur)
+                val = a + (b - a) * (0.5 - 0.5 * np.cos(np.pi * x))
+        yaw[k], pitch[k] = val
+    return yaw, pitch

@@ -90,7 +90,10 @@ def posed_meshes(model: FaceModel, state: HeadState) -> tuple[np.ndarray, list[M
                 texture=model.albedo_texture)
     meshes = [face]
     if has_holes(model):
-        for eb in eyeball_meshes(model, vm, state.gaze) + [mouth_interior(model, vm)]:
+        # the eyeballs sit in the skull: placed from the neutral shape of this identity, so that blinks, squints
+        # and wide eyes move the lids over them, not the eyeballs themselves
+        neutral = model.vertices(state.identity)
+        for eb in eyeball_meshes(model, neutral, state.gaze) + [mouth_interior(model, vm)]:
             meshes.append(Mesh(eb.vertices @ state.R.T + state.t, eb.triangles, vertex_colors=eb.vertex_colors))
     return vw, meshes
 

@@ -9,7 +9,8 @@ Ground truth in :func:`truth_dir` (``<session>.truth/``):
     ``meta.json``       model name, frames, fps, seed, camera names
     ``cameras.json``    camera name -> :meth:`CameraModel.to_dict` (K, dist, R, t world-to-camera, metres)
     ``params.npz``      identity (Ki,), expression (T, Ke), rotvec (T, 3), R (T, 3, 3), t (T, 3) model-to-world
-                        per tick T, metres/radians
+                        per tick T, metres/radians; gaze (T, 3) world; segment (T,) extreme expression acted
+                        (index into meta.json ``segments``, -1: talking)
     ``vertices.npz``    vertices (T, V, 3) float32 world-frame face vertices per tick, metres; triangles (F, 3)
     ``timeline.json``   per camera: ticks, t_ns, dropped_ticks, duplicated of the delivered frames
     ``calib_poses.npz`` poses (P, 4, 4) board-to-world of the calibration captures
@@ -48,6 +49,9 @@ class SynthSpec:
         identity_scale: standard deviation of the random identity, in prior units.
         identity: explicit identity coefficients (prior units; missing trailing modes are 0) instead of a random
             identity, e.g. to render an actor "A" whose "young" identity "B" is known.
+        extremes: extreme expressions acted one after the other (names in
+            :data:`reconstruct.synth.expressions.EXTREMES`: scream, pucker, smile, squint, smirk, blink, brows).
+        gaze_style: ``"smooth"`` (drifting gaze) or ``"saccades"`` (fixations and fast jumps), with ``gaze_deg``.
         gaze_deg: eye movement (yaw up to +-gaze_deg relative to the head; 0: eyes straight ahead). Models with eye
             openings only (ICT-FaceKit); the demo model's eyes are painted.
     """
@@ -61,6 +65,8 @@ class SynthSpec:
     identity_scale: float = 1.0
     identity: tuple[float, ...] | None = None
     gaze_deg: float = 0.0
+    extremes: tuple[str, ...] = ()
+    gaze_style: str = "smooth"
 
 
 def truth_dir(session_root: Path) -> Path:
@@ -90,7 +96,7 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
                              notes=f"synthetic session (reconstruct synth, model {model.name}, seed {spec.seed})")
     cams = rig_cameras(rig, spec.seed)
     perf = make_performance(model, spec.frames, rig.fps, spec.seed, spec.identity_scale, spec.identity,
-                            gaze_deg=spec.gaze_deg)
+                            gaze_deg=spec.gaze_deg, extremes=spec.extremes, gaze_style=spec.gaze_style)
     timelines = make_timeline(list(rig.camera_names), rig.hero.name, spec.frames, rig.fps, spec.timeline, spec.seed)
     renderer = RaycastRenderer()
     rng = np.random.default_rng(spec.seed + 55)
@@ -123,10 +129,11 @@ def generate_session(rig: Rig, root: Path, spec: SynthSpec = SynthSpec(), progre
     # ground truth
     atomic_write_json(truth / "meta.json", {"model": model.name, "frames": spec.frames, "fps": rig.fps,
                                             "seed": spec.seed, "cameras": list(rig.camera_names),
-                                            "hero": rig.hero.name, "expression_names": list(model.expression_names)})
+                                            "hero": rig.hero.name, "expression_names": list(model.expression_names),
+                                            "segments": list(perf.extremes)})
     atomic_write_json(truth / "cameras.json", {n: c.to_dict() for n, c in cams.items()})
     _save_npz(truth / "params.npz", identity=perf.identity, expression=perf.expression, rotvec=perf.rotvec, R=perf.R,
-              t=perf.t, gaze=perf.gaze_world)
+              t=perf.t, gaze=perf.gaze_world, segment=perf.segment)
     verts = np.stack([model.vertices(perf.identity, perf.expression[k]) @ perf.R[k].T + perf.t[k]
                       for k in range(perf.frames)]).astype(np.float32)
     _save_npz(truth / "vertices.npz", vertices=verts, triangles=model.triangles)
@@ -170,6 +177,8 @@ class Truth:
         meta: meta.json contents. cameras: name -> CameraModel. identity (Ki,), expression (T, Ke), R (T, 3, 3),
         t (T, 3): the performance per tick. vertices: (T, V, 3) float32 world vertices, metres. gaze: (T, 3) world
         unit gaze direction of both eyes (sessions written before gaze was recorded: straight ahead).
+        segment: (T,) int extreme expression acted per tick (index into ``meta["segments"]``; -1: talking, also
+        for sessions written before segments were recorded).
     """
 
     meta: dict
@@ -180,6 +189,12 @@ class Truth:
     t: np.ndarray
     vertices: np.ndarray
     gaze: np.ndarray
+    segment: np.ndarray
+
+    def frames_of(self, name: str) -> np.ndarray:
+        """Ticks on which the extreme expression ``name`` is acted (empty when the take has none)."""
+        names = list(self.meta.get("segments", []))
+        return np.flatnonzero(self.segment == names.index(name)) if name in names else np.zeros(0, np.int64)
 
 
 def load_truth(root: Path) -> Truth:
@@ -192,4 +207,5 @@ def load_truth(root: Path) -> Truth:
     v = np.load(d / "vertices.npz")
     return Truth(meta=json.loads((d / "meta.json").read_text()), cameras=cams, identity=p["identity"],
                  expression=p["expression"], R=p["R"], t=p["t"], vertices=v["vertices"],
-                 gaze=p["gaze"] if "gaze" in p else p["R"][:, :, 2])
+                 gaze=p["gaze"] if "gaze" in p else p["R"][:, :, 2],
+                 segment=p["segment"] if "segment" in p else np.full(len(p["t"]), -1, np.int64))

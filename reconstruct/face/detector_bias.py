@@ -1,0 +1,268 @@
+"""A landmark detector's systematic placement on a face model, learned from renders with known truth.
+
+The computed correspondence (:mod:`.correspondence`) says where landmark *n* of a scheme *should* lie on the
+model surface. A real detector puts it elsewhere, and not at random: MediaPipe's points on rendered ICT faces sit
+~4 mm along the surface from the correspondence, the same in every frame (docs/fitting.md), and how far depends on
+the face (its identity and expression: MediaPipe regresses its own shape prior, so an open mouth or a long nose is
+under-shot). A fit that treats the correspondence as the truth bends identity and expression to pull the wrong
+surface points onto the detections.
+
+:class:`DetectorBias` models where the detector's point *n* lies on the model surface, in the model frame, as the
+correspondence point plus an offset linear in the model's coefficients::
+
+    p_n(alpha, beta, v) = L_n(alpha, beta) + d_n + E_n [alpha_1..alpha_k, beta] + V_n phi(v)      (metres)
+
+where ``v`` is the direction from the face to the camera in the model frame and ``phi(v) = (v_x, v_y, v_x^2,
+v_y^2, v_x v_y)``: the detector places a point differently on a face seen from the side (held-out scatter 3.6 ->
+2.9 mm with the view term, docs/fitting.md).
+
+Learning (:func:`learn_bias`): render faces of random identities, expressions and poses (known truth), run the
+detector, cast each detected point's camera ray onto the true mesh (:func:`surface_hits`) and take the hit into the
+model frame; ridge regression per landmark of the offsets hit - L_n on the coefficients. The fit then uses the
+biased landmark basis (:meth:`reconstruct.fitting.landmark_basis.LandmarkBasis.from_model` with ``bias``) instead
+of the bare correspondence. ``tools/learn_landmark_bias.py`` renders the data and writes the file; the one for the
+built-in ICT model and MediaPipe ships with the package (:func:`builtin_bias`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceModelError
+from .model import FaceModel, read_npz
+
+log = logging.getLogger(__name__)
+
+FORMAT = "deage-detector-bias-1"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DetectorBias:
+    """Learned offsets of a detector's landmarks from a model's correspondence (model frame, metres).
+
+    Attributes:
+        scheme: landmark scheme (``"mediapipe478"``).
+        model: face model name it was learned on; n_vertices: its vertex count (a guard against another model).
+        offset: (N, 3) constant offset d_n. identity: (N, 3, Ki) offset per identity coefficient (Ki may be fewer
+            than the model's modes: the rest have none). expression: (N, 3, Ke) offset per expression weight.
+        view: (N, 3, F) offset per view feature (:func:`view_features`). view_centre: (3,) model-frame point the
+            view direction is taken from (the mean shape's landmark centroid).
+        samples: (N,) training detections per landmark (0: no offset learned, the correspondence is kept).
+        spread: (N,) RMS of the training offsets left after the model (metres): the detector's own scatter.
+    """
+
+    scheme: str
+    model: str
+    n_vertices: int
+    offset: np.ndarray
+    identity: np.ndarray
+    expression: np.ndarray
+    view: np.ndarray
+    view_centre: np.ndarray
+    samples: np.ndarray
+    spread: np.ndarray
+
+    def check(self, model: FaceModel, scheme: str) -> None:
+        if scheme != self.scheme or model.n_vertices != self.n_vertices or \
+                self.expression.shape[2] != model.n_expression or self.identity.shape[2] > model.n_identity:
+            raise FaceModelError(
+                f"detector bias for {self.model!r} / {self.scheme} ({self.n_vertices} vertices) does not fit model "
+                f"{model.name!r} / {scheme} ({model.n_vertices} vertices)",
+                hint="use --option fit.bias=none, or learn one for this model with tools/learn_landmark_bias.py")
+
+    def for_views(self, n_views: int) -> "DetectorBias":
+        """The bias a fit through ``n_views`` cameras uses. One view: without the identity term. Its slopes let the
+        fitted identity shrink the face while the face moves toward the camera, which a single view barely sees:
+        on two synthetic takes the hero-only fit landed 240-300 mm off in depth with it, 85-150 mm without it
+        (the bare correspondence: 63-127 mm), and the shape (error after a similarity) was best without it
+        (docs/fitting.md)."""
+        if n_views > 1:
+            return self
+        return replace(self, identity=np.zeros_like(self.identity))
+
+    def at(self, identity: np.ndarray, expression: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+        """(T, N, 3) offsets for an identity (Ki,), expressions (T, Ke) and view directions (T, 3) (model frame,
+        face to camera; None: straight on, +z)."""
+        k = self.identity.shape[2]
+        a = np.zeros(k)
+        a[: min(k, len(identity))] = np.asarray(identity, np.float64)[:k]
+        e = np.asarray(expression, np.float64).reshape(-1, self.expression.shape[2])
+        v = np.tile([0.0, 0.0, 1.0], (len(e), 1)) if view is None else np.asarray(view, np.float64).reshape(-1, 3)
+        return ((self.offset + self.identity @ a)[None] + np.einsum("ndk,tk->tnd", self.expression, e)
+                + np.einsum("ndk,tk->tnd", self.view, view_features(v)))
+
+    def view_direction(self, R: np.ndarray, t: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """(T, 3) unit direction from the face to a camera at world point ``centre`` (3,), in the model frame of
+        head poses ``R`` (T, 3, 3), ``t`` (T, 3)."""
+        v = np.einsum("tji,tj->ti", np.asarray(R, np.float64), np.asarray(centre, np.float64) - np.asarray(t))
+        v = v - self.view_centre
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    def save(self, path: Path) -> None:
+        from ..session import atomic_path
+
+        with atomic_path(Path(path), suffix=".npz") as tmp:
+            np.savez_compressed(tmp, format=np.array(FORMAT), scheme=np.array(self.scheme), model=np.array(self.model),
+                                n_vertices=np.array(self.n_vertices), offset=self.offset.astype(np.float32),
+                                identity=self.identity.astype(np.float32),
+                                expression=self.expression.astype(np.float32),
+                                view=self.view.astype(np.float32), view_centre=self.view_centre,
+                                samples=self.samples.astype(np.int32), spread=self.spread.astype(np.float32))
+
+
+def load_bias(path: Path) -> DetectorBias:
+    """Read a file written by :meth:`DetectorBias.save` (never unpickles)."""
+    d = read_npz(Path(path), "a detector bias file", hint="write one with tools/learn_landmark_bias.py")
+    if "format" not in d or str(d["format"]) != FORMAT:
+        raise FaceModelError(f"{path} is not a detector bias file ({FORMAT})",
+                             hint="write one with tools/learn_landmark_bias.py")
+    f = lambda k: d[k].astype(np.float64)  # noqa: E731
+    return DetectorBias(scheme=str(d["scheme"]), model=str(d["model"]), n_vertices=int(d["n_vertices"]),
+                        offset=f("offset"), identity=f("identity"), expression=f("expression"), view=f("view"),
+                        view_centre=f("view_centre"), samples=d["samples"].astype(np.int64), spread=f("spread"))
+
+
+def view_features(v):
+    """View directions (..., 3) (model frame, unit) -> features (..., 5): v_x, v_y, v_x^2, v_y^2, v_x v_y (numpy or
+    torch)."""
+    x, y = v[..., 0], v[..., 1]
+    stack = np.stack if isinstance(v, np.ndarray) else __import__("torch").stack
+    return stack([x, y, x * x, y * y, x * y], -1)
+
+
+def builtin_bias(model: FaceModel, scheme: str) -> DetectorBias | None:
+    """The shipped bias of ``scheme`` on ``model`` (MediaPipe on the built-in ICT model), or None."""
+    from .. import assets
+
+    path = assets.detector_bias_path(model.name, scheme)
+    if path is None:
+        return None
+    bias = load_bias(path)
+    try:
+        bias.check(model, scheme)
+    except FaceModelError as exc:
+        log.warning("shipped detector bias not used: %s", exc)
+        return None
+    return bias
+
+
+# -- learning -------------------------------------------------------------------------------------------------
+def surface_hits(model: FaceModel, identity: np.ndarray, expression: np.ndarray, R: np.ndarray, t: np.ndarray,
+                 cam, uv: np.ndarray, edge_m: float = 0.0015, near_m: float = 0.025) -> np.ndarray:
+    """Model-frame points (N, 3) where the camera rays through detected pixels ``uv`` (N, 2) meet the true face
+    (model coefficients ``identity``/``expression``, pose model->world ``R``, ``t``).
+
+    A ray that misses the face or meets its back side (a point on a contour: the lip edge of an open mouth, a lid
+    edge, the jaw line) takes the face vertex closest to the ray instead, among those within ``near_m`` of the
+    landmark's correspondence, if it passes within ``edge_m`` of it; else NaN.
+    """
+    import open3d as o3d
+
+    vm = model.vertices(identity, expression)
+    vw = vm @ R.T + t
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vw.astype(np.float32)), o3d.core.Tensor(model.triangles.astype(np.uint32)))
+    out = np.full((len(uv), 3), np.nan)
+    ok = np.isfinite(uv).all(1)
+    if not ok.any():
+        return out
+    o, d = cam.rays(np.asarray(uv, np.float64)[ok])
+    o = np.asarray(o, np.float64).reshape(3)
+    rays = np.hstack([np.repeat(o[None], len(d), 0), d]).astype(np.float32)
+    hit = scene.cast_rays(o3d.core.Tensor(rays))
+    th = hit["t_hit"].numpy()
+    tri = hit["primitive_ids"].numpy().astype(np.int64)
+    uvb = hit["primitive_uvs"].numpy()
+    good = np.isfinite(th)
+    f = model.triangles[np.where(good, tri, 0)]
+    bary = np.stack([1 - uvb[:, 0] - uvb[:, 1], uvb[:, 0], uvb[:, 1]], 1)
+    p = np.einsum("nk,nkd->nd", bary, vm[f])
+    nrm = np.cross(vw[f[:, 1]] - vw[f[:, 0]], vw[f[:, 2]] - vw[f[:, 0]])
+    good &= (nrm * d).sum(1) < 0  # the front side of the surface faces the camera
+    corr = _correspondence_points(model, vm) if not good.all() else None
+    for j in np.flatnonzero(~good):
+        c = corr[np.flatnonzero(ok)[j]]
+        if not np.isfinite(c).all():
+            continue
+        near = np.flatnonzero(np.linalg.norm(vm - c, axis=1) < near_m)
+        if len(near) == 0:
+            continue
+        v = vw[near] - o
+        dist = np.linalg.norm(v - (v @ d[j])[:, None] * d[j], axis=1)
+        k = int(np.argmin(dist))
+        if dist[k] <= edge_m:
+            p[j] = vm[near[k]]
+            good[j] = True
+    p[~good] = np.nan
+    out[ok] = p
+    return out
+
+
+def _correspondence_points(model: FaceModel, vertices: np.ndarray, scheme: str = "mediapipe478") -> np.ndarray:
+    return model.landmark_map(scheme).points(vertices, model.triangles)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BiasSample:
+    """One training detection: coefficients of the rendered face, the direction from the face to the camera (model
+    frame, unit, from the landmark centroid of the mean shape) and the model-frame hit of every landmark."""
+
+    identity: np.ndarray  # (Ki,)
+    expression: np.ndarray  # (Ke,)
+    view: np.ndarray  # (3,)
+    hits: np.ndarray  # (N, 3), NaN where unusable
+
+
+def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identity_modes: int = 40,
+               ridge: float = 1e-3, min_samples: int = 30, max_offset_m: float = 0.02) -> DetectorBias:
+    """Ridge regression per landmark of the offsets (hit - correspondence point) on ``[1, alpha[:k], beta,
+    view_features(view)]``.
+
+    ``ridge``: Tikhonov weight on the slopes (metres^2 per unit coefficient^2, scaled by the sample count), so
+    that modes the training set barely excites keep a zero slope. Offsets larger than ``max_offset_m`` (a ray that
+    met the wrong part of the face) are dropped; landmarks with fewer than ``min_samples`` usable detections get
+    no offset.
+    """
+    lm = model.landmark_map(scheme)
+    N = lm.triangle.shape[0]
+    k = min(identity_modes, model.n_identity)
+    Ke = model.n_expression
+    X = np.stack([np.concatenate([[1.0], s.identity[:k], s.expression, view_features(np.asarray(s.view))])
+                  for s in samples])  # (S, 1 + k + Ke + F)
+    Y = np.full((len(samples), N, 3), np.nan)
+    for i, s in enumerate(samples):
+        corr = lm.points(model.vertices(s.identity, s.expression), model.triangles)
+        Y[i] = s.hits - corr
+    off = np.linalg.norm(Y, axis=-1)
+    Y[~(off <= max_offset_m)] = np.nan
+    W = np.zeros((N, X.shape[1], 3))
+    count = np.zeros(N, np.int64)
+    spread = np.zeros(N)
+    reg = np.full(X.shape[1], ridge)
+    reg[0] = 1e-9
+    for n in range(N):
+        m = np.isfinite(Y[:, n]).all(1) & (lm.triangle[n] >= 0)
+        count[n] = int(m.sum())
+        if count[n] < min_samples:
+            continue
+        Xn, Yn = X[m], Y[m, n]
+        H = Xn.T @ Xn + np.diag(reg * len(Xn))
+        W[n] = np.linalg.solve(H, Xn.T @ Yn)
+        spread[n] = float(np.sqrt(((Xn @ W[n] - Yn) ** 2).sum(1).mean()))
+    return DetectorBias(scheme=scheme, model=model.name, n_vertices=model.n_vertices, offset=W[:, 0],
+                        identity=np.moveaxis(W[:, 1:1 + k], 1, 2), expression=np.moveaxis(W[:, 1 + k:1 + k + Ke], 1, 2),
+                        view=np.moveaxis(W[:, 1 + k + Ke:], 1, 2), view_centre=view_centre(model),
+                        samples=count, spread=spread)
+
+
+def view_centre(model: FaceModel) -> np.ndarray:
+    """(3,) the point view directions are measured from: the centroid of the mean shape's iBUG-68 landmarks (or of
+    its vertices)."""
+    m = model.mean.astype(np.float64)
+    if "ibug68" in model.landmarks:
+        return np.nanmean(model.landmark_map("ibug68").points(m, model.triangles), 0)
+    return m.mean(0)

@@ -1,0 +1,153 @@
+"""The learned detector bias (reconstruct/face/detector_bias.py): the shipped file, its learning and the fit with it.
+
+The shipped file's own validation (held-out renders, MediaPipe) is in docs/fitting.md and tools/learn_landmark_bias.py
+``check``; here the machinery is checked on synthetic truth without rendering."""
+
+import numpy as np
+import pytest
+
+from reconstruct.errors import FaceModelError
+from reconstruct.face.detector_bias import BiasSample, builtin_bias, learn_bias, load_bias, view_features
+from reconstruct.fitting.fit import fit_sequence, fitted_landmarks, world_vertices
+from reconstruct.fitting.landmark_basis import LandmarkBasis
+from reconstruct.fitting.solver import FitSettings
+from reconstruct.fitting.synthetic import make_sequence, observe, three_camera_rig, vertex_error
+
+SCHEME = "mediapipe478"
+
+
+@pytest.fixture(scope="module")
+def bias(ict_model):
+    b = builtin_bias(ict_model, SCHEME)
+    assert b is not None, "the ICT / MediaPipe detector bias must ship with the package"
+    return b
+
+
+def test_shipped_bias_matches_the_model(ict_model, bias):
+    n = ict_model.landmark_map(SCHEME).triangle.shape[0]
+    assert bias.offset.shape == (n, 3) and bias.expression.shape == (n, 3, ict_model.n_expression)
+    learned = bias.samples > 0
+    # every surface landmark learned (468; the 10 iris points have no surface point); measured 468 of 478
+    assert learned.sum() >= 460
+    # median offset of the detector from the computed correspondence: measured 3.9 mm (MediaPipe on renders sits
+    # ~4 mm along the surface from it, docs/fitting.md); tolerance 1-8 mm
+    med = np.median(np.linalg.norm(bias.offset[learned], axis=1))
+    assert 0.001 < med < 0.008, med
+
+
+def test_bias_refuses_another_model_or_scheme(ict_model, bias, tmp_path):
+    with pytest.raises(FaceModelError, match="does not fit model"):
+        bias.check(ict_model, "ibug68")
+    bad = tmp_path / "bias.npz"
+    np.savez(bad, offset=np.zeros((3, 3)))
+    with pytest.raises(FaceModelError, match="not a detector bias file"):
+        load_bias(bad)
+
+
+def test_biased_basis_is_the_correspondence_plus_the_offset(ict_model, bias):
+    rng = np.random.default_rng(0)
+    alpha = rng.standard_normal(ict_model.n_identity)
+    beta = rng.uniform(0, 0.6, ict_model.n_expression)
+    basis = LandmarkBasis.from_model(ict_model, SCHEME, bias=bias)
+    L = (basis.mean + basis.A @ torch_(alpha) + basis.B @ torch_(beta)).numpy()
+    lm = ict_model.landmark_map(SCHEME)
+    want = lm.points(ict_model.vertices(alpha, beta), ict_model.triangles) + bias.at(alpha, beta[None])[0]
+    ok = lm.triangle >= 0
+    assert np.abs(L[ok] - want[ok]).max() < 1e-9  # exact: the bias is linear in the coefficients
+
+
+def torch_(a):
+    import torch
+
+    return torch.as_tensor(a, dtype=torch.float64)
+
+
+def test_learning_recovers_a_planted_bias(ict_model):
+    """Hits = correspondence + a known linear offset (+ 0.1 mm noise per axis): ridge regression gets it back."""
+    rng = np.random.default_rng(1)
+    lm = ict_model.landmark_map(SCHEME)
+    n = lm.triangle.shape[0]
+    k = 10
+    d = rng.normal(0, 0.003, (n, 3))
+    E = rng.normal(0, 0.002, (n, 3, ict_model.n_expression))
+    Ai = rng.normal(0, 0.0005, (n, 3, k))
+    V = rng.normal(0, 0.002, (n, 3, 5))
+    samples = []
+    for _ in range(160):
+        a = rng.standard_normal(ict_model.n_identity)
+        e = rng.uniform(0, 1, ict_model.n_expression) * (rng.random(ict_model.n_expression) < 0.2)
+        yaw, pitch = rng.uniform(-0.6, 0.6), rng.uniform(-0.3, 0.3)
+        v = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+        corr = lm.points(ict_model.vertices(a, e), ict_model.triangles)
+        off = d + E @ e + Ai @ a[:k] + V @ view_features(v)
+        hits = corr + off + rng.normal(0, 0.0001, (n, 3))
+        hits[lm.triangle < 0] = np.nan
+        samples.append(BiasSample(a, e, v, hits))
+    b = learn_bias(ict_model, SCHEME, samples, identity_modes=k, ridge=1e-6)
+    ok = lm.triangle >= 0
+    test = [(rng.standard_normal(ict_model.n_identity), rng.uniform(0, 0.5, ict_model.n_expression)) for _ in range(5)]
+    err = []
+    for a, e in test:
+        want = d + E @ e + Ai @ a[:k] + V @ view_features(np.array([0.2, -0.1, 0.97]))
+        got = b.at(a, e[None], np.array([[0.2, -0.1, 0.97]]))[0]
+        err.append(np.linalg.norm(got - want, axis=1)[ok].mean())
+    print("planted bias recovered to (mm)", np.round(1e3 * np.array(err), 3), "spread", 1e3 * np.median(b.spread[ok]))
+    # tolerance 0.25 mm mean (offsets are ~5-10 mm; 160 samples, 69 features, 0.17 mm noise); measured 0.12-0.14 mm
+    assert max(err) < 0.00025, err
+    # the scatter left is the planted noise: 0.1 mm per axis -> 0.17 mm RMS, less the fitted dofs; measured 0.13 mm
+    assert 0.00008 < np.median(b.spread[ok]) < 0.00025
+
+
+def test_fit_with_the_bias_undoes_it(ict_model, bias, face_region):
+    """Landmarks where the biased detector would put them (the shipped bias, its view term per camera, 1 px
+    noise): the fit with the bias recovers the face; the bare correspondence bends the shape."""
+    cams = three_camera_rig()
+    seq = make_sequence(ict_model, frames=6, seed=7)
+    obs, conf = observe(ict_model, seq, cams, SCHEME, noise_px=0.0, seed=2)
+    rng = np.random.default_rng(3)
+    for c, cam in enumerate(cams):
+        P = fitted_landmarks(ict_model, SCHEME, seq.identity, seq.expression, seq.R, seq.t, bias, cam)
+        uv = cam.project(P.reshape(-1, 3)).reshape(P.shape[:2] + (2,)) + rng.normal(0, 1.0, P.shape[:2] + (2,))
+        obs[:, c] = np.where(np.isfinite(obs[:, c]), uv, np.nan)
+    errs = {}
+    for name, b in (("bias", bias), ("bare", None)):
+        sol = fit_sequence(ict_model, SCHEME, cams, obs, conf, FitSettings(), bias=b)
+        errs[name] = vertex_error(world_vertices(ict_model, sol), seq.vertices, face_region)
+    print({k: round(1e3 * v, 2) for k, v in errs.items()})
+    # tolerance 0.6 mm with the bias; measured 0.28 mm (bare correspondence: 4.72 mm)
+    assert errs["bias"] < 0.0006
+    assert errs["bare"] > 3 * errs["bias"]
+
+
+def test_stage_smooths_more_with_a_bias():
+    """With the bias the residuals halve and auto_sigma weighs the data more: the stage's default smoothing doubles
+    (jitter of the error below the bare fit's, tests/fitting/test_extreme_fit.py); an explicit fit.smooth wins."""
+    from deage_plugins.fit_stage import FitStageSettings
+    from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
+
+    base = FitSettings()
+    assert FitStageSettings().solver(False) == base
+    s = FitStageSettings().solver(True)
+    assert BIAS_SMOOTH == 2.0 and np.isclose(s.smooth_expression, base.smooth_expression / 2)
+    assert np.isclose(s.smooth_rotation, base.smooth_rotation / 2)
+    assert FitStageSettings(smooth=1.0).solver(True) == base
+    assert FitStageSettings(smooth=0.0).solver(True).smooth_rotation == 0.0
+
+
+def test_one_view_leaves_out_the_identity_term(bias):
+    one = bias.for_views(1)
+    assert bias.for_views(3) is bias
+    assert not one.identity.any() and np.array_equal(one.offset, bias.offset)
+    assert np.array_equal(one.expression, bias.expression) and np.array_equal(one.view, bias.view)
+
+
+def test_stage_bias_option(ict_model, tmp_path):
+    """fit.bias: auto -> the shipped file for ICT / MediaPipe, none -> bare, a missing file -> a clear error."""
+    from deage_plugins.fit_stage import FitStageSettings
+
+    assert FitStageSettings().detector_bias(ict_model, SCHEME) is not None
+    assert FitStageSettings(bias="none").detector_bias(ict_model, SCHEME) is None
+    assert FitStageSettings().detector_bias(ict_model, "ibug68") is None  # nothing ships for that scheme
+    with pytest.raises(FaceModelError, match="cannot read") as exc:
+        FitStageSettings(bias=str(tmp_path / "missing.npz")).detector_bias(ict_model, SCHEME)
+    assert "learn_landmark_bias" in exc.value.hint
