@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -265,14 +266,16 @@ def landmark_residuals(model, det: Detections, seq, cams: dict, bias=None) -> di
         k = det.camera_index(c)
         P = det.points[rows, k].astype(np.float64)
         O = cams[c].project(world.reshape(-1, 3)).reshape(world.shape[:2] + (2,))
-        iod = np.linalg.norm(np.nanmean(P[:, groups["iod_left"]], 1) - np.nanmean(P[:, groups["iod_right"]], 1),
-                             axis=-1)
         d = np.linalg.norm(O - P, axis=-1)  # (F, N) px
         rec = {}
-        for name in ("mouth", "eyes", "all"):
-            idx = groups[name]
-            with np.errstate(invalid="ignore"):
-                px, rel = np.nanmean(d[:, idx]), np.nanmean(d[:, idx] / iod[:, None])
+        # a camera that missed the face on a frame has NaN points there: numpy's "mean of empty slice" is expected
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            iod = np.linalg.norm(np.nanmean(P[:, groups["iod_left"]], 1) - np.nanmean(P[:, groups["iod_right"]], 1),
+                                 axis=-1)
+            means = {name: (np.nanmean(d[:, groups[name]]), np.nanmean(d[:, groups[name]] / iod[:, None]))
+                     for name in ("mouth", "eyes", "all")}
+        for name, (px, rel) in means.items():
             rec[name] = {"px": None if not np.isfinite(px) else float(px),
                          "iod_percent": None if not np.isfinite(rel) else 100 * float(rel)}
         out[c] = rec
