@@ -207,12 +207,18 @@ def _boundary_gain(face: np.ndarray, plate: np.ndarray, alpha: np.ndarray, fallo
 
 
 def context_px(settings: CompositeSettings, compositor: Any) -> int:
-    """How far past an edit's crop the compositor must see the plate: a multi-band blend's coarsest level reaches
-    about ``2 ** levels`` px (twice that as margin), every other compositor a few pixels (the distance transform of
-    the feather and a Poisson solve's border need one)."""
+    """How far past an edit's crop the compositor must see the plate: a multi-band blend's pyramid reaches about
+    ``2 ** (levels + 1)`` px (its 5-tap filters, down and up; twice that as margin), every other compositor a few
+    pixels (the distance transform of the feather and a Poisson solve's border need one)."""
     if hasattr(compositor, "levels"):
-        return 2 ** (int(settings.levels) + 1)
+        return 2 ** (int(settings.levels) + 2)
     return 8
+
+
+def _grid(settings: CompositeSettings, compositor: Any) -> int:
+    """The working region starts on multiples of this: a multi-band blend's pyramid then samples the same pixels
+    as on the whole frame (each pyrDown keeps the even ones)."""
+    return 2 ** max(int(settings.levels) - 1, 0) if hasattr(compositor, "levels") else 1
 
 
 def composite_region(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
@@ -240,7 +246,8 @@ def composite_region(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, 
         return CompositeCrop(plate, (0, 0), np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32),
                              np.zeros((0, 0, 3), np.float32))
     pad = 0 if alpha is not None else context_px(settings, compositor)
-    bx0, by0 = max(x0 - pad, 0), max(y0 - pad, 0)
+    g = 1 if alpha is not None else _grid(settings, compositor)
+    bx0, by0 = max(x0 - pad, 0) // g * g, max(y0 - pad, 0) // g * g
     bx1, by1 = min(x0 + w + pad, W), min(y0 + h + pad, H)
     inner = (slice(y0 - by0, y0 - by0 + h), slice(x0 - bx0, x0 - bx0 + w))
     shape = (by1 - by0, bx1 - bx0)

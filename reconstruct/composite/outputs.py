@@ -64,16 +64,15 @@ def frame_arrays(result: CompositeResult | CompositeCrop) -> tuple[np.ndarray, n
 def patch_box(alpha: np.ndarray, margin: int = 16, place: tuple[int, int, int, int] | None = None
               ) -> tuple[int, int, int, int] | None:
     """(x, y, width, height) of the mask's bounding box grown by ``margin`` px and clipped to the image. ``place``
-    ``(x0, y0, W, H)``: ``alpha`` is a region at (x0, y0) of a W x H frame (the box is in frame pixels and stays
-    inside the region; outside it the mask is 0, so the patch shows nothing there)."""
+    ``(x0, y0, W, H)``: ``alpha`` is a region at (x0, y0) of a W x H frame; the box is in frame pixels, clipped
+    to the frame."""
     ys, xs = np.nonzero(alpha > 0)
     if not len(xs):
         return None
-    h, w = alpha.shape
-    ox, oy = (0, 0) if place is None else place[:2]
-    x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
-    x1, y1 = min(int(xs.max()) + 1 + margin, w), min(int(ys.max()) + 1 + margin, h)
-    return ox + x0, oy + y0, x1 - x0, y1 - y0
+    ox, oy, W, H = (0, 0, alpha.shape[1], alpha.shape[0]) if place is None else place
+    x0, y0 = max(ox + int(xs.min()) - margin, 0), max(oy + int(ys.min()) - margin, 0)
+    x1, y1 = min(ox + int(xs.max()) + 1 + margin, W), min(oy + int(ys.max()) + 1 + margin, H)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 class PlateWriter:
@@ -147,16 +146,27 @@ class PlateWriter:
         self.write_patch(frame, result)
 
     def write_patch(self, frame: int, result: CompositeResult | CompositeCrop, margin: int = 16) -> dict | None:
-        ox, oy = result.origin if isinstance(result, CompositeCrop) else (0, 0)
-        H, W = result.plate.shape[:2] if isinstance(result, CompositeCrop) else result.alpha.shape
-        box = patch_box(result.alpha, margin, (ox, oy, W, H))
         stem = f"{frame:06d}"
+        if isinstance(result, CompositeCrop):
+            H, W = result.plate.shape[:2]
+            box = patch_box(result.alpha, margin, (*result.origin, W, H))
+        else:
+            H, W = result.alpha.shape
+            box = patch_box(result.alpha, margin)
         if box is None:
             log.info("frame %d: empty mask, no patch", frame)
             return None
         x, y, w, h = box
-        face = result.face[y - oy:y - oy + h, x - ox:x - ox + w]
-        a = result.alpha[y - oy:y - oy + h, x - ox:x - ox + w]
+        if isinstance(result, CompositeCrop):  # the region, and the plate (alpha 0) where the margin passes it
+            face = result.plate[y:y + h, x:x + w].astype(np.float32) / np.float32(255.0)
+            a = np.zeros((h, w), np.float32)
+            (ox, oy), (rh, rw) = result.origin, result.alpha.shape
+            x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + rw), min(y + h, oy + rh)
+            face[y0 - y:y1 - y, x0 - x:x1 - x] = result.face[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            a[y0 - y:y1 - y, x0 - x:x1 - x] = result.alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        else:
+            face = result.face[y:y + h, x:x + w]
+            a = result.alpha[y:y + h, x:x + w]
         self._png(self.stage_dir / "patches" / f"{stem}_face.png", to_uint16(np.dstack([face, a])))
         self._png(self.stage_dir / "patches" / f"{stem}_mask.png", to_uint16(a))
         info = {
