@@ -140,7 +140,9 @@ def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None
         if p.exists():
             stages[st] = float(json.loads(p.read_text()).get("seconds", float("nan")))
     shutil.rmtree(copy, ignore_errors=True)
-    return {"wall": wall, "stages": stages, "peak_mb": peak}
+    result = {"wall": wall, "stages": stages, "peak_mb": peak}
+    print(f"[bench_e2e] {label}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    return result
 
 
 def _floor_chunk(job: tuple) -> int:
@@ -181,9 +183,12 @@ def io_floor(take: Path, work: Path, jobs: int) -> float:
 
     from reconstruct.session import Session
 
-    frames = [fs.frame for fs in Session.open(take).read_sync()]
+    take_copy = work / "floor-take"  # frame sets need sync.csv: made first, not timed
+    shutil.copytree(take, take_copy)
+    _cli(["run", take_copy, "--only", "sync"], REPO)
+    frames = [fs.frame for fs in Session.open(take_copy).read_sync()]
     out = work / "floor"
-    chunks = [(str(take), str(out), tuple(frames[i:i + 8])) for i in range(0, len(frames), 8)]
+    chunks = [(str(take_copy), str(out), tuple(frames[i:i + 8])) for i in range(0, len(frames), 8)]
     t0 = time.perf_counter()
     if jobs <= 1:
         for c in chunks:
@@ -193,6 +198,8 @@ def io_floor(take: Path, work: Path, jobs: int) -> float:
             list(pool.map(_floor_chunk, chunks))
     dt = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(take_copy, ignore_errors=True)
+    print(f"[bench_e2e] I/O floor: {dt:.2f} s for {len(frames)} frames", file=sys.stderr, flush=True)
     return dt
 
 
@@ -224,11 +231,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="deage-e2e-") as tmp:
         work = Path(tmp)
         take = make_take(args.cache, frames)
+        floor = io_floor(take, work, jobs)
         new = run_pipeline(REPO, take, work, "new", str(jobs))
         base = None
         if not args.no_baseline:
             base = run_pipeline(baseline_source(args.baseline_rev, work), take, work, "baseline", None)
-        floor = io_floor(take, work, jobs)
         longrun = run_pipeline(REPO, make_take(args.cache, long), work, "new-long", str(jobs)) if long else None
     n = frames
     fps, bfps = n / new["wall"], (n / base["wall"] if base else None)
