@@ -237,16 +237,22 @@ class FlagResults:
         return dict(sorted(out.items()))
 
 
-def _detector(components) -> Any:
+def _detector_class(components) -> Any:
+    """The highest-priority landmark detector whose scheme the report knows (its class: nothing is started), or
+    None."""
     try:
         dets = components.all("landmark_detector")
     except Exception as exc:
         log.info("no landmark detectors: %s", exc)
         return None
     usable = [d for d in dets.values() if getattr(d, "scheme", None) in LANDMARK_GROUPS]
-    if not usable:
+    return max(usable, key=lambda d: getattr(d, "priority", 0)) if usable else None
+
+
+def _detector(components) -> Any:
+    best = _detector_class(components)
+    if best is None:
         return None
-    best = max(usable, key=lambda d: getattr(d, "priority", 0))
     try:
         return best() if isinstance(best, type) else best
     except Exception as exc:
@@ -255,14 +261,20 @@ def _detector(components) -> Any:
 
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
-                  max_frames: int = 2000, measurer: Any = None, detector: Any = None) -> FlagResults:
+                  max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
+                  progress: Any = None) -> FlagResults:
     """Run the four artist flags over every frame that has both a plate and a composite.
 
-    Frame by frame: each plate and composite is read once, and what is kept per frame is a few numbers (memory
-    does not grow with the take; the flicker's mask, the union of every frame's paste-back mask, is read first
-    from the composite stage's mask patches). ``measurer``: a :class:`~.measures.MethodMeasurer` of the report's
-    own method, handed every frame's plate, composite and landmarks as they are read (so they are not read and
-    detected twice). ``detector``: the landmark detector to use (default: the best installed one)."""
+    Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
+    numbers (memory does not grow with the take; the flicker's mask, the union of every frame's paste-back mask, is
+    read first from the composite stage's mask patches). ``measurer``: a :class:`~.measures.MethodMeasurer` of the
+    report's own method, handed every frame's plate, composite and landmarks as they are read (so they are not read
+    and detected twice). ``detector``: the landmark detector to use (default: the best installed one).
+    ``executor``: the run's executor, over whose workers the frames are spread in chunks (None: this process);
+    each worker starts its own detector (a detector started here before the workers fork would not survive the
+    fork: MediaPipe's threads)."""
+    from .scan import scan_frames
+
     th = dict(thresholds or {})
     res = FlagResults()
     frames = [f for f in data.outputs if data.hero_index(f) is not None][:max_frames]
@@ -272,68 +284,32 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
         for n in ("stiff_expression", "unnatural_eyes", "flicker", "seams"):
             res.skipped[n] = why
         return res
-    detector = detector if detector is not None else _detector(components)
-    groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
     union = _mask_union(data, frames)  # None: a frame's mask must come from its plates (old layouts)
-    seam_scores, lm_before, lm_after = [], [], []
-    fallback_edits: list = []  # only without the union: the edits are kept to stack (memory grows)
-    fallback_masks: list = []
-    diff = np.full(len(frames), np.nan)
-    prev = None
-    shapes: set = set()
-    n_ok = 0
-    for i, f in enumerate(frames):
-        b, a = data.before(f), data.after(f)
-        if b is None or a is None or b.shape != a.shape:
-            seam_scores.append(np.nan)
-            lm_before.append(None)
-            lm_after.append(None)
-            fallback_edits.append(None)
-            prev = 0.0  # the old stack held zeros for a frame without an edit
-            if measurer is not None:
-                measurer.add(f, None, None, detected=True)
-            continue
-        m = data.mask(f, b.shape[:2])
-        m = changed_region(b, a) if m is None else m
-        ys, xs = np.nonzero(m > 0.05)
-        if len(xs):
-            res.boxes[f] = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-        bs, as_, ms = (_downscale(x, MAX_ANALYSIS_WIDTH) for x in (b, a, m))
-        seam_scores.append(F.seam_score(as_, ms, bs) if m.any() else np.nan)
-        edit = as_.astype(np.float32).mean(-1) - bs.astype(np.float32).mean(-1)
-        n_ok += 1
-        shapes.add(edit.shape)
-        if union is None:
-            fallback_edits.append(edit)
-            fallback_masks.append(ms)
-        elif union.shape == edit.shape:  # temporal_difference of the stacked edits, one pair at a time
-            if i == 0:
-                diff[i] = 0.0
-            else:
-                d = np.abs(edit.astype(np.float64) - (prev if prev is not None else 0.0))
-                diff[i] = float((d * union).sum() / max(float(union.sum()), 1e-9))
-            prev = edit.astype(np.float64)
-        p = o = None
-        if groups is not None:
-            p, o = _detect(detector, b), _detect(detector, a)
-        lm_before.append(p)
-        lm_after.append(o)
-        if measurer is not None:
-            measurer.add(f, b, a, p, o, detected=groups is not None)
+    scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress)
+    groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
+    for f, sc in zip(frames, scans):
+        if sc.box is not None:
+            res.boxes[f] = sc.box
     fr = np.array(frames)
-    res.series["seams"] = F._series("seams", fr, np.array(seam_scores), th.get("seams", 5.0), "grey levels")
-    if n_ok >= 3 and len(shapes) == 1 and (union is None or union.shape in shapes):
-        if union is None:
-            ok = [e is not None for e in fallback_edits]
-            stack = np.stack([e if e is not None else np.full_like(next(x for x in fallback_edits if x is not None),
-                                                                    np.nan) for e in fallback_edits])
-            u = np.clip(np.max(np.stack(fallback_masks), axis=0), 0, 1)
+    res.series["seams"] = F._series("seams", fr, np.array([sc.seam for sc in scans]), th.get("seams", 5.0),
+                                    "grey levels")
+    shapes = {sc.shape for sc in scans if sc.ok}
+    if sum(sc.ok for sc in scans) >= 3 and len(shapes) == 1 and (union is None or union.shape in shapes):
+        if union is None:  # the stacked computation (memory grows with the take; old sessions only)
+            ok = [sc.ok for sc in scans]
+            first = next(sc.edit for sc in scans if sc.ok)
+            stack = np.stack([sc.edit if sc.ok else np.full_like(first, np.nan) for sc in scans])
+            u = np.clip(np.max(np.stack([sc.mask for sc in scans if sc.ok]), axis=0), 0, 1)
             diff = F.temporal_difference(np.nan_to_num(stack), u)
             diff[[i for i, o in enumerate(ok) if not o]] = np.nan
+        else:
+            diff = np.array([sc.diff for sc in scans])
         res.series["flicker"] = F.flicker(diff, frames=fr, k=th.get("flicker_k", 5.0),
                                           min_levels=th.get("flicker_levels", 2.0))
     else:
         res.skipped["flicker"] = "fewer than 3 consecutive composited frames of one size"
+    lm_before = [sc.plate_lm for sc in scans]
+    lm_after = [sc.output_lm for sc in scans]
     if groups is None:
         why = ("no landmark detector with a known scheme is installed" if detector is None else
                f"landmark scheme {detector.scheme!r} has no index groups")

@@ -160,12 +160,22 @@ class MethodMeasurer:
 
     def add(self, frame: int, before: np.ndarray | None, after: np.ndarray | None,
             plate_landmarks: np.ndarray | None = None, output_landmarks: np.ndarray | None = None,
-            detected: bool = False) -> None:
+            detected: bool = False, record: bool = True) -> None:
         """Measure one frame: ``before`` the plate, ``after`` the method's result (RGB uint8, None when
         unreadable). ``detected``: the landmarks of both were already detected (passed, possibly None: nothing
-        found), else they are detected here. The plate's are moved by the edit's intended shift here."""
+        found), else they are detected here. The plate's are moved by the edit's intended shift here.
+        ``record=False``: only what the next frame compares with (a chunk's lead-in frame, :mod:`.scan`)."""
         i = self._index.get(int(frame))
         if i is None:
+            return
+        if not record:
+            m = None if before is None or after is None or after.shape != before.shape else \
+                self.masks.for_frame(int(frame), before)
+            if m is None:
+                self._prev = None
+            else:
+                sl, face = m[0], m[1]
+                self._prev = (_y(after[sl].astype(np.float32)), _y(before[sl].astype(np.float32)), face)
             return
         self._seen.add(int(frame))
         import cv2
@@ -223,6 +233,26 @@ class MethodMeasurer:
                 self._flick_a.append(float(np.abs(ya - prev[0])[both].mean()))
                 self._flick_b.append(float(np.abs(yb - prev[1])[both].mean()))
         self._prev = (ya, yb, face)
+
+    def part(self) -> dict:
+        """What this measurer measured (a worker's share of a take, for :meth:`merge`)."""
+        r = self.res
+        vals = {int(f): (r.expression_iod_pct[self._index[f]], r.detail_ratio[self._index[f]],
+                         r.dark_pct[self._index[f]], r.wrinkle_ratio[self._index[f]]) for f in self._seen}
+        return {"values": vals, "flick_a": list(self._flick_a), "flick_b": list(self._flick_b),
+                "notes": list(r.notes)}
+
+    def merge(self, part: dict) -> None:
+        """Take in another measurer's :meth:`part` (same method, same frames)."""
+        r = self.res
+        for f, (e, d, k, w) in part["values"].items():
+            i = self._index.get(int(f))
+            if i is None:
+                continue
+            r.expression_iod_pct[i], r.detail_ratio[i], r.dark_pct[i], r.wrinkle_ratio[i] = e, d, k, w
+            self._seen.add(int(f))
+        self._flick_a.extend(part["flick_a"])
+        self._flick_b.extend(part["flick_b"])
 
     def result(self) -> MethodMeasures:
         if self._flick_b and np.mean(self._flick_b) > 0:

@@ -86,24 +86,28 @@ def _scan(ctx: "StageContext"):
     """(flags, the report's own method's measures or None, face masks): one pass over the plates, each plate and
     composite read once for both (cached)."""
     def make():
-        from .data import _detector
+        from .data import _detector_class
         from .measures import FaceMasks, MethodMeasurer
 
         d = report_data(ctx)
         masks = FaceMasks(d, ctx.components)
-        detector = _detector(ctx.components)
         measurer = None
-        if d.outputs:
+        if d.outputs:  # the detector's class only: the landmarks come from the pass (its own detectors)
             frames = [f for f in d.outputs if d.hero_index(f) is not None]
-            measurer = MethodMeasurer(d, d.method, masks, detector, frames)
+            measurer = MethodMeasurer(d, d.method, masks, _detector_class(ctx.components), frames)
         flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
-                              detector=detector)
+                              executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None))
         if measurer is None:
             return flags, None, masks
         from ..artifacts.plates import read_plate
 
-        for f in measurer.missing():  # frames past the flags' own limit
-            measurer.add(f, d.before(f), read_plate(d.outputs[f]))
+        missing = measurer.missing()  # frames past the flags' own limit: measured here, with a detector
+        if missing:
+            from .data import _detector
+
+            measurer.detector = _detector(ctx.components)
+            for f in missing:
+                measurer.add(f, d.before(f), read_plate(d.outputs[f]))
         return flags, measurer.result(), masks
 
     return _cached(ctx, "scan", make)

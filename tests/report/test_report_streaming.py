@@ -61,3 +61,23 @@ def test_flag_memory_does_not_grow_with_the_take(tmp_path, monkeypatch):
     assert b < 1.1 * a, (a, b)
     monkeypatch.setattr(D, "_mask_union", lambda data, frames: None)
     assert _peak_mb(long) > 2.0 * _peak_mb(short)  # the stacked path grows: what the test would catch
+
+
+def test_the_pass_in_worker_processes_gives_the_same_flags(tmp_path):
+    """Chunks of frames in two worker processes (each chunk first steps through the frame before it) give the flags
+    of the single pass, frame-to-frame numbers included."""
+    from reconstruct.executors.local import LocalExecutor
+
+    root = _take(tmp_path, 20)  # 3 chunks of 8
+    comps = make_plugin_manager().components()
+    one = compute_flags(ReportData.load(Session.open(root)), comps, {})
+    ex = LocalExecutor(jobs=2, components=comps)
+    try:
+        two = compute_flags(ReportData.load(Session.open(root)), comps, {}, executor=ex)
+    finally:
+        ex.close()
+    assert set(one.series) == set(two.series) and one.skipped == two.skipped
+    for name in one.series:
+        np.testing.assert_array_equal(one.series[name].score, two.series[name].score)
+        assert list(one.series[name].flagged) == list(two.series[name].flagged)
+    assert one.boxes == two.boxes
