@@ -16,7 +16,20 @@ import numpy as np
 
 from . import flags as F
 
-CHUNK = 8  # frames per work item
+MIN_FRAMES = 8  # below this many frames the pass runs in the driver (starting workers costs more)
+MAX_CHUNK = 16  # frames per work item at most
+
+
+def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
+    """(start, stop) of the pass's work items over ``n`` frames for ``jobs`` workers: as even as possible, one item
+    per worker on a short take (a third item of two workers would leave one core idle for a whole item), at most
+    :data:`MAX_CHUNK` frames each on a long one. Each item costs one lead-in frame, so fewer is cheaper."""
+    if n <= 0:
+        return []
+    size = max(1, min(MAX_CHUNK, -(-n // max(1, jobs))))
+    k = -(-n // size)  # items, then spread the frames evenly over them
+    edges = [round(i * n / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
 @dataclass
@@ -152,21 +165,21 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict]:
 def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
                 components=None, progress=None) -> tuple[list[Scanned], Any]:
     """(:class:`Scanned` of every frame in order, the detector or its class). With an ``executor`` (and a union
-    mask), chunks of :data:`CHUNK` frames run as its work items, each worker with its own landmark detector, and
+    mask), chunks of frames (:func:`chunk_bounds`) run as its work items, each worker with its own landmark detector, and
     their measures are merged into ``measurer``; else one pass here (``detector``: the one to use, default the
     best installed one)."""
     from .data import _detector, _detector_class
 
     jobs = getattr(executor, "jobs", 1) if executor is not None else 1
     if executor is None or union is None or (jobs <= 1 and getattr(executor, "name", "") == "local") \
-            or len(frames) <= CHUNK:
+            or len(frames) <= MIN_FRAMES:
         detector = detector if detector is not None else _detector(components)
         scanner = FrameScanner(data, detector, union, measurer)
         return [scanner.step(i, f) for i, f in enumerate(frames)], detector
     measured = tuple(int(f) for f in measurer.frames) if measurer is not None else ()
     fr = tuple(int(f) for f in frames)
-    items = [ScanChunk(str(data.session.root), data.method, fr, i, min(i + CHUNK, len(fr)), measured, union)
-             for i in range(0, len(fr), CHUNK)]
+    items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union)
+             for a, b in chunk_bounds(len(fr), jobs)]
     out: list[Scanned] = []
     # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills) would
     # crash a forked one

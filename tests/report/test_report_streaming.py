@@ -68,7 +68,7 @@ def test_the_pass_in_worker_processes_gives_the_same_flags(tmp_path):
     of the single pass, frame-to-frame numbers included."""
     from reconstruct.executors.local import LocalExecutor
 
-    root = _take(tmp_path, 20)  # 3 chunks of 8
+    root = _take(tmp_path, 20)  # 2 chunks of 10: the second steps through frame 9 first
     comps = make_plugin_manager().components()
     one = compute_flags(ReportData.load(Session.open(root)), comps, {})
     ex = LocalExecutor(jobs=2, components=comps)
@@ -81,3 +81,20 @@ def test_the_pass_in_worker_processes_gives_the_same_flags(tmp_path):
         np.testing.assert_array_equal(one.series[name].score, two.series[name].score)
         assert list(one.series[name].flagged) == list(two.series[name].flagged)
     assert one.boxes == two.boxes
+
+
+def test_the_pass_gives_each_worker_one_even_share():
+    """One work item per worker on a short take (24 frames, 2 workers: 12 + 12; fixed items of 8 left one worker
+    idle for a third of the pass), items of at most 16 frames on a long one, every frame once and in order."""
+    from reconstruct.report.scan import MAX_CHUNK, chunk_bounds
+
+    assert chunk_bounds(24, 2) == [(0, 12), (12, 24)]
+    assert chunk_bounds(20, 2) == [(0, 10), (10, 20)]
+    assert chunk_bounds(0, 2) == []
+    for n, jobs in ((24, 2), (96, 2), (1000, 2), (7, 3), (33, 4)):
+        b = chunk_bounds(n, jobs)
+        assert b[0][0] == 0 and b[-1][1] == n and all(x[1] == y[0] for x, y in zip(b, b[1:]))
+        sizes = [y - x for x, y in b]
+        assert max(sizes) <= MAX_CHUNK and max(sizes) - min(sizes) <= 1, (n, jobs, sizes)
+        if n <= jobs * MAX_CHUNK:
+            assert len(b) == jobs, (n, jobs, b)
