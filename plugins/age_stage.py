@@ -1,6 +1,7 @@
 """Built-in plugin ``age``: the age stage, which runs the chosen aging method on every output frame.
 
-Output: ``out/age/<frame:06d>.npz`` per frame (:mod:`reconstruct.artifacts.edits`) and ``out/age/edits.json``
+Output: ``out/age/<frame:06d>.npz`` per frame (:mod:`reconstruct.artifacts.edits`; an image edit is stored as the
+crop of the plate it changes, ``FaceEdit.origin``) and ``out/age/edits.json``
 (method, its description and settings, per-frame info). The method's trained assets live in
 ``out/methods/<method>/`` (``Session.method_dir``) so they survive reruns of the stage.
 
@@ -69,7 +70,8 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
     process ran the previous chunk. Module-level so that ``ctx.executor.map`` can ship it to workers."""
     session = res.session(job.root)
     mctx = method_context(session, job.method_name, device=job.device, progress=NullProgress(),
-                          components=res.components, settings=job.settings, options=job.options, resources=res)
+                          components=res.components, settings=job.settings, options=job.options, resources=res,
+                          roi_edits=True)
     if isinstance(job.method, bytes):
         method = pickle.loads(job.method)
     else:  # the method class: build and prepare a copy here (prepare() loads what the driver's call cached)
@@ -78,6 +80,9 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
     infos = {}
     for fin in frame_inputs(session, mctx, job.frames):
         edit = method.apply(mctx, fin)
+        if edit.kind == "image":  # only the region it changes travels on (a plate-sized edit is cut down)
+            edit.check_fits(fin.plate.shape)
+            edit = edit.cropped()
         save_edit(edit, edit_path(Path(job.out), fin.frame))
         infos[fin.frame] = dict(edit.info)
     return infos
@@ -96,7 +101,7 @@ def is_sequential(method, mctx: MethodContext) -> bool:
 class AgeStage:
     name = "age"
     requires: tuple[str, ...] = ("sync", "fit")
-    version = "3"  # 3: edits carry keep, landmark_shift, blend
+    version = "4"  # 4: image edits stored as their crop (origin), 16-bit, uncompressed; 3: keep, landmark_shift, blend
     needs_method = True
     Settings = AgeSettings
 

@@ -25,8 +25,7 @@ import numpy as np
 from reconstruct import hookimpl
 from reconstruct.artifacts import Detections, HeroLandmarks, RenderedFace, edit_path
 from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
-from reconstruct.composite import (BUILTIN_COMPOSITORS, AlphaCompositor, CompositeResult, CompositeSettings,
-                                   composite_face)
+from reconstruct.composite import BUILTIN_COMPOSITORS, AlphaCompositor, CompositeSettings, composite_region
 from reconstruct.composite.eyes import eye_apertures
 from reconstruct.executors.frames import frame_chunks, use_threads
 from reconstruct.methods import frame_inputs, method_context
@@ -60,11 +59,11 @@ class CompositeChunk:
 
 
 def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
-    """Composite one chunk of frames onto the hero plate: plate PNG/EXR and patch files, plus a lossless preview
-    frame per frame in ``out/.preview``; returns per-frame info. Module-level so that ``ctx.executor.map`` can
-    ship it to workers."""
-    import cv2
-
+    """Composite one chunk of frames onto the hero plate: plate PNG/EXR and patch files, plus the preview frame of
+    each frame in ``out/.preview`` (raw .npy: the driver reads it once); returns per-frame info. Only the edit's
+    region is composited; the whole frame is made when the plate is written. The files are recorded in the
+    manifest by the driver, in one update (:meth:`CompositeStage.run`). Module-level so that ``ctx.executor.map``
+    can ship it to workers."""
     from reconstruct.composite.outputs import PlateWriter, preview_frame
     from reconstruct.session import atomic_path
 
@@ -81,8 +80,7 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
         from reconstruct.provenance import ProvenanceRecord
 
         record = ProvenanceRecord.from_json(job.record)
-    writer = PlateWriter(Path(job.plates), out, record=record, session=session if record else None,
-                         fps=session.rig.fps)
+    writer = PlateWriter(Path(job.plates), out, record=record, fps=session.rig.fps)
     info: dict[int, dict] = {}
     eyes = job.eyes
     warned = False
@@ -92,25 +90,29 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
         kept_eyes = False
         r = RenderedFace.load(rp) if rp.exists() else None
         if r is not None and r.exact:  # made of the plate itself: its mask is the final alpha, used as is
-            out_img = composite_face(plate, r.image, r.coverage, replace(s, color="none"), AlphaCompositor(),
-                                     alpha=r.coverage)
+            out_img = composite_region(plate, r.image, r.coverage, replace(s, color="none"), AlphaCompositor(),
+                                       alpha=r.coverage, origin=r.origin)
         elif r is not None:
             exclude = r.exclude
             if exclude is None and eyes is not None and fin.frame in eyes.points:
-                exclude = eye_apertures(eyes.points[fin.frame], eyes.scheme, plate.shape[:2])
-                kept_eyes = exclude is not None
+                apertures = eye_apertures(eyes.points[fin.frame], eyes.scheme, plate.shape[:2])
+                if apertures is not None:
+                    (x0, y0), (h, w) = r.origin, r.coverage.shape[:2]
+                    exclude = apertures[y0:y0 + h, x0:x0 + w]
+                    kept_eyes = True
             if exclude is None and s.keep_eyes and not warned:
                 log.warning("composite: frame %d: no eye apertures found on the plate (detect stage output or hero "
                             "landmarks missing), so the edit's own eyes are used there; composite.json lists the "
                             "frames (plate_eyes false)", fin.frame)
                 warned = True
-            out_img = composite_face(plate, r.image, r.coverage, s, compositor, exclude=exclude, skin=r.skin)
+            out_img = composite_region(plate, r.image, r.coverage, s, compositor, exclude=exclude, skin=r.skin,
+                                       origin=r.origin)
         else:
-            f = plate.astype(np.float32) / np.float32(255.0)
-            out_img = CompositeResult(image=f, alpha=np.zeros(plate.shape[:2], np.float32), face=f)
+            out_img = composite_region(plate, np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32), s,
+                                       compositor)
         writer.write_plate(fin.frame, out_img)
-        with atomic_path(previews / f"{fin.frame:06d}.png") as tmp:
-            cv2.imwrite(str(tmp), preview_frame(plate, out_img.image, writer.preview_width))
+        with atomic_path(previews / f"{fin.frame:06d}.npy", suffix=".npy") as tmp:
+            np.save(tmp, preview_frame(plate, out_img, writer.preview_width), allow_pickle=False)
         info[fin.frame] = {"mask_px": int((out_img.alpha > 0).sum()), "edited": rp.exists(),
                            "plate_eyes": kept_eyes}
     return info
@@ -154,7 +156,7 @@ def hero_landmarks(session) -> HeroLandmarks | None:
 class CompositeStage:
     name = "composite"
     requires: tuple[str, ...] = ("render",)
-    version = "4"  # 4: exact-alpha edits (made of the plate); 3: the plate's eyes kept for edits without an exclude mask
+    version = "5"  # 5: the edit's region only (crops); 4: exact-alpha edits (made of the plate); 3: the plate's eyes kept for edits without an exclude mask
     needs_method = True
     Settings = CompositeSettings
 
@@ -167,8 +169,6 @@ class CompositeStage:
         return {"chunk": ctx.settings["frames"].chunk}
 
     def run(self, ctx: StageContext, out: Path) -> None:
-        import cv2
-
         from reconstruct.composite.outputs import PlateWriter
 
         s = ctx.settings[self.name]
@@ -197,9 +197,14 @@ class CompositeStage:
         previews = out / PREVIEW_TMP
         with PlateWriter(tmp_plates / hero, out, record=record, session=session, fps=session.rig.fps) as writer:
             for f in sorted(frames_info):
-                writer.add_preview(cv2.imread(str(previews / f"{f:06d}.png"), cv2.IMREAD_COLOR))
+                writer.add_preview(np.load(previews / f"{f:06d}.npy", allow_pickle=False))
         shutil.rmtree(previews, ignore_errors=True)
         write_intent(ctx.stage_dir("age"), sorted(frames_info), tmp_plates / INTENT_FILE)
+        if record is not None:  # every plate and patch in the manifest, one update (not one per file)
+            from reconstruct.provenance import record_stage_outputs
+
+            record_stage_outputs(session, tmp_plates, record)
+            record_stage_outputs(session, out / "patches", record)
         atomic_write_json(out / "composite.json", {
             "settings": settings_dict(s), "frames": frames_info, "method": method,
             "plates": f"out/plates/{method}/{hero}", "formats": ["png16 (sRGB)", "exr half (linear)"]})

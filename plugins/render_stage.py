@@ -1,5 +1,6 @@
 """Built-in plugin ``render``: the render stage. Draws every "mesh" face edit of the age stage through the hero
-camera, lit like the plate, into an image and a coverage mask; passes "image" edits through unchanged.
+camera, lit like the plate, into an image and a coverage mask of the face's region (rendered once; the lighting is
+estimated from that render); passes "image" edits (crops of the plate) through unchanged.
 
 Output per frame ``out/render/<frame:06d>.npz`` (:class:`reconstruct.artifacts.RenderedFace`) plus
 ``out/render/render.json`` (renderer, per-frame lighting coefficients and fit residual). Options:
@@ -80,9 +81,10 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
         if not p.exists():
             continue
         edit = load_edit(p)
-        if edit.kind == "image":
-            RenderedFace(edit.image, edit.mask, exclude=edit.keep,
-                         exact=edit.blend == "exact").save(RenderedFace.path(out, fin.frame))
+        if edit.kind == "image":  # passed through: the same crop of the plate
+            edit.check_fits(fin.plate.shape)
+            RenderedFace(edit.image, edit.mask, exclude=edit.keep, exact=edit.blend == "exact",
+                         origin=edit.origin).save(RenderedFace.path(out, fin.frame))
             infos[fin.frame] = {"kind": "image"}
             continue
         if mctx.fits is None:
@@ -92,7 +94,7 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
                               "frame's fit", hint="run calibrate and fit before the age stage")
         drawer = _drawer(res, job.settings, job.device, mctx.fits.model_name)
         d = drawer.draw(fin.plate, fin.fit.vertices, fin.hero, edit)
-        RenderedFace(d.image, d.coverage, d.exclude, d.skin).save(RenderedFace.path(out, fin.frame))
+        RenderedFace(d.image, d.coverage, d.exclude, d.skin, origin=d.origin).save(RenderedFace.path(out, fin.frame))
         infos[fin.frame] = {"kind": "mesh", **d.info, "renderer": drawer.renderer.name}
     return infos
 
@@ -100,7 +102,7 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
 class RenderStage:
     name = "render"
     requires: tuple[str, ...] = ("age",)
-    version = "4"  # 4: render mode keeps the plate off its skin and at its holes; 3: image edits carry keep and exact
+    version = "5"  # 5: crops of the plate (origin), one render per mesh edit; 4: render mode keeps the plate off its skin and at its holes; 3: image edits carry keep and exact
     needs_method = True
     Settings = RenderSettings
 

@@ -14,7 +14,7 @@ Methods whose output shows a different-looking person (``identity_changing = Tru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Mapping
@@ -59,12 +59,14 @@ class FaceEdit:
         frame: output frame number.
         kind: ``"image"``: ``image`` and ``mask`` are set; ``"mesh"``: ``vertices`` (and albedo) are set and the
             render stage draws them through the hero camera.
-        image: (H, W, 3) float32 sRGB in [0, 1], hero-plate sized: the edited face (only meaningful under mask).
-        mask: (H, W) float32 in [0, 1]: where ``image`` replaces the plate (before the compositor's feathering).
+        image: (h, w, 3) float32 sRGB in [0, 1]: the edited face (only meaningful under mask), a crop of the hero
+            plate whose top-left pixel is ``origin`` (plate-sized with the default origin (0, 0)).
+        mask: (h, w) float32 in [0, 1], same crop: where ``image`` replaces the plate (before the compositor's
+            feathering); zero everywhere outside the crop.
         vertices: (V, 3) float32 world-frame vertices in metres (same topology as the session's face model).
         vertex_albedo: (V, 3) float32 linear RGB albedo in [0, 1], or None.
         albedo_texture: (S, S, 3) float32 linear RGB UV texture in [0, 1] (model's UV layout), or None.
-        keep: (H, W) bool, image edits only: the pixels that must show the plate, or None to let the compositor
+        keep: (h, w) bool, same crop, image edits only: the pixels that must show the plate, or None to let the compositor
             keep the plate's eyes (it finds their lid apertures). An edit that moves the eyes itself (a warp of the
             plate) passes all-False: the plate's eyes are then where the edit put them.
         blend: image edits: ``"composite"`` (the compositor erodes and feathers ``mask``, matches colour and blends)
@@ -73,6 +75,9 @@ class FaceEdit:
         landmark_shift: (N, 2) float32 pixels, or None: where the edit *meant* to move each landmark of the scheme
             named in ``info["landmark_scheme"]`` (a warp's intended change of shape), so the QC report does not read
             an intended change as a lost expression.
+        origin: image edits: ``(x0, y0)`` pixels, where the crop's top-left pixel lies on the hero plate; an edit
+            that changes a region of the frame only (the face) is that region, so the stages after it read, write
+            and composite the region, not the whole frame (:meth:`cropped`, :meth:`on_plate`).
         info: small JSON-serialisable facts for the report (e.g. ``{"target_age": 30}``).
     """
 
@@ -86,6 +91,7 @@ class FaceEdit:
     keep: np.ndarray | None = None
     landmark_shift: np.ndarray | None = None
     blend: Literal["composite", "exact"] = "composite"
+    origin: tuple[int, int] = (0, 0)
     info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -97,6 +103,67 @@ class FaceEdit:
             raise MethodError(f"frame {self.frame}: blend must be 'composite' or 'exact', got {self.blend!r}")
         if self.image is not None and self.mask is not None and self.image.shape[:2] != self.mask.shape[:2]:
             raise MethodError(f"frame {self.frame}: image {self.image.shape} and mask {self.mask.shape} differ in size")
+        if self.keep is not None and self.mask is not None and self.keep.shape != self.mask.shape[:2]:
+            raise MethodError(f"frame {self.frame}: keep {self.keep.shape} and mask {self.mask.shape} differ in size")
+        o = tuple(self.origin)
+        if len(o) != 2 or any(int(v) != v or v < 0 for v in o):
+            raise MethodError(f"frame {self.frame}: origin must be two pixel offsets >= 0, got {self.origin!r}")
+        object.__setattr__(self, "origin", (int(o[0]), int(o[1])))
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, w, h)`` of an image edit's crop on the plate."""
+        h, w = self.mask.shape[:2]
+        return self.origin[0], self.origin[1], w, h
+
+    def check_fits(self, plate_shape: tuple[int, ...]) -> None:
+        """Raise :class:`MethodError` when the crop does not lie inside a plate of ``plate_shape`` (H, W[, C])."""
+        x0, y0, w, h = self.box
+        if x0 + w > plate_shape[1] or y0 + h > plate_shape[0]:
+            raise MethodError(f"frame {self.frame}: the edit's crop {w}x{h} at {self.origin} lies outside the "
+                              f"{plate_shape[1]}x{plate_shape[0]} plate",
+                              hint="an image edit must be plate-sized or a crop of the plate (FaceEdit.origin)")
+
+    def cropped(self, margin: int = 0) -> "FaceEdit":
+        """The same image edit cut down to the bounding box of ``mask > 0`` grown by ``margin`` px (within the
+        old crop): what is cut off has mask 0, so the composite is the same. A mesh edit, or one already tight, is
+        returned as is; an empty mask gives an empty (0 x 0) crop."""
+        if self.kind != "image":
+            return self
+        ys, xs = np.nonzero(np.asarray(self.mask) > 0)
+        h, w = self.mask.shape[:2]
+        if len(xs):
+            x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
+            x1, y1 = min(int(xs.max()) + 1 + margin, w), min(int(ys.max()) + 1 + margin, h)
+        else:
+            x0 = y0 = x1 = y1 = 0
+        if (x0, y0, x1, y1) == (0, 0, w, h):
+            return self
+        sl = (slice(y0, y1), slice(x0, x1))
+        return replace(self, image=self.image[sl], mask=self.mask[sl],
+                       keep=None if self.keep is None else self.keep[sl],
+                       origin=(self.origin[0] + x0, self.origin[1] + y0))
+
+    def on_plate(self, plate: np.ndarray) -> "FaceEdit":
+        """The same image edit as plate-sized arrays (origin (0, 0)): ``image`` is the plate (float, /255) outside
+        the crop, ``mask`` 0 and ``keep`` False there. For callers that want whole frames."""
+        if self.kind != "image" or (self.origin == (0, 0) and self.mask.shape[:2] == plate.shape[:2]):
+            return self
+        self.check_fits(plate.shape)
+        x0, y0, w, h = self.box
+        sl = (slice(y0, y0 + h), slice(x0, x0 + w))
+        image = plate.astype(np.float32) / np.float32(255.0) if plate.dtype == np.uint8 else \
+            np.array(plate, np.float32)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        image[sl] = self.image
+        mask = np.zeros(plate.shape[:2], np.float32)
+        mask[sl] = self.mask
+        keep = None
+        if self.keep is not None:
+            keep = np.zeros(plate.shape[:2], bool)
+            keep[sl] = self.keep
+        return replace(self, image=image, mask=mask, keep=keep, origin=(0, 0))
 
 
 @dataclass
@@ -112,6 +179,9 @@ class MethodContext:
             :meth:`option`).
         fits: the fit stage's result, when it ran. cameras: calibrated cameras by name (may be empty).
         resources: the process's per-run cache (:class:`~reconstruct.executors.resources.Resources`), or None.
+        roi_edits: the caller takes image edits that are a crop of the plate (``FaceEdit.origin``); a method may
+            then return only the region it changed. False (callers that want plate-sized edits): a method that
+            works on a region returns ``edit.on_plate(plate)``. The age stage sets it.
     """
 
     session: "Session"
@@ -124,6 +194,7 @@ class MethodContext:
     cameras: Mapping[str, "CameraModel"] = field(default_factory=dict)
     settings: Any = None
     resources: "Resources | None" = None
+    roi_edits: bool = False
 
     def option(self, key: str, default: Any = None, cast: type | None = None) -> Any:
         """A raw ``--option`` value (for methods that declare no Settings class)."""
@@ -138,11 +209,12 @@ class MethodContext:
 
 def method_context(session: "Session", method: str | None, *, device: str, progress: "Progress",
                    components: "Components", settings: Any = None, options: Mapping[str, Any] | None = None,
-                   resources: "Resources | None" = None) -> MethodContext:
+                   resources: "Resources | None" = None, roi_edits: bool = False) -> MethodContext:
     """The context a method sees (fits and cameras when those stages have run), in the driver or in a worker.
 
     ``method``: the method's name (its work dir is made); None for stages that only read frames (render,
-    composite). ``settings``: the run's :class:`~reconstruct.options.RunSettings` (the method's own is picked)."""
+    composite). ``settings``: the run's :class:`~reconstruct.options.RunSettings` (the method's own is picked).
+    ``roi_edits``: see :class:`MethodContext`."""
     from .fitting.result import load_fits
 
     fit_file = session.stage_dir("fit") / "fits.npz"
@@ -150,7 +222,7 @@ def method_context(session: "Session", method: str | None, *, device: str, progr
     return MethodContext(session=session, options=dict(options or {}), device=device,
                          work_dir=session.method_dir(method or "_none", create=bool(method)), progress=progress,
                          components=components, fits=load_fits(fit_file) if fit_file.exists() else None,
-                         cameras=session.cameras(), settings=own, resources=resources)
+                         cameras=session.cameras(), settings=own, resources=resources, roi_edits=roi_edits)
 
 
 def frame_inputs(session: "Session", mctx: MethodContext, frames=None) -> Iterator[FrameInput]:

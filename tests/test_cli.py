@@ -63,3 +63,25 @@ def test_errors_print_on_one_line_on_a_narrow_terminal(tmp_path):
     assert [line for line in lines if "ERROR" in line and "hint: pass a session folder made by `capture record`" in
             line], r.stderr
     assert len(lines) == 2, r.stderr  # the error and its hint
+
+
+def test_jobs_defaults_to_the_cores_and_takes_auto_or_a_number(tmp_path, monkeypatch):
+    """Per-frame stages keep every core busy by default (``--jobs auto``); a number still works."""
+    import argparse
+
+    from reconstruct.commands import run as run_cmd
+    from reconstruct.errors import ConfigError
+
+    monkeypatch.setattr(run_cmd, "available_cores", lambda: 6)
+    p = argparse.ArgumentParser()
+    run_cmd.add_parser(p.add_subparsers())
+    assert p.parse_args(["run", "s"]).jobs == 6
+    assert p.parse_args(["run", "s", "--jobs", "auto"]).jobs == 6
+    assert p.parse_args(["run", "s", "--jobs", "3"]).jobs == 3
+    for bad in ("0", "two"):
+        try:
+            p.parse_args(["run", "s", "--jobs", bad])
+        except ConfigError as exc:
+            assert "--jobs" in str(exc) and "auto" in (exc.hint or "")
+        else:
+            raise AssertionError(f"--jobs {bad} was accepted")

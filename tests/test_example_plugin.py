@@ -84,9 +84,14 @@ def test_used_by_run(plugin_site, repo_root, tmp_path):
     assert json.loads(r.stdout.strip().splitlines()[-1]) == ["sync", "fit", "age"]
     edits = json.loads((tmp_path / "s" / "out" / "age" / "edits.json").read_text())
     assert edits["method"] == "example_smooth" and set(edits["frames"]) == {"0", "1", "2"}
-    d = np.load(tmp_path / "s" / "out" / "age" / "000001.npz")
+    from reconstruct.artifacts import load_edit
+
     s = Session.open(tmp_path / "s")
-    plate = s.read_image("hero", "000001.png").astype(np.float32) / 255
+    raw = s.read_image("hero", "000001.png")
+    plate = raw.astype(np.float32) / 255
+    # stored as the crop it changes (FaceEdit.origin, 16-bit): back on the plate's grid
+    d = load_edit(tmp_path / "s" / "out" / "age" / "000001.npz").on_plate(raw)
+    d = {"image": d.image, "mask": d.mask}
     inside = d["mask"] > 0.3
     assert inside.any() and (d["mask"][0, 0] < 1e-3)  # face region only, not the corner
     assert np.abs(d["image"][inside] - plate[inside]).mean() > 0.02  # the method really changed the face

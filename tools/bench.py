@@ -35,6 +35,14 @@ def bench_scripts() -> list[Path]:
     return sorted(p for p in TOOLS.glob("bench_*.py") if p.is_file())
 
 
+def script_timeout(script: Path, default: float) -> float:
+    """The script's own limit (a module-level ``TIMEOUT_S = <seconds>`` line) when longer than ``default``."""
+    import re
+
+    m = re.search(r"^TIMEOUT_S\s*=\s*([0-9.]+)", script.read_text(), re.M)
+    return max(default, float(m.group(1))) if m else default
+
+
 def machine() -> str:
     """One line: CPU model and cores, RAM, GPU, Python, torch."""
     cpu = platform.processor() or platform.machine()
@@ -149,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list benchmark scripts and exit")
     ap.add_argument("--frames", type=int, default=24, help="frames of the synthetic session (default 24)")
     ap.add_argument("--quick", action="store_true", help="ask scripts for a short run")
-    ap.add_argument("--timeout", type=float, default=900, help="seconds per script before it is stopped (default 900)")
+    ap.add_argument("--timeout", type=float, default=900,
+                    help="seconds per script before it is stopped (default 900; a script's own TIMEOUT_S when longer)")
     ap.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -176,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in scripts:
             t0 = time.perf_counter()
             print(f"[bench] {s.name} ...", file=sys.stderr, flush=True)
+            limit = script_timeout(s, args.timeout)
             try:
                 proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", str(s), *child_argv],
-                                      cwd=REPO, capture_output=True, text=True, timeout=args.timeout)
+                                      cwd=REPO, capture_output=True, text=True, timeout=limit)
             except subprocess.TimeoutExpired:
-                failures.append((s.name, f"timed out after {args.timeout:g} s"))
+                failures.append((s.name, f"timed out after {limit:g} s"))
                 continue
             dt = time.perf_counter() - t0
             marked = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]

@@ -311,7 +311,8 @@ class DigitalHumanMethod(BaseMethod):
             if frame.hero is None:
                 raise MethodError(f"frame {frame.frame}: plate mode needs the calibrated hero camera",
                                   hint="run the calibrate stage (or import a calibration) first")
-            return self._plate(ctx, st).edit(frame.frame, frame.plate, fit, frame.hero)
+            edit = self._plate(ctx, st).edit(frame.frame, frame.plate, fit, frame.hero)  # a crop of the plate
+            return edit if ctx.roi_edits else edit.on_plate(frame.plate)
         v = self.model.vertices(self.identity, fit.expression)  # model frame, young identity, frame's expression
         world = float(fit.scale) * v @ np.asarray(fit.R).T + np.asarray(fit.t)
         return FaceEdit(frame=frame.frame, kind="mesh", vertices=world.astype(np.float32),

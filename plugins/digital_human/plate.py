@@ -14,8 +14,9 @@ Per frame (:class:`PlateRetoucher`):
 3. the edit is an image edit that says which landmarks it meant to move and where (``landmark_shift``), so that the
    QC report can tell an intended change of shape from a lost expression.
 
-Every output pixel is a plate pixel, moved (bicubic) or filtered; outside the changed region it is the plate's
-exact value.
+Every output pixel is a plate pixel, moved (Lanczos) or filtered; outside the changed region it is the plate's
+exact value. All of it works on the face's region of interest, and the edit is a crop of the plate
+(``FaceEdit.origin``): the changed pixels' bounding box.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from reconstruct.methods import FaceEdit
-from reconstruct.retouch import (SkinSettings, apply_warp, crop_camera, face_roi, face_warp, retouch_skin,
-                                 warp_points)
+from reconstruct.retouch import (Roi, SkinSettings, crop_camera, face_roi, face_warp, retouch_skin, warp_points,
+                                 warp_region)
 from reconstruct.retouch.regions import region_masks, region_weights
 from reconstruct.retouch.skin import adaptive_skin, tone_gain
 
@@ -66,22 +67,26 @@ class PlateRetoucher:
         return float(fit.scale) * v @ np.asarray(fit.R, np.float64).T + np.asarray(fit.t, np.float64)
 
     def edit(self, frame: int, plate: np.ndarray, fit, camera) -> FaceEdit:
+        """The frame's edit as a crop of the plate (``FaceEdit.origin``): the pixels it changed, grown by 2 px
+        (``edit.on_plate(plate)`` gives the plate-sized arrays)."""
         s = self.settings
         tris = self.model.triangles
         old = np.asarray(fit.vertices, np.float64)
         new = old + s.warp * (self.young_vertices(fit) - old)
         h, w = plate.shape[:2]
         roi = face_roi(camera.project(old), (w, h), margin=s.falloff + 0.15)
-        image = plate.astype(np.float32) / np.float32(255.0)
         if roi.empty:
-            return FaceEdit(frame=frame, kind="image", image=image, mask=np.zeros((h, w), np.float32),
-                            keep=np.zeros((h, w), bool), blend="exact", info={"mode": "plate", "face_visible": False})
+            return FaceEdit(frame=frame, kind="image", image=np.zeros((0, 0, 3), np.float32),
+                            mask=np.zeros((0, 0), np.float32), keep=np.zeros((0, 0), bool), blend="exact",
+                            info={"mode": "plate", "face_visible": False})
+        image = plate.astype(np.float32) / np.float32(255.0)  # the whole frame: the warp samples past the roi
         warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff)
-        out = apply_warp(image, warp)
+        region = warp_region(image, warp)  # (roi h, roi w, 3): everything after works on the face's roi only
         iod = self._iod_px(new, camera)
-        frags = self.renderer.rasterize(new, tris, crop_camera(camera, roi))
+        frags = warp.fragments  # the young mesh through the roi's camera: what the warp rasterised
+        if frags is None:
+            frags = self.renderer.rasterize(new, tris, crop_camera(camera, roi))
         masks = region_masks(frags, tris, self.weights, blur_px=max(1.0, 0.03 * iod))
-        region = out[roi.slices]
         model_skin = region_masks(frags, tris, {"skin": self._skin_v}, blur_px=max(1.0, 0.02 * iod))["skin"]
         plate_skin = _soften(adaptive_skin(region, model_skin), 0.01 * iod)  # this face's skin colour: no beard
         skin = model_skin * plate_skin
@@ -90,11 +95,18 @@ class PlateRetoucher:
         if self.young_skin_rgb is not None and skin.sum() > 50:
             cur = (region * skin[..., None]).reshape(-1, 3).sum(0) / skin.sum()
             gain = np.clip(tone_gain(self.young_skin_rgb, cur), 0.9, 1.1)
-        out[roi.slices] = retouch_skin(region, masks, iod, s.skin, skin=skin, tone_gain=gain)
+        region = retouch_skin(region, masks, iod, s.skin, skin=skin, tone_gain=gain)
         # exact alpha: 1 on every changed pixel (grown by 2 px), 0 elsewhere, used as is by the compositor; the
-        # edit is the plate everywhere else, so there is no edge, and no feather ramp to double moved pixels
-        changed = np.abs(out - image).max(-1) > 0
+        # edit is the plate everywhere else, so there is no edge, and no feather ramp to double moved pixels.
+        # Only the roi can change: the mask is made on the roi grown by the 2 px (what a whole-frame mask holds)
+        # and the edit is cut to the mask's bounding box.
+        box = _grown(roi, 2, (w, h))
+        changed = np.zeros((box.h, box.w), bool)
+        iy, ix = roi.y0 - box.y0, roi.x0 - box.x0
+        changed[iy:iy + roi.h, ix:ix + roi.w] = np.abs(region - image[roi.slices]).max(-1) > 0
         mask = _grow(changed, 2)
+        out = image[box.slices].copy()
+        out[iy:iy + roi.h, ix:ix + roi.w] = region
         info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(float(np.abs(warp.flow).max()), 3),
                 "iod_px": round(float(iod), 2), "tone_gain": None if gain is None else [round(float(x), 4) for x in gain],
                 "landmark_scheme": LANDMARK_SCHEME if self._lm is not None else None,
@@ -103,14 +115,22 @@ class PlateRetoucher:
         if self._lm is not None:  # where the warp itself takes the plate's landmarks (eyes and mouth included)
             q = camera.project(self._lm.points(old, tris))
             shift = (warp_points(q, warp) - q).astype(np.float32)
-        return FaceEdit(frame=frame, kind="image", image=out, mask=mask, keep=np.zeros((h, w), bool),
-                        landmark_shift=shift, blend="exact", info=info)
+        return FaceEdit(frame=frame, kind="image", image=out, mask=mask, keep=np.zeros(mask.shape, bool),
+                        landmark_shift=shift, blend="exact", origin=(box.x0, box.y0), info=info).cropped()
 
     def _iod_px(self, vertices: np.ndarray, camera) -> float:
         if self._ibug is None:
             return 0.25 * float(np.ptp(camera.project(vertices)[:, 0]))
         p = camera.project(self._ibug.points(vertices, self.model.triangles))
         return float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+
+
+def _grown(roi: Roi, px: int, size: tuple[int, int]) -> Roi:
+    """``roi`` grown by ``px`` on every side, clipped to a frame of ``size = (W, H)``."""
+    W, H = size
+    x0, y0 = max(roi.x0 - px, 0), max(roi.y0 - px, 0)
+    x1, y1 = min(roi.x0 + roi.w + px, W), min(roi.y0 + roi.h + px, H)
+    return Roi(x0, y0, x1 - x0, y1 - y0)
 
 
 def _soften(mask: np.ndarray, px: float) -> np.ndarray:

@@ -31,7 +31,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--only", dest="only_stage", metavar="STAGE", help="run only STAGE")
     run.add_argument("--method", help="aging method (`reconstruct plugins` lists them); without: stop after fit")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device (default auto)")
-    run.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers for per-frame work (default 1)")
+    run.add_argument("--jobs", type=jobs_arg, default="auto", metavar="N|auto",
+                     help="parallel workers for per-frame work: a number, or auto (default): one per CPU core this "
+                          "process may use")
     from ..executors.local import EXECUTORS
 
     run.add_argument("--executor", default="local", choices=tuple(EXECUTORS),
@@ -45,6 +47,31 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return run
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; all cores where there is none)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def jobs_arg(text: str) -> int:
+    """``--jobs``: ``auto`` (:func:`available_cores`) or a whole number >= 1."""
+    from ..errors import ConfigError
+
+    if str(text).strip().lower() == "auto":
+        return available_cores()
+    try:
+        n = int(text)
+    except ValueError:
+        raise ConfigError(f"--jobs {text}: not a number", hint="pass a whole number of workers, or auto") from None
+    if n < 1:
+        raise ConfigError(f"--jobs {n}: must be at least 1", hint="pass a whole number of workers, or auto")
+    return n
+
+
 def run(args: argparse.Namespace, host) -> int:
     from ..device import resolve_device
     from ..engine import run_pipeline
@@ -52,12 +79,13 @@ def run(args: argparse.Namespace, host) -> int:
     from ..progress import RichProgress
     from ..stage import RunConfig
 
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs {args.jobs}: must be at least 1")
+    jobs = jobs_arg(args.jobs) if isinstance(args.jobs, str) else int(args.jobs)
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: must be at least 1")
     options = parse_options(args.option)
     options.update(plugin_flags(args))
     config = RunConfig(session=args.session, method=args.method, device=resolve_device(args.device),
-                       jobs=args.jobs, from_stage=args.from_stage, only_stage=args.only_stage,
+                       jobs=jobs, from_stage=args.from_stage, only_stage=args.only_stage,
                        executor=args.executor, address=args.address, options=MappingProxyType(options))
     results = run_pipeline(config, host, progress=RichProgress())
     print_summary(results)

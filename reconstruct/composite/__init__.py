@@ -27,7 +27,8 @@ from .color import METHODS as COLOR_METHODS
 from .color import transfer_color
 from .mask import face_mask, skin_from_color
 
-__all__ = ["CompositeSettings", "CompositeResult", "composite_face", "face_mask", "transfer_color",
+__all__ = ["CompositeSettings", "CompositeResult", "CompositeCrop", "composite_face", "composite_region",
+           "context_px", "face_mask", "transfer_color",
            "feather_width", "boundary_ring", "AlphaCompositor", "LaplacianCompositor", "PoissonCompositor",
            "BUILTIN_COMPOSITORS"]
 
@@ -95,6 +96,42 @@ class CompositeResult:
     image: np.ndarray
     alpha: np.ndarray
     face: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompositeCrop:
+    """One composited frame as the plate plus the region the edit changed (what the composite stage computes:
+    the face's region, not the frame).
+
+    Attributes:
+        plate: (H, W, 3) uint8 RGB hero plate (the frame everywhere outside the region).
+        origin: ``(x0, y0)`` pixels of the region's top-left corner on the plate.
+        image: (h, w, 3) float32 sRGB in [0, 1], the composite in the region (0 x 0: the frame is the plate).
+        alpha: (h, w) float32 in [0, 1], the mask used (0 outside the region).
+        face: (h, w, 3) float32 sRGB, the blended face ``B`` in the region.
+    """
+
+    plate: np.ndarray
+    origin: tuple[int, int]
+    image: np.ndarray
+    alpha: np.ndarray
+    face: np.ndarray
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``frame[crop.slices]`` is the region."""
+        x0, y0 = self.origin
+        h, w = self.alpha.shape[:2]
+        return slice(y0, y0 + h), slice(x0, x0 + w)
+
+    def on_plate(self) -> CompositeResult:
+        """The whole frame as a :class:`CompositeResult` (``plate / 255`` outside the region)."""
+        pf = self.plate.astype(np.float32) / np.float32(255.0)
+        image, face = pf.copy(), pf.copy()
+        alpha = np.zeros(self.plate.shape[:2], np.float32)
+        sl = self.slices
+        image[sl], face[sl], alpha[sl] = self.image, self.face, self.alpha
+        return CompositeResult(image=image, alpha=alpha, face=face)
 
 
 class AlphaCompositor:
@@ -169,24 +206,92 @@ def _boundary_gain(face: np.ndarray, plate: np.ndarray, alpha: np.ndarray, fallo
     return np.clip(face * (1.0 + w * (gain - 1.0)), 0.0, 1.0)
 
 
-def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
-                   compositor: Any, exclude: np.ndarray | None = None, skin: np.ndarray | None = None,
-                   alpha: np.ndarray | None = None) -> CompositeResult:
-    """Composite ``face`` onto ``plate``.
+def context_px(settings: CompositeSettings, compositor: Any) -> int:
+    """How far past an edit's crop the compositor must see the plate: a multi-band blend's pyramid reaches about
+    ``2 ** (levels + 1)`` px (its 5-tap filters, down and up; twice that as margin), every other compositor a few
+    pixels (the distance transform of the feather and a Poisson solve's border need one)."""
+    if hasattr(compositor, "levels"):
+        return 2 ** (int(settings.levels) + 2)
+    return 8
 
-    Args:
-        plate: (H, W, 3) uint8 RGB hero plate.
-        face: (H, W, 3) float32 sRGB in [0, 1], the edited face (meaningful where ``coverage`` > 0.5).
-        coverage: (H, W) float in [0, 1], where the face is defined (render coverage or a method's mask).
-        settings: mask, colour and compositor settings.
-        compositor: an object with ``blend(plate, face, alpha)`` (see module docstring).
-        exclude: (H, W) mask of pixels that must keep the plate (e.g. eyes), or None.
-        skin: (H, W) skin mask used when ``settings.skin_only`` (None: colour classifier on the plate).
-        alpha: a ready alpha (skips mask building), or None.
+
+def _grid(settings: CompositeSettings, compositor: Any) -> int:
+    """The working region starts on multiples of this: a multi-band blend's pyramid then samples the same pixels
+    as on the whole frame (each pyrDown keeps the even ones)."""
+    return 2 ** max(int(settings.levels) - 1, 0) if hasattr(compositor, "levels") else 1
+
+
+def composite_region(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
+                     compositor: Any, exclude: np.ndarray | None = None, skin: np.ndarray | None = None,
+                     alpha: np.ndarray | None = None, origin: tuple[int, int] = (0, 0)) -> "CompositeCrop":
+    """:func:`composite_face` of an edit that is a crop of the plate, computed on that crop only (grown by
+    :func:`context_px` for a compositor that needs the plate around it; not at all for a ready ``alpha``).
+
+    ``face`` (h, w, 3), ``coverage`` (h, w) and the optional ``exclude``/``skin``/``alpha`` (h, w) lie on the
+    (H, W, 3) uint8 ``plate`` with their top-left pixel at ``origin = (x0, y0)``; outside the crop the edit has
+    coverage 0 (the plate). The result is the composite of the working region, with its own origin
+    (:class:`CompositeCrop`); everything outside it is the plate.
     """
     plate = np.asarray(plate)
     if plate.dtype != np.uint8 or plate.ndim != 3 or plate.shape[2] != 3:
         raise RenderError(f"composite: plate must be (H, W, 3) uint8, got {plate.shape} {plate.dtype}")
+    cov = np.asarray(coverage)
+    h, w = cov.shape[:2] if cov.ndim == 2 else (-1, -1)
+    x0, y0 = (int(v) for v in origin)
+    H, W = plate.shape[:2]
+    if np.shape(face) != (h, w, 3) or x0 < 0 or y0 < 0 or x0 + w > W or y0 + h > H:
+        raise RenderError(f"composite: face {np.shape(face)} / coverage {cov.shape} at {tuple(origin)} do not lie "
+                          f"on the plate {plate.shape}", hint="render at the hero camera's image size")
+    if h == 0 or w == 0:
+        return CompositeCrop(plate, (0, 0), np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32),
+                             np.zeros((0, 0, 3), np.float32))
+    pad = 0 if alpha is not None else context_px(settings, compositor)
+    g = 1 if alpha is not None else _grid(settings, compositor)
+    bx0, by0 = max(x0 - pad, 0) // g * g, max(y0 - pad, 0) // g * g
+    bx1, by1 = min(x0 + w + pad, W), min(y0 + h + pad, H)
+    inner = (slice(y0 - by0, y0 - by0 + h), slice(x0 - bx0, x0 - bx0 + w))
+    shape = (by1 - by0, bx1 - bx0)
+
+    def grow(a):  # the crop's array on the working region (0 = the plate's, outside the crop)
+        if a is None or (by0, bx0, by1, bx1) == (y0, x0, y0 + h, x0 + w):
+            return a
+        a = np.asarray(a)
+        out = np.zeros(shape + a.shape[2:], a.dtype)
+        out[inner] = a
+        return out
+
+    res = _composite(plate[by0:by1, bx0:bx1], grow(np.asarray(face, np.float32)), grow(cov), settings, compositor,
+                     grow(exclude), grow(skin), grow(alpha))
+    return CompositeCrop(plate, (bx0, by0), res.image, res.alpha, res.face)
+
+
+def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
+                   compositor: Any, exclude: np.ndarray | None = None, skin: np.ndarray | None = None,
+                   alpha: np.ndarray | None = None, origin: tuple[int, int] = (0, 0)) -> CompositeResult:
+    """Composite ``face`` onto ``plate``.
+
+    Args:
+        plate: (H, W, 3) uint8 RGB hero plate.
+        face: (h, w, 3) float32 sRGB in [0, 1], the edited face (meaningful where ``coverage`` > 0.5): plate-sized,
+            or a crop of the plate whose top-left pixel is ``origin`` (see :func:`composite_region`).
+        coverage: (h, w) float in [0, 1], where the face is defined (render coverage or a method's mask).
+        settings: mask, colour and compositor settings.
+        compositor: an object with ``blend(plate, face, alpha)`` (see module docstring).
+        exclude: (h, w) mask of pixels that must keep the plate (e.g. eyes), or None.
+        skin: (h, w) skin mask used when ``settings.skin_only`` (None: colour classifier on the plate).
+        alpha: a ready alpha (skips mask building), or None.
+        origin: ``(x0, y0)`` of the crop on the plate.
+
+    Returns the whole frame (:meth:`CompositeCrop.on_plate` of :func:`composite_region`).
+    """
+    return composite_region(plate, face, coverage, settings, compositor, exclude=exclude, skin=skin, alpha=alpha,
+                            origin=origin).on_plate()
+
+
+def _composite(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
+               compositor: Any, exclude: np.ndarray | None, skin: np.ndarray | None,
+               alpha: np.ndarray | None) -> CompositeResult:
+    """The composite of equally sized arrays (a whole frame or a region of it)."""
     if face.shape != plate.shape or coverage.shape != plate.shape[:2]:
         raise RenderError(f"composite: face {face.shape} / coverage {coverage.shape} do not match the plate "
                           f"{plate.shape}", hint="render at the hero camera's image size")

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import SessionError
 from ..render.shading import srgb_to_linear
 from ..session import atomic_write_json
-from . import CompositeResult
+from . import CompositeCrop, CompositeResult
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,44 @@ def to_uint16(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
 
 
-def patch_box(alpha: np.ndarray, margin: int = 16) -> tuple[int, int, int, int] | None:
-    """(x, y, width, height) of the mask's bounding box grown by ``margin`` px and clipped to the image."""
+_LINEAR_LUT: np.ndarray | None = None
+
+
+def plate_linear(plate: np.ndarray) -> np.ndarray:
+    """``srgb_to_linear(plate / 255)`` of a uint8 plate through a 256-entry table (the same float32 values, at the
+    cost of a lookup: the EXR of a frame whose face is a small region)."""
+    global _LINEAR_LUT
+    if _LINEAR_LUT is None:
+        _LINEAR_LUT = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255.0)).astype(np.float32)
+    return _LINEAR_LUT[plate]
+
+
+def frame_arrays(result: CompositeResult | CompositeCrop) -> tuple[np.ndarray, np.ndarray]:
+    """The whole frame of a composite as written: (16-bit sRGB (H, W, 3) uint16, linear (H, W, 3) float32). For a
+    :class:`CompositeCrop` the plate's pixels are converted exactly (``plate * 257``; the linear table) and only the
+    region is computed: the same files as the whole-frame composite's."""
+    if isinstance(result, CompositeResult):
+        return to_uint16(result.image), srgb_to_linear(result.image)
+    png = result.plate.astype(np.uint16) * np.uint16(257)
+    lin = plate_linear(result.plate)
+    if result.image.size:
+        sl = result.slices
+        png[sl] = to_uint16(result.image)
+        lin[sl] = srgb_to_linear(result.image)
+    return png, lin
+
+
+def patch_box(alpha: np.ndarray, margin: int = 16, place: tuple[int, int, int, int] | None = None
+              ) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) of the mask's bounding box grown by ``margin`` px and clipped to the image. ``place``
+    ``(x0, y0, W, H)``: ``alpha`` is a region at (x0, y0) of a W x H frame; the box is in frame pixels, clipped
+    to the frame."""
     ys, xs = np.nonzero(alpha > 0)
     if not len(xs):
         return None
-    H, W = alpha.shape
-    x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
-    x1, y1 = min(int(xs.max()) + 1 + margin, W), min(int(ys.max()) + 1 + margin, H)
+    ox, oy, W, H = (0, 0, alpha.shape[1], alpha.shape[0]) if place is None else place
+    x0, y0 = max(ox + int(xs.min()) - margin, 0), max(oy + int(ys.min()) - margin, 0)
+    x1, y1 = min(ox + int(xs.max()) + 1 + margin, W), min(oy + int(ys.max()) + 1 + margin, H)
     return x0, y0, x1 - x0, y1 - y0
 
 
@@ -101,29 +131,42 @@ class PlateWriter:
         self.written.append(path)
 
     # -- what the stage calls ----------------------------------------------------------------------------------
-    def write_frame(self, frame: int, plate: np.ndarray, result: CompositeResult) -> None:
+    def write_frame(self, frame: int, plate: np.ndarray, result: CompositeResult | CompositeCrop) -> None:
         """Plate PNG + EXR, patch and preview frame of one composited frame."""
         self.write_plate(frame, result)
-        self._preview(plate, result.image)
+        self.add_preview(preview_frame(plate, result, self.preview_width))
 
-    def write_plate(self, frame: int, result: CompositeResult) -> None:
+    def write_plate(self, frame: int, result: CompositeResult | CompositeCrop) -> None:
         """Plate PNG + EXR and patch of one frame, no preview (a worker of a distributed run writes these; the
         driver adds the frames of :func:`preview_frame` to the video in order with :meth:`add_preview`)."""
         stem = f"{frame:06d}"
-        self._png(self.plates_dir / f"{stem}.png", to_uint16(result.image))
-        self._exr(self.plates_dir / f"{stem}.exr", srgb_to_linear(result.image))
+        png, lin = frame_arrays(result)
+        self._png(self.plates_dir / f"{stem}.png", png)
+        self._exr(self.plates_dir / f"{stem}.exr", lin)
         self.write_patch(frame, result)
 
-    def write_patch(self, frame: int, result: CompositeResult, margin: int = 16) -> dict | None:
-        box = patch_box(result.alpha, margin)
+    def write_patch(self, frame: int, result: CompositeResult | CompositeCrop, margin: int = 16) -> dict | None:
         stem = f"{frame:06d}"
+        if isinstance(result, CompositeCrop):
+            H, W = result.plate.shape[:2]
+            box = patch_box(result.alpha, margin, (*result.origin, W, H))
+        else:
+            H, W = result.alpha.shape
+            box = patch_box(result.alpha, margin)
         if box is None:
             log.info("frame %d: empty mask, no patch", frame)
             return None
         x, y, w, h = box
-        H, W = result.alpha.shape
-        face = result.face[y:y + h, x:x + w]
-        a = result.alpha[y:y + h, x:x + w]
+        if isinstance(result, CompositeCrop):  # the region, and the plate (alpha 0) where the margin passes it
+            face = result.plate[y:y + h, x:x + w].astype(np.float32) / np.float32(255.0)
+            a = np.zeros((h, w), np.float32)
+            (ox, oy), (rh, rw) = result.origin, result.alpha.shape
+            x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + rw), min(y + h, oy + rh)
+            face[y0 - y:y1 - y, x0 - x:x1 - x] = result.face[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            a[y0 - y:y1 - y, x0 - x:x1 - x] = result.alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        else:
+            face = result.face[y:y + h, x:x + w]
+            a = result.alpha[y:y + h, x:x + w]
         self._png(self.stage_dir / "patches" / f"{stem}_face.png", to_uint16(np.dstack([face, a])))
         self._png(self.stage_dir / "patches" / f"{stem}_mask.png", to_uint16(a))
         info = {
@@ -136,9 +179,6 @@ class PlateWriter:
         }
         atomic_write_json(self.stage_dir / "patches" / f"{stem}.json", info)
         return info
-
-    def _preview(self, plate: np.ndarray, image: np.ndarray) -> None:
-        self.add_preview(preview_frame(plate, image, self.preview_width))
 
     def add_preview(self, frame: np.ndarray) -> None:
         """Append one (h, w, 3) uint8 BGR frame of :func:`preview_frame` to ``preview.mp4``."""
@@ -167,14 +207,22 @@ class PlateWriter:
         self.close()
 
 
-def preview_frame(plate: np.ndarray, image: np.ndarray, width: int = 1920) -> np.ndarray:
-    """The preview video's frame: plate (uint8 RGB) | composite (float sRGB) side by side, uint8 BGR, at most
-    ``width`` px wide, even size."""
+def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | CompositeCrop, width: int = 1920
+                  ) -> np.ndarray:
+    """The preview video's frame: plate (uint8 RGB) | composite (float sRGB (H, W, 3), or a composite result)
+    side by side, uint8 BGR, at most ``width`` px wide, even size."""
     import cv2
 
-    side = np.concatenate([plate.astype(np.float32) / 255.0, image], axis=1)
+    if isinstance(image, CompositeCrop):
+        after = plate.copy()
+        if image.image.size:
+            after[image.slices] = np.round(np.clip(image.image, 0, 1) * 255).astype(np.uint8)
+    else:
+        img = image.image if isinstance(image, CompositeResult) else image
+        after = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    side = np.concatenate([plate, after], axis=1)
     scale = min(1.0, width / side.shape[1])
     size = (int(side.shape[1] * scale) // 2 * 2, int(side.shape[0] * scale) // 2 * 2)
-    frame = cv2.cvtColor(np.round(np.clip(side, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    frame = cv2.cvtColor(side, cv2.COLOR_RGB2BGR)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 

@@ -1,9 +1,11 @@
 """The local executor (in process, a thread pool or a process pool) and the ``--executor`` registry.
 
 Every executor has ``name``, ``from_config(config, settings, components)``, ``close()`` and
-``map(fn, items, progress=None, description="", threads=False, resources=False)`` returning ``[fn(x) ...]`` in
-item order -- ``fn(x, res)`` with ``resources=True``, ``res`` being the worker's per-run
-:class:`~reconstruct.executors.resources.Resources`.
+``map(fn, items, progress=None, description="", threads=False, resources=False, fresh=False)`` returning
+``[fn(x) ...]`` in item order -- ``fn(x, res)`` with ``resources=True``, ``res`` being the worker's per-run
+:class:`~reconstruct.executors.resources.Resources`. ``fresh=True`` asks for worker processes that do not inherit
+the driver's state (started, not forked): for work with a library that does not survive a fork of a process that
+used it (MediaPipe: a forked worker of a driver that had run it crashes with "malloc(): unaligned tcache chunk").
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class LocalExecutor:
         self.resources.close()
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
-            description: str = "", threads: bool = False, resources: bool = False) -> list[Any]:
+            description: str = "", threads: bool = False, resources: bool = False, fresh: bool = False) -> list[Any]:
         progress = progress or NullProgress()
         items = list(items)
         call = (lambda it: fn(it, self.resources)) if resources else fn
@@ -108,7 +110,12 @@ class LocalExecutor:
             # forking: a forked worker that frees objects whose threads live only in this process hangs (seen: a
             # Ray client left from an earlier --executor ray run in the same process, joining its RPC thread).
             gc.collect()
-            with ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
+            context = None
+            if fresh:  # started processes: they rebuild the plugin registry from the installed plugins
+                import multiprocessing
+
+                context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker, mp_context=context,
                                      initargs=(worker_threads(self.jobs), self.resources)) as pool:
                 futs = [pool.submit(_in_worker, fn, it, resources) for it in items]
                 return self._collect(futs, task)

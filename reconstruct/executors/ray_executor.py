@@ -127,7 +127,7 @@ class RayExecutor:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
-            description: str = "", threads: bool = False, resources: bool = False) -> list[Any]:
+            description: str = "", threads: bool = False, resources: bool = False, fresh: bool = False) -> list[Any]:
         progress = progress or NullProgress()
         items = list(items)
         with progress.task(description or getattr(fn, "__name__", "work"), total=len(items)) as task:

@@ -8,8 +8,9 @@ vertex positions (through :func:`barycentrics_torch`) and textures.
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -46,22 +47,68 @@ class Fragments:
         return self.triangle.shape  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=8)
-def _ray_grid_cached(K: bytes, dist: bytes, size: tuple[int, int], model: str) -> np.ndarray:
-    Km = np.frombuffer(K, np.float64).reshape(3, 3)
+class _RayGrids:
+    """Ray directions per lens, shared by every crop of a camera (:func:`reconstruct.retouch.crop_camera` moves
+    the principal point by whole pixels): a grid is kept per (focal lengths, skew, the principal point's fraction
+    of a pixel, distortion, model), indexed by the pixel's whole-pixel offset from the principal point, and grown
+    when a camera needs offsets it does not cover yet. A ray depends only on ``u - cx`` and ``v - cy``, which are
+    computed exactly (whole pixels minus the same fraction), so it is the same whichever crop or grid made it.
+    Before: one cached grid per exact K, i.e. a fresh undistortion of every pixel of every per-frame crop."""
+
+    def __init__(self, max_lenses: int = 8) -> None:
+        self._grids: dict = {}  # key -> (x0, y0, grid (h, w, 3) float32, read-only)
+        self._lock = threading.Lock()
+        self.max_lenses = max_lenses
+
+    def rays(self, camera: CameraModel) -> np.ndarray:
+        K = camera.K
+        fx, fy, skew, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 1]), float(K[0, 2]), float(K[1, 2])
+        ix, iy = math.floor(cx), math.floor(cy)
+        key = (fx, fy, skew, cx - ix, cy - iy, camera.dist.tobytes(), camera.model)
+        w, h = (int(v) for v in camera.image_size)
+        lo_x, lo_y, hi_x, hi_y = -ix, -iy, w - ix, h - iy  # whole-pixel offsets this camera needs
+        with self._lock:
+            got = self._grids.get(key)
+            if got is not None:
+                gx, gy, grid = got
+                if gx <= lo_x and gy <= lo_y and gx + grid.shape[1] >= hi_x and gy + grid.shape[0] >= hi_y:
+                    return grid[lo_y - gy:hi_y - gy, lo_x - gx:hi_x - gx]
+                # grow past what this camera needs, so a moving crop does not rebuild every frame
+                mx, my = max(32, w // 4), max(32, h // 4)
+                lo_x, lo_y = min(lo_x - mx, gx), min(lo_y - my, gy)
+                hi_x, hi_y = max(hi_x + mx, gx + grid.shape[1]), max(hi_y + my, gy + grid.shape[0])
+            grid = _ray_grid(key, lo_x, lo_y, hi_x, hi_y)
+            if key not in self._grids and len(self._grids) >= self.max_lenses:
+                self._grids.pop(next(iter(self._grids)))
+            self._grids[key] = (lo_x, lo_y, grid)
+            ox, oy = -ix - lo_x, -iy - lo_y
+            return grid[oy:oy + h, ox:ox + w]
+
+
+def _ray_grid(key: tuple, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """(y1 - y0, x1 - x0, 3) float32 rays of whole-pixel offsets [x0, x1) x [y0, y1) from the principal point."""
+    fx, fy, skew, frac_x, frac_y, dist, model = key
     d = np.frombuffer(dist, np.float64)
-    w, h = size
-    cam = CameraModel(name="grid", K=Km, dist=d, image_size=size, model=model)  # type: ignore[arg-type]
-    uu, vv = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    du = np.arange(x0, x1, dtype=np.float64) - frac_x  # = u - cx, exactly
+    dv = np.arange(y0, y1, dtype=np.float64) - frac_y
+    uu, vv = np.meshgrid(du, dv)
+    y = vv / fy
+    x = (uu - skew * y) / fx
     if np.any(d != 0):
-        xn = cam.undistort_points(np.stack([uu.ravel(), vv.ravel()], axis=1)).reshape(h, w, 2)
-    else:
-        y = (vv - Km[1, 2]) / Km[1, 1]
-        x = (uu - Km[0, 2] - Km[0, 1] * y) / Km[0, 0]
-        xn = np.stack([x, y], axis=-1)
-    grid = np.concatenate([xn, np.ones((h, w, 1))], axis=-1).astype(np.float32)
+        import cv2
+
+        pts = np.stack([x.ravel(), y.ravel()], axis=1).reshape(-1, 1, 2)
+        if model == "fisheye":
+            xn = cv2.fisheye.undistortPoints(pts, np.eye(3), d)
+        else:
+            xn = cv2.undistortPoints(pts, np.eye(3), d)
+        x, y = xn[:, 0, 0].reshape(uu.shape), xn[:, 0, 1].reshape(uu.shape)
+    grid = np.stack([x, y, np.ones_like(x)], axis=-1).astype(np.float32)
     grid.setflags(write=False)
     return grid
+
+
+_GRIDS = _RayGrids()
 
 
 def pixel_rays(camera: CameraModel) -> np.ndarray:
@@ -69,9 +116,9 @@ def pixel_rays(camera: CameraModel) -> np.ndarray:
 
     ``(x_n, y_n)`` are the *undistorted* normalised coordinates of the pixel (OpenCV's inverse of the lens model),
     so a point at depth ``z`` along a pixel's ray is ``z * ray`` and projects back onto that pixel with
-    :meth:`CameraModel.project`. Cached per intrinsics (read-only array).
+    :meth:`CameraModel.project`. Cached per lens and shared by crops of the same camera (a read-only view).
     """
-    return _ray_grid_cached(camera.K.tobytes(), camera.dist.tobytes(), tuple(camera.image_size), camera.model)
+    return _GRIDS.rays(camera)
 
 
 def _check_tri(fragments: Fragments, triangles: np.ndarray, n_vertices: int | None = None) -> np.ndarray:

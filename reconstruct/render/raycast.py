@@ -47,19 +47,55 @@ class RaycastRenderer(RendererBase):
         vc = (v @ E[:3, :3].T + E[:3, 3]).astype(np.float32)
         dirs = pixel_rays(camera)  # (H, W, 3)
         H, W = dirs.shape[:2]
-        rays = np.zeros((H, W, 6), np.float32)
-        rays[..., 3:] = dirs
+        tri = np.full((H, W), -1, np.int32)
+        bary = np.zeros((H, W, 3), np.float32)
+        depth = np.full((H, W), np.inf, np.float32)
+        win = mesh_window(camera, v[np.unique(f)] if f.size else v[:0], (W, H))
+        if win is None:  # the mesh projects onto no pixel
+            return Fragments(triangle=tri, bary=bary, depth=depth, camera=camera)
+        sl = np.s_[win[1]:win[3], win[0]:win[2]]
+        d = dirs[sl]
+        rays = np.zeros((*d.shape[:2], 6), np.float32)
+        rays[..., 3:] = d
         scene = o3d.t.geometry.RaycastingScene()
         scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vc)),
                             o3d.core.Tensor(np.ascontiguousarray(f, dtype=np.uint32)))
         ans = scene.cast_rays(o3d.core.Tensor(rays))
         t = ans["t_hit"].numpy()
         hit = np.isfinite(t)
-        tri = np.where(hit, ans["primitive_ids"].numpy().astype(np.int64), -1).astype(np.int32)
+        tri[sl] = np.where(hit, ans["primitive_ids"].numpy().astype(np.int64), -1).astype(np.int32)
         uv = ans["primitive_uvs"].numpy()
-        bary = np.zeros((H, W, 3), np.float32)
-        bary[..., 1] = np.where(hit, uv[..., 0], 0)
-        bary[..., 2] = np.where(hit, uv[..., 1], 0)
-        bary[..., 0] = np.where(hit, 1.0 - bary[..., 1] - bary[..., 2], 0)
-        depth = np.where(hit, t, np.inf).astype(np.float32)
+        b = bary[sl]
+        b[..., 1] = np.where(hit, uv[..., 0], 0)
+        b[..., 2] = np.where(hit, uv[..., 1], 0)
+        b[..., 0] = np.where(hit, 1.0 - b[..., 1] - b[..., 2], 0)
+        depth[sl] = np.where(hit, t, np.inf)
         return Fragments(triangle=tri, bary=bary, depth=depth, camera=camera)
+
+
+WINDOW_MARGIN_PX = 4  # past the projected vertices: a lens bends a triangle's edges (sub-pixel on a face's mesh)
+
+
+def mesh_window(camera: CameraModel, vertices: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the pixels whose rays can hit a mesh of ``vertices`` (world (N, 3)): the box of their
+    projections grown by :data:`WINDOW_MARGIN_PX`, clipped to the ``size = (W, H)`` image; None when it misses the
+    image. The whole image when a vertex is behind the camera or the lens cannot be trusted that far out (a
+    projection that lands far outside the frame, where a distortion polynomial may fold back). Only these rays are
+    cast: the other pixels see the background whatever the mesh, so the fragments are the whole image's, bit for
+    bit, for a fraction of the rays (a face in its region of interest: a third)."""
+    W, H = size
+    full = (0, 0, W, H)
+    if not len(vertices):
+        return None
+    p = camera.project(vertices)
+    if not np.isfinite(p).all():
+        return full
+    lo, hi = p.min(0), p.max(0)
+    if (lo < (-W, -H)).any() or (hi > (2 * W, 2 * H)).any():
+        return full
+    m = WINDOW_MARGIN_PX
+    x0, y0 = max(int(np.floor(lo[0])) - m, 0), max(int(np.floor(lo[1])) - m, 0)
+    x1, y1 = min(int(np.ceil(hi[0])) + 1 + m, W), min(int(np.ceil(hi[1])) + 1 + m, H)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1

@@ -144,6 +144,28 @@ class ReportData:
         p = self.outputs.get(frame)
         return None if p is None else read_plate(p)
 
+    def patch_plate_size(self, frame: int) -> tuple[int, int] | None:
+        """(W, H) of the plate ``frame``'s mask patch belongs to, or None when it has no patch."""
+        if self.mask_dir is None:
+            return None
+        jp = self.mask_dir / f"{frame:06d}.json"
+        if not (jp.exists() and (self.mask_dir / f"{frame:06d}_mask.png").exists()):
+            return None
+        try:
+            w, h = json.loads(jp.read_text())["plate_size"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return int(w), int(h)
+
+    def empty_masks(self) -> set[int]:
+        """Frames whose composite left the plate unchanged (``mask_px`` 0 in composite.json)."""
+        p = self.session.stage_dir("composite") / "composite.json"
+        try:
+            frames = json.loads(p.read_text()).get("frames", {})
+        except (OSError, ValueError, AttributeError):
+            return set()
+        return {int(f) for f, v in frames.items() if isinstance(v, dict) and v.get("mask_px") == 0}
+
     def mask(self, frame: int, shape: tuple[int, int]) -> np.ndarray | None:
         """The paste-back mask (H, W) float in [0, 1] of ``frame`` (from the composite stage's patch), or None."""
         if self.mask_dir is None:
@@ -215,16 +237,22 @@ class FlagResults:
         return dict(sorted(out.items()))
 
 
-def _detector(components) -> Any:
+def _detector_class(components) -> Any:
+    """The highest-priority landmark detector whose scheme the report knows (its class: nothing is started), or
+    None."""
     try:
         dets = components.all("landmark_detector")
     except Exception as exc:
         log.info("no landmark detectors: %s", exc)
         return None
     usable = [d for d in dets.values() if getattr(d, "scheme", None) in LANDMARK_GROUPS]
-    if not usable:
+    return max(usable, key=lambda d: getattr(d, "priority", 0)) if usable else None
+
+
+def _detector(components) -> Any:
+    best = _detector_class(components)
+    if best is None:
         return None
-    best = max(usable, key=lambda d: getattr(d, "priority", 0))
     try:
         return best() if isinstance(best, type) else best
     except Exception as exc:
@@ -233,8 +261,20 @@ def _detector(components) -> Any:
 
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
-                  max_frames: int = 2000) -> FlagResults:
-    """Run the four artist flags over every frame that has both a plate and a composite."""
+                  max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
+                  progress: Any = None) -> FlagResults:
+    """Run the four artist flags over every frame that has both a plate and a composite.
+
+    Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
+    numbers (memory does not grow with the take; the flicker's mask, the union of every frame's paste-back mask, is
+    read first from the composite stage's mask patches). ``measurer``: a :class:`~.measures.MethodMeasurer` of the
+    report's own method, handed every frame's plate, composite and landmarks as they are read (so they are not read
+    and detected twice). ``detector``: the landmark detector to use (default: the best installed one).
+    ``executor``: the run's executor, over whose workers the frames are spread in chunks (None: this process);
+    each worker starts its own detector (a detector started here before the workers fork would not survive the
+    fork: MediaPipe's threads)."""
+    from .scan import scan_frames
+
     th = dict(thresholds or {})
     res = FlagResults()
     frames = [f for f in data.outputs if data.hero_index(f) is not None][:max_frames]
@@ -244,42 +284,32 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
         for n in ("stiff_expression", "unnatural_eyes", "flicker", "seams"):
             res.skipped[n] = why
         return res
-    detector = _detector(components)
+    union = _mask_union(data, frames)  # None: a frame's mask must come from its plates (old layouts)
+    scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
-    edits, masks_d, seam_scores, lm_before, lm_after = [], [], [], [], []
-    for f in frames:
-        b, a = data.before(f), data.after(f)
-        if b is None or a is None or b.shape != a.shape:
-            edits.append(None)
-            seam_scores.append(np.nan)
-            lm_before.append(None)
-            lm_after.append(None)
-            continue
-        m = data.mask(f, b.shape[:2])
-        m = changed_region(b, a) if m is None else m
-        ys, xs = np.nonzero(m > 0.05)
-        if len(xs):
-            res.boxes[f] = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-        bs, as_, ms = (_downscale(x, MAX_ANALYSIS_WIDTH) for x in (b, a, m))
-        seam_scores.append(F.seam_score(as_, ms, bs) if m.any() else np.nan)
-        edits.append(as_.astype(np.float32).mean(-1) - bs.astype(np.float32).mean(-1))
-        masks_d.append(ms)
-        if groups is not None:
-            lm_before.append(_detect(detector, b))
-            lm_after.append(_detect(detector, a))
+    for f, sc in zip(frames, scans):
+        if sc.box is not None:
+            res.boxes[f] = sc.box
     fr = np.array(frames)
-    res.series["seams"] = F._series("seams", fr, np.array(seam_scores), th.get("seams", 5.0), "grey levels")
-    ok = [e is not None for e in edits]
-    if sum(ok) >= 3 and len({e.shape for e in edits if e is not None}) == 1:
-        stack = np.stack([e if e is not None else np.full_like(next(x for x in edits if x is not None), np.nan)
-                          for e in edits])
-        union = np.clip(np.max(np.stack(masks_d), axis=0), 0, 1)
-        d = F.temporal_difference(np.nan_to_num(stack), union)
-        d[[i for i, o in enumerate(ok) if not o]] = np.nan
-        res.series["flicker"] = F.flicker(d, frames=fr, k=th.get("flicker_k", 5.0),
+    res.series["seams"] = F._series("seams", fr, np.array([sc.seam for sc in scans]), th.get("seams", 5.0),
+                                    "grey levels")
+    shapes = {sc.shape for sc in scans if sc.ok}
+    if sum(sc.ok for sc in scans) >= 3 and len(shapes) == 1 and (union is None or union.shape in shapes):
+        if union is None:  # the stacked computation (memory grows with the take; old sessions only)
+            ok = [sc.ok for sc in scans]
+            first = next(sc.edit for sc in scans if sc.ok)
+            stack = np.stack([sc.edit if sc.ok else np.full_like(first, np.nan) for sc in scans])
+            u = np.clip(np.max(np.stack([sc.mask for sc in scans if sc.ok]), axis=0), 0, 1)
+            diff = F.temporal_difference(np.nan_to_num(stack), u)
+            diff[[i for i, o in enumerate(ok) if not o]] = np.nan
+        else:
+            diff = np.array([sc.diff for sc in scans])
+        res.series["flicker"] = F.flicker(diff, frames=fr, k=th.get("flicker_k", 5.0),
                                           min_levels=th.get("flicker_levels", 2.0))
     else:
         res.skipped["flicker"] = "fewer than 3 consecutive composited frames of one size"
+    lm_before = [sc.plate_lm for sc in scans]
+    lm_after = [sc.output_lm for sc in scans]
     if groups is None:
         why = ("no landmark detector with a known scheme is installed" if detector is None else
                f"landmark scheme {detector.scheme!r} has no index groups")
@@ -309,6 +339,34 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     if gp is not None:
         res.gaze_deg = F.gaze_angle_deg(gp, go)
     return res
+
+
+def _mask_union(data: ReportData, frames: list[int]) -> np.ndarray | None:
+    """The union (max) of every frame's paste-back mask, downscaled as the flags see it, from the composite
+    stage's mask patches (small files; read before the plates so that the flicker needs no stack of frames).
+    A frame without a patch counts as no mask when composite.json says its mask was empty (the plate unchanged);
+    None when a frame's mask can only come from its plates (sessions from before the patches)."""
+    if data.mask_dir is None:
+        return None
+    empty = data.empty_masks()
+    union = None
+    for f in frames:
+        size = data.patch_plate_size(f)
+        if size is None:
+            if f in empty:
+                continue
+            return None
+        m = data.mask(f, (size[1], size[0]))
+        if m is None:
+            return None
+        ms = np.clip(_downscale(m, MAX_ANALYSIS_WIDTH).astype(np.float64), 0, 1)
+        if union is None:
+            union = ms
+        elif union.shape == ms.shape:
+            np.maximum(union, ms, out=union)
+        else:
+            return None
+    return union
 
 
 def _gazes(data: ReportData, frames: np.ndarray, P: np.ndarray, O: np.ndarray, scheme: str):

@@ -62,10 +62,10 @@ def _y(img: np.ndarray) -> np.ndarray:
 
 
 def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None) -> float:
-    import cv2
+    from ..retouch.blur import gaussian_blur
 
-    a = cv2.GaussianBlur(y, (0, 0), max(lo, 0.3))
-    b = y if hi is None else cv2.GaussianBlur(y, (0, 0), max(hi, lo * 1.5))
+    a = gaussian_blur(y, max(lo, 0.3))
+    b = y if hi is None else gaussian_blur(y, max(hi, lo * 1.5))
     band = (y - a) if hi is None else (a - b)
     return float((w * band * band).sum() / max(w.sum(), 1e-9))
 
@@ -120,58 +120,91 @@ class FaceMasks:
         return roi.slices, face, skin, masks, iod
 
 
-def measure_method(data, method: str, masks: FaceMasks, components, landmarks=None,
-                   max_frames: int = 400) -> MethodMeasures:
-    """The measures of ``method``'s plates (see the module docstring). ``landmarks``: (frames, plate landmarks
-    moved by the intent, output landmarks) from the flags (:func:`.data.compute_flags`) when ``method`` is the
-    report's own (they are then not detected twice); else landmarks are detected here."""
-    import cv2
+class MethodMeasurer:
+    """One method's measures, frame by frame, so that a caller that reads the plate and the result anyway
+    (:func:`.data.compute_flags`) hands them in instead of every frame being read twice. Frames beyond
+    ``max_frames`` are measured on an even subsample (:attr:`frames`); :meth:`add` ignores the others.
 
-    from ..artifacts.plates import read_plate
-    from ..retouch.regions import AGE_REGIONS
-    from ..retouch.skin import BANDS
-    from .data import LANDMARK_GROUPS, _detect, _detector
+    Args:
+        data: the report's :class:`~.data.ReportData`. method: whose plates. masks: :class:`FaceMasks`.
+        detector: the landmark detector (or None). frames: the frames to measure, in order.
+    """
 
-    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
-    frames = [f for f in plates if data.hero_index(f) is not None]
-    if len(frames) > max_frames:
-        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
-    n = len(frames)
-    res = MethodMeasures(method, np.array(frames, np.int64), *(np.full(n, np.nan) for _ in range(4)))
-    detector = _detector(components)
-    scheme = getattr(detector, "scheme", "")
-    groups = LANDMARK_GROUPS.get(scheme)
-    if groups is None:
-        res.notes.append("no landmark detector with a known scheme: expression not measured")
-    given = {}
-    if landmarks is not None:
-        fr, P, O = landmarks
-        given = {int(f): (P[i], O[i]) for i, f in enumerate(fr)}
-    intent_scheme, intent = data.intent(method)
-    prev = None
-    flick_a, flick_b = [], []
-    for i, f in enumerate(frames):
-        b, a = data.before(f), read_plate(plates[f])
-        if b is None or a is None or a.shape != b.shape:
-            prev = None
-            continue
-        if groups is not None:
-            if f in given:
-                P, O = given[f]
+    def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400) -> None:
+        from .data import LANDMARK_GROUPS
+
+        frames = list(frames)
+        if len(frames) > max_frames:
+            frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+        self.frames = frames
+        self._index = {int(f): i for i, f in enumerate(frames)}
+        n = len(frames)
+        self.res = MethodMeasures(method, np.array(frames, np.int64), *(np.full(n, np.nan) for _ in range(4)))
+        self.masks, self.detector = masks, detector
+        self.scheme = getattr(detector, "scheme", "")
+        self.groups = LANDMARK_GROUPS.get(self.scheme)
+        if self.groups is None:
+            self.res.notes.append("no landmark detector with a known scheme: expression not measured")
+        self.intent_scheme, self.intent = data.intent(method)
+        self._prev = None
+        self._flick_a: list[float] = []
+        self._flick_b: list[float] = []
+        self._seen: set[int] = set()
+
+    def wants(self, frame: int) -> bool:
+        return int(frame) in self._index
+
+    def missing(self) -> list[int]:
+        """Frames to measure that :meth:`add` has not been given yet, in order."""
+        return [f for f in self.frames if int(f) not in self._seen]
+
+    def add(self, frame: int, before: np.ndarray | None, after: np.ndarray | None,
+            plate_landmarks: np.ndarray | None = None, output_landmarks: np.ndarray | None = None,
+            detected: bool = False, record: bool = True) -> None:
+        """Measure one frame: ``before`` the plate, ``after`` the method's result (RGB uint8, None when
+        unreadable). ``detected``: the landmarks of both were already detected (passed, possibly None: nothing
+        found), else they are detected here. The plate's are moved by the edit's intended shift here.
+        ``record=False``: only what the next frame compares with (a chunk's lead-in frame, :mod:`.scan`)."""
+        i = self._index.get(int(frame))
+        if i is None:
+            return
+        if not record:
+            m = None if before is None or after is None or after.shape != before.shape else \
+                self.masks.for_frame(int(frame), before)
+            if m is None:
+                self._prev = None
             else:
-                P, O = _detect(detector, b), _detect(detector, a)
-                if P is not None and intent_scheme == scheme and f in intent and intent[f].shape == P.shape:
-                    P = P + intent[f]
+                sl, face = m[0], m[1]
+                self._prev = (_y(after[sl].astype(np.float32)), _y(before[sl].astype(np.float32)), face)
+            return
+        self._seen.add(int(frame))
+        import cv2
+
+        from ..retouch.regions import AGE_REGIONS
+        from ..retouch.skin import BANDS
+        from .data import _detect
+
+        b, a, f = before, after, int(frame)
+        if b is None or a is None or a.shape != b.shape:
+            self._prev = None
+            return
+        res, groups = self.res, self.groups
+        if groups is not None:
+            P, O = (plate_landmarks, output_landmarks) if detected else (_detect(self.detector, b),
+                                                                          _detect(self.detector, a))
+            if (P is not None and self.intent_scheme == self.scheme and f in self.intent
+                    and self.intent[f].shape == P.shape):
+                P = P + self.intent[f]
             if P is not None and O is not None and P.shape == O.shape:
                 iod = np.linalg.norm(np.nanmean(P[groups["iod_left"]], 0) - np.nanmean(P[groups["iod_right"]], 0))
                 idx = groups["eyes"] + groups["mouth"]
                 err = np.linalg.norm(O[idx] - P[idx], axis=1)
                 if np.isfinite(err).any() and iod > 1:
                     res.expression_iod_pct[i] = 100.0 * float(np.nanmean(err)) / float(iod)
-        m = masks.for_frame(f, b)
+        m = self.masks.for_frame(f, b)
         if m is None:
-            prev = None
-            continue
+            self._prev = None
+            return
         sl, face, skin, regions, iod_px = m
         yb, ya = _y(b[sl].astype(np.float32)), _y(a[sl].astype(np.float32))
         fine = max(0.7, 0.01 * iod_px)
@@ -193,26 +226,67 @@ def measure_method(data, method: str, masks: FaceMasks, components, landmarks=No
             den += _energy(yb, w, lo * iod_px, hi * iod_px) * w.sum()
         if den > 0:
             res.wrinkle_ratio[i] = num / den
+        prev = self._prev
         if prev is not None and prev[0].shape == ya.shape:
             both = face & prev[2]
             if both.any():
-                flick_a.append(float(np.abs(ya - prev[0])[both].mean()))
-                flick_b.append(float(np.abs(yb - prev[1])[both].mean()))
-        prev = (ya, yb, face)
-    if flick_b and np.mean(flick_b) > 0:
-        res.flicker_ratio = float(np.mean(flick_a) / np.mean(flick_b))
-    return res
+                self._flick_a.append(float(np.abs(ya - prev[0])[both].mean()))
+                self._flick_b.append(float(np.abs(yb - prev[1])[both].mean()))
+        self._prev = (ya, yb, face)
+
+    def part(self) -> dict:
+        """What this measurer measured (a worker's share of a take, for :meth:`merge`)."""
+        r = self.res
+        vals = {int(f): (r.expression_iod_pct[self._index[f]], r.detail_ratio[self._index[f]],
+                         r.dark_pct[self._index[f]], r.wrinkle_ratio[self._index[f]]) for f in self._seen}
+        return {"values": vals, "flick_a": list(self._flick_a), "flick_b": list(self._flick_b),
+                "notes": list(r.notes)}
+
+    def merge(self, part: dict) -> None:
+        """Take in another measurer's :meth:`part` (same method, same frames)."""
+        r = self.res
+        for f, (e, d, k, w) in part["values"].items():
+            i = self._index.get(int(f))
+            if i is None:
+                continue
+            r.expression_iod_pct[i], r.detail_ratio[i], r.dark_pct[i], r.wrinkle_ratio[i] = e, d, k, w
+            self._seen.add(int(f))
+        self._flick_a.extend(part["flick_a"])
+        self._flick_b.extend(part["flick_b"])
+
+    def result(self) -> MethodMeasures:
+        if self._flick_b and np.mean(self._flick_b) > 0:
+            self.res.flicker_ratio = float(np.mean(self._flick_a) / np.mean(self._flick_b))
+        return self.res
 
 
-def all_measures(data, components, landmarks=None) -> dict[str, MethodMeasures]:
-    """Method -> its measures, for every method with plates in the session (the report's own first)."""
-    masks = FaceMasks(data, components)
+def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
+    """The measures of ``method``'s plates (see the module docstring), reading each frame's plate and result."""
+    from ..artifacts.plates import read_plate
+    from .data import _detector
+
+    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
+    frames = [f for f in plates if data.hero_index(f) is not None]
+    m = MethodMeasurer(data, method, masks, _detector(components), frames, max_frames)
+    for f in m.frames:
+        m.add(f, data.before(f), read_plate(plates[f]))
+    return m.result()
+
+
+def all_measures(data, components, own: MethodMeasures | None = None, masks: FaceMasks | None = None
+                 ) -> dict[str, MethodMeasures]:
+    """Method -> its measures, for every method with plates in the session (the report's own first). ``own``: the
+    report's own method's, already measured while the flags read its plates (:func:`.data.compute_flags`)."""
+    masks = masks if masks is not None else FaceMasks(data, components)
     methods = list(data.methods) or ([data.method] if data.outputs else [])
     order = ([data.method] if data.method in methods else []) + [m for m in methods if m != data.method]
     out = {}
     for m in order:
+        if m == data.method and own is not None:
+            out[m] = own
+            continue
         try:
-            out[m] = measure_method(data, m, masks, components, landmarks if m == data.method else None)
+            out[m] = measure_method(data, m, masks, components)
         except Exception as exc:  # one method's damaged plates must not take the report down
             log.warning("measures of %s failed: %s", m, exc)
     return out

@@ -79,8 +79,38 @@ def report_flags(ctx: "StageContext") -> FlagResults:
 
 
 def _base_flags(ctx: "StageContext") -> FlagResults:
-    return _cached(ctx, "base_flags", lambda: compute_flags(report_data(ctx), ctx.components,
-                                                            asdict(report_settings(ctx))))
+    return _scan(ctx)[0]
+
+
+def _scan(ctx: "StageContext"):
+    """(flags, the report's own method's measures or None, face masks): one pass over the plates, each plate and
+    composite read once for both (cached)."""
+    def make():
+        from .data import _detector_class
+        from .measures import FaceMasks, MethodMeasurer
+
+        d = report_data(ctx)
+        masks = FaceMasks(d, ctx.components)
+        measurer = None
+        if d.outputs:  # the detector's class only: the landmarks come from the pass (its own detectors)
+            frames = [f for f in d.outputs if d.hero_index(f) is not None]
+            measurer = MethodMeasurer(d, d.method, masks, _detector_class(ctx.components), frames)
+        flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
+                              executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None))
+        if measurer is None:
+            return flags, None, masks
+        from ..artifacts.plates import read_plate
+
+        missing = measurer.missing()  # frames past the flags' own limit: measured here, with a detector
+        if missing:
+            from .data import _detector
+
+            measurer.detector = _detector(ctx.components)
+            for f in missing:
+                measurer.add(f, d.before(f), read_plate(d.outputs[f]))
+        return flags, measurer.result(), masks
+
+    return _cached(ctx, "scan", make)
 
 
 def _flags(ctx: "StageContext") -> FlagResults:
@@ -102,8 +132,8 @@ def report_measures(ctx: "StageContext") -> dict:
     """Method -> :class:`~.measures.MethodMeasures` of every method with plates (the report's own first)."""
     from .measures import all_measures
 
-    return _cached(ctx, "measures", lambda: all_measures(report_data(ctx), ctx.components,
-                                                         _base_flags(ctx).landmarks))
+    _, own, masks = _scan(ctx)
+    return _cached(ctx, "measures", lambda: all_measures(report_data(ctx), ctx.components, own=own, masks=masks))
 
 
 class SummarySection:

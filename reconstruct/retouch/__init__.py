@@ -14,7 +14,7 @@ Used by the ``digital_human`` method's default ``plate`` mode.
 from .regions import AGE_REGIONS, region_weights
 from .roi import Roi, crop_camera, face_roi
 from .skin import SkinSettings, retouch_skin
-from .warp import FaceWarp, apply_warp, face_warp, warp_points
+from .warp import FaceWarp, apply_warp, face_warp, warp_points, warp_region
 
 __all__ = ["AGE_REGIONS", "FaceWarp", "Roi", "SkinSettings", "apply_warp", "crop_camera", "face_roi", "face_warp",
-           "region_weights", "retouch_skin", "warp_points"]
+           "region_weights", "retouch_skin", "warp_points", "warp_region"]

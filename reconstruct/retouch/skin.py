@@ -46,10 +46,10 @@ def luminance(image: np.ndarray) -> np.ndarray:
 
 def band(image: np.ndarray, lo_px: float, hi_px: float) -> np.ndarray:
     """Difference of Gaussians ``G(lo) * image - G(hi) * image`` (the detail between the two scales)."""
-    import cv2
+    from .blur import gaussian_blur
 
-    a = cv2.GaussianBlur(image, (0, 0), max(lo_px, 0.3))
-    b = cv2.GaussianBlur(image, (0, 0), max(hi_px, lo_px * 1.5, 0.5))
+    a = gaussian_blur(image, max(lo_px, 0.3))
+    b = gaussian_blur(image, max(hi_px, lo_px * 1.5, 0.5))
     return a - b
 
 

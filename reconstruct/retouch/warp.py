@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera import CameraModel
+from .blur import gaussian_blur
 from .roi import Roi, crop_camera
 
 
@@ -30,12 +31,15 @@ class FaceWarp:
             exactly 0 where the frame is unchanged.
         coverage: (h, w) bool, where the edited face's surface is visible.
         face_px: the face's size in pixels (square root of its covered area).
+        fragments: the edited mesh rasterised through the camera cropped to ``roi`` (what the warp was made from;
+            a caller that needs the same rasterisation reuses it), or None.
     """
 
     roi: Roi
     flow: np.ndarray
     coverage: np.ndarray
     face_px: float
+    fragments: object = None
 
     @property
     def moved(self) -> np.ndarray:
@@ -63,7 +67,7 @@ def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices
     flow = np.zeros((h, w, 2), np.float32)
     area = int(covered.sum())
     if area == 0:
-        return FaceWarp(roi, flow, covered, 0.0)
+        return FaceWarp(roi, flow, covered, 0.0, frags)
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     pos = interpolate(frags, triangles, np.nan_to_num(src_px))
     inside = np.stack([pos[..., 0] - gx, pos[..., 1] - gy], -1) * covered[..., None]
@@ -71,8 +75,8 @@ def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices
     # extend past the face: normalised convolution of the inside flow, then fade to zero
     sigma = max(1.0, 0.08 * face)
     c = covered.astype(np.float32)
-    den = cv2.GaussianBlur(c, (0, 0), sigma)
-    num = np.stack([cv2.GaussianBlur(inside[..., k], (0, 0), sigma) for k in range(2)], -1)
+    den = gaussian_blur(c, sigma)
+    num = gaussian_blur(np.ascontiguousarray(inside, np.float32), sigma)
     ext = num / np.maximum(den, 1e-6)[..., None]
     dist = cv2.distanceTransform((~covered).astype(np.uint8), cv2.DIST_L2, 5)
     reach = max(1.0, falloff * face)
@@ -87,7 +91,7 @@ def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices
     flow = (soft * inside + (1 - soft) * ext).astype(np.float32)
     flow = relax_folds(flow, sigma=max(1.0, 0.02 * face))
     flow[fade <= 0] = 0.0
-    return FaceWarp(roi, flow, covered, face)
+    return FaceWarp(roi, flow, covered, face, frags)
 
 
 def jacobian_det(flow: np.ndarray) -> np.ndarray:
@@ -108,9 +112,9 @@ def relax_folds(flow: np.ndarray, sigma: float, min_det: float = 0.5, rounds: in
         bad = jacobian_det(flow) < min_det
         if not bad.any():
             break
-        zone = cv2.GaussianBlur(cv2.dilate(bad.astype(np.float32), np.ones((3, 3), np.uint8),
-                                           iterations=max(1, int(sigma))), (0, 0), sigma)
-        smooth = np.stack([cv2.GaussianBlur(flow[..., k], (0, 0), sigma) for k in range(2)], -1)
+        zone = gaussian_blur(cv2.dilate(bad.astype(np.float32), np.ones((3, 3), np.uint8),
+                                        iterations=max(1, int(sigma))), sigma)
+        smooth = gaussian_blur(flow, sigma)
         flow += np.clip(zone, 0, 1)[..., None] * (smooth - flow)
     return flow
 
@@ -119,20 +123,32 @@ def apply_warp(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
     """The frame warped: a float32 copy of ``image`` ((H, W[, C])) whose ``warp.roi`` is resampled (Lanczos, 8x8:
     it keeps pore-scale detail that bilinear and bicubic soften) at ``x + flow``. Pixels with zero flow keep their
     exact value."""
-    import cv2
-
     out = np.asarray(image, np.float32).copy()
     if warp.roi.empty or not warp.moved.any():
         return out
+    out[warp.roi.slices] = warp_region(out, warp)
+    return out
+
+
+def warp_region(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
+    """``apply_warp(image, warp)[warp.roi.slices]`` without copying the whole frame: the (h, w[, C]) float32 region
+    of the warped frame (``image`` is the whole frame: the warp samples it outside the region too)."""
+    import cv2
+
+    src = np.asarray(image, np.float32)
     r = warp.roi
+    out = np.array(src[r.slices], np.float32)
+    if r.empty:
+        return out
+    moved = warp.moved
+    if not moved.any():
+        return out
     h, w = warp.flow.shape[:2]
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     map_x = gx + warp.flow[..., 0] + r.x0
     map_y = gy + warp.flow[..., 1] + r.y0
-    src = np.asarray(image, np.float32)
     res = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-    moved = warp.moved
-    out[r.slices][moved] = res[moved]
+    out[moved] = res[moved]
     return out
 
 

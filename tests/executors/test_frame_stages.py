@@ -111,6 +111,24 @@ def test_stages_identical_on_ray(tmp_path):
     assert not ray.is_initialized()
 
 
+def _busiest_worker(chunks: list, workers: int) -> int:
+    """Frames of the busiest worker when a pool hands each chunk to the first free worker (equal cost per frame)."""
+    load = [0] * workers
+    for c in chunks:
+        load[load.index(min(load))] += len(c)
+    return max(load)
+
+
+def test_default_chunks_keep_two_workers_busy_on_short_takes():
+    """The bench's takes (24 and 96 frames) and the demo's (12) on 2 cores: with the default chunk no worker has
+    more than a chunk beyond half the frames (chunks of 8 gave 16 of 24 frames to one worker: 33 % slower)."""
+    from reconstruct.executors.frames import FrameSettings
+
+    size = FrameSettings().chunk
+    for n, most in ((24, 12), (96, 48), (12, 8)):
+        assert _busiest_worker(frame_chunks(range(n), size), 2) <= most, (n, size)
+
+
 def test_chunks_and_npz_are_deterministic(tmp_path):
     assert frame_chunks(range(7), 3) == [(0, 1, 2), (3, 4, 5), (6,)] and frame_chunks([], 3) == []
     a = np.arange(12, dtype=np.float32).reshape(3, 4)

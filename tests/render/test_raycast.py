@@ -196,3 +196,55 @@ def test_render_meshes_occlusion_and_per_mesh_albedo():
     corner = out.albedo[int(round(v2)), int(round(u2))]
     assert np.allclose(centre, 0.9) and np.allclose(corner, 0.2)  # the small front plane hides the textured one
     assert out.fragments.triangle.max() >= len(f)  # fragments index the concatenated triangles
+
+
+def _full_cast(renderer, v, f, cam, monkeypatch):
+    """The fragments with every pixel's ray cast (the window forced to the whole image)."""
+    from reconstruct.render import raycast
+
+    with monkeypatch.context() as m:
+        m.setattr(raycast, "mesh_window", lambda camera, vertices, size: (0, 0, *size))
+        return renderer.rasterize(v, f, cam)
+
+
+@pytest.mark.parametrize("dist,model", [((0, 0, 0, 0, 0), "pinhole"), ((-0.25, 0.08, 0.001, -0.0015, 0.0), "pinhole"),
+                                        ((0.05, -0.02, 0.01, 0.0), "fisheye")])
+@pytest.mark.parametrize("size,offset", [(0.3, (0, 0, 0)), (1.2, (0, 0, 0)), (0.3, (0.35, 0.1, 0))])
+def test_rays_are_cast_only_where_the_mesh_can_be_and_give_the_whole_images_fragments(dist, model, size, offset,
+                                                                                         monkeypatch):
+    """A small mesh (centre, and past the image's right edge) and one filling the image, under three lenses: the
+    fragments are the whole image's bit for bit, and a small mesh casts a fraction of the rays."""
+    import open3d as o3d
+
+    v, f = _grid_plane(n=12, size=size)
+    v = v + np.array(offset)
+    cam = _camera(dist, model=model)
+    r = RaycastRenderer()
+    full = _full_cast(r, v, f, cam, monkeypatch)
+    cast = []
+    real = o3d.t.geometry.RaycastingScene.cast_rays
+
+    class Counting(o3d.t.geometry.RaycastingScene):
+        def cast_rays(self, rays, *a, **k):
+            cast.append(int(np.prod(rays.shape[:-1])))
+            return real(self, rays, *a, **k)
+
+    monkeypatch.setattr(o3d.t.geometry, "RaycastingScene", Counting)
+    win = r.rasterize(v, f, cam)
+    np.testing.assert_array_equal(win.triangle, full.triangle)
+    np.testing.assert_array_equal(win.bary, full.bary)
+    np.testing.assert_array_equal(win.depth, full.depth)
+    ys, xs = np.nonzero(full.mask)
+    box = (np.ptp(xs) + 1 + 10) * (np.ptp(ys) + 1 + 10)  # the hits' box grown by the 4 px margin and a pixel of rounding
+    assert full.mask.any() and cast and cast[0] <= max(box, 0), (cast, box, full.mask.size)
+    if size < 1:
+        assert cast[0] < 0.5 * full.mask.size, (cast, full.mask.size)
+
+
+def test_a_mesh_behind_the_camera_or_off_the_image_casts_no_hit():
+    v, f = _grid_plane(n=2, size=0.1)
+    cam = _camera()
+    r = RaycastRenderer()
+    assert not r.rasterize(v + np.array([0, 0, -5.0]), f, cam).mask.any()  # behind: whole image cast, no hit
+    assert not r.rasterize(v + np.array([5.0, 0, 0]), f, cam).mask.any()  # beside: nothing cast
+    assert not r.rasterize(v, f[:0], cam).mask.any()

@@ -68,3 +68,44 @@ def test_script_with_strict_argparse_runs_with_defaults(tmp_path):
         "    return 0\n")
     rows, out = _child(script, "--session", "/s")
     assert rows is None and "frames 3" in out
+
+
+def test_a_script_may_ask_for_a_longer_time_limit(tmp_path):
+    b = _load_bench()
+    long = tmp_path / "bench_long.py"
+    long.write_text("TIMEOUT_S = 3600  # minutes of work\ndef main(argv):\n    return []\n")
+    plain = tmp_path / "bench_plain.py"
+    plain.write_text("def main(argv):\n    return []\n")
+    assert b.script_timeout(long, 900) == 3600 and b.script_timeout(plain, 900) == 900
+    assert b.script_timeout(long, 7200) == 7200  # never shorter than asked on the command line
+    assert b.script_timeout(REPO / "tools" / "bench_e2e.py", 900) >= 3600
+
+
+def test_e2e_helpers_io_floor_and_peak_memory(tmp_path):
+    """The end-to-end benchmark's own parts on a tiny take: the I/O floor writes what the composite stage writes
+    (a 16-bit PNG and an EXR per frame, with provenance) and the memory sampler sees a child's memory."""
+    import numpy as np
+
+    from tests.tiny_session import make_tiny_session
+
+    sys.path.insert(0, str(REPO / "tools"))
+    import bench_e2e
+
+    from reconstruct.engine import run_pipeline
+    from reconstruct.plugins import make_plugin_manager
+    from reconstruct.stage import RunConfig
+
+    root = make_tiny_session(tmp_path / "take", frames=3)
+    run_pipeline(RunConfig(session=root, only_stage="sync"), make_plugin_manager())
+    out = tmp_path / "floor"
+    assert bench_e2e._floor_chunk((str(root), str(out), (0, 1, 2))) == 3
+    assert len(list((out / "hero").glob("*.png"))) == 3 and len(list((out / "hero").glob("*.exr"))) == 3
+    from reconstruct.provenance import read_png_provenance
+
+    assert read_png_provenance(out / "hero" / "000000.png").stage == "composite"
+    assert bench_e2e.io_floor(root, tmp_path / "w", 1) > 0
+    proc = subprocess.Popen([sys.executable, "-c", "import numpy as np, time; a = np.ones(60_000_000 // 8); "
+                             "time.sleep(1.0)"])
+    mem = bench_e2e.PeakMemory(proc.pid, every=0.05)
+    proc.wait()
+    assert mem.stop() > 50  # MiB: the child's 60 MB array

