@@ -207,7 +207,7 @@ class DigitalHumanMethod(BaseMethod):
         return {"young_refs": _digest(files) if files else str(refs),
                 "identity": _digest([Path(st.identity)]) if st.identity else None,
                 "texture_size": st.texture_size, "n_identity": st.n_identity, "passes": st.passes,
-                "model": ctx.fits.model_name if ctx.fits is not None else None, "version": 3}
+                "model": ctx.fits.model_name if ctx.fits is not None else None, "version": 4}
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self, ctx: MethodContext) -> None:

@@ -54,6 +54,7 @@ class PlateRetoucher:
         self.young_skin_rgb = None if young_skin_rgb is None else np.asarray(young_skin_rgb, np.float64)
         self.weights = region_weights(model)
         self._skin_v = np.asarray(model.regions.get("skin", np.ones(model.n_vertices, bool)), np.float32)
+        self._shape_w = shape_weights(model)
         self._lm = model.landmark_map(LANDMARK_SCHEME) if LANDMARK_SCHEME in model.landmarks else None
         self._ibug = model.landmark_map("ibug68") if "ibug68" in model.landmarks else None
 
@@ -72,7 +73,7 @@ class PlateRetoucher:
         s = self.settings
         tris = self.model.triangles
         old = np.asarray(fit.vertices, np.float64)
-        new = old + s.warp * (self.young_vertices(fit) - old)
+        new = old + s.warp * self._shape_w[:, None] * (self.young_vertices(fit) - old)
         h, w = plate.shape[:2]
         roi = face_roi(camera.project(old), (w, h), margin=s.falloff + 0.15)
         if roi.empty:
@@ -123,6 +124,32 @@ class PlateRetoucher:
             return 0.25 * float(np.ptp(camera.project(vertices)[:, 0]))
         p = camera.project(self._ibug.points(vertices, self.model.triangles))
         return float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+
+
+def shape_weights(model, rings: int = 12) -> np.ndarray:
+    """(V,) float in [0, 1]: how much of the young shape each vertex takes -- 1 on the model's ``face`` region,
+    falling to 0 over ``rings`` edge rings of the mesh past it (ones everywhere for a model without a face region).
+
+    The young shape is estimated from landmarks, which pin the face and nothing behind or below it: a head model's
+    neck, ears and scalp move with the identity modes all the same, and moved the collar and tie of a real plate by
+    3-4 px (obama_address, more than the face itself moved)."""
+    import scipy.sparse as sp
+
+    face = model.regions.get("face")
+    if face is None:
+        return np.ones(model.n_vertices, np.float64)
+    tris = np.asarray(model.triangles)
+    i = np.concatenate([tris[:, 0], tris[:, 1], tris[:, 2], tris[:, 1], tris[:, 2], tris[:, 0]])
+    j = np.concatenate([tris[:, 1], tris[:, 2], tris[:, 0], tris[:, 0], tris[:, 1], tris[:, 2]])
+    adj = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(model.n_vertices,) * 2)
+    ring = np.where(np.asarray(face, bool), 0, rings + 1)  # edge rings from the face region, capped
+    reached = ring == 0
+    for k in range(1, rings + 1):
+        reached_next = reached | (adj @ reached.astype(np.float64) > 0)
+        ring[reached_next & ~reached] = k
+        reached = reached_next
+    w = np.clip(1.0 - ring / (rings + 1.0), 0.0, 1.0)
+    return w * w * (3.0 - 2.0 * w)
 
 
 def _grown(roi: Roi, px: int, size: tuple[int, int]) -> Roi:
