@@ -40,6 +40,38 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+class _PairCollector:
+    """(now, young) image pairs of fitted frames, each aligned with the frame's fitted iBUG-68 landmarks exactly
+    like plate faces at inference, collected into :class:`AgePairs`."""
+
+    def __init__(self, ctx: MethodContext, cam, size: int, coverage: float) -> None:
+        self.ctx, self.cam, self.size, self.coverage = ctx, cam, size, coverage
+        self.imgs: list = []
+        self.skins: list = []
+        self.ages: list = []
+        self.pid: list = []
+
+    def add(self, frame: int, fit, images: tuple[tuple[np.ndarray, float], ...]) -> None:
+        """Output frame ``frame``'s ``(image, age)`` pairs: float (H, W, 3) images of the hero plate's size."""
+        cam = self.cam
+        pts = fit_landmarks(self.ctx.components, fit, cam, self.ctx.fits.model_name)
+        M = align_matrix(pts, self.size, self.coverage)
+        skin = warp_to_crop(skin_mask_from_68(pts, (cam.height, cam.width)), M, self.size)
+        for img, age in images:
+            self.imgs.append(warp_to_crop(np.asarray(img, np.float32), M, self.size))
+            self.skins.append(skin)
+            self.ages.append(age)
+            self.pid.append(int(frame))
+
+    def pairs(self, what: str, input_age: float, target_age: float, source: str) -> AgePairs:
+        if not self.imgs:
+            raise MethodError(f"no valid fitted frame to make FRAN {what} pairs from",
+                              hint="check the fit (reconstruct report)")
+        log.info("FRAN: %d %s pairs (ages %s -> %s)", len(self.imgs) // 2, what, input_age, target_age)
+        return AgePairs(np.stack(self.imgs), np.stack(self.skins).astype(np.float32),
+                        np.array(self.ages, np.float32), np.array(self.pid, np.int32), source)
+
+
 def _hero_for_pairs(ctx: MethodContext, young: str | Path, pairs: str):
     """The calibrated hero camera, after checking what pairs made from the take need (a fit, young stills)."""
     if ctx.fits is None:
@@ -69,7 +101,7 @@ def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, covera
     young_id = now_id + float(amount) * (_pad(dh.identity, n) - now_id)
     renderer = get_renderer(ctx.components, "auto", ctx.device)
     light = key_light(0)
-    imgs, skins, ages, pid = [], [], [], []
+    out = _PairCollector(ctx, cam, size, coverage)
     rows = range(0, len(ctx.fits), max(1, every))
     with ctx.progress.task("render FRAN pairs (digital human)", total=len(rows)) as task:
         for i in rows:
@@ -81,20 +113,11 @@ def digital_human_pairs(ctx: MethodContext, young: str | Path, size: int, covera
             _, now_meshes = posed_meshes(model, HeadState(now_id, fit.expression, R, np.asarray(fit.t)))
             vw, y_meshes = posed_meshes(model, HeadState(young_id, fit.expression, R, np.asarray(fit.t)))
             y_meshes[0] = Mesh(vw, model.triangles, uvs=model.uvs, triangle_uvs=model.triangle_uvs, texture=tex)
-            pts = fit_landmarks(ctx.components, fit, cam, ctx.fits.model_name)
-            M = align_matrix(pts, size, coverage)
-            skin = warp_to_crop(skin_mask_from_68(pts, (cam.height, cam.width)), M, size)
-            for meshes, age in ((now_meshes, input_age), (y_meshes, target_age)):
-                img = np.clip(linear_to_srgb(render_meshes(renderer, meshes, cam, light, background=0.25).image), 0, 1)
-                imgs.append(warp_to_crop(img.astype(np.float32), M, size))
-                skins.append(skin)
-                ages.append(age)
-                pid.append(int(fit.frame))
-    if not imgs:
-        raise MethodError("no valid fitted frame to render FRAN pairs from", hint="check the fit (reconstruct report)")
-    log.info("FRAN: %d digital-human pairs rendered (ages %s -> %s)", len(imgs) // 2, input_age, target_age)
-    return AgePairs(np.stack(imgs), np.stack(skins).astype(np.float32), np.array(ages, np.float32),
-                    np.array(pid, np.int32), f"digital-human renders of {ctx.session.root} (young refs {young})")
+            now, young_img = (np.clip(linear_to_srgb(render_meshes(renderer, m, cam, light, background=0.25).image),
+                                      0, 1) for m in (now_meshes, y_meshes))
+            out.add(fit.frame, fit, ((now, input_age), (young_img, target_age)))
+    return out.pairs("digital-human render", input_age, target_age,
+                     f"digital-human renders of {ctx.session.root} (young refs {young})")
 
 
 def _registered_digital_human(ctx: MethodContext, young: str | Path, mode: str):
@@ -126,24 +149,13 @@ def plate_pairs(ctx: MethodContext, young: str | Path, size: int, coverage: floa
     cam = _hero_for_pairs(ctx, young, "plate")
     dh, dctx = _registered_digital_human(ctx, young, "plate")
     valid = [int(f) for f, ok in zip(ctx.fits.frames, ctx.fits.valid) if ok][:: max(1, every)]
-    imgs, skins, ages, pid = [], [], [], []
+    out = _PairCollector(ctx, cam, size, coverage)
     with ctx.progress.task("FRAN pairs (plate mode)", total=len(valid)) as task:
         for fin in frame_inputs(ctx.session, dctx, valid):
             task.advance()
             if fin.fit is None or not fin.fit.valid:
                 continue
             edit = dh.apply(dctx, fin)
-            pts = fit_landmarks(ctx.components, fin.fit, cam, ctx.fits.model_name)
-            M = align_matrix(pts, size, coverage)
-            skin = warp_to_crop(skin_mask_from_68(pts, (cam.height, cam.width)), M, size)
-            plate = fin.plate.astype(np.float32) / 255.0
-            for img, age in ((plate, input_age), (edit.image, target_age)):
-                imgs.append(warp_to_crop(np.asarray(img, np.float32), M, size))
-                skins.append(skin)
-                ages.append(age)
-                pid.append(int(fin.frame))
-    if not imgs:
-        raise MethodError("no valid fitted frame to make FRAN pairs from", hint="check the fit (reconstruct report)")
-    log.info("FRAN: %d plate-mode pairs (ages %s -> %s)", len(imgs) // 2, input_age, target_age)
-    return AgePairs(np.stack(imgs), np.stack(skins).astype(np.float32), np.array(ages, np.float32),
-                    np.array(pid, np.int32), f"plate-mode digital_human of {ctx.session.root} (young refs {young})")
+            out.add(fin.frame, fin.fit, ((fin.plate.astype(np.float32) / 255.0, input_age), (edit.image, target_age)))
+    return out.pairs("plate-mode", input_age, target_age,
+                     f"plate-mode digital_human of {ctx.session.root} (young refs {young})")
