@@ -182,30 +182,29 @@ class MeshEditDrawer:
         eyes = self.region_mask(out.fragments, "eyes")
         exclude = eyes if fit_eyes is None or eyes is None else (eyes | fit_eyes)
         image = linear_to_srgb(lin) * m[..., None]
-        keep = self.plate_keeps(plate[roi.slices], image, out.fragments, skin=self.mode == "plate")
-        if keep is not None:
-            exclude = keep if exclude is None else (exclude | keep)
-            info["plate_kept_px"] = int(keep.sum())
-        return DrawnEdit(image=image, coverage=cov.astype(np.float32), exclude=exclude,
-                         skin=self.region_mask(out.fragments, "skin"), info=info, origin=(roi.x0, roi.y0))
+        skin = self.region_mask(out.fragments, "skin")
+        keep = self.plate_keeps(plate[roi.slices], image, out.fragments, skin if self.mode == "plate" else None)
+        exclude = keep if exclude is None else (exclude | keep)
+        info["plate_kept_px"] = int(keep.sum())
+        return DrawnEdit(image=image, coverage=cov.astype(np.float32), exclude=exclude, skin=skin, info=info,
+                         origin=(roi.x0, roi.y0))
 
-    def plate_keeps(self, plate: np.ndarray, image: np.ndarray, frags, skin: bool = True) -> np.ndarray | None:
+    def plate_keeps(self, plate: np.ndarray, image: np.ndarray, frags, skin: np.ndarray | None) -> np.ndarray:
         """(h, w) bool: pixels of the render's region (``plate`` is its crop) where the plate must stay although
         the render covers them -- inside the model's skin region (of the edit's render: the fitted face's is the
         same surface, moved by the young shape's few pixels), where the plate does not show this face's skin (a
         beard, a fringe of hair, a hand: skin segmentation on the plate decides where the edit may go), and where
         the render is a dark hole the plate does not have (nostril and mouth interiors the model opens: more than 40
-        grey levels darker than the plate and below 80). ``skin=False``: the holes only (a render under a fixed key
-        light, not the plate's, says nothing of where the plate shows skin)."""
+        grey levels darker than the plate and below 80). ``skin``: the render's skin region, or None for the holes
+        only (a render under a fixed key light, not the plate's, says nothing of where the plate shows skin)."""
         from ..retouch.skin import adaptive_skin, luminance
 
         import cv2
 
         p = plate.astype(np.float32) / np.float32(255.0)
         keep = frags.mask & (luminance(p) - luminance(image) > 40 / 255.0) & (luminance(image) < 80 / 255.0)
-        region = self.region_mask(frags, "skin") if skin else None
-        if region is not None and region.any():
-            keep |= region & frags.mask & (adaptive_skin(p, region) < 0.2)
+        if skin is not None and skin.any():
+            keep |= skin & frags.mask & (adaptive_skin(p, skin) < 0.2)
         # regions, not specks: an isolated pixel kept would punch a feathered hole in the mask
         face_px = float(np.sqrt(max(frags.mask.sum(), 1)))
         r = max(1, int(round(0.01 * face_px)))
