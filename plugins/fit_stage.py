@@ -60,6 +60,9 @@ class FitStageSettings:
     smooth_robust: float | None = option(None, "robust scale of the temporal smoothing, in its standard "
                                                "deviations (0: quadratic)")
     threads: int = option(1, "CPU threads of the fit's linear algebra (1 is fastest on a shared machine)")
+    lips: Literal["edges", "computed"] = option("edges", "MediaPipe's inner-lip contour: on the model's inner-lip "
+                                                "line (edges: iBUG-68 points 60-67 joined on the mesh) or where "
+                                                "the computed correspondence puts it (computed)")
 
     def __post_init__(self) -> None:
         if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
@@ -112,7 +115,7 @@ class FitStage:
 
     name = "fit"
     requires: tuple[str, ...] = ("sync", "calibrate", "detect")
-    version = "3"  # 2: eye gaze in fits.npz; 3: detector bias, gaze prior, band solver
+    version = "4"  # 2: eye gaze in fits.npz; 3: detector bias, gaze prior, band solver; 4: inner lips on the lip line
     Settings = FitStageSettings
 
     def fingerprint(self, ctx: StageContext):
@@ -133,6 +136,10 @@ class FitStage:
         cams = calibrated_cameras(s)
         model = ensure_scheme(ctx.components.face_model(model_name(ctx.components, st)), det.scheme)
         bias = st.detector_bias(model, det.scheme)
+        if st.lips == "edges":
+            from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
+            model, bias = anchor_inner_lips(model, det.scheme, bias)
         log.info("fit: detector bias %s", "none (bare correspondence)" if bias is None else
                  f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()

@@ -28,9 +28,16 @@ def scored(tmp_path_factory, ict_model, face_region):
     root = tmp_path_factory.mktemp("extreme") / "take"
     lab.make_session(REPO / "tests" / "fitting" / "data" / "rig-unseen.toml", root, seed=5, frames=16,
                      extremes=("scream", "smile"))
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
     model = ensure_scheme(ict_model, "mediapipe478")
-    out = {name: lab.score_session(root, model, face_region, bias=b)
-           for name, b in (("bias", builtin_bias(model, "mediapipe478")), ("bare", None))}
+    out = {}
+    bias = builtin_bias(model, "mediapipe478")
+    for name, b, lips in (("bias", bias, True), ("bare", None, False), ("computed", bias, False)):
+        m = model
+        if lips:  # the fit stage's default: MediaPipe's inner lips on the model's lip line
+            m, b = anchor_inner_lips(model, "mediapipe478", b)
+        out[name] = lab.score_session(root, m, face_region, bias=b)
     for name, r in out.items():
         print(name, lab.report(r))
     return out
@@ -38,7 +45,8 @@ def scored(tmp_path_factory, ict_model, face_region):
 
 def test_detector_bias_lowers_the_vertex_error(scored):
     b, n = scored["bias"]["err"], scored["bare"]["err"]
-    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 3.18 mm, mouth 3.25 mm with the bias
+    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 3.09 mm, mouth 2.99 mm with the bias and
+    # the inner lips on the lip line (3.18 / 3.25 mm with the computed lip contour)
     # (bare correspondence 5.73 / 6.00 mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's
     # (measured 0.55x / 0.54x). The bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
     assert b["face"] < 0.0035 and b["mouth"] < 0.0036, b
@@ -61,3 +69,17 @@ def test_jitter_of_the_error_not_worse(scored):
     # smoothing the bias gave 1.21 / 1.92 / 0.85: hence its 2x smoothing)
     for k in ("face", "mouth", "eyes"):
         assert b[k] <= n[k], (k, b[k], n[k])
+
+
+def test_mouth_opening_follows_the_lips(scored):
+    # MediaPipe's inner lips on the model's lip line (fit.lips=edges) against the computed correspondence (lower
+    # inner lip on the upper lip): mean relative error of the mouth opening over the scream and smile frames
+    def err(r):
+        m = np.isin(r["segment"], [r["segments"].index("scream"), r["segments"].index("smile")])
+        t, f = r["mouth_truth"][m, 0], r["mouth_fit"][m, 0]
+        return float(np.mean(np.abs(f - t) / t))
+
+    e, c = err(scored["bias"]), err(scored["computed"])
+    print("opening mean rel err: edges", e, "computed", c)
+    # measured 0.22 against 0.30 (the bar, 10 % on every frame, is not met: docs/fitting.md)
+    assert e < 0.8 * c, (e, c)

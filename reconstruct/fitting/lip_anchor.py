@@ -1,0 +1,186 @@
+"""MediaPipe's inner-lip contour anchored on the model's lip edges (``fit.lips=edges``, the default).
+
+The computed MediaPipe correspondence (:mod:`reconstruct.face.correspondence`) pulls MediaPipe's inner-lip contour
+onto the model's mouth hole. On ICT that hole is nearly closed in the mean shape (the lips are 0.8 mm apart) and lies
+on the inside of the lips, so the closest-point snapping put the *lower* inner-lip points on the upper lip: ICT's
+``jawOpen`` moves MediaPipe's points 13 / 14 (upper / lower inner-lip midpoints) by 2.6 / 2.5 mm while the mouth
+opens by 38 mm. The fit then had no landmark that follows the lower lip's inner edge; the detector bias's linear
+expression term fakes the motion, and the fit reached the detected lip points through blendshape mixes that do
+not open the mesh (on the unseen-rig takes the scream and smile were fitted 20-50 % too closed, docs/fitting.md).
+
+Here both halves of MediaPipe's inner-lip contour are placed on the model's own inner-lip line, the iBUG-68 points
+60-64 (upper, through 61-63) and 64-60 (lower, through 65-67) that the model ships, joined along the mesh by
+shortest paths computed on an open-mouth shape (so that a path cannot cross from one lip to the other). Each
+MediaPipe point keeps its arc-length fraction along its half of the contour on MediaPipe's canonical mesh. Of the
+detector bias of these points (learned against the old placement) the part at the mean face is kept (its constant
+offset, re-expressed against the new placement, its view term and its weight); its identity and expression slopes,
+which moved the points without the mesh, are dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from ..face.model import FaceModel, LandmarkMap
+
+log = logging.getLogger(__name__)
+
+#: iBUG-68 inner-lip points: the corners and the upper / lower chains between them
+IBUG_UPPER = (60, 61, 62, 63, 64)
+IBUG_LOWER = (60, 67, 66, 65, 64)
+
+
+def inner_lip_chains(canonical: np.ndarray) -> tuple[list[int], list[int]]:
+    """MediaPipe's inner-lip contour (from mediapipe's connection table) as two chains of landmark indices from the
+    corner on the canonical mesh's -x side to the +x corner: (upper, lower)."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS
+
+    adj: dict[int, set[int]] = {}
+    for a, b in FACEMESH_LIPS:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    comps, seen = [], set()
+    for s in adj:
+        if s in seen:
+            continue
+        stack, comp = [s], []
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            comp.append(v)
+            stack.extend(adj[v] - seen)
+        comps.append(comp)
+    inner = min(comps, key=lambda c: np.ptp(canonical[c, 0]))  # the inner of the two lip loops is narrower
+    left = min(inner, key=lambda i: canonical[i, 0])
+    right = max(inner, key=lambda i: canonical[i, 0])
+    chains = []
+    for first in sorted(adj[left] & set(inner)):
+        chain, prev = [left, first], left
+        while chain[-1] != right:
+            nxt = [v for v in adj[chain[-1]] if v != prev and v in set(inner)]
+            prev = chain[-1]
+            chain.append(nxt[0])
+        chains.append(chain)
+    up = 1.0 if canonical[1, 1] > canonical[152, 1] else -1.0  # nose tip above the chin: +y is up
+    chains.sort(key=lambda c: -up * canonical[c, 1].mean())
+    return chains[0], chains[1]
+
+
+def _edges(triangles: np.ndarray) -> np.ndarray:
+    e = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    return np.unique(np.sort(e, axis=1), axis=0)
+
+
+def _shortest_path(adj: list[list[tuple[int, float]]], a: int, b: int) -> list[int]:
+    dist = {a: 0.0}
+    prev: dict[int, int] = {}
+    heap = [(0.0, a)]
+    while heap:
+        d, v = heapq.heappop(heap)
+        if v == b:
+            break
+        if d > dist.get(v, np.inf):
+            continue
+        for w, l in adj[v]:
+            nd = d + l
+            if nd < dist.get(w, np.inf):
+                dist[w], prev[w] = nd, v
+                heapq.heappush(heap, (nd, w))
+    if b not in dist:
+        raise ValueError(f"no mesh path between vertices {a} and {b}")
+    path = [b]
+    while path[-1] != a:
+        path.append(prev[path[-1]])
+    return path[::-1]
+
+
+def _fractions(points: np.ndarray) -> np.ndarray:
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    return s / max(s[-1], 1e-12)
+
+
+def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray) -> tuple[LandmarkMap, np.ndarray] | None:
+    """The model's ``scheme`` map with MediaPipe's inner-lip contour on the model's inner-lip line, and the indices
+    of the moved landmarks; None when the model has no iBUG-68 map of single vertices to anchor on."""
+    if not scheme.startswith("mediapipe") or "ibug68" not in model.landmarks or scheme not in model.landmarks:
+        return None
+    ib = model.landmarks["ibug68"]
+    if len(ib.triangle) < 68 or (ib.triangle[list(IBUG_UPPER + IBUG_LOWER)] < 0).any():
+        return None
+    tris = np.asarray(model.triangles)
+    vert_of = {}
+    for n in set(IBUG_UPPER + IBUG_LOWER):
+        k = int(np.argmax(ib.bary[n]))
+        vert_of[n] = int(tris[ib.triangle[n], k])
+    # an open-mouth shape: the expression mode that opens the iBUG lips most (upper and lower lips apart)
+    mean = model.mean.astype(np.float64)
+    gap = [np.linalg.norm((mean + b)[vert_of[62]] - (mean + b)[vert_of[66]]) for b in model.expression_basis]
+    shape = mean + model.expression_basis[int(np.argmax(gap))].astype(np.float64)
+    edges = _edges(tris)
+    length = np.linalg.norm(shape[edges[:, 0]] - shape[edges[:, 1]], axis=1)
+    adj: list[list[tuple[int, float]]] = [[] for _ in range(model.n_vertices)]
+    for (a, b), l in zip(edges, length):
+        adj[a].append((b, float(l)))
+        adj[b].append((a, float(l)))
+    edge_tri: dict[tuple[int, int], int] = {}
+    for t, f in enumerate(tris):
+        for a, b in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0])):
+            edge_tri.setdefault((min(a, b), max(a, b)), t)
+    # which iBUG corner sits on the canonical mesh's -x side (the models share the canonical mesh's axes)
+    c60, c64 = mean[vert_of[60]], mean[vert_of[64]]
+    flip = c60[0] > c64[0]
+    upper, lower = inner_lip_chains(canonical)
+    lm = model.landmarks[scheme]
+    tri, bary = lm.triangle.copy(), lm.bary.astype(np.float64).copy()
+    moved = []
+    for mp_chain, ib_chain in ((upper, IBUG_UPPER), (lower, IBUG_LOWER)):
+        path = [vert_of[ib_chain[0]]]
+        for a, b in zip(ib_chain[:-1], ib_chain[1:]):
+            path += _shortest_path(adj, vert_of[a], vert_of[b])[1:]
+        if flip:
+            path = path[::-1]
+        fr_model = _fractions(mean[path])
+        for n, f in zip(mp_chain, _fractions(canonical[mp_chain])):
+            k = int(np.clip(np.searchsorted(fr_model, f, side="right") - 1, 0, len(path) - 2))
+            a, b = path[k], path[k + 1]
+            s = float(np.clip((f - fr_model[k]) / max(fr_model[k + 1] - fr_model[k], 1e-12), 0.0, 1.0))
+            t = edge_tri[(min(a, b), max(a, b))]
+            w = np.zeros(3)
+            w[list(tris[t]).index(a)] += 1.0 - s
+            w[list(tris[t]).index(b)] += s
+            tri[n], bary[n] = t, w
+            moved.append(n)
+    moved = np.array(sorted(set(moved)))
+    new = replace(lm, triangle=tri.astype(lm.triangle.dtype), bary=bary.astype(lm.bary.dtype))
+    return new, moved
+
+
+def anchor_inner_lips(model: FaceModel, scheme: str, bias=None):
+    """(model, bias) with MediaPipe's inner-lip contour on the model's inner-lip line (:func:`anchored_map`) and
+    the detector bias of those points reduced to its mean-face part (module docstring); unchanged when the model or scheme has nothing to anchor on."""
+    from ..assets import mediapipe_canonical_path
+    from ..face.correspondence import mediapipe_canonical_points, with_landmarks
+
+    out = anchored_map(model, scheme, mediapipe_canonical_points(mediapipe_canonical_path()))
+    if out is None:
+        log.info("fit: model %s has no iBUG-68 inner-lip points; MediaPipe's lip contour left as computed", model.name)
+        return model, bias
+    new, moved = out
+    log.info("fit: %d inner-lip landmarks anchored on the model's inner-lip line", len(moved))
+    if bias is not None:  # keep where the detector puts these points on the mean face (its constant and view
+        # terms, re-expressed from the old placement to the new), drop the slopes learned against the old placement
+        mean = model.mean.astype(np.float64)
+        old = model.landmarks[scheme].points(mean, model.triangles)
+        off = bias.offset.copy()
+        off[moved] += old[moved] - new.points(mean, model.triangles)[moved]
+        ident, expr = bias.identity.copy(), bias.expression.copy()
+        ident[moved] = 0.0
+        expr[moved] = 0.0
+        bias = replace(bias, offset=off, identity=ident, expression=expr)
+    return with_landmarks(model, new), bias

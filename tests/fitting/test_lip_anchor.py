@@ -1,0 +1,72 @@
+"""MediaPipe's inner-lip contour anchored on the model's lip line (reconstruct/fitting/lip_anchor.py)."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def models(ict_model):
+    from reconstruct.face.detector_bias import builtin_bias
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+    from reconstruct.fitting.pipeline import ensure_scheme
+
+    model = ensure_scheme(ict_model, "mediapipe478")
+    bias = builtin_bias(model, "mediapipe478")
+    return model, bias, *anchor_inner_lips(model, "mediapipe478", bias)
+
+
+def _jaw_open(model):
+    return model.mean.astype(np.float64), model.mean + model.expression_basis[list(model.expression_names).index("jawOpen")]
+
+
+def test_lower_inner_lip_follows_the_jaw(models):
+    model, _, anchored, _ = models
+    V0, V = _jaw_open(model)
+    for m, lower_moves in ((model, None), (anchored, True)):
+        lm = m.landmark_map("mediapipe478")
+        d13, d14 = (np.linalg.norm(lm.points(V, m.triangles)[n] - lm.points(V0, m.triangles)[n]) for n in (13, 14))
+        if lower_moves:
+            # ICT's jawOpen opens the iBUG inner lips (62-66) by 38 mm; anchored, MediaPipe's lower midpoint 14
+            # moves 40.2 mm with it, the upper 13 2.5 mm (measured)
+            assert d14 > 0.035 and d13 < 0.005, (d13, d14)
+        else:
+            # the computed correspondence: both on the upper lip, 2.6 / 2.5 mm (why this module exists)
+            assert d14 < 0.005
+
+
+def test_midpoints_sit_on_the_ibug_inner_lip_points(models):
+    model, _, anchored, _ = models
+    mp = anchored.landmark_map("mediapipe478").points(model.mean.astype(np.float64), model.triangles)
+    ib = anchored.landmark_map("ibug68").points(model.mean.astype(np.float64), model.triangles)
+    # measured 0.00 mm (13 -> 62, 14 -> 66; the computed map: 6.6 / 1.9 mm)
+    assert np.linalg.norm(mp[13] - ib[62]) < 5e-4 and np.linalg.norm(mp[14] - ib[66]) < 5e-4
+
+
+def test_bias_keeps_the_mean_face_placement_and_drops_the_slopes(models):
+    model, bias, anchored, b2 = models
+    from reconstruct.fitting.lip_anchor import inner_lip_chains
+    from reconstruct.assets import mediapipe_canonical_path
+    from reconstruct.face.correspondence import mediapipe_canonical_points
+
+    up, low = inner_lip_chains(mediapipe_canonical_points(mediapipe_canonical_path()))
+    moved = sorted(set(up) | set(low))
+    assert len(moved) == 20
+    mean = model.mean.astype(np.float64)
+    before = model.landmark_map("mediapipe478").points(mean, model.triangles) + bias.offset
+    after = anchored.landmark_map("mediapipe478").points(mean, model.triangles) + b2.offset
+    np.testing.assert_allclose(after, before, atol=1e-9)  # same predicted detections on the mean face
+    assert not b2.expression[moved].any() and not b2.identity[moved].any()
+    others = np.setdiff1d(np.arange(len(bias.offset)), moved)
+    np.testing.assert_array_equal(b2.expression[others], bias.expression[others])
+
+
+def test_models_without_ibug_points_are_left_alone(models):
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
+    model, bias, _, _ = models
+    bare = replace(model, landmarks=MappingProxyType({"mediapipe478": model.landmark_map("mediapipe478")}))
+    m, b = anchor_inner_lips(bare, "mediapipe478", bias)
+    assert m is bare and b is bias
