@@ -63,6 +63,8 @@ class FitStageSettings:
     lips: Literal["edges", "computed"] = option("edges", "MediaPipe's inner-lip contour: on the model's inner-lip "
                                                 "line (edges: iBUG-68 points 60-67 joined on the mesh) or where "
                                                 "the computed correspondence puts it (computed)")
+    lids: Literal["edges", "computed"] = option("edges", "MediaPipe's eye contours: on the model's lid lines (edges: "
+                                                "iBUG-68 points 36-47 joined on the mesh) or as computed")
 
     def __post_init__(self) -> None:
         if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
@@ -115,7 +117,8 @@ class FitStage:
 
     name = "fit"
     requires: tuple[str, ...] = ("sync", "calibrate", "detect")
-    version = "4"  # 2: eye gaze in fits.npz; 3: detector bias, gaze prior, band solver; 4: inner lips on the lip line
+    # 2: eye gaze in fits.npz; 3: detector bias, gaze prior, band solver; 4: inner lips and lids on the model's lines
+    version = "4"
     Settings = FitStageSettings
 
     def fingerprint(self, ctx: StageContext):
@@ -136,10 +139,11 @@ class FitStage:
         cams = calibrated_cameras(s)
         model = ensure_scheme(ctx.components.face_model(model_name(ctx.components, st)), det.scheme)
         bias = st.detector_bias(model, det.scheme)
-        if st.lips == "edges":
+        if st.lips == "edges" or st.lids == "edges":
             from reconstruct.fitting.lip_anchor import anchor_inner_lips
 
-            model, bias = anchor_inner_lips(model, det.scheme, bias)
+            model, bias = anchor_inner_lips(model, det.scheme, bias, lips=st.lips == "edges",
+                                            eyes=st.lids == "edges")
         log.info("fit: detector bias %s", "none (bare correspondence)" if bias is None else
                  f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()

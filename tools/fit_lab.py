@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/fit_lab.py make ROOT [--rig rigs/test-small.toml] [--seed 0] [--frames 24]
                                        [--expressions all] [--gaze-deg 0]
-    .venv/bin/python tools/fit_lab.py score ROOT [--views all|hero] [--bias auto|none|FILE] [--lips edges|computed]
+    .venv/bin/python tools/fit_lab.py score ROOT [--views all|hero] [--bias auto|none|FILE]
+                                        [--lips edges|computed] [--lids edges|computed]
                                         [--option KEY=VALUE ...]
 
 ``make`` renders a session, writes the *true* calibration (no calibrate solve: the fit is what is measured) and
@@ -136,6 +137,8 @@ def main(argv=None) -> None:
                     "shipped one) or a file from tools/learn_landmark_bias.py")
     ap.add_argument("--lips", default="edges", choices=("edges", "computed"),
                     help="MediaPipe's inner-lip contour: on the model's lip line (the fit stage's default) or as computed")
+    ap.add_argument("--lids", default="edges", choices=("edges", "computed"),
+                    help="MediaPipe's eye contours: on the model's lid lines (the fit stage's default) or as computed")
     ap.add_argument("--option", action="append", default=[])
     a = ap.parse_args(argv)
     import torch
@@ -165,10 +168,11 @@ def main(argv=None) -> None:
 
     bias = None if a.bias == "none" else builtin_bias(model, "mediapipe478") if a.bias == "auto" else \
         load_bias(Path(a.bias))
-    if a.lips == "edges":
+    if a.lips == "edges" or a.lids == "edges":
         from reconstruct.fitting.lip_anchor import anchor_inner_lips
 
-        model, bias = anchor_inner_lips(model, "mediapipe478", bias)
+        model, bias = anchor_inner_lips(model, "mediapipe478", bias, lips=a.lips == "edges",
+                                        eyes=a.lids == "edges")
     r = score_session(a.root, model, face, replace(FitSettings(), **kw) if kw else None, views=a.views, bias=bias)
     print(report(r))
 
