@@ -59,6 +59,8 @@ class FitStageSettings:
                                "tools/learn_landmark_bias.py")
     smooth_robust: float | None = option(None, "robust scale of the temporal smoothing, in its standard "
                                                "deviations (0: quadratic)")
+    smooth_robust_on: Literal["all", "mouth"] = option("all", "what the robust smoothing applies to: all (pose and "
+                                                      "expression) or mouth (the jaw and lip expression modes only)")
     threads: int = option(1, "CPU threads of the fit's linear algebra (1 is fastest on a shared machine)")
     lips: Literal["edges", "computed"] = option("edges", "MediaPipe's inner-lip contour: on the model's inner-lip "
                                                 "line (edges: iBUG-68 points 60-67 joined on the mesh) or where "
@@ -148,7 +150,12 @@ class FitStage:
                  f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()
         with limited_threads(st.threads):
-            seq, info = fit_detections(model, cams, det, st.solver(bias is not None), ctx.device, ctx.progress,
+            settings = st.solver(bias is not None)
+            if st.smooth_robust_on == "mouth":
+                from reconstruct.fitting.modes import mouth_modes
+
+                settings = replace(settings, smooth_robust_modes=mouth_modes(model, det.scheme))
+            seq, info = fit_detections(model, cams, det, settings, ctx.device, ctx.progress,
                                        chunk=st.chunk, overlap=st.overlap,
                                        executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
                                        bias=bias)

@@ -60,6 +60,8 @@ class FitSettings:
         smooth_robust: robust scale of the smoothing, in its own standard deviations: an acceleration beyond it is
             penalised linearly (Huber, IRLS), so that the onset of a fast expression (a scream, a blink) the
             landmarks clearly show is not cut down like noise (<= 0: quadratic, as before).
+        smooth_robust_modes: the expression modes whose smoothing is robust (e.g. the mouth's,
+            :func:`.modes.mouth_modes`); None: every smoothed parameter (pose included).
         visibility_cos: a landmark counts as visible in a camera when cos(normal, direction to camera) exceeds this.
         iterations: Levenberg-Marquardt iterations (after ``pose_iterations`` pose-only ones).
         pose_iterations: iterations that move only the head poses (initialisation).
@@ -83,6 +85,7 @@ class FitSettings:
     smooth_translation: float = 0.0002
     smooth_expression: float = 0.0125
     smooth_robust: float = 0.0
+    smooth_robust_modes: tuple[int, ...] | None = None
     visibility_cos: float = 0.05
     iterations: int = 15
     pose_iterations: int = 4
@@ -203,6 +206,10 @@ class _Problem:
             a = np.abs(self.S0 @ self.theta(x))
             k = self.s.smooth_robust
             w = np.where(a > k, k / np.maximum(a, 1e-12), 1.0)
+            if self.s.smooth_robust_modes is not None:  # only these expression modes' rows are robust
+                robust = np.zeros(self.P, bool)
+                robust[[6 + m for m in self.s.smooth_robust_modes if m < self.Ke]] = True
+                w = np.where(np.tile(robust, self.T - 2), w, 1.0)
         self.S = (sp.diags(np.sqrt(w)) @ self.S0).tocsr()
         self.StS = (self.S.T @ self.S).tocsr()
 
