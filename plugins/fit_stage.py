@@ -60,6 +60,9 @@ class FitStageSettings:
     smooth_robust: float | None = option(None, "robust scale of the temporal smoothing, in its standard "
                                                "deviations (0: quadratic)")
     threads: int = option(1, "CPU threads of the fit's linear algebra (1 is fastest on a shared machine)")
+    identity: str | None = option(None, "the actor's known identity, held fixed (only expression and pose are "
+                                        "solved): the out/fit/fits.npz of another take of the same actor fitted "
+                                        "through several views; a one-view fit takes its size and depth from it")
 
     def __post_init__(self) -> None:
         if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
@@ -117,11 +120,16 @@ class FitStage:
 
     def fingerprint(self, ctx: StageContext):
         """The resolved face model (name and a digest of its file and converter: importing a model under the
-        same name refits) and the device."""
+        same name refits), the device, and with ``fit.identity`` that file's size and time."""
         name = model_name(ctx.components, ctx.settings[self.name])
         src = ctx.components.get("face_model", name)
         digest = src.digest() if callable(getattr(src, "digest", None)) else None
-        return {"model": name, "model_digest": digest, "device": ctx.device}
+        key = {"model": name, "model_digest": digest, "device": ctx.device}
+        st = ctx.settings[self.name]
+        if st.identity is not None:  # a refitted actor take (same path, new file) refits this one
+            p = Path(st.identity)
+            key["identity_file"] = f"{p.stat().st_size}-{p.stat().st_mtime_ns}" if p.is_file() else "missing"
+        return key
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
@@ -133,6 +141,11 @@ class FitStage:
         cams = calibrated_cameras(s)
         model = ensure_scheme(ctx.components.face_model(model_name(ctx.components, st)), det.scheme)
         bias = st.detector_bias(model, det.scheme)
+        identity = None
+        if st.identity is not None:
+            from reconstruct.fitting.actor_identity import load_identity
+
+            identity = load_identity(Path(st.identity), model)
         log.info("fit: detector bias %s", "none (bare correspondence)" if bias is None else
                  f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()
@@ -140,9 +153,9 @@ class FitStage:
             seq, info = fit_detections(model, cams, det, st.solver(bias is not None), ctx.device, ctx.progress,
                                        chunk=st.chunk, overlap=st.overlap,
                                        executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
-                                       bias=bias)
+                                       bias=bias, identity=identity)
         fit_seconds = time.perf_counter() - t0
-        if bias is not None:  # the bias the fit used (one camera: without its identity term)
+        if bias is not None and identity is None:  # the bias the fit used (one camera: without its identity term)
             bias = bias.for_views(len(info.cameras_used))
         if st.photometric:
             seq = _refine_photometric(ctx, model, cams, seq, det, st, bias)
