@@ -63,19 +63,22 @@ class FitStageSettings:
     identity: str | None = option(None, "the actor's known identity, held fixed (only expression and pose are "
                                         "solved): the out/fit/fits.npz of another take of the same actor fitted "
                                         "through several views; a one-view fit takes its size and depth from it")
+    size_prior: float | None = option(None, "relative std of a prior holding the face's size at the model mean's "
+                                            "(a one-view fit of an unknown actor cannot see size; e.g. 0.0005; "
+                                            "default: none)")
 
     def __post_init__(self) -> None:
         if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
-                self.threads < 1:
+                self.threads < 1 or (self.size_prior is not None and self.size_prior < 0):
             raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations and fit.threads "
-                             "at least 1")
+                             "at least 1, fit.size_prior at least 0")
 
     def solver(self, biased: bool = False):
         """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for; ``biased``: the fit uses a detector
         bias (the default smoothing is then ``BIAS_SMOOTH`` x stronger)."""
         from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
 
-        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust")
+        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust", "size_prior")
               if getattr(self, k) is not None}
         s = replace(FitSettings(), **kw)
         m = self.smooth if self.smooth is not None else (BIAS_SMOOTH if biased else 1.0)
