@@ -78,7 +78,8 @@ class FitStageSettings:
         bias (the default smoothing is then ``BIAS_SMOOTH`` x stronger)."""
         from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
 
-        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust", "size_prior")
+        kw = {k: getattr(self, k)
+              for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust", "size_prior")
               if getattr(self, k) is not None}
         s = replace(FitSettings(), **kw)
         m = self.smooth if self.smooth is not None else (BIAS_SMOOTH if biased else 1.0)

@@ -3,12 +3,15 @@
     .venv/bin/python tools/fit_lab.py make ROOT [--rig rigs/test-small.toml] [--seed 0] [--frames 24]
                                        [--expressions all] [--gaze-deg 0] [--identity-of SESSION]
     .venv/bin/python tools/fit_lab.py score ROOT [--views all|hero] [--bias auto|none|FILE] [--option KEY=VALUE ...]
+                                        [--identity FITS_OR_IDENTITY_FILE] [--save-fits OUT.npz]
 
 ``make`` renders a session (``--identity-of``: with the true identity of another synthetic session, i.e. another
-take of the same actor; the seed still draws its own motion and camera placement), writes the *true* calibration (no calibrate solve: the fit is what is measured) and
-runs sync and detect (MediaPipe on the rendered frames). ``score`` fits the detections in process and prints the
-mean vertex error per region, jitter per region, the mouth opening / lip-corner errors per extreme expression and
-frames/s. Both are importable (:func:`make_session`, :func:`score_session`).
+take of the same actor; the seed still draws its own motion and camera placement), writes the *true* calibration
+(no calibrate solve: the fit is what is measured) and runs sync and detect (MediaPipe on the rendered frames).
+``score`` fits the detections in process (``--identity``: that actor identity held fixed, as ``fit.identity``) and
+prints the mean vertex error per region (also after a per-frame similarity and after one scale about the hero
+camera's centre), jitter per region, the mouth opening / lip-corner errors per extreme expression and frames/s.
+Both are importable (:func:`make_session`, :func:`score_session`).
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "Detections", settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
                    identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None,
-                   overlap: int = 8, bias=None, identity: np.ndarray | None = None) -> tuple[FitSequence, SessionFitInfo]:
+                   overlap: int = 8, bias=None,
+                   identity: np.ndarray | None = None) -> tuple[FitSequence, SessionFitInfo]:
     """Fit a session's detections (:class:`reconstruct.artifacts.Detections`) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
