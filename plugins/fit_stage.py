@@ -67,19 +67,26 @@ class FitStageSettings:
                                                 "the computed correspondence puts it (computed)")
     lids: Literal["edges", "computed"] = option("edges", "MediaPipe's eye contours: on the model's lid lines (edges: "
                                                 "iBUG-68 points 36-47 joined on the mesh) or as computed")
+    identity: str | None = option(None, "the actor's known identity, held fixed (only expression and pose are "
+                                        "solved): the out/fit/fits.npz of another take of the same actor fitted "
+                                        "through several views; a one-view fit takes its size and depth from it")
+    size_prior: float | None = option(None, "relative std of a prior holding the face's size at the model mean's "
+                                            "(a one-view fit of an unknown actor cannot see size; e.g. 0.0005; "
+                                            "default: none)")
 
     def __post_init__(self) -> None:
         if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
-                self.threads < 1:
+                self.threads < 1 or (self.size_prior is not None and self.size_prior < 0):
             raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations and fit.threads "
-                             "at least 1")
+                             "at least 1, fit.size_prior at least 0")
 
     def solver(self, biased: bool = False):
         """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for; ``biased``: the fit uses a detector
         bias (the default smoothing is then ``BIAS_SMOOTH`` x stronger)."""
         from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
 
-        kw = {k: getattr(self, k) for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust")
+        kw = {k: getattr(self, k)
+              for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust", "size_prior")
               if getattr(self, k) is not None}
         s = replace(FitSettings(), **kw)
         m = self.smooth if self.smooth is not None else (BIAS_SMOOTH if biased else 1.0)
@@ -125,11 +132,16 @@ class FitStage:
 
     def fingerprint(self, ctx: StageContext):
         """The resolved face model (name and a digest of its file and converter: importing a model under the
-        same name refits) and the device."""
+        same name refits), the device, and with ``fit.identity`` that file's size and time."""
         name = model_name(ctx.components, ctx.settings[self.name])
         src = ctx.components.get("face_model", name)
         digest = src.digest() if callable(getattr(src, "digest", None)) else None
-        return {"model": name, "model_digest": digest, "device": ctx.device}
+        key = {"model": name, "model_digest": digest, "device": ctx.device}
+        st = ctx.settings[self.name]
+        if st.identity is not None:  # a refitted actor take (same path, new file) refits this one
+            p = Path(st.identity)
+            key["identity_file"] = f"{p.stat().st_size}-{p.stat().st_mtime_ns}" if p.is_file() else "missing"
+        return key
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
@@ -146,6 +158,11 @@ class FitStage:
 
             model, bias = anchor_inner_lips(model, det.scheme, bias, lips=st.lips == "edges",
                                             eyes=st.lids == "edges")
+        identity = None
+        if st.identity is not None:
+            from reconstruct.fitting.actor_identity import load_identity
+
+            identity = load_identity(Path(st.identity), model)
         log.info("fit: detector bias %s", "none (bare correspondence)" if bias is None else
                  f"learned for {bias.model} / {bias.scheme}")
         t0 = time.perf_counter()
@@ -158,9 +175,9 @@ class FitStage:
             seq, info = fit_detections(model, cams, det, settings, ctx.device, ctx.progress,
                                        chunk=st.chunk, overlap=st.overlap,
                                        executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
-                                       bias=bias)
+                                       bias=bias, identity=identity)
         fit_seconds = time.perf_counter() - t0
-        if bias is not None:  # the bias the fit used (one camera: without its identity term)
+        if bias is not None and identity is None:  # the bias the fit used (one camera: without its identity term)
             bias = bias.for_views(len(info.cameras_used))
         if st.photometric:
             seq = _refine_photometric(ctx, model, cams, seq, det, st, bias)

@@ -1,15 +1,18 @@
 """Fit experiments on synthetic sessions scored against their ground truth (the numbers in docs/fitting.md).
 
     .venv/bin/python tools/fit_lab.py make ROOT [--rig rigs/test-small.toml] [--seed 0] [--frames 24]
-                                       [--expressions all] [--gaze-deg 0]
+                                       [--expressions all] [--gaze-deg 0] [--identity-of SESSION]
     .venv/bin/python tools/fit_lab.py score ROOT [--views all|hero] [--bias auto|none|FILE]
-                                        [--lips edges|computed] [--lids edges|computed]
-                                        [--option KEY=VALUE ...]
+                                        [--lips edges|computed] [--lids edges|computed] [--option KEY=VALUE ...]
+                                        [--identity FITS_OR_IDENTITY_FILE] [--save-fits OUT.npz]
 
-``make`` renders a session, writes the *true* calibration (no calibrate solve: the fit is what is measured) and
-runs sync and detect (MediaPipe on the rendered frames). ``score`` fits the detections in process and prints the
-mean vertex error per region, jitter per region, the mouth opening / lip-corner errors per extreme expression and
-frames/s. Both are importable (:func:`make_session`, :func:`score_session`).
+``make`` renders a session (``--identity-of``: with the true identity of another synthetic session, i.e. another
+take of the same actor; the seed still draws its own motion and camera placement), writes the *true* calibration
+(no calibrate solve: the fit is what is measured) and runs sync and detect (MediaPipe on the rendered frames).
+``score`` fits the detections in process (``--identity``: that actor identity held fixed, as ``fit.identity``) and
+prints the mean vertex error per region (also after a per-frame similarity and after one scale about the hero
+camera's centre), jitter per region, the mouth opening / lip-corner errors per extreme expression and frames/s.
+Both are importable (:func:`make_session`, :func:`score_session`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 
 def make_session(rig_path: Path, root: Path, seed: int = 0, frames: int = 24, extremes: tuple[str, ...] = (),
-                 gaze_deg: float = 0.0, gaze_style: str = "smooth", model=None) -> Path:
-    """Render a synthetic session with the true calibration, then sync and detect (cached in the session)."""
+                 gaze_deg: float = 0.0, gaze_style: str = "smooth", model=None, identity=None) -> Path:
+    """Render a synthetic session with the true calibration, then sync and detect (cached in the session).
+    ``identity``: the actor's identity coefficients (None: the seed's random one)."""
     from reconstruct.calibration.result import RigCalibration
     from reconstruct.engine import run_pipeline
     from reconstruct.plugins import make_plugin_manager
@@ -43,7 +47,8 @@ def make_session(rig_path: Path, root: Path, seed: int = 0, frames: int = 24, ex
     root = Path(root)
     if not (root / "out" / "detect" / "landmarks.npz").exists():
         spec = SynthSpec(frames=frames, seed=seed, model="ict", calib_poses=0, extremes=tuple(extremes),
-                         gaze_deg=gaze_deg, gaze_style=gaze_style, timeline=TimelineSpec(jitter_frac=0.05))
+                         gaze_deg=gaze_deg, gaze_style=gaze_style, timeline=TimelineSpec(jitter_frac=0.05),
+                         identity=None if identity is None else tuple(float(a) for a in identity))
         s = generate_session(rig, root, spec, model=model)
         truth = load_truth(root)
         s.write_calibration(RigCalibration(cameras=truth.cameras, reference=rig.hero.name).to_dict())
@@ -60,7 +65,8 @@ def score_session(root: Path, model, face: np.ndarray, settings=None, views: str
     from reconstruct.artifacts import Detections
     from reconstruct.artifacts.detections import FILE
     from reconstruct.fitting.pipeline import fit_detections
-    from reconstruct.fitting.scoring import aligned_errors, mouth_measures, region_errors, region_jitter, regions
+    from reconstruct.fitting.scoring import (aligned_errors, camera_scale_errors, mouth_measures, region_errors,
+                                             region_jitter, regions)
     from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
     from reconstruct.session import Session
     from reconstruct.synth import load_truth
@@ -81,10 +87,12 @@ def score_session(root: Path, model, face: np.ndarray, settings=None, views: str
     V = truth.vertices[ticks]
     err = region_errors(seq.vertices, V, masks)
     aligned = aligned_errors(seq.vertices, V, masks)
+    scaled, scale = camera_scale_errors(seq.vertices, V, masks, truth.cameras[s.rig.hero.name].center)
     mt, mf = mouth_measures(model, V), mouth_measures(model, seq.vertices)
     out = {"seconds": secs, "fps": len(seq) / secs, "err": {k: float(v.mean()) for k, v in err.items()},
            "err_frames": err,
            "err_aligned": {k: float(v.mean()) for k, v in aligned.items()},
+           "err_hero_scaled": {k: float(v.mean()) for k, v in scaled.items()}, "hero_scale": scale,
            "jitter_error": region_jitter(seq.vertices - V, masks), "jitter": region_jitter(seq.vertices, masks),
            "jitter_truth": region_jitter(V, masks),
            "mouth_truth": mt, "mouth_fit": mf, "segment": truth.segment[ticks], "segments": truth.meta["segments"],
@@ -105,6 +113,8 @@ def _ticks(session, truth, frames) -> np.ndarray:
 def report(r: dict) -> str:
     lines = ["error mm: " + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in r["err"].items()),
              "after a per-frame similarity: " + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in r["err_aligned"].items()),
+             f"after one scale ({r['hero_scale']:.4f}) about the hero camera's centre: "
+             + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in r["err_hero_scaled"].items()),
              "jitter of the error mm/f2: " + ", ".join(f"{k} {1e3 * v:.3f}" for k, v in r["jitter_error"].items()),
              "jitter mm/f2 fit (truth): " + ", ".join(f"{k} {1e3 * v:.3f} ({1e3 * r['jitter_truth'][k]:.3f})"
                                                       for k, v in r["jitter"].items()),
@@ -132,6 +142,8 @@ def main(argv=None) -> None:
     ap.add_argument("--expressions", default="")
     ap.add_argument("--gaze-deg", type=float, default=0.0)
     ap.add_argument("--gaze-style", default="smooth")
+    ap.add_argument("--identity-of", type=Path, default=None, help="make: render the true identity of this "
+                    "synthetic session (another take of the same actor)")
     ap.add_argument("--views", default="all")
     ap.add_argument("--bias", default="none", help="detector bias: none (the bare correspondence), auto (the "
                     "shipped one) or a file from tools/learn_landmark_bias.py")
@@ -140,6 +152,9 @@ def main(argv=None) -> None:
     ap.add_argument("--lids", default="edges", choices=("edges", "computed"),
                     help="MediaPipe's eye contours: on the model's lid lines (the fit stage's default) or as computed")
     ap.add_argument("--option", action="append", default=[])
+    ap.add_argument("--identity", type=Path, default=None, help="score: hold this actor identity fixed (a fits.npz "
+                    "of another take of the same actor, or an identity file), as --option fit.identity=FILE does")
+    ap.add_argument("--save-fits", type=Path, default=None, help="score: also write the fit as a fits.npz here")
     a = ap.parse_args(argv)
     import torch
 
@@ -147,8 +162,13 @@ def main(argv=None) -> None:
     from reconstruct.synth.expressions import parse_extremes
 
     if a.cmd == "make":
+        identity = None
+        if a.identity_of is not None:
+            from reconstruct.synth import load_truth
+
+            identity = load_truth(a.identity_of).identity
         make_session(a.rig, a.root, a.seed, a.frames, parse_extremes(a.expressions) if a.expressions else (),
-                     a.gaze_deg, a.gaze_style)
+                     a.gaze_deg, a.gaze_style, identity=identity)
         return
     from dataclasses import replace
 
@@ -173,7 +193,20 @@ def main(argv=None) -> None:
 
         model, bias = anchor_inner_lips(model, "mediapipe478", bias, lips=a.lips == "edges",
                                         eyes=a.lids == "edges")
-    r = score_session(a.root, model, face, replace(FitSettings(), **kw) if kw else None, views=a.views, bias=bias)
+    identity = None
+    if a.identity is not None:
+        from reconstruct.fitting.actor_identity import load_identity
+
+        identity = load_identity(a.identity, model)
+    from reconstruct.fitting.solver import BIAS_SMOOTH
+
+    base = FitSettings().smoothed(BIAS_SMOOTH) if bias is not None else FitSettings()  # the stage's default
+    r = score_session(a.root, model, face, replace(base, **kw) if kw else None, views=a.views, bias=bias,
+                      identity=identity)
+    if a.save_fits is not None:
+        from reconstruct.fitting.result import save_fits
+
+        save_fits(r["seq"], a.save_fits)
     print(report(r))
 
 

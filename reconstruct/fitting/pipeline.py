@@ -68,7 +68,8 @@ def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
 def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "Detections", settings: FitSettings = FitSettings(),
                    device: str = "cpu", progress: Progress | None = None, min_landmarks: int = 10,
                    identity_frames: int = 40, chunk: int = 120, outlier_px: float = 12.0, executor=None,
-                   overlap: int = 8, bias=None) -> tuple[FitSequence, SessionFitInfo]:
+                   overlap: int = 8, bias=None,
+                   identity: np.ndarray | None = None) -> tuple[FitSequence, SessionFitInfo]:
     """Fit a session's detections (:class:`reconstruct.artifacts.Detections`) through calibrated cameras.
 
     A camera whose median landmark residual exceeds both ``outlier_px`` and 4x the other cameras' is taken to be
@@ -78,7 +79,9 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
     chunks share ``overlap`` frames on each side of their border and are cross-faded there, so the temporal
     smoothing does not restart with a jump at every chunk border. ``bias``: the detector's learned placement
     (:class:`reconstruct.face.detector_bias.DetectorBias`) or None; a fit through one camera uses
-    ``bias.for_views(1)``.
+    ``bias.for_views(1)`` unless the identity is given. ``identity``: the actor's known identity (Ki,) (e.g.
+    from a three-view take, :mod:`.actor_identity`), held fixed: only expression and pose are solved, and a
+    one-view fit takes its face size, hence its depth, from it.
     """
     progress = progress or NullProgress()
     model = ensure_scheme(model, det.scheme)
@@ -91,7 +94,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         raise FitError(f"none of the cameras with landmarks ({', '.join(names)}) is calibrated",
                        hint="run the calibrate stage, or import a calibration with `reconstruct calibrate --import`")
     cams = [cameras[names[k]] for k in keep]
-    if bias is not None:
+    if bias is not None and identity is None:  # a fixed identity: its bias term is a constant offset, kept
         bias = bias.for_views(len(cams))
     obs = det.points[:, keep].astype(np.float64)
     conf = det.confidence[:, keep].astype(np.float64)
@@ -108,8 +111,10 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
                        hint="look at out/detect/report.json and the frames themselves")
     iters = []
     with progress.task("fit", total=len(gi)) as task:
-        identity = None
-        if len(gi) > chunk:  # identity from key frames, then chunks with it fixed
+        if identity is not None:
+            identity = np.asarray(identity, np.float64)
+            settings = replace(settings, fit_identity=False)
+        elif len(gi) > chunk:  # identity from key frames, then chunks with it fixed
             key = gi[np.linspace(0, len(gi) - 1, min(identity_frames, len(gi))).round().astype(int)]
             sol = fit_sequence(model, det.scheme, cams, obs[key], conf[key],
                                replace(settings, smooth_rotation=0.0), device, bias=bias)
@@ -136,7 +141,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         log.warning("fit: camera %s dropped and the take refitted: %s", c, why)
         rest = {n: cam for n, cam in cameras.items() if n != c}
         seq, info = fit_detections(model, rest, det, settings, device, progress, min_landmarks, identity_frames, chunk,
-                                   outlier_px, executor, overlap, bias)
+                                   outlier_px, executor, overlap, bias, identity)
         return seq, replace(info, cameras_dropped={**dict(info.cameras_dropped), c: why})
     seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
     info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,

@@ -87,6 +87,22 @@ def aligned_errors(pred: np.ndarray, truth: np.ndarray, masks: Mapping[str, np.n
     return region_errors(out, truth, masks)
 
 
+def camera_scale_errors(pred: np.ndarray, truth: np.ndarray, masks: Mapping[str, np.ndarray], centre: np.ndarray,
+                        ref: str = "face") -> tuple[dict[str, np.ndarray], float]:
+    """:func:`region_errors` after ONE scale of the whole take about the camera centre ``centre`` (3,) (the hero's,
+    world frame), least squares over region ``ref`` of every frame, and that scale.
+
+    Scaling a scene about a camera's centre leaves its picture unchanged, so this is the only thing a one-view fit
+    cannot see (an unknown face's size against its distance); what is left after it is what the view did see.
+    Unlike :func:`aligned_errors` (a similarity per frame) it forgives no per-frame pose or scale error."""
+    c = np.asarray(centre, np.float64)
+    P = np.asarray(pred, np.float64) - c
+    X = np.asarray(truth, np.float64) - c
+    m = masks[ref]
+    s = float((P[:, m] * X[:, m]).sum() / (P[:, m] ** 2).sum())
+    return region_errors(c + s * P, c + X, masks), s
+
+
 def region_jitter(vertices: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Mean norm of the second temporal difference (metres/frame^2) of every region's vertices."""
     v = np.asarray(vertices, np.float64)

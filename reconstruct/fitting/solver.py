@@ -74,6 +74,9 @@ class FitSettings:
             banded Cholesky with the identity's Schur complement, :mod:`.normal`) or ``"sparse-lu"`` (the full
             per-camera Jacobian and scipy's sparse LU: the solver before, kept as the reference it is checked and
             benchmarked against; same steps to rounding).
+        size_prior: relative std of the identity's face size (RMS radius of its neutral landmarks) about the model
+            mean's (0: no such prior). One view cannot tell a face's size from its distance; this decides it
+            (:mod:`.size_prior`).
     """
 
     sigma_px: float = 1.0
@@ -94,6 +97,7 @@ class FitSettings:
     n_identity: int | None = None
     n_expression: int | None = None
     linear: Literal["band", "sparse-lu"] = "band"
+    size_prior: float = 0.0
 
     def smoothed(self, multiplier: float) -> "FitSettings":
         """These settings with the temporal smoothing ``multiplier`` x stronger (smaller allowed accelerations);
@@ -194,7 +198,13 @@ class _Problem:
         """Hessian (Ki, Ki), gradient (Ki,) and cost of the identity's prior N(0, sigma_identity) per mode."""
         s = self.s
         H = torch.eye(self.Ki, dtype=alpha.dtype, device=alpha.device) / s.sigma_identity**2
-        return H, alpha / s.sigma_identity**2, float((alpha**2).sum()) / s.sigma_identity**2
+        g, c = alpha / s.sigma_identity**2, float((alpha**2).sum()) / s.sigma_identity**2
+        if s.size_prior > 0:
+            from .size_prior import size_residual
+
+            r, j = size_residual(self.b.mean, self.A, self.b.weight, alpha, s.size_prior)
+            H, g, c = H + torch.outer(j, j), g + r * j, c + float(r) ** 2
+        return H, g, c
 
     def set_smooth_weights(self, x: dict | None) -> None:
         """IRLS weights of the smoothing rows (Huber at ``smooth_robust`` standard deviations) at ``x``; None or a

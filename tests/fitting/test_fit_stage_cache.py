@@ -38,3 +38,17 @@ def test_fit_key_follows_the_resolved_face_model():
     assert demo_only["model"] == "demo" and with_ict["model"] == "ict"  # ICT imported later: a new key
     assert _key(Source("demo", "d1"), Source("ict", "i2")) != with_ict  # re-imported under the same name
     assert _key(Source("demo", "d1"), Source("ict", "i1"), settings=FitStageSettings(model="demo")) == demo_only
+
+
+def test_fit_key_follows_the_actor_identity_file(tmp_path):
+    import os
+
+    f = tmp_path / "fits.npz"
+    f.write_bytes(b"take 1")
+    src = Source("ict", "i1")
+    plain = _key(src)
+    first = _key(src, settings=FitStageSettings(identity=str(f)))
+    assert "identity_file" not in plain and first != plain  # no option: the key is as before
+    f.write_bytes(b"take 1, refitted")
+    os.utime(f, ns=(1, 1))
+    assert _key(src, settings=FitStageSettings(identity=str(f))) != first
