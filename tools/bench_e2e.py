@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--baseline-rev", default=BASELINE_REV, help=f"git revision of the baseline (default "
                                                                    f"{BASELINE_REV})")
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
+    ap.add_argument("--also-rev", default=None,
+                    help="another git revision run once on the same take (e.g. main before a change: before/after "
+                         "in one run), --jobs as the new code's")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of the 24-frame take for the new and the baseline code, alternated; the faster of "
                          "each is kept (a shared machine's load comes and goes; default 1)")
@@ -251,6 +254,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         # the faster run's times, the highest peak memory of any run
         new = dict(min(news, key=lambda x: x["wall"]), peak_mb=max(x["peak_mb"] for x in news))
         base = dict(min(bases, key=lambda x: x["wall"]), peak_mb=max(x["peak_mb"] for x in bases)) if bases else None
+        other = None
+        if args.also_rev:
+            other = run_pipeline(baseline_source(args.also_rev, work), take, work, f"rev-{args.also_rev}", str(jobs),
+                                 work / "method-cache-rev")
         # warm: a second take of the same actor (the young stills' fits kept by the first run)
         warm = run_pipeline(REPO, take, work, "new-warm", str(jobs), work / "method-cache-0")
         longrun = (run_pipeline(REPO, make_take(args.cache, long), work, "new-long", str(jobs), work / "method-cache-long")
@@ -267,6 +274,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows.append(_row("e2e", f"frames/s end to end, second take of the same actor{q}", n / warm["wall"], bfps,
                      f"the young stills' fits from the first run's cache; wall {warm['wall']:.1f} s, age "
                      f"{warm['stages'].get('age', float('nan')):.2f} s (cold {new['stages'].get('age', float('nan')):.2f} s)"))
+    if other:
+        rows.append(_row("e2e", f"frames/s end to end, {args.also_rev}{q}", n / other["wall"], bfps,
+                         f"--jobs {jobs}; wall {other['wall']:.1f} s, {other['wall'] / floor:.1f}x the floor; per-stage "
+                         + ", ".join(f"{k} {v:.1f}" for k, v in other["stages"].items())
+                         + f"; peak {other['peak_mb']:.0f} MiB"))
     rows.append(_row("e2e", f"seconds end to end vs I/O floor{q}", new["wall"], floor,
                      f"floor: read all 3 cameras' frames + write hero PNG16+EXR with provenance, {jobs} processes, "
                      f"{n / floor:.2f} frames/s"))
