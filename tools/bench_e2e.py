@@ -13,6 +13,10 @@ the per-take work -- calibration, the method's preparation -- cancels).
     python tools/bench_e2e.py --quick              # 12 frames with baseline, no 96-frame run
     python tools/bench_e2e.py --no-baseline --frames 24
     python tools/bench_e2e.py --repeat 2           # new and baseline alternated twice, the faster of each kept
+    python tools/bench_e2e.py --also-rev c69cb59   # and another revision once (before/after in the same run)
+
+The new code runs cold (an empty ``$DEAGE_METHOD_CACHE_DIR``: the method fits the young stills in the run), then
+once more warm (a second take of the same actor: the stills' fits from the first run's cache).
 
 The baseline is ``git archive BASELINE_REV`` of this repository, unpacked in a temporary folder and run with its
 own defaults (``--jobs 1``); the takes are synthesised once and kept under the system temp folder
