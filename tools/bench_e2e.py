@@ -13,6 +13,10 @@ the per-take work -- calibration, the method's preparation -- cancels).
     python tools/bench_e2e.py --quick              # 12 frames with baseline, no 96-frame run
     python tools/bench_e2e.py --no-baseline --frames 24
     python tools/bench_e2e.py --repeat 2           # new and baseline alternated twice, the faster of each kept
+    python tools/bench_e2e.py --also-rev c69cb59   # and another revision once (before/after in the same run)
+
+The new code runs cold (an empty ``$DEAGE_METHOD_CACHE_DIR``: the method fits the young stills in the run), then
+once more warm (a second take of the same actor: the stills' fits from the first run's cache).
 
 The baseline is ``git archive BASELINE_REV`` of this repository, unpacked in a temporary folder and run with its
 own defaults (``--jobs 1``); the takes are synthesised once and kept under the system temp folder
@@ -120,15 +124,18 @@ class PeakMemory:
         return self.peak_kb / 1024.0
 
 
-def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None) -> dict:
-    """Run the whole pipeline of ``src``'s code on a copy of ``take``: wall seconds, per-stage seconds, peak MiB."""
+def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None, method_cache: Path | None = None
+                 ) -> dict:
+    """Run the whole pipeline of ``src``'s code on a copy of ``take``: wall seconds, per-stage seconds, peak MiB.
+    ``method_cache``: the method's cache for every take (``$DEAGE_METHOD_CACHE_DIR``; an empty folder: cold)."""
     copy = work / label
     shutil.copytree(take, copy)
     cmd = [sys.executable, "-m", "reconstruct.cli", "run", str(copy), "--method", "digital_human", "--young-refs",
            str(copy / "young-refs")] + (["--jobs", jobs] if jobs else [])
     print(f"[bench_e2e] {label}: {' '.join(cmd[3:])} (code: {src})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ, **({"DEAGE_METHOD_CACHE_DIR": str(method_cache)} if method_cache else {}))
+    proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     mem = PeakMemory(proc.pid)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
@@ -220,6 +227,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--baseline-rev", default=BASELINE_REV, help=f"git revision of the baseline (default "
                                                                    f"{BASELINE_REV})")
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
+    ap.add_argument("--also-rev", default=None,
+                    help="another git revision run once on the same take (e.g. main before a change: before/after "
+                         "in one run), --jobs as the new code's")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of the 24-frame take for the new and the baseline code, alternated; the faster of "
                          "each is kept (a shared machine's load comes and goes; default 1)")
@@ -239,7 +249,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         news, bases = [], []
         src = None if args.no_baseline else baseline_source(args.baseline_rev, work)
         for r in range(max(1, args.repeat)):
-            news.append(run_pipeline(REPO, take, work, f"new-{r}", str(jobs)))
+            # cold: the method's cache for other takes is empty (the young stills are fitted in this run)
+            news.append(run_pipeline(REPO, take, work, f"new-{r}", str(jobs), work / f"method-cache-{r}"))
             if src is not None:
                 bases.append(run_pipeline(src, take, work, f"baseline-{r}", None))
             if r:
@@ -247,7 +258,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         # the faster run's times, the highest peak memory of any run
         new = dict(min(news, key=lambda x: x["wall"]), peak_mb=max(x["peak_mb"] for x in news))
         base = dict(min(bases, key=lambda x: x["wall"]), peak_mb=max(x["peak_mb"] for x in bases)) if bases else None
-        longrun = run_pipeline(REPO, make_take(args.cache, long), work, "new-long", str(jobs)) if long else None
+        other = None
+        if args.also_rev:
+            other = run_pipeline(baseline_source(args.also_rev, work), take, work, f"rev-{args.also_rev}", str(jobs),
+                                 work / "method-cache-rev")
+        # warm: a second take of the same actor (the young stills' fits kept by the first run)
+        warm = run_pipeline(REPO, take, work, "new-warm", str(jobs), work / "method-cache-0")
+        longrun = (run_pipeline(REPO, make_take(args.cache, long), work, "new-long", str(jobs), work / "method-cache-long")
+                   if long else None)
     n = frames
     fps, bfps = n / new["wall"], (n / base["wall"] if base else None)
     rep = f"; faster of {len(news)} alternated runs each (walls new {[round(x['wall'], 1) for x in news]}, baseline " \
@@ -257,6 +275,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows.append(_row("e2e", f"frames/s end to end, hero-2ir {n} frames{q}", fps, bfps,
                      f"{bnote}; new: --jobs {jobs}; wall {new['wall']:.1f} s vs {base['wall']:.1f} s" if base else
                      f"--jobs {jobs}; wall {new['wall']:.1f} s"))
+    rows.append(_row("e2e", f"frames/s end to end, second take of the same actor{q}", n / warm["wall"], bfps,
+                     f"the young stills' fits from the first run's cache; wall {warm['wall']:.1f} s, age "
+                     f"{warm['stages'].get('age', float('nan')):.2f} s (cold {new['stages'].get('age', float('nan')):.2f} s)"))
+    if other:
+        rows.append(_row("e2e", f"frames/s end to end, {args.also_rev}{q}", n / other["wall"], bfps,
+                         f"--jobs {jobs}; wall {other['wall']:.1f} s, {other['wall'] / floor:.1f}x the floor; per-stage "
+                         + ", ".join(f"{k} {v:.1f}" for k, v in other["stages"].items())
+                         + f"; peak {other['peak_mb']:.0f} MiB"))
     rows.append(_row("e2e", f"seconds end to end vs I/O floor{q}", new["wall"], floor,
                      f"floor: read all 3 cameras' frames + write hero PNG16+EXR with provenance, {jobs} processes, "
                      f"{n / floor:.2f} frames/s"))

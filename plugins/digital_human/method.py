@@ -3,7 +3,8 @@
 prepare: detect landmarks on the young reference stills, fit one identity to all of them (expression and pose
 free per still; :mod:`.identity`) -- or take the identity the user set -- and unwrap the young albedo into the
 model's UV space (:mod:`.texture`); the young skin's mean colour is kept for the tone. Cached in
-``out/methods/digital_human/young-<key>.npz``.
+``out/methods/digital_human/young-<key>.npz`` and, keyed by the stills' content, the model and the settings, in
+:func:`shared_cache_dir` for every other take of the same actor (with the per-still fits of the plate mode).
 
 apply, mode ``plate`` (the default, :mod:`.plate`): the plate itself, warped from the performer's fitted shape to
 the young shape and with the age features of the skin reduced: every output pixel is a plate pixel, moved or
@@ -218,13 +219,15 @@ class DigitalHumanMethod(BaseMethod):
         st = dict(self.settings(ctx))
         key = hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]
         cache = ctx.work_dir / f"young-{key}.npz"
-        if cache.exists():
-            d = np.load(cache, allow_pickle=False)
+        found = find_cached(ctx.work_dir, cache.name)
+        if found is not None:
+            d = np.load(found, allow_pickle=False)
             self.identity, self.texture = d["identity"], d["texture"]
             self.report = json.loads(str(d["report"]))
-            log.info("digital_human: young identity and albedo from cache %s", cache)
+            log.info("digital_human: young identity and albedo from cache %s", found)
         else:
             self._build_young(ctx, st, cache)
+            share_cached(cache)
         if self._settings(ctx).mode == "plate":
             self.shift = self._young_shift(ctx)
 
@@ -271,14 +274,17 @@ class DigitalHumanMethod(BaseMethod):
         key = json_digest({"who": who, "source": source, "model": self.model.name, "modes": st.shape_modes,
                            "detector": st.detector, "calibrated": calibrated, "version": 3})
         cache = ctx.work_dir / f"{who}-{key}.npy"
-        if cache.exists():
-            return np.load(cache, allow_pickle=False)
+        found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
+        if found is not None:
+            return np.load(found, allow_pickle=False)
         ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
                                 each=True)[:, :st.shape_modes]
         from reconstruct.session import atomic_path
 
         with atomic_path(cache, suffix=".npy") as tmp:
             np.save(tmp, ident, allow_pickle=False)
+        if refs_digest:  # keyed by the stills' content alone: any take of the same actor uses it
+            share_cached(cache)
         return ident
 
     def _build_young(self, ctx: MethodContext, st: dict, cache: Path) -> None:
@@ -332,6 +338,45 @@ class DigitalHumanMethod(BaseMethod):
             self._retoucher = PlateRetoucher(self.model, renderer, self.shift,
                                              None if skin is None else np.asarray(skin), st.plate_settings())
         return self._retoucher
+
+
+def shared_cache_dir() -> Path:
+    """Where the fits of the young stills are kept for every take (``$DEAGE_METHOD_CACHE_DIR``, default
+    ``$DEAGE_CACHE_DIR/digital_human`` = ``~/.cache/deage/digital_human``): they are keyed by the stills' content,
+    the model and the settings, so a second take of the same actor loads them instead of fitting the stills again."""
+    import os
+
+    from reconstruct.face.store import cache_dir
+
+    env = os.environ.get("DEAGE_METHOD_CACHE_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "digital_human"
+
+
+def find_cached(work_dir: Path, name: str) -> Path | None:
+    """``work_dir / name`` if it is there, else the same file in :func:`shared_cache_dir`, else None."""
+    for folder in (Path(work_dir), shared_cache_dir()):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def share_cached(path: Path) -> None:
+    """Copy a content-keyed cache file into :func:`shared_cache_dir` (atomically; a folder that cannot be written
+    only costs the next take the fit, with a warning)."""
+    import shutil
+
+    from reconstruct.session import atomic_path
+
+    dst = shared_cache_dir() / Path(path).name
+    if dst.exists():
+        return
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dst, suffix=Path(path).suffix) as tmp:
+            shutil.copyfile(path, tmp)
+    except OSError as exc:
+        log.warning("digital_human: could not keep %s for other takes in %s (%s); set DEAGE_CACHE_DIR to a "
+                    "writable folder", Path(path).name, dst.parent, exc)
 
 
 def _pad(a, n: int) -> np.ndarray:

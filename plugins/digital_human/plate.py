@@ -28,7 +28,8 @@ import numpy as np
 from reconstruct.methods import FaceEdit
 from reconstruct.retouch import (Roi, SkinSettings, crop_camera, face_roi, face_warp, retouch_skin, warp_points,
                                  warp_region)
-from reconstruct.retouch.regions import region_masks, region_weights
+from reconstruct.retouch.regions import region_weights
+from reconstruct.retouch.warp import geometry_scale
 from reconstruct.retouch.skin import adaptive_skin, tone_gain
 
 LANDMARK_SCHEME = "mediapipe478"  # the scheme the intended landmark motion is given in (the report's detector's)
@@ -81,15 +82,14 @@ class PlateRetoucher:
                             mask=np.zeros((0, 0), np.float32), keep=np.zeros((0, 0), bool), blend="exact",
                             info={"mode": "plate", "face_visible": False})
         image = plate.astype(np.float32) / np.float32(255.0)  # the whole frame: the warp samples past the roi
-        warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff)
-        region = warp_region(image, warp)  # (roi h, roi w, 3): everything after works on the face's roi only
         iod = self._iod_px(new, camera)
-        frags = warp.fragments  # the young mesh through the roi's camera: what the warp rasterised
-        if frags is None:
-            frags = self.renderer.rasterize(new, tris, crop_camera(camera, roi))
-        masks = region_masks(frags, tris, self.weights, blur_px=max(1.0, 0.03 * iod))
-        model_skin = region_masks(frags, tris, {"skin": self._skin_v}, blur_px=max(1.0, 0.02 * iod))["skin"]
-        plate_skin = _soften(adaptive_skin(region, model_skin), 0.01 * iod)  # this face's skin colour: no beard
+        # the geometry (the warp's flow, the regions' masks: smooth at the scale of a face) at a resolution that
+        # keeps the eyes >= 64 px apart; the pixels (resampling, skin) at the plate's
+        scale = geometry_scale(iod)
+        warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff, scale=scale)
+        region = warp_region(image, warp)  # (roi h, roi w, 3): everything after works on the face's roi only
+        masks, model_skin = self._masks(warp, new, camera, iod)
+        plate_skin = self._plate_skin(region, model_skin, masks, iod)  # this face's skin colour: no beard
         skin = model_skin * plate_skin
         masks = {k: m * plate_skin for k, m in masks.items()}
         gain = None
@@ -104,7 +104,7 @@ class PlateRetoucher:
         box = _grown(roi, 2, (w, h))
         changed = np.zeros((box.h, box.w), bool)
         iy, ix = roi.y0 - box.y0, roi.x0 - box.x0
-        changed[iy:iy + roi.h, ix:ix + roi.w] = np.abs(region - image[roi.slices]).max(-1) > 0
+        changed[iy:iy + roi.h, ix:ix + roi.w] = (region != image[roi.slices]).any(-1)
         mask = _grow(changed, 2)
         out = image[box.slices].copy()
         out[iy:iy + roi.h, ix:ix + roi.w] = region
@@ -118,6 +118,49 @@ class PlateRetoucher:
             shift = (warp_points(q, warp) - q).astype(np.float32)
         return FaceEdit(frame=frame, kind="image", image=out, mask=mask, keep=np.zeros(mask.shape, bool),
                         landmark_shift=shift, blend="exact", origin=(box.x0, box.y0), info=info).cropped()
+
+    def _masks(self, warp, vertices: np.ndarray, camera, iod: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The age regions' masks (softened by 0.03 IOD) and the model's skin (0.02 IOD) where the young mesh is
+        seen in the roi: from the warp's own rasterisation, resized to the roi when it was coarser."""
+        import cv2
+
+        from reconstruct.render.fragments import interpolate
+
+        roi, tris = warp.roi, self.model.triangles
+        frags = warp.fragments  # the young mesh through the roi's camera: what the warp rasterised
+        if frags is None:
+            frags = self.renderer.rasterize(vertices, tris, crop_camera(camera, roi))
+        names = list(self.weights)
+        img = interpolate(frags, tris, np.stack([self.weights[n] for n in names] + [self._skin_v], axis=1))
+        k = float(np.sqrt(img.shape[0] * img.shape[1] / float(roi.w * roi.h)))  # coarse px per roi px
+        out = []
+        for i, blur in enumerate([0.03] * len(names) + [0.02]):
+            m = cv2.GaussianBlur(img[..., i], (0, 0), max(1.0, blur * iod) * k)
+            m = np.clip(m, 0.0, 1.0).astype(np.float32)
+            if m.shape != (roi.h, roi.w):
+                m = cv2.resize(m, (roi.w, roi.h), interpolation=cv2.INTER_LINEAR)
+            out.append(m)
+        return dict(zip(names, out[:-1])), out[-1]
+
+    @staticmethod
+    def _plate_skin(region: np.ndarray, model_skin: np.ndarray, masks: dict, iod: float) -> np.ndarray:
+        """(h, w) how much each roi pixel looks like this face's skin (:func:`adaptive_skin`, softened by 0.01
+        IOD), computed on the box of the pixels it can weigh (the model's skin and the regions, grown by the
+        softening's reach): the same values there, 0 past it, where every weight it multiplies is 0."""
+        px = max(0.5, 0.01 * iod)
+        any_w = model_skin > 0
+        for m in masks.values():
+            any_w |= m > 0
+        rows, cols = np.flatnonzero(any_w.any(1)), np.flatnonzero(any_w.any(0))
+        out = np.zeros(model_skin.shape, np.float32)
+        if not len(rows):
+            return out
+        g = int(np.ceil(4 * px)) + 2  # cv2.GaussianBlur's float kernel reaches 4 sigma
+        h, w = model_skin.shape
+        box = (slice(max(int(rows[0]) - g, 0), min(int(rows[-1]) + 1 + g, h)),
+               slice(max(int(cols[0]) - g, 0), min(int(cols[-1]) + 1 + g, w)))
+        out[box] = _soften(adaptive_skin(region[box], model_skin[box]), px)
+        return out
 
     def _iod_px(self, vertices: np.ndarray, camera) -> float:
         if self._ibug is None:

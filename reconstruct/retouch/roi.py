@@ -50,3 +50,22 @@ def crop_camera(camera: CameraModel, roi: Roi) -> CameraModel:
     K[0, 2] -= roi.x0
     K[1, 2] -= roi.y0
     return replace(camera, K=K, image_size=(roi.w, roi.h))
+
+
+def coarse_size(w: int, h: int, scale: int) -> tuple[int, int]:
+    """``(w, h)`` of an image of ``(w, h)`` pixels seen at ``1 / scale`` resolution (rounded up)."""
+    return max(1, -(-int(w) // int(scale))), max(1, -(-int(h) // int(scale)))
+
+
+def scale_camera(camera: CameraModel, size: tuple[int, int]) -> CameraModel:
+    """The same camera at another resolution ``size = (w, h)``: pixel ``x`` of the original lies at
+    ``(x + 0.5) * w / W - 0.5`` in it (the pixel-centre convention of ``cv2.resize``, so a field computed on it
+    and resized back with ``cv2.resize`` lands where it belongs)."""
+    W, H = camera.image_size
+    kx, ky = size[0] / float(W), size[1] / float(H)
+    K = camera.K.astype(np.float64).copy()
+    K[0] *= kx
+    K[1] *= ky
+    K[0, 2] += 0.5 * kx - 0.5
+    K[1, 2] += 0.5 * ky - 0.5
+    return replace(camera, K=K, image_size=(int(size[0]), int(size[1])))

@@ -73,26 +73,45 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     Returns the retouched (H, W, 3) float32 image; pixels where every weight is 0 are returned unchanged.
     """
     out = np.asarray(image, np.float32).copy()
+    if skin is None:
+        skin = np.max(np.stack(list(masks.values())), axis=0) if masks else np.zeros(out.shape[:2], np.float32)
+    # every step changes only pixels with a weight: the bands are blurs of the whole image (their context), the
+    # per-pixel arithmetic runs on the weights' bounding box only (the same values, a fraction of the pixels)
+    box = _weights_box([skin, *masks.values()])
+    if box is None:
+        return np.clip(out, 0.0, 1.0)
     y = luminance(out)
-    delta = np.zeros_like(y)
+    ob, yb = out[box], y[box]
+    delta = np.zeros_like(yb)
     for kind, (lo, hi) in BANDS.items():
-        w = np.zeros_like(y)
+        w = np.zeros_like(yb)
         for region, k in AGE_REGIONS.items():
             if k == kind and region in masks:
-                w = np.maximum(w, settings.strength(region) * masks[region])
+                w = np.maximum(w, settings.strength(region) * masks[region][box])
         if w.any():
-            delta += w * _suppress(band(y, lo * iod_px, hi * iod_px))
-    out -= delta[..., None]
-    if skin is None:
-        skin = np.max(np.stack(list(masks.values())), axis=0) if masks else np.zeros_like(y)
-    if settings.spots > 0 and skin.any():
+            delta += w * _suppress(band(y, lo * iod_px, hi * iod_px)[box])
+    ob -= delta[..., None]
+    sb = skin[box]
+    if settings.spots > 0 and sb.any():
         lo, hi = SPOT_BAND
-        b = band(out, lo * iod_px, hi * iod_px)
-        out -= settings.spots * skin[..., None] * (b / (1.0 + (b / EDGE_CONTRAST) ** 2))
-    if tone_gain is not None and settings.tone > 0 and skin.any():
+        b = band(out, lo * iod_px, hi * iod_px)[box]
+        ob -= settings.spots * sb[..., None] * (b / (1.0 + (b / EDGE_CONTRAST) ** 2))
+    if tone_gain is not None and settings.tone > 0 and sb.any():
         g = 1.0 + settings.tone * (np.asarray(tone_gain, np.float32) - 1.0)
-        out *= 1.0 + skin[..., None] * (g[None, None] - 1.0)
+        ob *= 1.0 + sb[..., None] * (g[None, None] - 1.0)
     return np.clip(out, 0.0, 1.0)
+
+
+def _weights_box(weights) -> tuple[slice, slice] | None:
+    """The slices of the bounding box of the pixels where any of ``weights`` ((H, W) arrays) is not 0; None if
+    there is none."""
+    any_w = np.zeros(np.shape(weights[0]), bool)
+    for w in weights:
+        any_w |= np.asarray(w) != 0
+    rows, cols = np.flatnonzero(any_w.any(1)), np.flatnonzero(any_w.any(0))
+    if not len(rows):
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 def tone_gain(reference_rgb: np.ndarray, current_rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..camera import CameraModel
 from .blur import gaussian_blur
-from .roi import Roi, crop_camera
+from .roi import Roi, coarse_size, crop_camera, scale_camera
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -31,8 +31,10 @@ class FaceWarp:
             exactly 0 where the frame is unchanged.
         coverage: (h, w) bool, where the edited face's surface is visible.
         face_px: the face's size in pixels (square root of its covered area).
-        fragments: the edited mesh rasterised through the camera cropped to ``roi`` (what the warp was made from;
-            a caller that needs the same rasterisation reuses it), or None.
+        fragments: the edited mesh rasterised through the camera cropped to ``roi`` at ``1 / scale`` resolution
+            (what the warp was made from; a caller that needs the same rasterisation reuses it), or None.
+        scale: the resolution the warp's geometry was computed at (1: the plate's; 2: half of it, the flow then
+            resized to the roi), see :func:`face_warp`.
     """
 
     roi: Roi
@@ -40,6 +42,7 @@ class FaceWarp:
     coverage: np.ndarray
     face_px: float
     fragments: object = None
+    scale: int = 1
 
     @property
     def moved(self) -> np.ndarray:
@@ -48,18 +51,25 @@ class FaceWarp:
 
 
 def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices: np.ndarray,
-              dst_vertices: np.ndarray, roi: Roi, falloff: float = 0.25, blend: float = 0.08) -> FaceWarp:
+              dst_vertices: np.ndarray, roi: Roi, falloff: float = 0.25, blend: float = 0.08,
+              scale: int = 1) -> FaceWarp:
     """The warp that moves the face from ``src_vertices`` (fitted, world metres (V, 3)) to ``dst_vertices``
     (edited, same topology) as seen by ``camera`` (OpenCV, distortion included), computed in ``roi``.
 
     ``falloff``: the flow outside the face fades to zero over this many face sizes; ``blend``: inside the mesh's
-    edge, the surface flow blends into the smooth extension over this many face sizes.
+    edge, the surface flow blends into the smooth extension over this many face sizes. ``scale`` > 1: the geometry
+    (rasterisation, extension, fold relaxation) is computed at ``1 / scale`` of the roi's resolution and the flow
+    resized to it (bilinear): the flow is smooth at the scale of a face, and every step of it costs in proportion
+    to its pixels (:func:`geometry_scale` picks it from the face's size).
     """
     import cv2
 
     from ..render.fragments import interpolate
 
+    scale = max(1, int(scale))
     cam = crop_camera(camera, roi)
+    if scale > 1:
+        cam = scale_camera(cam, coarse_size(roi.w, roi.h, scale))
     frags = renderer.rasterize(np.asarray(dst_vertices, np.float64), triangles, cam)
     covered = frags.mask
     src_px = cam.project(np.asarray(src_vertices, np.float64)).astype(np.float32)  # (V, 2) roi pixels
@@ -67,7 +77,7 @@ def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices
     flow = np.zeros((h, w, 2), np.float32)
     area = int(covered.sum())
     if area == 0:
-        return FaceWarp(roi, flow, covered, 0.0, frags)
+        return _at_roi(FaceWarp(roi, flow, covered, 0.0, frags, scale))
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     pos = interpolate(frags, triangles, np.nan_to_num(src_px))
     inside = np.stack([pos[..., 0] - gx, pos[..., 1] - gy], -1) * covered[..., None]
@@ -91,7 +101,32 @@ def face_warp(renderer, camera: CameraModel, triangles: np.ndarray, src_vertices
     flow = (soft * inside + (1 - soft) * ext).astype(np.float32)
     flow = relax_folds(flow, sigma=max(1.0, 0.02 * face))
     flow[fade <= 0] = 0.0
-    return FaceWarp(roi, flow, covered, face, frags)
+    return _at_roi(FaceWarp(roi, flow, covered, face, frags, scale))
+
+
+def geometry_scale(face_px: float, target_px: float = 64.0) -> int:
+    """The coarsest power-of-2 ``scale`` for :func:`face_warp` that keeps a face of ``face_px`` pixels (its
+    inter-ocular distance, say) at least ``target_px`` pixels wide: 1 for faces up to twice that."""
+    s = 1
+    while face_px / (2 * s) >= target_px:
+        s *= 2
+    return s
+
+
+def _at_roi(warp: FaceWarp) -> FaceWarp:
+    """A warp computed at ``1 / warp.scale`` resolution, its flow and coverage resized to the roi (flow in roi
+    pixels); the fragments stay the coarse ones."""
+    import cv2
+
+    if warp.scale == 1:
+        return warp
+    r = warp.roi
+    h, w = warp.coverage.shape
+    flow = cv2.resize(warp.flow, (r.w, r.h), interpolation=cv2.INTER_LINEAR)
+    flow *= np.array([r.w / w, r.h / h], np.float32)
+    cov = cv2.resize(warp.coverage.astype(np.uint8), (r.w, r.h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return FaceWarp(r, np.ascontiguousarray(flow, np.float32), cov, warp.face_px * float(np.sqrt(r.w * r.h / (w * h))),
+                    warp.fragments, warp.scale)
 
 
 def jacobian_det(flow: np.ndarray) -> np.ndarray:
@@ -141,14 +176,17 @@ def warp_region(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
     if r.empty:
         return out
     moved = warp.moved
-    if not moved.any():
+    rows, cols = np.flatnonzero(moved.any(1)), np.flatnonzero(moved.any(0))
+    if not len(rows):
         return out
-    h, w = warp.flow.shape[:2]
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    map_x = gx + warp.flow[..., 0] + r.x0
-    map_y = gy + warp.flow[..., 1] + r.y0
+    # only the moved pixels' bounding box is resampled (the same maps, the same values there)
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    gx = np.arange(x0, x1, dtype=np.float32)[None, :]
+    gy = np.arange(y0, y1, dtype=np.float32)[:, None]
+    map_x = gx + warp.flow[y0:y1, x0:x1, 0] + r.x0
+    map_y = gy + warp.flow[y0:y1, x0:x1, 1] + r.y0
     res = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-    out[moved] = res[moved]
+    np.copyto(out[y0:y1, x0:x1], res, where=moved[y0:y1, x0:x1, None])
     return out
 
 

@@ -1,0 +1,36 @@
+"""digital_human keeps the young stills' fits for every take of the same actor (issue 16): a file cached by one
+take's method work dir is found from another take's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_a_second_take_finds_the_first_takes_young_fits(tmp_path, monkeypatch):
+    from deage_plugins.digital_human.method import find_cached, share_cached, shared_cache_dir
+
+    monkeypatch.setenv("DEAGE_METHOD_CACHE_DIR", str(tmp_path / "shared"))
+    assert shared_cache_dir() == tmp_path / "shared"
+    take_a, take_b = tmp_path / "a" / "out" / "methods" / "digital_human", tmp_path / "b" / "out" / "methods" / "dh"
+    take_a.mkdir(parents=True)
+    take_b.mkdir(parents=True)
+    name = "young-0123456789abcdef.npy"
+    assert find_cached(take_b, name) is None
+    np.save(take_a / name, np.arange(3.0))
+    assert find_cached(take_a, name) == take_a / name  # the take's own copy first
+    share_cached(take_a / name)
+    found = find_cached(take_b, name)
+    assert found == tmp_path / "shared" / name
+    np.testing.assert_array_equal(np.load(found), np.arange(3.0))
+
+
+def test_an_unwritable_shared_folder_only_warns(tmp_path, monkeypatch, caplog):
+    from deage_plugins.digital_human.method import share_cached
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DEAGE_METHOD_CACHE_DIR", str(blocker / "sub"))
+    src = tmp_path / "young-x.npy"
+    np.save(src, np.zeros(2))
+    share_cached(src)
+    assert "DEAGE_CACHE_DIR" in caplog.text or "could not keep" in caplog.text
