@@ -208,7 +208,8 @@ class DigitalHumanMethod(BaseMethod):
         return {"young_refs": _digest(files) if files else str(refs),
                 "identity": _digest([Path(st.identity)]) if st.identity else None,
                 "texture_size": st.texture_size, "n_identity": st.n_identity, "passes": st.passes,
-                "model": ctx.fits.model_name if ctx.fits is not None else None, "version": 4}
+                "model": ctx.fits.model_name if ctx.fits is not None else None,
+                "model_digest": _model_digest(ctx), "version": 4}
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self, ctx: MethodContext) -> None:
@@ -271,7 +272,8 @@ class DigitalHumanMethod(BaseMethod):
 
         source = (dict(self.settings(ctx))["young_refs"] if refs_digest else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
-        key = json_digest({"who": who, "source": source, "model": self.model.name, "modes": st.shape_modes,
+        key = json_digest({"who": who, "source": source, "model": self.model.name,
+                           "model_digest": _model_digest(ctx), "modes": st.shape_modes,
                            "detector": st.detector, "calibrated": calibrated, "version": 3})
         cache = ctx.work_dir / f"{who}-{key}.npy"
         found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
@@ -338,6 +340,19 @@ class DigitalHumanMethod(BaseMethod):
             self._retoucher = PlateRetoucher(self.model, renderer, self.shift,
                                              None if skin is None else np.asarray(skin), st.plate_settings())
         return self._retoucher
+
+
+def _model_digest(ctx: MethodContext) -> str | None:
+    """The fitted face model's source digest (its stored file and converter): part of every cache key, so a model
+    re-imported under the same name, or a new converter, never reuses fits made with the old one."""
+    if ctx.fits is None:
+        return None
+    try:
+        src = ctx.components.get("face_model", ctx.fits.model_name)
+    except Exception:  # an unregistered model fails later, with its own message
+        return None
+    digest = getattr(src, "digest", None)
+    return digest() if callable(digest) else None
 
 
 def shared_cache_dir() -> Path:

@@ -34,3 +34,25 @@ def test_an_unwritable_shared_folder_only_warns(tmp_path, monkeypatch, caplog):
     np.save(src, np.zeros(2))
     share_cached(src)
     assert "DEAGE_CACHE_DIR" in caplog.text or "could not keep" in caplog.text
+
+
+def test_the_cache_key_follows_the_face_models_source(tmp_path):
+    """A model re-imported under the same name (another file, another digest) must not reuse the old young fits:
+    the digest of the model's source is in the settings every cache key is made from."""
+    from types import SimpleNamespace
+
+    from deage_plugins.digital_human.method import _model_digest
+
+    class Components:
+        def __init__(self, digest):
+            self.digest = digest
+
+        def get(self, kind, name):
+            assert (kind, name) == ("face_model", "ict")
+            return SimpleNamespace(digest=lambda: self.digest)
+
+    fits = SimpleNamespace(model_name="ict")
+    a = _model_digest(SimpleNamespace(fits=fits, components=Components("file-a")))
+    b = _model_digest(SimpleNamespace(fits=fits, components=Components("file-b")))
+    assert (a, b) == ("file-a", "file-b")
+    assert _model_digest(SimpleNamespace(fits=None, components=Components("x"))) is None
