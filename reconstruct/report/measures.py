@@ -9,8 +9,9 @@ region where the plate is skin-coloured):
 * **fine detail kept**: energy of the finest band (pores, grain: finer than 0.01 IOD) of the result's skin over the
   plate's (1 = all kept; blur and CG skin fall well below);
 * **new dark holes**: % of the face where the result is much darker (more than 40 grey levels, and below 80) than
-  the darkest plate pixel within 0.03 IOD: the nostril and mouth holes a render can open (a dark edge a warp moved
-  a little is not one);
+  the darkest plate pixel within 0.03 IOD plus the edit's own intended motion there (``intent.npz``, the shift of
+  the nearest landmark): the nostril and mouth holes a render can open (a dark edge a warp moved, by a little or
+  by as much as the method meant to move it, is not one);
 * **age features reduced**: 1 - energy of the wrinkle bands in the age regions of the result over the plate's (the
   bands of :mod:`reconstruct.retouch.skin`: lines 0.010-0.05 IOD, folds 0.025-0.14 IOD);
 * **flicker**: the result's mean frame-to-frame change over the face against the plate's own (1 = as steady).
@@ -189,11 +190,13 @@ class MethodMeasurer:
             self._prev = None
             return
         res, groups = self.res, self.groups
+        moved = None  # (plate landmarks (N, 2) px, their intended shift (N, 2) px) when the edit says how it moves
         if groups is not None:
             P, O = (plate_landmarks, output_landmarks) if detected else (_detect(self.detector, b),
                                                                           _detect(self.detector, a))
             if (P is not None and self.intent_scheme == self.scheme and f in self.intent
                     and self.intent[f].shape == P.shape):
+                moved = (P, self.intent[f])
                 P = P + self.intent[f]
             if P is not None and O is not None and P.shape == O.shape:
                 iod = np.linalg.norm(np.nanmean(P[groups["iod_left"]], 0) - np.nanmean(P[groups["iod_right"]], 0))
@@ -213,7 +216,8 @@ class MethodMeasurer:
             res.detail_ratio[i] = _energy(ya, skin, fine, None) / eb
         # darker than the darkest plate pixel nearby: a moved edge (a warp) is not a hole, a new dark blob is
         near = max(1, int(round(0.03 * iod_px)))
-        yb_min = cv2.erode(yb, np.ones((2 * near + 1, 2 * near + 1), np.uint8))
+        reach = None if moved is None else intended_reach(yb.shape, (sl[1].start or 0, sl[0].start or 0), *moved)
+        yb_min = darkest_within(yb, near, reach)
         new_dark = (yb_min - ya > DARK_LEVELS) & (ya < DARK_BELOW) & face
         res.dark_pct[i] = 100.0 * float(new_dark.sum()) / max(face.sum(), 1)
         num = den = 0.0
@@ -290,3 +294,48 @@ def all_measures(data, components, own: MethodMeasures | None = None, masks: Fac
         except Exception as exc:  # one method's damaged plates must not take the report down
             log.warning("measures of %s failed: %s", m, exc)
     return out
+
+
+def intended_reach(shape: tuple[int, int], origin: tuple[int, int], points: np.ndarray, shift: np.ndarray,
+                   step: int = 4) -> np.ndarray:
+    """(h, w) float32 pixels: at every pixel of a region of ``shape`` whose top-left corner is ``origin`` (x, y) in
+    the frame, the length of the intended shift of the nearest landmark (``points`` (N, 2) frame px, ``shift``
+    (N, 2) px; non-finite rows ignored): how far the edit means to move what is there. Computed on a grid of
+    ``step`` px and spread to the pixels (nearest)."""
+    import cv2
+    from scipy.spatial import cKDTree
+
+    h, w = shape
+    ok = np.isfinite(points).all(1) & np.isfinite(shift).all(1)
+    if not ok.any():
+        return np.zeros((h, w), np.float32)
+    mag = np.linalg.norm(shift[ok], axis=1)
+    gy, gx = np.mgrid[0:h:step, 0:w:step]
+    q = np.stack([gx.ravel() + origin[0], gy.ravel() + origin[1]], 1).astype(np.float64)
+    _, k = cKDTree(points[ok]).query(q)
+    coarse = mag[k].reshape(gy.shape).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, levels: int = 6) -> np.ndarray:
+    """(h, w) the darkest value of ``y`` within ``near`` px of every pixel (a square window), or within ``near +
+    reach`` px where ``reach`` (h, w) px is given; the reach is rounded up to one of ``levels`` radii, so a pixel
+    may look a little further than its reach, never less far."""
+    import cv2
+
+    def erode(r: int) -> np.ndarray:
+        return cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+
+    out = erode(near)
+    if reach is None or not np.isfinite(reach).any() or float(np.nanmax(reach)) <= 0:
+        return out
+    top = float(np.nanmax(reach))
+    edges = np.linspace(0.0, top, levels + 1)[1:]
+    lower = 0.0
+    for e in edges:
+        sel = (reach > lower) & (reach <= e)
+        if sel.any():
+            out[sel] = erode(near + int(np.ceil(e)))[sel]
+        lower = e
+    return out
+
