@@ -303,10 +303,12 @@ def _openexr():
     return OpenEXR
 
 
-def exr_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord, half: bool = False) -> Path:
-    """Write a float image (RGB (H, W, 3), RGBA (H, W, 4) or one channel (H, W); linear light) as a ZIP-compressed
-    scanline EXR whose header holds the record as the string attribute ``deage:provenance``. ``half=True`` stores
-    16-bit floats. Atomic. Returns the path."""
+def exr_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord, half: bool = False,
+                        compression: str = "ZIP") -> Path:
+    """Write a float image (RGB (H, W, 3), RGBA (H, W, 4) or one channel (H, W); linear light) as a scanline EXR
+    whose header holds the record as the string attribute ``deage:provenance``. ``half=True`` stores 16-bit floats;
+    ``compression``: a lossless OpenEXR scheme by name (``ZIP``, ``PIZ``, ``RLE``, ``NO``). Atomic. Returns the
+    path."""
     OpenEXR = _openexr()
     path = Path(path)
     img = np.asarray(image)
@@ -319,7 +321,7 @@ def exr_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceR
         channels = {"RGB" if img.shape[2] == 3 else "RGBA": img}
     else:
         raise ConfigError(f"{path}: image shape {img.shape} is not (H, W), (H, W, 3) or (H, W, 4)")
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
+    header = {"compression": getattr(OpenEXR, f"{compression}_COMPRESSION"), "type": OpenEXR.scanlineimage,
               PROVENANCE_KEY: record.to_json()}
     try:
         with atomic_path(path, suffix=".exr") as tmp:
