@@ -144,6 +144,7 @@ class FitStage:
         return key
 
     def run(self, ctx: StageContext, out: Path) -> None:
+        from reconstruct.fitting.lip_anchor import anchor_inner_lips
         from reconstruct.fitting.pipeline import ensure_scheme, fit_detections
         from reconstruct.fitting.result import save_fits
 
@@ -153,11 +154,7 @@ class FitStage:
         cams = calibrated_cameras(s)
         model = ensure_scheme(ctx.components.face_model(model_name(ctx.components, st)), det.scheme)
         bias = st.detector_bias(model, det.scheme)
-        if st.lips == "edges" or st.lids == "edges":
-            from reconstruct.fitting.lip_anchor import anchor_inner_lips
-
-            model, bias = anchor_inner_lips(model, det.scheme, bias, lips=st.lips == "edges",
-                                            eyes=st.lids == "edges")
+        model, bias = anchor_inner_lips(model, det.scheme, bias, lips=st.lips == "edges", eyes=st.lids == "edges")
         identity = None
         if st.identity is not None:
             from reconstruct.fitting.actor_identity import load_identity

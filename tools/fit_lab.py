@@ -58,6 +58,13 @@ def make_session(rig_path: Path, root: Path, seed: int = 0, frames: int = 24, ex
     return root
 
 
+def stage_settings(bias=None):
+    """The fit stage's default solver settings for a fit with / without a detector bias (its stronger smoothing)."""
+    from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
+
+    return FitSettings().smoothed(BIAS_SMOOTH) if bias is not None else FitSettings()
+
+
 def score_session(root: Path, model, face: np.ndarray, settings=None, views: str = "all", **fit_kw) -> dict:
     """Fit a session made by :func:`make_session` and score it against its truth (the true calibration's world is
     the truth's world). Returns a dict of figures (metres, per-frame arrays where noted). ``settings`` None: the fit
@@ -67,7 +74,6 @@ def score_session(root: Path, model, face: np.ndarray, settings=None, views: str
     from reconstruct.fitting.pipeline import fit_detections
     from reconstruct.fitting.scoring import (aligned_errors, camera_scale_errors, mouth_measures, region_errors,
                                              region_jitter, regions)
-    from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
     from reconstruct.session import Session
     from reconstruct.synth import load_truth
 
@@ -79,7 +85,7 @@ def score_session(root: Path, model, face: np.ndarray, settings=None, views: str
         cams = {s.rig.hero.name: cams[s.rig.hero.name]}
     t0 = time.perf_counter()
     if settings is None:
-        settings = FitSettings().smoothed(BIAS_SMOOTH) if fit_kw.get("bias") is not None else FitSettings()
+        settings = stage_settings(fit_kw.get("bias"))
     seq, info = fit_detections(model, cams, det, settings, **fit_kw)
     secs = time.perf_counter() - t0
     ticks = _ticks(s, truth, seq.frames)
@@ -188,21 +194,16 @@ def main(argv=None) -> None:
 
     bias = None if a.bias == "none" else builtin_bias(model, "mediapipe478") if a.bias == "auto" else \
         load_bias(Path(a.bias))
-    if a.lips == "edges" or a.lids == "edges":
-        from reconstruct.fitting.lip_anchor import anchor_inner_lips
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
 
-        model, bias = anchor_inner_lips(model, "mediapipe478", bias, lips=a.lips == "edges",
-                                        eyes=a.lids == "edges")
+    model, bias = anchor_inner_lips(model, "mediapipe478", bias, lips=a.lips == "edges", eyes=a.lids == "edges")
     identity = None
     if a.identity is not None:
         from reconstruct.fitting.actor_identity import load_identity
 
         identity = load_identity(a.identity, model)
-    from reconstruct.fitting.solver import BIAS_SMOOTH
-
-    base = FitSettings().smoothed(BIAS_SMOOTH) if bias is not None else FitSettings()  # the stage's default
-    r = score_session(a.root, model, face, replace(base, **kw) if kw else None, views=a.views, bias=bias,
-                      identity=identity)
+    r = score_session(a.root, model, face, replace(stage_settings(bias), **kw) if kw else None, views=a.views,
+                      bias=bias, identity=identity)
     if a.save_fits is not None:
         from reconstruct.fitting.result import save_fits
 

@@ -201,10 +201,13 @@ def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: boo
 
 def anchor_inner_lips(model: FaceModel, scheme: str, bias=None, lips: bool = True, eyes: bool = True):
     """(model, bias) with MediaPipe's inner-lip contour on the model's inner-lip line and its eye contours on the
-    lid lines (:func:`anchored_map`) and the detector bias of those points reduced to its mean-face part (module docstring); unchanged when the model or scheme has nothing to anchor on."""
+    lid lines (:func:`anchored_map`) and the detector bias of those points reduced to its mean-face part (module
+    docstring); unchanged when neither is asked for or the model or scheme has nothing to anchor on."""
     from ..assets import mediapipe_canonical_path
     from ..face.correspondence import mediapipe_canonical_points, with_landmarks
 
+    if not (lips or eyes):
+        return model, bias
     out = anchored_map(model, scheme, mediapipe_canonical_points(mediapipe_canonical_path()), lips, eyes)
     if out is None:
         log.info("fit: model %s has no iBUG-68 points to anchor on; MediaPipe's contours left as computed", model.name)
