@@ -30,7 +30,7 @@ from reconstruct.retouch import (Roi, SkinSettings, crop_camera, face_roi, face_
                                  warp_region)
 from reconstruct.retouch.regions import region_weights
 from reconstruct.retouch.warp import geometry_scale
-from reconstruct.retouch.skin import adaptive_skin, tone_gain
+from reconstruct.retouch.skin import adaptive_skin, tone_gain, weights_box
 
 LANDMARK_SCHEME = "mediapipe478"  # the scheme the intended landmark motion is given in (the report's detector's)
 
@@ -148,17 +148,15 @@ class PlateRetoucher:
         IOD), computed on the box of the pixels it can weigh (the model's skin and the regions, grown by the
         softening's reach): the same values there, 0 past it, where every weight it multiplies is 0."""
         px = max(0.5, 0.01 * iod)
-        any_w = model_skin > 0
-        for m in masks.values():
-            any_w |= m > 0
-        rows, cols = np.flatnonzero(any_w.any(1)), np.flatnonzero(any_w.any(0))
         out = np.zeros(model_skin.shape, np.float32)
-        if not len(rows):
+        weighed = weights_box([model_skin, *masks.values()])  # the weights are >= 0: their non-zero pixels
+        if weighed is None:
             return out
         g = int(np.ceil(4 * px)) + 2  # cv2.GaussianBlur's float kernel reaches 4 sigma
         h, w = model_skin.shape
-        box = (slice(max(int(rows[0]) - g, 0), min(int(rows[-1]) + 1 + g, h)),
-               slice(max(int(cols[0]) - g, 0), min(int(cols[-1]) + 1 + g, w)))
+        rows, cols = weighed
+        box = (slice(max(rows.start - g, 0), min(rows.stop + g, h)),
+               slice(max(cols.start - g, 0), min(cols.stop + g, w)))
         out[box] = _soften(adaptive_skin(region[box], model_skin[box]), px)
         return out
 

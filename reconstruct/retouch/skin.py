@@ -77,7 +77,7 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
         skin = np.max(np.stack(list(masks.values())), axis=0) if masks else np.zeros(out.shape[:2], np.float32)
     # every step changes only pixels with a weight: the bands are blurs of the whole image (their context), the
     # per-pixel arithmetic runs on the weights' bounding box only (the same values, a fraction of the pixels)
-    box = _weights_box([skin, *masks.values()])
+    box = weights_box([skin, *masks.values()])
     if box is None:
         return np.clip(out, 0.0, 1.0)
     y = luminance(out)
@@ -102,7 +102,7 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     return np.clip(out, 0.0, 1.0)
 
 
-def _weights_box(weights) -> tuple[slice, slice] | None:
+def weights_box(weights) -> tuple[slice, slice] | None:
     """The slices of the bounding box of the pixels where any of ``weights`` ((H, W) arrays) is not 0; None if
     there is none."""
     any_w = np.zeros(np.shape(weights[0]), bool)
