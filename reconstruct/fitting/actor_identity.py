@@ -105,6 +105,7 @@ def _check_rebuild(path: Path, d: dict, model: FaceModel) -> None:
 
 
 def _size(model: FaceModel, identity: np.ndarray) -> float:
-    """RMS distance (metres) of the neutral shape's vertices from their centroid."""
-    v = model.vertices(identity)
-    return float(np.sqrt(((v - v.mean(0)) ** 2).sum(1).mean()))
+    """The neutral shape's size (:func:`.size_prior.face_size`, metres)."""
+    from .size_prior import face_size
+
+    return face_size(model.vertices(identity))

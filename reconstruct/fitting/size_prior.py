@@ -38,6 +38,12 @@ def size_residual(mean: torch.Tensor, A: torch.Tensor, weight: torch.Tensor, alp
     return (s - s0) * k, ds * k
 
 
+def face_size(vertices: np.ndarray) -> float:
+    """A shape's size: the RMS distance (metres) of its vertices (V, 3) from their centroid."""
+    v = np.asarray(vertices, np.float64)
+    return float(np.sqrt(((v - v.mean(0)) ** 2).sum(1).mean()))
+
+
 def identity_size_spread(model: FaceModel, region: np.ndarray | None = None, samples: int = 2000,
                          seed: int = 0) -> tuple[float, float]:
     """(mean, standard deviation) in metres of the neutral face's size (RMS distance of the ``region`` vertices, or
@@ -49,5 +55,5 @@ def identity_size_spread(model: FaceModel, region: np.ndarray | None = None, sam
     out = np.empty(samples)
     for i in range(samples):
         v = mean + np.tensordot(rng.standard_normal(model.n_identity), B, 1)
-        out[i] = np.sqrt(((v - v.mean(0)) ** 2).sum(1).mean())
+        out[i] = face_size(v)
     return float(out.mean()), float(out.std())
