@@ -293,6 +293,19 @@ def load_rig(path: str | Path) -> Rig:
     return parse_rig(data, where=str(p), source=p)
 
 
+def one_camera_rig(resolution: tuple[int, int], fps: float, *, name: str = "one-view", backend: str = "images",
+                   settings: Mapping[str, Any] | None = None) -> Rig:
+    """A rig of one free-running RGB hero camera (footage from files: a plate, a real clip), with the default board.
+
+    ``resolution`` is (width, height) in pixels, ``fps`` frames per second; ``settings`` go to the camera backend
+    (the ``images`` backend takes ``path`` and ``fps``). Write it with :func:`rig_to_toml`.
+    """
+    cam = CameraSpec(name="hero", role="hero", sensor="rgb", resolution=(int(resolution[0]), int(resolution[1])),
+                     fps=float(fps), backend=backend, settings=MappingProxyType(dict(settings or {})))
+    return Rig(name=name, fps=float(fps), cameras=(cam,), trigger=TriggerSpec(mode="free", fps=float(fps)),
+               board=BoardSpec())
+
+
 def rig_to_toml(rig: Rig) -> str:
     """Serialise a rig back to TOML (used to copy the rig into a session)."""
     lines = ["[rig]", f"name = {_q(rig.name)}", f"fps = {rig.fps!r}"]

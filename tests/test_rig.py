@@ -121,3 +121,17 @@ def test_non_finite_fps_exits_2_in_capture_record_and_synth(tmp_path, capsys, va
     assert squeeze(err).count(squeeze(want)) == 2, err
     assert "Traceback" not in err
     assert not (tmp_path / "take").exists() and not (tmp_path / "synth").exists()
+
+
+def test_one_camera_rig_round_trips_with_its_backend_settings():
+    """The one-camera rig that tools/one_view_session.py and the real-face tests write: one free-running RGB hero,
+    backend settings kept through TOML."""
+    import tomllib
+
+    from reconstruct.rig import one_camera_rig
+
+    rig = one_camera_rig((512, 384), 25.0, settings={"path": "/clips/a/*.png", "fps": 25.0})
+    again = parse_rig(tomllib.loads(rig_to_toml(rig)))
+    assert again.hero.resolution == (512, 384) and again.hero.sensor == "rgb" and again.hero.backend == "images"
+    assert again.trigger.mode == "free" and again.fps == 25.0 and len(again.cameras) == 1
+    assert dict(again.hero.settings) == {"path": "/clips/a/*.png", "fps": 25.0}

@@ -16,27 +16,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-RIG = """[rig]
-name = "one-view"
-fps = {fps}
-[trigger]
-mode = "free"
-fps = {fps}
-[board]
-kind = "charuco"
-squares = [5, 7]
-square_size = 0.04
-marker_size = 0.02
-dictionary = "DICT_6X6_250"
-[[camera]]
-name = "hero"
-role = "hero"
-sensor = "rgb"
-resolution = [{w}, {h}]
-backend = "images"
-"""
-
-
 def make_one_view_session(frames_dir: Path, root: Path, first: int = 0, count: int | None = None, fps: float = 25.0,
                           focal_factor: float = 2.0) -> Path:
     """Write session ``root`` (must not exist) from the sorted images of ``frames_dir`` [first, first + count)."""
@@ -45,7 +24,7 @@ def make_one_view_session(frames_dir: Path, root: Path, first: int = 0, count: i
     from reconstruct.calibration.result import RigCalibration
     from reconstruct.camera import CameraModel
     from reconstruct.errors import ConfigError
-    from reconstruct.rig import load_rig
+    from reconstruct.rig import load_rig, one_camera_rig, rig_to_toml
     from reconstruct.session import FrameRecord, Session
 
     files = sorted(p for p in Path(frames_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -56,7 +35,7 @@ def make_one_view_session(frames_dir: Path, root: Path, first: int = 0, count: i
     h, w = img0.shape[:2]
     root = Path(root)
     rig_path = root.with_name(root.name + "-rig.toml")
-    rig_path.write_text(RIG.format(fps=fps, w=w, h=h))
+    rig_path.write_text(rig_to_toml(one_camera_rig((w, h), fps)))
     s = Session.create(root, load_rig(rig_path))
     recs = []
     period_ns = int(round(1e9 / fps))

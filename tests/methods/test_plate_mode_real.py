@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reconstruct.rig import one_camera_rig, rig_to_toml
+
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,28 +33,7 @@ def one_view_take(tmp: Path, frames: str, size: tuple[int, int], young: list[Pat
     calibration, young stills copied beside it, a consent record. Returns (session, young stills folder)."""
     w, h = size
     rig = tmp / "one-view.toml"
-    rig.write_text(f"""[rig]
-name = "one-view"
-fps = 25.0
-[trigger]
-mode = "free"
-fps = 25.0
-[board]
-kind = "charuco"
-squares = [5, 7]
-square_size = 0.04
-marker_size = 0.02
-dictionary = "DICT_6X6_250"
-[[camera]]
-name = "hero"
-role = "hero"
-sensor = "rgb"
-resolution = [{w}, {h}]
-backend = "images"
-[camera.settings]
-path = "{frames}"
-fps = 25.0
-""")
+    rig.write_text(rig_to_toml(one_camera_rig((w, h), 25.0, settings={"path": str(frames), "fps": 25.0})))
     take = tmp / "take"
     _cli("capture.cli", "record", rig, take, cwd=tmp)
     cams = tmp / "camera.toml"
