@@ -39,7 +39,8 @@ LANDMARK_GROUPS: dict[str, dict[str, list[int]]] = {
     "mediapipe478": {"align": [33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 234, 454],
                      "eyes": _MP_LEFT_EYE + _MP_RIGHT_EYE + list(range(468, 478)),
                      "expression": _MP_LIPS + _MP_BROWS + _MP_CHIN, "mouth": _MP_LIPS,
-                     "iod_left": _MP_LEFT_EYE, "iod_right": _MP_RIGHT_EYE},
+                     "iod_left": _MP_LEFT_EYE, "iod_right": _MP_RIGHT_EYE,
+                     "iris_left": list(range(468, 473)), "iris_right": list(range(473, 478))},
     "ibug68": {"align": [36, 39, 42, 45, 27, 28, 29, 30, 31, 35, 0, 16],
                "eyes": list(range(36, 48)), "expression": list(range(48, 68)) + list(range(17, 27)) + [7, 8, 9],
                "mouth": list(range(48, 68)),
@@ -120,10 +121,9 @@ class ReportData:
         if p is None or not p.exists():
             return "", {}
         with np.load(p, allow_pickle=False) as z:
-            shift = z["shift"]
-            # a landmark the model has no correspondence for (NaN) is taken as not meant to move
-            return str(z["scheme"]), {int(f): np.nan_to_num(shift[i]) for i, f in enumerate(z["frames"])
-                                      if shift.shape[1] and np.isfinite(shift[i]).any()}
+            shift, scheme = z["shift"], str(z["scheme"])
+            return scheme, {int(f): intended_shift(shift[i], scheme) for i, f in enumerate(z["frames"])
+                            if shift.shape[1] and np.isfinite(shift[i]).any()}
 
     def hero_index(self, frame: int) -> int | None:
         fs = self._by_frame.get(frame)
@@ -186,6 +186,25 @@ class ReportData:
         h, w = min(a.shape[0], shape[0] - y), min(a.shape[1], shape[1] - x)
         full[y:y + h, x:x + w] = a[:h, :w]
         return full
+
+
+def intended_shift(shift: np.ndarray, scheme: str) -> np.ndarray:
+    """One frame's intended landmark shift (N, 2) px as the report uses it: an iris the face model has no
+    correspondence for (NaN) moves with its eye (the mean shift of that eye's lid contour: a warp that moves an eye
+    carries the iris in it, and the gaze measured against the fitted eyeball must not see that as a look
+    elsewhere); any other landmark without one is taken as not meant to move (0)."""
+    shift = np.array(shift, np.float64)
+    groups = LANDMARK_GROUPS.get(scheme, {})
+    for lid, iris in (("iod_left", "iris_left"), ("iod_right", "iris_right")):
+        if iris not in groups or shift.shape[0] <= max(groups[iris]):
+            continue
+        rows = np.asarray(groups[iris])
+        eye = shift[groups[lid]]
+        eye = eye[np.isfinite(eye).all(1)]
+        gone = ~np.isfinite(shift[rows]).all(1)
+        if gone.any() and len(eye):
+            shift[rows[gone]] = eye.mean(0)
+    return np.nan_to_num(shift)
 
 
 def _last_composited(session: Session) -> str | None:
