@@ -247,6 +247,8 @@ class FlagResults:
     #: (frames (T,), plate landmarks moved by the edit's intended shift (T, N, 2), output landmarks (T, N, 2)), or
     #: None when no landmark detector ran
     landmarks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: the pictures the pass made for the sections (:class:`~.thumbs.ThumbStore`), or None
+    thumbs: Any = None
 
     def flagged_frames(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -281,7 +283,7 @@ def _detector(components) -> Any:
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
                   max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
-                  progress: Any = None) -> FlagResults:
+                  progress: Any = None, thumbs: Any = None) -> FlagResults:
     """Run the four artist flags over every frame that has both a plate and a composite.
 
     Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
@@ -291,8 +293,10 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     and detected twice). ``detector``: the landmark detector to use (default: the best installed one).
     ``executor``: the run's executor, over whose workers the frames are spread in chunks (None: this process);
     each worker starts its own detector (a detector started here before the workers fork would not survive the
-    fork: MediaPipe's threads)."""
+    fork: MediaPipe's threads). ``thumbs``: a :class:`~.thumbs.ThumbPlan` of the pictures the sections will show,
+    made from the frames as they are read (kept in ``FlagResults.thumbs``)."""
     from .scan import scan_frames
+    from .thumbs import ThumbStore
 
     th = dict(thresholds or {})
     res = FlagResults()
@@ -304,7 +308,9 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
             res.skipped[n] = why
         return res
     union = _mask_union(data, frames)  # None: a frame's mask must come from its plates (old layouts)
-    scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress)
+    res.thumbs = ThumbStore() if thumbs is not None else None
+    scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress,
+                                  thumbs, res.thumbs)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
     for f, sc in zip(frames, scans):
         if sc.box is not None:

@@ -134,9 +134,7 @@ class MethodMeasurer:
     def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400) -> None:
         from .data import LANDMARK_GROUPS
 
-        frames = list(frames)
-        if len(frames) > max_frames:
-            frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+        frames = subsample(list(frames), max_frames)
         self.frames = frames
         self._index = {int(f): i for i, f in enumerate(frames)}
         n = len(frames)
@@ -262,6 +260,20 @@ class MethodMeasurer:
         if self._flick_b and np.mean(self._flick_b) > 0:
             self.res.flicker_ratio = float(np.mean(self._flick_a) / np.mean(self._flick_b))
         return self.res
+
+
+def subsample(frames: list, max_frames: int) -> list:
+    """``frames`` when there are at most ``max_frames``, else an even subsample of that many (first and last
+    kept)."""
+    if len(frames) <= max_frames:
+        return frames
+    return [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+
+
+def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int]:
+    """The frames :func:`measure_method` (and the report's own method's measurer) measure of ``method``."""
+    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
+    return subsample([f for f in plates if data.hero_index(f) is not None], max_frames)
 
 
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
