@@ -125,6 +125,26 @@ class ReportData:
             return scheme, {int(f): intended_shift(shift[i], scheme) for i, f in enumerate(z["frames"])
                             if shift.shape[1] and np.isfinite(shift[i]).any()}
 
+    def detected_plate(self, detector: Any) -> dict[int, np.ndarray]:
+        """Frame -> the hero plate's landmarks (N, 2) float64 px the detect stage found with a detector of the same
+        name and scheme as ``detector`` (``out/detect/landmarks.npz``); {} without them. The caller checks that
+        they are what ``detector`` finds (the stage may have run with other options: :class:`~.scan.FrameScanner`
+        compares one frame before using them)."""
+        from ..artifacts.detections import FILE, Detections
+
+        p = self.session.stage_dir("detect") / FILE
+        if detector is None or not p.exists():
+            return {}
+        try:
+            det = Detections.load(p)
+        except Exception as exc:  # the report still detects on the plates itself
+            log.info("not using %s: %s", p, exc)
+            return {}
+        if det.scheme != getattr(detector, "scheme", None) or det.detector != getattr(detector, "name", None):
+            return {}
+        hero = det.for_camera(self.hero)
+        return {} if hero is None else dict(hero.points)
+
     def hero_index(self, frame: int) -> int | None:
         fs = self._by_frame.get(frame)
         return None if fs is None else fs.indices.get(self.hero)
