@@ -292,13 +292,20 @@ def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
     """The measures of ``method``'s plates (see the module docstring), reading each frame's plate and result."""
     from ..artifacts.plates import read_plate
-    from .data import _detector
+    from .data import _detect, _detector
+    from .scan import PlateLandmarks
 
     plates = data.methods.get(method) or (data.outputs if method == data.method else {})
     frames = [f for f in plates if data.hero_index(f) is not None]
-    m = MethodMeasurer(data, method, masks, _detector(components), frames, max_frames)
+    detector = _detector(components)
+    m = MethodMeasurer(data, method, masks, detector, frames, max_frames)
+    plate_lm = PlateLandmarks(data, detector if m.groups is not None else None)
     for f in m.frames:
-        m.add(f, data.before(f), read_plate(plates[f]))
+        b, a = data.before(f), read_plate(plates[f])
+        if m.groups is None or b is None or a is None or a.shape != b.shape:
+            m.add(f, b, a)
+        else:
+            m.add(f, b, a, plate_lm.get(f, b), _detect(detector, a), detected=True)
     return m.result()
 
 

@@ -32,6 +32,29 @@ def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
+class PlateLandmarks:
+    """The hero plates' landmarks for the report: the detect stage's (:meth:`~.data.ReportData.detected_plate`) once
+    the first frame that has them showed they are exactly what ``detector`` finds on the plate (same detector, same
+    options), else detected here."""
+
+    def __init__(self, data, detector) -> None:
+        self.detector = detector
+        self.stored = data.detected_plate(detector) if detector is not None else {}
+        self.same: bool | None = None  # None: not checked yet
+
+    def get(self, frame: int, plate: np.ndarray) -> np.ndarray | None:
+        from .data import _detect
+
+        known = self.stored.get(int(frame))
+        if known is None or self.same is False:
+            return _detect(self.detector, plate)
+        if self.same is None:
+            mine = _detect(self.detector, plate)
+            self.same = mine is not None and mine.shape == known.shape and bool(np.array_equal(mine, known))
+            return mine
+        return known
+
+
 @dataclass
 class Scanned:
     """What the pass keeps of one frame.
@@ -78,9 +101,7 @@ class FrameScanner:
         self.data, self.detector, self.union, self.measurer = data, detector, union, measurer
         self.plan = plan
         self.groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
-        # the detect stage's landmarks of the hero plates, used once the first frame showed they are this detector's
-        self.stored = data.detected_plate(detector) if self.groups is not None else {}
-        self.stored_same: bool | None = None
+        self.plate_landmarks = PlateLandmarks(data, detector if self.groups is not None else None)
         self.prev: Any = None
         self._union_sum = None if union is None else max(float(union.sum()), 1e-9)
 
@@ -123,25 +144,12 @@ class FrameScanner:
         if self.union is None:
             out.edit, out.mask = edit, ms
         if self.groups is not None:
-            out.plate_lm, out.output_lm = self._plate_landmarks(f, b), _detect(self.detector, a)
+            out.plate_lm, out.output_lm = self.plate_landmarks.get(f, b), _detect(self.detector, a)
         if self.measurer is not None:
             self.measurer.add(f, b, a, out.plate_lm, out.output_lm, detected=self.groups is not None)
         return out
 
 
-    def _plate_landmarks(self, frame: int, plate: np.ndarray) -> np.ndarray | None:
-        """The plate's landmarks: the detect stage's when the first frame that has them showed they are exactly what
-        this detector finds on the plate (same detector, same options), else detected here."""
-        from .data import _detect
-
-        known = self.stored.get(int(frame))
-        if known is None or self.stored_same is False:
-            return _detect(self.detector, plate)
-        if self.stored_same is None:
-            mine = _detect(self.detector, plate)
-            self.stored_same = mine is not None and mine.shape == known.shape and bool(np.array_equal(mine, known))
-            return mine
-        return known
 
 
 @dataclass(frozen=True, slots=True)
