@@ -2,7 +2,8 @@
 
 :class:`ReportData` finds the hero plates (``cams/<hero>``), the composited plates (``out/plates/hero/F.png``
 written by the composite stage; ``out/composite/hero`` is accepted too), their masks (``out/plates/patches``), the
-fits (``out/fit/fits.npz``) and the stage records (``out/<stage>/_stage.json``). :func:`compute_flags` runs the
+fits (``out/fit/fits.npz``), the detect stage's hero landmarks (``out/detect/landmarks.npz``) and the stage records
+(``out/<stage>/_stage.json``). :func:`compute_flags` runs the
 artist flags of :mod:`.flags` over them.
 """
 

@@ -4,7 +4,7 @@ no correspondence for, move with their eye.
 Found on the hero-2ir bench take (docs/report.md, "unnatural_eyes"): the young stills are another identity, so the
 method moves each eye by ~5 px (IOD 176 px); the irises' shifts were NaN and read as 0, so the plate's irises stayed
 where they were while the output's moved with the eye, and the gaze against the fitted eyeballs differed by
-7-12 degrees on every frame (all 24 flagged; with the irises moved with their eyes: 0.7-3.6 degrees, none).
+6.8-12.4 degrees on every frame (all 24 flagged; with the irises moved with their eyes: 0.5-3.6 degrees, none).
 """
 
 from types import SimpleNamespace
