@@ -91,3 +91,25 @@ def test_worker_processes_make_the_same_pictures(take):
     for f in frames:
         for t in plan.for_frame(f):
             assert one.thumbs.get(f, t.name) == two.thumbs.get(f, t.name) is not None
+
+
+def test_the_pictures_are_kept_on_disk_not_in_memory():
+    """Every frame's flag thumbnails are made (which frames get flagged is known only at the end): the store keeps
+    them in a temporary file, so the report's memory does not grow with the take (10 MB of pictures: < 1 MB of
+    memory, the offsets; kept in a dict they would be the 10 MB)."""
+    import tracemalloc
+
+    from reconstruct.report.thumbs import ThumbStore
+
+    uri = "data:image/jpeg;base64," + "A" * 50_000
+    tracemalloc.start()
+    try:
+        store = ThumbStore()
+        for f in range(200):
+            store.put(f, {"flag_plate": uri, "flag_output": uri})
+        held = tracemalloc.get_traced_memory()[0] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert len(store) == 400 and store.get(123, "flag_output") == uri and store.get(5, "other") is None
+    assert held < 1.0, held
+    store.close()
