@@ -2,7 +2,8 @@
 
 :class:`ReportData` finds the hero plates (``cams/<hero>``), the composited plates (``out/plates/hero/F.png``
 written by the composite stage; ``out/composite/hero`` is accepted too), their masks (``out/plates/patches``), the
-fits (``out/fit/fits.npz``) and the stage records (``out/<stage>/_stage.json``). :func:`compute_flags` runs the
+fits (``out/fit/fits.npz``), the detect stage's hero landmarks (``out/detect/landmarks.npz``) and the stage records
+(``out/<stage>/_stage.json``). :func:`compute_flags` runs the
 artist flags of :mod:`.flags` over them.
 """
 
@@ -39,7 +40,8 @@ LANDMARK_GROUPS: dict[str, dict[str, list[int]]] = {
     "mediapipe478": {"align": [33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 234, 454],
                      "eyes": _MP_LEFT_EYE + _MP_RIGHT_EYE + list(range(468, 478)),
                      "expression": _MP_LIPS + _MP_BROWS + _MP_CHIN, "mouth": _MP_LIPS,
-                     "iod_left": _MP_LEFT_EYE, "iod_right": _MP_RIGHT_EYE},
+                     "iod_left": _MP_LEFT_EYE, "iod_right": _MP_RIGHT_EYE,
+                     "iris_left": list(range(468, 473)), "iris_right": list(range(473, 478))},
     "ibug68": {"align": [36, 39, 42, 45, 27, 28, 29, 30, 31, 35, 0, 16],
                "eyes": list(range(36, 48)), "expression": list(range(48, 68)) + list(range(17, 27)) + [7, 8, 9],
                "mouth": list(range(48, 68)),
@@ -120,10 +122,29 @@ class ReportData:
         if p is None or not p.exists():
             return "", {}
         with np.load(p, allow_pickle=False) as z:
-            shift = z["shift"]
-            # a landmark the model has no correspondence for (NaN) is taken as not meant to move
-            return str(z["scheme"]), {int(f): np.nan_to_num(shift[i]) for i, f in enumerate(z["frames"])
-                                      if shift.shape[1] and np.isfinite(shift[i]).any()}
+            shift, scheme = z["shift"], str(z["scheme"])
+            return scheme, {int(f): intended_shift(shift[i], scheme) for i, f in enumerate(z["frames"])
+                            if shift.shape[1] and np.isfinite(shift[i]).any()}
+
+    def detected_plate(self, detector: Any) -> dict[int, np.ndarray]:
+        """Frame -> the hero plate's landmarks (N, 2) float64 px the detect stage found with a detector of the same
+        name and scheme as ``detector`` (``out/detect/landmarks.npz``); {} without them. The caller checks that
+        they are what ``detector`` finds (the stage may have run with other options: :class:`~.scan.FrameScanner`
+        compares one frame before using them)."""
+        from ..artifacts.detections import FILE, Detections
+
+        p = self.session.stage_dir("detect") / FILE
+        if detector is None or not p.exists():
+            return {}
+        try:
+            det = Detections.load(p)
+        except Exception as exc:  # the report still detects on the plates itself
+            log.info("not using %s: %s", p, exc)
+            return {}
+        if det.scheme != getattr(detector, "scheme", None) or det.detector != getattr(detector, "name", None):
+            return {}
+        hero = det.for_camera(self.hero)
+        return {} if hero is None else dict(hero.points)
 
     def hero_index(self, frame: int) -> int | None:
         fs = self._by_frame.get(frame)
@@ -188,6 +209,25 @@ class ReportData:
         return full
 
 
+def intended_shift(shift: np.ndarray, scheme: str) -> np.ndarray:
+    """One frame's intended landmark shift (N, 2) px as the report uses it: an iris the face model has no
+    correspondence for (NaN) moves with its eye (the mean shift of that eye's lid contour: a warp that moves an eye
+    carries the iris in it, and the gaze measured against the fitted eyeball must not see that as a look
+    elsewhere); any other landmark without one is taken as not meant to move (0)."""
+    shift = np.array(shift, np.float64)
+    groups = LANDMARK_GROUPS.get(scheme, {})
+    for lid, iris in (("iod_left", "iris_left"), ("iod_right", "iris_right")):
+        if iris not in groups or shift.shape[0] <= max(groups[iris]):
+            continue
+        rows = np.asarray(groups[iris])
+        eye = shift[groups[lid]]
+        eye = eye[np.isfinite(eye).all(1)]
+        gone = ~np.isfinite(shift[rows]).all(1)
+        if gone.any() and len(eye):
+            shift[rows[gone]] = eye.mean(0)
+    return np.nan_to_num(shift)
+
+
 def _last_composited(session: Session) -> str | None:
     p = session.stage_dir("composite") / "composite.json"
     try:
@@ -228,6 +268,8 @@ class FlagResults:
     #: (frames (T,), plate landmarks moved by the edit's intended shift (T, N, 2), output landmarks (T, N, 2)), or
     #: None when no landmark detector ran
     landmarks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: the pictures the pass made for the sections (:class:`~.thumbs.ThumbStore`), or None
+    thumbs: Any = None
 
     def flagged_frames(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -262,7 +304,7 @@ def _detector(components) -> Any:
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
                   max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
-                  progress: Any = None) -> FlagResults:
+                  progress: Any = None, thumbs: Any = None) -> FlagResults:
     """Run the four artist flags over every frame that has both a plate and a composite.
 
     Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
@@ -272,8 +314,10 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     and detected twice). ``detector``: the landmark detector to use (default: the best installed one).
     ``executor``: the run's executor, over whose workers the frames are spread in chunks (None: this process);
     each worker starts its own detector (a detector started here before the workers fork would not survive the
-    fork: MediaPipe's threads)."""
+    fork: MediaPipe's threads). ``thumbs``: a :class:`~.thumbs.ThumbPlan` of the pictures the sections will show,
+    made from the frames as they are read (kept in ``FlagResults.thumbs``)."""
     from .scan import scan_frames
+    from .thumbs import ThumbStore
 
     th = dict(thresholds or {})
     res = FlagResults()
@@ -285,7 +329,9 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
             res.skipped[n] = why
         return res
     union = _mask_union(data, frames)  # None: a frame's mask must come from its plates (old layouts)
-    scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress)
+    res.thumbs = ThumbStore() if thumbs is not None else None
+    scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress,
+                                  thumbs, res.thumbs)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
     for f, sc in zip(frames, scans):
         if sc.box is not None:

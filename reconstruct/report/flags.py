@@ -204,8 +204,10 @@ def seam_score(composite: np.ndarray, mask: np.ndarray, plate: np.ndarray | None
     band = _boundary_band(mask, width)
     if not band.any():
         return float("nan")
-    if plate is not None:
-        return float(2.0 * np.percentile(_grad_mag(_gray(composite) - _gray(plate))[band], 90))
+    if plate is not None:  # on the band's box and a pixel around it (all the 3x3 gradient needs): the same values
+        ys, xs = np.nonzero(band)
+        sl = (slice(max(0, ys.min() - 2), ys.max() + 3), slice(max(0, xs.min() - 2), xs.max() + 3))
+        return float(2.0 * np.percentile(_grad_mag(_gray(composite[sl]) - _gray(plate[sl]))[band[sl]], 90))
     gc = _grad_mag(_gray(composite))
     ring = _boundary_band(mask, 3 * width + 2) & ~_boundary_band(mask, width + 1)
     return float(2.0 * (np.percentile(gc[band], 90) - (np.percentile(gc[ring], 90) if ring.any() else 0.0)))

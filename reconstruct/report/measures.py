@@ -62,17 +62,24 @@ def _y(img: np.ndarray) -> np.ndarray:
     return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
 
 
-def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None) -> float:
+def _band(y: np.ndarray, lo: float, hi: float | None) -> np.ndarray:
+    """The band of ``y`` between blurs of ``lo`` and ``hi`` px (``hi`` None: finer than ``lo``)."""
     from ..retouch.blur import gaussian_blur
 
     a = gaussian_blur(y, max(lo, 0.3))
-    b = y if hi is None else gaussian_blur(y, max(hi, lo * 1.5))
-    band = (y - a) if hi is None else (a - b)
+    return (y - a) if hi is None else (a - gaussian_blur(y, max(hi, lo * 1.5)))
+
+
+def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None) -> float:
+    """Mean of the band's energy under the weights ``w``; ``band``: :func:`_band` of ``y`` already made."""
+    band = _band(y, lo, hi) if band is None else band
     return float((w * band * band).sum() / max(w.sum(), 1e-9))
 
 
 class FaceMasks:
-    """Face, skin and age-region masks of each frame from the fit (built once per report)."""
+    """Face, skin and age-region masks of each frame from the fit (built once per report; the face model and the
+    renderer are loaded at the first frame asked for: a report whose frames are measured in worker processes does
+    not load them in the driver)."""
 
     def __init__(self, data, components) -> None:
         self.ok = False
@@ -80,23 +87,27 @@ class FaceMasks:
         cams = data.session.cameras() if data.session.calibration_path.exists() else {}
         if fits is None or data.hero not in cams:
             return
+        self.components, self.cam, self.fits = components, cams[data.hero], fits
+        self.rows = {int(f): i for i, f in enumerate(fits.frames)}
+        self.model = None
+        self.ok = True
+
+    def _load(self) -> None:
         from ..render import get_renderer
         from ..retouch.regions import region_weights
 
-        self.model = components.face_model(fits.model_name)
-        self.renderer = get_renderer(components, "auto", "cpu")
-        self.cam = cams[data.hero]
-        self.fits = fits
-        self.rows = {int(f): i for i, f in enumerate(fits.frames)}
+        self.model = self.components.face_model(self.fits.model_name)
+        self.renderer = get_renderer(self.components, "auto", "cpu")
         self.weights = region_weights(self.model)
         self.skin_v = np.asarray(self.model.regions.get("skin", np.ones(self.model.n_vertices, bool)), np.float32)
         self.ibug = self.model.landmark_map("ibug68") if "ibug68" in self.model.landmarks else None
-        self.ok = True
 
     def for_frame(self, frame: int, plate: np.ndarray):
         """(roi slices, face (h, w) bool, skin (h, w) float, regions {name: (h, w) float}, iod px) or None."""
         if not self.ok or frame not in self.rows:
             return None
+        if self.model is None:
+            self._load()
         from ..retouch import crop_camera, face_roi
         from ..retouch.regions import region_masks
         from ..retouch.skin import adaptive_skin
@@ -134,9 +145,7 @@ class MethodMeasurer:
     def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400) -> None:
         from .data import LANDMARK_GROUPS
 
-        frames = list(frames)
-        if len(frames) > max_frames:
-            frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+        frames = subsample(list(frames), max_frames)
         self.frames = frames
         self._index = {int(f): i for i, f in enumerate(frames)}
         n = len(frames)
@@ -179,7 +188,6 @@ class MethodMeasurer:
                 self._prev = (_y(after[sl].astype(np.float32)), _y(before[sl].astype(np.float32)), face)
             return
         self._seen.add(int(frame))
-        import cv2
 
         from ..retouch.regions import AGE_REGIONS
         from ..retouch.skin import BANDS
@@ -221,13 +229,16 @@ class MethodMeasurer:
         new_dark = (yb_min - ya > DARK_LEVELS) & (ya < DARK_BELOW) & face
         res.dark_pct[i] = 100.0 * float(new_dark.sum()) / max(face.sum(), 1)
         num = den = 0.0
+        bands: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kind -> its band of the result, of the plate
         for region, kind in AGE_REGIONS.items():
             w = regions.get(region)
             if w is None or w.sum() < 10:
                 continue
             lo, hi = BANDS[kind]
-            num += _energy(ya, w, lo * iod_px, hi * iod_px) * w.sum()
-            den += _energy(yb, w, lo * iod_px, hi * iod_px) * w.sum()
+            if kind not in bands:  # regions of one kind share the blurs
+                bands[kind] = (_band(ya, lo * iod_px, hi * iod_px), _band(yb, lo * iod_px, hi * iod_px))
+            num += _energy(ya, w, lo * iod_px, hi * iod_px, bands[kind][0]) * w.sum()
+            den += _energy(yb, w, lo * iod_px, hi * iod_px, bands[kind][1]) * w.sum()
         if den > 0:
             res.wrinkle_ratio[i] = num / den
         prev = self._prev
@@ -264,16 +275,37 @@ class MethodMeasurer:
         return self.res
 
 
+def subsample(frames: list, max_frames: int) -> list:
+    """``frames`` when there are at most ``max_frames``, else an even subsample of that many (first and last
+    kept)."""
+    if len(frames) <= max_frames:
+        return frames
+    return [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+
+
+def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int]:
+    """The frames :func:`measure_method` (and the report's own method's measurer) measure of ``method``."""
+    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
+    return subsample([f for f in plates if data.hero_index(f) is not None], max_frames)
+
+
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
     """The measures of ``method``'s plates (see the module docstring), reading each frame's plate and result."""
     from ..artifacts.plates import read_plate
-    from .data import _detector
+    from .data import _detect, _detector
+    from .scan import PlateLandmarks
 
     plates = data.methods.get(method) or (data.outputs if method == data.method else {})
     frames = [f for f in plates if data.hero_index(f) is not None]
-    m = MethodMeasurer(data, method, masks, _detector(components), frames, max_frames)
+    detector = _detector(components)
+    m = MethodMeasurer(data, method, masks, detector, frames, max_frames)
+    plate_lm = PlateLandmarks(data, detector if m.groups is not None else None)
     for f in m.frames:
-        m.add(f, data.before(f), read_plate(plates[f]))
+        b, a = data.before(f), read_plate(plates[f])
+        if m.groups is None or b is None or a is None or a.shape != b.shape:
+            m.add(f, b, a)
+        else:
+            m.add(f, b, a, plate_lm.get(f, b), _detect(detector, a), detected=True)
     return m.result()
 
 

@@ -63,8 +63,12 @@ def image_data_uri(image: np.ndarray, max_side: int = 360, fmt: str = ".jpg", qu
 
 
 def img_tag(image: np.ndarray, caption: str = "", max_side: int = 360) -> str:
-    return (f'<figure><img alt="{esc(caption)}" src="{image_data_uri(image, max_side)}">'
-            f'<figcaption>{esc(caption)}</figcaption></figure>')
+    return figure(image_data_uri(image, max_side), caption)
+
+
+def figure(uri: str, caption: str = "") -> str:
+    """A captioned picture from a ready data URI (:func:`image_data_uri`)."""
+    return f'<figure><img alt="{esc(caption)}" src="{uri}"><figcaption>{esc(caption)}</figcaption></figure>'
 
 
 def table(header: Sequence[str] | None, rows: Iterable[Sequence[object]], numeric: Sequence[int] = ()) -> str:

@@ -32,6 +32,29 @@ def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
+class PlateLandmarks:
+    """The hero plates' landmarks for the report: the detect stage's (:meth:`~.data.ReportData.detected_plate`) once
+    the first frame that has them showed they are exactly what ``detector`` finds on the plate (same detector, same
+    options), else detected here."""
+
+    def __init__(self, data, detector) -> None:
+        self.detector = detector
+        self.stored = data.detected_plate(detector) if detector is not None else {}
+        self.same: bool | None = None  # None: not checked yet
+
+    def get(self, frame: int, plate: np.ndarray) -> np.ndarray | None:
+        from .data import _detect
+
+        known = self.stored.get(int(frame))
+        if known is None or self.same is False:
+            return _detect(self.detector, plate)
+        if self.same is None:
+            mine = _detect(self.detector, plate)
+            self.same = mine is not None and mine.shape == known.shape and bool(np.array_equal(mine, known))
+            return mine
+        return known
+
+
 @dataclass
 class Scanned:
     """What the pass keeps of one frame.
@@ -45,6 +68,8 @@ class Scanned:
         shape: the analysed edit's (h, w), or None.
         plate_lm, output_lm: landmarks detected on the plate and the composite ((N, 2) pixels) or None.
         edit, mask: only when no union mask is known (old sessions): the downscaled edit and mask, for the stack.
+        thumbs: name -> data URI of the pictures the :class:`~.thumbs.ThumbPlan` asks of this frame (moved into a
+            :class:`~.thumbs.ThumbStore` as soon as the frame is back).
     """
 
     ok: bool = False
@@ -56,6 +81,7 @@ class Scanned:
     output_lm: np.ndarray | None = None
     edit: np.ndarray | None = field(default=None, repr=False)
     mask: np.ndarray | None = field(default=None, repr=False)
+    thumbs: dict[str, str] | None = field(default=None, repr=False)
 
 
 class FrameScanner:
@@ -66,13 +92,16 @@ class FrameScanner:
         union: (h, w) float64 union of the downscaled paste-back masks, or None (then every frame's edit and mask
             are kept in :class:`Scanned` for the old stacked computation).
         measurer: a :class:`~.measures.MethodMeasurer` handed every frame, or None.
+        plan: the :class:`~.thumbs.ThumbPlan` of the pictures to make of each frame, or None.
     """
 
-    def __init__(self, data, detector, union: np.ndarray | None, measurer=None) -> None:
+    def __init__(self, data, detector, union: np.ndarray | None, measurer=None, plan=None) -> None:
         from .data import LANDMARK_GROUPS
 
         self.data, self.detector, self.union, self.measurer = data, detector, union, measurer
+        self.plan = plan
         self.groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
+        self.plate_landmarks = PlateLandmarks(data, detector if self.groups is not None else None)
         self.prev: Any = None
         self._union_sum = None if union is None else max(float(union.sum()), 1e-9)
 
@@ -106,15 +135,21 @@ class FrameScanner:
         ys, xs = np.nonzero(m > 0.05)
         if len(xs):
             out.box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        if self.plan is not None:
+            from .thumbs import make_thumbs
+
+            out.thumbs = make_thumbs(self.plan.for_frame(f), b, a, out.box)
         ms = _downscale(m, MAX_ANALYSIS_WIDTH)
         out.seam = F.seam_score(as_, ms, bs) if m.any() else float("nan")
         if self.union is None:
             out.edit, out.mask = edit, ms
         if self.groups is not None:
-            out.plate_lm, out.output_lm = _detect(self.detector, b), _detect(self.detector, a)
+            out.plate_lm, out.output_lm = self.plate_landmarks.get(f, b), _detect(self.detector, a)
         if self.measurer is not None:
             self.measurer.add(f, b, a, out.plate_lm, out.output_lm, detected=self.groups is not None)
         return out
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +157,7 @@ class ScanChunk:
     """One work item of the report's pass (picklable). ``root``: session folder; ``method``: the report's method
     (None: the old layouts); ``frames``: the take's frames to report, in order; ``start``/``stop``: this chunk's
     slice of them; ``measured``: the measurer's frames (a subsample of ``frames`` on long takes); ``union``: the
-    downscaled union mask."""
+    downscaled union mask; ``plan``: the pictures to make (:class:`~.thumbs.ThumbPlan`) or None."""
 
     root: str
     method: str | None
@@ -131,6 +166,7 @@ class ScanChunk:
     stop: int
     measured: tuple[int, ...]
     union: np.ndarray
+    plan: Any = None
 
 
 def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict]:
@@ -146,7 +182,7 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict]:
 
     data, masks, detector = res.get(("report-scan", job.root, job.method), setup)
     measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1)
-    scanner = FrameScanner(data, detector, job.union, measurer)
+    scanner = FrameScanner(data, detector, job.union, measurer, job.plan)
     mine = job.frames[job.start:job.stop]
     lead = set()
     if job.start > 0:
@@ -163,29 +199,38 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict]:
 
 
 def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
-                components=None, progress=None) -> tuple[list[Scanned], Any]:
+                components=None, progress=None, plan=None, store=None) -> tuple[list[Scanned], Any]:
     """(:class:`Scanned` of every frame in order, the detector or its class). With an ``executor`` (and a union
     mask), chunks of frames (:func:`chunk_bounds`) run as its work items, each worker with its own landmark detector, and
     their measures are merged into ``measurer``; else one pass here (``detector``: the one to use, default the
-    best installed one)."""
+    best installed one). ``plan``: the pictures to make of each frame (:class:`~.thumbs.ThumbPlan`), put into
+    ``store`` (a :class:`~.thumbs.ThumbStore`) as each frame comes back."""
+
+    def keep(sc: Scanned, f: int) -> Scanned:
+        if store is not None and sc.thumbs:
+            store.put(f, sc.thumbs)
+        sc.thumbs = None
+        return sc
+
     from .data import _detector, _detector_class
 
     jobs = getattr(executor, "jobs", 1) if executor is not None else 1
     if executor is None or union is None or (jobs <= 1 and getattr(executor, "name", "") == "local") \
             or len(frames) <= MIN_FRAMES:
         detector = detector if detector is not None else _detector(components)
-        scanner = FrameScanner(data, detector, union, measurer)
-        return [scanner.step(i, f) for i, f in enumerate(frames)], detector
+        scanner = FrameScanner(data, detector, union, measurer, plan)
+        return [keep(scanner.step(i, f), f) for i, f in enumerate(frames)], detector
     measured = tuple(int(f) for f in measurer.frames) if measurer is not None else ()
     fr = tuple(int(f) for f in frames)
-    items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union)
+    items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union, plan)
              for a, b in chunk_bounds(len(fr), jobs)]
     out: list[Scanned] = []
     # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills) would
     # crash a forked one
     for scans, part in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)", resources=True,
                                     fresh=True):
-        out.extend(scans)
+        done = len(out)  # the items come back in order
+        out.extend(keep(sc, f) for sc, f in zip(scans, fr[done:done + len(scans)]))
         if measurer is not None:
             measurer.merge(part)
     return out, detector if detector is not None else _detector_class(components)

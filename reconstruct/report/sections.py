@@ -17,7 +17,8 @@ import numpy as np
 from ..options import option
 from . import svg
 from .data import FlagResults, ReportData, compute_flags
-from .page import esc, fmt, img_tag, table
+from .page import esc, figure, fmt, table
+from .thumbs import Thumb, ThumbPlan, thumb_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..stage import StageContext
@@ -96,7 +97,8 @@ def _scan(ctx: "StageContext"):
             frames = [f for f in d.outputs if d.hero_index(f) is not None]
             measurer = MethodMeasurer(d, d.method, masks, _detector_class(ctx.components), frames)
         flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
-                              executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None))
+                              executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None),
+                              thumbs=thumb_plan(d))
         if measurer is None:
             return flags, None, masks
         from ..artifacts.plates import read_plate
@@ -291,15 +293,48 @@ class FitSection:
         return "".join(parts)
 
 
-def _crop(img: np.ndarray, box: tuple[int, int, int, int] | None, pad: float = 0.35) -> np.ndarray:
-    if box is None:
-        return img
-    x, y, w, h = box
-    H, W = img.shape[:2]
-    side = int(max(w, h) * (1 + 2 * pad))
-    cx, cy = x + w // 2, y + h // 2
-    x0, y0 = max(0, cx - side // 2), max(0, cy - side // 2)
-    return img[y0:min(H, y0 + side), x0:min(W, x0 + side)]
+# the pictures the sections show (made in the report's one pass over the take: .thumbs)
+FLAG_THUMBS = (Thumb("flag_plate", "plate", True, 180), Thumb("flag_output", "output", True, 180))
+PLATE_THUMBS = (Thumb("before", "plate", False, 360), Thumb("after", "output", False, 360))
+PLATE_FACE_THUMBS = (Thumb("face_before", "plate", True, 200), Thumb("face_after", "output", True, 200))
+METHOD_THUMBS = (Thumb("method_plate", "plate", True, 220), Thumb("method_own", "output", True, 220))
+
+
+def _three(frames: list[int]) -> list[int]:
+    """The first, middle and last of ``frames`` (the frames the strips show)."""
+    return sorted({frames[0], frames[len(frames) // 2], frames[-1]}) if frames else []
+
+
+def thumb_plan(d: ReportData) -> ThumbPlan:
+    """The pictures the sections will ask for: every frame's flag thumbnails (which frames are flagged is known only
+    after the pass), the plates' and the methods' strips of their three frames."""
+    from .measures import measured_frames
+
+    some = [(f, PLATE_THUMBS + PLATE_FACE_THUMBS) for f in _three(list(d.outputs))]
+    methods = list(d.methods) or ([d.method] if d.outputs else [])
+    if methods:
+        common = set.intersection(*(set(int(f) for f in measured_frames(d, m)) for m in methods))
+        some += [(f, METHOD_THUMBS) for f in _three(sorted(common))]
+    return ThumbPlan(FLAG_THUMBS, tuple(some))
+
+
+class _Pictures:
+    """One frame's pictures for a section: from the pass's store, else made from the frame (read once, only then)."""
+
+    def __init__(self, ctx: "StageContext", frame: int) -> None:
+        res = report_flags(ctx)
+        self.d, self.frame, self.store, self.box = report_data(ctx), frame, res.thumbs, res.boxes.get(frame)
+        self._read: dict[str, np.ndarray | None] = {}
+
+    def uri(self, thumb: Thumb) -> str | None:
+        """``thumb``'s data URI, or None when its image cannot be read."""
+        u = self.store.get(self.frame, thumb.name) if self.store is not None else None
+        if u is not None:
+            return u
+        if thumb.source not in self._read:
+            self._read[thumb.source] = (self.d.before if thumb.source == "plate" else self.d.after)(self.frame)
+        img = self._read[thumb.source]
+        return None if img is None else thumb_uri(thumb, img, self.box)
 
 
 class PlatesSection:
@@ -311,17 +346,17 @@ class PlatesSection:
         if not d.outputs:
             return '<p class="note">no composited hero plates yet (the composite stage has not run).</p>'
         frames = list(d.outputs)
-        pick = sorted({frames[0], frames[len(frames) // 2], frames[-1]})
         boxes = report_flags(ctx).boxes
         figs = []
-        for f in pick:
-            b, a = d.before(f), d.after(f)
+        for f in _three(frames):
+            pics = _Pictures(ctx, f)
+            b, a = (pics.uri(t) for t in PLATE_THUMBS)
             if b is None or a is None:
                 continue
-            figs.append(f'<div>{img_tag(b, f"frame {f} before")}</div><div>{img_tag(a, f"frame {f} after")}</div>')
+            figs.append(f'<div>{figure(b, f"frame {f} before")}</div><div>{figure(a, f"frame {f} after")}</div>')
             if f in boxes:
-                figs.append(f'<div>{img_tag(_crop(b, boxes[f]), "face before", 200)}</div>'
-                            f'<div>{img_tag(_crop(a, boxes[f]), "face after", 200)}</div>')
+                fb, fa = (pics.uri(t) for t in PLATE_FACE_THUMBS)
+                figs.append(f'<div>{figure(fb, "face before")}</div><div>{figure(fa, "face after")}</div>')
         return ('<p class="note">hero plate before (left) and after (right) at the first, middle and last '
                 f'composited frame ({len(frames)} composited frames).</p><div class="thumbs">{"".join(figs)}</div>')
 
@@ -357,22 +392,24 @@ class MethodsSection:
                        numeric=tuple(range(1, 2 + len(MEASURE_COLUMNS))))]
         common = sorted(set.intersection(*(set(int(f) for f in m.frames) for m in ms.values())))
         if common:
-            pick = sorted({common[0], common[len(common) // 2], common[-1]})
-            boxes = report_flags(ctx).boxes
             from ..artifacts.plates import read_plate
 
             figs = []
-            for f in pick:
-                b = d.before(f)
+            for f in _three(common):
+                pics = _Pictures(ctx, f)
+                b = pics.uri(METHOD_THUMBS[0])
                 if b is None:
                     continue
-                box = boxes.get(f)
-                cells = [img_tag(_crop(b, box), f"{f} plate", 220)]
+                cells = [figure(b, f"{f} plate")]
                 for method in ms:
-                    p = d.methods.get(method, d.outputs if method == d.method else {}).get(f)
-                    a = read_plate(p) if p is not None else None
+                    if method == d.method and d.outputs.get(f) is not None:  # the report's own: from the pass
+                        a = pics.uri(METHOD_THUMBS[1])
+                    else:
+                        p = d.methods.get(method, d.outputs if method == d.method else {}).get(f)
+                        img = read_plate(p) if p is not None else None
+                        a = None if img is None else thumb_uri(METHOD_THUMBS[1], img, pics.box)
                     if a is not None:
-                        cells.append(img_tag(_crop(a, box), f"{f} {method or '?'}", 220))
+                        cells.append(figure(a, f"{f} {method or '?'}"))
                 figs.append(f'<div class="thumbs">{"".join(cells)}</div>')
             parts.append("<h3>Before and after</h3>" + "".join(figs))
         return "".join(parts)
@@ -384,7 +421,6 @@ class FlagsSection:
 
     def html(self, ctx: "StageContext") -> str | None:
         res = report_flags(ctx)
-        d = report_data(ctx)
         parts = []
         flagged = res.flagged_frames()
         if res.series and not flagged:
@@ -412,13 +448,13 @@ class FlagsSection:
         if flagged:
             figs = []
             for f, names in list(flagged.items())[:24]:
-                b, a = d.before(f), d.after(f)
+                pics = _Pictures(ctx, f)
+                b, a = (pics.uri(t) for t in FLAG_THUMBS)
                 if b is None or a is None:
                     continue
-                box = res.boxes.get(f)
                 pills = "".join(f'<span class="pill flag">{esc(n)}</span>' for n in names)
-                figs.append(f'<div><div>{pills}</div><div class="thumbs">{img_tag(_crop(b, box), f"{f} plate", 180)}'
-                            f'{img_tag(_crop(a, box), f"{f} output", 180)}</div></div>')
+                figs.append(f'<div><div>{pills}</div><div class="thumbs">{figure(b, f"{f} plate")}'
+                            f'{figure(a, f"{f} output")}</div></div>')
             parts.append("<h3>Flagged frames</h3>" + f'<div class="thumbs">{"".join(figs)}</div>')
         return "".join(parts)
 

@@ -1,0 +1,66 @@
+"""The report's per-frame work, cut without changing a number: the seam score on the band's box, the wrinkle bands
+shared by the regions of one kind, the face model and renderer loaded only where frames are measured."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+
+from reconstruct.report import flags as F
+from reconstruct.report import measures as M
+from reconstruct.retouch.regions import AGE_REGIONS
+
+
+def _seam_full_frame(composite, mask, plate, width=2):
+    """seam_score as it was: the gradient of the whole frame's edit."""
+    band = F._boundary_band(mask, width)
+    return float(2.0 * np.percentile(F._grad_mag(F._gray(composite) - F._gray(plate))[band], 90))
+
+
+def test_seam_score_on_the_band_box_equals_the_whole_frame():
+    rng = np.random.default_rng(0)
+    plate = rng.integers(0, 255, (120, 160, 3)).astype(np.uint8)
+    for cx, cy, r in ((80, 60, 30), (10, 60, 25), (150, 110, 40), (80, 60, 200)):  # inside, at the edges, all over
+        yy, xx = np.mgrid[0:120, 0:160]
+        mask = cv2.GaussianBlur(((xx - cx) ** 2 + (yy - cy) ** 2 < r * r).astype(np.float32), (0, 0), 2.0)
+        comp = np.clip(plate + 14.0 * mask[..., None] + rng.normal(0, 2, plate.shape), 0, 255).astype(np.uint8)
+        if not F._boundary_band(mask, 2).any():
+            continue
+        assert F.seam_score(comp, mask, plate) == _seam_full_frame(comp, mask, plate)
+
+
+def test_the_bands_of_one_kind_are_blurred_once(monkeypatch):
+    """5 age regions of 2 kinds: 2 blurs per kind and image (result, plate) instead of per region, plus the finest
+    band's one per image: 10 blurs a frame instead of 22 (the same arrays, so the same energies)."""
+    from reconstruct.retouch import blur
+
+    calls = []
+    real = blur.gaussian_blur
+    monkeypatch.setattr(blur, "gaussian_blur", lambda y, s: calls.append(s) or real(y, s))
+    h, w = 90, 80
+    rng = np.random.default_rng(1)
+    regions = {name: (rng.random((h, w)) > 0.5).astype(np.float32) for name in AGE_REGIONS}
+    masks = SimpleNamespace(for_frame=lambda f, b: ((slice(0, h), slice(0, w)), np.ones((h, w), bool),
+                                                    np.ones((h, w), np.float32), regions, 40.0))
+    data = SimpleNamespace(intent=lambda m: ("", {}))
+    m = M.MethodMeasurer(data, "x", masks, None, [0])
+    b = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)
+    a = np.clip(b.astype(np.int16) + rng.integers(-5, 5, b.shape), 0, 255).astype(np.uint8)
+    m.add(0, b, a)
+    assert len(calls) == 10, calls
+    assert np.isfinite(m.res.wrinkle_ratio[0])
+
+
+def test_face_masks_load_the_model_only_when_a_frame_is_measured():
+    """The driver of a report measured in worker processes builds FaceMasks but measures nothing there: the model
+    and the renderer (open3d's import: ~1 s) are not loaded."""
+    loaded = []
+    comps = SimpleNamespace(face_model=lambda name: loaded.append(name))
+    fits = SimpleNamespace(frames=np.array([0, 1]), model_name="ict")
+    cam = object()
+    session = SimpleNamespace(calibration_path=SimpleNamespace(exists=lambda: True), cameras=lambda: {"hero": cam})
+    masks = M.FaceMasks(SimpleNamespace(fits=fits, session=session, hero="hero"), comps)
+    assert masks.ok and loaded == []
+    assert masks.for_frame(5, None) is None and loaded == []  # a frame the fit has not: nothing to load
