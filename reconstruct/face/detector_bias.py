@@ -38,6 +38,8 @@ from .model import FaceModel, read_npz
 log = logging.getLogger(__name__)
 
 FORMAT = "deage-detector-bias-1"
+#: placements of MediaPipe's inner-lip / eye contours a bias can be learned against (:attr:`DetectorBias.contours`)
+CONTOURS = ("computed", "lips", "lids", "lips+lids")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -53,6 +55,11 @@ class DetectorBias:
             view direction is taken from (the mean shape's landmark centroid).
         samples: (N,) training detections per landmark (0: no offset learned, the correspondence is kept).
         spread: (N,) RMS of the training offsets left after the model (metres): the detector's own scatter.
+        contours: the placement of MediaPipe's inner-lip and eye contours the offsets were learned against
+            (:mod:`reconstruct.fitting.lip_anchor`): ``"computed"`` (the bare correspondence; files written before
+            this field existed), ``"lips"``, ``"lids"`` or ``"lips+lids"`` (anchored on the model's lip / lid
+            lines). A fit with another placement re-expresses the offsets of the points that differ
+            (:func:`reconstruct.fitting.lip_anchor.anchor_inner_lips`).
     """
 
     scheme: str
@@ -65,6 +72,7 @@ class DetectorBias:
     view_centre: np.ndarray
     samples: np.ndarray
     spread: np.ndarray
+    contours: str = "computed"
 
     def check(self, model: FaceModel, scheme: str) -> None:
         if scheme != self.scheme or model.n_vertices != self.n_vertices or \
@@ -111,7 +119,8 @@ class DetectorBias:
                                 identity=self.identity.astype(np.float32),
                                 expression=self.expression.astype(np.float32),
                                 view=self.view.astype(np.float32), view_centre=self.view_centre,
-                                samples=self.samples.astype(np.int32), spread=self.spread.astype(np.float32))
+                                samples=self.samples.astype(np.int32), spread=self.spread.astype(np.float32),
+                                contours=np.array(self.contours))
 
 
 def load_bias(path: Path) -> DetectorBias:
@@ -120,10 +129,15 @@ def load_bias(path: Path) -> DetectorBias:
     if "format" not in d or str(d["format"]) != FORMAT:
         raise FaceModelError(f"{path} is not a detector bias file ({FORMAT})",
                              hint="write one with tools/learn_landmark_bias.py")
+    contours = str(d["contours"]) if "contours" in d else "computed"
+    if contours not in CONTOURS:
+        raise FaceModelError(f"{path}: unknown contour placement {contours!r} (known: {', '.join(CONTOURS)})",
+                             hint="write the file again with tools/learn_landmark_bias.py")
     f = lambda k: d[k].astype(np.float64)  # noqa: E731
     return DetectorBias(scheme=str(d["scheme"]), model=str(d["model"]), n_vertices=int(d["n_vertices"]),
                         offset=f("offset"), identity=f("identity"), expression=f("expression"), view=f("view"),
-                        view_centre=f("view_centre"), samples=d["samples"].astype(np.int64), spread=f("spread"))
+                        view_centre=f("view_centre"), samples=d["samples"].astype(np.int64), spread=f("spread"),
+                        contours=contours)
 
 
 def view_features(v):
@@ -218,14 +232,16 @@ class BiasSample:
 
 
 def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identity_modes: int = 40,
-               ridge: float = 1e-3, min_samples: int = 30, max_offset_m: float = 0.02) -> DetectorBias:
+               ridge: float = 1e-3, min_samples: int = 30, max_offset_m: float = 0.02,
+               contours: str = "computed") -> DetectorBias:
     """Ridge regression per landmark of the offsets (hit - correspondence point) on ``[1, alpha[:k], beta,
     view_features(view)]``.
 
     ``ridge``: Tikhonov weight on the slopes (metres^2 per unit coefficient^2, scaled by the sample count), so
     that modes the training set barely excites keep a zero slope. Offsets larger than ``max_offset_m`` (a ray that
     met the wrong part of the face) are dropped; landmarks with fewer than ``min_samples`` usable detections get
-    no offset.
+    no offset. ``contours``: the placement of the inner-lip / eye contours in ``model``'s map (``model`` as
+    :func:`reconstruct.fitting.lip_anchor.anchor_inner_lips` returns it), recorded in the result.
     """
     lm = model.landmark_map(scheme)
     N = lm.triangle.shape[0]
@@ -256,7 +272,7 @@ def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identit
     return DetectorBias(scheme=scheme, model=model.name, n_vertices=model.n_vertices, offset=W[:, 0],
                         identity=np.moveaxis(W[:, 1:1 + k], 1, 2), expression=np.moveaxis(W[:, 1 + k:1 + k + Ke], 1, 2),
                         view=np.moveaxis(W[:, 1 + k + Ke:], 1, 2), view_centre=view_centre(model),
-                        samples=count, spread=spread)
+                        samples=count, spread=spread, contours=contours)
 
 
 def view_centre(model: FaceModel) -> np.ndarray:

@@ -44,6 +44,24 @@ def test_bias_refuses_another_model_or_scheme(ict_model, bias, tmp_path):
         load_bias(bad)
 
 
+def test_bias_file_records_its_contour_placement(bias, tmp_path):
+    """The contour placement a bias was learned on survives a save / load; a file written before the field existed
+    reads as learned on the computed contours; an unknown placement is refused."""
+    from dataclasses import replace
+
+    path = tmp_path / "b.npz"
+    replace(bias, contours="lids").save(path)
+    assert load_bias(path).contours == "lids"
+    old = dict(np.load(path))
+    del old["contours"]
+    np.savez(tmp_path / "old.npz", **old)
+    assert load_bias(tmp_path / "old.npz").contours == "computed"
+    old["contours"] = np.array("mouth")
+    np.savez(tmp_path / "bad.npz", **old)
+    with pytest.raises(FaceModelError, match="unknown contour placement"):
+        load_bias(tmp_path / "bad.npz")
+
+
 def test_biased_basis_is_the_correspondence_plus_the_offset(ict_model, bias):
     rng = np.random.default_rng(0)
     alpha = rng.standard_normal(ict_model.n_identity)
