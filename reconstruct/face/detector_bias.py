@@ -113,6 +113,9 @@ class DetectorBias:
     def save(self, path: Path) -> None:
         from ..session import atomic_path
 
+        # "computed" is what a file without the field means: left out, a file learned on the computed contours is
+        # the same bytes as before the field existed
+        extra = {} if self.contours == "computed" else {"contours": np.array(self.contours)}
         with atomic_path(Path(path), suffix=".npz") as tmp:
             np.savez_compressed(tmp, format=np.array(FORMAT), scheme=np.array(self.scheme), model=np.array(self.model),
                                 n_vertices=np.array(self.n_vertices), offset=self.offset.astype(np.float32),
@@ -120,7 +123,7 @@ class DetectorBias:
                                 expression=self.expression.astype(np.float32),
                                 view=self.view.astype(np.float32), view_centre=self.view_centre,
                                 samples=self.samples.astype(np.int32), spread=self.spread.astype(np.float32),
-                                contours=np.array(self.contours))
+                                **extra)
 
 
 def load_bias(path: Path) -> DetectorBias:
