@@ -13,8 +13,8 @@
 (reconstruct/fitting/lip_anchor.py; default ``lips+lids``, the fit stage's ``fit.lips=edges fit.lids=edges``;
 ``computed``: the bare correspondence). ``check`` measures against the placement the file records.
 
-The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn`` (default settings) over
-``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2 cores); held out: seed 3, 500 faces
+The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn --contours computed`` (other
+settings default) over ``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2 cores); held out: seed 3, 500 faces
 (reconstruct/assets/SOURCES.md, docs/fitting.md).
 """
 
@@ -124,6 +124,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--identity-modes", type=int, default=100)
     ap.add_argument("--ridge", type=float, default=1e-3)
+    ap.add_argument("--view-degree", type=int, default=2, choices=(1, 2, 3, 4),
+                    help="learn: degree of the view term in the view direction's x, y")
+    ap.add_argument("--view-ridge", type=float, default=None, help="learn: ridge on the view slopes (default --ridge)")
     ap.add_argument("--contours", default="lips+lids", choices=("computed", "lips", "lids", "lips+lids"),
                     help="learn: the placement of MediaPipe's inner-lip / eye contours to learn against")
     a = ap.parse_args(argv)
@@ -137,7 +140,7 @@ def main(argv=None) -> None:
     samples = read_samples(a.data, load_model())  # surface hits: on the bare correspondence (the cached ones)
     if a.cmd == "learn":
         bias = learn_bias(model, "mediapipe478", samples, identity_modes=a.identity_modes, ridge=a.ridge,
-                          contours=a.contours)
+                          contours=a.contours, view_degree=a.view_degree, view_ridge=a.view_ridge)
         bias.save(a.out)
         print(f"{len(samples)} samples; median spread {1e3 * np.median(bias.spread[bias.samples > 0]):.2f} mm; "
               f"median |offset| {1e3 * np.median(np.linalg.norm(bias.offset, axis=1)):.2f} mm -> {a.out}")
