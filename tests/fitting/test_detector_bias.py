@@ -151,15 +151,37 @@ def test_learning_recovers_a_view_term_of_degree_four(ict_model, tmp_path):
     assert b4.view_degree == 4 and np.allclose(b4.view, b.view, atol=1e-6)
 
 
-def test_a_quadratic_view_file_means_what_it_did(bias):
-    """The shipped file's view term (degree 2, 5 features) is padded with zeros to the 14 features: its offsets are
-    the quadratic model's."""
-    assert bias.view.shape[2] == 14 and bias.view_degree == 2
+def test_a_quadratic_view_file_means_what_it_did(bias, tmp_path):
+    """A file written before the view term's degree could be chosen (5 view features, no contours field) loads with
+    its view offsets padded with zeros to the 14 features: its offsets are the quadratic model's."""
+    old = {k: v for k, v in np.load(builtin_path(), allow_pickle=False).items() if k != "contours"}
+    old["view"] = old["view"][..., :5]
+    np.savez(tmp_path / "old.npz", **old)
+    b = load_bias(tmp_path / "old.npz")
+    assert b.view.shape[2] == 14 and b.view_degree == 2 and b.contours == "computed"
     v = np.array([[0.3, -0.2, 0.93]])
     x, y = v[0, 0], v[0, 1]
-    quad = np.einsum("ndk,k->nd", bias.view[..., :5], [x, y, x * x, y * y, x * y])
-    np.testing.assert_allclose(bias.at(np.zeros(0), np.zeros((1, bias.expression.shape[2])), v)[0] - bias.offset,
-                               quad, atol=1e-12)
+    quad = np.einsum("ndk,k->nd", old["view"].astype(np.float64), [x, y, x * x, y * y, x * y])
+    np.testing.assert_allclose(b.at(np.zeros(0), np.zeros((1, b.expression.shape[2])), v)[0] - b.offset, quad,
+                               atol=1e-12)
+
+
+def builtin_path():
+    from reconstruct import assets
+
+    return assets.detector_bias_path("ict", SCHEME)
+
+
+def test_shipped_bias_is_quartic_in_the_view_and_learned_on_the_lid_lines(ict_model, bias):
+    """The shipped file (docs/fitting.md "Detector bias"): view term of degree 4, learned with the eye contours on
+    the model's lid lines, so the default fit (fit.lips=edges, fit.lids=edges) keeps its lid slopes and re-expresses
+    only the inner-lip points."""
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
+    assert bias.view_degree == 4 and bias.contours == "lids"
+    _, b = anchor_inner_lips(ict_model, SCHEME, bias)
+    upper_lid = [159, 386]  # MediaPipe's upper-lid midpoints
+    assert np.abs(b.expression[upper_lid]).max() > 0 and not b.expression[[13, 14]].any()
 
 
 def test_fit_with_the_bias_undoes_it(ict_model, bias, face_region):
