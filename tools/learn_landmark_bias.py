@@ -14,8 +14,8 @@
 ``computed``: the bare correspondence). ``check`` measures against the placement the file records.
 
 The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn --contours lids --view-degree 4
---view-ridge 1e-5`` (other settings default) over ``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2 cores); held out: seed 3, 500 faces
-(reconstruct/assets/SOURCES.md, docs/fitting.md).
+--view-ridge 1e-5`` (other settings default) over ``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2
+cores); held out: seed 3, 500 faces (reconstruct/assets/SOURCES.md, docs/fitting.md).
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ class DetectorBias:
         model: face model name it was learned on; n_vertices: its vertex count (a guard against another model).
         offset: (N, 3) constant offset d_n. identity: (N, 3, Ki) offset per identity coefficient (Ki may be fewer
             than the model's modes: the rest have none). expression: (N, 3, Ke) offset per expression weight.
-        view: (N, 3, F) offset per view feature (:func:`view_features`). view_centre: (3,) model-frame point the
-            view direction is taken from (the mean shape's landmark centroid).
+        view: (N, 3, 14) offset per view feature (:func:`view_features`; fewer given: padded with zeros).
+            view_centre: (3,) model-frame point the view direction is taken from (the mean shape's landmark centroid).
         samples: (N,) training detections per landmark (0: no offset learned, the correspondence is kept).
         spread: (N,) RMS of the training offsets left after the model (metres): the detector's own scatter.
         contours: the placement of MediaPipe's inner-lip and eye contours the offsets were learned against

@@ -48,7 +48,8 @@ def test_detector_bias_lowers_the_vertex_error(scored):
     # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 2.87 mm, mouth 2.85 mm with the bias
     # (degree-4 view term, learned on the lid lines) and the inner lips and lids on the model's lines (3.03 / 3.21 mm
     # with the computed contours; the first, quadratic bias file: 3.08 / 3.02 mm) (bare correspondence 5.73 / 6.00
-    # mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's (measured 0.50x / 0.48x). The bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
+    # mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's (measured 0.50x / 0.48x). The issue's
+    # bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
     assert b["face"] < 0.0035 and b["mouth"] < 0.0036, b
     assert b["face"] < 0.6 * n["face"] and b["mouth"] < 0.6 * n["mouth"]
 
@@ -81,5 +82,6 @@ def test_mouth_opening_follows_the_lips(scored):
 
     e, c = err(scored["bias"]), err(scored["computed"])
     print("opening mean rel err: edges", e, "computed", c)
-    # measured 0.21 against 0.28 (first bias file: 0.20 / 0.30) (the bar, 10 % on every frame, is not met: docs/fitting.md)
+    # measured 0.21 against 0.28 (first bias file: 0.20 / 0.30) (the bar, 10 % on every frame, is not met:
+    # docs/fitting.md)
     assert e < 0.8 * c, (e, c)

@@ -82,7 +82,8 @@ def test_a_bias_learned_on_the_anchored_contours_keeps_its_slopes(models):
     learned = replace(bias, contours="lips+lids")
     m, b = anchor_inner_lips(model, "mediapipe478", learned)
     assert b is learned  # the fit's placement is the one it was learned on: nothing dropped
-    np.testing.assert_array_equal(m.landmark_map("mediapipe478").triangle, anchored.landmark_map("mediapipe478").triangle)
+    np.testing.assert_array_equal(m.landmark_map("mediapipe478").triangle,
+                                  anchored.landmark_map("mediapipe478").triangle)
 
 
 @pytest.mark.parametrize("lips, lids", [(False, False), (True, False), (False, True)])
