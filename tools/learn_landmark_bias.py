@@ -5,12 +5,17 @@
     .venv/bin/python tools/learn_landmark_bias.py render data_a.npz --samples 2000 --seed 1
     # fit the bias model on one or more such files (identities of other seeds stay unseen) -> bias file
     .venv/bin/python tools/learn_landmark_bias.py learn bias.npz data_a.npz data_b.npz [--identity-modes 100]
+                                                 [--contours lips+lids]
     # held-out check: mean distance of the detections to the plain and the biased correspondence
     .venv/bin/python tools/learn_landmark_bias.py check bias.npz data_c.npz
 
-The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn`` (default settings) over
-``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2 cores); held out: seed 3, 500 faces
-(reconstruct/assets/SOURCES.md, docs/fitting.md).
+``--contours``: the placement of MediaPipe's inner-lip and eye contours the offsets are learned against
+(reconstruct/fitting/lip_anchor.py; default ``lips+lids``, the fit stage's ``fit.lips=edges fit.lids=edges``;
+``computed``: the bare correspondence). ``check`` measures against the placement the file records.
+
+The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn --contours lids --view-degree 4
+--view-ridge 1e-5`` (other settings default) over ``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2
+cores); held out: seed 3, 500 faces (reconstruct/assets/SOURCES.md, docs/fitting.md).
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 
-def load_model():
+def load_model(contours: str = "computed"):
+    """The built-in ICT model with the MediaPipe map, its contours placed as ``contours`` says."""
     from reconstruct.face.store import load_builtin_ict
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
     from reconstruct.fitting.pipeline import ensure_scheme
 
-    return ensure_scheme(load_builtin_ict(), "mediapipe478")
+    on = contours.split("+")
+    return anchor_inner_lips(ensure_scheme(load_builtin_ict(), "mediapipe478"), "mediapipe478", None,
+                             lips="lips" in on, eyes="lids" in on)[0]
 
 
 def render(out: Path, samples: int, seed: int) -> None:
@@ -115,21 +124,28 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--identity-modes", type=int, default=100)
     ap.add_argument("--ridge", type=float, default=1e-3)
+    ap.add_argument("--view-degree", type=int, default=2, choices=(1, 2, 3, 4),
+                    help="learn: degree of the view term in the view direction's x, y")
+    ap.add_argument("--view-ridge", type=float, default=None, help="learn: ridge on the view slopes (default --ridge)")
+    ap.add_argument("--contours", default="lips+lids", choices=("computed", "lips", "lids", "lips+lids"),
+                    help="learn: the placement of MediaPipe's inner-lip / eye contours to learn against")
     a = ap.parse_args(argv)
     if a.cmd == "render":
         render(a.out, a.samples, a.seed)
         return
     from reconstruct.face.detector_bias import learn_bias, load_bias
 
-    model = load_model()
-    samples = read_samples(a.data, model)
+    bias = load_bias(a.out) if a.cmd == "check" else None
+    model = load_model(a.contours if bias is None else bias.contours)
+    samples = read_samples(a.data, load_model())  # surface hits: on the bare correspondence (the cached ones)
     if a.cmd == "learn":
-        bias = learn_bias(model, "mediapipe478", samples, identity_modes=a.identity_modes, ridge=a.ridge)
+        bias = learn_bias(model, "mediapipe478", samples, identity_modes=a.identity_modes, ridge=a.ridge,
+                          contours=a.contours, view_degree=a.view_degree, view_ridge=a.view_ridge)
         bias.save(a.out)
         print(f"{len(samples)} samples; median spread {1e3 * np.median(bias.spread[bias.samples > 0]):.2f} mm; "
               f"median |offset| {1e3 * np.median(np.linalg.norm(bias.offset, axis=1)):.2f} mm -> {a.out}")
     else:
-        print(check(model, load_bias(a.out), samples))
+        print(check(model, bias, samples))
 
 
 if __name__ == "__main__":

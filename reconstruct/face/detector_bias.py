@@ -12,9 +12,11 @@ correspondence point plus an offset linear in the model's coefficients::
 
     p_n(alpha, beta, v) = L_n(alpha, beta) + d_n + E_n [alpha_1..alpha_k, beta] + V_n phi(v)      (metres)
 
-where ``v`` is the direction from the face to the camera in the model frame and ``phi(v) = (v_x, v_y, v_x^2,
-v_y^2, v_x v_y)``: the detector places a point differently on a face seen from the side (held-out scatter 3.6 ->
-2.9 mm with the view term, docs/fitting.md).
+where ``v`` is the direction from the face to the camera in the model frame and ``phi(v)`` the monomials of
+``v_x, v_y`` up to a degree (:func:`view_features`; 2 in the first files: ``v_x, v_y, v_x^2, v_y^2, v_x v_y``): the
+detector places a point differently on a face seen from the side (held-out scatter 3.6 -> 2.9 mm with the
+quadratic view term, 2.81 -> 2.73 mm with degree 4, docs/fitting.md). The view term is the only part not linear in
+the model's coefficients; the fit re-evaluates it per camera at every iteration, so its degree costs nothing there.
 
 Learning (:func:`learn_bias`): render faces of random identities, expressions and poses (known truth), run the
 detector, cast each detected point's camera ray onto the true mesh (:func:`surface_hits`) and take the hit into the
@@ -38,6 +40,8 @@ from .model import FaceModel, read_npz
 log = logging.getLogger(__name__)
 
 FORMAT = "deage-detector-bias-1"
+#: placements of MediaPipe's inner-lip / eye contours a bias can be learned against (:attr:`DetectorBias.contours`)
+CONTOURS = ("computed", "lips", "lids", "lips+lids")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -49,10 +53,15 @@ class DetectorBias:
         model: face model name it was learned on; n_vertices: its vertex count (a guard against another model).
         offset: (N, 3) constant offset d_n. identity: (N, 3, Ki) offset per identity coefficient (Ki may be fewer
             than the model's modes: the rest have none). expression: (N, 3, Ke) offset per expression weight.
-        view: (N, 3, F) offset per view feature (:func:`view_features`). view_centre: (3,) model-frame point the
-            view direction is taken from (the mean shape's landmark centroid).
+        view: (N, 3, 14) offset per view feature (:func:`view_features`; fewer given: padded with zeros).
+            view_centre: (3,) model-frame point the view direction is taken from (the mean shape's landmark centroid).
         samples: (N,) training detections per landmark (0: no offset learned, the correspondence is kept).
         spread: (N,) RMS of the training offsets left after the model (metres): the detector's own scatter.
+        contours: the placement of MediaPipe's inner-lip and eye contours the offsets were learned against
+            (:mod:`reconstruct.fitting.lip_anchor`): ``"computed"`` (the bare correspondence; files written before
+            this field existed), ``"lips"``, ``"lids"`` or ``"lips+lids"`` (anchored on the model's lip / lid
+            lines). A fit with another placement re-expresses the offsets of the points that differ
+            (:func:`reconstruct.fitting.lip_anchor.anchor_inner_lips`).
     """
 
     scheme: str
@@ -65,6 +74,22 @@ class DetectorBias:
     view_centre: np.ndarray
     samples: np.ndarray
     spread: np.ndarray
+    contours: str = "computed"
+
+    def __post_init__(self) -> None:
+        f = self.view.shape[2]
+        if f not in VIEW_FEATURES.values():
+            raise FaceModelError(f"detector bias: {f} view features (known: {sorted(VIEW_FEATURES.values())})",
+                                 hint="write the file again with tools/learn_landmark_bias.py")
+        if f < VIEW_FEATURES[4]:  # a lower degree: the higher features' offsets are zero
+            pad = np.zeros(self.view.shape[:2] + (VIEW_FEATURES[4] - f,), self.view.dtype)
+            object.__setattr__(self, "view", np.concatenate([self.view, pad], 2))
+
+    @property
+    def view_degree(self) -> int:
+        """The highest degree of the view features with a non-zero offset (0: no view term)."""
+        used = np.flatnonzero(np.abs(self.view).max(axis=(0, 1)) > 0)
+        return 0 if len(used) == 0 else min(d for d, n in VIEW_FEATURES.items() if n > used[-1])
 
     def check(self, model: FaceModel, scheme: str) -> None:
         if scheme != self.scheme or model.n_vertices != self.n_vertices or \
@@ -105,13 +130,18 @@ class DetectorBias:
     def save(self, path: Path) -> None:
         from ..session import atomic_path
 
+        # "computed" is what a file without the field means: left out, a file learned on the computed contours is
+        # the same bytes as before the field existed
+        extra = {} if self.contours == "computed" else {"contours": np.array(self.contours)}
+        view = self.view[..., : VIEW_FEATURES[max(2, self.view_degree)]]  # the degree it has (>= 2, as before)
         with atomic_path(Path(path), suffix=".npz") as tmp:
             np.savez_compressed(tmp, format=np.array(FORMAT), scheme=np.array(self.scheme), model=np.array(self.model),
                                 n_vertices=np.array(self.n_vertices), offset=self.offset.astype(np.float32),
                                 identity=self.identity.astype(np.float32),
                                 expression=self.expression.astype(np.float32),
-                                view=self.view.astype(np.float32), view_centre=self.view_centre,
-                                samples=self.samples.astype(np.int32), spread=self.spread.astype(np.float32))
+                                view=view.astype(np.float32), view_centre=self.view_centre,
+                                samples=self.samples.astype(np.int32), spread=self.spread.astype(np.float32),
+                                **extra)
 
 
 def load_bias(path: Path) -> DetectorBias:
@@ -120,18 +150,30 @@ def load_bias(path: Path) -> DetectorBias:
     if "format" not in d or str(d["format"]) != FORMAT:
         raise FaceModelError(f"{path} is not a detector bias file ({FORMAT})",
                              hint="write one with tools/learn_landmark_bias.py")
+    contours = str(d["contours"]) if "contours" in d else "computed"
+    if contours not in CONTOURS:
+        raise FaceModelError(f"{path}: unknown contour placement {contours!r} (known: {', '.join(CONTOURS)})",
+                             hint="write the file again with tools/learn_landmark_bias.py")
     f = lambda k: d[k].astype(np.float64)  # noqa: E731
     return DetectorBias(scheme=str(d["scheme"]), model=str(d["model"]), n_vertices=int(d["n_vertices"]),
                         offset=f("offset"), identity=f("identity"), expression=f("expression"), view=f("view"),
-                        view_centre=f("view_centre"), samples=d["samples"].astype(np.int64), spread=f("spread"))
+                        view_centre=f("view_centre"), samples=d["samples"].astype(np.int64), spread=f("spread"),
+                        contours=contours)
+
+
+#: number of view features of degree 1..4 (:func:`view_features`)
+VIEW_FEATURES = {1: 2, 2: 5, 3: 9, 4: 14}
 
 
 def view_features(v):
-    """View directions (..., 3) (model frame, unit) -> features (..., 5): v_x, v_y, v_x^2, v_y^2, v_x v_y (numpy or
-    torch)."""
+    """View directions (..., 3) (model frame, unit) -> features (..., 14) (numpy or torch): the monomials of v_x, v_y
+    of degree 1 to 4, by degree: v_x, v_y | v_x^2, v_y^2, v_x v_y | v_x^3, v_y^3, v_x^2 v_y, v_x v_y^2 | v_x^4,
+    v_y^4, v_x^3 v_y, v_x v_y^3, v_x^2 v_y^2. A bias of degree d uses the first ``VIEW_FEATURES[d]`` (its view
+    array is padded with zeros to all 14 when it is made, so a degree-2 file keeps its meaning)."""
     x, y = v[..., 0], v[..., 1]
     stack = np.stack if isinstance(v, np.ndarray) else __import__("torch").stack
-    return stack([x, y, x * x, y * y, x * y], -1)
+    x2, y2, xy = x * x, y * y, x * y
+    return stack([x, y, x2, y2, xy, x2 * x, y2 * y, x2 * y, x * y2, x2 * x2, y2 * y2, x2 * xy, xy * y2, x2 * y2], -1)
 
 
 def builtin_bias(model: FaceModel, scheme: str) -> DetectorBias | None:
@@ -218,20 +260,25 @@ class BiasSample:
 
 
 def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identity_modes: int = 40,
-               ridge: float = 1e-3, min_samples: int = 30, max_offset_m: float = 0.02) -> DetectorBias:
+               ridge: float = 1e-3, min_samples: int = 30, max_offset_m: float = 0.02,
+               contours: str = "computed", view_degree: int = 2, view_ridge: float | None = None) -> DetectorBias:
     """Ridge regression per landmark of the offsets (hit - correspondence point) on ``[1, alpha[:k], beta,
     view_features(view)]``.
 
     ``ridge``: Tikhonov weight on the slopes (metres^2 per unit coefficient^2, scaled by the sample count), so
     that modes the training set barely excites keep a zero slope. Offsets larger than ``max_offset_m`` (a ray that
     met the wrong part of the face) are dropped; landmarks with fewer than ``min_samples`` usable detections get
-    no offset.
+    no offset. ``view_degree``: the view term's degree (1-4, :func:`view_features`); ``view_ridge``: the ridge
+    weight on its slopes (None: ``ridge``; the higher monomials are small numbers, which one ridge for all would
+    hold near zero). ``contours``: the placement of the inner-lip / eye contours in ``model``'s map (``model`` as
+    :func:`reconstruct.fitting.lip_anchor.anchor_inner_lips` returns it), recorded in the result.
     """
     lm = model.landmark_map(scheme)
     N = lm.triangle.shape[0]
     k = min(identity_modes, model.n_identity)
     Ke = model.n_expression
-    X = np.stack([np.concatenate([[1.0], s.identity[:k], s.expression, view_features(np.asarray(s.view))])
+    F = VIEW_FEATURES[view_degree]
+    X = np.stack([np.concatenate([[1.0], s.identity[:k], s.expression, view_features(np.asarray(s.view))[:F]])
                   for s in samples])  # (S, 1 + k + Ke + F)
     Y = np.full((len(samples), N, 3), np.nan)
     for i, s in enumerate(samples):
@@ -244,6 +291,7 @@ def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identit
     spread = np.zeros(N)
     reg = np.full(X.shape[1], ridge)
     reg[0] = 1e-9
+    reg[1 + k + Ke:] = ridge if view_ridge is None else view_ridge
     for n in range(N):
         m = np.isfinite(Y[:, n]).all(1) & (lm.triangle[n] >= 0)
         count[n] = int(m.sum())
@@ -256,7 +304,7 @@ def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identit
     return DetectorBias(scheme=scheme, model=model.name, n_vertices=model.n_vertices, offset=W[:, 0],
                         identity=np.moveaxis(W[:, 1:1 + k], 1, 2), expression=np.moveaxis(W[:, 1 + k:1 + k + Ke], 1, 2),
                         view=np.moveaxis(W[:, 1 + k + Ke:], 1, 2), view_centre=view_centre(model),
-                        samples=count, spread=spread)
+                        samples=count, spread=spread, contours=contours)
 
 
 def view_centre(model: FaceModel) -> np.ndarray:

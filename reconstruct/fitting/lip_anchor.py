@@ -12,10 +12,12 @@ not open the mesh (on the unseen-rig takes the scream and smile were fitted 20-5
 Here both halves of MediaPipe's inner-lip contour are placed on the model's own inner-lip line, the iBUG-68 points
 60-64 (upper, through 61-63) and 64-60 (lower, through 65-67) that the model ships, joined along the mesh by
 shortest paths computed on an open-mouth shape (so that a path cannot cross from one lip to the other). Each
-MediaPipe point keeps its arc-length fraction along its half of the contour on MediaPipe's canonical mesh. Of the
-detector bias of these points (learned against the old placement) the part at the mean face is kept (its constant
-offset, re-expressed against the new placement, its view term and its weight); its identity and expression slopes,
-which moved the points without the mesh, are dropped.
+MediaPipe point keeps its arc-length fraction along its half of the contour on MediaPipe's canonical mesh. A
+detector bias records the placement it was learned against (``DetectorBias.contours``). Where that is not the fit's
+(the shipped file is learned on the computed contours, docs/fitting.md "Detector bias"), of the points placed
+differently the part of the bias at the mean face is kept (its constant offset, re-expressed against the fit's
+placement, its view term and its weight); its identity and expression slopes, which moved the points without the
+mesh, are dropped.
 
 The eye contours get the same treatment (the upper lid on iBUG-68 36-39 / 42-45, the lower on 39-36 / 45-42
 through 40-41 / 46-47): the computed ones sit next to the lid margin and follow a blink with 4.9 mm where the
@@ -199,29 +201,53 @@ def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: boo
     return new, moved
 
 
+def contour_name(lips: bool, eyes: bool) -> str:
+    """The name of a contour placement (:data:`reconstruct.face.detector_bias.CONTOURS`)."""
+    return "+".join(n for n, on in (("lips", lips), ("lids", eyes)) if on) or "computed"
+
+
 def anchor_inner_lips(model: FaceModel, scheme: str, bias=None, lips: bool = True, eyes: bool = True):
     """(model, bias) with MediaPipe's inner-lip contour on the model's inner-lip line and its eye contours on the
-    lid lines (:func:`anchored_map`) and the detector bias of those points reduced to its mean-face part (module
-    docstring); unchanged when neither is asked for or the model or scheme has nothing to anchor on."""
+    lid lines (:func:`anchored_map`); the model unchanged when neither is asked for or the model or scheme has
+    nothing to anchor on.
+
+    The detector bias is learned against one placement of these contours (``bias.contours``). Where the fit's
+    placement is the same the bias is kept whole; for the points placed differently only its mean-face part is
+    kept (its constant offset re-expressed from the bias's placement to the fit's, its view term and weight) and its
+    identity and expression slopes, learned against the other placement, are dropped.
+    """
     from ..assets import mediapipe_canonical_path
     from ..face.correspondence import mediapipe_canonical_points, with_landmarks
 
-    if not (lips or eyes):
-        return model, bias
-    out = anchored_map(model, scheme, mediapipe_canonical_points(mediapipe_canonical_path()), lips, eyes)
-    if out is None:
+    canonical = None
+
+    def placed(on_lips: bool, on_eyes: bool):
+        nonlocal canonical
+        if not (on_lips or on_eyes):
+            return None
+        if canonical is None:
+            canonical = mediapipe_canonical_points(mediapipe_canonical_path())
+        return anchored_map(model, scheme, canonical, on_lips, on_eyes)
+
+    out = placed(lips, eyes)
+    if (lips or eyes) and out is None:
         log.info("fit: model %s has no iBUG-68 points to anchor on; MediaPipe's contours left as computed", model.name)
         return model, bias
-    new, moved = out
-    log.info("fit: %d inner-lip / eye-contour landmarks anchored on the model's lip and lid lines", len(moved))
-    if bias is not None:  # keep where the detector puts these points on the mean face (its constant and view
-        # terms, re-expressed from the old placement to the new), drop the slopes learned against the old placement
+    new = model.landmarks[scheme] if out is None else out[0]
+    if out is not None:
+        log.info("fit: %d inner-lip / eye-contour landmarks anchored on the model's lip and lid lines", len(out[1]))
+    if bias is not None and bias.contours != contour_name(lips, eyes):
+        learned = bias.contours.split("+")
+        ref = placed("lips" in learned, "lids" in learned)
+        old = model.landmarks[scheme] if ref is None else ref[0]
+        moved = np.flatnonzero((old.triangle != new.triangle) | (np.abs(old.bary - new.bary) > 0).any(1))
         mean = model.mean.astype(np.float64)
-        old = model.landmarks[scheme].points(mean, model.triangles)
         off = bias.offset.copy()
-        off[moved] += old[moved] - new.points(mean, model.triangles)[moved]
+        off[moved] += old.points(mean, model.triangles)[moved] - new.points(mean, model.triangles)[moved]
         ident, expr = bias.identity.copy(), bias.expression.copy()
         ident[moved] = 0.0
         expr[moved] = 0.0
-        bias = replace(bias, offset=off, identity=ident, expression=expr)
-    return with_landmarks(model, new), bias
+        log.info("fit: detector bias learned with %s contours, fit with %s: %d points keep only its mean-face part",
+                 bias.contours, contour_name(lips, eyes), len(moved))
+        bias = replace(bias, offset=off, identity=ident, expression=expr, contours=contour_name(lips, eyes))
+    return (model if out is None else with_landmarks(model, new)), bias

@@ -44,6 +44,24 @@ def test_bias_refuses_another_model_or_scheme(ict_model, bias, tmp_path):
         load_bias(bad)
 
 
+def test_bias_file_records_its_contour_placement(bias, tmp_path):
+    """The contour placement a bias was learned on survives a save / load; a file written before the field existed
+    reads as learned on the computed contours; an unknown placement is refused."""
+    from dataclasses import replace
+
+    path = tmp_path / "b.npz"
+    replace(bias, contours="lids").save(path)
+    assert load_bias(path).contours == "lids"
+    old = dict(np.load(path))
+    del old["contours"]
+    np.savez(tmp_path / "old.npz", **old)
+    assert load_bias(tmp_path / "old.npz").contours == "computed"
+    old["contours"] = np.array("mouth")
+    np.savez(tmp_path / "bad.npz", **old)
+    with pytest.raises(FaceModelError, match="unknown contour placement"):
+        load_bias(tmp_path / "bad.npz")
+
+
 def test_biased_basis_is_the_correspondence_plus_the_offset(ict_model, bias):
     rng = np.random.default_rng(0)
     alpha = rng.standard_normal(ict_model.n_identity)
@@ -79,7 +97,7 @@ def test_learning_recovers_a_planted_bias(ict_model):
         yaw, pitch = rng.uniform(-0.6, 0.6), rng.uniform(-0.3, 0.3)
         v = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
         corr = lm.points(ict_model.vertices(a, e), ict_model.triangles)
-        off = d + E @ e + Ai @ a[:k] + V @ view_features(v)
+        off = d + E @ e + Ai @ a[:k] + V @ view_features(v)[:5]
         hits = corr + off + rng.normal(0, 0.0001, (n, 3))
         hits[lm.triangle < 0] = np.nan
         samples.append(BiasSample(a, e, v, hits))
@@ -88,7 +106,7 @@ def test_learning_recovers_a_planted_bias(ict_model):
     test = [(rng.standard_normal(ict_model.n_identity), rng.uniform(0, 0.5, ict_model.n_expression)) for _ in range(5)]
     err = []
     for a, e in test:
-        want = d + E @ e + Ai @ a[:k] + V @ view_features(np.array([0.2, -0.1, 0.97]))
+        want = d + E @ e + Ai @ a[:k] + V @ view_features(np.array([0.2, -0.1, 0.97]))[:5]
         got = b.at(a, e[None], np.array([[0.2, -0.1, 0.97]]))[0]
         err.append(np.linalg.norm(got - want, axis=1)[ok].mean())
     print("planted bias recovered to (mm)", np.round(1e3 * np.array(err), 3), "spread", 1e3 * np.median(b.spread[ok]))
@@ -96,6 +114,74 @@ def test_learning_recovers_a_planted_bias(ict_model):
     assert max(err) < 0.00025, err
     # the scatter left is the planted noise: 0.1 mm per axis -> 0.17 mm RMS, less the fitted dofs; measured 0.13 mm
     assert 0.00008 < np.median(b.spread[ok]) < 0.00025
+
+
+def test_learning_recovers_a_view_term_of_degree_four(ict_model, tmp_path):
+    """A planted offset quartic in the view direction: a degree-4 view term gets it back, the quadratic one cannot;
+    the file keeps the degree through save / load."""
+    rng = np.random.default_rng(2)
+    lm = ict_model.landmark_map(SCHEME)
+    n = lm.triangle.shape[0]
+    ok = lm.triangle >= 0
+    V = rng.normal(0, 0.004, (n, 3, 14))
+
+    def view(yaw, pitch):
+        return np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+
+    samples = []
+    for _ in range(120):
+        v = view(rng.uniform(-0.7, 0.7), rng.uniform(-0.4, 0.4))
+        a, e = np.zeros(ict_model.n_identity), np.zeros(ict_model.n_expression)
+        hits = lm.points(ict_model.vertices(a, e), ict_model.triangles) + V @ view_features(v)
+        hits[~ok] = np.nan
+        samples.append(BiasSample(a, e, v, hits))
+    test = view(0.6, -0.35)
+    want = V @ view_features(test)
+    err = {}
+    for degree in (2, 4):
+        b = learn_bias(ict_model, SCHEME, samples, identity_modes=0, ridge=1e-3, view_ridge=1e-9, view_degree=degree)
+        err[degree] = np.linalg.norm(b.at(np.zeros(0), np.zeros((1, ict_model.n_expression)), test[None])[0]
+                                     - want, axis=1)[ok].mean()
+        assert b.view_degree == degree
+    print("planted quartic view term recovered to (mm)", {d: round(1e3 * e, 3) for d, e in err.items()})
+    # measured: degree 4 0.000 mm (noise-free data), degree 2 0.32 mm at this view; tolerances 0.05 / > 0.2 mm
+    assert err[4] < 5e-5 and err[2] > 2e-4, err
+    b.save(tmp_path / "v4.npz")
+    b4 = load_bias(tmp_path / "v4.npz")
+    assert b4.view_degree == 4 and np.allclose(b4.view, b.view, atol=1e-6)
+
+
+def test_a_quadratic_view_file_means_what_it_did(bias, tmp_path):
+    """A file written before the view term's degree could be chosen (5 view features, no contours field) loads with
+    its view offsets padded with zeros to the 14 features: its offsets are the quadratic model's."""
+    old = {k: v for k, v in np.load(builtin_path(), allow_pickle=False).items() if k != "contours"}
+    old["view"] = old["view"][..., :5]
+    np.savez(tmp_path / "old.npz", **old)
+    b = load_bias(tmp_path / "old.npz")
+    assert b.view.shape[2] == 14 and b.view_degree == 2 and b.contours == "computed"
+    v = np.array([[0.3, -0.2, 0.93]])
+    x, y = v[0, 0], v[0, 1]
+    quad = np.einsum("ndk,k->nd", old["view"].astype(np.float64), [x, y, x * x, y * y, x * y])
+    np.testing.assert_allclose(b.at(np.zeros(0), np.zeros((1, b.expression.shape[2])), v)[0] - b.offset, quad,
+                               atol=1e-12)
+
+
+def builtin_path():
+    from reconstruct import assets
+
+    return assets.detector_bias_path("ict", SCHEME)
+
+
+def test_shipped_bias_is_quartic_in_the_view_and_learned_on_the_lid_lines(ict_model, bias):
+    """The shipped file (docs/fitting.md "Detector bias"): view term of degree 4, learned with the eye contours on
+    the model's lid lines, so the default fit (fit.lips=edges, fit.lids=edges) keeps its lid slopes and re-expresses
+    only the inner-lip points."""
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
+    assert bias.view_degree == 4 and bias.contours == "lids"
+    _, b = anchor_inner_lips(ict_model, SCHEME, bias)
+    upper_lid = [159, 386]  # MediaPipe's upper-lid midpoints
+    assert np.abs(b.expression[upper_lid]).max() > 0 and not b.expression[[13, 14]].any()
 
 
 def test_fit_with_the_bias_undoes_it(ict_model, bias, face_region):

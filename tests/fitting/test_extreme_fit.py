@@ -45,10 +45,11 @@ def scored(tmp_path_factory, ict_model, face_region):
 
 def test_detector_bias_lowers_the_vertex_error(scored):
     b, n = scored["bias"]["err"], scored["bare"]["err"]
-    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 3.08 mm, mouth 3.02 mm with the bias and
-    # the inner lips and lids on the model's lines (3.18 / 3.25 mm with the computed contours)
-    # (bare correspondence 5.73 / 6.00 mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's
-    # (measured 0.55x / 0.54x). The bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
+    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 2.87 mm, mouth 2.85 mm with the bias
+    # (degree-4 view term, learned on the lid lines) and the inner lips and lids on the model's lines (3.03 / 3.21 mm
+    # with the computed contours; the first, quadratic bias file: 3.08 / 3.02 mm) (bare correspondence 5.73 / 6.00
+    # mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's (measured 0.50x / 0.48x). The issue's
+    # bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
     assert b["face"] < 0.0035 and b["mouth"] < 0.0036, b
     assert b["face"] < 0.6 * n["face"] and b["mouth"] < 0.6 * n["mouth"]
 
@@ -58,14 +59,14 @@ def test_smile_lip_corners_within_ten_percent(scored):
     smile = r["segment"] == r["segments"].index("smile")
     t, f = r["mouth_truth"][smile, 1], r["mouth_fit"][smile, 1]
     rel = np.abs(f - t) / t
-    # the bar: 10 % on every frame; measured max 0.08 (bare correspondence: 0.14)
+    # the bar: 10 % on every frame; measured max 0.09 (first bias file 0.08; bare correspondence: 0.14)
     assert rel.max() <= 0.10, rel
 
 
 def test_jitter_of_the_error_not_worse(scored):
     b, n = scored["bias"]["jitter_error"], scored["bare"]["jitter_error"]
     # second differences of (fit - truth), per region; the bar: no worse than the bare fit's (today's);
-    # measured face 1.09 / 1.20, mouth 2.05 / 2.14, eyes 0.60 / 0.70 mm/frame^2 (bias / bare; with the bare fit's
+    # measured face 1.08 / 1.20, mouth 2.01 / 2.14, eyes 0.59 / 0.70 mm/frame^2 (bias / bare; with the bare fit's
     # smoothing the bias gave 1.21 / 1.92 / 0.85: hence its 2x smoothing)
     for k in ("face", "mouth", "eyes"):
         assert b[k] <= n[k], (k, b[k], n[k])
@@ -81,5 +82,6 @@ def test_mouth_opening_follows_the_lips(scored):
 
     e, c = err(scored["bias"]), err(scored["computed"])
     print("opening mean rel err: edges", e, "computed", c)
-    # measured 0.20 against 0.30 (the bar, 10 % on every frame, is not met: docs/fitting.md)
+    # measured 0.21 against 0.28 (first bias file: 0.20 / 0.30) (the bar, 10 % on every frame, is not met:
+    # docs/fitting.md)
     assert e < 0.8 * c, (e, c)

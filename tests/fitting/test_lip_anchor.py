@@ -1,6 +1,8 @@
 """MediaPipe's inner-lip and eye contours anchored on the model's lip and lid lines
 (reconstruct/fitting/lip_anchor.py)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,8 @@ def models(ict_model):
     from reconstruct.fitting.pipeline import ensure_scheme
 
     model = ensure_scheme(ict_model, "mediapipe478")
-    bias = builtin_bias(model, "mediapipe478")
+    # a bias learned against the computed contours (as the file shipped before the contours were anchored)
+    bias = replace(builtin_bias(model, "mediapipe478"), contours="computed")
     return model, bias, *anchor_inner_lips(model, "mediapipe478", bias)
 
 
@@ -62,8 +65,49 @@ def test_bias_keeps_the_mean_face_placement_and_drops_the_slopes(models):
     np.testing.assert_array_equal(b2.expression[others], bias.expression[others])
 
 
+def _moved(model):
+    from reconstruct.assets import mediapipe_canonical_path
+    from reconstruct.face.correspondence import mediapipe_canonical_points
+    from reconstruct.fitting.lip_anchor import eye_chains, inner_lip_chains
+
+    canonical = mediapipe_canonical_points(mediapipe_canonical_path())
+    up, low = inner_lip_chains(canonical)
+    return sorted(set(up) | set(low)), sorted({n for chains in eye_chains(canonical) for c in chains for n in c})
+
+
+def test_a_bias_learned_on_the_anchored_contours_keeps_its_slopes(models):
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
+    model, bias, anchored, _ = models
+    learned = replace(bias, contours="lips+lids")
+    m, b = anchor_inner_lips(model, "mediapipe478", learned)
+    assert b is learned  # the fit's placement is the one it was learned on: nothing dropped
+    np.testing.assert_array_equal(m.landmark_map("mediapipe478").triangle,
+                                  anchored.landmark_map("mediapipe478").triangle)
+
+
+@pytest.mark.parametrize("lips, lids", [(False, False), (True, False), (False, True)])
+def test_a_bias_learned_on_the_anchored_contours_follows_another_placement(models, lips, lids):
+    """Fit with fewer contours anchored than learned: the points placed differently keep the mean-face detection
+    (offset re-expressed) and lose the slopes learned against the other placement; the rest is kept whole."""
+    from reconstruct.fitting.lip_anchor import anchor_inner_lips
+
+    model, bias, anchored, _ = models
+    learned = replace(bias, contours="lips+lids")
+    m, b = anchor_inner_lips(model, "mediapipe478", learned, lips=lips, eyes=lids)
+    lip_pts, lid_pts = _moved(model)
+    moved = sorted((lip_pts if not lips else []) + (lid_pts if not lids else []))
+    mean = model.mean.astype(np.float64)
+    before = anchored.landmark_map("mediapipe478").points(mean, model.triangles) + learned.offset
+    after = m.landmark_map("mediapipe478").points(mean, model.triangles) + b.offset
+    np.testing.assert_allclose(after, before, atol=1e-9)
+    assert not b.expression[moved].any() and not b.identity[moved].any()
+    kept = np.setdiff1d(np.arange(len(bias.offset)), moved)
+    np.testing.assert_array_equal(b.expression[kept], learned.expression[kept])
+    assert b.contours == {(False, False): "computed", (True, False): "lips", (False, True): "lids"}[(lips, lids)]
+
+
 def test_models_without_ibug_points_are_left_alone(models):
-    from dataclasses import replace
     from types import MappingProxyType
 
     from reconstruct.fitting.lip_anchor import anchor_inner_lips
