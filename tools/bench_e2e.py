@@ -18,6 +18,9 @@ the per-take work -- calibration, the method's preparation -- cancels).
 The new code runs cold (an empty ``$DEAGE_METHOD_CACHE_DIR``: the method fits the young stills in the run), then
 once more warm (a second take of the same actor: the stills' fits from the first run's cache).
 
+Each source tree runs with its own converted-face-model cache (``$DEAGE_CACHE_DIR``), filled before the timed
+runs (:func:`model_cache`): the conversion is per install, not per take.
+
 The baseline is ``git archive BASELINE_REV`` of this repository, unpacked in a temporary folder and run with its
 own defaults (``--jobs 1``); the takes are synthesised once and kept under the system temp folder
 (``--cache``), never written to (every run copies them).
