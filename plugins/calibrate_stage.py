@@ -116,7 +116,8 @@ class CalibrateStage:
             log.info("calibrate: keeping the existing %s (%s)", s.calibration_path, why)
             atomic_write_json(out / "calibration.json", cal.to_dict())
             return
-        cal = calibrate_session(s, st.solver_options(s.rig.hero.name), progress=ctx.progress, step=st.step)
+        cal = calibrate_session(s, st.solver_options(s.rig.hero.name), progress=ctx.progress, step=st.step,
+                                executor=ctx.executor)
         atomic_write_json(out / "calibration.json", cal.to_dict())
         s.write_calibration(cal.to_dict())
         log.info("calibrate: RMS %.3f px over %d views, %d warning(s)", cal.quality["rms_px"], cal.quality["views"],

@@ -182,6 +182,9 @@ class MethodContext:
         roi_edits: the caller takes image edits that are a crop of the plate (``FaceEdit.origin``); a method may
             then return only the region it changed. False (callers that want plate-sized edits): a method that
             works on a region returns ``edit.on_plate(plate)``. The age stage sets it.
+        executor: the run's executor (``map(fn, items, progress, description, resources=True)``), for work a
+            method's ``prepare`` can spread over the workers (module-level functions, picklable items); None: do it
+            in process. The age stage's driver sets it; ``apply`` never gets one.
     """
 
     session: "Session"
@@ -195,6 +198,7 @@ class MethodContext:
     settings: Any = None
     resources: "Resources | None" = None
     roi_edits: bool = False
+    executor: Any = None
 
     def option(self, key: str, default: Any = None, cast: type | None = None) -> Any:
         """A raw ``--option`` value (for methods that declare no Settings class)."""

@@ -18,6 +18,9 @@ the per-take work -- calibration, the method's preparation -- cancels).
 The new code runs cold (an empty ``$DEAGE_METHOD_CACHE_DIR``: the method fits the young stills in the run), then
 once more warm (a second take of the same actor: the stills' fits from the first run's cache).
 
+Each source tree runs with its own converted-face-model cache (``$DEAGE_CACHE_DIR``), filled before the timed
+runs (:func:`model_cache`): the conversion is per install, not per take.
+
 The baseline is ``git archive BASELINE_REV`` of this repository, unpacked in a temporary folder and run with its
 own defaults (``--jobs 1``); the takes are synthesised once and kept under the system temp folder
 (``--cache``), never written to (every run copies them).
@@ -124,17 +127,35 @@ class PeakMemory:
         return self.peak_kb / 1024.0
 
 
+def model_cache(src: Path, work: Path) -> Path:
+    """A converted-face-model cache (``$DEAGE_CACHE_DIR``) of ``src``'s own, filled before any timed run.
+
+    The built-in ICT model is converted once per install (3-4 s) and kept under a key that includes the checkout's
+    path (reconstruct/face/store.py); a new key deletes the older ones. Runs of two checkouts sharing one cache
+    (this tree, the baseline's and --also-rev's unpacked trees) therefore evicted each other's entry and every
+    timed run paid the conversion inside its fit stage: per-install work, not per-take, so it is done here,
+    untimed, for each tree."""
+    d = work / f"model-cache-{src.name}"
+    code = "from reconstruct.face.store import load_builtin_ict; load_builtin_ict()"
+    subprocess.run([sys.executable, "-c", code], cwd=src, check=True, capture_output=True,
+                   env=dict(os.environ, DEAGE_CACHE_DIR=str(d)))
+    return d
+
+
 def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None, method_cache: Path | None = None
                  ) -> dict:
     """Run the whole pipeline of ``src``'s code on a copy of ``take``: wall seconds, per-stage seconds, peak MiB.
-    ``method_cache``: the method's cache for every take (``$DEAGE_METHOD_CACHE_DIR``; an empty folder: cold)."""
+    ``method_cache``: the method's cache for every take (``$DEAGE_METHOD_CACHE_DIR``; an empty folder: cold). The
+    converted face model comes from ``src``'s own warm cache (:func:`model_cache`)."""
+    models = model_cache(src, work)
     copy = work / label
     shutil.copytree(take, copy)
     cmd = [sys.executable, "-m", "reconstruct.cli", "run", str(copy), "--method", "digital_human", "--young-refs",
            str(copy / "young-refs")] + (["--jobs", jobs] if jobs else [])
     print(f"[bench_e2e] {label}: {' '.join(cmd[3:])} (code: {src})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    env = dict(os.environ, **({"DEAGE_METHOD_CACHE_DIR": str(method_cache)} if method_cache else {}))
+    env = dict(os.environ, DEAGE_CACHE_DIR=str(models),
+               **({"DEAGE_METHOD_CACHE_DIR": str(method_cache)} if method_cache else {}))
     proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     mem = PeakMemory(proc.pid)
     out, err = proc.communicate()

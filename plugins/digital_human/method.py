@@ -279,8 +279,9 @@ class DigitalHumanMethod(BaseMethod):
         found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
         if found is not None:
             return np.load(found, allow_pickle=False)
+        # the per-still fits spread over the run's workers (the stage's executor, when the caller gave one)
         ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
-                                each=True)[:, :st.shape_modes]
+                                each=True, executor=ctx.executor, model_name=ctx.fits.model_name)[:, :st.shape_modes]
         from reconstruct.session import atomic_path
 
         with atomic_path(cache, suffix=".npy") as tmp:

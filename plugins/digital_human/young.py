@@ -128,11 +128,37 @@ def _skin_colour(model, renderer, verts, cams, imgs) -> np.ndarray | None:
     return None if n == 0 else total / n
 
 
+@dataclass(frozen=True, slots=True)
+class StillFit:
+    """One still's identity fit (picklable: a work item of ``executor.map``): the registered face model's name,
+    the landmark scheme, the still's camera, its landmarks and their confidences."""
+
+    model: str
+    scheme: str
+    camera: Any
+    points: np.ndarray
+    conf: np.ndarray
+    n_identity: int
+
+
+def fit_still(job: StillFit, res) -> np.ndarray:
+    """The identity fitted to one still (module-level: it runs in ``--jobs`` workers, which only fit -- MediaPipe
+    runs in the caller: a forked worker of a process that ran it crashes)."""
+    model = res.get(("face_model", job.model), lambda: res.face_model(job.model))
+    return fit_identity_to_stills(model, job.scheme, [job.camera], [job.points], [job.conf],
+                                  n_identity=job.n_identity).identity
+
+
 def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, n_identity: int = 40,
-                    detector: str | None = None, each: bool = False) -> np.ndarray:
+                    detector: str | None = None, each: bool = False, executor=None, model_name: str | None = None
+                    ) -> np.ndarray:
     """The identity fitted to ``stills`` ((name, RGB uint8, camera) triples) by the same landmark fit as the young
     asset's (no texture): (Ki,), or with ``each`` one identity per still (S', Ki) (stills without a face left
-    out), whose spread says how well the stills determine each mode."""
+    out), whose spread says how well the stills determine each mode.
+
+    ``executor`` (with ``each``): the per-still fits run as its work items (the landmarks are found here; the
+    same numbers as in process: each fit on its own, single-threaded BLAS); ``model_name``: the model's registered
+    name, by which the workers load it (default ``model.name``)."""
     from threadpoolctl import threadpool_limits
 
     det = pick_detector(components, model, detector)
@@ -146,6 +172,10 @@ def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], compon
     if not cams:
         raise MethodError("no face was found in the take's plates for the performer's still fit",
                           hint="check the detect stage's report (out/detect/report.json)")
+    if each and executor is not None:
+        jobs = [StillFit(model_name or model.name, det.scheme, c, p, q, n_identity) for c, p, q in zip(cams, pts, confs)]
+        return np.stack(executor.map(fit_still, jobs, description=f"identity fits ({len(jobs)} stills)",
+                                     resources=True))
     with threadpool_limits(1):
         if each:
             return np.stack([fit_identity_to_stills(model, det.scheme, [c], [p], [q], n_identity=n_identity).identity

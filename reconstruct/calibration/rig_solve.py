@@ -396,13 +396,32 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
             view_rms)
 
 
+@dataclass(frozen=True, slots=True)
+class BoardJob:
+    """One calibration image to search for the board (picklable: a work item of ``executor.map``)."""
+
+    root: str
+    camera: str
+    record: object  # the image's FrameRecord in calib/<camera>/frames.csv
+    board: BoardSpec
+
+
+def detect_board_job(job: BoardJob, res) -> BoardDetection | None:
+    """Read one calibration image and find the board in it (module-level: it runs in ``--jobs`` workers)."""
+    img = res.session(job.root).read_image(job.camera, job.record, kind="calib")
+    return detect_board(img, job.board, camera=job.camera, view=job.record.index)
+
+
 def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
-                   progress: Progress | None = None, step: int = 1) -> dict[str, list[BoardDetection]]:
+                   progress: Progress | None = None, step: int = 1, executor=None) -> dict[str, list[BoardDetection]]:
     """Detect the board in every stored ``calib/<camera>/`` image (every ``step``-th row) of a session.
 
     The view index of a detection is the frame's ``index`` column in frames.csv: rows with the same index in
     different cameras are simultaneous. Raises :class:`CalibrationError` naming a camera that has no calibration
     images or in which the board is never found (with a diagnosis: polarity, dictionary, square count).
+
+    ``executor``: the run's executor (``map(fn, items, progress, description, resources=True)``); the images are
+    read and searched in its workers (each image on its own: the same detections as in process). None: here.
     """
     progress = progress or NullProgress()
     board = board or session.rig.board
@@ -423,45 +442,57 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
             f"calib/<camera>/frames.csv in {session.root} lists none",
             hint=f"add {Q.MIN_VIEWS}+ board photos per camera with `capture import {session.root} --append "
                  + " ".join(f"{c}=PHOTOS" for c in empty) + "`")
-    out: dict[str, list[BoardDetection]] = {}
-    with progress.task("detect board", total=sum(len(r) for r in records.values())) as task:
-        for c in cameras:
-            dets = []
-            for rec in records[c]:
-                img = session.read_image(c, rec, kind="calib")
-                d = detect_board(img, board, camera=c, view=rec.index)
-                if d is not None:
-                    dets.append(d)
+    jobs = [BoardJob(str(session.root), c, rec, board) for c in cameras for rec in records[c]]
+    if executor is not None:
+        found_all = executor.map(detect_board_job, jobs, progress, "detect board", resources=True)
+    else:
+        from ..executors.resources import Resources
+
+        res = Resources()
+        res.keep(("session", str(session.root)), session)
+        found_all = []
+        with progress.task("detect board", total=len(jobs)) as task:
+            for job in jobs:
+                found_all.append(detect_board_job(job, res))
                 task.advance()
-            rig_file = str(session.rig.source) if session.rig.source else None
-            if not dets:
-                sample = [session.read_image(c, r, kind="calib") for r in records[c][:5]]
-                raise diagnose_no_board(sample, board, c, rig_file)
-            if board.kind == "chessboard" and not out:
-                # a chessboard detector finds a pattern smaller than the print inside it: squares given as inner
-                # corners would "succeed" here and fail later with a meaningless error. Two images of the first
-                # camera settle it (the board is the rig's, shared by every camera).
-                found = [session.read_image(c, r, kind="calib") for r in records[c]
-                         if any(d.view == r.index for d in dets[:2])]
-                if (msg := inner_corner_mistake(found[:2], board)) is not None:
-                    raise CalibrationError(f"camera {c!r}: {msg}", hint=board_spec_hint(rig_file))
-            log.info("camera %s: board found in %d of %d calibration images", c, len(dets), len(records[c]))
-            out[c] = dets
+    by_camera: dict[str, list[BoardDetection]] = {c: [] for c in cameras}
+    for job, d in zip(jobs, found_all):
+        if d is not None:
+            by_camera[job.camera].append(d)
+    out: dict[str, list[BoardDetection]] = {}
+    for c in cameras:
+        dets = by_camera[c]
+        rig_file = str(session.rig.source) if session.rig.source else None
+        if not dets:
+            sample = [session.read_image(c, r, kind="calib") for r in records[c][:5]]
+            raise diagnose_no_board(sample, board, c, rig_file)
+        if board.kind == "chessboard" and not out:
+            # a chessboard detector finds a pattern smaller than the print inside it: squares given as inner
+            # corners would "succeed" here and fail later with a meaningless error. Two images of the first
+            # camera settle it (the board is the rig's, shared by every camera).
+            found = [session.read_image(c, r, kind="calib") for r in records[c]
+                     if any(d.view == r.index for d in dets[:2])]
+            if (msg := inner_corner_mistake(found[:2], board)) is not None:
+                raise CalibrationError(f"camera {c!r}: {msg}", hint=board_spec_hint(rig_file))
+        log.info("camera %s: board found in %d of %d calibration images", c, len(dets), len(records[c]))
+        out[c] = dets
     return out
 
 
 def calibrate_session(session, options: CalibrationOptions | None = None, progress: Progress | None = None,
-                      step: int = 1, intrinsics: Mapping[str, CameraModel] | None = None) -> RigCalibration:
+                      step: int = 1, intrinsics: Mapping[str, CameraModel] | None = None, executor=None
+                      ) -> RigCalibration:
     """Detect, calibrate and return the rig calibration of a session (does not write it; with
     ``options.intrinsics_only`` every camera on its own).
 
-    ``intrinsics``: cameras whose intrinsics were calibrated elsewhere (see :func:`calibrate_rig`)."""
+    ``intrinsics``: cameras whose intrinsics were calibrated elsewhere (see :func:`calibrate_rig`). ``executor``:
+    where the board is searched for (see :func:`detect_session`)."""
     rig = session.rig
     options = options or CalibrationOptions(reference=rig.hero.name)
     if options.reference is None:
         from dataclasses import replace
 
         options = replace(options, reference=rig.hero.name)
-    dets = detect_session(session, rig.board, progress=progress, step=step)
+    dets = detect_session(session, rig.board, progress=progress, step=step, executor=executor)
     sizes = {c.name: c.resolution for c in rig.cameras}
     return calibrate_rig(dets, rig.board, options, image_sizes=sizes, progress=progress, intrinsics=intrinsics)

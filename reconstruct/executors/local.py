@@ -14,6 +14,7 @@ import gc
 import importlib
 import os
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -81,13 +82,22 @@ class LocalExecutor:
     def __init__(self, jobs: int = 1, components: Any = None) -> None:
         self.jobs = max(1, int(jobs))
         self.resources = Resources(components)
+        # the threads that join the workers of earlier map() calls' pools (told to stop, not yet awaited)
+        self._exiting: list[threading.Thread] = []
+
+    def _await_exited(self) -> None:
+        """Wait for the workers of earlier ``map`` calls to have exited (by now they usually have)."""
+        while self._exiting:
+            self._exiting.pop().join()
 
     @classmethod
     def from_config(cls, config: Any, settings: Any = None, components: Any = None) -> "LocalExecutor":
         return cls(config.jobs, components)
 
     def close(self) -> None:
-        """Release what this process's work cached (pools live only inside one ``map`` call)."""
+        """Release what this process's work cached and wait for the last ``map`` call's workers to have exited
+        (pools live only inside one ``map`` call)."""
+        self._await_exited()
         self.resources.close()
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
@@ -109,16 +119,31 @@ class LocalExecutor:
             # each worker gets its share of the cores for torch and BLAS, not all of them. Collect garbage before
             # forking: a forked worker that frees objects whose threads live only in this process hangs (seen: a
             # Ray client left from an earlier --executor ray run in the same process, joining its RPC thread).
+            # The previous call's pool is awaited first: no thread of it is left running when this one forks.
+            self._await_exited()
             gc.collect()
             context = None
             if fresh:  # started processes: they rebuild the plugin registry from the installed plugins
                 import multiprocessing
 
                 context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker, mp_context=context,
-                                     initargs=(worker_threads(self.jobs), self.resources)) as pool:
+            pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker, mp_context=context,
+                                       initargs=(worker_threads(self.jobs), self.resources))
+            done = False
+            try:
                 futs = [pool.submit(_in_worker, fn, it, resources) for it in items]
-                return self._collect(futs, task)
+                out = self._collect(futs, task)
+                done = True
+                return out
+            finally:
+                # every result is in: the workers are told to stop and exit on their own (freeing a worker's
+                # memory took 0.1-0.3 s per stage) while the stage finishes; the next map() or close() awaits
+                # them. On an error every worker is awaited here, as the context manager did.
+                # (the pool forgets its manager thread -- which joins the workers -- on shutdown: kept here)
+                manager = getattr(pool, "_executor_manager_thread", None)
+                pool.shutdown(wait=not done)
+                if done and manager is not None:
+                    self._exiting.append(manager)
 
     @staticmethod
     def _collect(futs, task) -> list[Any]:
