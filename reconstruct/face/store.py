@@ -38,8 +38,26 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "deage"
 
 
+#: converted models kept per kind (``ict-light-*``, ``demo-*``): the newest used ones, so that checkouts of other
+#: versions on one machine (a benchmark's baseline, a second worktree) do not evict each other on every run
+CACHE_KEEP = 4
+
+
+@lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's bytes (memoised per process by path, size and time)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _code_key(*paths: Path | None) -> str:
-    """Cache key: the source files' sizes and mtimes plus the code that converts them."""
+    """Cache key: the source files' contents plus the code that converts them (not where they are: two checkouts
+    of the same version share one entry)."""
     import hashlib
 
     h = hashlib.sha256()
@@ -47,7 +65,7 @@ def _code_key(*paths: Path | None) -> str:
         if path is None:
             continue
         st = path.stat()
-        h.update(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(_file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns).encode())
     here = Path(__file__).parent
     for mod in ("ict.py", "albedo.py", "features.py", "correspondence.py", "model.py", "demo.py"):
         f = here / mod
@@ -81,20 +99,31 @@ def _cached(key: str, build: Callable[[], FaceModel]) -> FaceModel:
     cached = cache_dir() / f"{key}.npz"
     if cached.exists():
         try:
-            return load_face_model(cached)
+            model = load_face_model(cached)
+            try:
+                os.utime(cached)  # most recently used: kept by the eviction below
+            except OSError:
+                pass
+            return model
         except FaceModelError as exc:
             log.warning("ignoring a damaged cached model %s: %s", cached, exc)
     model = build()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        prefix = key.rsplit("-", 1)[0]
-        for old in cached.parent.glob(f"{prefix}-*.npz"):  # entries of older code versions
-            if old.name[len(prefix) + 1:-4].isalnum():
-                old.unlink(missing_ok=True)
         save_face_model(model, cached)
+        _evict(cached.parent, key.rsplit("-", 1)[0])
     except OSError as exc:  # a read-only home is fine: convert again next time
         log.info("could not cache the converted model in %s: %s", cached, exc)
     return model
+
+
+def _evict(folder: Path, prefix: str) -> None:
+    """Remove all but the :data:`CACHE_KEEP` most recently used entries ``<prefix>-<key>.npz`` (other code or asset
+    versions)."""
+    entries = [p for p in folder.glob(f"{prefix}-*.npz") if p.name[len(prefix) + 1:-4].isalnum()]
+    entries.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in entries[CACHE_KEEP:]:
+        old.unlink(missing_ok=True)
 
 
 def convert(kind: str, path: Path) -> FaceModel:
