@@ -115,32 +115,40 @@ def calibrate_rig(detections: Mapping[str, list[BoardDetection]], board: BoardSp
     weak = _degenerate_views(detections, board)
     skip = {c: {v for v, _ in items} for c, items in weak.items()}
     dropped: dict[str, list[tuple[int, str]]] = {}
-    cal, view_rms = _solve(detections, board, options, intrinsics, reference, progress, t0, skip)
-    bad = _diverged(cal)
+    unsolved: _Diverged | None = None  # a solve whose parameters are not a camera (NaN, focal <= 0)
+    try:
+        cal, view_rms = _solve(detections, board, options, intrinsics, reference, progress, t0, skip)
+        bad = _diverged(cal)
+        first = ", ".join(f"{c} RMS {cal.camera_quality[c]['rms_px']:.1f} px" if cal.camera_quality[c]["views"]
+                          else f"{c} lost every view" for c in bad)
+    except _Diverged as exc:
+        unsolved, bad, view_rms, first = exc, [exc.camera], {exc.camera: {}}, f"{exc.camera} went {exc.what}"
     if not bad:
         return _note_dropped(cal, weak, dropped)
     # guard: a camera whose residuals are absurd is never returned as if good. Retry once without the views that
     # disagree most with the rest (wrong detections, a frame out of sync, a degenerate view), then give up loudly.
     retry = {c: _suspect_views(detections[c], view_rms[c], board) for c in bad}
-    log.warning("calibration of %s diverged (RMS %s px); retrying without views %s", ", ".join(bad),
-                ", ".join(f"{cal.camera_quality[c]['rms_px']:.1f}" for c in bad),
+    log.warning("calibration of %s diverged (%s); retrying without views %s", ", ".join(bad), first,
                 {c: sorted(v) for c, v in retry.items()})
     kept = {c: [d for d in dets if d.view not in retry.get(c, ())] for c, dets in detections.items()}
     if any(retry.values()) and all(len(kept[c]) >= 4 for c in bad):
-        cal2, _ = _solve(kept, board, options, intrinsics, reference, progress, t0, skip)
+        try:
+            cal2, _ = _solve(kept, board, options, intrinsics, reference, progress, t0, skip)
+        except _Diverged as exc:
+            raise exc.error() from None
         bad2 = _diverged(cal2)
         if not bad2:
             for c, views in retry.items():
                 dropped.setdefault(c, []).extend((v, "its residuals disagreed with the other views") for v in views)
-            first = ", ".join(f"{c} RMS {cal.camera_quality[c]['rms_px']:.1f} px" if cal.camera_quality[c]["views"]
-                              else f"{c} lost every view" for c in bad)
             n = sum(len(v) for v in retry.values())
             msg = f"the first calibration diverged ({first}); it was redone without {n} view(s) - check those views"
             log.warning("%s", msg)
             quality = {**cal2.quality, "warnings": [*cal2.quality["warnings"], msg],
                        "retried": {c: sorted(int(v) for v in views) for c, views in retry.items()}}
             return _note_dropped(replace(cal2, quality=quality), weak, dropped)
-        cal, bad = cal2, bad2
+        cal, bad, unsolved = cal2, bad2, None
+    if unsolved is not None:
+        raise unsolved.error()
     lost = [c for c in bad if cal.camera_quality[c]["views"] == 0]
     worst = lost[0] if lost else max(bad, key=lambda c: cal.camera_quality[c]["rms_px"])
     q = cal.camera_quality[worst]
@@ -194,6 +202,22 @@ def _zero_tangent(dist: np.ndarray) -> np.ndarray:
     d = np.array(dist, np.float64)
     d[2:4] = 0.0
     return d
+
+
+class _Diverged(Exception):
+    """A solve whose parameters are no camera at all (NaN, a focal length <= 0): handled by :func:`calibrate_rig`'s
+    guard like any other divergence (one retry without suspect views), then :meth:`error`."""
+
+    def __init__(self, camera: str, what: str):
+        super().__init__(camera, what)
+        self.camera, self.what = camera, what
+
+    def error(self) -> CalibrationError:
+        # never written: a NaN or a negative focal in calibration.json would fail every later stage
+        return CalibrationError(
+            f"calibration of camera {self.camera!r} diverged {self.what}; no calibration was written",
+            hint=f"capture {Q.MIN_VIEWS}+ sharp views with camera {self.camera!r} showing most of the board, tilted "
+                 "20-45 degrees and spread over the image; check the board spec in the rig file")
 
 
 def _suspect_views(dets: list[BoardDetection], view_rms: dict[int, float], board: BoardSpec) -> set[int]:
@@ -340,11 +364,9 @@ def _solve(detections: Mapping[str, list[BoardDetection]], board: BoardSpec, opt
         K, dist, T = ba.cameras[c]
         model, size = intr[c][2], intr[c][3]
         if not all(np.all(np.isfinite(a)) for a in (K, dist, T)):
-            raise CalibrationError(  # never written: a NaN in calibration.json would fail every later stage
-                f"calibration of camera {c!r} diverged to non-finite parameters (NaN or infinity); "
-                "no calibration was written",
-                hint=f"capture {Q.MIN_VIEWS}+ sharp views with camera {c!r} showing most of the board, tilted "
-                     "20-45 degrees and spread over the image; check the board spec in the rig file")
+            raise _Diverged(c, "to non-finite parameters (NaN or infinity)")
+        if not (K[0, 0] > 0 and K[1, 1] > 0):
+            raise _Diverged(c, f"to focal lengths fx = {K[0, 0]:.3g}, fy = {K[1, 1]:.3g} px (not positive)")
         models[c] = CameraModel(name=c, K=K, dist=dist, R=T[:3, :3], t=T[:3, 3], image_size=size, model=model)
         sel = ba.obs_camera == c
         inl = ba.inliers[sel]

@@ -102,3 +102,23 @@ def test_a_solve_that_diverges_to_nan_is_never_returned(monkeypatch):
     monkeypatch.setattr(rig_solve, "bundle_adjust", nan_ba)
     with pytest.raises(CalibrationError, match="camera 'left' diverged to non-finite parameters"):
         calibrate_rig(dets, SMALL_BOARD, CalibrationOptions(reference="hero"))
+
+
+def test_a_solve_that_diverges_to_a_negative_focal_is_a_calibration_error(monkeypatch):
+    """A bundle adjustment that ends at a negative focal length (seen with one OpenCV thread on the test-small
+    session of test_divergence.py) goes through the divergence guard and ends in a CalibrationError naming the
+    camera; before, building the camera raised a ConfigError ("focal lengths must be positive") past the guard."""
+    cams = example_rig_cameras((640, 480))
+    dets = ideal_detections(SMALL_BOARD, cams, make_board_poses(SMALL_BOARD, cams, 12, seed=1), 0.2)
+    real = rig_solve.bundle_adjust
+
+    def flipped_ba(*a, **kw):
+        ba = real(*a, **kw)
+        K, dist, T = ba.cameras["left"]
+        ba.cameras["left"] = (K * np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, 1]]), dist, T)
+        return ba
+
+    monkeypatch.setattr(rig_solve, "bundle_adjust", flipped_ba)
+    with pytest.raises(CalibrationError, match=r"camera .left. diverged to focal lengths .* \(not positive\)") as e:
+        calibrate_rig(dets, SMALL_BOARD, CalibrationOptions(reference="hero"))
+    assert "no calibration was written" in str(e.value) and "capture" in e.value.hint
