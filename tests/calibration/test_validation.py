@@ -87,38 +87,33 @@ def test_imported_toml_with_nan_is_a_calibration_error(tmp_path):
         read_camera_toml(toml)
 
 
-def test_a_solve_that_diverges_to_nan_is_never_returned(monkeypatch):
-    """The guard is in the solver, so neither `reconstruct calibrate` nor the calibrate stage can write it."""
+def _calibrate_with_left_k(monkeypatch, factor):
+    """Calibrate a synthetic rig with every bundle adjustment's K of camera 'left' multiplied by ``factor``."""
     cams = example_rig_cameras((640, 480))
     dets = ideal_detections(SMALL_BOARD, cams, make_board_poses(SMALL_BOARD, cams, 12, seed=1), 0.2)
     real = rig_solve.bundle_adjust
 
-    def nan_ba(*a, **kw):
+    def mangled_ba(*a, **kw):
         ba = real(*a, **kw)
         K, dist, T = ba.cameras["left"]
-        ba.cameras["left"] = (K * np.nan, dist, T)
+        ba.cameras["left"] = (K * factor, dist, T)
         return ba
 
-    monkeypatch.setattr(rig_solve, "bundle_adjust", nan_ba)
+    monkeypatch.setattr(rig_solve, "bundle_adjust", mangled_ba)
+    return calibrate_rig(dets, SMALL_BOARD, CalibrationOptions(reference="hero"))
+
+
+def test_a_solve_that_diverges_to_nan_is_never_returned(monkeypatch):
+    """The guard is in the solver, so neither `reconstruct calibrate` nor the calibrate stage can write it."""
     with pytest.raises(CalibrationError, match="camera 'left' diverged to non-finite parameters"):
-        calibrate_rig(dets, SMALL_BOARD, CalibrationOptions(reference="hero"))
+        _calibrate_with_left_k(monkeypatch, np.nan)
 
 
 def test_a_solve_that_diverges_to_a_negative_focal_is_a_calibration_error(monkeypatch):
     """A bundle adjustment that ends at a negative focal length (seen with one OpenCV thread on the test-small
     session of test_divergence.py) goes through the divergence guard and ends in a CalibrationError naming the
     camera; before, building the camera raised a ConfigError ("focal lengths must be positive") past the guard."""
-    cams = example_rig_cameras((640, 480))
-    dets = ideal_detections(SMALL_BOARD, cams, make_board_poses(SMALL_BOARD, cams, 12, seed=1), 0.2)
-    real = rig_solve.bundle_adjust
-
-    def flipped_ba(*a, **kw):
-        ba = real(*a, **kw)
-        K, dist, T = ba.cameras["left"]
-        ba.cameras["left"] = (K * np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, 1]]), dist, T)
-        return ba
-
-    monkeypatch.setattr(rig_solve, "bundle_adjust", flipped_ba)
+    flip = np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, 1]])
     with pytest.raises(CalibrationError, match=r"camera .left. diverged to focal lengths .* \(not positive\)") as e:
-        calibrate_rig(dets, SMALL_BOARD, CalibrationOptions(reference="hero"))
+        _calibrate_with_left_k(monkeypatch, flip)
     assert "no calibration was written" in str(e.value) and "capture" in e.value.hint
