@@ -174,8 +174,7 @@ class FitStage:
                                        executor=None if str(ctx.device).startswith("cuda") else ctx.executor,
                                        bias=bias, identity=identity)
         fit_seconds = time.perf_counter() - t0
-        if bias is not None and identity is None:  # the bias the fit used (one camera: without its identity term)
-            bias = bias.for_views(len(info.cameras_used))
+        bias = info.bias  # the bias the fit used (one camera: without its identity term)
         if st.photometric:
             seq = _refine_photometric(ctx, model, cams, seq, det, st, bias)
         if st.gaze:

@@ -24,6 +24,7 @@ from .solver import FitSettings, FitSolution
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..artifacts import Detections
+    from ..face.detector_bias import DetectorBias
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,15 @@ class SessionFitInfo:
         skipped_frames: output frame numbers without any face (filled, ``valid=False``).
         weak_frames: frames fitted from fewer than ``min_landmarks`` confident landmarks (also skipped).
         iterations: LM iterations per solved chunk.
+        bias: the detector bias the fit used (through one camera and without a known identity: without its
+            identity term, :meth:`DetectorBias.for_views`); None without a bias.
     """
 
     cameras_used: tuple[str, ...]
     cameras_dropped: Mapping[str, str] = field(default_factory=dict)
     skipped_frames: tuple[int, ...] = ()
     iterations: tuple[int, ...] = ()
+    bias: "DetectorBias | None" = field(default=None, compare=False)
 
 
 def ensure_scheme(model: FaceModel, scheme: str) -> FaceModel:
@@ -145,7 +149,7 @@ def fit_detections(model: FaceModel, cameras: Mapping[str, CameraModel], det: "D
         return seq, replace(info, cameras_dropped={**dict(info.cameras_dropped), c: why})
     seq = _to_sequence(model, sol, frames, gi, tuple(names[k] for k in keep))
     info = SessionFitInfo(cameras_used=tuple(c.name for c in cams), cameras_dropped=dropped, skipped_frames=skipped,
-                          iterations=tuple(iters))
+                          iterations=tuple(iters), bias=bias)
     return seq, info
 
 
