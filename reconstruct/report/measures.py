@@ -283,10 +283,14 @@ def subsample(frames: list, max_frames: int) -> list:
     return [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
 
 
+def _plates(data, method: str | None) -> dict:
+    """frame -> ``method``'s plate file (the report's own method: the composited outputs)."""
+    return data.methods.get(method) or (data.outputs if method == data.method else {})
+
+
 def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int]:
     """The frames :func:`measure_method` (and the report's own method's measurer) measure of ``method``."""
-    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
-    return subsample([f for f in plates if data.hero_index(f) is not None], max_frames)
+    return subsample([f for f in _plates(data, method) if data.hero_index(f) is not None], max_frames)
 
 
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
@@ -295,10 +299,9 @@ def measure_method(data, method: str, masks: FaceMasks, components, max_frames: 
     from .data import _detect, _detector
     from .scan import PlateLandmarks
 
-    plates = data.methods.get(method) or (data.outputs if method == data.method else {})
-    frames = [f for f in plates if data.hero_index(f) is not None]
+    plates = _plates(data, method)
     detector = _detector(components)
-    m = MethodMeasurer(data, method, masks, detector, frames, max_frames)
+    m = MethodMeasurer(data, method, masks, detector, measured_frames(data, method, max_frames), max_frames)
     plate_lm = PlateLandmarks(data, detector if m.groups is not None else None)
     for f in m.frames:
         b, a = data.before(f), read_plate(plates[f])

@@ -62,10 +62,6 @@ def image_data_uri(image: np.ndarray, max_side: int = 360, fmt: str = ".jpg", qu
     return f"data:{mime};base64,{base64.b64encode(buf.tobytes()).decode('ascii')}"
 
 
-def img_tag(image: np.ndarray, caption: str = "", max_side: int = 360) -> str:
-    return figure(image_data_uri(image, max_side), caption)
-
-
 def figure(uri: str, caption: str = "") -> str:
     """A captioned picture from a ready data URI (:func:`image_data_uri`)."""
     return f'<figure><img alt="{esc(caption)}" src="{uri}"><figcaption>{esc(caption)}</figcaption></figure>'

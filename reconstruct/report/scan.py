@@ -150,8 +150,6 @@ class FrameScanner:
         return out
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class ScanChunk:
     """One work item of the report's pass (picklable). ``root``: session folder; ``method``: the report's method

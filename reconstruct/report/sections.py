@@ -88,14 +88,13 @@ def _scan(ctx: "StageContext"):
     composite read once for both (cached)."""
     def make():
         from .data import _detector_class
-        from .measures import FaceMasks, MethodMeasurer
+        from .measures import FaceMasks, MethodMeasurer, measured_frames
 
         d = report_data(ctx)
         masks = FaceMasks(d, ctx.components)
         measurer = None
         if d.outputs:  # the detector's class only: the landmarks come from the pass (its own detectors)
-            frames = [f for f in d.outputs if d.hero_index(f) is not None]
-            measurer = MethodMeasurer(d, d.method, masks, _detector_class(ctx.components), frames)
+            measurer = MethodMeasurer(d, d.method, masks, _detector_class(ctx.components), measured_frames(d, d.method))
         flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
                               executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None),
                               thumbs=thumb_plan(d))

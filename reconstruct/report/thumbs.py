@@ -53,7 +53,7 @@ def crop_box(img: np.ndarray, box: tuple[int, int, int, int] | None, pad: float 
 
 
 def thumb_uri(thumb: Thumb, image: np.ndarray, box: tuple[int, int, int, int] | None) -> str:
-    """``thumb`` of ``image`` (RGB uint8, the plate or the output as :thumb:`source` says) as a JPEG data URI."""
+    """``thumb`` of ``image`` (RGB uint8, the plate or the output as ``thumb.source`` says) as a JPEG data URI."""
     from .page import image_data_uri
 
     return image_data_uri(crop_box(image, box) if thumb.crop else image, thumb.max_side)
