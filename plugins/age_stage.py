@@ -33,11 +33,9 @@ log = logging.getLogger(__name__)
 
 def stage_method_context(ctx: StageContext) -> MethodContext:
     """The context the run's method sees in the driver (with the run's executor, for its ``prepare``)."""
-    mctx = method_context(ctx.session, ctx.config.method, device=ctx.device, progress=ctx.progress,
+    return method_context(ctx.session, ctx.config.method, device=ctx.device, progress=ctx.progress,
                           components=ctx.components, settings=ctx.settings, options=ctx.config.options,
-                          resources=ctx.resources)
-    mctx.executor = getattr(ctx, "executor", None)
-    return mctx
+                          resources=ctx.resources, executor=getattr(ctx, "executor", None))
 
 
 @dataclass(frozen=True, slots=True)
