@@ -465,18 +465,12 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
             hint=f"add {Q.MIN_VIEWS}+ board photos per camera with `capture import {session.root} --append "
                  + " ".join(f"{c}=PHOTOS" for c in empty) + "`")
     jobs = [BoardJob(str(session.root), c, rec, board) for c in cameras for rec in records[c]]
-    if executor is not None:
-        found_all = executor.map(detect_board_job, jobs, progress, "detect board", resources=True)
-    else:
-        from ..executors.resources import Resources
+    if executor is None:  # in this process, on the session already open
+        from ..executors.local import LocalExecutor
 
-        res = Resources()
-        res.keep(("session", str(session.root)), session)
-        found_all = []
-        with progress.task("detect board", total=len(jobs)) as task:
-            for job in jobs:
-                found_all.append(detect_board_job(job, res))
-                task.advance()
+        executor = LocalExecutor(1)
+        executor.resources.keep(("session", str(session.root)), session)
+    found_all = executor.map(detect_board_job, jobs, progress, "detect board", resources=True)
     by_camera: dict[str, list[BoardDetection]] = {c: [] for c in cameras}
     for job, d in zip(jobs, found_all):
         if d is not None:
