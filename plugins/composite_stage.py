@@ -80,7 +80,8 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
         from reconstruct.provenance import ProvenanceRecord
 
         record = ProvenanceRecord.from_json(job.record)
-    writer = PlateWriter(Path(job.plates), out, record=record, fps=session.rig.fps)
+    # both folders are temporary ones the stage commits (atomic_replace_dir flushes them then): no fsync per file
+    writer = PlateWriter(Path(job.plates), out, record=record, fps=session.rig.fps, sync=False)
     info: dict[int, dict] = {}
     eyes = job.eyes
     warned = False
@@ -111,7 +112,7 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
             out_img = composite_region(plate, np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32), s,
                                        compositor)
         writer.write_plate(fin.frame, out_img)
-        with atomic_path(previews / f"{fin.frame:06d}.npy", suffix=".npy") as tmp:
+        with atomic_path(previews / f"{fin.frame:06d}.npy", suffix=".npy", sync=False) as tmp:
             np.save(tmp, preview_frame(plate, out_img, writer.preview_width), allow_pickle=False)
         info[fin.frame] = {"mask_px": int((out_img.alpha > 0).sum()), "edited": rp.exists(),
                            "plate_eyes": kept_eyes}

@@ -212,14 +212,12 @@ def record_for_stage(ctx: "StageContext", stage: str, settings: Mapping[str, Any
 
 
 # -- PNG ---------------------------------------------------------------------------------------------------------
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
 def _itxt(key: str, text: str) -> bytes:
+    from .png import png_chunk
+
     # iTXt: keyword, NUL, compression flag, compression method, language tag NUL, translated keyword NUL, text
     body = zlib.compress(text.encode("utf-8"), 9)
-    return _png_chunk(b"iTXt", key.encode("latin-1") + b"\x00" + b"\x01\x00" + b"\x00" + b"\x00" + body)
+    return png_chunk(b"iTXt", key.encode("latin-1") + b"\x00" + b"\x01\x00" + b"\x00" + b"\x00" + body)
 
 
 def _iter_png_chunks(data: bytes, where: str) -> Iterator[tuple[bytes, bytes, int]]:
@@ -239,30 +237,18 @@ def _iter_png_chunks(data: bytes, where: str) -> Iterator[tuple[bytes, bytes, in
 
 
 def encode_png(image: np.ndarray, record: ProvenanceRecord, where: str = "image") -> bytes:
-    """PNG bytes of an RGB/RGBA/gray uint8 or uint16 image with the record in an iTXt chunk after IHDR."""
-    import cv2
+    """PNG bytes of an RGB/RGBA/gray uint8 or uint16 image with the record in an iTXt chunk after IHDR
+    (:func:`reconstruct.png.encode_png`)."""
+    from .png import encode_png as _encode
 
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ConfigError(f"{where}: PNG needs uint8 or uint16 pixels, got {image.dtype}",
-                          hint="scale float images to 0..255 / 0..65535, or write EXR with exr_with_provenance")
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    elif image.ndim != 2:
-        raise ConfigError(f"{where}: image shape {image.shape} is not (H, W), (H, W, 3) or (H, W, 4)")
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
-    if not ok:
-        raise SessionError(f"{where}: OpenCV could not encode the PNG")
-    data = buf.tobytes()
-    # IHDR is always the first chunk: 8 signature + 4 len + 4 type + 13 data + 4 crc = 33 bytes
-    return data[:33] + _itxt(PROVENANCE_KEY, record.to_json()) + data[33:]
+    return _encode(image, chunks=[_itxt(PROVENANCE_KEY, record.to_json())], where=where)
 
 
-def png_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord) -> Path:
+def png_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord, sync: bool = True) -> Path:
     """Write ``image`` (RGB/RGBA (H, W, 3|4) or gray (H, W), uint8/uint16) as PNG with the record embedded,
-    atomically. Returns the path. Does not touch the manifest (see :func:`write_png`)."""
-    atomic_write_bytes(Path(path), encode_png(image, record, str(path)))
+    atomically (``sync``: see :func:`reconstruct.session.atomic_path`). Returns the path. Does not touch the
+    manifest (see :func:`write_png`)."""
+    atomic_write_bytes(Path(path), encode_png(image, record, str(path)), sync=sync)
     return Path(path)
 
 
@@ -304,17 +290,17 @@ def _openexr():
 
 
 def exr_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord, half: bool = False,
-                        compression: str = "ZIP") -> Path:
+                        compression: str = "ZIP", sync: bool = True) -> Path:
     """Write a float image (RGB (H, W, 3), RGBA (H, W, 4) or one channel (H, W); linear light) as a scanline EXR
     whose header holds the record as the string attribute ``deage:provenance``. ``half=True`` stores 16-bit floats;
-    ``compression``: a lossless OpenEXR scheme by name (``ZIP``, ``PIZ``, ``RLE``, ``NO``). Atomic. Returns the
-    path."""
+    ``compression``: a lossless OpenEXR scheme by name (``ZIP``, ``PIZ``, ``RLE``, ``NO``). Atomic (``sync``: see
+    :func:`reconstruct.session.atomic_path`). Returns the path."""
     OpenEXR = _openexr()
     path = Path(path)
     img = np.asarray(image)
     if img.dtype.kind != "f":
         raise ConfigError(f"{path}: EXR needs float pixels, got {img.dtype}", hint="convert with img.astype(np.float32)")
-    img = np.ascontiguousarray(img.astype(np.float16 if half else np.float32))
+    img = np.ascontiguousarray(img.astype(np.float16 if half else np.float32, copy=False))
     if img.ndim == 2:
         channels = {"Y": img}
     elif img.ndim == 3 and img.shape[2] in (3, 4):
@@ -324,7 +310,7 @@ def exr_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceR
     header = {"compression": getattr(OpenEXR, f"{compression}_COMPRESSION"), "type": OpenEXR.scanlineimage,
               PROVENANCE_KEY: record.to_json()}
     try:
-        with atomic_path(path, suffix=".exr") as tmp:
+        with atomic_path(path, suffix=".exr", sync=sync) as tmp:
             OpenEXR.File(header, channels).write(str(tmp))
     except (OSError, RuntimeError) as exc:
         raise SessionError(f"cannot write {path}: {exc}", hint="check free disk space") from exc

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SessionError
 from ..render.shading import srgb_to_linear
 from ..session import atomic_write_json
 from . import CompositeCrop, CompositeResult
@@ -37,23 +36,32 @@ def to_uint16(image: np.ndarray) -> np.ndarray:
 _LINEAR_LUT: np.ndarray | None = None
 
 
-def plate_linear(plate: np.ndarray) -> np.ndarray:
+def plate_linear(plate: np.ndarray, half: bool = False) -> np.ndarray:
     """``srgb_to_linear(plate / 255)`` of a uint8 plate through a 256-entry table (the same float32 values, at the
-    cost of a lookup: the EXR of a frame whose face is a small region)."""
+    cost of a lookup: the EXR of a frame whose face is a small region); ``half=True``: those values as float16
+    (what the EXR stores), looked up directly."""
+    import cv2
+
     global _LINEAR_LUT
     if _LINEAR_LUT is None:
         _LINEAR_LUT = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255.0)).astype(np.float32)
-    return _LINEAR_LUT[plate]
+    plate = np.asarray(plate, np.uint8)
+    if half:  # OpenCV's LUT has no float16: look up the half floats' bits
+        return cv2.LUT(plate, _LINEAR_LUT.astype(np.float16).view(np.uint16)).view(np.float16)
+    return cv2.LUT(plate, _LINEAR_LUT)
 
 
-def frame_arrays(result: CompositeResult | CompositeCrop) -> tuple[np.ndarray, np.ndarray]:
-    """The whole frame of a composite as written: (16-bit sRGB (H, W, 3) uint16, linear (H, W, 3) float32). For a
+def frame_arrays(result: CompositeResult | CompositeCrop, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The whole frame of a composite as written: (16-bit sRGB (H, W, 3) unsigned 16-bit **big-endian** (``>u2``,
+    PNG's byte order), linear (H, W, 3) float32, or float16 with ``half``, each value the float32's rounded). For a
     :class:`CompositeCrop` the plate's pixels are converted exactly (``plate * 257``; the linear table) and only the
     region is computed: the same files as the whole-frame composite's."""
     if isinstance(result, CompositeResult):
-        return to_uint16(result.image), srgb_to_linear(result.image)
-    png = result.plate.astype(np.uint16) * np.uint16(257)
-    lin = plate_linear(result.plate)
+        lin = srgb_to_linear(result.image)
+        return to_uint16(result.image).astype(">u2"), lin.astype(np.float16) if half else lin
+    # plate * 257 has equal high and low bytes: the little-endian product read as big-endian is the same values
+    png = (result.plate.astype(np.uint16) * np.uint16(257)).view(">u2")
+    lin = plate_linear(result.plate, half)
     if result.image.size:
         sl = result.slices
         png[sl] = to_uint16(result.image)
@@ -80,13 +88,13 @@ def patch_box(alpha: np.ndarray, margin: int = 16, place: tuple[int, int, int, i
 EXR_COMPRESSION = "PIZ"
 
 
-def write_exr_half(path: Path, image: np.ndarray, record: Any) -> Path:
+def write_exr_half(path: Path, image: np.ndarray, record: Any, sync: bool = True) -> Path:
     """``image`` (float (H, W, 3|4) or (H, W), linear) as a half-float scanline EXR compressed with
     :data:`EXR_COMPRESSION` and ``record`` in its header (``deage:provenance``, read by
     :func:`reconstruct.provenance.read_exr_provenance`), atomically."""
     from ..provenance import exr_with_provenance
 
-    return exr_with_provenance(path, image, record, half=True, compression=EXR_COMPRESSION)
+    return exr_with_provenance(path, image, record, half=True, compression=EXR_COMPRESSION, sync=sync)
 
 
 class PlateWriter:
@@ -99,15 +107,18 @@ class PlateWriter:
             manifest, or None to write plain files (tests, tools).
         session: the session (manifest), needed with ``record``.
         fps: preview frame rate.
+        sync: fsync each file (``False`` when both folders are temporary ones that the stage commits with
+            :func:`reconstruct.session.atomic_replace_dir`, which flushes them then).
     """
 
     def __init__(self, plates_dir: Path, stage_dir: Path, record: Any = None, session: Any = None,
-                 fps: float = 24.0, preview_width: int = 1920) -> None:
+                 fps: float = 24.0, preview_width: int = 1920, sync: bool = True) -> None:
         self.plates_dir, self.stage_dir = Path(plates_dir), Path(stage_dir)
         self.plates_dir.mkdir(parents=True, exist_ok=True)
         (self.stage_dir / "patches").mkdir(parents=True, exist_ok=True)
         self.record, self.session = record, session
         self.fps, self.preview_width = float(fps), int(preview_width)
+        self.sync = bool(sync)
         self._video = None
         self.written: list[Path] = []
 
@@ -116,18 +127,12 @@ class PlateWriter:
         from ..provenance import png_with_provenance, record_output
 
         if self.record is None:
-            import cv2
+            from ..png import encode_png
+            from ..session import atomic_write_bytes
 
-            from ..session import atomic_path
-
-            img = image
-            if img.ndim == 3:
-                img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-            with atomic_path(path) as tmp:
-                if not cv2.imwrite(str(tmp), img):
-                    raise SessionError(f"could not write {path}", hint="check free disk space")
+            atomic_write_bytes(path, encode_png(image, where=str(path)), sync=self.sync)
         else:
-            png_with_provenance(path, image, self.record)
+            png_with_provenance(path, image, self.record, sync=self.sync)
             if self.session is not None:
                 record_output(self.session, path, self.record)
         self.written.append(path)
@@ -139,7 +144,7 @@ class PlateWriter:
         if rec is None:  # plain file: an empty record keeps the one EXR code path
             rec = ProvenanceRecord(method=None, stage="", plugins=(), settings={}, inputs=(), tool_version="",
                                    created="", session="")
-        write_exr_half(path, image, rec)
+        write_exr_half(path, image, rec, sync=self.sync)
         if self.record is not None and self.session is not None:
             record_output(self.session, path, self.record)
         self.written.append(path)
@@ -154,7 +159,7 @@ class PlateWriter:
         """Plate PNG + EXR and patch of one frame, no preview (a worker of a distributed run writes these; the
         driver adds the frames of :func:`preview_frame` to the video in order with :meth:`add_preview`)."""
         stem = f"{frame:06d}"
-        png, lin = frame_arrays(result)
+        png, lin = frame_arrays(result, half=True)
         self._png(self.plates_dir / f"{stem}.png", png)
         self._exr(self.plates_dir / f"{stem}.exr", lin)
         self.write_patch(frame, result)
@@ -191,7 +196,7 @@ class PlateWriter:
             "merge": "plate + alpha * (face - plate) (unpremultiplied face; premultiply for a Nuke Merge over)",
             "colorspace": "sRGB (16-bit PNG)",
         }
-        atomic_write_json(self.stage_dir / "patches" / f"{stem}.json", info)
+        atomic_write_json(self.stage_dir / "patches" / f"{stem}.json", info, sync=self.sync)
         return info
 
     def add_preview(self, frame: np.ndarray) -> None:

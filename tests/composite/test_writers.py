@@ -39,3 +39,53 @@ def test_plate_files_decode_bit_identical_and_exr_is_piz(tmp_path):
         assert f.header()["compression"] == OpenEXR.PIZ_COMPRESSION
     assert read_exr_provenance(exr).settings == {"k": 1}
     assert read_png_provenance(tmp_path / "hero" / "000007.png").settings == {"k": 1}
+
+
+def test_half_arrays_are_the_float_ones_rounded_and_png_is_plate_times_257():
+    """``frame_arrays(half=True)`` (what the EXR gets, looked up as half floats) is the float32 result rounded, bit
+    for bit; the 16-bit array (big-endian, PNG's order) is ``plate * 257`` outside the region."""
+    from reconstruct.composite import CompositeCrop
+    from reconstruct.composite.outputs import frame_arrays, plate_linear
+    from reconstruct.render.shading import srgb_to_linear
+
+    rng = np.random.default_rng(1)
+    plate = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    plate[0, :3, 0] = [0, 255, 128]
+    image = rng.random((20, 30, 3), dtype=np.float32)
+    crop = CompositeCrop(plate, (10, 5), image, np.ones((20, 30), np.float32), image)
+    png, lin = frame_arrays(crop)
+    png_h, lin_h = frame_arrays(crop, half=True)
+    assert png.dtype == np.dtype(">u2") and lin.dtype == np.float32 and lin_h.dtype == np.float16
+    np.testing.assert_array_equal(lin_h.view(np.uint16), lin.astype(np.float16).view(np.uint16))
+    np.testing.assert_array_equal(png_h, png)
+    outside = np.ones(plate.shape[:2], bool)
+    outside[crop.slices] = False
+    np.testing.assert_array_equal(png[outside], plate[outside].astype(np.uint16) * 257)
+    np.testing.assert_array_equal(plate_linear(plate), srgb_to_linear(plate.astype(np.float32) / np.float32(255)))
+
+
+def test_writer_in_a_stage_folder_skips_fsync_and_the_commit_flushes(tmp_path, monkeypatch):
+    """``PlateWriter(sync=False)`` (the composite stage's workers, writing into folders the stage commits) makes no
+    fsync per file; ``atomic_replace_dir`` flushes the filesystem before the folder takes its final name."""
+    import os
+
+    from reconstruct.composite import CompositeCrop
+    from reconstruct.composite.outputs import PlateWriter
+    from reconstruct.session import atomic, atomic_replace_dir
+
+    calls = {"fsync": 0, "syncfs": 0}
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.__setitem__("fsync", calls["fsync"] + 1), real_fsync(fd)))
+    plate = np.zeros((40, 50, 3), np.uint8)
+    crop = CompositeCrop(plate, (5, 5), np.full((10, 10, 3), 0.5, np.float32), np.ones((10, 10), np.float32),
+                         np.full((10, 10, 3), 0.5, np.float32))
+    writer = PlateWriter(tmp_path / ".m.tmp" / "hero", tmp_path / ".stage.tmp", record=_record(), sync=False)
+    writer.write_plate(1, crop)
+    assert calls["fsync"] == 0
+    assert sorted(p.name for p in (tmp_path / ".m.tmp" / "hero").iterdir()) == ["000001.exr", "000001.png"]
+    PlateWriter(tmp_path / "b" / "hero", tmp_path / "bs", record=_record()).write_plate(1, crop)
+    assert calls["fsync"] >= 5  # the default: every file (plate PNG, EXR, 2 patch PNGs, JSON) and its folder
+    monkeypatch.setattr(atomic, "sync_filesystem",
+                        lambda p: calls.__setitem__("syncfs", calls["syncfs"] + 1))
+    atomic_replace_dir(tmp_path / ".m.tmp", tmp_path / "m")
+    assert calls["syncfs"] == 1 and (tmp_path / "m" / "hero" / "000001.png").is_file()
