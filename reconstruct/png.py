@@ -45,7 +45,7 @@ def _deflate(data: bytes | memoryview) -> bytes:
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC-32 of type + data."""
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+    return b"".join((struct.pack(">I", len(body)), kind, body, struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))))
 
 
 def encode_png(image: np.ndarray, chunks: Iterable[bytes] = (), where: str = "image") -> bytes:

@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 def to_uint16(image: np.ndarray) -> np.ndarray:
     """float [0, 1] -> uint16 (``round(x * 65535)``; a uint8 value v stored as v / 255 in float32 gives v * 257)."""
-    return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
+    a = np.clip(np.asarray(image, np.float32), 0.0, 1.0)  # a new array: the steps below work in place
+    a *= np.float32(65535.0)
+    return np.rint(a, out=a).astype(np.uint16)
 
 
 _LINEAR_LUT: np.ndarray | None = None
@@ -186,8 +188,11 @@ class PlateWriter:
         else:
             face = result.face[y:y + h, x:x + w]
             a = result.alpha[y:y + h, x:x + w]
-        self._png(self.stage_dir / "patches" / f"{stem}_face.png", to_uint16(np.dstack([face, a])))
-        self._png(self.stage_dir / "patches" / f"{stem}_mask.png", to_uint16(a))
+        a16 = to_uint16(a)
+        rgba = np.empty((h, w, 4), np.uint16)
+        rgba[..., :3], rgba[..., 3] = to_uint16(face), a16
+        self._png(self.stage_dir / "patches" / f"{stem}_face.png", rgba)
+        self._png(self.stage_dir / "patches" / f"{stem}_mask.png", a16)
         info = {
             "frame": frame, "plate_size": [W, H], "patch_size": [w, h],
             "offset_px": [x, y],
