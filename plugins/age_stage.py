@@ -83,7 +83,7 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
         if edit.kind == "image":  # only the region it changes travels on (a plate-sized edit is cut down)
             edit.check_fits(fin.plate.shape)
             edit = edit.cropped()
-        save_edit(edit, edit_path(Path(job.out), fin.frame))
+        save_edit(edit, edit_path(Path(job.out), fin.frame), sync=False)  # the stage's folder: flushed at its commit
         infos[fin.frame] = dict(edit.info)
     return infos
 

@@ -84,7 +84,7 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
         if edit.kind == "image":  # passed through: the same crop of the plate
             edit.check_fits(fin.plate.shape)
             RenderedFace(edit.image, edit.mask, exclude=edit.keep, exact=edit.blend == "exact",
-                         origin=edit.origin).save(RenderedFace.path(out, fin.frame))
+                         origin=edit.origin).save(RenderedFace.path(out, fin.frame), sync=False)
             infos[fin.frame] = {"kind": "image"}
             continue
         if mctx.fits is None:
@@ -94,7 +94,9 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
                               "frame's fit", hint="run calibrate and fit before the age stage")
         drawer = _drawer(res, job.settings, job.device, mctx.fits.model_name)
         d = drawer.draw(fin.plate, fin.fit.vertices, fin.hero, edit)
-        RenderedFace(d.image, d.coverage, d.exclude, d.skin, origin=d.origin).save(RenderedFace.path(out, fin.frame))
+        # ``out`` is the stage's temporary folder: no fsync per file, the stage's commit flushes it
+        RenderedFace(d.image, d.coverage, d.exclude, d.skin, origin=d.origin).save(RenderedFace.path(out, fin.frame),
+                                                                                   sync=False)
         infos[fin.frame] = {"kind": "mesh", **d.info, "renderer": drawer.renderer.name}
     return infos
 

@@ -26,7 +26,9 @@ def edit_path(stage_dir: Path, frame: int) -> Path:
     return Path(stage_dir) / f"{int(frame):06d}.npz"
 
 
-def save_edit(edit: FaceEdit, path: Path) -> None:
+def save_edit(edit: FaceEdit, path: Path, sync: bool = True) -> None:
+    """Write ``edit`` (``sync=False`` inside a stage's temporary folder: see
+    :func:`reconstruct.session.atomic_path`)."""
     from ..executors.frames import save_npz
 
     arrays = {k: (encode_unit(v) if k in UNIT else v) for k in ARRAYS if (v := getattr(edit, k)) is not None}
@@ -34,7 +36,7 @@ def save_edit(edit: FaceEdit, path: Path) -> None:
         arrays["blend"] = np.asarray(edit.blend)
     if edit.origin != (0, 0):
         arrays["origin"] = np.asarray(edit.origin, np.int64)
-    save_npz(path, compress=False, frame=np.asarray(edit.frame), kind=np.asarray(edit.kind),
+    save_npz(path, compress=False, sync=sync, frame=np.asarray(edit.frame), kind=np.asarray(edit.kind),
              info=np.asarray(json.dumps(dict(edit.info), sort_keys=True)), **arrays)
 
 

@@ -35,7 +35,9 @@ class RenderedFace:
     def path(stage_dir: Path, frame: int) -> Path:
         return Path(stage_dir) / f"{int(frame):06d}.npz"
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, sync: bool = True) -> None:
+        """Write the render (``sync=False`` inside a stage's temporary folder: see
+        :func:`reconstruct.session.atomic_path`)."""
         from ..executors.frames import save_npz
 
         arrays = {"image": encode_unit(self.image), "coverage": encode_unit(self.coverage)}
@@ -47,7 +49,7 @@ class RenderedFace:
             arrays["exact"] = np.asarray(True)
         if tuple(self.origin) != (0, 0):
             arrays["origin"] = np.asarray(self.origin, np.int64)
-        save_npz(path, compress=False, **arrays)
+        save_npz(path, compress=False, sync=sync, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "RenderedFace":

@@ -50,13 +50,14 @@ def frame_chunks(frames: Sequence[int], size: int) -> list[tuple[int, ...]]:
     return [tuple(frames[i:i + size]) for i in range(0, len(frames), max(1, size))]
 
 
-def save_npz(path: Path, compress: bool = True, **arrays: np.ndarray) -> None:
+def save_npz(path: Path, compress: bool = True, sync: bool = True, **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` (``compress=False``: ``np.savez``, stored) with fixed entry timestamps
-    (byte-identical files for identical arrays), written atomically."""
+    (byte-identical files for identical arrays), written atomically (``sync=False``: without fsync, for a file in a
+    stage's temporary folder: :func:`reconstruct.session.atomic_path`)."""
     from ..session import atomic_path
 
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with atomic_path(Path(path), suffix=".npz") as tmp:
+    with atomic_path(Path(path), suffix=".npz", sync=sync) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=method) as zf:
             for key, val in arrays.items():
                 buf = io.BytesIO()
