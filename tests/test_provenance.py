@@ -204,3 +204,17 @@ def test_every_stage_output_gets_a_manifest_entry(session):
     run_pipeline(RunConfig(session=session.root, options=MappingProxyType({"writer.n": "1"})), host)
     assert "out/writer/plain2.png" not in read_manifest(session)
     assert set(verify_manifest(session).values()) == {"ok"}
+
+
+def test_sha256_files_matches_one_by_one_in_order(tmp_path):
+    """The threaded hashing (manifest checks and stage records) gives each path its own digest, in order."""
+    from reconstruct.provenance import sha256_file, sha256_files
+
+    paths = []
+    for i, size in enumerate([0, 1, 5000, 3 << 20, 17]):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(bytes((i * 7 + k) % 251 for k in range(min(size, 4096))) * max(1, size // 4096)
+                      if size else b"")
+        paths.append(p)
+    assert sha256_files(paths) == [sha256_file(p) for p in paths]
+    assert len(set(sha256_files(paths))) == len(paths)
