@@ -51,7 +51,9 @@ class FaceBoxFinder:
             self._haar = cv2.CascadeClassifier(str(haar))
             self.kind = "haar"
 
-    def find(self, bgr: np.ndarray) -> tuple[float, float, float, float, float] | None:
+    def find(self, bgr: np.ndarray, rgb: bool = False) -> tuple[float, float, float, float, float] | None:
+        """The most confident face box of a BGR image (``rgb=True``: of an RGB image, read as BGR on the small
+        copy YuNet gets: the same box, without a full-size BGR copy)."""
         import cv2
 
         h, w = bgr.shape[:2]
@@ -59,6 +61,8 @@ class FaceBoxFinder:
             # YuNet works at a modest resolution: detect on a copy whose longest side is <= 640 px.
             s = min(1.0, 640.0 / max(h, w))
             small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s)))) if s < 1 else bgr
+            if rgb:  # resizing works per channel: resize-then-swap is swap-then-resize
+                small = np.ascontiguousarray(small[..., ::-1])
             self._yunet.setInputSize((small.shape[1], small.shape[0]))
             _, faces = self._yunet.detect(small)
             if faces is None or len(faces) == 0:
@@ -66,7 +70,7 @@ class FaceBoxFinder:
             f = max(faces, key=lambda r: r[2] * r[3] * r[14])
             return float(f[0] / s), float(f[1] / s), float(f[2] / s), float(f[3] / s), float(f[14])
         if self._haar is not None:
-            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            gray = cv2.cvtColor(bgr, cv2.COLOR_RGB2GRAY if rgb else cv2.COLOR_BGR2GRAY)
             faces = self._haar.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
             if len(faces) == 0:
                 return None
@@ -129,13 +133,16 @@ class MediaPipeFaceMesh:
         """RGB (H, W, 3) or gray (H, W) uint8 -> ((478, 2) pixels, (478,) confidence) or None (no face)."""
         img = np.asarray(image)
         if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
+            import cv2
+
+            img = cv2.cvtColor(np.ascontiguousarray(img, np.uint8), cv2.COLOR_GRAY2RGB) if img.dtype == np.uint8 \
+                else np.repeat(img[..., None], 3, axis=2)
         if img.ndim != 3 or img.shape[2] not in (3, 4):
             raise ConfigError(f"landmark detector got an image of shape {img.shape}; expected (H, W), (H, W, 3)")
         img = np.ascontiguousarray(img[..., :3])
         if img.dtype != np.uint8:
             img = np.clip(img, 0, 255).astype(np.uint8)
-        box = self.boxes.find(img[..., ::-1].copy())
+        box = self.boxes.find(img, rgb=True)
         score = 1.0
         pts = None
         if box is not None:
