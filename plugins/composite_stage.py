@@ -58,12 +58,13 @@ class CompositeChunk:
     eyes: HeroLandmarks | None = None
 
 
-def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
+def composite_chunk(job: CompositeChunk, res) -> tuple[dict[int, dict], dict[str, tuple[str, int]]]:
     """Composite one chunk of frames onto the hero plate: plate PNG/EXR and patch files, plus the preview frame of
-    each frame in ``out/.preview`` (raw .npy: the driver reads it once); returns per-frame info. Only the edit's
-    region is composited; the whole frame is made when the plate is written. The files are recorded in the
-    manifest by the driver, in one update (:meth:`CompositeStage.run`). Module-level so that ``ctx.executor.map``
-    can ship it to workers."""
+    each frame in ``out/.preview`` (raw .npy: the driver reads it once); returns per-frame info and the written
+    files' ``{path: (sha256, bytes)}`` (hashed here, from the bytes written, in parallel). Only the edit's region
+    is composited; the whole frame is made when the plate is written. The files are recorded in the manifest by
+    the driver, in one update and without reading them again (:meth:`CompositeStage.run`). Module-level so that
+    ``ctx.executor.map`` can ship it to workers."""
     from reconstruct.composite.outputs import PlateWriter, preview_frame
     from reconstruct.session import atomic_path
 
@@ -116,7 +117,7 @@ def composite_chunk(job: CompositeChunk, res) -> dict[int, dict]:
             np.save(tmp, preview_frame(plate, out_img, writer.preview_width), allow_pickle=False)
         info[fin.frame] = {"mask_px": int((out_img.alpha > 0).sum()), "edited": rp.exists(),
                            "plate_eyes": kept_eyes}
-    return info
+    return info, writer.digests
 
 
 INTENT_FILE = "intent.npz"  # beside a method's plates: where its edits meant to move the landmarks
@@ -190,10 +191,12 @@ class CompositeStage:
                                None if eyes is None else eyes.only(c))
                 for c in frame_chunks(frames, ctx.settings["frames"].chunk)]
         frames_info: dict[int, dict] = {}
-        for part in ctx.executor.map(composite_chunk, jobs, ctx.progress,
-                                     f"composite ({s.compositor}, {len(frames)} frames)",
-                                     threads=use_threads(ctx.device), resources=True):
+        digests: dict[str, tuple[str, int]] = {}
+        for part, written in ctx.executor.map(composite_chunk, jobs, ctx.progress,
+                                              f"composite ({s.compositor}, {len(frames)} frames)",
+                                              threads=use_threads(ctx.device), resources=True):
             frames_info.update(part)
+            digests.update(written)
         # the preview video is one sequential file: the driver encodes the workers' preview frames in order
         previews = out / PREVIEW_TMP
         with PlateWriter(tmp_plates / hero, out, record=record, session=session, fps=session.rig.fps) as writer:
@@ -204,8 +207,8 @@ class CompositeStage:
         if record is not None:  # every plate and patch in the manifest, one update (not one per file)
             from reconstruct.provenance import record_stage_outputs
 
-            record_stage_outputs(session, tmp_plates, record)
-            record_stage_outputs(session, out / "patches", record)
+            record_stage_outputs(session, tmp_plates, record, known=digests)
+            record_stage_outputs(session, out / "patches", record, known=digests)
         atomic_write_json(out / "composite.json", {
             "settings": settings_dict(s), "frames": frames_info, "method": method,
             "plates": f"out/plates/{method}/{hero}", "formats": ["png16 (sRGB)", "exr half (linear)"]})

@@ -411,10 +411,14 @@ def record_output(session: "Session", path: str | Path, record: ProvenanceRecord
     return key
 
 
-def record_stage_outputs(session: "Session", stage_dir: Path, record: ProvenanceRecord) -> int:
+def record_stage_outputs(session: "Session", stage_dir: Path, record: ProvenanceRecord,
+                         known: Mapping[str, tuple[str, int]] | None = None) -> int:
     """Give every file of a completed stage folder a manifest entry, in one manifest update: files the stage
     already recorded (same size) keep their entry; PNGs without an embedded record get ``record`` embedded;
-    entries of files that no longer exist in the folder are dropped. Returns the number of entries added."""
+    entries of files that no longer exist in the folder are dropped. ``known``: ``{str(path): (sha256, bytes)}``
+    of files their writer made with ``record`` embedded and hashed from the bytes it wrote (e.g.
+    :attr:`reconstruct.composite.outputs.PlateWriter.digests`): used as they are when the size still matches,
+    without reading the file. Returns the number of entries added."""
     stage_dir = Path(stage_dir)
     prefix = session_relative(session.root, stage_dir).rstrip("/") + "/"
     files = [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")
@@ -423,11 +427,18 @@ def record_stage_outputs(session: "Session", stage_dir: Path, record: Provenance
         entries = read_manifest(session)
         present = set()
         new: list[tuple[str, Path]] = []
+        added = 0
         for p in files:
             key = session_relative(session.root, p)
             present.add(key)
             old = entries.get(key)
-            if old is not None and old.get("bytes") == p.stat().st_size:
+            size = p.stat().st_size
+            if old is not None and old.get("bytes") == size:
+                continue
+            done = (known or {}).get(str(p))
+            if done is not None and done[1] == size:
+                entries[key] = {"sha256": done[0], "bytes": size, "provenance": record.to_dict()}
+                added += 1
                 continue
             if p.suffix.lower() == ".png":
                 try:
@@ -437,7 +448,7 @@ def record_stage_outputs(session: "Session", stage_dir: Path, record: Provenance
             new.append((key, p))
         for (key, p), digest in zip(new, sha256_files(p for _, p in new)):
             entries[key] = {"sha256": digest, "bytes": p.stat().st_size, "provenance": record.to_dict()}
-        added = len(new)
+        added += len(new)
         for key in [k for k in entries if k.startswith(prefix) and k not in present]:
             del entries[key]
         atomic_write_json(manifest_path(session), {"schema": RECORD_SCHEMA, "session": session.meta.name,

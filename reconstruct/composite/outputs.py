@@ -123,33 +123,44 @@ class PlateWriter:
         self.sync = bool(sync)
         self._video = None
         self.written: list[Path] = []
+        #: ``{path: (sha256, bytes)}`` of every file written with ``record`` embedded: the manifest entries a driver
+        #: can make without reading the files again (:func:`reconstruct.provenance.record_stage_outputs`)
+        self.digests: dict[str, tuple[str, int]] = {}
 
     # -- the one place files are written -----------------------------------------------------------------------
-    def _png(self, path: Path, image: np.ndarray) -> None:
-        from ..provenance import png_with_provenance, record_output
+    def _note(self, path: Path, data: bytes | None = None) -> None:
+        import hashlib
 
-        if self.record is None:
-            from ..png import encode_png
-            from ..session import atomic_write_bytes
+        from ..provenance import record_output, sha256_file
 
-            atomic_write_bytes(path, encode_png(image, where=str(path)), sync=self.sync)
-        else:
-            png_with_provenance(path, image, self.record, sync=self.sync)
+        if self.record is not None:
+            digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
+            self.digests[str(path)] = (digest, len(data) if data is not None else path.stat().st_size)
             if self.session is not None:
-                record_output(self.session, path, self.record)
+                record_output(self.session, path, self.record, sha256=digest)
         self.written.append(path)
 
+    def _png(self, path: Path, image: np.ndarray) -> None:
+        from ..png import encode_png as encode_plain
+        from ..provenance import encode_png
+        from ..session import atomic_write_bytes
+
+        if self.record is None:
+            data = encode_plain(image, where=str(path))
+        else:
+            data = encode_png(image, self.record, str(path))
+        atomic_write_bytes(path, data, sync=self.sync)
+        self._note(path, data)
+
     def _exr(self, path: Path, image: np.ndarray) -> None:
-        from ..provenance import ProvenanceRecord, record_output
+        from ..provenance import ProvenanceRecord
 
         rec = self.record
         if rec is None:  # plain file: an empty record keeps the one EXR code path
             rec = ProvenanceRecord(method=None, stage="", plugins=(), settings={}, inputs=(), tool_version="",
                                    created="", session="")
         write_exr_half(path, image, rec, sync=self.sync)
-        if self.record is not None and self.session is not None:
-            record_output(self.session, path, self.record)
-        self.written.append(path)
+        self._note(path)
 
     # -- what the stage calls ----------------------------------------------------------------------------------
     def write_frame(self, frame: int, plate: np.ndarray, result: CompositeResult | CompositeCrop) -> None:
@@ -202,6 +213,7 @@ class PlateWriter:
             "colorspace": "sRGB (16-bit PNG)",
         }
         atomic_write_json(self.stage_dir / "patches" / f"{stem}.json", info, sync=self.sync)
+        self._note(self.stage_dir / "patches" / f"{stem}.json")
         return info
 
     def add_preview(self, frame: np.ndarray) -> None:

@@ -51,7 +51,7 @@ def _composite_and_flag(sessions, keep_eyes: bool):
                          frames=tuple(frames), settings=settings,
                          compositor=host.components().get("compositor", "laplacian"), record=None,
                          device="cpu", eyes=hero_landmarks(s) if keep_eyes else None)
-    info = composite_chunk(job, Resources(host.components()))
+    info, _ = composite_chunk(job, Resources(host.components()))
     return info, compute_flags(ReportData.load(s), host.components(), {})
 
 

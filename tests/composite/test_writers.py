@@ -89,3 +89,37 @@ def test_writer_in_a_stage_folder_skips_fsync_and_the_commit_flushes(tmp_path, m
     atomic_replace_dir(tmp_path / ".m.tmp", tmp_path / "m")
     # the commit: both files, the two folders, then the parent of the renamed folder
     assert calls["fsync"] - before == 5 and (tmp_path / "m" / "hero" / "000001.png").is_file()
+
+
+def test_known_digests_make_the_same_manifest_without_reading_the_files(tmp_path, monkeypatch):
+    """The composite's workers hash what they write (``PlateWriter.digests``); recording the folder with those gives
+    the manifest entries that hashing the files gives, and reads no file."""
+    from reconstruct import provenance
+    from reconstruct.composite import CompositeCrop
+    from reconstruct.composite.outputs import PlateWriter
+    from reconstruct.demo import demo_rig_path
+    from reconstruct.rig import load_rig
+    from reconstruct.session import Session
+
+    plate = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    crop = CompositeCrop(plate, (5, 5), np.full((10, 10, 3), 0.25, np.float32), np.ones((10, 10), np.float32),
+                         np.full((10, 10, 3), 0.25, np.float32))
+    entries = []
+    for name, use_known in (("a", False), ("b", True)):
+        s = Session.create(tmp_path / name, load_rig(demo_rig_path()))
+        rec = _record()
+        w = PlateWriter(s.root / "out" / "plates" / "m" / "hero", s.root / "out" / "composite", record=rec)
+        w.write_plate(3, crop)
+        assert len(w.digests) == 5  # plate PNG + EXR, face and mask patches, patch JSON
+        if use_known:
+            monkeypatch.setattr(provenance, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError(p)))
+        n = provenance.record_stage_outputs(s, s.root / "out" / "plates" / "m", rec,
+                                            known=w.digests if use_known else None)
+        n += provenance.record_stage_outputs(s, s.root / "out" / "composite", rec,
+                                             known=w.digests if use_known else None)
+        monkeypatch.undo()
+        assert n == 5
+        entries.append(provenance.read_manifest(s))
+        assert set(provenance.verify_manifest(s).values()) == {"ok"}
+    assert [(k, e["sha256"], e["bytes"]) for k, e in sorted(entries[0].items())] == \
+           [(k, e["sha256"], e["bytes"]) for k, e in sorted(entries[1].items())]
