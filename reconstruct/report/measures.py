@@ -140,9 +140,12 @@ class MethodMeasurer:
     Args:
         data: the report's :class:`~.data.ReportData`. method: whose plates. masks: :class:`FaceMasks`.
         detector: the landmark detector (or None). frames: the frames to measure, in order.
+        pending: the frames handed in are a chunk inside the take (:mod:`.scan`): the first measured frame's
+            flicker pair is left to the measurer that merges this one's :meth:`part` (its state is kept as ``head``).
     """
 
-    def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400) -> None:
+    def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400,
+                 pending: bool = False) -> None:
         from .data import LANDMARK_GROUPS
 
         frames = subsample(list(frames), max_frames)
@@ -156,10 +159,12 @@ class MethodMeasurer:
         if self.groups is None:
             self.res.notes.append("no landmark detector with a known scheme: expression not measured")
         self.intent_scheme, self.intent = data.intent(method)
-        self._prev = None
+        self._prev = None  # (result luma, plate luma, face) of the last measured frame, or None
         self._flick_a: list[float] = []
         self._flick_b: list[float] = []
         self._seen: set[int] = set()
+        self._pending, self.head = pending, None
+        self._tail = None  # merged parts' last state (:meth:`merge`)
 
     def wants(self, frame: int) -> bool:
         return int(frame) in self._index
@@ -170,24 +175,15 @@ class MethodMeasurer:
 
     def add(self, frame: int, before: np.ndarray | None, after: np.ndarray | None,
             plate_landmarks: np.ndarray | None = None, output_landmarks: np.ndarray | None = None,
-            detected: bool = False, record: bool = True) -> None:
+            detected: bool = False) -> None:
         """Measure one frame: ``before`` the plate, ``after`` the method's result (RGB uint8, None when
         unreadable). ``detected``: the landmarks of both were already detected (passed, possibly None: nothing
-        found), else they are detected here. The plate's are moved by the edit's intended shift here.
-        ``record=False``: only what the next frame compares with (a chunk's lead-in frame, :mod:`.scan`)."""
+        found), else they are detected here. The plate's are moved by the edit's intended shift here."""
         i = self._index.get(int(frame))
         if i is None:
             return
-        if not record:
-            m = None if before is None or after is None or after.shape != before.shape else \
-                self.masks.for_frame(int(frame), before)
-            if m is None:
-                self._prev = None
-            else:
-                sl, face = m[0], m[1]
-                self._prev = (_y(after[sl].astype(np.float32)), _y(before[sl].astype(np.float32)), face)
-            return
         self._seen.add(int(frame))
+        first, self._pending = self._pending, False
 
         from ..retouch.regions import AGE_REGIONS
         from ..retouch.skin import BANDS
@@ -241,24 +237,30 @@ class MethodMeasurer:
             den += _energy(yb, w, lo * iod_px, hi * iod_px, bands[kind][1]) * w.sum()
         if den > 0:
             res.wrinkle_ratio[i] = num / den
-        prev = self._prev
-        if prev is not None and prev[0].shape == ya.shape:
-            both = face & prev[2]
-            if both.any():
-                self._flick_a.append(float(np.abs(ya - prev[0])[both].mean()))
-                self._flick_b.append(float(np.abs(yb - prev[1])[both].mean()))
+        if first:
+            self.head = (ya, yb, face)
+        else:
+            self._pair(flicker_pair(self._prev, (ya, yb, face)))
         self._prev = (ya, yb, face)
 
+    def _pair(self, pair: tuple[float, float] | None) -> None:
+        if pair is not None:
+            self._flick_a.append(pair[0])
+            self._flick_b.append(pair[1])
+
     def part(self) -> dict:
-        """What this measurer measured (a worker's share of a take, for :meth:`merge`)."""
+        """What this measurer measured (a worker's share of a take, for :meth:`merge`): per-frame values, flicker
+        pairs, and, when it was given any measured frame, its first frame's state (``head``, when ``pending``) and
+        its last (``tail``)."""
         r = self.res
         vals = {int(f): (r.expression_iod_pct[self._index[f]], r.detail_ratio[self._index[f]],
                          r.dark_pct[self._index[f]], r.wrinkle_ratio[self._index[f]]) for f in self._seen}
         return {"values": vals, "flick_a": list(self._flick_a), "flick_b": list(self._flick_b),
-                "notes": list(r.notes)}
+                "notes": list(r.notes), "measured": bool(self._seen), "head": self.head, "tail": self._prev}
 
     def merge(self, part: dict) -> None:
-        """Take in another measurer's :meth:`part` (same method, same frames)."""
+        """Take in another measurer's :meth:`part` (same method, same frames; the parts in the take's order): its
+        first frame's flicker pair with the last frame merged before, then its own pairs."""
         r = self.res
         for f, (e, d, k, w) in part["values"].items():
             i = self._index.get(int(f))
@@ -266,6 +268,10 @@ class MethodMeasurer:
                 continue
             r.expression_iod_pct[i], r.detail_ratio[i], r.dark_pct[i], r.wrinkle_ratio[i] = e, d, k, w
             self._seen.add(int(f))
+        if part.get("measured"):
+            if part.get("head") is not None:
+                self._pair(flicker_pair(self._tail, part["head"]))
+            self._tail = part.get("tail")
         self._flick_a.extend(part["flick_a"])
         self._flick_b.extend(part["flick_b"])
 
@@ -273,6 +279,17 @@ class MethodMeasurer:
         if self._flick_b and np.mean(self._flick_b) > 0:
             self.res.flicker_ratio = float(np.mean(self._flick_a) / np.mean(self._flick_b))
         return self.res
+
+
+def flicker_pair(prev, cur) -> tuple[float, float] | None:
+    """(the result's, the plate's) mean absolute change over the face of both from measured frame ``prev`` to
+    ``cur`` (each (result luma, plate luma, face mask) of the face's box, or None), or None when there is no pair."""
+    if prev is None or cur is None or prev[0].shape != cur[0].shape:
+        return None
+    both = cur[2] & prev[2]
+    if not both.any():
+        return None
+    return float(np.abs(cur[0] - prev[0])[both].mean()), float(np.abs(cur[1] - prev[1])[both].mean())
 
 
 def subsample(frames: list, max_frames: int) -> list:
