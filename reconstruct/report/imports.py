@@ -2,8 +2,9 @@
 report never uses are loaded only if something touches them.
 
 open3d's ``__init__`` imports ``open3d.visualization``, whose ``draw_plotly`` imports plotly and dash (~0.2 s);
-MediaPipe's ``solutions.drawing_utils`` imports ``matplotlib.pyplot`` (~0.2 s). A report worker needs open3d's ray
-casting and MediaPipe's face mesh only, so :func:`defer_plotting_imports` makes those two modules lazy
+MediaPipe's ``solutions`` imports its drawing modules, which import matplotlib and ``matplotlib.pyplot`` (~0.3 s). A
+report worker needs open3d's ray casting and MediaPipe's face mesh only, so :func:`defer_plotting_imports` makes
+those modules lazy
 (:class:`importlib.util.LazyLoader`: the module object exists at once, its code runs at the first attribute access,
 so anything that does use them gets the real module). Called at the start of the report's work items in the
 processes that run them; a module already imported is left as it is.
@@ -17,8 +18,10 @@ import importlib.util
 import sys
 import threading
 
-#: modules imported at the top of open3d and MediaPipe for plotting, which the report's workers never call
-PLOTTING_MODULES = ("open3d.visualization", "matplotlib.pyplot")
+#: modules imported at the top of open3d and MediaPipe for plotting, which the report's workers never call (MediaPipe's
+#: drawing modules are the only ones that import matplotlib; ``matplotlib.pyplot`` for any other importer)
+PLOTTING_MODULES = ("open3d.visualization", "mediapipe.python.solutions.drawing_styles",
+                    "mediapipe.python.solutions.drawing_utils", "matplotlib.pyplot")
 
 _LOCK = threading.Lock()
 

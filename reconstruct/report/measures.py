@@ -70,10 +70,12 @@ def _band(y: np.ndarray, lo: float, hi: float | None) -> np.ndarray:
     return (y - a) if hi is None else (a - gaussian_blur(y, max(hi, lo * 1.5)))
 
 
-def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None) -> float:
-    """Mean of the band's energy under the weights ``w``; ``band``: :func:`_band` of ``y`` already made."""
+def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None,
+            w_sum=None) -> float:
+    """Mean of the band's energy under the weights ``w``; ``band``: :func:`_band` of ``y`` already made;
+    ``w_sum``: ``w.sum()`` already made."""
     band = _band(y, lo, hi) if band is None else band
-    return float((w * band * band).sum() / max(w.sum(), 1e-9))
+    return float((w * band * band).sum() / max(w.sum() if w_sum is None else w_sum, 1e-9))
 
 
 class FaceMasks:
@@ -221,20 +223,21 @@ class MethodMeasurer:
         # darker than the darkest plate pixel nearby: a moved edge (a warp) is not a hole, a new dark blob is
         near = max(1, int(round(0.03 * iod_px)))
         reach = None if moved is None else intended_reach(yb.shape, (sl[1].start or 0, sl[0].start or 0), *moved)
-        yb_min = darkest_within(yb, near, reach)
-        new_dark = (yb_min - ya > DARK_LEVELS) & (ya < DARK_BELOW) & face
+        dark = (ya < DARK_BELOW) & face  # only these can be a new hole: the plate's darkest is needed there alone
+        new_dark = darkest_within(yb, near, reach, where=dark) - ya[dark] > DARK_LEVELS
         res.dark_pct[i] = 100.0 * float(new_dark.sum()) / max(face.sum(), 1)
         num = den = 0.0
         bands: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kind -> its band of the result, of the plate
         for region, kind in AGE_REGIONS.items():
             w = regions.get(region)
-            if w is None or w.sum() < 10:
+            ws = None if w is None else w.sum()
+            if w is None or ws < 10:
                 continue
             lo, hi = BANDS[kind]
             if kind not in bands:  # regions of one kind share the blurs
                 bands[kind] = (_band(ya, lo * iod_px, hi * iod_px), _band(yb, lo * iod_px, hi * iod_px))
-            num += _energy(ya, w, lo * iod_px, hi * iod_px, bands[kind][0]) * w.sum()
-            den += _energy(yb, w, lo * iod_px, hi * iod_px, bands[kind][1]) * w.sum()
+            num += _energy(ya, w, lo * iod_px, hi * iod_px, bands[kind][0], ws) * ws
+            den += _energy(yb, w, lo * iod_px, hi * iod_px, bands[kind][1], ws) * ws
         if den > 0:
             res.wrinkle_ratio[i] = num / den
         if first:
@@ -369,20 +372,24 @@ def intended_reach(shape: tuple[int, int], origin: tuple[int, int], points: np.n
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, levels: int = 6) -> np.ndarray:
+def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, levels: int = 6,
+                   where: np.ndarray | None = None) -> np.ndarray:
     """(h, w) the darkest value of ``y`` within ``near`` px of every pixel (a square window), or within ``near +
-    reach`` px where ``reach`` (h, w) px is given; the reach is rounded up to one of ``levels`` radii, so a pixel
-    may look a little further than its reach, never less far."""
+    reach`` px where ``reach`` (h, w) px is given; the reach is rounded up to one of ``levels`` radii (spread
+    between 0 and the largest reach anywhere), so a pixel may look a little further than its reach, never less far.
+    ``where`` (h, w) bool: only those pixels' values, as ``out[where]`` (1-D), the same numbers."""
     import cv2
 
     def erode(r: int) -> np.ndarray:
-        return cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        e = cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        return e if where is None else e[where]
 
     out = erode(near)
     if reach is None or not np.isfinite(reach).any() or float(np.nanmax(reach)) <= 0:
         return out
     top = float(np.nanmax(reach))
     edges = np.linspace(0.0, top, levels + 1)[1:]
+    reach = reach if where is None else reach[where]
     lower = 0.0
     for e in edges:
         sel = (reach > lower) & (reach <= e)
@@ -390,4 +397,3 @@ def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, le
             out[sel] = erode(near + int(np.ceil(e)))[sel]
         lower = e
     return out
-

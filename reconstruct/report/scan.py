@@ -133,7 +133,7 @@ class FrameScanner:
         m = d.mask(f, b.shape[:2])
         m = changed_region(b, a) if m is None else m
         bs, as_ = _downscale(b, MAX_ANALYSIS_WIDTH), _downscale(a, MAX_ANALYSIS_WIDTH)
-        edit = as_.astype(np.float32).mean(-1) - bs.astype(np.float32).mean(-1)
+        edit = F.channel_mean(as_, np.float32) - F.channel_mean(bs, np.float32)
         out = Scanned(ok=True, shape=edit.shape)
         if self.union is not None and self.union.shape == edit.shape:
             e64 = edit.astype(np.float64)

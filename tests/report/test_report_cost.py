@@ -64,3 +64,32 @@ def test_face_masks_load_the_model_only_when_a_frame_is_measured():
     masks = M.FaceMasks(SimpleNamespace(fits=fits, session=session, hero="hero"), comps)
     assert masks.ok and loaded == []
     assert masks.for_frame(5, None) is None and loaded == []  # a frame the fit has not: nothing to load
+
+
+def test_channel_mean_by_the_channel_sum_equals_numpys_mean():
+    """The edit and the seam's grey come from a table of the channel sum (12.6 -> 1.9 ms on a 960x540 frame): the
+    same float32 and float64 values as ``astype(dtype).mean(-1)``, for every sum and on a frame."""
+    rng = np.random.default_rng(5)
+    every = F._sum_pixels().reshape(1, -1, 3)
+    frame = rng.integers(0, 256, (54, 96, 3)).astype(np.uint8)
+    for img in (every, frame, frame[5:40, 7:90]):
+        for dt in (np.float32, np.float64):
+            got, want = F.channel_mean(img, dt), img.astype(dt).mean(-1)
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(F._gray(frame), np.asarray(frame, np.float64).mean(-1))
+    grey = frame[..., 0]  # not RGB: the plain computation
+    assert np.array_equal(F._gray(grey), grey.astype(np.float64))
+
+
+def test_darkest_at_the_dark_pixels_alone_equals_the_whole_map():
+    """The dark-hole measure needs the plate's darkest only where the result is dark on the face: the same values
+    there as the whole map's (the reach's levels still spread to the largest reach anywhere)."""
+    rng = np.random.default_rng(6)
+    y = (rng.random((70, 90)) * 255).astype(np.float32)
+    reach = cv2.resize((rng.random((18, 23)) * 9).astype(np.float32), (90, 70), interpolation=cv2.INTER_NEAREST)
+    where = rng.random((70, 90)) < 0.1
+    for r in (None, reach, np.zeros_like(reach)):
+        np.testing.assert_array_equal(M.darkest_within(y, 2, r, where=where), M.darkest_within(y, 2, r)[where])
+    far = reach.copy()
+    far[~where] += 20  # a larger reach outside the pixels asked for still sets the levels
+    np.testing.assert_array_equal(M.darkest_within(y, 2, far, where=where), M.darkest_within(y, 2, far)[where])
