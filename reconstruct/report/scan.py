@@ -144,9 +144,10 @@ class FrameScanner:
             else:
                 out.diff = edit_change(e64, self.prev, self.union, self._union_sum)
             self.prev = e64
-        ys, xs = np.nonzero(m > 0.05)
+        on = m > 0.05  # the box of these pixels from their rows and columns (a full-frame nonzero: ~8 ms)
+        ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
         if len(xs):
-            out.box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+            out.box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
         if self.plan is not None:
             from .thumbs import make_thumbs
 
@@ -201,11 +202,12 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
         return data, FaceMasks(data, res.components), _detector(res.components)
 
     data, masks, detector = res.get(("report-scan", job.root, job.method), setup)
-    inside = job.start > 0
+    inside, mine = job.start > 0, job.frames[job.start:job.stop]
     measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1,
                               pending=inside)
+    masks.prepare([f for f in mine if measurer.wants(f)])
     scanner = FrameScanner(data, detector, job.union, measurer, job.plan, pending=inside)
-    out = [scanner.step(job.start + k, f) for k, f in enumerate(job.frames[job.start:job.stop])]
+    out = [scanner.step(job.start + k, f) for k, f in enumerate(mine)]
     return out, measurer.part(), (scanner.head, scanner.tail())
 
 

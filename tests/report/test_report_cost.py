@@ -93,3 +93,36 @@ def test_darkest_at_the_dark_pixels_alone_equals_the_whole_map():
     far = reach.copy()
     far[~where] += 20  # a larger reach outside the pixels asked for still sets the levels
     np.testing.assert_array_equal(M.darkest_within(y, 2, far, where=where), M.darkest_within(y, 2, far)[where])
+
+
+def test_face_masks_prepare_the_rays_of_all_a_chunks_face_boxes_at_once(monkeypatch):
+    """A worker's frames each cast rays through their own face box: ``prepare`` builds the rays of the box around
+    all of them once (the bench take's chunk: 1 build of 0.08 s instead of 2 of 0.5-0.7 s on a loaded machine); each
+    frame's rays are then a view of it, the same numbers as built alone."""
+    from reconstruct.camera import CameraModel
+    from reconstruct.render import fragments
+    from reconstruct.retouch import crop_camera
+
+    cam = CameraModel("hero", K=np.array([[1400.0, 0, 959.3], [0, 1400.0, 539.6], [0, 0, 1]]),
+                      dist=np.array([-0.12, 0.05, 0.001, -0.0005, 0.0]), image_size=(1920, 1080))
+    rng = np.random.default_rng(7)
+    face = rng.normal(0, 0.06, (300, 3)) + [0, 0, 1.6]
+    verts = [face + [dx, dy, 0] for dx, dy in ((-0.25, 0.0), (0.0, 0.05), (0.3, -0.1))]  # the head moves
+    fits = SimpleNamespace(frames=np.arange(3), model_name="ict",
+                           frame=lambda i: SimpleNamespace(vertices=verts[i], valid=True))
+    session = SimpleNamespace(calibration_path=SimpleNamespace(exists=lambda: True), cameras=lambda: {"hero": cam})
+    masks = M.FaceMasks(SimpleNamespace(fits=fits, session=session, hero="hero"), None)
+    monkeypatch.setattr(masks, "_load", lambda: setattr(masks, "model", object()))
+    masks.renderer = SimpleNamespace(name="raycast")
+    builds = []
+    real = fragments._ray_grid
+    monkeypatch.setattr(fragments, "_ray_grid", lambda *a: builds.append(a) or real(*a))
+    monkeypatch.setattr(fragments, "_GRIDS", fragments._RayGrids())
+    masks.prepare([0, 1, 2])
+    crops = [crop_camera(cam, masks._roi(fits.frame(i))[1]) for i in range(3)]
+    rays = [fragments.pixel_rays(c).copy() for c in crops]
+    assert len(builds) == 1
+    monkeypatch.setattr(fragments, "_GRIDS", fragments._RayGrids())
+    for c, r in zip(crops, rays):
+        np.testing.assert_array_equal(fragments.pixel_rays(c), r)
+    assert len(builds) == 1 + 3  # without prepare: the first frame's box, then a grown grid for each of the others
