@@ -12,12 +12,16 @@ and no frame is read twice.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import flags as F
+
+log = logging.getLogger(__name__)
 
 MIN_FRAMES = 8  # below this many frames the pass runs in the driver (starting workers costs more)
 MAX_CHUNK = 16  # frames per work item at most
@@ -212,12 +216,14 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
 
 
 def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
-                components=None, progress=None, plan=None, store=None) -> tuple[list[Scanned], Any]:
+                components=None, progress=None, plan=None, store=None, idle=None) -> tuple[list[Scanned], Any]:
     """(:class:`Scanned` of every frame in order, the detector or its class). With an ``executor`` (and a union
     mask), chunks of frames (:func:`chunk_bounds`) run as its work items, each worker with its own landmark detector, and
     their measures are merged into ``measurer``; else one pass here (``detector``: the one to use, default the
     best installed one). ``plan``: the pictures to make of each frame (:class:`~.thumbs.ThumbPlan`), put into
-    ``store`` (a :class:`~.thumbs.ThumbStore`) as each frame comes back."""
+    ``store`` (a :class:`~.thumbs.ThumbStore`) as each frame comes back. ``idle``: a callable run in a thread of
+    this process while the workers scan (loading and hashing the driver needs after the pass, otherwise done after
+    it while the cores wait; joined before this returns; not run when the pass runs here)."""
 
     def keep(sc: Scanned, f: int) -> Scanned:
         if store is not None and sc.thumbs:
@@ -239,15 +245,29 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
              for a, b in chunk_bounds(len(fr), jobs)]
     out: list[Scanned] = []
     usum, tail = max(float(union.sum()), 1e-9), None
-    # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills) would
-    # crash a forked one
-    for scans, part, (head, last) in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)",
-                                                  resources=True, fresh=True):
-        done = len(out)  # the items come back in order: the previous chunk's last frame is the one before
-        if done and head is not None:
-            scans[0].diff = edit_change(head.astype(np.float64), tail, union, usum)
-        tail = last
-        out.extend(keep(sc, f) for sc, f in zip(scans, fr[done:done + len(scans)]))
-        if measurer is not None:
-            measurer.merge(part)
+    side = None if idle is None else threading.Thread(target=_logged, args=(idle,), name="report-idle", daemon=True)
+    if side is not None:
+        side.start()
+    try:
+        # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills)
+        # would crash a forked one
+        for scans, part, (head, last) in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)",
+                                                      resources=True, fresh=True):
+            done = len(out)  # the items come back in order: the previous chunk's last frame is the one before
+            if done and head is not None:
+                scans[0].diff = edit_change(head.astype(np.float64), tail, union, usum)
+            tail = last
+            out.extend(keep(sc, f) for sc, f in zip(scans, fr[done:done + len(scans)]))
+            if measurer is not None:
+                measurer.merge(part)
+    finally:
+        if side is not None:
+            side.join()
     return out, detector if detector is not None else _detector_class(components)
+
+
+def _logged(fn) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - what it prepares is made again where it is needed
+        log.warning("report: work done while the workers scan failed: %s", exc)

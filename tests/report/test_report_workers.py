@@ -136,3 +136,31 @@ def test_a_report_worker_does_not_load_the_plotting_packages(tmp_path):
     lines = [x for x in r.stdout.splitlines() if x.startswith(("lazy", "then"))]
     assert lines[0] == "lazy open3d.visualization mediapipe.python.solutions.drawing_utils | loaded", r.stdout
     assert lines[1] == "then dash plotly matplotlib", r.stdout
+
+
+def test_the_driver_hashes_the_manifest_while_the_workers_scan(tmp_path, monkeypatch):
+    """The driver waits while the workers scan: ``idle`` work (the provenance section's hashing of every output,
+    ~0.5 s on the bench take, and the gaze term's face model, ~0.3 s) runs then, in a thread of the driver, once;
+    not when the pass runs in the driver itself. The section then uses that outcome."""
+    import threading
+
+    from reconstruct import provenance
+    from reconstruct.report import imports
+    from reconstruct.report.sections import ProvenanceSection
+
+    monkeypatch.setattr(imports, "defer_plotting_imports", lambda *a: set())
+    root = _take(tmp_path, 12)
+    comps = make_plugin_manager().components()
+    ran = []
+    idle = lambda: ran.append(threading.current_thread() is not threading.main_thread())  # noqa: E731
+    compute_flags(ReportData.load(Session.open(root)), comps, {}, idle=idle)
+    assert ran == []  # the pass ran here: nothing to overlap
+    compute_flags(ReportData.load(Session.open(root)), comps, {}, executor=InProcess(2, comps), idle=idle)
+    assert ran == [True]
+
+    session = Session.open(root)
+    ctx = SimpleNamespace(session=session, memo={"report.manifest_status": {"a": "ok", "b": "changed"}})
+    monkeypatch.setattr(provenance, "read_manifest", lambda s: {"a": {}, "b": {}})
+    monkeypatch.setattr(provenance, "verify_manifest", lambda s: pytest.fail("hashed again"))
+    html = ProvenanceSection().html(ctx)
+    assert "1 match their recorded sha256, 1 changed since" in html and not ctx.memo
