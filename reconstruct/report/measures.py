@@ -92,6 +92,7 @@ class FaceMasks:
         self.components, self.cam, self.fits = components, cams[data.hero], fits
         self.rows = {int(f): i for i, f in enumerate(fits.frames)}
         self.model = None
+        self._rois: dict = {}  # frame -> its face box, from prepare()
         self.ok = True
 
     def _load(self) -> None:
@@ -115,8 +116,11 @@ class FaceMasks:
         face boxes (:func:`reconstruct.render.fragments.pixel_rays`, cached per lens; each frame's crop is a view of
         it, the same numbers). Else the first frame builds its box's rays and a later frame whose box leaves it
         builds a larger grid again (2 builds of ~0.15 s a worker on the bench take)."""
-        fits = [self.fits.frame(self.rows[int(f)]) for f in frames if self.ok and int(f) in self.rows]
-        rois = [r for r in (self._roi(fit)[1] for fit in fits if fit.valid) if not r.empty]
+        for f in frames:
+            fit = self.fits.frame(self.rows[int(f)]) if self.ok and int(f) in self.rows else None
+            if fit is not None and fit.valid:
+                self._rois[int(f)] = self._roi(fit)[1]  # for_frame takes it from here
+        rois = [self._rois[int(f)] for f in frames if int(f) in self._rois and not self._rois[int(f)].empty]
         if not rois:
             return
         if self.model is None:
@@ -144,7 +148,8 @@ class FaceMasks:
         fit = self.fits.frame(self.rows[frame])
         if not fit.valid:
             return None
-        v, roi = self._roi(fit)
+        roi = self._rois.pop(frame, None)
+        v, roi = (np.asarray(fit.vertices, np.float64), roi) if roi is not None else self._roi(fit)
         if roi.empty:
             return None
         frags = self.renderer.rasterize(v, self.model.triangles, crop_camera(self.cam, roi))
