@@ -237,6 +237,9 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
     if executor is None or union is None or (jobs <= 1 and getattr(executor, "name", "") == "local") \
             or len(frames) <= MIN_FRAMES:
         detector = detector if detector is not None else _detector(components)
+        prepare = getattr(getattr(measurer, "masks", None), "prepare", None)
+        if prepare is not None:
+            prepare([f for f in frames if measurer.wants(f)])
         scanner = FrameScanner(data, detector, union, measurer, plan)
         return [keep(scanner.step(i, f), f) for i, f in enumerate(frames)], detector
     measured = tuple(int(f) for f in measurer.frames) if measurer is not None else ()
