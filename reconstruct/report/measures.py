@@ -85,6 +85,7 @@ class FaceMasks:
 
     def __init__(self, data, components) -> None:
         self.ok = False
+        self._rois: dict = {}  # frame -> its face box, from prepare()
         fits = data.fits
         cams = data.session.cameras() if data.session.calibration_path.exists() else {}
         if fits is None or data.hero not in cams:
@@ -92,7 +93,6 @@ class FaceMasks:
         self.components, self.cam, self.fits = components, cams[data.hero], fits
         self.rows = {int(f): i for i, f in enumerate(fits.frames)}
         self.model = None
-        self._rois: dict = {}  # frame -> its face box, from prepare()
         self.ok = True
 
     def _load(self) -> None:
@@ -116,8 +116,10 @@ class FaceMasks:
         face boxes (:func:`reconstruct.render.fragments.pixel_rays`, cached per lens; each frame's crop is a view of
         it, the same numbers). Else the first frame builds its box's rays and a later frame whose box leaves it
         builds a larger grid again (2 builds of ~0.15 s a worker on the bench take)."""
+        if not self.ok:
+            return
         for f in frames:
-            fit = self.fits.frame(self.rows[int(f)]) if self.ok and int(f) in self.rows else None
+            fit = self.fits.frame(self.rows[int(f)]) if int(f) in self.rows else None
             if fit is not None and fit.valid:
                 self._rois[int(f)] = self._roi(fit)[1]  # for_frame takes it from here
         rois = [self._rois[int(f)] for f in frames if int(f) in self._rois and not self._rois[int(f)].empty]

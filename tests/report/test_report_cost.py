@@ -64,6 +64,11 @@ def test_face_masks_load_the_model_only_when_a_frame_is_measured():
     masks = M.FaceMasks(SimpleNamespace(fits=fits, session=session, hero="hero"), comps)
     assert masks.ok and loaded == []
     assert masks.for_frame(5, None) is None and loaded == []  # a frame the fit has not: nothing to load
+    masks.prepare([5, 6])
+    assert loaded == []
+    unfit = M.FaceMasks(SimpleNamespace(fits=None, session=session, hero="hero"), comps)  # a session not fitted
+    unfit.prepare([0, 1])
+    assert not unfit.ok and unfit.for_frame(0, None) is None and loaded == []
 
 
 def test_channel_mean_by_the_channel_sum_equals_numpys_mean():
