@@ -164,3 +164,26 @@ def test_the_driver_hashes_the_manifest_while_the_workers_scan(tmp_path, monkeyp
     monkeypatch.setattr(provenance, "verify_manifest", lambda s: pytest.fail("hashed again"))
     html = ProvenanceSection().html(ctx)
     assert "1 match their recorded sha256, 1 changed since" in html and not ctx.memo
+
+
+@pytest.mark.parametrize("measured", [[0, 5, 10], [0, 9], [2, 3, 4, 5, 6, 7]])
+def test_measures_of_a_subsample_merged_from_chunks_equal_one_pass(measured):
+    """A long take's measures run on a subsample: a chunk's first measured frame pairs with the last measured frame
+    of the chunks before it, however many frames (or chunks without a measured frame) lie between."""
+    h, w, n = 30, 40, 12
+    rng = np.random.default_rng(8)
+    plates = [rng.integers(0, 255, (h, w, 3)).astype(np.uint8) for _ in range(n)]
+    results = [np.clip(p + rng.integers(-9, 9, p.shape), 0, 255).astype(np.uint8) for p in plates]
+    data = SimpleNamespace(intent=lambda m: ("", {}))
+    masks, _ = _fake_masks(h, w, n)
+    one = M.MethodMeasurer(data, "x", masks, None, measured)
+    for f in range(n):
+        one.add(f, plates[f], results[f])
+    driver = M.MethodMeasurer(data, "x", masks, None, measured)
+    for a, b in ((0, 4), (4, 8), (8, 12)):
+        part = M.MethodMeasurer(data, "x", masks, None, measured, pending=a > 0)
+        for f in range(a, b):
+            part.add(f, plates[f], results[f])
+        driver.merge(pickle.loads(pickle.dumps(part.part())))
+    assert driver._flick_a == one._flick_a and len(one._flick_a) == len(measured) - 1
+    assert driver.result().flicker_ratio == one.result().flicker_ratio
