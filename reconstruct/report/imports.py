@@ -1,13 +1,13 @@
 """Start-up of the report's worker processes: the plotting packages two libraries import at their top and the
 report never uses are loaded only if something touches them.
 
-open3d's ``__init__`` imports ``open3d.visualization``, whose ``draw_plotly`` imports plotly and dash (~0.2 s);
-MediaPipe's ``solutions`` imports its drawing modules, which import matplotlib and ``matplotlib.pyplot`` (~0.3 s). A
-report worker needs open3d's ray casting and MediaPipe's face mesh only, so :func:`defer_plotting_imports` makes
-those modules lazy
-(:class:`importlib.util.LazyLoader`: the module object exists at once, its code runs at the first attribute access,
-so anything that does use them gets the real module). Called at the start of the report's work items in the
-processes that run them; a module already imported is left as it is.
+open3d's ``__init__`` imports ``open3d.visualization``, whose ``draw_plotly`` imports plotly and dash (0.25 of
+open3d's 0.50 CPU-s); MediaPipe's ``solutions`` imports its drawing modules, which import matplotlib and
+``matplotlib.pyplot`` (0.27 of MediaPipe's 0.37 CPU-s). A report worker needs open3d's ray casting and MediaPipe's
+face mesh only, so :func:`defer_plotting_imports` makes those modules lazy (:class:`importlib.util.LazyLoader`: the
+module object exists at once, its code runs at the first attribute access, so anything that does use them gets the
+real module). Called at the start of the report's work items in the processes that run them; a module already
+imported is left as it is.
 """
 
 from __future__ import annotations
