@@ -304,7 +304,7 @@ def _detector(components) -> Any:
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
                   max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
-                  progress: Any = None, thumbs: Any = None) -> FlagResults:
+                  progress: Any = None, thumbs: Any = None, idle: Any = None) -> FlagResults:
     """Run the four artist flags over every frame that has both a plate and a composite.
 
     Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
@@ -315,7 +315,9 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     ``executor``: the run's executor, over whose workers the frames are spread in chunks (None: this process);
     each worker starts its own detector (a detector started here before the workers fork would not survive the
     fork: MediaPipe's threads). ``thumbs``: a :class:`~.thumbs.ThumbPlan` of the pictures the sections will show,
-    made from the frames as they are read (kept in ``FlagResults.thumbs``)."""
+    made from the frames as they are read (kept in ``FlagResults.thumbs``). ``idle``: work of the caller's for this
+    process while the workers scan (see :func:`.scan.scan_frames`); the gaze term's camera and face model are loaded
+    then too."""
     from .scan import scan_frames
     from .thumbs import ThumbStore
 
@@ -330,8 +332,19 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
         return res
     union = _mask_union(data, frames)  # None: a frame's mask must come from its plates (old layouts)
     res.thumbs = ThumbStore() if thumbs is not None else None
+    early: dict[str, Any] = {}
+
+    def meanwhile() -> None:
+        if data.fits is not None:
+            try:
+                early["gaze"] = _gaze_inputs(data)
+            except Exception as exc:  # reported as before, when the gaze is compared
+                early["gaze"] = exc
+        if idle is not None:
+            idle()
+
     scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress,
-                                  thumbs, res.thumbs)
+                                  thumbs, res.thumbs, idle=meanwhile)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
     for f, sc in zip(frames, scans):
         if sc.box is not None:
@@ -378,7 +391,7 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     iod = np.where(np.isfinite(iod) & (iod > 1), iod, np.nanmedian(iod) if np.isfinite(iod).any() else 1.0)
     res.series["stiff_expression"] = F.stiff_expression(P, O, groups["align"], groups["expression"], iod, fr,
                                                         threshold=th.get("stiff_expression", 0.04))
-    gp, go = _gazes(data, fr, P, O, getattr(detector, "scheme", ""))
+    gp, go = _gazes(data, fr, P, O, getattr(detector, "scheme", ""), early.get("gaze"))
     res.series["unnatural_eyes"] = F.unnatural_eyes(P, O, groups["align"], groups["eyes"], iod, fr,
                                                     threshold=th.get("unnatural_eyes", 0.03), gaze_plate=gp,
                                                     gaze_output=go, gaze_threshold_deg=th.get("gaze_deg", 5.0))
@@ -415,20 +428,27 @@ def _mask_union(data: ReportData, frames: list[int]) -> np.ndarray | None:
     return union
 
 
-def _gazes(data: ReportData, frames: np.ndarray, P: np.ndarray, O: np.ndarray, scheme: str):
+def _gaze_inputs(data: ReportData) -> tuple[Any, Any]:
+    """(the hero camera, the fit's face model) the gaze term needs."""
+    from ..calibration.result import load_calibration
+    from ..face.store import load_model_by_name
+
+    return load_calibration(data.session)[data.hero], load_model_by_name(data.fits.model_name)
+
+
+def _gazes(data: ReportData, frames: np.ndarray, P: np.ndarray, O: np.ndarray, scheme: str, inputs: Any = None):
     """Gaze (T, 2, 3) in the plate and in the output of every frame, from the hero view against the fitted head
-    (:func:`reconstruct.fitting.gaze.gaze_in_view`); (None, None) without a fit, a calibration or iris landmarks."""
+    (:func:`reconstruct.fitting.gaze.gaze_in_view`); (None, None) without a fit, a calibration or iris landmarks.
+    ``inputs``: :func:`_gaze_inputs` already loaded (or the exception it raised), else loaded here."""
     from ..fitting.gaze import gaze_in_view, supports_gaze
 
     fits = data.fits
     if fits is None or not supports_gaze(scheme):
         return None, None
     try:
-        from ..calibration.result import load_calibration
-        from ..face.store import load_model_by_name
-
-        cam = load_calibration(data.session)[data.hero]
-        model = load_model_by_name(fits.model_name)
+        if isinstance(inputs, Exception):
+            raise inputs
+        cam, model = inputs if inputs is not None else _gaze_inputs(data)
     except Exception as exc:  # the landmark comparison still runs without the gaze term
         data.notes.append(f"gaze not compared: {exc}")
         return None, None

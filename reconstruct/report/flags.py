@@ -136,9 +136,36 @@ def unnatural_eyes(plate: np.ndarray, output: np.ndarray, align_idx, eye_idx, io
 
 
 # -- image-space flags -----------------------------------------------------------------------------------------
+def _sum_pixels() -> np.ndarray:
+    """(766, 3) uint8 pixels whose channels sum to 0..765."""
+    s = np.arange(766)
+    r = np.minimum(s, 255)
+    g = np.minimum(s - r, 255)
+    return np.stack([r, g, s - r - g], 1).astype(np.uint8)
+
+
+#: the channel mean of an RGB uint8 pixel by its channel sum, as ``astype(dtype).mean(-1)`` computes it: the sum of
+#: three integers is exact in float32 and float64, so the mean depends on the sum alone
+_MEAN_OF_SUM = {np.dtype(np.float32): _sum_pixels().astype(np.float32).mean(-1),
+                np.dtype(np.float64): _sum_pixels().astype(np.float64).mean(-1)}
+
+
+def channel_mean(img: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """``img.astype(dtype).mean(-1)`` of an (H, W, C) image, the same values; for RGB uint8 through its channel sum
+    and a table (~6x faster on a 960x540 frame)."""
+    img = np.asarray(img)
+    table = _MEAN_OF_SUM.get(np.dtype(dtype))
+    if table is None or img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
+        return img.astype(dtype).mean(-1)
+    s = img[..., 0].astype(np.uint16)
+    s += img[..., 1]
+    s += img[..., 2]
+    return np.take(table, s)
+
+
 def _gray(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img, np.float64)
-    return img.mean(-1) if img.ndim == 3 else img
+    img = np.asarray(img)
+    return channel_mean(img, np.float64) if img.ndim == 3 else img.astype(np.float64)
 
 
 def temporal_difference(frames: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -184,6 +211,20 @@ def _boundary_band(mask: np.ndarray, width: int) -> np.ndarray:
     return (cv2.dilate(m, kernel) - cv2.erode(m, kernel)) > 0
 
 
+def _band_in_box(mask: np.ndarray, width: int) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """(slices of a box, :func:`_boundary_band` of ``mask`` inside it): the band is False outside the box (the
+    mask's > 0.5 pixels grown by ``width`` + 1, within the image); None when the mask has no such pixel. Inside it
+    the values are the whole frame's: its pixels more than ``width`` from its edge see only the box, and those
+    nearer are 0 in the mask, which a dilation or an erosion of the box gives them too."""
+    on = np.asarray(mask) > 0.5
+    rows, cols = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+    if not len(rows):
+        return None
+    pad = width + 1
+    sl = (slice(max(0, rows[0] - pad), rows[-1] + pad + 1), slice(max(0, cols[0] - pad), cols[-1] + pad + 1))
+    return sl, _boundary_band(np.asarray(mask)[sl], width)
+
+
 def _grad_mag(g: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -201,13 +242,20 @@ def seam_score(composite: np.ndarray, mask: np.ndarray, plate: np.ndarray | None
     boundary 10% of it runs; a feather of height h and Gaussian width sigma scores about 0.8 h / sigma; the
     plate's own texture cancels). Without the plate: the same on the composite itself, minus the same percentile
     in rings just inside and outside the band. NaN when the mask has no boundary."""
+    if plate is not None:  # on the band's box and a pixel around it (all the 3x3 gradient needs): the same values
+        boxed = _band_in_box(mask, width)
+        if boxed is None or not boxed[1].any():
+            return float("nan")
+        (by, bx), b = boxed
+        ys, xs = np.nonzero(b)
+        ys, xs = ys + by.start, xs + bx.start
+        sl = (slice(max(0, ys.min() - 2), ys.max() + 3), slice(max(0, xs.min() - 2), xs.max() + 3))
+        band = np.zeros(np.shape(mask)[:2], bool)
+        band[by, bx] = b
+        return float(2.0 * np.percentile(_grad_mag(_gray(composite[sl]) - _gray(plate[sl]))[band[sl]], 90))
     band = _boundary_band(mask, width)
     if not band.any():
         return float("nan")
-    if plate is not None:  # on the band's box and a pixel around it (all the 3x3 gradient needs): the same values
-        ys, xs = np.nonzero(band)
-        sl = (slice(max(0, ys.min() - 2), ys.max() + 3), slice(max(0, xs.min() - 2), xs.max() + 3))
-        return float(2.0 * np.percentile(_grad_mag(_gray(composite[sl]) - _gray(plate[sl]))[band[sl]], 90))
     gc = _grad_mag(_gray(composite))
     ring = _boundary_band(mask, 3 * width + 2) & ~_boundary_band(mask, width + 1)
     return float(2.0 * (np.percentile(gc[band], 90) - (np.percentile(gc[ring], 90) if ring.any() else 0.0)))

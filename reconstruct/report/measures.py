@@ -70,10 +70,12 @@ def _band(y: np.ndarray, lo: float, hi: float | None) -> np.ndarray:
     return (y - a) if hi is None else (a - gaussian_blur(y, max(hi, lo * 1.5)))
 
 
-def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None) -> float:
-    """Mean of the band's energy under the weights ``w``; ``band``: :func:`_band` of ``y`` already made."""
+def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None,
+            w_sum=None) -> float:
+    """Mean of the band's energy under the weights ``w``; ``band``: :func:`_band` of ``y`` already made;
+    ``w_sum``: ``w.sum()`` already made."""
     band = _band(y, lo, hi) if band is None else band
-    return float((w * band * band).sum() / max(w.sum(), 1e-9))
+    return float((w * band * band).sum() / max(w.sum() if w_sum is None else w_sum, 1e-9))
 
 
 class FaceMasks:
@@ -83,6 +85,7 @@ class FaceMasks:
 
     def __init__(self, data, components) -> None:
         self.ok = False
+        self._rois: dict = {}  # frame -> its face box, from prepare()
         fits = data.fits
         cams = data.session.cameras() if data.session.calibration_path.exists() else {}
         if fits is None or data.hero not in cams:
@@ -102,21 +105,53 @@ class FaceMasks:
         self.skin_v = np.asarray(self.model.regions.get("skin", np.ones(self.model.n_vertices, bool)), np.float32)
         self.ibug = self.model.landmark_map("ibug68") if "ibug68" in self.model.landmarks else None
 
+    def _roi(self, fit):
+        from ..retouch import face_roi
+
+        v = np.asarray(fit.vertices, np.float64)
+        return v, face_roi(self.cam.project(v), self.cam.image_size, margin=0.05)
+
+    def prepare(self, frames) -> None:
+        """Ready what ``frames`` will need at once: the ray casting's per-pixel rays of the box that holds all their
+        face boxes (:func:`reconstruct.render.fragments.pixel_rays`, cached per lens; each frame's crop is a view of
+        it, the same numbers). Else the first frame builds its box's rays and a later frame whose box leaves it
+        builds a larger grid again (2 builds of ~0.15 s a worker on the bench take)."""
+        if not self.ok:
+            return
+        for f in frames:
+            fit = self.fits.frame(self.rows[int(f)]) if int(f) in self.rows else None
+            if fit is not None and fit.valid:
+                self._rois[int(f)] = self._roi(fit)[1]  # for_frame takes it from here
+        rois = [self._rois[int(f)] for f in frames if int(f) in self._rois and not self._rois[int(f)].empty]
+        if not rois:
+            return
+        if self.model is None:
+            self._load()
+        if getattr(self.renderer, "name", "") != "raycast":  # the renderer whose rays these are
+            return
+        from ..render.fragments import pixel_rays
+        from ..retouch import crop_camera
+        from ..retouch.roi import Roi
+
+        x0, y0 = min(r.x0 for r in rois), min(r.y0 for r in rois)
+        x1, y1 = max(r.x0 + r.w for r in rois), max(r.y0 + r.h for r in rois)
+        pixel_rays(crop_camera(self.cam, Roi(x0, y0, x1 - x0, y1 - y0)))
+
     def for_frame(self, frame: int, plate: np.ndarray):
         """(roi slices, face (h, w) bool, skin (h, w) float, regions {name: (h, w) float}, iod px) or None."""
         if not self.ok or frame not in self.rows:
             return None
         if self.model is None:
             self._load()
-        from ..retouch import crop_camera, face_roi
+        from ..retouch import crop_camera
         from ..retouch.regions import region_masks
         from ..retouch.skin import adaptive_skin
 
         fit = self.fits.frame(self.rows[frame])
         if not fit.valid:
             return None
-        v = np.asarray(fit.vertices, np.float64)
-        roi = face_roi(self.cam.project(v), self.cam.image_size, margin=0.05)
+        roi = self._rois.pop(frame, None)
+        v, roi = (np.asarray(fit.vertices, np.float64), roi) if roi is not None else self._roi(fit)
         if roi.empty:
             return None
         frags = self.renderer.rasterize(v, self.model.triangles, crop_camera(self.cam, roi))
@@ -140,9 +175,12 @@ class MethodMeasurer:
     Args:
         data: the report's :class:`~.data.ReportData`. method: whose plates. masks: :class:`FaceMasks`.
         detector: the landmark detector (or None). frames: the frames to measure, in order.
+        pending: the frames handed in are a chunk inside the take (:mod:`.scan`): the first measured frame's
+            flicker pair is left to the measurer that merges this one's :meth:`part` (its state is kept as ``head``).
     """
 
-    def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400) -> None:
+    def __init__(self, data, method: str, masks: FaceMasks, detector, frames, max_frames: int = 400,
+                 pending: bool = False) -> None:
         from .data import LANDMARK_GROUPS
 
         frames = subsample(list(frames), max_frames)
@@ -156,10 +194,12 @@ class MethodMeasurer:
         if self.groups is None:
             self.res.notes.append("no landmark detector with a known scheme: expression not measured")
         self.intent_scheme, self.intent = data.intent(method)
-        self._prev = None
+        self._prev = None  # (result luma, plate luma, face) of the last measured frame, or None
         self._flick_a: list[float] = []
         self._flick_b: list[float] = []
         self._seen: set[int] = set()
+        self._pending, self.head = pending, None
+        self._tail = None  # merged parts' last state (:meth:`merge`)
 
     def wants(self, frame: int) -> bool:
         return int(frame) in self._index
@@ -170,24 +210,15 @@ class MethodMeasurer:
 
     def add(self, frame: int, before: np.ndarray | None, after: np.ndarray | None,
             plate_landmarks: np.ndarray | None = None, output_landmarks: np.ndarray | None = None,
-            detected: bool = False, record: bool = True) -> None:
+            detected: bool = False) -> None:
         """Measure one frame: ``before`` the plate, ``after`` the method's result (RGB uint8, None when
         unreadable). ``detected``: the landmarks of both were already detected (passed, possibly None: nothing
-        found), else they are detected here. The plate's are moved by the edit's intended shift here.
-        ``record=False``: only what the next frame compares with (a chunk's lead-in frame, :mod:`.scan`)."""
+        found), else they are detected here. The plate's are moved by the edit's intended shift here."""
         i = self._index.get(int(frame))
         if i is None:
             return
-        if not record:
-            m = None if before is None or after is None or after.shape != before.shape else \
-                self.masks.for_frame(int(frame), before)
-            if m is None:
-                self._prev = None
-            else:
-                sl, face = m[0], m[1]
-                self._prev = (_y(after[sl].astype(np.float32)), _y(before[sl].astype(np.float32)), face)
-            return
         self._seen.add(int(frame))
+        first, self._pending = self._pending, False
 
         from ..retouch.regions import AGE_REGIONS
         from ..retouch.skin import BANDS
@@ -225,40 +256,47 @@ class MethodMeasurer:
         # darker than the darkest plate pixel nearby: a moved edge (a warp) is not a hole, a new dark blob is
         near = max(1, int(round(0.03 * iod_px)))
         reach = None if moved is None else intended_reach(yb.shape, (sl[1].start or 0, sl[0].start or 0), *moved)
-        yb_min = darkest_within(yb, near, reach)
-        new_dark = (yb_min - ya > DARK_LEVELS) & (ya < DARK_BELOW) & face
+        dark = (ya < DARK_BELOW) & face  # only these can be a new hole: the plate's darkest is needed there alone
+        new_dark = darkest_within(yb, near, reach, where=dark) - ya[dark] > DARK_LEVELS
         res.dark_pct[i] = 100.0 * float(new_dark.sum()) / max(face.sum(), 1)
         num = den = 0.0
         bands: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kind -> its band of the result, of the plate
         for region, kind in AGE_REGIONS.items():
             w = regions.get(region)
-            if w is None or w.sum() < 10:
+            ws = None if w is None else w.sum()
+            if w is None or ws < 10:
                 continue
             lo, hi = BANDS[kind]
             if kind not in bands:  # regions of one kind share the blurs
                 bands[kind] = (_band(ya, lo * iod_px, hi * iod_px), _band(yb, lo * iod_px, hi * iod_px))
-            num += _energy(ya, w, lo * iod_px, hi * iod_px, bands[kind][0]) * w.sum()
-            den += _energy(yb, w, lo * iod_px, hi * iod_px, bands[kind][1]) * w.sum()
+            num += _energy(ya, w, lo * iod_px, hi * iod_px, bands[kind][0], ws) * ws
+            den += _energy(yb, w, lo * iod_px, hi * iod_px, bands[kind][1], ws) * ws
         if den > 0:
             res.wrinkle_ratio[i] = num / den
-        prev = self._prev
-        if prev is not None and prev[0].shape == ya.shape:
-            both = face & prev[2]
-            if both.any():
-                self._flick_a.append(float(np.abs(ya - prev[0])[both].mean()))
-                self._flick_b.append(float(np.abs(yb - prev[1])[both].mean()))
+        if first:
+            self.head = (ya, yb, face)
+        else:
+            self._pair(flicker_pair(self._prev, (ya, yb, face)))
         self._prev = (ya, yb, face)
 
+    def _pair(self, pair: tuple[float, float] | None) -> None:
+        if pair is not None:
+            self._flick_a.append(pair[0])
+            self._flick_b.append(pair[1])
+
     def part(self) -> dict:
-        """What this measurer measured (a worker's share of a take, for :meth:`merge`)."""
+        """What this measurer measured (a worker's share of a take, for :meth:`merge`): per-frame values, flicker
+        pairs, and, when it was given any measured frame, its first frame's state (``head``, when ``pending``) and
+        its last (``tail``)."""
         r = self.res
         vals = {int(f): (r.expression_iod_pct[self._index[f]], r.detail_ratio[self._index[f]],
                          r.dark_pct[self._index[f]], r.wrinkle_ratio[self._index[f]]) for f in self._seen}
         return {"values": vals, "flick_a": list(self._flick_a), "flick_b": list(self._flick_b),
-                "notes": list(r.notes)}
+                "notes": list(r.notes), "measured": bool(self._seen), "head": self.head, "tail": self._prev}
 
     def merge(self, part: dict) -> None:
-        """Take in another measurer's :meth:`part` (same method, same frames)."""
+        """Take in another measurer's :meth:`part` (same method, same frames; the parts in the take's order): its
+        first frame's flicker pair with the last frame merged before, then its own pairs."""
         r = self.res
         for f, (e, d, k, w) in part["values"].items():
             i = self._index.get(int(f))
@@ -266,6 +304,10 @@ class MethodMeasurer:
                 continue
             r.expression_iod_pct[i], r.detail_ratio[i], r.dark_pct[i], r.wrinkle_ratio[i] = e, d, k, w
             self._seen.add(int(f))
+        if part.get("measured"):
+            if part.get("head") is not None:
+                self._pair(flicker_pair(self._tail, part["head"]))
+            self._tail = part.get("tail")
         self._flick_a.extend(part["flick_a"])
         self._flick_b.extend(part["flick_b"])
 
@@ -273,6 +315,17 @@ class MethodMeasurer:
         if self._flick_b and np.mean(self._flick_b) > 0:
             self.res.flicker_ratio = float(np.mean(self._flick_a) / np.mean(self._flick_b))
         return self.res
+
+
+def flicker_pair(prev, cur) -> tuple[float, float] | None:
+    """(the result's, the plate's) mean absolute change over the face of both from measured frame ``prev`` to
+    ``cur`` (each (result luma, plate luma, face mask) of the face's box, or None), or None when there is no pair."""
+    if prev is None or cur is None or prev[0].shape != cur[0].shape:
+        return None
+    both = cur[2] & prev[2]
+    if not both.any():
+        return None
+    return float(np.abs(cur[0] - prev[0])[both].mean()), float(np.abs(cur[1] - prev[1])[both].mean())
 
 
 def subsample(frames: list, max_frames: int) -> list:
@@ -352,20 +405,24 @@ def intended_reach(shape: tuple[int, int], origin: tuple[int, int], points: np.n
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, levels: int = 6) -> np.ndarray:
+def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, levels: int = 6,
+                   where: np.ndarray | None = None) -> np.ndarray:
     """(h, w) the darkest value of ``y`` within ``near`` px of every pixel (a square window), or within ``near +
-    reach`` px where ``reach`` (h, w) px is given; the reach is rounded up to one of ``levels`` radii, so a pixel
-    may look a little further than its reach, never less far."""
+    reach`` px where ``reach`` (h, w) px is given; the reach is rounded up to one of ``levels`` radii (spread
+    between 0 and the largest reach anywhere), so a pixel may look a little further than its reach, never less far.
+    ``where`` (h, w) bool: only those pixels' values, as ``out[where]`` (1-D), the same numbers."""
     import cv2
 
     def erode(r: int) -> np.ndarray:
-        return cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        e = cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        return e if where is None else e[where]
 
     out = erode(near)
     if reach is None or not np.isfinite(reach).any() or float(np.nanmax(reach)) <= 0:
         return out
     top = float(np.nanmax(reach))
     edges = np.linspace(0.0, top, levels + 1)[1:]
+    reach = reach if where is None else reach[where]
     lower = 0.0
     for e in edges:
         sel = (reach > lower) & (reach <= e)
@@ -373,4 +430,3 @@ def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, le
             out[sel] = erode(near + int(np.ceil(e)))[sel]
         lower = e
     return out
-

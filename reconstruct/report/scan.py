@@ -3,18 +3,25 @@ report's own method's measures need computed from them, keeping a few numbers pe
 
 :class:`FrameScanner` walks frames in order (its only state: the previous frame's edit, for the flicker);
 :func:`scan_frames` runs it over the whole take in the driver or, with an executor, over chunks of frames in worker
-processes: each chunk first steps through the frame before it (and, for measures on a subsample, the measured
-frame before it) without recording, so that every frame-to-frame number is the one the single pass gives.
+processes. A chunk that starts inside the take leaves the frame-to-frame numbers of its first frame (the flicker's
+change of the edit, the measures' flicker pair) to the driver: it returns that frame's state and its last frame's,
+and the driver pairs each chunk's first frame with the previous chunk's last (:func:`edit_change`,
+:func:`.measures.flicker_pair`) as the items come back in order, so every number is the one the single pass gives
+and no frame is read twice.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import flags as F
+
+log = logging.getLogger(__name__)
 
 MIN_FRAMES = 8  # below this many frames the pass runs in the driver (starting workers costs more)
 MAX_CHUNK = 16  # frames per work item at most
@@ -95,7 +102,8 @@ class FrameScanner:
         plan: the :class:`~.thumbs.ThumbPlan` of the pictures to make of each frame, or None.
     """
 
-    def __init__(self, data, detector, union: np.ndarray | None, measurer=None, plan=None) -> None:
+    def __init__(self, data, detector, union: np.ndarray | None, measurer=None, plan=None,
+                 pending: bool = False) -> None:
         from .data import LANDMARK_GROUPS
 
         self.data, self.detector, self.union, self.measurer = data, detector, union, measurer
@@ -104,37 +112,46 @@ class FrameScanner:
         self.plate_landmarks = PlateLandmarks(data, detector if self.groups is not None else None)
         self.prev: Any = None
         self._union_sum = None if union is None else max(float(union.sum()), 1e-9)
+        #: the first frame's change from the frame before is left to the caller (a chunk inside the take); its edit
+        #: (float32) is kept in ``head`` (None: not computed)
+        self.pending = pending
+        self.head: np.ndarray | None = None
 
-    def step(self, index: int, frame: int, record: bool = True) -> Scanned | None:
-        """Scan frame ``frame`` (``index``: its position in the take's list). ``record=False``: only the state the
-        next frame needs (a chunk's lead-in frame)."""
+    def tail(self) -> Any:
+        """What the frame after the last one stepped compares with: its edit (float32), 0.0 (a frame without an
+        edit) or None."""
+        return self.prev.astype(np.float32) if isinstance(self.prev, np.ndarray) else self.prev
+
+    def step(self, index: int, frame: int) -> Scanned:
+        """Scan frame ``frame`` (``index``: its position in the take's list)."""
         from .data import MAX_ANALYSIS_WIDTH, _detect, _downscale, changed_region
 
         d, f = self.data, frame
+        first, self.pending = self.pending, False
         b, a = d.before(f), d.after(f)
         if b is None or a is None or b.shape != a.shape:
             self.prev = 0.0  # the stacked computation held zeros for a frame without an edit
             if self.measurer is not None:
-                self.measurer.add(f, None, None, detected=True, record=record)
-            return Scanned() if record else None
+                self.measurer.add(f, None, None, detected=True)
+            return Scanned()
         m = d.mask(f, b.shape[:2])
         m = changed_region(b, a) if m is None else m
         bs, as_ = _downscale(b, MAX_ANALYSIS_WIDTH), _downscale(a, MAX_ANALYSIS_WIDTH)
-        edit = as_.astype(np.float32).mean(-1) - bs.astype(np.float32).mean(-1)
+        edit = F.channel_mean(as_, np.float32) - F.channel_mean(bs, np.float32)
         out = Scanned(ok=True, shape=edit.shape)
         if self.union is not None and self.union.shape == edit.shape:
             e64 = edit.astype(np.float64)
-            if record:  # temporal_difference of the stacked edits, one pair at a time
-                out.diff = 0.0 if index == 0 else float(
-                    (np.abs(e64 - (self.prev if self.prev is not None else 0.0)) * self.union).sum() / self._union_sum)
+            if index == 0:  # temporal_difference of the stacked edits, one pair at a time
+                out.diff = 0.0
+            elif first:
+                self.head = edit
+            else:
+                out.diff = edit_change(e64, self.prev, self.union, self._union_sum)
             self.prev = e64
-        if not record:
-            if self.measurer is not None:
-                self.measurer.add(f, b, a, record=False)
-            return None
-        ys, xs = np.nonzero(m > 0.05)
+        on = m > 0.05  # the box of these pixels from their rows and columns (a full-frame nonzero: ~8 ms)
+        ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
         if len(xs):
-            out.box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+            out.box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
         if self.plan is not None:
             from .thumbs import make_thumbs
 
@@ -148,6 +165,13 @@ class FrameScanner:
         if self.measurer is not None:
             self.measurer.add(f, b, a, out.plate_lm, out.output_lm, detected=self.groups is not None)
         return out
+
+
+def edit_change(edit: np.ndarray, prev: Any, union: np.ndarray, union_sum: float) -> float:
+    """The flicker's number of one frame: mean absolute change of the edit (float64 (h, w)) from ``prev`` (the
+    frame before's edit, 0.0 or None: no edit) under the union mask, whose sum is ``union_sum``."""
+    prev = 0.0 if prev is None else (np.asarray(prev, np.float64) if isinstance(prev, np.ndarray) else prev)
+    return float((np.abs(edit - prev) * union).sum() / union_sum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,42 +191,39 @@ class ScanChunk:
     plan: Any = None
 
 
-def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict]:
-    """Scan one chunk in a worker: (its frames' :class:`Scanned`, the measurer's part). Module-level for
+def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any]]:
+    """Scan one chunk in a worker: (its frames' :class:`Scanned`, the measurer's part, (the first frame's edit
+    whose change from the frame before the driver computes, or None; :meth:`FrameScanner.tail`)). Module-level for
     ``ctx.executor.map``."""
     from ..session import Session
     from .data import ReportData, _detector
+    from .imports import defer_plotting_imports
     from .measures import FaceMasks, MethodMeasurer
 
     def setup():
+        defer_plotting_imports()  # before the detector and the renderer import MediaPipe and open3d
         data = ReportData.load(Session.open(job.root), job.method)
         return data, FaceMasks(data, res.components), _detector(res.components)
 
     data, masks, detector = res.get(("report-scan", job.root, job.method), setup)
-    measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1)
-    scanner = FrameScanner(data, detector, job.union, measurer, job.plan)
-    mine = job.frames[job.start:job.stop]
-    lead = set()
-    if job.start > 0:
-        lead.add(job.start - 1)  # the frame before: the flicker's pair
-    first = next((f for f in mine if measurer.wants(f)), None)
-    if first is not None:
-        k = job.measured.index(first)
-        if k > 0 and job.measured[k - 1] not in mine:
-            lead.add(job.frames.index(job.measured[k - 1]))  # the measured frame before (a subsample's)
-    for i in sorted(lead):
-        scanner.step(i, job.frames[i], record=False)
+    inside, mine = job.start > 0, job.frames[job.start:job.stop]
+    measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1,
+                              pending=inside)
+    masks.prepare([f for f in mine if measurer.wants(f)])
+    scanner = FrameScanner(data, detector, job.union, measurer, job.plan, pending=inside)
     out = [scanner.step(job.start + k, f) for k, f in enumerate(mine)]
-    return out, measurer.part()
+    return out, measurer.part(), (scanner.head, scanner.tail())
 
 
 def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
-                components=None, progress=None, plan=None, store=None) -> tuple[list[Scanned], Any]:
+                components=None, progress=None, plan=None, store=None, idle=None) -> tuple[list[Scanned], Any]:
     """(:class:`Scanned` of every frame in order, the detector or its class). With an ``executor`` (and a union
     mask), chunks of frames (:func:`chunk_bounds`) run as its work items, each worker with its own landmark detector, and
     their measures are merged into ``measurer``; else one pass here (``detector``: the one to use, default the
     best installed one). ``plan``: the pictures to make of each frame (:class:`~.thumbs.ThumbPlan`), put into
-    ``store`` (a :class:`~.thumbs.ThumbStore`) as each frame comes back."""
+    ``store`` (a :class:`~.thumbs.ThumbStore`) as each frame comes back. ``idle``: a callable run in a thread of
+    this process while the workers scan (loading and hashing the driver needs after the pass, otherwise done after
+    it while the cores wait; joined before this returns; not run when the pass runs here)."""
 
     def keep(sc: Scanned, f: int) -> Scanned:
         if store is not None and sc.thumbs:
@@ -216,6 +237,9 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
     if executor is None or union is None or (jobs <= 1 and getattr(executor, "name", "") == "local") \
             or len(frames) <= MIN_FRAMES:
         detector = detector if detector is not None else _detector(components)
+        prepare = getattr(getattr(measurer, "masks", None), "prepare", None)
+        if prepare is not None:
+            prepare([f for f in frames if measurer.wants(f)])
         scanner = FrameScanner(data, detector, union, measurer, plan)
         return [keep(scanner.step(i, f), f) for i, f in enumerate(frames)], detector
     measured = tuple(int(f) for f in measurer.frames) if measurer is not None else ()
@@ -223,12 +247,30 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
     items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union, plan)
              for a, b in chunk_bounds(len(fr), jobs)]
     out: list[Scanned] = []
-    # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills) would
-    # crash a forked one
-    for scans, part in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)", resources=True,
-                                    fresh=True):
-        done = len(out)  # the items come back in order
-        out.extend(keep(sc, f) for sc, f in zip(scans, fr[done:done + len(scans)]))
-        if measurer is not None:
-            measurer.merge(part)
+    usum, tail = max(float(union.sum()), 1e-9), None
+    side = None if idle is None else threading.Thread(target=_logged, args=(idle,), name="report-idle", daemon=True)
+    if side is not None:
+        side.start()
+    try:
+        # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills)
+        # would crash a forked one
+        for scans, part, (head, last) in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)",
+                                                      resources=True, fresh=True):
+            done = len(out)  # the items come back in order: the previous chunk's last frame is the one before
+            if done and head is not None:
+                scans[0].diff = edit_change(head.astype(np.float64), tail, union, usum)
+            tail = last
+            out.extend(keep(sc, f) for sc, f in zip(scans, fr[done:done + len(scans)]))
+            if measurer is not None:
+                measurer.merge(part)
+    finally:
+        if side is not None:
+            side.join()
     return out, detector if detector is not None else _detector_class(components)
+
+
+def _logged(fn) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - what it prepares is made again where it is needed
+        log.warning("report: work done while the workers scan failed: %s", exc)

@@ -64,3 +64,70 @@ def test_face_masks_load_the_model_only_when_a_frame_is_measured():
     masks = M.FaceMasks(SimpleNamespace(fits=fits, session=session, hero="hero"), comps)
     assert masks.ok and loaded == []
     assert masks.for_frame(5, None) is None and loaded == []  # a frame the fit has not: nothing to load
+    masks.prepare([5, 6])
+    assert loaded == []
+    unfit = M.FaceMasks(SimpleNamespace(fits=None, session=session, hero="hero"), comps)  # a session not fitted
+    unfit.prepare([0, 1])
+    assert not unfit.ok and unfit.for_frame(0, None) is None and loaded == []
+
+
+def test_channel_mean_by_the_channel_sum_equals_numpys_mean():
+    """The edit and the seam's grey come from a table of the channel sum (12.6 -> 1.9 ms on a 960x540 frame): the
+    same float32 and float64 values as ``astype(dtype).mean(-1)``, for every sum and on a frame."""
+    rng = np.random.default_rng(5)
+    every = F._sum_pixels().reshape(1, -1, 3)
+    frame = rng.integers(0, 256, (54, 96, 3)).astype(np.uint8)
+    for img in (every, frame, frame[5:40, 7:90]):
+        for dt in (np.float32, np.float64):
+            got, want = F.channel_mean(img, dt), img.astype(dt).mean(-1)
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(F._gray(frame), np.asarray(frame, np.float64).mean(-1))
+    grey = frame[..., 0]  # not RGB: the plain computation
+    assert np.array_equal(F._gray(grey), grey.astype(np.float64))
+
+
+def test_darkest_at_the_dark_pixels_alone_equals_the_whole_map():
+    """The dark-hole measure needs the plate's darkest only where the result is dark on the face: the same values
+    there as the whole map's (the reach's levels still spread to the largest reach anywhere)."""
+    rng = np.random.default_rng(6)
+    y = (rng.random((70, 90)) * 255).astype(np.float32)
+    reach = cv2.resize((rng.random((18, 23)) * 9).astype(np.float32), (90, 70), interpolation=cv2.INTER_NEAREST)
+    where = rng.random((70, 90)) < 0.1
+    for r in (None, reach, np.zeros_like(reach)):
+        np.testing.assert_array_equal(M.darkest_within(y, 2, r, where=where), M.darkest_within(y, 2, r)[where])
+    far = reach.copy()
+    far[~where] += 20  # a larger reach outside the pixels asked for still sets the levels
+    np.testing.assert_array_equal(M.darkest_within(y, 2, far, where=where), M.darkest_within(y, 2, far)[where])
+
+
+def test_face_masks_prepare_the_rays_of_all_a_chunks_face_boxes_at_once(monkeypatch):
+    """A worker's frames each cast rays through their own face box: ``prepare`` builds the rays of the box around
+    all of them once (the bench take's chunk: 1 build of 0.08 s instead of 2 of 0.5-0.7 s on a loaded machine); each
+    frame's rays are then a view of it, the same numbers as built alone."""
+    from reconstruct.camera import CameraModel
+    from reconstruct.render import fragments
+    from reconstruct.retouch import crop_camera
+
+    cam = CameraModel("hero", K=np.array([[1400.0, 0, 959.3], [0, 1400.0, 539.6], [0, 0, 1]]),
+                      dist=np.array([-0.12, 0.05, 0.001, -0.0005, 0.0]), image_size=(1920, 1080))
+    rng = np.random.default_rng(7)
+    face = rng.normal(0, 0.06, (300, 3)) + [0, 0, 1.6]
+    verts = [face + [dx, dy, 0] for dx, dy in ((-0.25, 0.0), (0.0, 0.05), (0.3, -0.1))]  # the head moves
+    fits = SimpleNamespace(frames=np.arange(3), model_name="ict",
+                           frame=lambda i: SimpleNamespace(vertices=verts[i], valid=True))
+    session = SimpleNamespace(calibration_path=SimpleNamespace(exists=lambda: True), cameras=lambda: {"hero": cam})
+    masks = M.FaceMasks(SimpleNamespace(fits=fits, session=session, hero="hero"), None)
+    monkeypatch.setattr(masks, "_load", lambda: setattr(masks, "model", object()))
+    masks.renderer = SimpleNamespace(name="raycast")
+    builds = []
+    real = fragments._ray_grid
+    monkeypatch.setattr(fragments, "_ray_grid", lambda *a: builds.append(a) or real(*a))
+    monkeypatch.setattr(fragments, "_GRIDS", fragments._RayGrids())
+    masks.prepare([0, 1, 2])
+    crops = [crop_camera(cam, masks._roi(fits.frame(i))[1]) for i in range(3)]
+    rays = [fragments.pixel_rays(c).copy() for c in crops]
+    assert len(builds) == 1
+    monkeypatch.setattr(fragments, "_GRIDS", fragments._RayGrids())
+    for c, r in zip(crops, rays):
+        np.testing.assert_array_equal(fragments.pixel_rays(c), r)
+    assert len(builds) == 1 + 3  # without prepare: the first frame's box, then a grown grid for each of the others

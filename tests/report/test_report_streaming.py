@@ -64,11 +64,11 @@ def test_flag_memory_does_not_grow_with_the_take(tmp_path, monkeypatch):
 
 
 def test_the_pass_in_worker_processes_gives_the_same_flags(tmp_path):
-    """Chunks of frames in two worker processes (each chunk first steps through the frame before it) give the flags
-    of the single pass, frame-to-frame numbers included."""
+    """Chunks of frames in two worker processes (the driver pairs the second chunk's first frame with the first
+    chunk's last) give the flags of the single pass, frame-to-frame numbers included."""
     from reconstruct.executors.local import LocalExecutor
 
-    root = _take(tmp_path, 20)  # 2 chunks of 10: the second steps through frame 9 first
+    root = _take(tmp_path, 20)  # 2 chunks of 10: frame 10's flicker from frame 9 of the first
     comps = make_plugin_manager().components()
     one = compute_flags(ReportData.load(Session.open(root)), comps, {})
     ex = LocalExecutor(jobs=2, components=comps)

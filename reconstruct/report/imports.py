@@ -1,0 +1,58 @@
+"""Start-up of the report's worker processes: the plotting packages two libraries import at their top and the
+report never uses are loaded only if something touches them.
+
+open3d's ``__init__`` imports ``open3d.visualization``, whose ``draw_plotly`` imports plotly and dash (0.25 of
+open3d's 0.50 CPU-s); MediaPipe's ``solutions`` imports its drawing modules, which import matplotlib and
+``matplotlib.pyplot`` (0.27 of MediaPipe's 0.37 CPU-s). A report worker needs open3d's ray casting and MediaPipe's
+face mesh only, so :func:`defer_plotting_imports` makes those modules lazy (:class:`importlib.util.LazyLoader`: the
+module object exists at once, its code runs at the first attribute access, so anything that does use them gets the
+real module). Called at the start of the report's work items in the processes that run them; a module already
+imported is left as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+
+#: modules imported at the top of open3d and MediaPipe for plotting, which the report's workers never call (MediaPipe's
+#: drawing modules are the only ones that import matplotlib; ``matplotlib.pyplot`` for any other importer)
+PLOTTING_MODULES = ("open3d.visualization", "mediapipe.python.solutions.drawing_styles",
+                    "mediapipe.python.solutions.drawing_utils", "matplotlib.pyplot")
+
+_LOCK = threading.Lock()
+
+
+class _DeferFinder(importlib.abc.MetaPathFinder):
+    """Finds each of ``names`` once, through the regular path finder, with its loader wrapped in a LazyLoader;
+    leaves ``sys.meta_path`` when all are found."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname, path, target=None):
+        with _LOCK:
+            if fullname not in self.names:
+                return None
+            self.names.discard(fullname)
+            if not self.names and self in sys.meta_path:
+                sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec  # not a plain module file: import it the regular way
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+def defer_plotting_imports(names: tuple[str, ...] = PLOTTING_MODULES) -> set[str]:
+    """Make each of ``names`` not imported yet load lazily when it is imported (see the module docstring); returns
+    the names deferred. Calling it again only adds names that are neither imported nor already deferred."""
+    with _LOCK:
+        pending = {n for f in sys.meta_path if isinstance(f, _DeferFinder) for n in f.names}
+        todo = {n for n in names if n not in sys.modules and n not in pending}
+        if todo:
+            sys.meta_path.insert(0, _DeferFinder(set(todo)))
+    return todo
