@@ -23,13 +23,21 @@ def overlay_fit(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, 
     out = img[..., :3].astype(np.float32).copy()
     try:
         from ..render.base import Mesh
-        from ..render.raycast import RaycastRenderer
+        from ..render.raycast import RaycastRenderer, mesh_window
         from ..render.shading import linear_to_srgb
+        from ..retouch.roi import Roi, crop_camera
 
-        r = RaycastRenderer("cpu").render(Mesh(vertices, triangles), camera)
-        shaded = np.clip(linear_to_srgb(np.clip(r.image, 0, 1)) * 255, 0, 255)
-        m = r.mask.astype(bool)
-        out[m] = (1 - alpha) * out[m] + alpha * shaded[m]
+        # only the pixels the mesh can cover are rendered (the same pixels as a whole-frame render, bit for bit:
+        # a crop's rays are the frame's): the whole 1080p frame's rays and shading cost the fit stage ~0.5 s
+        used = np.unique(np.asarray(triangles))
+        win = mesh_window(camera, np.asarray(vertices, np.float64)[used], tuple(camera.image_size))
+        if win is not None:
+            roi = Roi(win[0], win[1], win[2] - win[0], win[3] - win[1])
+            r = RaycastRenderer("cpu").render(Mesh(vertices, triangles), crop_camera(camera, roi))
+            shaded = np.clip(linear_to_srgb(np.clip(r.image, 0, 1)) * 255, 0, 255)
+            m = r.mask.astype(bool)
+            part = out[roi.slices]
+            part[m] = (1 - alpha) * part[m] + alpha * shaded[m]
     except Exception as exc:  # renderer unavailable: draw edges instead
         log.debug("overlay: raycast render failed (%s); drawing a wireframe", exc)
         uv = camera.project(vertices)
