@@ -99,13 +99,10 @@ def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False) -> li
     """``n`` hero plates spread over the take's validly fitted frames, as stills: the performer today, seen the way
     the young stills are seen -- through the calibrated hero camera when the young stills' cameras are known
     (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``."""
-    fits = ctx.fits
     hero = ctx.session.rig.hero.name
-    valid = [int(f) for f, ok in zip(fits.frames, fits.valid) if ok]
-    pick = [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
     sync = {fs.frame: fs for fs in ctx.session.read_sync()}
     out = []
-    for f in pick:
+    for f in plate_frames(ctx, n):
         img = ctx.session.frame_images(sync[f], [hero])[hero] if f in sync else None
         if img is None:
             continue
@@ -114,6 +111,44 @@ def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False) -> li
         cam = ctx.cameras.get(hero) if calibrated else None
         out.append((f"plate-{f:06d}", img, cam if cam is not None else
                     still_camera(f"plate-{f:06d}", img.shape[1], img.shape[0])))
+    return out
+
+
+def plate_frames(ctx: MethodContext, n: int = 6) -> list[int]:
+    """The output frames of :func:`plate_stills`: ``n`` spread over the take's validly fitted frames."""
+    fits = ctx.fits
+    valid = [int(f) for f, ok in zip(fits.frames, fits.valid) if ok]
+    return [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
+
+
+#: the detect stage's options that change what its detector finds (how it is built)
+_DETECT_BUILD_OPTIONS = ("detect.detector", "detect.yunet", "detect.haar", "detect.crop_px")
+
+
+def detected_plate_landmarks(ctx: MethodContext, stills, detector: type) -> list | None:
+    """What ``detector`` finds on the plate stills (:func:`plate_stills`), taken from the detect stage's result
+    instead of running it again: per still ``(points, confidence)`` or None (no face). The detect stage ran the
+    same detector, built the same way (no ``detect.*`` option that changes it), on the same hero images, in
+    static-image mode: the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so (another
+    detector or options, a plate the stage did not look at): the caller detects."""
+    from reconstruct.artifacts import Detections
+    from reconstruct.artifacts.detections import FILE
+
+    if any(k in ctx.options for k in _DETECT_BUILD_OPTIONS):
+        return None
+    path = ctx.session.stage_dir("detect") / FILE
+    if not path.is_file():
+        return None
+    det = Detections.load(path)
+    k = det.camera_index(ctx.session.rig.hero.name)
+    if k is None or det.detector != detector.name or det.scheme != detector.scheme:
+        return None
+    out = []
+    for name, _, _ in stills:
+        row = det.row(int(name.split("-")[-1]))
+        if row is None:  # detect.step skipped it
+            return None
+        out.append((det.points[row, k], det.confidence[row, k]) if det.found[row, k] else None)
     return out
 
 
@@ -248,8 +283,10 @@ class DigitalHumanMethod(BaseMethod):
             return shift
         refs = self._refs(ctx)
         calibrated = (refs / "cameras.json").exists()
-        young = self._stills_identities(ctx, st, "young", read_young_refs(refs), calibrated, refs_digest=True)
-        today = self._stills_identities(ctx, st, "performer", plate_stills(ctx, calibrated=calibrated), calibrated)
+        young = self._stills_identities(ctx, st, "young", lambda: read_young_refs(refs), calibrated,
+                                        refs_digest=True)
+        today = self._stills_identities(ctx, st, "performer", lambda: plate_stills(ctx, calibrated=calibrated),
+                                        calibrated, plates=True)
         d = young.mean(0) - today.mean(0)
         if len(young) >= 2 and len(today) >= 2:
             se2 = young.var(0, ddof=1) / len(young) + today.var(0, ddof=1) / len(today)
@@ -264,11 +301,12 @@ class DigitalHumanMethod(BaseMethod):
         return _pad(d * keep, n)
 
     def _stills_identities(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, stills, calibrated: bool,
-                           refs_digest: bool = False) -> np.ndarray:
-        """(S, shape_modes) identities, one per still, cached in the method's work dir."""
+                           refs_digest: bool = False, plates: bool = False) -> np.ndarray:
+        """(S, shape_modes) identities, one per still (``stills()``: read only when not cached), cached in the
+        method's work dir. ``plates``: the stills are the take's plates, whose landmarks the detect stage found."""
         from reconstruct.hashing import json_digest
 
-        from .young import stills_identity
+        from .young import detector_class, stills_identity
 
         source = (dict(self.settings(ctx))["young_refs"] if refs_digest else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
@@ -279,9 +317,13 @@ class DigitalHumanMethod(BaseMethod):
         found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
         if found is not None:
             return np.load(found, allow_pickle=False)
+        stills = stills()
+        landmarks = (detected_plate_landmarks(ctx, stills, detector_class(ctx.components, self.model, st.detector))
+                     if plates else None)
         # the per-still fits spread over the run's workers (the stage's executor, when the caller gave one)
         ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
-                                each=True, executor=ctx.executor, model_name=ctx.fits.model_name)[:, :st.shape_modes]
+                                each=True, executor=ctx.executor, model_name=ctx.fits.model_name,
+                                landmarks=landmarks)[:, :st.shape_modes]
         from reconstruct.session import atomic_path
 
         with atomic_path(cache, suffix=".npy") as tmp:
