@@ -2,6 +2,7 @@
 written without trimesh, the overlay rendered in the mesh's window only."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,25 @@ def test_overlay_renders_only_the_mesh_window(mp_model, monkeypatch):
     assert np.array_equal(got, want)  # bit for bit the whole-frame picture
     (size,) = sizes
     assert size[0] * size[1] < 0.25 * W * H, size  # a face's window, not the 1080p frame (measured ~7 %)
+
+
+def test_open3d_is_imported_without_its_plotly_viewer():
+    pytest.importorskip("open3d")
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from reconstruct.fitting.overlay import import_open3d_lean\n"
+            "import_open3d_lean()\n"
+            "import open3d as o3d\n"
+            "assert 'dash' not in sys.modules and 'plotly' not in sys.modules, 'the viewer was imported'\n"
+            "o3d.t.geometry.RaycastingScene()\n"  # what the renderer uses works
+            "try:\n"
+            "    o3d.visualization.draw_plotly([])\n"
+            "except RuntimeError as exc:\n"
+            "    assert 'not imported' in str(exc)\n"
+            "else:\n"
+            "    raise AssertionError('the stand-in did not raise')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=str(Path(__file__).resolve().parents[2]))
+    assert r.returncode == 0, r.stderr[-2000:]
