@@ -139,3 +139,43 @@ def test_open3d_is_imported_without_its_plotly_viewer():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                        cwd=str(Path(__file__).resolve().parents[2]))
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_landmark_residuals_build_each_frame_once(mp_model, monkeypatch):
+    """The fit report's landmark residuals: the frames' model-frame landmarks are computed once for all cameras
+    (they were rebuilt from the model per camera: 3 x the vertices), with the same numbers."""
+    from reconstruct.face.model import FaceModel
+    from reconstruct.fitting.fit import fitted_landmarks, model_landmarks
+
+    rng = np.random.default_rng(2)
+    T = 5
+    ident = rng.normal(size=mp_model.n_identity) * 0.5
+    expr = rng.uniform(0, 0.4, (T, mp_model.n_expression))
+    R = np.repeat(np.eye(3)[None], T, 0)
+    t = np.tile([0.0, 0.0, 0.8], (T, 1))
+    want = fitted_landmarks(mp_model, "mediapipe478", ident, expr, R, t)
+    got = fitted_landmarks(mp_model, "mediapipe478", ident, expr, R, t,
+                           points=model_landmarks(mp_model, "mediapipe478", ident, expr))
+    np.testing.assert_array_equal(got, want)
+
+    from reconstruct.artifacts import Detections
+    from reconstruct.fitting.result import FitSequence
+    from deage_plugins.fit_stage import landmark_residuals
+
+    cams = {c: CameraModel(c, K=np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]]), t=np.array([x, 0, 0.0]))
+            for c, x in (("a", 0.0), ("b", 0.05), ("c", -0.05))}
+    world = want.astype(np.float32)
+    pts = np.stack([np.stack([cams[c].project(w.reshape(-1, 3)) for c in cams]) for w in world]).astype(np.float32)
+    det = Detections(np.arange(T, dtype=np.int32), tuple(cams), pts, np.ones(pts.shape[:3], np.float32),
+                     np.ones((T, 3), bool), "mediapipe478", "test")
+    seq = FitSequence(model_name="ict", frames=np.arange(T, dtype=np.int32), identity=ident.astype(np.float32),
+                      expression=expr.astype(np.float32), R=R, t=t, scale=np.ones(T),
+                      vertices=np.zeros((T, mp_model.n_vertices, 3), np.float32), valid=np.ones(T, bool),
+                      cameras=tuple(cams), residual_px=np.zeros((T, 3), np.float32))
+    calls = []
+    real = FaceModel.vertices
+    monkeypatch.setattr(FaceModel, "vertices", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    res = landmark_residuals(mp_model, det, seq, cams)
+    assert len(calls) == T  # once per frame, not once per frame and camera (15)
+    # the detections are the fitted landmarks projected: residuals 0 up to the float32 of the points
+    assert all(r["all"]["px"] < 1e-3 for r in res.values()), res
