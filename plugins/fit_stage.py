@@ -281,7 +281,7 @@ def landmark_residuals(model, det: Detections, seq, cams: dict, bias=None) -> di
     """Per camera: mean distance of the detected mouth / eye-lid / all landmarks to the fitted ones (as the fit saw
     them, with its detector bias), in pixels and in % of the inter-ocular distance (between the eye-contour
     centres), over the fitted frames; empty for a scheme without these groups."""
-    from reconstruct.fitting.fit import fitted_landmarks, model_landmarks
+    from reconstruct.fitting.fit import fitted_landmarks
     from reconstruct.fitting.scoring import landmark_groups
 
     groups = landmark_groups(det.scheme)
@@ -291,10 +291,10 @@ def landmark_residuals(model, det: Detections, seq, cams: dict, bias=None) -> di
     ok = np.flatnonzero(seq.valid)
     rows = np.array([row[int(seq.frames[i])] for i in ok])
     out = {}
-    points = model_landmarks(model, det.scheme, seq.identity, seq.expression[ok])  # the same for every camera
+    memo: dict = {}  # the frames' model-frame landmarks: the same for every camera, computed once
     for c in seq.cameras:
         world = fitted_landmarks(model, det.scheme, seq.identity, seq.expression[ok], seq.R[ok], seq.t[ok], bias,
-                                 cams[c], points=points)
+                                 cams[c], memo=memo)
         k = det.camera_index(c)
         P = det.points[rows, k].astype(np.float64)
         O = cams[c].project(world.reshape(-1, 3)).reshape(world.shape[:2] + (2,))

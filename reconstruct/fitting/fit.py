@@ -90,14 +90,18 @@ def model_landmarks(model: FaceModel, scheme: str, identity: np.ndarray, express
 
 def fitted_landmarks(model: FaceModel, scheme: str, identity: np.ndarray, expression: np.ndarray, R: np.ndarray,
                      t: np.ndarray, bias: "DetectorBias | None" = None,
-                     camera: CameraModel | None = None, points: np.ndarray | None = None) -> np.ndarray:
+                     camera: CameraModel | None = None, memo: dict | None = None) -> np.ndarray:
     """(T, N, 3) world landmark points of a fit as the fit saw them (with the detector bias it used, its view term
     for ``camera``: the points that camera's detector should mark); NaN where the scheme has no correspondence
-    (MediaPipe's iris points). ``points``: :func:`model_landmarks` of the same frames, when the caller has it."""
+    (MediaPipe's iris points). ``memo``: a dict shared by calls for the same frames through several cameras (the
+    frames' :func:`model_landmarks` are computed by the first and kept there)."""
     lm = model.landmark_map(scheme)
     expression = np.asarray(expression, np.float64).reshape(len(t), -1)
+    points = None if memo is None else memo.get("model_landmarks")
     if points is None:
         points = model_landmarks(model, scheme, identity, expression)
+        if memo is not None:
+            memo["model_landmarks"] = points
     out = np.empty((len(t), lm.triangle.shape[0], 3))
     off = np.zeros((len(t), lm.triangle.shape[0], 3))
     if bias is not None:
