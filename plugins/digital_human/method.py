@@ -95,20 +95,28 @@ def still_camera(name: str, w: int, h: int) -> CameraModel:
                        dist=np.zeros(5), image_size=(w, h))
 
 
-def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False) -> list[tuple[str, np.ndarray, CameraModel]]:
+def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False,
+                 images: bool = True) -> list[tuple[str, np.ndarray | None, CameraModel]]:
     """``n`` hero plates spread over the take's validly fitted frames, as stills: the performer today, seen the way
     the young stills are seen -- through the calibrated hero camera when the young stills' cameras are known
-    (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``."""
+    (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``.
+    ``images=False``: a still seen through the calibrated camera comes without its image (None; for a caller that
+    has its landmarks already), the others are read (their camera needs the image's size)."""
     hero = ctx.session.rig.hero.name
     sync = {fs.frame: fs for fs in ctx.session.read_sync()}
     out = []
     for f in plate_frames(ctx, n):
+        cam = ctx.cameras.get(hero) if calibrated else None
+        if not images and cam is not None:
+            rec = ctx.session.frame_record(hero, sync[f].indices.get(hero)) if f in sync else None
+            if rec is not None and rec.status == "ok":  # the frames frame_images() reads
+                out.append((f"plate-{f:06d}", None, cam))
+            continue
         img = ctx.session.frame_images(sync[f], [hero])[hero] if f in sync else None
         if img is None:
             continue
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
-        cam = ctx.cameras.get(hero) if calibrated else None
         out.append((f"plate-{f:06d}", img, cam if cam is not None else
                     still_camera(f"plate-{f:06d}", img.shape[1], img.shape[0])))
     return out
@@ -285,7 +293,8 @@ class DigitalHumanMethod(BaseMethod):
         calibrated = (refs / "cameras.json").exists()
         young = self._stills_identities(ctx, st, "young", lambda: read_young_refs(refs), calibrated,
                                         refs_digest=True)
-        today = self._stills_identities(ctx, st, "performer", lambda: plate_stills(ctx, calibrated=calibrated),
+        today = self._stills_identities(ctx, st, "performer",
+                                        lambda images=True: plate_stills(ctx, calibrated=calibrated, images=images),
                                         calibrated, plates=True)
         d = young.mean(0) - today.mean(0)
         if len(young) >= 2 and len(today) >= 2:
@@ -303,7 +312,8 @@ class DigitalHumanMethod(BaseMethod):
     def _stills_identities(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, stills, calibrated: bool,
                            refs_digest: bool = False, plates: bool = False) -> np.ndarray:
         """(S, shape_modes) identities, one per still (``stills()``: read only when not cached), cached in the
-        method's work dir. ``plates``: the stills are the take's plates, whose landmarks the detect stage found."""
+        method's work dir. ``plates``: the stills are the take's plates, whose landmarks the detect stage found
+        (``stills(images=False)``: without the images that only the detector would read)."""
         from reconstruct.hashing import json_digest
 
         from .young import detector_class, stills_identity
@@ -317,9 +327,12 @@ class DigitalHumanMethod(BaseMethod):
         found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
         if found is not None:
             return np.load(found, allow_pickle=False)
-        stills = stills()
-        landmarks = (detected_plate_landmarks(ctx, stills, detector_class(ctx.components, self.model, st.detector))
-                     if plates else None)
+        landmarks = None
+        if plates:
+            stills_seen = stills(images=False)
+            landmarks = detected_plate_landmarks(ctx, stills_seen, detector_class(ctx.components, self.model,
+                                                                                  st.detector))
+        stills = stills_seen if landmarks is not None else stills()
         # the per-still fits spread over the run's workers (the stage's executor, when the caller gave one)
         ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
                                 each=True, executor=ctx.executor, model_name=ctx.fits.model_name,

@@ -74,7 +74,8 @@ def test_other_detect_options_or_detector_fall_back_to_detecting(take):
     assert detected_plate_landmarks(mctx, plate_stills(mctx), Other) is None
 
 
-def test_the_performer_fits_run_no_detector(take, monkeypatch):
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_the_performer_fits_run_no_detector(take, monkeypatch, calibrated):
     from deage_plugins.digital_human import young
     from deage_plugins.digital_human.method import DigitalHumanMethod, DigitalHumanSettings, plate_stills
 
@@ -82,7 +83,7 @@ def test_the_performer_fits_run_no_detector(take, monkeypatch):
     method = DigitalHumanMethod()
     method.model = mctx.components.face_model(mctx.fits.model_name)
     st = DigitalHumanSettings(shape_modes=4)
-    stills = plate_stills(mctx)
+    stills = plate_stills(mctx, calibrated=calibrated)
     # the reference: the plates' landmarks found by the detector, as before
     want = young.stills_identity(method.model, stills, mctx.components, n_identity=4, each=True)[:, :4]
 
@@ -90,6 +91,14 @@ def test_the_performer_fits_run_no_detector(take, monkeypatch):
         raise AssertionError("a landmark detector was built for the take's plates")
 
     monkeypatch.setattr(young, "pick_detector", no_detector)
-    assert not list(mctx.work_dir.glob("performer-*.npy"))  # fitted here, not read from a cache
-    got = method._stills_identities(mctx, st, "performer", lambda: stills, False, plates=True)
+    if calibrated:  # seen through the calibrated hero camera: the plates' pixels are not needed at all
+        def no_read(*a, **k):
+            raise AssertionError("a plate was read")
+
+        monkeypatch.setattr(type(mctx.session), "read_image", no_read)
+    for old in mctx.work_dir.glob("performer-*.npy"):  # fitted here, not read from a cache
+        old.unlink()
+    got = method._stills_identities(mctx, st, "performer",
+                                    lambda images=True: plate_stills(mctx, calibrated=calibrated, images=images),
+                                    calibrated, plates=True)
     np.testing.assert_array_equal(got, want)
