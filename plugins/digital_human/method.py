@@ -138,7 +138,9 @@ def detected_plate_landmarks(ctx: MethodContext, stills, detector: type) -> list
     instead of running it again: per still ``(points, confidence)`` or None (no face). The detect stage ran the
     same detector, built the same way (no ``detect.*`` option that changes it), on the same hero images, in
     static-image mode: the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so (another
-    detector or options, a plate the stage did not look at): the caller detects."""
+    detector or options, a plate the stage did not look at): the caller detects. The options checked are this
+    run's: a stage re-run alone (``--only age``) after a detect stage run with other ``detect.*`` options gets that
+    set-up's landmarks, the ones the fit used."""
     from reconstruct.artifacts import Detections
     from reconstruct.artifacts.detections import FILE
 
