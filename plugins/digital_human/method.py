@@ -95,25 +95,70 @@ def still_camera(name: str, w: int, h: int) -> CameraModel:
                        dist=np.zeros(5), image_size=(w, h))
 
 
-def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False) -> list[tuple[str, np.ndarray, CameraModel]]:
+def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False,
+                 images: bool = True) -> list[tuple[str, np.ndarray | None, CameraModel]]:
     """``n`` hero plates spread over the take's validly fitted frames, as stills: the performer today, seen the way
     the young stills are seen -- through the calibrated hero camera when the young stills' cameras are known
-    (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``."""
-    fits = ctx.fits
+    (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``.
+    ``images=False``: a still seen through the calibrated camera comes without its image (None; for a caller that
+    has its landmarks already), the others are read (their camera needs the image's size)."""
     hero = ctx.session.rig.hero.name
-    valid = [int(f) for f, ok in zip(fits.frames, fits.valid) if ok]
-    pick = [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
     sync = {fs.frame: fs for fs in ctx.session.read_sync()}
     out = []
-    for f in pick:
+    for f in plate_frames(ctx, n):
+        cam = ctx.cameras.get(hero) if calibrated else None
+        if not images and cam is not None:
+            rec = ctx.session.frame_record(hero, sync[f].indices.get(hero)) if f in sync else None
+            if rec is not None and rec.status == "ok":  # the frames frame_images() reads
+                out.append((f"plate-{f:06d}", None, cam))
+            continue
         img = ctx.session.frame_images(sync[f], [hero])[hero] if f in sync else None
         if img is None:
             continue
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
-        cam = ctx.cameras.get(hero) if calibrated else None
         out.append((f"plate-{f:06d}", img, cam if cam is not None else
                     still_camera(f"plate-{f:06d}", img.shape[1], img.shape[0])))
+    return out
+
+
+def plate_frames(ctx: MethodContext, n: int = 6) -> list[int]:
+    """The output frames of :func:`plate_stills`: ``n`` spread over the take's validly fitted frames."""
+    fits = ctx.fits
+    valid = [int(f) for f, ok in zip(fits.frames, fits.valid) if ok]
+    return [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
+
+
+#: the detect stage's options that change what its detector finds (how it is built)
+_DETECT_BUILD_OPTIONS = ("detect.detector", "detect.yunet", "detect.haar", "detect.crop_px")
+
+
+def detected_plate_landmarks(ctx: MethodContext, stills, detector: type) -> list | None:
+    """What ``detector`` finds on the plate stills (:func:`plate_stills`), taken from the detect stage's result
+    instead of running it again: per still ``(points, confidence)`` or None (no face). The detect stage ran the
+    same detector, built the same way (no ``detect.*`` option that changes it), on the same hero images, in
+    static-image mode: the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so (another
+    detector or options, a plate the stage did not look at): the caller detects. The options checked are this
+    run's: a stage re-run alone (``--only age``) after a detect stage run with other ``detect.*`` options gets that
+    set-up's landmarks, the ones the fit used."""
+    from reconstruct.artifacts import Detections
+    from reconstruct.artifacts.detections import FILE
+
+    if any(k in ctx.options for k in _DETECT_BUILD_OPTIONS):
+        return None
+    path = ctx.session.stage_dir("detect") / FILE
+    if not path.is_file():
+        return None
+    det = Detections.load(path)
+    k = det.camera_index(ctx.session.rig.hero.name)
+    if k is None or det.detector != detector.name or det.scheme != detector.scheme:
+        return None
+    out = []
+    for name, _, _ in stills:
+        row = det.row(int(name.split("-")[-1]))
+        if row is None:  # detect.step skipped it
+            return None
+        out.append((det.points[row, k], det.confidence[row, k]) if det.found[row, k] else None)
     return out
 
 
@@ -248,8 +293,11 @@ class DigitalHumanMethod(BaseMethod):
             return shift
         refs = self._refs(ctx)
         calibrated = (refs / "cameras.json").exists()
-        young = self._stills_identities(ctx, st, "young", read_young_refs(refs), calibrated, refs_digest=True)
-        today = self._stills_identities(ctx, st, "performer", plate_stills(ctx, calibrated=calibrated), calibrated)
+        young = self._stills_identities(ctx, st, "young", lambda: read_young_refs(refs), calibrated,
+                                        refs_digest=True)
+        today = self._stills_identities(ctx, st, "performer",
+                                        lambda images=True: plate_stills(ctx, calibrated=calibrated, images=images),
+                                        calibrated, plates=True)
         d = young.mean(0) - today.mean(0)
         if len(young) >= 2 and len(today) >= 2:
             se2 = young.var(0, ddof=1) / len(young) + today.var(0, ddof=1) / len(today)
@@ -264,11 +312,13 @@ class DigitalHumanMethod(BaseMethod):
         return _pad(d * keep, n)
 
     def _stills_identities(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, stills, calibrated: bool,
-                           refs_digest: bool = False) -> np.ndarray:
-        """(S, shape_modes) identities, one per still, cached in the method's work dir."""
+                           refs_digest: bool = False, plates: bool = False) -> np.ndarray:
+        """(S, shape_modes) identities, one per still (``stills()``: read only when not cached), cached in the
+        method's work dir. ``plates``: the stills are the take's plates, whose landmarks the detect stage found
+        (``stills(images=False)``: without the images that only the detector would read)."""
         from reconstruct.hashing import json_digest
 
-        from .young import stills_identity
+        from .young import detector_class, stills_identity
 
         source = (dict(self.settings(ctx))["young_refs"] if refs_digest else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
@@ -279,9 +329,16 @@ class DigitalHumanMethod(BaseMethod):
         found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
         if found is not None:
             return np.load(found, allow_pickle=False)
+        landmarks = None
+        if plates:
+            stills_seen = stills(images=False)
+            landmarks = detected_plate_landmarks(ctx, stills_seen, detector_class(ctx.components, self.model,
+                                                                                  st.detector))
+        stills = stills_seen if landmarks is not None else stills()
         # the per-still fits spread over the run's workers (the stage's executor, when the caller gave one)
         ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
-                                each=True, executor=ctx.executor, model_name=ctx.fits.model_name)[:, :st.shape_modes]
+                                each=True, executor=ctx.executor, model_name=ctx.fits.model_name,
+                                landmarks=landmarks)[:, :st.shape_modes]
         from reconstruct.session import atomic_path
 
         with atomic_path(cache, suffix=".npy") as tmp:

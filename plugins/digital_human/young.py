@@ -26,22 +26,27 @@ class YoungAsset:
     report: dict = field(default_factory=dict)
 
 
-def pick_detector(components, model, name: str | None = None):
-    """The landmark detector to run on the stills: ``name``, else the highest-priority one whose scheme the model
-    has a correspondence for."""
+def detector_class(components, model, name: str | None = None) -> type:
+    """The class of the landmark detector to run on the stills: ``name``, else the highest-priority one whose
+    scheme the model has a correspondence for (not built: building MediaPipe's costs its import)."""
     dets = components.all("landmark_detector")
     if name:
         cls = components.get("landmark_detector", name)
         if cls.scheme not in model.landmarks:
             raise MethodError(f"detector {name!r} gives {cls.scheme!r} landmarks; model {model.name!r} has a "
                               f"correspondence for {', '.join(model.landmarks) or 'none'}")
-        return cls()
+        return cls
     ok = [c for c in dets.values() if getattr(c, "scheme", None) in model.landmarks]
     if not ok:
         raise MethodError(f"no landmark detector matches model {model.name!r}'s landmark schemes "
                           f"({', '.join(model.landmarks) or 'none'})",
                           hint="`reconstruct plugins` lists detectors; or set the identity with identity.npy")
-    return sorted(ok, key=lambda c: -int(getattr(c, "priority", 0)))[0]()
+    return sorted(ok, key=lambda c: -int(getattr(c, "priority", 0)))[0]
+
+
+def pick_detector(components, model, name: str | None = None):
+    """The landmark detector to run on the stills (:func:`detector_class`), built."""
+    return detector_class(components, model, name)()
 
 
 def build_young_asset(*args, **kwargs) -> YoungAsset:
@@ -150,21 +155,31 @@ def fit_still(job: StillFit, res) -> np.ndarray:
 
 
 def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, n_identity: int = 40,
-                    detector: str | None = None, each: bool = False, executor=None, model_name: str | None = None
-                    ) -> np.ndarray:
+                    detector: str | None = None, each: bool = False, executor=None, model_name: str | None = None,
+                    landmarks: Sequence | None = None) -> np.ndarray:
     """The identity fitted to ``stills`` ((name, RGB uint8, camera) triples) by the same landmark fit as the young
     asset's (no texture): (Ki,), or with ``each`` one identity per still (S', Ki) (stills without a face left
     out), whose spread says how well the stills determine each mode.
 
     ``executor`` (with ``each``): the per-still fits run as its work items (the landmarks are found here; the
     same numbers as in process: each fit on its own, single-threaded BLAS); ``model_name``: the model's registered
-    name, by which the workers load it (default ``model.name``)."""
+    name, by which the workers load it (default ``model.name``). ``landmarks``: per still, what the detector
+    (:func:`detector_class`) finds on it -- ``(points, confidence)`` or None (no face) -- when the caller has it
+    already (the detect stage's, for the take's plates): no detector is built."""
     from threadpoolctl import threadpool_limits
 
-    det = pick_detector(components, model, detector)
+    if landmarks is not None:
+        if len(landmarks) != len(stills):
+            raise ValueError(f"{len(landmarks)} landmark sets for {len(stills)} stills")
+        scheme = detector_class(components, model, detector).scheme
+        found = iter(landmarks)
+        detect = lambda img: next(found)  # noqa: E731 - in the stills' order
+    else:
+        det = pick_detector(components, model, detector)
+        scheme, detect = det.scheme, det.detect
     cams, pts, confs = [], [], []
     for name, img, cam in stills:
-        r = det.detect(img)
+        r = detect(img)
         if r is None:
             log.warning("digital_human: no face found in %s; skipped", name)
             continue
@@ -173,14 +188,14 @@ def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], compon
         raise MethodError("no face was found in the take's plates for the performer's still fit",
                           hint="check the detect stage's report (out/detect/report.json)")
     if each and executor is not None:
-        jobs = [StillFit(model_name or model.name, det.scheme, c, p, q, n_identity) for c, p, q in zip(cams, pts, confs)]
+        jobs = [StillFit(model_name or model.name, scheme, c, p, q, n_identity) for c, p, q in zip(cams, pts, confs)]
         return np.stack(executor.map(fit_still, jobs, description=f"identity fits ({len(jobs)} stills)",
                                      resources=True))
     with threadpool_limits(1):
         if each:
-            return np.stack([fit_identity_to_stills(model, det.scheme, [c], [p], [q], n_identity=n_identity).identity
+            return np.stack([fit_identity_to_stills(model, scheme, [c], [p], [q], n_identity=n_identity).identity
                              for c, p, q in zip(cams, pts, confs)])
-        return fit_identity_to_stills(model, det.scheme, cams, pts, confs, n_identity=n_identity).identity
+        return fit_identity_to_stills(model, scheme, cams, pts, confs, n_identity=n_identity).identity
 
 
 def _still_skin(model, renderer, vertices, cam, img) -> np.ndarray:

@@ -79,20 +79,35 @@ def world_vertices(model: FaceModel, sol: FitSolution) -> np.ndarray:
     return out
 
 
+def model_landmarks(model: FaceModel, scheme: str, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
+    """(T, N, 3) landmark points of a fit's frames in the model frame, without a detector bias (what
+    :func:`fitted_landmarks` starts from; computed once for several cameras)."""
+    lm = model.landmark_map(scheme)
+    expression = np.asarray(expression, np.float64).reshape(len(expression), -1)
+    return np.stack([lm.points(model.vertices(identity, e), model.triangles) for e in expression]) \
+        if len(expression) else np.empty((0, lm.triangle.shape[0], 3))
+
+
 def fitted_landmarks(model: FaceModel, scheme: str, identity: np.ndarray, expression: np.ndarray, R: np.ndarray,
                      t: np.ndarray, bias: "DetectorBias | None" = None,
-                     camera: CameraModel | None = None) -> np.ndarray:
+                     camera: CameraModel | None = None, memo: dict | None = None) -> np.ndarray:
     """(T, N, 3) world landmark points of a fit as the fit saw them (with the detector bias it used, its view term
     for ``camera``: the points that camera's detector should mark); NaN where the scheme has no correspondence
-    (MediaPipe's iris points)."""
+    (MediaPipe's iris points). ``memo``: a dict shared by calls for the same frames through several cameras (the
+    frames' :func:`model_landmarks` are computed by the first and kept there)."""
     lm = model.landmark_map(scheme)
     expression = np.asarray(expression, np.float64).reshape(len(t), -1)
+    points = None if memo is None else memo.get("model_landmarks")
+    if points is None:
+        points = model_landmarks(model, scheme, identity, expression)
+        if memo is not None:
+            memo["model_landmarks"] = points
     out = np.empty((len(t), lm.triangle.shape[0], 3))
     off = np.zeros((len(t), lm.triangle.shape[0], 3))
     if bias is not None:
         view = None if camera is None else bias.view_direction(R, t, camera.center)
         off = bias.at(identity, expression, view)
     for f in range(len(t)):
-        p = lm.points(model.vertices(identity, expression[f]), model.triangles) + off[f]
+        p = points[f] + off[f]
         out[f] = p @ np.asarray(R[f]).T + np.asarray(t[f])
     return out

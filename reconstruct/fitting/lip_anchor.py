@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -137,16 +139,90 @@ def _fractions(points: np.ndarray) -> np.ndarray:
     return s / max(s[-1], 1e-12)
 
 
+def _anchorable(model: FaceModel, scheme: str, lips: bool, eyes: bool) -> bool:
+    if not (lips or eyes) or not scheme.startswith("mediapipe") or "ibug68" not in model.landmarks or scheme not in model.landmarks:
+        return False
+    ib = model.landmarks["ibug68"]
+    return len(ib.triangle) >= 68 and not (ib.triangle[:68] < 0).any()
+
+
+#: anchored maps kept in the cache folder (the newest used): a few models, placements and code versions
+ANCHOR_CACHE_KEEP = 8
+
+
+def _anchor_key(model: FaceModel, scheme: str, canonical: np.ndarray, lips: bool, eyes: bool) -> str:
+    """Everything an anchored map is computed from: the model's arrays it reads, the canonical mesh, MediaPipe's
+    connection tables (by the installed mediapipe's version), the placement asked for and this module's code."""
+    import hashlib
+    from importlib import metadata
+
+    try:
+        mp_version = metadata.version("mediapipe")
+    except metadata.PackageNotFoundError:
+        mp_version = "none"
+    h = hashlib.sha256(f"{scheme}|{lips}|{eyes}|{mp_version}|".encode())
+    h.update(Path(__file__).read_bytes())
+    arrays = [model.mean, model.triangles, model.expression_basis, canonical]
+    for name in ("ibug68", scheme):
+        arrays += [model.landmarks[name].triangle, model.landmarks[name].bary]
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
+
+
 def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: bool = True,
                  eyes: bool = True) -> tuple[LandmarkMap, np.ndarray] | None:
     """The model's ``scheme`` map with MediaPipe's inner-lip contour on the model's inner-lip line (``lips``) and
     its eye contours on the model's lid lines (``eyes``: iBUG-68 points 36-41 / 42-47), and the indices of the
-    moved landmarks; None when the model has no iBUG-68 map to anchor on (or nothing is asked)."""
-    if not (lips or eyes) or not scheme.startswith("mediapipe") or "ibug68" not in model.landmarks or scheme not in model.landmarks:
+    moved landmarks; None when the model has no iBUG-68 map to anchor on (or nothing is asked).
+
+    Kept on disk (``$DEAGE_CACHE_DIR/anchors``) keyed by everything it is computed from (:func:`_anchor_key`):
+    computing it (and importing MediaPipe for its connection tables) cost every fit stage ~1.1 s."""
+    if not _anchorable(model, scheme, lips, eyes):
         return None
+    from ..face.store import cache_dir
+
+    lm = model.landmarks[scheme]
+    folder = cache_dir() / "anchors"
+    path = folder / f"{scheme}-{_anchor_key(model, scheme, canonical, lips, eyes)}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            tri, bary, moved = d["triangle"], d["bary"], d["moved"]
+        if tri.shape == lm.triangle.shape and bary.shape == lm.bary.shape:
+            try:
+                os.utime(path)  # most recently used: kept by the eviction below
+            except OSError:
+                pass
+            return replace(lm, triangle=tri.astype(lm.triangle.dtype), bary=bary.astype(lm.bary.dtype)), moved
+        log.warning("ignoring a cached anchored landmark map of the wrong shape: %s", path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring a damaged cached anchored landmark map %s: %s", path, exc)
+    new, moved = _anchored_map(model, scheme, canonical, lips, eyes)
+    try:
+        from ..session import atomic_path
+
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, triangle=new.triangle, bary=new.bary, moved=moved)
+        _evict(folder, scheme)
+    except OSError as exc:  # a read-only home is fine: computed again next time
+        log.info("could not cache the anchored landmark map in %s: %s", folder, exc)
+    return new, moved
+
+
+def _evict(folder: Path, scheme: str) -> None:
+    entries = sorted(folder.glob(f"{scheme}-*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in entries[ANCHOR_CACHE_KEEP:]:
+        old.unlink(missing_ok=True)
+
+
+def _anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: bool,
+                  eyes: bool) -> tuple[LandmarkMap, np.ndarray]:
     ib = model.landmarks["ibug68"]
-    if len(ib.triangle) < 68 or (ib.triangle[:68] < 0).any():
-        return None
     tris = np.asarray(model.triangles)
     vert_of = {}
     for n in range(68):

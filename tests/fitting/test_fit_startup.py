@@ -1,0 +1,183 @@
+"""The fit stage's per-take start-up (issue 16): the anchored lip / lid landmark map cached by content, the meshes
+written without trimesh, the overlay rendered in the mesh's window only."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reconstruct.camera import CameraModel
+
+
+@pytest.fixture(scope="module")
+def mp_model(ict_model):
+    from reconstruct.fitting.pipeline import ensure_scheme
+
+    return ensure_scheme(ict_model, "mediapipe478")
+
+
+def _canonical():
+    from reconstruct.assets import mediapipe_canonical_path
+    from reconstruct.face.correspondence import mediapipe_canonical_points
+
+    return mediapipe_canonical_points(mediapipe_canonical_path())
+
+
+def test_anchored_map_is_cached_by_content(mp_model, tmp_path, monkeypatch):
+    from reconstruct.fitting import lip_anchor
+
+    monkeypatch.setenv("DEAGE_CACHE_DIR", str(tmp_path))
+    canonical = _canonical()
+    first, moved = lip_anchor.anchored_map(mp_model, "mediapipe478", canonical)
+    assert len(list((tmp_path / "anchors").glob("mediapipe478-*.npz"))) == 1
+
+    computed = lip_anchor._anchored_map
+
+    def fail(*a, **k):
+        raise AssertionError("recomputed although the same model, scheme and placement are cached")
+
+    monkeypatch.setattr(lip_anchor, "_anchored_map", fail)
+    again, moved2 = lip_anchor.anchored_map(mp_model, "mediapipe478", canonical)
+    # the cached map is the computed one, bit for bit (and of the same dtypes)
+    assert again.triangle.dtype == first.triangle.dtype and again.bary.dtype == first.bary.dtype
+    assert np.array_equal(again.triangle, first.triangle) and np.array_equal(again.bary, first.bary)
+    assert np.array_equal(moved, moved2) and np.array_equal(again.weight, first.weight)
+
+    # another placement, or a model whose arrays differ, is another entry: computed, not read
+    calls = []
+    monkeypatch.setattr(lip_anchor, "_anchored_map", lambda *a: calls.append(a) or computed(*a))
+    lip_anchor.anchored_map(mp_model, "mediapipe478", canonical, lips=False)
+    other = replace(mp_model, expression_basis=mp_model.expression_basis[::-1].copy())
+    lip_anchor.anchored_map(other, "mediapipe478", canonical)
+    assert len(calls) == 2
+    assert len(list((tmp_path / "anchors").glob("mediapipe478-*.npz"))) == 3
+
+
+def test_damaged_cache_entry_is_recomputed(mp_model, tmp_path, monkeypatch):
+    from reconstruct.fitting import lip_anchor
+
+    monkeypatch.setenv("DEAGE_CACHE_DIR", str(tmp_path))
+    canonical = _canonical()
+    first, _ = lip_anchor.anchored_map(mp_model, "mediapipe478", canonical)
+    (entry,) = (tmp_path / "anchors").glob("*.npz")
+    entry.write_bytes(b"not an npz")
+    again, _ = lip_anchor.anchored_map(mp_model, "mediapipe478", canonical)
+    assert np.array_equal(again.triangle, first.triangle) and np.array_equal(again.bary, first.bary)
+    with np.load(entry) as d:  # written again, whole
+        assert np.array_equal(d["triangle"], first.triangle)
+
+
+def test_ply_matches_what_trimesh_wrote(tmp_path, mp_model):
+    trimesh = pytest.importorskip("trimesh")
+    from deage_plugins.fit_stage import ply_faces, write_ply
+
+    rng = np.random.default_rng(0)
+    v = (mp_model.mean + 0.001 * rng.standard_normal(mp_model.mean.shape)).astype(np.float32)
+    write_ply(tmp_path / "ours.ply", v, ply_faces(mp_model.triangles))
+    trimesh.Trimesh(v, mp_model.triangles, process=False).export(tmp_path / "trimesh.ply", file_type="ply")
+    ours, theirs = ((tmp_path / n).read_bytes() for n in ("ours.ply", "trimesh.ply"))
+    # the same binary body (float32 vertices, uchar-counted int32 faces); the headers differ only in the comment
+    cut = lambda b: b.index(b"end_header\n") + len(b"end_header\n")  # noqa: E731
+    assert ours[cut(ours):] == theirs[cut(theirs):]
+    strip = lambda b: [ln for ln in b[:cut(b)].split(b"\n") if not ln.startswith(b"comment")]  # noqa: E731
+    assert strip(ours) == strip(theirs)
+    back = trimesh.load(tmp_path / "ours.ply", process=False)
+    assert np.array_equal(np.asarray(back.vertices, np.float32), v) and np.array_equal(back.faces, mp_model.triangles)
+
+
+def test_overlay_renders_only_the_mesh_window(mp_model, monkeypatch):
+    pytest.importorskip("open3d")
+    from reconstruct.fitting import overlay
+    from reconstruct.render.base import Mesh
+    from reconstruct.render.raycast import RaycastRenderer
+    from reconstruct.render.shading import linear_to_srgb
+
+    W, H = 1920, 1080
+    cam = CameraModel("hero", K=np.array([[2000.0, 0, 951.3], [0, 2000.0, 548.7], [0, 0, 1]]),
+                      dist=np.array([-0.12, 0.05, 0.001, -0.0005, 0.0]), t=np.array([0.02, 0.01, 0.9]),
+                      image_size=(W, H))
+    v = mp_model.mean.astype(np.float64)
+    img = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
+
+    # what the overlay was before: the whole frame rendered and blended where the mesh shows
+    r = RaycastRenderer("cpu").render(Mesh(v, mp_model.triangles), cam)
+    shaded = np.clip(linear_to_srgb(np.clip(r.image, 0, 1)) * 255, 0, 255)
+    want = img.astype(np.float32)
+    m = r.mask.astype(bool)
+    want[m] = 0.45 * want[m] + 0.55 * shaded[m]
+    want = np.clip(want, 0, 255).astype(np.uint8)
+
+    sizes = []
+    real = RaycastRenderer.render
+    monkeypatch.setattr(RaycastRenderer, "render",
+                        lambda self, mesh, camera, *a, **k: sizes.append(camera.image_size) or real(self, mesh, camera,
+                                                                                                     *a, **k))
+    got = overlay.overlay_fit(img, v, mp_model.triangles, cam)
+    assert np.array_equal(got, want)  # bit for bit the whole-frame picture
+    (size,) = sizes
+    assert size[0] * size[1] < 0.25 * W * H, size  # a face's window, not the 1080p frame (measured ~7 %)
+
+
+def test_open3d_is_imported_without_its_plotly_viewer():
+    pytest.importorskip("open3d")
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from reconstruct.fitting.overlay import import_open3d_lean\n"
+            "import_open3d_lean()\n"
+            "import open3d as o3d\n"
+            "assert 'dash' not in sys.modules and 'plotly' not in sys.modules, 'the viewer was imported'\n"
+            "o3d.t.geometry.RaycastingScene()\n"  # what the renderer uses works
+            "try:\n"
+            "    o3d.visualization.draw_plotly([])\n"
+            "except RuntimeError as exc:\n"
+            "    assert 'not imported' in str(exc)\n"
+            "else:\n"
+            "    raise AssertionError('the stand-in did not raise')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=str(Path(__file__).resolve().parents[2]))
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_landmark_residuals_build_each_frame_once(mp_model, monkeypatch):
+    """The fit report's landmark residuals: the frames' model-frame landmarks are computed once for all cameras
+    (they were rebuilt from the model per camera: 3 x the vertices), with the same numbers."""
+    from reconstruct.face.model import FaceModel
+    from reconstruct.fitting.fit import fitted_landmarks, model_landmarks
+
+    rng = np.random.default_rng(2)
+    T = 5
+    ident = rng.normal(size=mp_model.n_identity) * 0.5
+    expr = rng.uniform(0, 0.4, (T, mp_model.n_expression))
+    R = np.repeat(np.eye(3)[None], T, 0)
+    t = np.tile([0.0, 0.0, 0.8], (T, 1))
+    want = fitted_landmarks(mp_model, "mediapipe478", ident, expr, R, t)
+    memo = {}
+    for _ in range(2):  # the second call reads the memo
+        got = fitted_landmarks(mp_model, "mediapipe478", ident, expr, R, t, memo=memo)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(memo["model_landmarks"], model_landmarks(mp_model, "mediapipe478", ident, expr))
+
+    from reconstruct.artifacts import Detections
+    from reconstruct.fitting.result import FitSequence
+    from deage_plugins.fit_stage import landmark_residuals
+
+    cams = {c: CameraModel(c, K=np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]]), t=np.array([x, 0, 0.0]))
+            for c, x in (("a", 0.0), ("b", 0.05), ("c", -0.05))}
+    world = want.astype(np.float32)
+    pts = np.stack([np.stack([cams[c].project(w.reshape(-1, 3)) for c in cams]) for w in world]).astype(np.float32)
+    det = Detections(np.arange(T, dtype=np.int32), tuple(cams), pts, np.ones(pts.shape[:3], np.float32),
+                     np.ones((T, 3), bool), "mediapipe478", "test")
+    seq = FitSequence(model_name="ict", frames=np.arange(T, dtype=np.int32), identity=ident.astype(np.float32),
+                      expression=expr.astype(np.float32), R=R, t=t, scale=np.ones(T),
+                      vertices=np.zeros((T, mp_model.n_vertices, 3), np.float32), valid=np.ones(T, bool),
+                      cameras=tuple(cams), residual_px=np.zeros((T, 3), np.float32))
+    calls = []
+    real = FaceModel.vertices
+    monkeypatch.setattr(FaceModel, "vertices", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    res = landmark_residuals(mp_model, det, seq, cams)
+    assert len(calls) == T  # once per frame, not once per frame and camera (15)
+    # the detections are the fitted landmarks projected: residuals 0 up to the float32 of the points
+    assert all(r["all"]["px"] < 1e-3 for r in res.values()), res

@@ -1,0 +1,104 @@
+"""digital_human's still fits of the take's plates take the plates' landmarks from the detect stage (issue 16):
+the same detector, built the same way, on the same hero images, found them already -- MediaPipe is neither
+imported nor run again in the age stage's preparation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def take(tmp_path_factory):
+    """A synthetic 6-frame take run through the fit stage (its detect stage ran MediaPipe on every view)."""
+    tmp = tmp_path_factory.mktemp("plate_lm")
+    root = tmp / "take"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for args in (("synth", ROOT / "rigs" / "test-small.toml", root, "--frames", "6", "--model", "ict", "--seed", "4",
+                  "--calib-poses", "20"), ("run", root)):
+        r = subprocess.run([sys.executable, "-m", "reconstruct.cli", *map(str, args)], capture_output=True,
+                           text=True, cwd=tmp, env=env, timeout=1200)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return root
+
+
+def _context(root: Path, options=None):
+    from reconstruct.methods import method_context
+    from reconstruct.plugins import make_plugin_manager
+    from reconstruct.progress import NullProgress
+    from reconstruct.session import Session
+
+    components = make_plugin_manager().components()
+    return method_context(Session.open(root), "digital_human", device="cpu", progress=NullProgress(),
+                          components=components, options=options or {})
+
+
+def test_the_detect_stage_found_what_the_detector_finds_on_the_plates(take):
+    from deage_plugins.digital_human.method import detected_plate_landmarks, plate_stills
+    from deage_plugins.landmarks import MediaPipeFaceMesh
+
+    mctx = _context(take)
+    stills = plate_stills(mctx)
+    stored = detected_plate_landmarks(mctx, stills, MediaPipeFaceMesh)
+    assert stored is not None and len(stored) == len(stills) == 6
+    det = MediaPipeFaceMesh()
+    try:
+        for (name, img, _), got in zip(stills, stored):
+            want = det.detect(img)
+            assert (got is None) == (want is None), name
+            if want is not None:  # bit for bit: the same numbers as running the detector here
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+    finally:
+        det.close()
+
+
+def test_other_detect_options_or_detector_fall_back_to_detecting(take):
+    from deage_plugins.digital_human.method import detected_plate_landmarks, plate_stills
+    from deage_plugins.landmarks import MediaPipeFaceMesh
+
+    mctx = _context(take, {"detect.crop_px": "256"})
+    assert detected_plate_landmarks(mctx, plate_stills(mctx), MediaPipeFaceMesh) is None
+
+    class Other(MediaPipeFaceMesh):
+        name = "other"
+
+    mctx = _context(take)
+    assert detected_plate_landmarks(mctx, plate_stills(mctx), Other) is None
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_the_performer_fits_run_no_detector(take, monkeypatch, calibrated):
+    from deage_plugins.digital_human import young
+    from deage_plugins.digital_human.method import DigitalHumanMethod, DigitalHumanSettings, plate_stills
+
+    mctx = _context(take)
+    method = DigitalHumanMethod()
+    method.model = mctx.components.face_model(mctx.fits.model_name)
+    st = DigitalHumanSettings(shape_modes=4)
+    stills = plate_stills(mctx, calibrated=calibrated)
+    # the reference: the plates' landmarks found by the detector, as before
+    want = young.stills_identity(method.model, stills, mctx.components, n_identity=4, each=True)[:, :4]
+
+    def no_detector(*a, **k):
+        raise AssertionError("a landmark detector was built for the take's plates")
+
+    monkeypatch.setattr(young, "pick_detector", no_detector)
+    if calibrated:  # seen through the calibrated hero camera: the plates' pixels are not needed at all
+        def no_read(*a, **k):
+            raise AssertionError("a plate was read")
+
+        monkeypatch.setattr(type(mctx.session), "read_image", no_read)
+    for old in mctx.work_dir.glob("performer-*.npy"):  # fitted here, not read from a cache
+        old.unlink()
+    got = method._stills_identities(mctx, st, "performer",
+                                    lambda images=True: plate_stills(mctx, calibrated=calibrated, images=images),
+                                    calibrated, plates=True)
+    np.testing.assert_array_equal(got, want)
