@@ -11,41 +11,6 @@ from ..camera import CameraModel
 log = logging.getLogger(__name__)
 
 
-def import_open3d_lean() -> None:
-    """Import open3d without its plotly / dash notebook viewer: ``import open3d`` imports
-    ``open3d.visualization.draw_plotly``, which imports dash and plotly (0.5-0.6 s of its ~1 s, for functions this
-    project never calls). A stand-in module takes its place while open3d is imported; calling one of its functions
-    raises. Nothing happens when open3d is imported already; if the stand-in does not satisfy this open3d version,
-    it is imported as usual."""
-    import sys
-    import types
-
-    if "open3d" in sys.modules:
-        return
-    name = "open3d.visualization.draw_plotly"
-
-    def unavailable(*args, **kwargs):
-        raise RuntimeError("open3d's plotly viewer was not imported in this process (reconstruct imports open3d "
-                           "without it; it is unused)")
-
-    stub = types.ModuleType(name)
-    stub.__doc__ = "stand-in for open3d's plotly viewer (see reconstruct.fitting.overlay.import_open3d_lean)"
-    stub.get_plotly_fig = stub.draw_plotly = stub.draw_plotly_server = unavailable
-    sys.modules[name] = stub
-    try:
-        import open3d  # noqa: F401
-    except ImportError:  # another open3d whose viewer module the stand-in does not satisfy: the usual import
-        for mod in [m for m in sys.modules if m == "open3d" or m.startswith("open3d.")]:
-            del sys.modules[mod]
-        try:
-            import open3d  # noqa: F401,F811
-        except Exception as exc:  # the caller's own import reports it
-            log.debug("open3d failed to import: %s", exc)
-    except Exception as exc:  # open3d missing a system library: the caller's own import reports it
-        sys.modules.pop(name, None)
-        log.debug("open3d failed to import: %s", exc)
-
-
 def overlay_fit(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel,
                 detected: np.ndarray | None = None, fitted: np.ndarray | None = None, alpha: float = 0.55) -> np.ndarray:
     """(H, W, 3) uint8 RGB: ``image`` with the mesh ((V, 3) world metres) shaded on top (raycast renderer; a
@@ -57,7 +22,9 @@ def overlay_fit(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, 
         img = np.repeat(img[..., None], 3, axis=2)
     out = img[..., :3].astype(np.float32).copy()
     try:
-        import_open3d_lean()
+        from ..lazy_imports import defer_plotting_imports
+
+        defer_plotting_imports(("open3d.visualization",))  # open3d without its plotly/dash viewer (unused here)
         from ..render.base import Mesh
         from ..render.raycast import RaycastRenderer, mesh_window
         from ..render.shading import linear_to_srgb

@@ -197,7 +197,7 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
     ``ctx.executor.map``."""
     from ..session import Session
     from .data import ReportData, _detector
-    from .imports import defer_plotting_imports
+    from ..lazy_imports import defer_plotting_imports
     from .measures import FaceMasks, MethodMeasurer
 
     def setup():

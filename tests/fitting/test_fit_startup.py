@@ -125,17 +125,16 @@ def test_open3d_is_imported_without_its_plotly_viewer():
     import sys
 
     code = ("import sys\n"
-            "from reconstruct.fitting.overlay import import_open3d_lean\n"
-            "import_open3d_lean()\n"
-            "import open3d as o3d\n"
+            "import numpy as np\n"
+            "from reconstruct.camera import CameraModel\n"
+            "from reconstruct.fitting.overlay import overlay_fit\n"
+            "cam = CameraModel('c', K=np.array([[80.0, 0, 32], [0, 80.0, 24], [0, 0, 1]]), image_size=(64, 48))\n"
+            "v = np.array([[-0.02, -0.02, 0.5], [0.02, -0.02, 0.5], [0.0, 0.02, 0.5]])\n"
+            "overlay_fit(np.zeros((48, 64, 3), np.uint8), v, np.array([[0, 1, 2]]), cam)\n"
+            "assert 'open3d' in sys.modules, 'the overlay did not use open3d'\n"
             "assert 'dash' not in sys.modules and 'plotly' not in sys.modules, 'the viewer was imported'\n"
-            "o3d.t.geometry.RaycastingScene()\n"  # what the renderer uses works
-            "try:\n"
-            "    o3d.visualization.draw_plotly([])\n"
-            "except RuntimeError as exc:\n"
-            "    assert 'not imported' in str(exc)\n"
-            "else:\n"
-            "    raise AssertionError('the stand-in did not raise')\n")
+            "import open3d as o3d\n"
+            "assert callable(o3d.visualization.draw_plotly)\n")  # touched: the real module loads
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                        cwd=str(Path(__file__).resolve().parents[2]))
     assert r.returncode == 0, r.stderr[-2000:]

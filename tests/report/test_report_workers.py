@@ -36,7 +36,7 @@ class InProcess:
 
 
 def test_chunks_read_each_frame_once_and_give_the_single_pass_flags(tmp_path, monkeypatch):
-    from reconstruct.report import imports
+    from reconstruct import lazy_imports as imports
 
     monkeypatch.setattr(imports, "defer_plotting_imports", lambda *a: set())  # not in the test process
     root = _take(tmp_path, 20)
@@ -144,7 +144,7 @@ def test_the_driver_hashes_the_manifest_while_the_workers_scan(tmp_path, monkeyp
     import threading
 
     from reconstruct import provenance
-    from reconstruct.report import imports
+    from reconstruct import lazy_imports as imports
     from reconstruct.report.sections import ProvenanceSection
 
     monkeypatch.setattr(imports, "defer_plotting_imports", lambda *a: set())

@@ -1,13 +1,14 @@
-"""Start-up of the report's worker processes: the plotting packages two libraries import at their top and the
-report never uses are loaded only if something touches them.
+"""Start-up of processes that use open3d or MediaPipe for computing only: the plotting packages those two
+libraries import at their top are loaded only if something touches them.
 
 open3d's ``__init__`` imports ``open3d.visualization``, whose ``draw_plotly`` imports plotly and dash (0.25 of
 open3d's 0.50 CPU-s); MediaPipe's ``solutions`` imports its drawing modules, which import matplotlib and
 ``matplotlib.pyplot`` (0.27 of MediaPipe's 0.37 CPU-s). A report worker needs open3d's ray casting and MediaPipe's
 face mesh only, so :func:`defer_plotting_imports` makes those modules lazy (:class:`importlib.util.LazyLoader`: the
 module object exists at once, its code runs at the first attribute access, so anything that does use them gets the
-real module). Called at the start of the report's work items in the processes that run them; a module already
-imported is left as it is.
+real module). Called at the start of the report's work items in the processes that run them, and by the fit
+stage's overlay before it imports the ray-casting renderer (its forked workers of later stages inherit that); a
+module already imported is left as it is.
 """
 
 from __future__ import annotations
