@@ -8,7 +8,10 @@ everywhere lets the detector's noise through on slow takes. Here the detections 
 measured per frame and camera as the distances between facing inner-lip points and between the lip corners, in
 inter-ocular distances (a rotation- and scale-free signal made of many landmarks at once, so one point's noise
 barely moves it); its second difference, against the take's own typical value, says where the mouth accelerates
-beyond what the detector's scatter makes. Only there the smoothing rows of the mouth's modes are weakened.
+beyond what the detector's scatter makes. A frame counts only when every camera that sees the mouth shows it:
+MediaPipe's reading of a wide-open mouth wobbles in an oblique IR witness while the hero holds still (seed 21's
+scream, docs/fitting.md), and a real motion shows in all views. Only there the smoothing rows of the mouth's
+modes are weakened.
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ def mouth_shape(obs: np.ndarray, scheme: str) -> np.ndarray | None:
 
 def mouth_acceleration(obs: np.ndarray, scheme: str) -> np.ndarray | None:
     """(T,) how far the detected mouth accelerates at each frame, in multiples of the take's typical value (the
-    median over frames; per camera, then the median over cameras); NaN at the first and last frame and where no
-    camera saw three consecutive frames. None for a scheme without :data:`MOUTH_PAIRS`."""
+    median over frames), per camera, then the least of the cameras (all must show it); NaN at the first and last
+    frame and where no camera saw three consecutive frames. None for a scheme without :data:`MOUTH_PAIRS`."""
     m = mouth_shape(obs, scheme)
     if m is None:
         return None
@@ -68,7 +71,7 @@ def mouth_acceleration(obs: np.ndarray, scheme: str) -> np.ndarray | None:
     r = np.full(T, np.nan)
     ok = np.isfinite(out).any(1)
     if ok.any():
-        r[ok] = np.nanmedian(out[ok], axis=1)
+        r[ok] = np.nanmin(out[ok], axis=1)
     return r
 
 

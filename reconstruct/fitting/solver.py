@@ -64,9 +64,10 @@ class FitSettings:
             :func:`.modes.mouth_modes`); None: every smoothed parameter (pose included).
         smooth_mouth: multiplier of the temporal smoothing strength of the mouth's expression modes (``mouth_modes``)
             relative to the rest (1: the same; 0.5: half as strong).
-        mouth_relief: where the detected mouth accelerates beyond this many times the take's typical value
-            (:func:`.mouth_motion.mouth_acceleration`), the smoothing of the mouth's modes is weakened in proportion
-            (:func:`.mouth_motion.smoothing_relief`), so that a fast opening the landmarks show is kept (0: off).
+        mouth_relief: where the detected mouth accelerates beyond this many times the take's typical value in every
+            camera that sees it (:func:`.mouth_motion.mouth_acceleration`), the smoothing of the mouth's modes is
+            weakened there (:func:`.mouth_motion.smoothing_relief`), so that a fast opening the landmarks show is
+            kept (0: off; default 3, measured in docs/fitting.md "Fast mouth motion").
         mouth_modes: the expression modes ``smooth_mouth`` and ``mouth_relief`` apply to; None: found from the model
             by :func:`.fit.fit_sequence` (:func:`.modes.mouth_modes`) when either is in use.
         visibility_cos: a landmark counts as visible in a camera when cos(normal, direction to camera) exceeds this.
@@ -97,7 +98,7 @@ class FitSettings:
     smooth_robust: float = 0.0
     smooth_robust_modes: tuple[int, ...] | None = None
     smooth_mouth: float = 1.0
-    mouth_relief: float = 0.0
+    mouth_relief: float = 3.0
     mouth_modes: tuple[int, ...] | None = None
     visibility_cos: float = 0.05
     iterations: int = 15

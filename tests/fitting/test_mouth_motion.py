@@ -43,6 +43,15 @@ def test_a_two_frame_opening_stands_out_of_the_noise():
     assert (w[9:13] < 0.1).all() and (np.delete(w, range(9, 13)) == 1.0).all()
 
 
+def test_every_camera_must_show_it():
+    # a wobble in one view only (MediaPipe's reading of an open mouth in an oblique witness) relieves nothing
+    both = np.concatenate([_track(), _track(open_at=(), seed=1)], axis=1)
+    acc = mouth_acceleration(both, "mediapipe478")
+    assert np.nanmax(acc) < 3, acc  # measured 2.7 (the quiet camera's own largest value)
+    seen = np.concatenate([_track(), _track(seed=1)], axis=1)
+    assert (mouth_acceleration(seen, "mediapipe478")[9:13] > 5).all()
+
+
 def test_no_pairs_no_relief():
     assert mouth_acceleration(np.zeros((5, 1, 10, 2)), "some-scheme") is None
     assert np.allclose(smoothing_relief(np.array([np.nan, 1.0, 10.0]), 3.0), [1.0, 1.0, 0.3**4])
@@ -80,8 +89,8 @@ def _opening_error(spike, **kw):
 def test_relief_keeps_a_two_frame_opening(spike):
     acc = mouth_acceleration(spike[3], "mediapipe478")
     assert (acc[6:10] > 3).all() and (np.delete(acc, range(6, 10))[1:-1] < 2).all(), acc  # measured 4.8-5.7; < 1.7
-    peak0, rest0 = _opening_error(spike)
-    peak, rest = _opening_error(spike, mouth_relief=3.0)
+    peak0, rest0 = _opening_error(spike, mouth_relief=0.0)
+    peak, rest = _opening_error(spike)  # the default: mouth_relief=3
     # measured: worst opening error on the two open frames 6.6 -> 2.6 mm (the smoothing cut the opening 24 -> 17
     # mm, with the relief 21 mm); elsewhere 0.89 -> 0.86 mm
     assert peak < 0.5 * peak0, (peak0, peak)
@@ -89,8 +98,8 @@ def test_relief_keeps_a_two_frame_opening(spike):
 
 
 def test_weaker_smoothing_of_the_mouth_modes_only(spike):
-    peak0, rest0 = _opening_error(spike)
-    peak, rest = _opening_error(spike, smooth_mouth=0.3)
+    peak0, rest0 = _opening_error(spike, mouth_relief=0.0)
+    peak, rest = _opening_error(spike, mouth_relief=0.0, smooth_mouth=0.3)
     # measured: 6.6 -> 1.8 mm on the open frames, elsewhere 0.89 -> 0.81 mm (on this noise-free motion; on real
     # and rendered takes it lets the detector's noise through everywhere, docs/fitting.md)
     assert peak < 0.5 * peak0, (peak0, peak)
