@@ -45,6 +45,12 @@ def fit_sequence(model: FaceModel, scheme: str, cams: Sequence[CameraModel], obs
 
         settings = replace(settings, mouth_modes=mouth_modes(model, scheme))
     basis = LandmarkBasis.from_model(model, scheme, device=device, bias=bias)
+    if settings.inner_lip_weight != 1.0:
+        from .mouth_motion import INNER_LIPS
+
+        w = basis.weight.clone()
+        w[[n for n in INNER_LIPS.get(scheme, ()) if n < basis.n]] *= settings.inner_lip_weight
+        basis = replace(basis, weight=w)
     if obs.shape[2] != basis.n:
         raise FitError(f"{obs.shape[2]} landmarks per view, but the model's {scheme!r} map has {basis.n}",
                        hint="the detector's scheme must match a landmark map of the face model")

@@ -27,6 +27,12 @@ MOUTH_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
     "ibug68": ((61, 67), (62, 66), (63, 65), (48, 54)),
 }
 
+#: MediaPipe's / iBUG's inner-lip contour (corners included): the points ``FitSettings.inner_lip_weight`` scales
+INNER_LIPS: dict[str, tuple[int, ...]] = {
+    "mediapipe478": (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415),
+    "ibug68": tuple(range(60, 68)),
+}
+
 #: how fast the relief grows with the detected acceleration beyond the threshold (a row weight of
 #: ``(k / accel)^RELIEF_POWER``). Measured on obama / seed 11 / seed 21 (docs/fitting.md): 2 relieves too little
 #: to keep obama's 2-frame openings, 4 keeps them at the same threshold; 6-8 let more of seed 21's noise through.

@@ -68,6 +68,10 @@ class FitSettings:
             camera that sees it (:func:`.mouth_motion.mouth_acceleration`), the smoothing of the mouth's modes is
             weakened there (:func:`.mouth_motion.smoothing_relief`), so that a fast opening the landmarks show is
             kept (0: off; default 3, measured in docs/fitting.md "Fast mouth motion").
+        inner_lip_weight: multiplier of the inner-lip landmarks' weight (:data:`.mouth_motion.INNER_LIPS`; 1: the
+            weight the detector bias's scatter gives them). Measured, not the default (docs/fitting.md "Fast mouth
+            motion": 1.5 brings obama's mouth residual 1.59 -> 1.48 % IOD, but the opt-in photometric refinement's
+            gain on the test-small take falls 0.3 -> 0.09 mm).
         mouth_modes: the expression modes ``smooth_mouth`` and ``mouth_relief`` apply to; None: found from the model
             by :func:`.fit.fit_sequence` (:func:`.modes.mouth_modes`) when either is in use.
         visibility_cos: a landmark counts as visible in a camera when cos(normal, direction to camera) exceeds this.
@@ -99,6 +103,7 @@ class FitSettings:
     smooth_robust_modes: tuple[int, ...] | None = None
     smooth_mouth: float = 1.0
     mouth_relief: float = 3.0
+    inner_lip_weight: float = 1.0
     mouth_modes: tuple[int, ...] | None = None
     visibility_cos: float = 0.05
     iterations: int = 15
