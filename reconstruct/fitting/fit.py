@@ -40,7 +40,17 @@ def fit_sequence(model: FaceModel, scheme: str, cams: Sequence[CameraModel], obs
                        "and (T, C, N)")
     if obs.shape[1] != len(cams):
         raise FitError(f"landmarks are given for {obs.shape[1]} cameras but {len(cams)} cameras were passed")
+    if (settings.smooth_mouth != 1.0 or settings.mouth_relief > 0) and settings.mouth_modes is None:
+        from .modes import mouth_modes
+
+        settings = replace(settings, mouth_modes=mouth_modes(model, scheme))
     basis = LandmarkBasis.from_model(model, scheme, device=device, bias=bias)
+    if settings.inner_lip_weight != 1.0:
+        from .mouth_motion import INNER_LIPS
+
+        w = basis.weight.clone()
+        w[[n for n in INNER_LIPS.get(scheme, ()) if n < basis.n]] *= settings.inner_lip_weight
+        basis = replace(basis, weight=w)
     if obs.shape[2] != basis.n:
         raise FitError(f"{obs.shape[2]} landmarks per view, but the model's {scheme!r} map has {basis.n}",
                        hint="the detector's scheme must match a landmark map of the face model")

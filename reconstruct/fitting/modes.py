@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..face.model import FaceModel
@@ -10,10 +12,12 @@ from ..face.model import FaceModel
 MOUTH_SHARE = 0.3
 
 
+@functools.lru_cache(maxsize=2)  # every fit of a take asks (FitSettings.mouth_relief); ~20 ms each on ICT
 def mouth_modes(model: FaceModel, scheme: str = "mediapipe478", share: float = MOUTH_SHARE) -> tuple[int, ...]:
     """Expression modes whose motion at the ``scheme`` landmarks is mostly on the mouth group (the QC report's
     ``mouth`` landmarks: lips) plus the chin below it (landmarks lower than the lower lip in the mean shape): the
-    jaw and lip modes (on ICT: jawOpen, mouthSmile, mouthFunnel, ...). Empty for a scheme without a mouth group."""
+    jaw and lip modes (on ICT: jawOpen, mouthSmile, mouthFunnel, ...). Empty for a scheme without a mouth group.
+    Cached per model object (a :class:`FaceModel` hashes by identity)."""
     from .scoring import landmark_groups
 
     groups = landmark_groups(scheme)

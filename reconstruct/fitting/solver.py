@@ -62,6 +62,18 @@ class FitSettings:
             landmarks clearly show is not cut down like noise (<= 0: quadratic, as before).
         smooth_robust_modes: the expression modes whose smoothing is robust (e.g. the mouth's,
             :func:`.modes.mouth_modes`); None: every smoothed parameter (pose included).
+        smooth_mouth: multiplier of the temporal smoothing strength of the mouth's expression modes (``mouth_modes``)
+            relative to the rest (1: the same; 0.5: half as strong).
+        mouth_relief: where the detected mouth accelerates beyond this many times the take's typical value in every
+            camera that sees it (:func:`.mouth_motion.mouth_acceleration`), the smoothing of the mouth's modes is
+            weakened there (:func:`.mouth_motion.smoothing_relief`), so that a fast opening the landmarks show is
+            kept (0: off; default 3, measured in docs/fitting.md "Fast mouth motion").
+        inner_lip_weight: multiplier of the inner-lip landmarks' weight (:data:`.mouth_motion.INNER_LIPS`; 1: the
+            weight the detector bias's scatter gives them). Measured, not the default (docs/fitting.md "Fast mouth
+            motion": 1.5 brings obama's mouth residual 1.59 -> 1.48 % IOD, but the opt-in photometric refinement's
+            gain on the test-small take falls 0.3 -> 0.09 mm).
+        mouth_modes: the expression modes ``smooth_mouth`` and ``mouth_relief`` apply to; None: found from the model
+            by :func:`.fit.fit_sequence` (:func:`.modes.mouth_modes`) when either is in use.
         visibility_cos: a landmark counts as visible in a camera when cos(normal, direction to camera) exceeds this.
         iterations: Levenberg-Marquardt iterations (after ``pose_iterations`` pose-only ones).
         pose_iterations: iterations that move only the head poses (initialisation).
@@ -89,6 +101,10 @@ class FitSettings:
     smooth_expression: float = 0.0125
     smooth_robust: float = 0.0
     smooth_robust_modes: tuple[int, ...] | None = None
+    smooth_mouth: float = 1.0
+    mouth_relief: float = 3.0
+    inner_lip_weight: float = 1.0
+    mouth_modes: tuple[int, ...] | None = None
     visibility_cos: float = 0.05
     iterations: int = 15
     pose_iterations: int = 4
@@ -188,10 +204,23 @@ class _Problem:
         self.obs0 = torch.where(finite[..., None], obs, torch.zeros_like(obs))
         sm = np.concatenate([np.full(3, s.smooth_rotation), np.full(3, s.smooth_translation),
                              np.full(self.Ke, s.smooth_expression)])
+        if s.smooth_mouth != 1.0 and s.mouth_modes:
+            m = [6 + k for k in s.mouth_modes if k < self.Ke]
+            sm[m] = sm[m] / s.smooth_mouth if s.smooth_mouth > 0 else np.inf
         self.smooth = s.smooth_rotation > 0 and self.T >= 3
         if self.smooth:
             D = sp.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(self.T - 2, self.T))
             self.S0 = sp.kron(D, sp.diags(1.0 / sm)).tocsr()  # (T-2)P x TP, unweighted
+            self.relief = None  # (T-2) P weights of the smoothing rows from the detected mouth motion
+            if s.mouth_relief > 0 and s.mouth_modes:
+                from .mouth_motion import mouth_acceleration, smoothing_relief
+
+                acc = mouth_acceleration(obs.cpu().numpy(), basis.scheme)
+                if acc is not None:
+                    rel = np.ones((self.T - 2, self.P))
+                    m = [6 + k for k in s.mouth_modes if k < self.Ke]
+                    rel[:, m] = smoothing_relief(acc[1:-1], s.mouth_relief)[:, None]
+                    self.relief = rel.reshape(-1)
             self.set_smooth_weights(None)
 
     def identity_prior(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -220,6 +249,8 @@ class _Problem:
                 robust = np.zeros(self.P, bool)
                 robust[[6 + m for m in self.s.smooth_robust_modes if m < self.Ke]] = True
                 w = np.where(np.tile(robust, self.T - 2), w, 1.0)
+        if self.relief is not None:
+            w = w * self.relief
         self.S = (sp.diags(np.sqrt(w)) @ self.S0).tocsr()
         self.StS = (self.S.T @ self.S).tocsr()
 

@@ -45,10 +45,11 @@ def scored(tmp_path_factory, ict_model, face_region):
 
 def test_detector_bias_lowers_the_vertex_error(scored):
     b, n = scored["bias"]["err"], scored["bare"]["err"]
-    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 2.87 mm, mouth 2.85 mm with the bias
-    # (degree-4 view term, learned on the lid lines) and the inner lips and lids on the model's lines (3.03 / 3.21 mm
+    # 3 views, unseen rig and identity, MediaPipe, 16 frames: measured face 2.86 mm, mouth 2.81 mm with the bias
+    # (degree-4 view term, learned on the lid lines), the inner lips and lids on the model's lines and the mouth's
+    # smoothing relief (FitSettings.mouth_relief; without it 2.87 / 2.85 mm) (3.03 / 3.21 mm
     # with the computed contours; the first, quadratic bias file: 3.08 / 3.02 mm) (bare correspondence 5.73 / 6.00
-    # mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's (measured 0.50x / 0.48x). The issue's
+    # mm). Tolerances: face 3.5 mm, mouth 3.6 mm, at most 0.6x the bare fit's (measured 0.50x / 0.47x). The issue's
     # bars (2.0 / 2.5 mm) are not met on this short take: docs/fitting.md
     assert b["face"] < 0.0035 and b["mouth"] < 0.0036, b
     assert b["face"] < 0.6 * n["face"] and b["mouth"] < 0.6 * n["mouth"]
@@ -59,15 +60,17 @@ def test_smile_lip_corners_within_ten_percent(scored):
     smile = r["segment"] == r["segments"].index("smile")
     t, f = r["mouth_truth"][smile, 1], r["mouth_fit"][smile, 1]
     rel = np.abs(f - t) / t
-    # the bar: 10 % on every frame; measured max 0.09 (first bias file 0.08; bare correspondence: 0.14)
+    # the bar: 10 % on every frame; measured max 0.08 (without the mouth relief 0.09; first bias file 0.08;
+    # bare correspondence: 0.14)
     assert rel.max() <= 0.10, rel
 
 
 def test_jitter_of_the_error_not_worse(scored):
     b, n = scored["bias"]["jitter_error"], scored["bare"]["jitter_error"]
     # second differences of (fit - truth), per region; the bar: no worse than the bare fit's (today's);
-    # measured face 1.08 / 1.20, mouth 2.01 / 2.14, eyes 0.59 / 0.70 mm/frame^2 (bias / bare; with the bare fit's
-    # smoothing the bias gave 1.21 / 1.92 / 0.85: hence its 2x smoothing)
+    # measured face 1.05 / 1.18, mouth 1.95 / 2.11, eyes 0.57 / 0.68 mm/frame^2 (bias / bare, both with the mouth's
+    # smoothing relief; without it 1.08 / 1.20, 2.01 / 2.14, 0.59 / 0.70; with the bare fit's smoothing the bias gave
+    # 1.21 / 1.92 / 0.85: hence its 2x smoothing)
     for k in ("face", "mouth", "eyes"):
         assert b[k] <= n[k], (k, b[k], n[k])
 
@@ -82,6 +85,7 @@ def test_mouth_opening_follows_the_lips(scored):
 
     e, c = err(scored["bias"]), err(scored["computed"])
     print("opening mean rel err: edges", e, "computed", c)
-    # measured 0.21 against 0.28 (first bias file: 0.20 / 0.30) (the bar, 10 % on every frame, is not met:
+    # measured 0.17 against 0.28 (without the mouth's smoothing relief 0.21 / 0.28; first bias file: 0.20 / 0.30)
+    # (the bar, 10 % on every frame, is not met:
     # docs/fitting.md)
     assert e < 0.8 * c, (e, c)

@@ -73,24 +73,26 @@ def test_mouth_and_eye_residuals(runs):
     lm = runs["default"][0]["landmarks"]["hero"]
     bare = runs["bare"][0]["landmarks"]["hero"]
     mouth, eyes = lm["mouth"]["iod_percent"], lm["eyes"]["iod_percent"]
-    # measured (40 frames) mouth 1.74 %, eyes 1.10 % of the IOD with the detector bias (one view: without its
-    # identity term; its 2x smoothing) and the inner lips and lids on the model's lines (fit.lips / fit.lids=edges;
-    # 2.14 / 2.47 % with the computed contours). The bar is 1.5 % on average: met for the lids, not the mouth
-    # (190 frames: 1.70 / 1.24 %, docs/fitting.md; the first, quadratic bias file: 1.72 / 1.16 % here, 1.68 / 1.36 %
-    # on 190). Tolerances 2.0 / 1.5 %
-    assert mouth < 2.0 and eyes < 1.5, lm
+    # measured (40 frames) mouth 1.65 %, eyes 1.11 % of the IOD with the detector bias (one view: without its
+    # identity term; its 2x smoothing), the inner lips and lids on the model's lines (fit.lips / fit.lids=edges;
+    # 2.14 / 2.47 % with the computed contours) and the mouth's smoothing relief where the detected mouth moves fast
+    # (FitSettings.mouth_relief; without it 1.74 / 1.10 %). The bar is 1.5 % on average: met for the lids,
+    # not the mouth (190 frames: 1.59 / 1.24 %, docs/fitting.md). Tolerances 1.8 / 1.5 %
+    assert mouth < 1.8 and eyes < 1.5, lm
     assert mouth < 0.8 * bare["mouth"]["iod_percent"] and eyes < 0.8 * bare["eyes"]["iod_percent"]
 
 
 def test_no_stiff_expression_flags(runs):
-    # measured 0 flagged frames of 40 with the bias (the first bias file: 1; bare correspondence: 9); tolerance 1
+    # measured 0 flagged frames of 40 with the bias (the first bias file: 1; bare correspondence: 9); tolerance 1.
+    # On all 190 frames: 0 with the mouth's smoothing relief, 1 (frame 68) without (docs/fitting.md)
     assert len(runs["default"][1]) <= 1
 
 
 def test_gaze_within_a_plausible_range(runs):
     g = runs["default"][0]["gaze"]
     yaw, pitch = np.ptp(g["yaw_deg"]), np.ptp(g["pitch_deg"])
-    # a speaker reading to camera: measured ranges yaw 8.9, pitch 7.6 deg with the gaze prior (first bias file 8.2 /
-    # 6.9; bare fit, per frame, no prior: 21.5 / 20.5 deg); tolerance 12 deg each
+    # a speaker reading to camera: measured ranges yaw 9.4, pitch 6.5 deg with the gaze prior (without the mouth's
+    # smoothing relief 8.9 / 7.6; first bias file 8.2 / 6.9; bare fit, per frame, no prior: 21.5 / 20.5 deg);
+    # tolerance 12 deg each
     assert yaw < 12 and pitch < 12, g
     assert max(abs(v) for v in g["yaw_deg"] + g["pitch_deg"]) < 30
