@@ -61,6 +61,9 @@ class FitStageSettings:
                                                "deviations (0: quadratic)")
     smooth_robust_on: Literal["all", "mouth"] = option("all", "what the robust smoothing applies to: all (pose and "
                                                       "expression) or mouth (the jaw and lip expression modes only)")
+    mouth_relief: float | None = option(None, "weaken the smoothing of the jaw and lip modes where every camera "
+                                              "sees the detected mouth accelerate beyond this many times the "
+                                              "take's typical value (0: off; default 3)")
     threads: int = option(1, "CPU threads of the fit's linear algebra (1 is fastest on a shared machine)")
     lips: Literal["edges", "computed"] = option("edges", "MediaPipe's inner-lip contour: on the model's inner-lip "
                                                 "line (edges: iBUG-68 points 60-67 joined on the mesh) or where "
@@ -76,9 +79,10 @@ class FitStageSettings:
 
     def __post_init__(self) -> None:
         if self.chunk < 2 or self.overlap < 0 or (self.iterations is not None and self.iterations < 1) or \
-                self.threads < 1 or (self.size_prior is not None and self.size_prior < 0):
+                self.threads < 1 or (self.size_prior is not None and self.size_prior < 0) or \
+                (self.mouth_relief is not None and self.mouth_relief < 0):
             raise ValueError("fit.chunk must be at least 2, fit.overlap at least 0, fit.iterations and fit.threads "
-                             "at least 1, fit.size_prior at least 0")
+                             "at least 1, fit.size_prior and fit.mouth_relief at least 0")
 
     def solver(self, biased: bool = False):
         """The :class:`~reconstruct.fitting.solver.FitSettings` these ask for; ``biased``: the fit uses a detector
@@ -86,7 +90,7 @@ class FitStageSettings:
         from reconstruct.fitting.solver import BIAS_SMOOTH, FitSettings
 
         kw = {k: getattr(self, k)
-              for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust", "size_prior")
+              for k in ("loss", "robust_px", "sigma_px", "iterations", "smooth_robust", "size_prior", "mouth_relief")
               if getattr(self, k) is not None}
         s = replace(FitSettings(), **kw)
         m = self.smooth if self.smooth is not None else (BIAS_SMOOTH if biased else 1.0)

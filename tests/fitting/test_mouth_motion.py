@@ -124,3 +124,16 @@ def test_inner_lip_weight(spike):
     r1, r15 = inner_residual(1.0), inner_residual(1.5)
     # measured 2.58 -> 2.53 px (noise 2 px per axis)
     assert r15 < r1, (r1, r15)
+
+
+def test_fit_stage_option_reaches_the_solver():
+    """``--option fit.mouth_relief=K`` is the stage's way to the solver setting (0 switches the relief off)."""
+    from deage_plugins.fit_stage import FitStageSettings
+
+    from reconstruct.fitting.solver import FitSettings
+    from reconstruct.options import parse_settings
+
+    assert FitStageSettings().solver().mouth_relief == FitSettings().mouth_relief == 3.0
+    assert parse_settings(FitStageSettings, {"mouth_relief": "0"}, "fit").solver().mouth_relief == 0.0
+    with pytest.raises(Exception, match="mouth_relief"):
+        parse_settings(FitStageSettings, {"mouth_relief": "-1"}, "fit")
