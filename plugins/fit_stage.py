@@ -334,8 +334,8 @@ def _gaze_summary(seq) -> dict | None:
 def _write_meshes(seq, triangles, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     faces = ply_faces(triangles)  # the same for every frame
-    for i in range(len(seq)):
-        with atomic_path(folder / f"{int(seq.frames[i]):06d}.ply", suffix=".ply") as tmp:
+    for i in range(len(seq)):  # in the stage's temporary folder: no fsync per file, the stage's commit flushes it
+        with atomic_path(folder / f"{int(seq.frames[i]):06d}.ply", suffix=".ply", sync=False) as tmp:
             write_ply(tmp, seq.vertices[i], faces)
 
 
