@@ -238,7 +238,7 @@ def _row(stage, metric, value, baseline=None, notes="", higher_is_better=True) -
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from reconstruct.commands.run import available_cores
+    from reconstruct.executors.local import available_cores
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--session", help="ignored (this benchmark synthesises takes of rigs/hero-2ir.toml)")

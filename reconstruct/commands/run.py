@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from types import MappingProxyType
 
+from ..executors.local import available_cores
 from . import parse_options
 
 HELP_EPILOG = """\
@@ -45,16 +46,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                      help="stage or method option (repeatable), e.g. --option fit.iterations=50")
     return run
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask; all cores where there is none)."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def jobs_arg(text: str) -> int:

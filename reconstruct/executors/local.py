@@ -29,6 +29,14 @@ EXECUTORS: dict[str, str] = {
 }
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; all cores where there is none)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def worker_threads(jobs: int) -> int:
     """Threads each of ``jobs`` worker processes may use: the machine's cores shared out, at least 1."""
     return max(1, (os.cpu_count() or 1) // max(1, int(jobs)))

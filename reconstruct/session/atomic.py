@@ -25,10 +25,6 @@ import numpy as np
 from ..errors import SessionError
 
 
-def _fsync_dir(path: Path) -> None:
-    _fsync_path(path)
-
-
 def current_umask() -> int:
     """The process umask, read without changing it where the system says it (Linux ``/proc``)."""
     try:
@@ -99,7 +95,7 @@ def atomic_path(path: str | Path, suffix: str | None = None, mode: int | None = 
         os.chmod(tmp_path, (0o666 & ~current_umask()) if mode is None else mode)
         os.replace(tmp_path, path)
         if sync:
-            _fsync_dir(path.parent)
+            _fsync_path(path.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -143,6 +139,6 @@ def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     if final_dir.exists():
         os.replace(final_dir, old)
     os.replace(tmp_dir, final_dir)
-    _fsync_dir(final_dir.parent)
+    _fsync_path(final_dir.parent)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
