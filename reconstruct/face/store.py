@@ -100,10 +100,7 @@ def _cached(key: str, build: Callable[[], FaceModel]) -> FaceModel:
     if cached.exists():
         try:
             model = load_face_model(cached)
-            try:
-                os.utime(cached)  # most recently used: kept by the eviction below
-            except OSError:
-                pass
+            mark_used(cached)
             return model
         except FaceModelError as exc:
             log.warning("ignoring a damaged cached model %s: %s", cached, exc)
@@ -111,18 +108,26 @@ def _cached(key: str, build: Callable[[], FaceModel]) -> FaceModel:
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         save_face_model(model, cached)
-        _evict(cached.parent, key.rsplit("-", 1)[0])
+        evict(cached.parent, key.rsplit("-", 1)[0])
     except OSError as exc:  # a read-only home is fine: convert again next time
         log.info("could not cache the converted model in %s: %s", cached, exc)
     return model
 
 
-def _evict(folder: Path, prefix: str) -> None:
-    """Remove all but the :data:`CACHE_KEEP` most recently used entries ``<prefix>-<key>.npz`` (other code or asset
-    versions)."""
+def mark_used(path: Path) -> None:
+    """Record a cache entry as just used (its mtime: :func:`evict` keeps the most recent)."""
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache: the entry just ages
+        pass
+
+
+def evict(folder: Path, prefix: str, keep: int = CACHE_KEEP) -> None:
+    """Remove all but the ``keep`` most recently used cache entries ``<prefix>-<key>.npz`` (other code or asset
+    versions) in ``folder``."""
     entries = [p for p in folder.glob(f"{prefix}-*.npz") if p.name[len(prefix) + 1:-4].isalnum()]
     entries.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for old in entries[CACHE_KEEP:]:
+    for old in entries[keep:]:
         old.unlink(missing_ok=True)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -182,7 +181,7 @@ def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: boo
     computing it (and importing MediaPipe for its connection tables) cost every fit stage ~1.1 s."""
     if not _anchorable(model, scheme, lips, eyes):
         return None
-    from ..face.store import cache_dir
+    from ..face.store import cache_dir, evict, mark_used
 
     lm = model.landmarks[scheme]
     folder = cache_dir() / "anchors"
@@ -191,10 +190,7 @@ def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: boo
         with np.load(path, allow_pickle=False) as d:
             tri, bary, moved = d["triangle"], d["bary"], d["moved"]
         if tri.shape == lm.triangle.shape and bary.shape == lm.bary.shape:
-            try:
-                os.utime(path)  # most recently used: kept by the eviction below
-            except OSError:
-                pass
+            mark_used(path)
             return replace(lm, triangle=tri.astype(lm.triangle.dtype), bary=bary.astype(lm.bary.dtype)), moved
         log.warning("ignoring a cached anchored landmark map of the wrong shape: %s", path)
     except FileNotFoundError:
@@ -208,16 +204,10 @@ def anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: boo
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, triangle=new.triangle, bary=new.bary, moved=moved)
-        _evict(folder, scheme)
+        evict(folder, scheme, keep=ANCHOR_CACHE_KEEP)
     except OSError as exc:  # a read-only home is fine: computed again next time
         log.info("could not cache the anchored landmark map in %s: %s", folder, exc)
     return new, moved
-
-
-def _evict(folder: Path, scheme: str) -> None:
-    entries = sorted(folder.glob(f"{scheme}-*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for old in entries[ANCHOR_CACHE_KEEP:]:
-        old.unlink(missing_ok=True)
 
 
 def _anchored_map(model: FaceModel, scheme: str, canonical: np.ndarray, lips: bool,
