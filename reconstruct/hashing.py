@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 
+def sha256_file(path: str | Path) -> str:
+    """sha256 (hex) of one file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_digest(paths: Iterable[Path]) -> str:
     """sha256 over the names and bytes of files (a missing file hashes as ``<missing>``)."""
     h = hashlib.sha256()

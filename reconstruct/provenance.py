@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from .errors import ConfigError, SessionError
+from .hashing import sha256_file
 from .session import atomic_path, atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,14 +143,6 @@ def tool_version() -> str:
         from . import __version__
 
         return __version__
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_files(paths: Iterable[str | Path]) -> list[str]:

@@ -46,13 +46,9 @@ CACHE_KEEP = 4
 @lru_cache(maxsize=16)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file's bytes (memoised per process by path, size and time)."""
-    import hashlib
+    from ..hashing import sha256_file
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _code_key(*paths: Path | None) -> str:
