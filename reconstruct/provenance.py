@@ -374,8 +374,21 @@ def _manifest_lock(session: "Session") -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _file_state(path: Path) -> dict[str, int]:
+    """What a manifest entry keeps of a file's state besides its digest: its size, and its modification time and
+    inode, so that a later record tells a file it already hashed from one rewritten since with the same size."""
+    st = path.stat()
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def _unchanged(entry: Mapping[str, Any] | None, state: Mapping[str, int]) -> bool:
+    """True when ``entry`` was recorded for the file in ``state`` as it is now (entries of older manifests, without
+    modification time and inode, are never taken as unchanged: the file is hashed again)."""
+    return entry is not None and all(entry.get(k) == v for k, v in state.items())
+
+
 def read_manifest(session: "Session") -> dict[str, dict[str, Any]]:
-    """``out/manifest.json`` as {session-relative path: {"sha256", "bytes", "provenance"}} (empty when absent)."""
+    """``out/manifest.json`` as {session-relative path: {"sha256", "bytes", "mtime_ns", "inode", "provenance"}} (empty when absent)."""
     p = manifest_path(session)
     if not p.exists():
         return {}
@@ -393,7 +406,7 @@ def record_output(session: "Session", path: str | Path, record: ProvenanceRecord
     if not path.is_file():
         raise SessionError(f"cannot record {path} in the manifest: no such file", hint="write the file first")
     key = session_relative(session.root, path)
-    entry = {"sha256": sha256 or sha256_file(path), "bytes": path.stat().st_size, "provenance": record.to_dict()}
+    entry = {"sha256": sha256 or sha256_file(path), **_file_state(path), "provenance": record.to_dict()}
     with _manifest_lock(session):
         files = read_manifest(session)
         files[key] = entry
@@ -405,11 +418,11 @@ def record_output(session: "Session", path: str | Path, record: ProvenanceRecord
 def record_stage_outputs(session: "Session", stage_dir: Path, record: ProvenanceRecord,
                          known: Mapping[str, tuple[str, int]] | None = None) -> int:
     """Give every file of a completed stage folder a manifest entry, in one manifest update: files the stage
-    already recorded (same size) keep their entry; PNGs without an embedded record get ``record`` embedded;
-    entries of files that no longer exist in the folder are dropped. ``known``: ``{str(path): (sha256, bytes)}``
+    already recorded since they were written (same size, modification time and inode) keep their entry; PNGs
+    without an embedded record get ``record`` embedded; entries of files that no longer exist in the folder are dropped. ``known``: ``{str(path): (sha256, bytes)}``
     of files their writer made with ``record`` embedded and hashed from the bytes it wrote (e.g.
     :attr:`reconstruct.composite.outputs.PlateWriter.digests`): used as they are when the size still matches,
-    without reading the file. Returns the number of entries added."""
+    without reading the file (before any older entry of the same path). Returns the number of entries added."""
     stage_dir = Path(stage_dir)
     prefix = session_relative(session.root, stage_dir).rstrip("/") + "/"
     files = [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")
@@ -422,14 +435,13 @@ def record_stage_outputs(session: "Session", stage_dir: Path, record: Provenance
         for p in files:
             key = session_relative(session.root, p)
             present.add(key)
-            old = entries.get(key)
-            size = p.stat().st_size
-            if old is not None and old.get("bytes") == size:
-                continue
+            state = _file_state(p)
             done = (known or {}).get(str(p))
-            if done is not None and done[1] == size:
-                entries[key] = {"sha256": done[0], "bytes": size, "provenance": record.to_dict()}
+            if done is not None and done[1] == state["bytes"]:  # hashed by its writer just now: the newest word
+                entries[key] = {"sha256": done[0], **state, "provenance": record.to_dict()}
                 added += 1
+                continue
+            if _unchanged(entries.get(key), state):  # recorded by the stage itself since it was written
                 continue
             if p.suffix.lower() == ".png":
                 try:
@@ -438,7 +450,7 @@ def record_stage_outputs(session: "Session", stage_dir: Path, record: Provenance
                     log.warning("cannot embed provenance in %s: %s", p, exc.message)
             new.append((key, p))
         for (key, p), digest in zip(new, sha256_files(p for _, p in new)):
-            entries[key] = {"sha256": digest, "bytes": p.stat().st_size, "provenance": record.to_dict()}
+            entries[key] = {"sha256": digest, **_file_state(p), "provenance": record.to_dict()}
         added += len(new)
         for key in [k for k in entries if k.startswith(prefix) and k not in present]:
             del entries[key]

@@ -20,7 +20,8 @@ from reconstruct.plugins import make_plugin_manager
 from reconstruct.provenance import (PROVENANCE_KEY, ProvenanceRecord, exr_with_provenance, make_record,
                                     manifest_path, png_with_provenance, read_exr, read_exr_provenance,
                                     read_manifest, read_png_provenance, read_provenance, record_output,
-                                    session_relative, verify_manifest, write_exr, write_png)
+                                    record_stage_outputs, session_relative, verify_manifest, write_exr,
+                                    write_png)
 from reconstruct.rig import load_rig
 from reconstruct.session import ConsentRecord, Session
 
@@ -218,3 +219,29 @@ def test_sha256_files_matches_one_by_one_in_order(tmp_path):
         paths.append(p)
     assert sha256_files(paths) == [sha256_file(p) for p in paths]
     assert len(set(sha256_files(paths))) == len(paths)
+
+
+def test_rewritten_file_of_the_same_size_is_hashed_again(session, tmp_path):
+    """A stage rerun that rewrites a file with other bytes of the same size (an EXR or an uncompressed npz of the same
+    shapes) gets a new digest: the manifest keeps an entry only for the file it was recorded for (size, modification
+    time, inode). Before, the same size alone kept the old digest and `verify` then read the file as changed."""
+    record = _record(session, tmp_path)
+    folder = session.root / "out" / "stagex"
+    folder.mkdir(parents=True)
+    data = folder / "data.bin"
+    data.write_bytes(b"a" * 64)
+    assert record_stage_outputs(session, folder, record) == 1
+    assert record_stage_outputs(session, folder, record) == 0  # nothing new: nothing hashed again
+    tmp = folder / ".data.bin.tmp"
+    tmp.write_bytes(b"b" * 64)  # the same size, written anew and renamed over it (the stages' atomic writes)
+    tmp.replace(data)
+    assert record_stage_outputs(session, folder, record) == 1
+    entry = read_manifest(session)["out/stagex/data.bin"]
+    assert entry["sha256"] == hashlib.sha256(b"b" * 64).hexdigest() and entry["bytes"] == 64
+    assert verify_manifest(session) == {"out/stagex/data.bin": "ok"}
+    # a writer's own digest of the bytes it wrote wins over an older entry of the same size
+    tmp.write_bytes(b"c" * 64)
+    tmp.replace(data)
+    known = {str(data): (hashlib.sha256(b"c" * 64).hexdigest(), 64)}
+    assert record_stage_outputs(session, folder, record, known=known) == 1
+    assert verify_manifest(session) == {"out/stagex/data.bin": "ok"}
