@@ -1,5 +1,6 @@
-"""The composite's deliverables are written with faster lossless encoders (issue 16): the EXR is PIZ-compressed
-and decodes to exactly the half floats it was given, the PNG to exactly the 16-bit values, provenance included."""
+"""The composite's deliverables are written with faster lossless encoders (issue 16): the EXR is ZIP-compressed by
+our own encoder (reconstruct/composite/exr.py) and decodes to exactly the half floats it was given, the PNG to
+exactly the 16-bit values, provenance included."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def _record():
                             settings={"k": 1}, inputs=(), tool_version="test", created="now", session="s")
 
 
-def test_plate_files_decode_bit_identical_and_exr_is_piz(tmp_path):
+def test_plate_files_decode_bit_identical_and_exr_is_zip(tmp_path):
     import OpenEXR
 
     from reconstruct.composite import CompositeCrop
@@ -36,7 +37,7 @@ def test_plate_files_decode_bit_identical_and_exr_is_piz(tmp_path):
     got = read_exr(exr)
     assert np.array_equal(np.asarray(got, np.float16).view(np.uint16), lin.astype(np.float16).view(np.uint16))
     with OpenEXR.File(str(exr)) as f:
-        assert f.header()["compression"] == OpenEXR.PIZ_COMPRESSION
+        assert f.header()["compression"] == OpenEXR.ZIP_COMPRESSION
     assert read_exr_provenance(exr).settings == {"k": 1}
     assert read_png_provenance(tmp_path / "hero" / "000007.png").settings == {"k": 1}
 
