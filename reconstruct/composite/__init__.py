@@ -106,7 +106,8 @@ class CompositeCrop:
     Attributes:
         plate: (H, W, 3) uint8 RGB hero plate (the frame everywhere outside the region).
         origin: ``(x0, y0)`` pixels of the region's top-left corner on the plate.
-        image: (h, w, 3) float32 sRGB in [0, 1], the composite in the region (0 x 0: the frame is the plate).
+        image: (h, w, 3) float32 sRGB in [0, 1], the composite in the region (0 x 0: the frame is the plate); equals
+            ``plate / 255`` (float32) exactly where ``alpha == 0`` (the writers convert only the mask's box).
         alpha: (h, w) float32 in [0, 1], the mask used (0 outside the region).
         face: (h, w, 3) float32 sRGB, the blended face ``B`` in the region.
     """
