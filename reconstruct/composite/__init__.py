@@ -313,13 +313,18 @@ def _composite(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settin
     defined = np.asarray(coverage) > 0.5
     if exclude is not None:
         defined &= ~(np.asarray(exclude) > 0.5)
-    face_c = np.where(defined[..., None], face_c, plate_f).astype(np.float32)
+    face_c = np.array(face_c, np.float32)  # a copy (never the caller's array), the plate where undefined
+    np.copyto(face_c, plate_f, where=~defined[..., None])
     if hasattr(compositor, "levels"):
         compositor.levels = settings.levels
     blended = np.asarray(compositor.blend(plate_f, face_c, alpha), np.float32)
     if blended.shape != plate_f.shape:
         raise RenderError(f"compositor {getattr(compositor, 'name', compositor)!r} returned {blended.shape}, "
                           f"expected {plate_f.shape}")
-    mixed = plate_f + alpha[..., None] * (blended - plate_f)
-    out = np.where(region[..., None], np.clip(mixed, 0.0, 1.0), plate_f).astype(np.float32)
+    # plate + alpha * (B - plate) where alpha > 0, the plate's exact values elsewhere (in place: the same values)
+    out = blended - plate_f
+    out *= alpha[..., None]
+    out += plate_f
+    np.clip(out, 0.0, 1.0, out=out)
+    np.copyto(out, plate_f, where=~region[..., None])
     return CompositeResult(image=out, alpha=alpha, face=np.clip(blended, 0.0, 1.0))
