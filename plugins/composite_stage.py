@@ -6,7 +6,7 @@ frame (frames without an edit are the plate unchanged; each method keeps its own
 them says where its edits meant to move the landmarks), and in ``out/composite/``: ``patches/`` (face patch, mask and
 2D transform per frame, for Nuke), ``preview.mp4`` (plate | composite) and ``composite.json`` (settings, per-frame
 mask area). See :mod:`reconstruct.composite.outputs`. Options ``--option composite.KEY=VALUE``: compositor,
-erode_px, feather_px, feather_frac, color, gain_falloff, skin_only, levels, keep_eyes
+erode_px, feather_px, feather_frac, color, gain_falloff, skin_only, levels, keep_eyes, exr_compression
 (:class:`reconstruct.composite.CompositeSettings`). With ``keep_eyes`` (default) an edit that does not say which
 pixels the plate keeps gets the plate's lid apertures from the detect stage's hero landmarks
 (:mod:`reconstruct.composite.eyes`).
@@ -82,7 +82,8 @@ def composite_chunk(job: CompositeChunk, res) -> tuple[dict[int, dict], dict[str
 
         record = ProvenanceRecord.from_json(job.record)
     # both folders are temporary ones the stage commits (atomic_replace_dir flushes them then): no fsync per file
-    writer = PlateWriter(Path(job.plates), out, record=record, fps=session.rig.fps, sync=False)
+    writer = PlateWriter(Path(job.plates), out, record=record, fps=session.rig.fps, sync=False,
+                         exr_compression=s.exr_compression)
     info: dict[int, dict] = {}
     eyes = job.eyes
     warned = False

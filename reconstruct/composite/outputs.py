@@ -6,7 +6,7 @@ Per output frame ``F`` (6 digits):
 * ``plates/hero/F.png``: 16-bit RGB PNG, sRGB-encoded (``round(image * 65535)``; where the mask is 0 this is
   exactly ``plate * 257``);
 * ``plates/hero/F.exr``: OpenEXR, half float, **linear** RGB (sRGB decoded), ZIP compression (lossless; encoded by
-  :mod:`.exr`);
+  :mod:`.exr`), or PIZ with ``composite.exr_compression=piz``;
 * ``patches/F_face.png``: 16-bit RGBA crop around the face: RGB = the blended face ``B``, A = the mask;
 * ``patches/F_mask.png``: 16-bit grey crop of the mask alone;
 * ``patches/F.json``: the 2D transform placing the patch on the plate (pixel offset, OpenCV top-left origin, and
@@ -24,7 +24,8 @@ import numpy as np
 
 from ..render.shading import srgb_to_linear
 from ..session import atomic_write_json
-from . import CompositeCrop, CompositeResult
+from ..errors import ConfigError
+from . import EXR_COMPRESSIONS, CompositeCrop, CompositeResult
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +120,23 @@ class PlateWriter:
         fps: preview frame rate.
         sync: fsync each file (``False`` when both folders are temporary ones that the stage commits with
             :func:`reconstruct.session.atomic_replace_dir`, which flushes them then).
+        exr_compression: ``zip`` (:func:`.exr.encode_exr_half`) or ``piz`` (the OpenEXR package's writer,
+            :func:`reconstruct.provenance.exr_with_provenance`); both lossless.
     """
 
     def __init__(self, plates_dir: Path, stage_dir: Path, record: Any = None, session: Any = None,
-                 fps: float = 24.0, preview_width: int = 1920, sync: bool = True) -> None:
+                 fps: float = 24.0, preview_width: int = 1920, sync: bool = True,
+                 exr_compression: str = "zip") -> None:
         self.plates_dir, self.stage_dir = Path(plates_dir), Path(stage_dir)
         self.plates_dir.mkdir(parents=True, exist_ok=True)
         (self.stage_dir / "patches").mkdir(parents=True, exist_ok=True)
         self.record, self.session = record, session
         self.fps, self.preview_width = float(fps), int(preview_width)
         self.sync = bool(sync)
+        if exr_compression not in EXR_COMPRESSIONS:
+            raise ConfigError(f"EXR compression {exr_compression!r}: unknown",
+                              hint=f"use one of {', '.join(EXR_COMPRESSIONS)}")
+        self.exr_compression = exr_compression
         self._video = None
         self.written: list[Path] = []
         #: ``{path: (sha256, bytes)}`` of every file written with ``record`` embedded: the manifest entries a driver
@@ -157,10 +165,16 @@ class PlateWriter:
         self._note(path, data)
 
     def _exr(self, path: Path, image: np.ndarray) -> None:
-        from ..provenance import PROVENANCE_KEY
+        from ..provenance import PROVENANCE_KEY, ProvenanceRecord, exr_with_provenance
         from ..session import atomic_write_bytes
         from .exr import encode_exr_half
 
+        if self.exr_compression == "piz":  # the OpenEXR package writes the file; hashed from the file
+            rec = self.record or ProvenanceRecord(method=None, stage="", plugins=(), settings={}, inputs=(),
+                                                  tool_version="", created="", session="")  # plain file
+            exr_with_provenance(path, image, rec, half=True, compression="PIZ", sync=self.sync)
+            self._note(path)
+            return
         strings = None if self.record is None else {PROVENANCE_KEY: self.record.to_json()}
         data = encode_exr_half(image, strings, str(path))
         atomic_write_bytes(path, data, sync=self.sync)
