@@ -92,10 +92,10 @@ def encode_exr_half(image: np.ndarray, strings: Mapping[str, str] | None = None,
         data = deflate(memoryview(p), ZIP_LEVEL)
         if len(data) >= size:  # incompressible: the block as it was (halves in line, channel, x order)
             data = np.ascontiguousarray(planes[y0:y1].transpose(0, 2, 1, 3)).tobytes()
-        chunks.append(struct.pack("<ii", y0, len(data)) + data)
+        chunks.append((struct.pack("<ii", y0, len(data)), data))
     head = _header(h, w, names, strings or {})
     offsets, pos = [], len(head) + 8 * len(chunks)
-    for ch in chunks:
+    for _, data in chunks:
         offsets.append(pos)
-        pos += len(ch)
-    return b"".join([head, struct.pack(f"<{len(offsets)}Q", *offsets), *chunks])
+        pos += 8 + len(data)
+    return b"".join([head, struct.pack(f"<{len(offsets)}Q", *offsets), *(part for ch in chunks for part in ch)])
