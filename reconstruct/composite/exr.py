@@ -4,8 +4,9 @@ ISA-L (the deflate :mod:`reconstruct.png` uses).
 Why not the ``OpenEXR`` package's writer: its PIZ took 54-60 ms per 1080p half-float RGB plate on one core (5.1 MB)
 and its ZIP (zlib level 4) 111-120 ms (5.6 MB) -- the largest single cost of the composite stage. The ZIP scheme is
 simple (per block: the bytes split into even and odd halves, a byte-difference predictor, zlib-format deflate), so
-the block reordering is done in numpy and the deflate by ISA-L at level :data:`ZIP_LEVEL`: about half PIZ's time
-for files about 20 % larger (measured, docs/benchmarks.md "The plates' EXR"). The files are ordinary OpenEXR 2
+the block reordering is done in numpy and the deflate by ISA-L at level :data:`ZIP_LEVEL`: less than half PIZ's time
+for files 1.2x (the bench's synthetic take) to 1.9x (a smooth real face frame) PIZ's size (measured,
+docs/render-composite.md "The plates' EXR"; ``composite.exr_compression=piz`` keeps PIZ). The files are ordinary OpenEXR 2
 single-part scanline files with ``ZIP_COMPRESSION``: any reader (Nuke, OpenImageIO, the ``OpenEXR`` package)
 decodes exactly the half floats given (tests/composite/test_exr.py). Provenance stays a ``string`` header attribute
 (:data:`reconstruct.provenance.PROVENANCE_KEY`), read by :func:`reconstruct.provenance.read_exr_provenance`.
