@@ -244,12 +244,14 @@ def _iter_png_chunks(data: bytes, where: str) -> Iterator[tuple[bytes, bytes, in
     raise SessionError(f"{where}: truncated PNG", hint="the file was cut short; rerun the stage that wrote it")
 
 
-def encode_png(image: np.ndarray, record: ProvenanceRecord, where: str = "image") -> bytes:
+def encode_png(image: np.ndarray, record: ProvenanceRecord | None, where: str = "image") -> bytes:
     """PNG bytes of an RGB/RGBA/gray uint8 or uint16 image with the record in an iTXt chunk after IHDR
-    (:func:`reconstruct.png.encode_png`)."""
+    (:func:`reconstruct.png.encode_png`); ``record=None``: a plain PNG, the same encoder without the chunk. The
+    one door for the deliverables' PNGs (every writer with or without provenance calls this)."""
     from .png import encode_png as _encode
 
-    return _encode(image, chunks=[_itxt(PROVENANCE_KEY, record.to_json())], where=where)
+    chunks = () if record is None else (_itxt(PROVENANCE_KEY, record.to_json()),)
+    return _encode(image, chunks=chunks, where=where)
 
 
 def png_with_provenance(path: str | Path, image: np.ndarray, record: ProvenanceRecord, sync: bool = True) -> Path:

@@ -1,6 +1,9 @@
-"""The deliverables' 16-bit PNG encoder (reconstruct/png.py) against OpenCV's, on one core, same frames, same run.
+"""The deliverables' encoders against the libraries', on one core, same frames, same run: the 16-bit PNG
+(reconstruct/png.py) against OpenCV's, and the plates' half-float EXR (reconstruct/composite/exr.py, ZIP with ISA-L)
+against the OpenEXR package's PIZ (what the plates used before).
 
-Rows: encode ms per 1080p 16-bit RGB plate (value, baseline = ``cv2.imencode``), file sizes in the notes. Frames:
+Rows: encode ms per 1080p 16-bit RGB plate (value, baseline = ``cv2.imencode``) and per 1080p half-float linear
+plate (the same frames linearised; baseline = ``OpenEXR.File(...).write`` with PIZ), file sizes in the notes. Frames:
 a real face frame from ``../shared/data/faces/obama_address`` scaled to 1920x1080 (8-bit footage written as 16-bit:
 ``v * 257``, what the composite writes outside the face), when the data is there; and a synthetic smooth image
 with noise. Every encoded file is decoded and compared (exit code 1 on a difference). Follows docs/benchmarks.md.
@@ -76,7 +79,41 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      "notes": f"baseline: cv2.imencode (OpenCV default); deflate {deflate_backend()}; files "
                               f"{len(ours) / 1e6:.2f} vs {len(ref) / 1e6:.2f} MB; 1 core, best of {repeats}"
                               + (" (quick)" if args.quick else "")})
+        rows.append(_exr_row(name, img, best, args.quick, repeats))
     return rows
+
+
+def _exr_row(name: str, img16: np.ndarray, best, quick: bool, repeats: int) -> dict:
+    """Our half EXR (ZIP, ISA-L) against OpenEXR's PIZ on the frame linearised (what the composite writes)."""
+    import tempfile
+
+    import OpenEXR
+
+    from reconstruct.composite.exr import ZIP_LEVEL, encode_exr_half
+    from reconstruct.render.shading import srgb_to_linear
+
+    half = np.ascontiguousarray(srgb_to_linear(img16.astype(np.float32) / np.float32(65535)).astype(np.float16))
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = Path(tmp) / "piz.exr"
+
+        def piz():
+            OpenEXR.File({"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage},
+                         {"RGB": half}).write(str(ref_path))
+            return ref_path.stat().st_size
+
+        t_ours, ours = best(lambda: encode_exr_half(half))
+        t_piz, piz_size = best(piz)
+        ours_path = Path(tmp) / "ours.exr"
+        ours_path.write_bytes(ours)
+        with OpenEXR.File(str(ours_path)) as f:
+            back = np.array(f.channels()["RGB"].pixels)
+    if back.dtype != np.float16 or not np.array_equal(back.view(np.uint16), half.view(np.uint16)):
+        raise SystemExit(f"reconstruct.composite.exr: {name}: the decoded half floats differ from the encoded ones")
+    return {"stage": "composite", "metric": f"half EXR encode ms/plate (1080p, {name})",
+            "value": 1e3 * t_ours, "baseline": 1e3 * t_piz, "ratio": t_ours / t_piz,
+            "notes": f"ours: ZIP, ISA-L level {ZIP_LEVEL}; baseline: OpenEXR package, PIZ; files "
+                     f"{len(ours) / 1e6:.2f} vs {piz_size / 1e6:.2f} MB; 1 core, best of {repeats}"
+                     + (" (quick)" if quick else "")}
 
 
 if __name__ == "__main__":

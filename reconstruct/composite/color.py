@@ -61,6 +61,8 @@ def transfer_color(source: np.ndarray, target: np.ndarray, source_mask: np.ndarr
     if method not in METHODS:
         raise RenderError(f"unknown colour transfer {method!r}", hint=f"use one of {', '.join(METHODS)}")
     src = np.asarray(source, np.float32)
+    if method == "none":
+        return src
     tgt = np.asarray(target)
     tgt = tgt.astype(np.float32) / 255.0 if tgt.dtype == np.uint8 else tgt.astype(np.float32)
     sm, tm = np.asarray(source_mask) > 0.5, np.asarray(target_mask) > 0.5

@@ -5,7 +5,8 @@ Per output frame ``F`` (6 digits):
 
 * ``plates/hero/F.png``: 16-bit RGB PNG, sRGB-encoded (``round(image * 65535)``; where the mask is 0 this is
   exactly ``plate * 257``);
-* ``plates/hero/F.exr``: OpenEXR, half float, **linear** RGB (sRGB decoded), PIZ compression (lossless);
+* ``plates/hero/F.exr``: OpenEXR, half float, **linear** RGB (sRGB decoded), ZIP compression (lossless; encoded by
+  :mod:`.exr`), or PIZ with ``composite.exr_compression=piz``;
 * ``patches/F_face.png``: 16-bit RGBA crop around the face: RGB = the blended face ``B``, A = the mask;
 * ``patches/F_mask.png``: 16-bit grey crop of the mask alone;
 * ``patches/F.json``: the 2D transform placing the patch on the plate (pixel offset, OpenCV top-left origin, and
@@ -23,7 +24,8 @@ import numpy as np
 
 from ..render.shading import srgb_to_linear
 from ..session import atomic_write_json
-from . import CompositeCrop, CompositeResult
+from ..errors import ConfigError
+from . import EXR_COMPRESSIONS, CompositeCrop, CompositeResult
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +55,41 @@ def plate_linear(plate: np.ndarray, half: bool = False) -> np.ndarray:
     return cv2.LUT(plate, _LINEAR_LUT)
 
 
+_U16_LUT = (np.arange(256, dtype=np.uint16) * np.uint16(257))  # v -> v * 257 (equal high and low bytes)
+
+
+def _support(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the smallest box of ``alpha`` holding every pixel > 0 (None: the mask is empty)."""
+    m = np.asarray(alpha) > 0
+    rows = np.flatnonzero(m.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(m.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def frame_arrays(result: CompositeResult | CompositeCrop, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The whole frame of a composite as written: (16-bit sRGB (H, W, 3) unsigned 16-bit **big-endian** (``>u2``,
     PNG's byte order), linear (H, W, 3) float32, or float16 with ``half``, each value the float32's rounded). For a
     :class:`CompositeCrop` the plate's pixels are converted exactly (``plate * 257``; the linear table) and only the
-    region is computed: the same files as the whole-frame composite's."""
+    mask's box of the region is computed (where ``alpha == 0`` a composite is ``plate / 255``, which converts to
+    those same values): the same files as the whole-frame composite's."""
+    import cv2
+
     if isinstance(result, CompositeResult):
         lin = srgb_to_linear(result.image)
         return to_uint16(result.image).astype(">u2"), lin.astype(np.float16) if half else lin
-    # plate * 257 has equal high and low bytes: the little-endian product read as big-endian is the same values
-    png = (result.plate.astype(np.uint16) * np.uint16(257)).view(">u2")
+    # plate * 257 has equal high and low bytes: the little-endian table values read as big-endian are the same
+    png = cv2.LUT(np.asarray(result.plate, np.uint8), _U16_LUT).view(">u2")
     lin = plate_linear(result.plate, half)
-    if result.image.size:
-        sl = result.slices
-        png[sl] = to_uint16(result.image)
-        lin[sl] = srgb_to_linear(result.image)
+    box = _support(result.alpha) if result.image.size else None
+    if box is not None:
+        y0, y1, x0, x1 = box
+        ox, oy = result.origin
+        sl = slice(oy + y0, oy + y1), slice(ox + x0, ox + x1)
+        image = result.image[y0:y1, x0:x1]
+        png[sl] = to_uint16(image)
+        lin[sl] = srgb_to_linear(image)
     return png, lin
 
 
@@ -76,27 +98,14 @@ def patch_box(alpha: np.ndarray, margin: int = 16, place: tuple[int, int, int, i
     """(x, y, width, height) of the mask's bounding box grown by ``margin`` px and clipped to the image. ``place``
     ``(x0, y0, W, H)``: ``alpha`` is a region at (x0, y0) of a W x H frame; the box is in frame pixels, clipped
     to the frame."""
-    ys, xs = np.nonzero(alpha > 0)
-    if not len(xs):
+    box = _support(alpha)
+    if box is None:
         return None
+    r0, r1, c0, c1 = box
     ox, oy, W, H = (0, 0, alpha.shape[1], alpha.shape[0]) if place is None else place
-    x0, y0 = max(ox + int(xs.min()) - margin, 0), max(oy + int(ys.min()) - margin, 0)
-    x1, y1 = min(ox + int(xs.max()) + 1 + margin, W), min(oy + int(ys.max()) + 1 + margin, H)
+    x0, y0 = max(ox + c0 - margin, 0), max(oy + r0 - margin, 0)
+    x1, y1 = min(ox + c1 + margin, W), min(oy + r1 + margin, H)
     return x0, y0, x1 - x0, y1 - y0
-
-
-#: the plates' EXR compression: PIZ (lossless wavelet, the usual one for film plates) encodes a 1080p half-float
-#: plate in 54 ms against ZIP's 111 ms (1 core, measured), files 5.1 vs 5.6 MB, the same decoded pixels
-EXR_COMPRESSION = "PIZ"
-
-
-def write_exr_half(path: Path, image: np.ndarray, record: Any, sync: bool = True) -> Path:
-    """``image`` (float (H, W, 3|4) or (H, W), linear) as a half-float scanline EXR compressed with
-    :data:`EXR_COMPRESSION` and ``record`` in its header (``deage:provenance``, read by
-    :func:`reconstruct.provenance.read_exr_provenance`), atomically."""
-    from ..provenance import exr_with_provenance
-
-    return exr_with_provenance(path, image, record, half=True, compression=EXR_COMPRESSION, sync=sync)
 
 
 class PlateWriter:
@@ -111,16 +120,23 @@ class PlateWriter:
         fps: preview frame rate.
         sync: fsync each file (``False`` when both folders are temporary ones that the stage commits with
             :func:`reconstruct.session.atomic_replace_dir`, which flushes them then).
+        exr_compression: ``zip`` (:func:`.exr.encode_exr_half`) or ``piz`` (the OpenEXR package's writer,
+            :func:`reconstruct.provenance.exr_with_provenance`); both lossless.
     """
 
     def __init__(self, plates_dir: Path, stage_dir: Path, record: Any = None, session: Any = None,
-                 fps: float = 24.0, preview_width: int = 1920, sync: bool = True) -> None:
+                 fps: float = 24.0, preview_width: int = 1920, sync: bool = True,
+                 exr_compression: str = "zip") -> None:
         self.plates_dir, self.stage_dir = Path(plates_dir), Path(stage_dir)
         self.plates_dir.mkdir(parents=True, exist_ok=True)
         (self.stage_dir / "patches").mkdir(parents=True, exist_ok=True)
         self.record, self.session = record, session
         self.fps, self.preview_width = float(fps), int(preview_width)
         self.sync = bool(sync)
+        if exr_compression not in EXR_COMPRESSIONS:
+            raise ConfigError(f"EXR compression {exr_compression!r}: unknown",
+                              hint=f"use one of {', '.join(EXR_COMPRESSIONS)}")
+        self.exr_compression = exr_compression
         self._video = None
         self.written: list[Path] = []
         #: ``{path: (sha256, bytes)}`` of every file written with ``record`` embedded: the manifest entries a driver
@@ -141,26 +157,28 @@ class PlateWriter:
         self.written.append(path)
 
     def _png(self, path: Path, image: np.ndarray) -> None:
-        from ..png import encode_png as encode_plain
         from ..provenance import encode_png
         from ..session import atomic_write_bytes
 
-        if self.record is None:
-            data = encode_plain(image, where=str(path))
-        else:
-            data = encode_png(image, self.record, str(path))
+        data = encode_png(image, self.record, str(path))  # the record in an iTXt chunk (none without a record)
         atomic_write_bytes(path, data, sync=self.sync)
         self._note(path, data)
 
     def _exr(self, path: Path, image: np.ndarray) -> None:
-        from ..provenance import ProvenanceRecord
+        from ..provenance import PROVENANCE_KEY, ProvenanceRecord, exr_with_provenance
+        from ..session import atomic_write_bytes
+        from .exr import encode_exr_half
 
-        rec = self.record
-        if rec is None:  # plain file: an empty record keeps the one EXR code path
-            rec = ProvenanceRecord(method=None, stage="", plugins=(), settings={}, inputs=(), tool_version="",
-                                   created="", session="")
-        write_exr_half(path, image, rec, sync=self.sync)
-        self._note(path)
+        if self.exr_compression == "piz":  # the OpenEXR package writes the file; hashed from the file
+            rec = self.record or ProvenanceRecord(method=None, stage="", plugins=(), settings={}, inputs=(),
+                                                  tool_version="", created="", session="")  # plain file
+            exr_with_provenance(path, image, rec, half=True, compression="PIZ", sync=self.sync)
+            self._note(path)
+            return
+        strings = None if self.record is None else {PROVENANCE_KEY: self.record.to_json()}
+        data = encode_exr_half(image, strings, str(path))
+        atomic_write_bytes(path, data, sync=self.sync)
+        self._note(path, data)
 
     # -- what the stage calls ----------------------------------------------------------------------------------
     def write_frame(self, frame: int, plate: np.ndarray, result: CompositeResult | CompositeCrop) -> None:
@@ -246,9 +264,32 @@ class PlateWriter:
 def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | CompositeCrop, width: int = 1920
                   ) -> np.ndarray:
     """The preview video's frame: plate (uint8 RGB) | composite (float sRGB (H, W, 3), or a composite result)
-    side by side, uint8 BGR, at most ``width`` px wide, even size."""
+    side by side, uint8 BGR, at most ``width`` px wide, even size: ``resize(cvtColor(plate | after, RGB2BGR),
+    INTER_AREA)``. For a :class:`CompositeCrop` shrunk by whole factors (1080p: 2) that is computed from the plate
+    shrunk once and the region's blocks only (area averaging of whole blocks is local: the same bytes, tested)."""
     import cv2
 
+    h, w = plate.shape[:2]
+    scale = min(1.0, width / (2 * w))
+    size = (int(2 * w * scale) // 2 * 2, int(h * scale) // 2 * 2)
+    kx, ky = (2 * w) // size[0], h // size[1]
+    if isinstance(image, CompositeCrop) and kx * size[0] == 2 * w and ky * size[1] == h:
+        small = (size[0] // 2, size[1])
+        before = cv2.resize(plate, small, interpolation=cv2.INTER_AREA)
+        after = before.copy()
+        box = _support(image.alpha) if image.image.size else None
+        if box is not None:  # the mask's box of the region (the plate elsewhere), grown to whole blocks
+            r0, r1, c0, c1 = box
+            x0, y0 = image.origin[0] + c0, image.origin[1] + r0
+            rh, rw = r1 - r0, c1 - c0
+            bx0, by0 = x0 // kx * kx, y0 // ky * ky
+            bx1, by1 = -(-(x0 + rw) // kx) * kx, -(-(y0 + rh) // ky) * ky
+            block = plate[by0:by1, bx0:bx1].copy()
+            block[y0 - by0:y0 - by0 + rh, x0 - bx0:x0 - bx0 + rw] = np.round(
+                np.clip(image.image[r0:r1, c0:c1], 0, 1) * 255).astype(np.uint8)
+            after[by0 // ky:by1 // ky, bx0 // kx:bx1 // kx] = cv2.resize(
+                block, ((bx1 - bx0) // kx, (by1 - by0) // ky), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(np.concatenate([before, after], axis=1), cv2.COLOR_RGB2BGR)
     if isinstance(image, CompositeCrop):
         after = plate.copy()
         if image.image.size:
@@ -256,9 +297,5 @@ def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | Compo
     else:
         img = image.image if isinstance(image, CompositeResult) else image
         after = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-    side = np.concatenate([plate, after], axis=1)
-    scale = min(1.0, width / side.shape[1])
-    size = (int(side.shape[1] * scale) // 2 * 2, int(side.shape[0] * scale) // 2 * 2)
-    frame = cv2.cvtColor(side, cv2.COLOR_RGB2BGR)
+    frame = cv2.cvtColor(np.concatenate([plate, after], axis=1), cv2.COLOR_RGB2BGR)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-

@@ -65,6 +65,13 @@ def test_feathered_blends_on_the_grown_crop_match_the_whole_frame(compositor):
     # the crop, further than the multi-band blend's filters carry)
     np.testing.assert_array_equal(whole.image, full.image)
     assert crop.image.shape[0] * crop.image.shape[1] < 0.35 * plate.shape[0] * plate.shape[1]  # a region, not the frame
+    # the written arrays: converted on the mask's box only (the margin the blend needed is the plate), same values
+    assert (crop.alpha == 0).any()
+    png, lin = frame_arrays(crop)
+    np.testing.assert_array_equal(png, to_uint16(full.image))
+    np.testing.assert_array_equal(lin, srgb_to_linear(full.image))
+    np.testing.assert_array_equal(frame_arrays(crop, half=True)[1].view(np.uint16),
+                                  srgb_to_linear(full.image).astype(np.float16).view(np.uint16))
 
 
 def test_an_empty_or_misplaced_crop():
@@ -77,3 +84,37 @@ def test_an_empty_or_misplaced_crop():
     np.testing.assert_array_equal(png, plate.astype(np.uint16) * 257)
     with pytest.raises(RenderError, match="do not lie on the plate"):
         composite_region(plate, face[box], cov[box], s, AlphaCompositor(), origin=(790, 0))
+
+
+def _preview_whole(plate, image, width):
+    """The preview frame as defined: the whole side-by-side frame, converted, then shrunk."""
+    after = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    side = cv2.cvtColor(np.concatenate([plate, after], axis=1), cv2.COLOR_RGB2BGR)
+    scale = min(1.0, width / side.shape[1])
+    size = (int(side.shape[1] * scale) // 2 * 2, int(side.shape[0] * scale) // 2 * 2)
+    return cv2.resize(side, size, interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("shape, origin, region, width", [
+    ((60, 80), (13, 7), (21, 33), 80),      # shrunk 2x: the region's blocks only (odd origin and size)
+    ((60, 80), (0, 0), (60, 80), 80),       # the region is the frame
+    ((60, 80), (13, 7), (21, 33), 400),     # not shrunk
+    ((90, 120), (31, 44), (40, 50), 80),    # shrunk 3x
+    ((61, 80), (13, 7), (21, 33), 80),      # odd height: not whole factors, the whole frame
+    ((60, 80), (13, 7), (21, 33), 53),      # not a whole factor
+    ((60, 80), (13, 7), (0, 0), 80),        # no region
+])
+def test_preview_from_the_region_is_the_whole_frame_preview(shape, origin, region, width):
+    rng = np.random.default_rng(5)
+    plate = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    image = rng.random((*region, 3), dtype=np.float32)
+    alpha = np.ones(region, np.float32)
+    if min(region) > 6:  # a mask smaller than the region, as composite_region makes: the plate where alpha is 0
+        alpha[:3], alpha[:, -4:] = 0, 0
+        x0, y0 = origin
+        under = plate[y0:y0 + region[0], x0:x0 + region[1]] / np.float32(255)
+        image = np.where(alpha[..., None] > 0, image, under).astype(np.float32)
+    crop = CompositeCrop(plate, origin, image, alpha, image)
+    want = _preview_whole(plate, crop.on_plate().image, width)
+    np.testing.assert_array_equal(preview_frame(plate, crop, width), want)
+    np.testing.assert_array_equal(preview_frame(plate, crop.on_plate().image, width), want)
