@@ -127,6 +127,9 @@ def main(argv=None) -> None:
     ap.add_argument("--view-degree", type=int, default=2, choices=(1, 2, 3, 4),
                     help="learn: degree of the view term in the view direction's x, y")
     ap.add_argument("--view-ridge", type=float, default=None, help="learn: ridge on the view slopes (default --ridge)")
+    ap.add_argument("--expression-view", type=float, default=None, metavar="RIDGE",
+                    help="learn: also an expression x view term (expression weights times the view direction's x, y) "
+                         "with this ridge on its slopes")
     ap.add_argument("--contours", default="lips+lids", choices=("computed", "lips", "lids", "lips+lids"),
                     help="learn: the placement of MediaPipe's inner-lip / eye contours to learn against")
     a = ap.parse_args(argv)
@@ -140,7 +143,8 @@ def main(argv=None) -> None:
     samples = read_samples(a.data, load_model())  # surface hits: on the bare correspondence (the cached ones)
     if a.cmd == "learn":
         bias = learn_bias(model, "mediapipe478", samples, identity_modes=a.identity_modes, ridge=a.ridge,
-                          contours=a.contours, view_degree=a.view_degree, view_ridge=a.view_ridge)
+                          contours=a.contours, view_degree=a.view_degree, view_ridge=a.view_ridge,
+                          expression_view_ridge=a.expression_view)
         bias.save(a.out)
         print(f"{len(samples)} samples; median spread {1e3 * np.median(bias.spread[bias.samples > 0]):.2f} mm; "
               f"median |offset| {1e3 * np.median(np.linalg.norm(bias.offset, axis=1)):.2f} mm -> {a.out}")

@@ -26,8 +26,22 @@ import torch
 from ..errors import FitError
 
 
+def camera_expression_jacobian(GR: torch.Tensor, B: torch.Tensor, Bx: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """(T, C, N, 2, Ke) weighted d residual / d expression when each camera has its own expression basis
+    ``B + Bx[..., 0] phi_x + Bx[..., 1] phi_y`` (the detector bias's expression x view term).
+
+    Args:
+        GR: (T, C, N, 2, 3) weighted d residual / d model-frame point. B: (N, 3, Ke). Bx: (N, 3, Ke, 2).
+        phi: (T, C, 2) the view direction's model-frame x, y per frame and camera.
+    """
+    f = phi[:, :, None, None]  # (T, C, 1, 1, 2)
+    GRx = torch.cat([GR, GR * f[..., 0:1], GR * f[..., 1:2]], -1)  # (T, C, N, 2, 9)
+    return GRx @ torch.cat([B, Bx[..., 0], Bx[..., 1]], 1)  # (N, 9, Ke) broadcast over T, C
+
+
 def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch.Tensor, Jl: torch.Tensor,
-                   A: torch.Tensor, B: torch.Tensor, with_identity: bool, pose_only: bool = False):
+                   A: torch.Tensor, B: torch.Tensor, with_identity: bool, pose_only: bool = False,
+                   Bx: torch.Tensor | None = None, phi: torch.Tensor | None = None):
     """Per-frame normal-equation blocks of the data term.
 
     Args:
@@ -37,6 +51,8 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
             SO(3) left Jacobians of the rotation parameters.
         A: (N, 3, Ki) identity basis. B: (N, 3, Ke) expression basis (at the landmarks, model frame).
         with_identity: also return the identity blocks. pose_only: skip the expression blocks (zeros).
+        Bx, phi: the expression x view term (:func:`camera_expression_jacobian`; needs per-camera ``RL``): the
+            expression blocks are then built from the per-camera Jacobian (2 C N rows per frame, not 3 N).
     Returns:
         Htt (T, P, P), gt (T, P), and when ``with_identity``: Hta (T, P, Ki), Haa (Ki, Ki), ga (Ki,); P = 6 + Ke.
     """
@@ -73,7 +89,17 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
         KZ = (KQ @ Rh[:, None]).permute(0, 2, 1, 3).reshape(T, 6, N * 3)  # Kp^T Q Rh, model frame on the right
         Qm = RhT @ Q @ Rh[:, None]  # (T, N, 3, 3) model-frame metric
         qm = (RhT @ q[..., None])[..., 0].reshape(T, N * 3)  # (T, 3N)
-    if not pose_only:
+    Jb = None
+    if not pose_only and Bx is not None and phi is not None:  # per-camera expression bases: no folding of cameras
+        if C1 != C:
+            raise ValueError("an expression x view term needs per-camera landmark points")
+        Jb = camera_expression_jacobian(G @ Rh[:, None, None], B, Bx, phi)  # (T, C, N, 2, Ke)
+        Jbf = Jb.reshape(T, C * N * 2, Ke)
+        Htt[:, 6:, 6:] = Jbf.transpose(1, 2) @ Jbf
+        gt[:, 6:] = (Jbf.transpose(1, 2) @ e.reshape(T, C * N * 2, 1))[..., 0]
+        Htt[:, :6, 6:] = (G @ Kp).reshape(T, C * N * 2, 6).transpose(1, 2) @ Jbf
+        Htt[:, 6:, :6] = Htt[:, :6, 6:].transpose(1, 2)
+    elif not pose_only:
         Bf = B.reshape(N * 3, Ke)
         # Qm B per landmark as three broadcast multiply-adds (faster than N batched 3-wide products)
         QB = Qm[..., :, 0:1] * B[None, :, None, 0, :]  # (T, N, 3, Ke)
@@ -88,7 +114,10 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
     Af = A.reshape(N * 3, Ki)
     Hta = torch.zeros((T, P, Ki), dtype=G.dtype, device=G.device)
     Hta[:, :6] = KZ @ Af
-    if not pose_only:
+    if Jb is not None:
+        GR = G @ Rh[:, None, None]
+        Hta[:, 6:] = torch.einsum("tcnik,tcnid->tknd", Jb, GR).reshape(T, Ke, N * 3) @ Af
+    elif not pose_only:
         Hta[:, 6:] = QB.transpose(1, 2) @ Af
     Qs = Qm.sum(0)  # (N, 3, 3)
     Haa = Af.T @ torch.einsum("nab,nbk->nak", Qs, A).reshape(N * 3, Ki)

@@ -195,6 +195,8 @@ class _Problem:
         self.A = basis.A[..., : self.Ki].contiguous()
 
         self.B = basis.B[..., : self.Ke].contiguous()
+        self.Bx = None if basis.Bx is None else basis.Bx[..., : self.Ke, :].contiguous()
+        self.view_phi = None  # (T, C, 2) view directions' x, y for the expression x view term (update_view)
         self.T = obs.shape[0]
         self.P = 6 + self.Ke
         self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
@@ -256,8 +258,9 @@ class _Problem:
 
     def update_view(self, x: dict) -> None:
         """Per camera offsets of the detector bias's view term at the current head poses (held for an iteration,
-        like the visibility): ``view_off`` (T, C, N, 3) model frame, or None without a view term."""
-        if self.b.view is None:
+        like the visibility): ``view_off`` (T, C, N, 3) model frame, or None without a view term; with an
+        expression x view term its view features ``view_phi`` (T, C, 2)."""
+        if self.b.view is None and self.Bx is None:
             return
         from ..face.detector_bias import view_features
 
@@ -265,7 +268,10 @@ class _Problem:
         d = self.cams.centers[None] - x["trans"][:, None]  # (T, C, 3) world, face to camera
         v = torch.einsum("tji,tcj->tci", Rh, d) - self.b.view_centre
         v = v / torch.linalg.norm(v, dim=-1, keepdim=True)
-        self.view_off = torch.einsum("ndf,tcf->tcnd", self.b.view, view_features(v))
+        if self.b.view is not None:
+            self.view_off = torch.einsum("ndf,tcf->tcnd", self.b.view, view_features(v))
+        if self.Bx is not None:
+            self.view_phi = v[..., :2].contiguous()
 
     # model evaluation
     def world_points(self, alpha, beta, rot, trans):
@@ -273,6 +279,8 @@ class _Problem:
         RL = Rh L, world points RL + trans, head rotations Rh (T, 3, 3) and left Jacobians Jl (T, 3, 3)."""
         L = self.b.mean + (self.A @ alpha)[None] + (self.B @ beta.T).permute(2, 0, 1)  # (T, N, 3)
         L = L[:, None] if self.view_off is None else L[:, None] + self.view_off
+        if self.view_phi is not None:  # the expression x view term: each camera's own expression slopes
+            L = L + torch.einsum("tnfd,tcf->tcnd", torch.einsum("ndkf,tk->tnfd", self.Bx, beta), self.view_phi)
         Rd, Jl = rodrigues(rot)  # rot is relative to R_ref (no wrap-around near pi; smoothing stays linear)
         Rh = Rd @ self.R_ref
         RL = L @ Rh.transpose(1, 2)[:, None]
@@ -326,7 +334,12 @@ class _Problem:
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
         J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
-        J_beta = GR @ self.B  # (T, C, N, 2, Ke)
+        if self.view_phi is None:
+            J_beta = GR @ self.B  # (T, C, N, 2, Ke)
+        else:
+            from .normal import camera_expression_jacobian
+
+            J_beta = camera_expression_jacobian(GR, self.B, self.Bx, self.view_phi)
         e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
         Jt = torch.cat([J_rot, G, J_beta], dim=-1).reshape(T, -1, P)  # (T, M, P)
         ev = e.reshape(T, -1)
@@ -356,7 +369,7 @@ class _Problem:
         sw = torch.sqrt(w)[..., None, None] / s.sigma_px  # (T, C, N, 1, 1)
         G = sw * (Jp @ self.cams.R[None, :, None])  # (T, C, N, 2, 3)
         e = sw[..., 0, 0][..., None] * r
-        out = reduced_blocks(G, e, RL, Rh, Jl, self.A, self.B, free_identity, pose_only)
+        out = reduced_blocks(G, e, RL, Rh, Jl, self.A, self.B, free_identity, pose_only, self.Bx, self.view_phi)
         Htt, gt = out[0], out[1]
         Ke = self.Ke
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
