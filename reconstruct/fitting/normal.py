@@ -12,6 +12,13 @@ Two observations make the Gauss-Newton system cheap:
    couples only to frames t +- 1, t +- 2 through the second-difference smoothing: bandwidth 2P. The identity (Ki,
    shared) is eliminated by its Schur complement; banded Cholesky (LAPACK pbtrf) solves the rest in O(T P^3).
 
+A detector bias's expression x view term gives each camera its own expression basis ``B + Bx [phi_tc]`` (a few
+per cent of ``B``), which would undo the folding of the cameras for the expression blocks: built exactly (2 C N
+rows per frame) they made the 3-view fit 2x slower. The term enters the *gradient* exactly
+(:func:`expression_view_gradient`) and the cost the steps are accepted on, and the Hessian blocks are those of
+``B``: the solve then converges to the same minimum with a Gauss-Newton matrix that is off by the term's share
+(measured: the fit's iterations and errors as with the exact blocks, docs/fitting.md).
+
 Variables held fixed in an iteration (pose-only start, blendshape weights at a bound of their [0, 1] box) keep
 their place in the band: their rows and columns are replaced by the identity with a zero right-hand side.
 """
@@ -26,17 +33,17 @@ import torch
 from ..errors import FitError
 
 
-def camera_expression_jacobian(GR: torch.Tensor, B: torch.Tensor, Bx: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """(T, C, N, 2, Ke) weighted d residual / d expression when each camera has its own expression basis
-    ``B + Bx[..., 0] phi_x + Bx[..., 1] phi_y`` (the detector bias's expression x view term).
+def expression_view_gradient(qm: torch.Tensor, Bx: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """(T, Ke) the expression x view term's part of the data gradient: ``sum_c (Bx [phi_tc])^T qm_tc``.
 
     Args:
-        GR: (T, C, N, 2, 3) weighted d residual / d model-frame point. B: (N, 3, Ke). Bx: (N, 3, Ke, 2).
-        phi: (T, C, 2) the view direction's model-frame x, y per frame and camera.
+        qm: (T, C, N, 3) per camera ``(d e / d model-frame point)^T e`` (weighted). Bx: (N, 3, Ke, 2) the term's
+            slopes. phi: (T, C, 2) the view direction's model-frame x, y per frame and camera.
     """
-    f = phi[:, :, None, None]  # (T, C, 1, 1, 2)
-    GRx = torch.cat([GR, GR * f[..., 0:1], GR * f[..., 1:2]], -1)  # (T, C, N, 2, 9)
-    return GRx @ torch.cat([B, Bx[..., 0], Bx[..., 1]], 1)  # (N, 9, Ke) broadcast over T, C
+    T, C, N = qm.shape[:3]
+    qf = torch.einsum("tcnd,tcf->ftnd", qm, phi).reshape(2, T, N * 3)
+    Bxf = Bx.permute(3, 0, 1, 2).reshape(2, N * 3, -1)
+    return qf[0] @ Bxf[0] + qf[1] @ Bxf[1]
 
 
 def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch.Tensor, Jl: torch.Tensor,
@@ -51,8 +58,9 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
             SO(3) left Jacobians of the rotation parameters.
         A: (N, 3, Ki) identity basis. B: (N, 3, Ke) expression basis (at the landmarks, model frame).
         with_identity: also return the identity blocks. pose_only: skip the expression blocks (zeros).
-        Bx, phi: the expression x view term (:func:`camera_expression_jacobian`; needs per-camera ``RL``): the
-            expression blocks are then built from the per-camera Jacobian (2 C N rows per frame, not 3 N).
+        Bx, phi: the detector bias's expression x view term (each camera's expression basis is ``B + Bx [phi]``;
+            needs per-camera ``RL``): it enters the gradient exactly, the Hessian blocks are those of ``B``
+            (module docstring).
     Returns:
         Htt (T, P, P), gt (T, P), and when ``with_identity``: Hta (T, P, Ki), Haa (Ki, Ki), ga (Ki,); P = 6 + Ke.
     """
@@ -89,17 +97,7 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
         KZ = (KQ @ Rh[:, None]).permute(0, 2, 1, 3).reshape(T, 6, N * 3)  # Kp^T Q Rh, model frame on the right
         Qm = RhT @ Q @ Rh[:, None]  # (T, N, 3, 3) model-frame metric
         qm = (RhT @ q[..., None])[..., 0].reshape(T, N * 3)  # (T, 3N)
-    Jb = None
-    if not pose_only and Bx is not None and phi is not None:  # per-camera expression bases: no folding of cameras
-        if C1 != C:
-            raise ValueError("an expression x view term needs per-camera landmark points")
-        Jb = camera_expression_jacobian(G @ Rh[:, None, None], B, Bx, phi)  # (T, C, N, 2, Ke)
-        Jbf = Jb.reshape(T, C * N * 2, Ke)
-        Htt[:, 6:, 6:] = Jbf.transpose(1, 2) @ Jbf
-        gt[:, 6:] = (Jbf.transpose(1, 2) @ e.reshape(T, C * N * 2, 1))[..., 0]
-        Htt[:, :6, 6:] = (G @ Kp).reshape(T, C * N * 2, 6).transpose(1, 2) @ Jbf
-        Htt[:, 6:, :6] = Htt[:, :6, 6:].transpose(1, 2)
-    elif not pose_only:
+    if not pose_only:
         Bf = B.reshape(N * 3, Ke)
         # Qm B per landmark as three broadcast multiply-adds (faster than N batched 3-wide products)
         QB = Qm[..., :, 0:1] * B[None, :, None, 0, :]  # (T, N, 3, Ke)
@@ -109,15 +107,16 @@ def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch
         Htt[:, :6, 6:] = KZ @ Bf
         Htt[:, 6:, :6] = Htt[:, :6, 6:].transpose(1, 2)
         gt[:, 6:] = qm @ Bf
+        if Bx is not None and phi is not None:  # the expression x view term: its gradient exactly
+            if C1 != C:
+                raise ValueError("an expression x view term needs per-camera landmark points")
+            gt[:, 6:] += expression_view_gradient((RhT[:, None] @ qc[..., None])[..., 0], Bx, phi)
     if not with_identity:
         return Htt, gt
     Af = A.reshape(N * 3, Ki)
     Hta = torch.zeros((T, P, Ki), dtype=G.dtype, device=G.device)
     Hta[:, :6] = KZ @ Af
-    if Jb is not None:
-        GR = G @ Rh[:, None, None]
-        Hta[:, 6:] = torch.einsum("tcnik,tcnid->tknd", Jb, GR).reshape(T, Ke, N * 3) @ Af
-    elif not pose_only:
+    if not pose_only:
         Hta[:, 6:] = QB.transpose(1, 2) @ Af
     Qs = Qm.sum(0)  # (N, 3, 3)
     Haa = Af.T @ torch.einsum("nab,nbk->nak", Qs, A).reshape(N * 3, Ki)

@@ -197,6 +197,7 @@ class _Problem:
         self.B = basis.B[..., : self.Ke].contiguous()
         self.Bx = None if basis.Bx is None else basis.Bx[..., : self.Ke, :].contiguous()
         self.view_phi = None  # (T, C, 2) view directions' x, y for the expression x view term (update_view)
+        self.Bx_rows = None if self.Bx is None else self.Bx.permute(0, 1, 3, 2).reshape(-1, self.Ke).contiguous()
         self.T = obs.shape[0]
         self.P = 6 + self.Ke
         self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
@@ -280,7 +281,10 @@ class _Problem:
         L = self.b.mean + (self.A @ alpha)[None] + (self.B @ beta.T).permute(2, 0, 1)  # (T, N, 3)
         L = L[:, None] if self.view_off is None else L[:, None] + self.view_off
         if self.view_phi is not None:  # the expression x view term: each camera's own expression slopes
-            L = L + torch.einsum("tnfd,tcf->tcnd", torch.einsum("ndkf,tk->tnfd", self.Bx, beta), self.view_phi)
+            Xb = (self.Bx_rows @ beta.T).reshape(-1, 3, 2, self.T)  # (N, 3, 2, T): Bx beta_t per view feature
+            phi = self.view_phi
+            L = L + Xb[:, :, 0].permute(2, 0, 1)[:, None] * phi[..., 0, None, None] \
+                + Xb[:, :, 1].permute(2, 0, 1)[:, None] * phi[..., 1, None, None]
         Rd, Jl = rodrigues(rot)  # rot is relative to R_ref (no wrap-around near pi; smoothing stays linear)
         Rh = Rd @ self.R_ref
         RL = L @ Rh.transpose(1, 2)[:, None]
@@ -334,12 +338,7 @@ class _Problem:
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
         J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
-        if self.view_phi is None:
-            J_beta = GR @ self.B  # (T, C, N, 2, Ke)
-        else:
-            from .normal import camera_expression_jacobian
-
-            J_beta = camera_expression_jacobian(GR, self.B, self.Bx, self.view_phi)
+        J_beta = GR @ self.B  # (T, C, N, 2, Ke); an expression x view term only in the gradient (normal.py)
         e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
         Jt = torch.cat([J_rot, G, J_beta], dim=-1).reshape(T, -1, P)  # (T, M, P)
         ev = e.reshape(T, -1)
@@ -356,6 +355,10 @@ class _Problem:
         ga = A.T @ z
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
+        if self.view_phi is not None:
+            from .normal import expression_view_gradient
+
+            gt[:, 6:] += expression_view_gradient(torch.einsum("tcnid,tcni->tcnd", GR, e), self.Bx, self.view_phi)
         Hp, gp, _ = self.identity_prior(x["alpha"])
         Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
