@@ -189,11 +189,20 @@ def view_features(v):
     return stack([x, y, x2, y2, xy, x2 * x, y2 * y, x2 * y, x * y2, x2 * x2, y2 * y2, x2 * xy, xy * y2, x2 * y2], -1)
 
 
-def builtin_bias(model: FaceModel, scheme: str) -> DetectorBias | None:
-    """The shipped bias of ``scheme`` on ``model`` (MediaPipe on the built-in ICT model), or None."""
+#: the shipped bias with the expression x view term (opt-in, ``fit.bias=xview``; docs/fitting.md "Detector bias"),
+#: beside the default file of the same model and scheme
+XVIEW_SUFFIX = "_xview"
+
+
+def builtin_bias(model: FaceModel, scheme: str, expression_view: bool = False) -> DetectorBias | None:
+    """The shipped bias of ``scheme`` on ``model`` (MediaPipe on the built-in ICT model), or None.
+    ``expression_view``: the shipped variant with the expression x view term (None where none ships)."""
     from .. import assets
 
     path = assets.detector_bias_path(model.name, scheme)
+    if path is not None and expression_view:
+        name = path.stem + XVIEW_SUFFIX + path.suffix
+        path = assets.asset_path(path.parent.name, name) if (path.parent / name).is_file() else None
     if path is None:
         return None
     bias = load_bias(path)

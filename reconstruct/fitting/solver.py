@@ -338,7 +338,13 @@ class _Problem:
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
         J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
-        J_beta = GR @ self.B  # (T, C, N, 2, Ke); an expression x view term only in the gradient (normal.py)
+        if self.view_phi is None:
+            J_beta = GR @ self.B  # (T, C, N, 2, Ke)
+        else:  # the expression x view term: the Hessian's basis at the mean view, the gradient exact (normal.py)
+            from .normal import expression_view_gradient, mean_view, mean_view_basis
+
+            pm = mean_view(G, self.view_phi)
+            J_beta = GR @ mean_view_basis(self.B, self.Bx, pm)[:, None]
         e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
         Jt = torch.cat([J_rot, G, J_beta], dim=-1).reshape(T, -1, P)  # (T, M, P)
         ev = e.reshape(T, -1)
@@ -355,10 +361,10 @@ class _Problem:
         ga = A.T @ z
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
-        if self.view_phi is not None:
-            from .normal import expression_view_gradient
-
-            gt[:, 6:] += expression_view_gradient(torch.einsum("tcnid,tcni->tcnd", GR, e), self.Bx, self.view_phi)
+        if self.view_phi is not None:  # J_beta^T e used the mean view: the gradient at each camera's own
+            z = torch.einsum("tcnid,tcni->tcnd", GR, e)
+            gt[:, 6:] += expression_view_gradient(z, self.Bx, self.view_phi) \
+                - expression_view_gradient(z, self.Bx, pm[:, None].expand(-1, len(self.cams), -1, -1))
         Hp, gp, _ = self.identity_prior(x["alpha"])
         Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga

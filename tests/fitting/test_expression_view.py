@@ -156,3 +156,17 @@ def test_fit_with_the_term_undoes_it(ict_model, planted, face_region):
     # measured: with 0.245 mm, without 0.382 mm (tolerances: 0.3 mm, and 1.4x)
     assert errs["with"] < 0.0003
     assert errs["without"] > 1.4 * errs["with"]
+
+
+def test_shipped_variant_is_opt_in(ict_model):
+    """The shipped file with the term (docs/fitting.md "Detector bias") is what ``fit.bias=xview`` loads; the
+    default (``auto``) has no such term."""
+    from deage_plugins.fit_stage import FitStageSettings
+
+    x = builtin_bias(ict_model, SCHEME, expression_view=True)
+    assert x is not None and x.expression_view.shape == x.expression.shape + (2,)
+    assert x.contours == "lids" and x.view_degree == 4
+    assert builtin_bias(ict_model, SCHEME).expression_view is None
+    assert builtin_bias(ict_model, "ibug68", expression_view=True) is None
+    assert FitStageSettings(bias="xview").detector_bias(ict_model, SCHEME).expression_view is not None
+    assert FitStageSettings().detector_bias(ict_model, SCHEME).expression_view is None
