@@ -60,7 +60,8 @@ def mean_view(G: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
 
 def mean_view_basis(B: torch.Tensor, Bx: torch.Tensor, pm: torch.Tensor) -> torch.Tensor:
     """(T, N, 3, Ke) the expression basis at the mean views ``pm`` (T, N, 2) (:func:`mean_view`)."""
-    return B[None] + Bx[None, ..., 0] * pm[..., 0, None, None] + Bx[None, ..., 1] * pm[..., 1, None, None]
+    Bx0, Bx1 = Bx[..., 0].contiguous(), Bx[..., 1].contiguous()  # strided slices made the products 4x slower
+    return torch.addcmul(B[None], Bx0[None], pm[..., 0, None, None]).addcmul_(Bx1[None], pm[..., 1, None, None])
 
 
 def reduced_blocks(G: torch.Tensor, e: torch.Tensor, RL: torch.Tensor, Rh: torch.Tensor, Jl: torch.Tensor,
