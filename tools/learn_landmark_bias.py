@@ -13,9 +13,13 @@
 (reconstruct/fitting/lip_anchor.py; default ``lips+lids``, the fit stage's ``fit.lips=edges fit.lids=edges``;
 ``computed``: the bare correspondence). ``check`` measures against the placement the file records.
 
+``--expression-view RIDGE``: also learn the expression x view term (docs/fitting.md "The expression x view term").
+
 The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn --contours lids --view-degree 4
 --view-ridge 1e-5`` (other settings default) over ``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2
-cores); held out: seed 3, 500 faces (reconstruct/assets/SOURCES.md, docs/fitting.md).
+cores); held out: seed 3, 500 faces (reconstruct/assets/SOURCES.md, docs/fitting.md). The opt-in variant with the
+expression x view term (``ict_mediapipe478_xview.npz``, ``fit.bias=xview``) is the same plus ``--expression-view
+1e-3``.
 """
 
 from __future__ import annotations

@@ -362,9 +362,9 @@ class _Problem:
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
         if self.view_phi is not None:  # J_beta^T e used the mean view: the gradient at each camera's own
-            z = torch.einsum("tcnid,tcni->tcnd", GR, e)
-            gt[:, 6:] += expression_view_gradient(z, self.Bx, self.view_phi) \
-                - expression_view_gradient(z, self.Bx, pm[:, None].expand(-1, len(self.cams), -1, -1))
+            zc = torch.einsum("tcnid,tcni->tcnd", GR, e)
+            gt[:, 6:] += expression_view_gradient(zc, self.Bx, self.view_phi) \
+                - expression_view_gradient(zc, self.Bx, pm[:, None].expand(-1, len(self.cams), -1, -1))
         Hp, gp, _ = self.identity_prior(x["alpha"])
         Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
