@@ -55,8 +55,8 @@ class FitStageSettings:
     gaze_prior: bool = option(True, "regularise the take's gaze: blinks carry none, both eyes turn together, "
                                     "fixations and saccades, small vertical range (false: per frame as measured)")
     bias: str = option("auto", "the detector's learned landmark placement on the face model: auto (the shipped "
-                               "one for this model and detector, if any), none, or a file from "
-                               "tools/learn_landmark_bias.py")
+                               "one for this model and detector, if any), xview (the shipped one with its "
+                               "expression x view term, opt-in), none, or a file from tools/learn_landmark_bias.py")
     smooth_robust: float | None = option(None, "robust scale of the temporal smoothing, in its standard "
                                                "deviations (0: quadratic)")
     smooth_robust_on: Literal["all", "mouth"] = option("all", "what the robust smoothing applies to: all (pose and "
@@ -103,8 +103,8 @@ class FitStageSettings:
 
         if self.bias == "none":
             return None
-        if self.bias == "auto":
-            return builtin_bias(model, scheme)
+        if self.bias in ("auto", "xview"):
+            return builtin_bias(model, scheme, expression_view=self.bias == "xview")
         bias = load_bias(Path(self.bias))
         bias.check(model, scheme)
         return bias

@@ -13,9 +13,13 @@
 (reconstruct/fitting/lip_anchor.py; default ``lips+lids``, the fit stage's ``fit.lips=edges fit.lids=edges``;
 ``computed``: the bare correspondence). ``check`` measures against the placement the file records.
 
+``--expression-view RIDGE``: also learn the expression x view term (docs/fitting.md "The expression x view term").
+
 The shipped file (reconstruct/assets/detector_bias/ict_mediapipe478.npz) is ``learn --contours lids --view-degree 4
 --view-ridge 1e-5`` (other settings default) over ``render --samples 2000`` with seeds 1 and 2 (~15 min each on 2
-cores); held out: seed 3, 500 faces (reconstruct/assets/SOURCES.md, docs/fitting.md).
+cores); held out: seed 3, 500 faces (reconstruct/assets/SOURCES.md, docs/fitting.md). The opt-in variant with the
+expression x view term (``ict_mediapipe478_xview.npz``, ``fit.bias=xview``) is the same plus ``--expression-view
+1e-3``.
 """
 
 from __future__ import annotations
@@ -127,6 +131,9 @@ def main(argv=None) -> None:
     ap.add_argument("--view-degree", type=int, default=2, choices=(1, 2, 3, 4),
                     help="learn: degree of the view term in the view direction's x, y")
     ap.add_argument("--view-ridge", type=float, default=None, help="learn: ridge on the view slopes (default --ridge)")
+    ap.add_argument("--expression-view", type=float, default=None, metavar="RIDGE",
+                    help="learn: also an expression x view term (expression weights times the view direction's x, y) "
+                         "with this ridge on its slopes")
     ap.add_argument("--contours", default="lips+lids", choices=("computed", "lips", "lids", "lips+lids"),
                     help="learn: the placement of MediaPipe's inner-lip / eye contours to learn against")
     a = ap.parse_args(argv)
@@ -140,7 +147,8 @@ def main(argv=None) -> None:
     samples = read_samples(a.data, load_model())  # surface hits: on the bare correspondence (the cached ones)
     if a.cmd == "learn":
         bias = learn_bias(model, "mediapipe478", samples, identity_modes=a.identity_modes, ridge=a.ridge,
-                          contours=a.contours, view_degree=a.view_degree, view_ridge=a.view_ridge)
+                          contours=a.contours, view_degree=a.view_degree, view_ridge=a.view_ridge,
+                          expression_view_ridge=a.expression_view)
         bias.save(a.out)
         print(f"{len(samples)} samples; median spread {1e3 * np.median(bias.spread[bias.samples > 0]):.2f} mm; "
               f"median |offset| {1e3 * np.median(np.linalg.norm(bias.offset, axis=1)):.2f} mm -> {a.out}")

@@ -10,13 +10,17 @@ surface points onto the detections.
 :class:`DetectorBias` models where the detector's point *n* lies on the model surface, in the model frame, as the
 correspondence point plus an offset linear in the model's coefficients::
 
-    p_n(alpha, beta, v) = L_n(alpha, beta) + d_n + E_n [alpha_1..alpha_k, beta] + V_n phi(v)      (metres)
+    p_n(alpha, beta, v) = L_n(alpha, beta) + d_n + E_n [alpha_1..alpha_k, beta] + V_n phi(v)
+                          + sum_k beta_k X_nk [v_x, v_y]                                                (metres)
 
 where ``v`` is the direction from the face to the camera in the model frame and ``phi(v)`` the monomials of
 ``v_x, v_y`` up to a degree (:func:`view_features`; 2 in the first files: ``v_x, v_y, v_x^2, v_y^2, v_x v_y``): the
 detector places a point differently on a face seen from the side (held-out scatter 3.6 -> 2.9 mm with the
 quadratic view term, 2.81 -> 2.73 mm with degree 4, docs/fitting.md). The view term is the only part not linear in
 the model's coefficients; the fit re-evaluates it per camera at every iteration, so its degree costs nothing there.
+The optional expression x view term ``X`` (files learned with ``--expression-view``) makes the expression's slopes
+depend on the view: linear in the expression for a given camera, so the fit gives each camera its own expression
+basis (``B + X [v_x, v_y]``, :mod:`reconstruct.fitting.normal`).
 
 Learning (:func:`learn_bias`): render faces of random identities, expressions and poses (known truth), run the
 detector, cast each detected point's camera ray onto the true mesh (:func:`surface_hits`) and take the hit into the
@@ -62,6 +66,8 @@ class DetectorBias:
             this field existed), ``"lips"``, ``"lids"`` or ``"lips+lids"`` (anchored on the model's lip / lid
             lines). A fit with another placement re-expresses the offsets of the points that differ
             (:func:`reconstruct.fitting.lip_anchor.anchor_inner_lips`).
+        expression_view: (N, 3, Ke, 2) offset per expression weight times the view direction's ``v_x``, ``v_y``
+            (the expression x view term), or None (files without it).
     """
 
     scheme: str
@@ -75,6 +81,7 @@ class DetectorBias:
     samples: np.ndarray
     spread: np.ndarray
     contours: str = "computed"
+    expression_view: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         f = self.view.shape[2]
@@ -117,8 +124,11 @@ class DetectorBias:
         a[: min(k, len(identity))] = np.asarray(identity, np.float64)[:k]
         e = np.asarray(expression, np.float64).reshape(-1, self.expression.shape[2])
         v = np.tile([0.0, 0.0, 1.0], (len(e), 1)) if view is None else np.asarray(view, np.float64).reshape(-1, 3)
-        return ((self.offset + self.identity @ a)[None] + np.einsum("ndk,tk->tnd", self.expression, e)
-                + np.einsum("ndk,tk->tnd", self.view, view_features(v)))
+        out = ((self.offset + self.identity @ a)[None] + np.einsum("ndk,tk->tnd", self.expression, e)
+               + np.einsum("ndk,tk->tnd", self.view, view_features(v)))
+        if self.expression_view is not None:
+            out += np.einsum("ndkf,tk,tf->tnd", self.expression_view, e, v[:, :2])
+        return out
 
     def view_direction(self, R: np.ndarray, t: np.ndarray, centre: np.ndarray) -> np.ndarray:
         """(T, 3) unit direction from the face to a camera at world point ``centre`` (3,), in the model frame of
@@ -133,6 +143,8 @@ class DetectorBias:
         # "computed" is what a file without the field means: left out, a file learned on the computed contours is
         # the same bytes as before the field existed
         extra = {} if self.contours == "computed" else {"contours": np.array(self.contours)}
+        if self.expression_view is not None:  # absent in files without the term: their bytes as before
+            extra["expression_view"] = self.expression_view.astype(np.float32)
         view = self.view[..., : VIEW_FEATURES[max(2, self.view_degree)]]  # the degree it has (>= 2, as before)
         with atomic_path(Path(path), suffix=".npz") as tmp:
             np.savez_compressed(tmp, format=np.array(FORMAT), scheme=np.array(self.scheme), model=np.array(self.model),
@@ -158,7 +170,8 @@ def load_bias(path: Path) -> DetectorBias:
     return DetectorBias(scheme=str(d["scheme"]), model=str(d["model"]), n_vertices=int(d["n_vertices"]),
                         offset=f("offset"), identity=f("identity"), expression=f("expression"), view=f("view"),
                         view_centre=f("view_centre"), samples=d["samples"].astype(np.int64), spread=f("spread"),
-                        contours=contours)
+                        contours=contours,
+                        expression_view=f("expression_view") if "expression_view" in d else None)
 
 
 #: number of view features of degree 1..4 (:func:`view_features`)
@@ -176,11 +189,20 @@ def view_features(v):
     return stack([x, y, x2, y2, xy, x2 * x, y2 * y, x2 * y, x * y2, x2 * x2, y2 * y2, x2 * xy, xy * y2, x2 * y2], -1)
 
 
-def builtin_bias(model: FaceModel, scheme: str) -> DetectorBias | None:
-    """The shipped bias of ``scheme`` on ``model`` (MediaPipe on the built-in ICT model), or None."""
+#: the shipped bias with the expression x view term (opt-in, ``fit.bias=xview``; docs/fitting.md "Detector bias"),
+#: beside the default file of the same model and scheme
+XVIEW_SUFFIX = "_xview"
+
+
+def builtin_bias(model: FaceModel, scheme: str, expression_view: bool = False) -> DetectorBias | None:
+    """The shipped bias of ``scheme`` on ``model`` (MediaPipe on the built-in ICT model), or None.
+    ``expression_view``: the shipped variant with the expression x view term (None where none ships)."""
     from .. import assets
 
     path = assets.detector_bias_path(model.name, scheme)
+    if path is not None and expression_view:
+        name = path.stem + XVIEW_SUFFIX + path.suffix
+        path = assets.asset_path(path.parent.name, name) if (path.parent / name).is_file() else None
     if path is None:
         return None
     bias = load_bias(path)
@@ -261,9 +283,10 @@ class BiasSample:
 
 def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identity_modes: int = 40,
                ridge: float = 1e-3, min_samples: int = 30, max_offset_m: float = 0.02,
-               contours: str = "computed", view_degree: int = 2, view_ridge: float | None = None) -> DetectorBias:
+               contours: str = "computed", view_degree: int = 2, view_ridge: float | None = None,
+               expression_view_ridge: float | None = None) -> DetectorBias:
     """Ridge regression per landmark of the offsets (hit - correspondence point) on ``[1, alpha[:k], beta,
-    view_features(view)]``.
+    view_features(view)]`` (and ``beta v_x, beta v_y`` with ``expression_view_ridge``).
 
     ``ridge``: Tikhonov weight on the slopes (metres^2 per unit coefficient^2, scaled by the sample count), so
     that modes the training set barely excites keep a zero slope. Offsets larger than ``max_offset_m`` (a ray that
@@ -272,14 +295,18 @@ def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identit
     weight on its slopes (None: ``ridge``; the higher monomials are small numbers, which one ridge for all would
     hold near zero). ``contours``: the placement of the inner-lip / eye contours in ``model``'s map (``model`` as
     :func:`reconstruct.fitting.lip_anchor.anchor_inner_lips` returns it), recorded in the result.
+    ``expression_view_ridge``: learn the expression x view term with this ridge weight on its slopes (None: no
+    such term).
     """
     lm = model.landmark_map(scheme)
     N = lm.triangle.shape[0]
     k = min(identity_modes, model.n_identity)
     Ke = model.n_expression
     F = VIEW_FEATURES[view_degree]
-    X = np.stack([np.concatenate([[1.0], s.identity[:k], s.expression, view_features(np.asarray(s.view))[:F]])
-                  for s in samples])  # (S, 1 + k + Ke + F)
+    xv = expression_view_ridge is not None
+    X = np.stack([np.concatenate([[1.0], s.identity[:k], s.expression, view_features(np.asarray(s.view))[:F]]
+                                 + ([np.outer(s.expression, np.asarray(s.view)[:2]).ravel()] if xv else []))
+                  for s in samples])  # (S, 1 + k + Ke + F [+ 2 Ke])
     Y = np.full((len(samples), N, 3), np.nan)
     for i, s in enumerate(samples):
         corr = lm.points(model.vertices(s.identity, s.expression), model.triangles)
@@ -291,7 +318,9 @@ def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identit
     spread = np.zeros(N)
     reg = np.full(X.shape[1], ridge)
     reg[0] = 1e-9
-    reg[1 + k + Ke:] = ridge if view_ridge is None else view_ridge
+    reg[1 + k + Ke:1 + k + Ke + F] = ridge if view_ridge is None else view_ridge
+    if xv:
+        reg[1 + k + Ke + F:] = expression_view_ridge
     for n in range(N):
         m = np.isfinite(Y[:, n]).all(1) & (lm.triangle[n] >= 0)
         count[n] = int(m.sum())
@@ -303,8 +332,10 @@ def learn_bias(model: FaceModel, scheme: str, samples: list[BiasSample], identit
         spread[n] = float(np.sqrt(((Xn @ W[n] - Yn) ** 2).sum(1).mean()))
     return DetectorBias(scheme=scheme, model=model.name, n_vertices=model.n_vertices, offset=W[:, 0],
                         identity=np.moveaxis(W[:, 1:1 + k], 1, 2), expression=np.moveaxis(W[:, 1 + k:1 + k + Ke], 1, 2),
-                        view=np.moveaxis(W[:, 1 + k + Ke:], 1, 2), view_centre=view_centre(model),
-                        samples=count, spread=spread, contours=contours)
+                        view=np.moveaxis(W[:, 1 + k + Ke:1 + k + Ke + F], 1, 2), view_centre=view_centre(model),
+                        samples=count, spread=spread, contours=contours,
+                        expression_view=W[:, 1 + k + Ke + F:].reshape(N, Ke, 2, 3).transpose(0, 3, 1, 2)
+                        if xv else None)
 
 
 def view_centre(model: FaceModel) -> np.ndarray:

@@ -3,7 +3,8 @@
 Because the model is linear and landmarks are fixed barycentric combinations of vertices, landmark positions are
 themselves linear in the coefficients: ``L(alpha, beta) = mean + A alpha + B beta`` with A (N, 3, Ki), B (N, 3, Ke).
 A detector bias (:class:`reconstruct.face.detector_bias.DetectorBias`: where the detector really puts each point,
-an offset linear in the same coefficients) keeps it linear: it adds to ``mean``, ``A`` and ``B``.
+an offset linear in the same coefficients) keeps it linear: it adds to ``mean``, ``A`` and ``B``; its view terms
+make the points (``view``) and the expression basis (``Bx``, expression x view) depend on the camera.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class LandmarkBasis:
         weight: (N,) reliability weight of each landmark (0 = no correspondence / unused; contour < 1).
         view: (N, 3, F) the detector bias's offset per view feature (model frame), or None (no view term).
         view_centre: (3,) model-frame point view directions are taken from, or None.
+        Bx: (N, 3, Ke, 2) the detector bias's expression x view slopes: a camera seeing the face from the model-frame
+            direction ``v`` has the expression basis ``B + Bx [v_x, v_y]``; or None (no such term).
     """
 
     scheme: str
@@ -46,6 +49,7 @@ class LandmarkBasis:
     weight: torch.Tensor
     view: torch.Tensor | None = None
     view_centre: torch.Tensor | None = None
+    Bx: torch.Tensor | None = None
 
     @classmethod
     def from_model(cls, model: FaceModel, scheme: str, device: str | torch.device = "cpu",
@@ -65,7 +69,7 @@ class LandmarkBasis:
         normals = at(vertex_normals(model.mean, model.triangles))
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         weight = np.where(lm.triangle < 0, 0.0, lm.weight.astype(np.float64))
-        view = centre = None
+        view = centre = Bx = None
         if bias is not None:
             bias.check(model, scheme)
             k = bias.identity.shape[2]
@@ -74,6 +78,8 @@ class LandmarkBasis:
             B = B + bias.expression
             if np.abs(bias.view).max() > 0:
                 view, centre = bias.view, bias.view_centre
+            if bias.expression_view is not None and np.abs(bias.expression_view).max() > 0:
+                Bx, centre = bias.expression_view, bias.view_centre
             learned = (bias.samples > 0) & (bias.spread > 0)
             if learned.any():  # a landmark the detector places less consistently counts less (1 / variance)
                 ref = float(np.median(bias.spread[learned]))
@@ -84,7 +90,7 @@ class LandmarkBasis:
             return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
         return cls(scheme=scheme, mean=f(mean), A=f(A), B=f(B), normals=f(normals), weight=f(weight), view=f(view),
-                   view_centre=f(centre))
+                   view_centre=f(centre), Bx=f(Bx))
 
     @property
     def n(self) -> int:

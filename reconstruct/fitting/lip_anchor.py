@@ -313,7 +313,11 @@ def anchor_inner_lips(model: FaceModel, scheme: str, bias=None, lips: bool = Tru
         ident, expr = bias.identity.copy(), bias.expression.copy()
         ident[moved] = 0.0
         expr[moved] = 0.0
+        xv = None if bias.expression_view is None else bias.expression_view.copy()
+        if xv is not None:
+            xv[moved] = 0.0
         log.info("fit: detector bias learned with %s contours, fit with %s: %d points keep only its mean-face part",
                  bias.contours, contour_name(lips, eyes), len(moved))
-        bias = replace(bias, offset=off, identity=ident, expression=expr, contours=contour_name(lips, eyes))
+        bias = replace(bias, offset=off, identity=ident, expression=expr, expression_view=xv,
+                       contours=contour_name(lips, eyes))
     return (model if out is None else with_landmarks(model, new)), bias

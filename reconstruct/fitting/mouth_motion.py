@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from ..face.landmark_groups import MP_INNER_LIPS
+
 #: facing points of the inner lips (upper, lower) and the lip corners, per landmark scheme
 MOUTH_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
     "mediapipe478": ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318),
@@ -29,7 +31,7 @@ MOUTH_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
 
 #: MediaPipe's / iBUG's inner-lip contour (corners included): the points ``FitSettings.inner_lip_weight`` scales
 INNER_LIPS: dict[str, tuple[int, ...]] = {
-    "mediapipe478": (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415),
+    "mediapipe478": MP_INNER_LIPS,
     "ibug68": tuple(range(60, 68)),
 }
 

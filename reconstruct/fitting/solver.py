@@ -195,6 +195,9 @@ class _Problem:
         self.A = basis.A[..., : self.Ki].contiguous()
 
         self.B = basis.B[..., : self.Ke].contiguous()
+        self.Bx = None if basis.Bx is None else basis.Bx[..., : self.Ke, :].contiguous()
+        self.view_phi = None  # (T, C, 2) view directions' x, y for the expression x view term (update_view)
+        self.Bx_rows = None if self.Bx is None else self.Bx.permute(0, 1, 3, 2).reshape(-1, self.Ke).contiguous()
         self.T = obs.shape[0]
         self.P = 6 + self.Ke
         self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
@@ -256,8 +259,9 @@ class _Problem:
 
     def update_view(self, x: dict) -> None:
         """Per camera offsets of the detector bias's view term at the current head poses (held for an iteration,
-        like the visibility): ``view_off`` (T, C, N, 3) model frame, or None without a view term."""
-        if self.b.view is None:
+        like the visibility): ``view_off`` (T, C, N, 3) model frame, or None without a view term; with an
+        expression x view term its view features ``view_phi`` (T, C, 2)."""
+        if self.b.view is None and self.Bx is None:
             return
         from ..face.detector_bias import view_features
 
@@ -265,7 +269,10 @@ class _Problem:
         d = self.cams.centers[None] - x["trans"][:, None]  # (T, C, 3) world, face to camera
         v = torch.einsum("tji,tcj->tci", Rh, d) - self.b.view_centre
         v = v / torch.linalg.norm(v, dim=-1, keepdim=True)
-        self.view_off = torch.einsum("ndf,tcf->tcnd", self.b.view, view_features(v))
+        if self.b.view is not None:
+            self.view_off = torch.einsum("ndf,tcf->tcnd", self.b.view, view_features(v))
+        if self.Bx is not None:
+            self.view_phi = v[..., :2].contiguous()
 
     # model evaluation
     def world_points(self, alpha, beta, rot, trans):
@@ -273,6 +280,11 @@ class _Problem:
         RL = Rh L, world points RL + trans, head rotations Rh (T, 3, 3) and left Jacobians Jl (T, 3, 3)."""
         L = self.b.mean + (self.A @ alpha)[None] + (self.B @ beta.T).permute(2, 0, 1)  # (T, N, 3)
         L = L[:, None] if self.view_off is None else L[:, None] + self.view_off
+        if self.view_phi is not None:  # the expression x view term: each camera's own expression slopes
+            Xb = (self.Bx_rows @ beta.T).reshape(-1, 3, 2, self.T)  # (N, 3, 2, T): Bx beta_t per view feature
+            phi = self.view_phi
+            L = L + Xb[:, :, 0].permute(2, 0, 1)[:, None] * phi[..., 0, None, None] \
+                + Xb[:, :, 1].permute(2, 0, 1)[:, None] * phi[..., 1, None, None]
         Rd, Jl = rodrigues(rot)  # rot is relative to R_ref (no wrap-around near pi; smoothing stays linear)
         Rh = Rd @ self.R_ref
         RL = L @ Rh.transpose(1, 2)[:, None]
@@ -326,7 +338,13 @@ class _Problem:
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
         J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
-        J_beta = GR @ self.B  # (T, C, N, 2, Ke)
+        if self.view_phi is None:
+            J_beta = GR @ self.B  # (T, C, N, 2, Ke)
+        else:  # the expression x view term: the Hessian's basis at the mean view, the gradient exact (normal.py)
+            from .normal import expression_view_gradient, mean_view, mean_view_basis
+
+            pm = mean_view(G, self.view_phi)
+            J_beta = GR @ mean_view_basis(self.B, self.Bx, pm)[:, None]
         e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
         Jt = torch.cat([J_rot, G, J_beta], dim=-1).reshape(T, -1, P)  # (T, M, P)
         ev = e.reshape(T, -1)
@@ -343,6 +361,10 @@ class _Problem:
         ga = A.T @ z
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
+        if self.view_phi is not None:  # J_beta^T e used the mean view: the gradient at each camera's own
+            zc = torch.einsum("tcnid,tcni->tcnd", GR, e)
+            gt[:, 6:] += expression_view_gradient(zc, self.Bx, self.view_phi) \
+                - expression_view_gradient(zc, self.Bx, pm[:, None].expand(-1, len(self.cams), -1, -1))
         Hp, gp, _ = self.identity_prior(x["alpha"])
         Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
@@ -356,7 +378,7 @@ class _Problem:
         sw = torch.sqrt(w)[..., None, None] / s.sigma_px  # (T, C, N, 1, 1)
         G = sw * (Jp @ self.cams.R[None, :, None])  # (T, C, N, 2, 3)
         e = sw[..., 0, 0][..., None] * r
-        out = reduced_blocks(G, e, RL, Rh, Jl, self.A, self.B, free_identity, pose_only)
+        out = reduced_blocks(G, e, RL, Rh, Jl, self.A, self.B, free_identity, pose_only, self.Bx, self.view_phi)
         Htt, gt = out[0], out[1]
         Ke = self.Ke
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2

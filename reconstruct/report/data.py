@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..artifacts.plates import plate_paths, read_plate
+from ..face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
 from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
 
@@ -30,8 +31,7 @@ MAX_ANALYSIS_WIDTH = 960  # image flags run on plates downscaled to at most this
 
 # Landmark index groups per scheme: align (stable: eye corners, nose), eyes (lids + irises), expression (mouth,
 # brows, chin). MediaPipe Face Mesh 478 (with irises) and the iBUG 68-point scheme.
-_MP_LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409, 78, 95, 88,
-            178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415]
+_MP_LIPS = [*MP_OUTER_LIPS, *MP_INNER_LIPS]
 _MP_BROWS = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276]
 _MP_CHIN = [152, 148, 176, 149, 150, 377, 400, 378, 379]
 _MP_LEFT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]

@@ -137,3 +137,15 @@ def test_fit_stage_option_reaches_the_solver():
     assert parse_settings(FitStageSettings, {"mouth_relief": "0"}, "fit").solver().mouth_relief == 0.0
     with pytest.raises(Exception, match="mouth_relief"):
         parse_settings(FitStageSettings, {"mouth_relief": "-1"}, "fit")
+
+
+def test_inner_lips_defined_once():
+    """The fit's inner-lip points and the QC report's mouth group read one definition of MediaPipe's lip contours
+    (reconstruct/face/landmark_groups.py), so the residual the fit weighs and the one the report measures agree."""
+    from reconstruct.face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
+    from reconstruct.fitting.mouth_motion import INNER_LIPS
+    from reconstruct.report.data import LANDMARK_GROUPS
+
+    assert INNER_LIPS["mediapipe478"] is MP_INNER_LIPS
+    assert LANDMARK_GROUPS["mediapipe478"]["mouth"] == [*MP_OUTER_LIPS, *MP_INNER_LIPS]
+    assert len(set(MP_OUTER_LIPS) | set(MP_INNER_LIPS)) == 40
