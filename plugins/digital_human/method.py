@@ -129,29 +129,23 @@ def plate_frames(ctx: MethodContext, n: int = 6) -> list[int]:
     return [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
 
 
-#: the detect stage's options that change what its detector finds (how it is built)
-_DETECT_BUILD_OPTIONS = ("detect.detector", "detect.yunet", "detect.haar", "detect.crop_px")
-
-
 def detected_plate_landmarks(ctx: MethodContext, stills, detector: type) -> list | None:
     """What ``detector`` finds on the plate stills (:func:`plate_stills`), taken from the detect stage's result
     instead of running it again: per still ``(points, confidence)`` or None (no face). The detect stage ran the
-    same detector, built the same way (no ``detect.*`` option that changes it), on the same hero images, in
-    static-image mode: the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so (another
-    detector or options, a plate the stage did not look at): the caller detects. The options checked are this
-    run's: a stage re-run alone (``--only age``) after a detect stage run with other ``detect.*`` options gets that
-    set-up's landmarks, the ones the fit used."""
+    same detector on the same hero images, in static-image mode, and its result records how that detector was
+    built (``Detections.detector_options``): built as this method builds it (no options: :func:`.young.
+    pick_detector`), it found the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so
+    (another detector, other options, a result from before the options were recorded, a plate the stage did not
+    look at): the caller detects."""
     from reconstruct.artifacts import Detections
     from reconstruct.artifacts.detections import FILE
 
-    if any(k in ctx.options for k in _DETECT_BUILD_OPTIONS):
-        return None
     path = ctx.session.stage_dir("detect") / FILE
     if not path.is_file():
         return None
     det = Detections.load(path)
     k = det.camera_index(ctx.session.rig.hero.name)
-    if k is None or det.detector != detector.name or det.scheme != detector.scheme:
+    if k is None or det.detector != detector.name or det.scheme != detector.scheme or det.detector_options != {}:
         return None
     out = []
     for name, _, _ in stills:
