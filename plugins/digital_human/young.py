@@ -117,12 +117,11 @@ def asset_from_landmarks(model, scheme: str, found: Sequence[FoundStill], render
     lins = [srgb_to_linear(im.astype(np.float32) / 255.0) for im in imgs]
     verts = [fit.vertices(model, i) for i in range(len(names))]
     # each still's face is seen the same way in every pass: rasterised once, and what the unwrap takes from the
-    # still (visibility, weights, colours) found once; a pass only shades and divides. The stills' work runs on
-    # threads (numpy, OpenCV and Embree release the GIL; each still's numbers are computed as in a loop)
-    frags = _per_still(lambda v, c: renderer.rasterize(v, model.triangles, c), verts, cams)
-    skins = _per_still(lambda f, im: _still_skin(model, f, im), frags, imgs)
-    samples = _per_still(lambda v, c, lin, f, sk: still_samples(model, raster, v, c, lin, f, skin=sk),
-                         verts, cams, lins, frags, skins)
+    # still (visibility, weights, colours) found once; a pass only shades and divides
+    frags = [renderer.rasterize(v, model.triangles, c) for v, c in zip(verts, cams)]
+    skins = [_still_skin(model, f, im) for f, im in zip(frags, imgs)]
+    samples = [still_samples(model, raster, v, c, lin, f, skin=sk)
+               for v, c, lin, f, sk in zip(verts, cams, lins, frags, skins)]
     albedo = None
     lighting_rms: list[float] = []
 
@@ -137,7 +136,7 @@ def asset_from_landmarks(model, scheme: str, found: Sequence[FoundStill], render
         return samples[i].unwrap(est.lighting.irradiance), est.rms
 
     for p in range(max(1, passes)):
-        done = _per_still(unwrap, range(len(cams)), [albedo] * len(cams))
+        done = [unwrap(i, albedo) for i in range(len(cams))]
         lighting_rms = [rms for _, rms in done]
         merged, wsum = merge_views([a for (a, _), _ in done], [w for (_, w), _ in done])
         albedo = np.clip(fill_holes(merged, wsum), 0.0, 1.0)
@@ -149,20 +148,6 @@ def asset_from_landmarks(model, scheme: str, found: Sequence[FoundStill], render
               "uv_seen": round(float((wsum > 0).sum() / max(raster.mask.sum(), 1)), 4),
               "identity_set_by_user": identity is not None}
     return YoungAsset(identity=fit.identity, texture=albedo.astype(np.float32), report=report)
-
-
-def _per_still(fn, *columns) -> list:
-    """``[fn(*row) for row in zip(*columns)]``, the rows on threads (one per core, at most one per row)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from reconstruct.executors.local import available_cores
-
-    rows = list(zip(*columns))
-    n = min(len(rows), available_cores())
-    if n <= 1:
-        return [fn(*r) for r in rows]
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(lambda r: fn(*r), rows))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
