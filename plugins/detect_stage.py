@@ -148,8 +148,8 @@ class DetectStage:
                              hint="check the frames (exposure, framing); a face smaller than ~7% of the image needs "
                                   "a face box detector: --option detect.yunet=PATH")
         frames = np.array([fs.frame for fs in framesets], np.int32)
-        Detections(frames, tuple(cams), points, confidence, found, det_cls.scheme, det_cls.name).save(
-            out / DETECTIONS_FILE)
+        Detections(frames, tuple(cams), points, confidence, found, det_cls.scheme, det_cls.name,
+                   detector_options=det_kwargs).save(out / DETECTIONS_FILE)
         report = {"detector": det_cls.name, "scheme": det_cls.scheme, "frame_sets": T,
                   "cameras": {c: {"faces": int(found[:, k].sum()), "no_face": no_face[c], "no_frame": missing[c]}
                               for k, c in enumerate(cams)},

@@ -129,29 +129,23 @@ def plate_frames(ctx: MethodContext, n: int = 6) -> list[int]:
     return [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
 
 
-#: the detect stage's options that change what its detector finds (how it is built)
-_DETECT_BUILD_OPTIONS = ("detect.detector", "detect.yunet", "detect.haar", "detect.crop_px")
-
-
 def detected_plate_landmarks(ctx: MethodContext, stills, detector: type) -> list | None:
     """What ``detector`` finds on the plate stills (:func:`plate_stills`), taken from the detect stage's result
     instead of running it again: per still ``(points, confidence)`` or None (no face). The detect stage ran the
-    same detector, built the same way (no ``detect.*`` option that changes it), on the same hero images, in
-    static-image mode: the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so (another
-    detector or options, a plate the stage did not look at): the caller detects. The options checked are this
-    run's: a stage re-run alone (``--only age``) after a detect stage run with other ``detect.*`` options gets that
-    set-up's landmarks, the ones the fit used."""
+    same detector on the same hero images, in static-image mode, and its result records how that detector was
+    built (``Detections.detector_options``): built as this method builds it (no options: :func:`.young.
+    pick_detector`), it found the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so
+    (another detector, other options, a result from before the options were recorded, a plate the stage did not
+    look at): the caller detects."""
     from reconstruct.artifacts import Detections
     from reconstruct.artifacts.detections import FILE
 
-    if any(k in ctx.options for k in _DETECT_BUILD_OPTIONS):
-        return None
     path = ctx.session.stage_dir("detect") / FILE
     if not path.is_file():
         return None
     det = Detections.load(path)
     k = det.camera_index(ctx.session.rig.hero.name)
-    if k is None or det.detector != detector.name or det.scheme != detector.scheme:
+    if k is None or det.detector != detector.name or det.scheme != detector.scheme or det.detector_options != {}:
         return None
     out = []
     for name, _, _ in stills:
@@ -258,13 +252,20 @@ class DigitalHumanMethod(BaseMethod):
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self, ctx: MethodContext) -> None:
+        """The young asset (identity, albedo, skin colour) and, in plate mode, the young shape change -- each from
+        its cache when there. What is left to compute goes to the run's workers as one batch (:func:`.young.
+        prepare_work`): the asset's build beside the per-still identity fits of the young stills and of the take's
+        plates, so that both cores work (the landmarks are found here first, the young stills' once for both)."""
         if ctx.fits is None:
             raise MethodError("digital_human needs the fit stage's result (out/fit/fits.npz)",
                               hint="run the pipeline without --only so that detect and fit run first")
         self.model = ctx.components.face_model(ctx.fits.model_name)
+        own = self._settings(ctx)
         st = dict(self.settings(ctx))
         key = hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]
         cache = ctx.work_dir / f"young-{key}.npz"
+        young = _YoungStills(ctx, self.model, self._refs(ctx), own.detector)
+        jobs: list = []
         found = find_cached(ctx.work_dir, cache.name)
         if found is not None:
             d = np.load(found, allow_pickle=False)
@@ -272,32 +273,58 @@ class DigitalHumanMethod(BaseMethod):
             self.report = json.loads(str(d["report"]))
             log.info("digital_human: young identity and albedo from cache %s", found)
         else:
-            self._build_young(ctx, st, cache)
-            share_cached(cache)
-        if self._settings(ctx).mode == "plate":
-            self.shift = self._young_shift(ctx)
+            jobs.append(self._asset_job(ctx, st, young))
+        plans: dict[str, _FitPlan] = {}
+        if own.mode == "plate" and self._identity_file(ctx) is None:
+            calibrated = (self._refs(ctx) / "cameras.json").exists()
+            plans["young"] = self._fit_plan(ctx, own, "young", calibrated, young=young)
+            plans["performer"] = self._fit_plan(ctx, own, "performer", calibrated)
+            for plan in plans.values():
+                jobs.extend(plan.jobs)
+        results = iter(_run_work(ctx, jobs))
+        if found is None:
+            asset = next(results)
+            self.identity, self.texture, self.report = asset.identity, asset.texture, asset.report
+            from reconstruct.session import atomic_path
 
-    def _young_shift(self, ctx: MethodContext) -> np.ndarray:
+            with atomic_path(cache, suffix=".npz") as tmp:
+                np.savez_compressed(tmp, identity=self.identity, texture=self.texture, report=json.dumps(self.report))
+            share_cached(cache)
+        idents = {who: plan.finish([next(results) for _ in plan.jobs], own.shape_modes)
+                  for who, plan in plans.items()}
+        if own.mode == "plate":
+            self.shift = self._young_shift(ctx, idents.get("young"), idents.get("performer"))
+
+    def _identity_file(self, ctx: MethodContext) -> Path | None:
+        """The identity the user set (``digital_human.identity``, else ``identity.npy`` among the young stills)."""
+        ident = self._settings(ctx).identity
+        if ident is None and (self._refs(ctx) / "identity.npy").exists():
+            return self._refs(ctx) / "identity.npy"
+        return None if ident is None else Path(ident)
+
+    def _asset_job(self, ctx: MethodContext, st: dict, young: "_YoungStills"):
+        from .young import AssetJob
+
+        ident = self._identity_file(ctx)
+        return AssetJob(model=ctx.fits.model_name, scheme=young.scheme, found=tuple(young.found()),
+                        texture_size=st["texture_size"], n_identity=st["n_identity"], passes=st["passes"],
+                        identity=None if ident is None else np.load(ident), device=ctx.device)
+
+    def _young_shift(self, ctx: MethodContext, young: np.ndarray | None, today: np.ndarray | None) -> np.ndarray:
         """Young minus today's identity in the leading ``shape_modes``: each young still and each of a few of the
-        take's plates is fitted on its own, the same way (the still fit, same camera assumption, same modes); the
-        difference of the two means is kept per mode only as far as it stands out of the stills' own spread
-        (positive-part James-Stein shrinkage, ``d * max(0, 1 - se^2 / d^2)``), so that the warp carries the
-        change of age and not the noise of fitting a face from landmarks (two sets of stills of the *same* face
-        warp it by nothing). An identity set by the user (identity.npy / digital_human.identity) is taken as is,
-        against the take's own fitted identity. The per-mode figures go to ``self.report["shape"]``."""
+        take's plates is fitted on its own, the same way (the still fit, same camera assumption, same modes:
+        ``young`` and ``today``, (S, shape_modes) each); the difference of the two means is kept per mode only as
+        far as it stands out of the stills' own spread (positive-part James-Stein shrinkage,
+        ``d * max(0, 1 - se^2 / d^2)``), so that the warp carries the change of age and not the noise of fitting a
+        face from landmarks (two sets of stills of the *same* face warp it by nothing). An identity set by the user
+        (identity.npy / digital_human.identity) is taken as is, against the take's own fitted identity. The
+        per-mode figures go to ``self.report["shape"]``."""
         st = self._settings(ctx)
         n, k = self.model.n_identity, st.shape_modes
-        if self.report.get("identity_set_by_user"):
+        if self.report.get("identity_set_by_user") or young is None or today is None:
             shift = _pad(self.identity, n) - _pad(ctx.fits.identity, n)
             shift[k:] = 0.0
             return shift
-        refs = self._refs(ctx)
-        calibrated = (refs / "cameras.json").exists()
-        young = self._stills_identities(ctx, st, "young", lambda: read_young_refs(refs), calibrated,
-                                        refs_digest=True)
-        today = self._stills_identities(ctx, st, "performer",
-                                        lambda images=True: plate_stills(ctx, calibrated=calibrated, images=images),
-                                        calibrated, plates=True)
         d = young.mean(0) - today.mean(0)
         if len(young) >= 2 and len(today) >= 2:
             se2 = young.var(0, ddof=1) / len(young) + today.var(0, ddof=1) / len(today)
@@ -311,59 +338,58 @@ class DigitalHumanMethod(BaseMethod):
                  np.round(d, 2).tolist())
         return _pad(d * keep, n)
 
-    def _stills_identities(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, stills, calibrated: bool,
-                           refs_digest: bool = False, plates: bool = False) -> np.ndarray:
-        """(S, shape_modes) identities, one per still (``stills()``: read only when not cached), cached in the
-        method's work dir. ``plates``: the stills are the take's plates, whose landmarks the detect stage found
-        (``stills(images=False)``: without the images that only the detector would read)."""
+    def _fit_plan(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, calibrated: bool,
+                  young: "_YoungStills | None" = None, stills=None) -> "_FitPlan":
+        """The per-still identity fits of the young stills (``young``: their landmarks found once, shared with
+        the asset's build) or of the take's plates (their landmarks from the detect stage when it found them the
+        same way, else found here; ``stills``: a stand-in for :func:`plate_stills`): cached in the method's work
+        dir (the young stills' also for every take, keyed by their content), else the work items that fit them."""
         from reconstruct.hashing import json_digest
 
-        from .young import detector_class, stills_identity
+        from .young import StillFit, detector_class, pick_detector
 
-        source = (dict(self.settings(ctx))["young_refs"] if refs_digest else
+        shared = young is not None
+        source = (dict(self.settings(ctx))["young_refs"] if shared else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
         key = json_digest({"who": who, "source": source, "model": self.model.name,
                            "model_digest": _model_digest(ctx), "modes": st.shape_modes,
                            "detector": st.detector, "calibrated": calibrated, "version": 3})
         cache = ctx.work_dir / f"{who}-{key}.npy"
-        found = find_cached(ctx.work_dir, cache.name) if refs_digest else (cache if cache.exists() else None)
+        found = find_cached(ctx.work_dir, cache.name) if shared else (cache if cache.exists() else None)
         if found is not None:
-            return np.load(found, allow_pickle=False)
-        landmarks = None
-        if plates:
-            stills_seen = stills(images=False)
-            landmarks = detected_plate_landmarks(ctx, stills_seen, detector_class(ctx.components, self.model,
-                                                                                  st.detector))
-        stills = stills_seen if landmarks is not None else stills()
-        # the per-still fits spread over the run's workers (the stage's executor, when the caller gave one)
-        ident = stills_identity(self.model, stills, ctx.components, n_identity=st.shape_modes, detector=st.detector,
-                                each=True, executor=ctx.executor, model_name=ctx.fits.model_name,
-                                landmarks=landmarks)[:, :st.shape_modes]
-        from reconstruct.session import atomic_path
+            return _FitPlan(cache, shared, np.load(found, allow_pickle=False), [])
+        if shared:
+            scheme, marks = young.scheme, [(f.camera, f.points, f.conf) for f in young.found()]
+        else:
+            stills = stills or (lambda images=True: plate_stills(ctx, calibrated=calibrated, images=images))
+            seen = stills(images=False)
+            cls = detector_class(ctx.components, self.model, st.detector)
+            landmarks = detected_plate_landmarks(ctx, seen, cls)
+            if landmarks is None:  # the detect stage did not find them the same way: detect here
+                det = pick_detector(ctx.components, self.model, st.detector)
+                seen = stills()
+                landmarks = [det.detect(img) for _, img, _ in seen]
+            scheme = cls.scheme
+            marks = []
+            for (name, _, cam), r in zip(seen, landmarks):
+                if r is None:
+                    log.warning("digital_human: no face found in %s; skipped", name)
+                    continue
+                marks.append((cam, r[0], r[1]))
+            if not marks:
+                raise MethodError("no face was found in the take's plates for the performer's still fit",
+                                  hint="check the detect stage's report (out/detect/report.json)")
+        jobs = [StillFit(ctx.fits.model_name, scheme, c, p, q, st.shape_modes) for c, p, q in marks]
+        return _FitPlan(cache, shared, None, jobs)
 
-        with atomic_path(cache, suffix=".npy") as tmp:
-            np.save(tmp, ident, allow_pickle=False)
-        if refs_digest:  # keyed by the stills' content alone: any take of the same actor uses it
-            share_cached(cache)
-        return ident
-
-    def _build_young(self, ctx: MethodContext, st: dict, cache: Path) -> None:
-        from .young import build_young_asset
-
-        ident = self._settings(ctx).identity
-        refs_dir = self._refs(ctx)
-        if ident is None and (refs_dir / "identity.npy").exists():
-            ident = refs_dir / "identity.npy"
-        asset = build_young_asset(
-            self.model, read_young_refs(refs_dir), ctx.components, device=ctx.device,
-            texture_size=st["texture_size"], n_identity=st["n_identity"], passes=st["passes"],
-            identity=None if ident is None else np.load(ident), detector=self._settings(ctx).detector,
-            progress=ctx.progress)
-        self.identity, self.texture, self.report = asset.identity, asset.texture, asset.report
-        from reconstruct.session import atomic_path
-
-        with atomic_path(cache, suffix=".npz") as tmp:
-            np.savez_compressed(tmp, identity=self.identity, texture=self.texture, report=json.dumps(self.report))
+    def _stills_identities(self, ctx: MethodContext, st: DigitalHumanSettings, who: str, stills, calibrated: bool,
+                           refs_digest: bool = False, plates: bool = False) -> np.ndarray:
+        """(S, shape_modes) identities, one per still, as :meth:`prepare` makes them (:meth:`_fit_plan`, the
+        fits run on the run's workers): ``plates`` -- the take's plates (``stills(images=False)``), else the young
+        stills."""
+        young = None if plates else _YoungStills(ctx, self.model, self._refs(ctx), st.detector)
+        plan = self._fit_plan(ctx, st, who, calibrated, young=young, stills=stills if plates else None)
+        return plan.finish(_run_work(ctx, plan.jobs), st.shape_modes)
 
     # -- apply ---------------------------------------------------------------------------------------------------
     def apply(self, ctx: MethodContext, frame: FrameInput) -> FaceEdit:
@@ -398,6 +424,69 @@ class DigitalHumanMethod(BaseMethod):
             self._retoucher = PlateRetoucher(self.model, renderer, self.shift,
                                              None if skin is None else np.asarray(skin), st.plate_settings())
         return self._retoucher
+
+
+class _YoungStills:
+    """The young stills (:func:`read_young_refs`) and their landmarks (:func:`.young.find_landmarks`), read and
+    found once, on first use, for the asset's build and the per-still fits alike."""
+
+    def __init__(self, ctx: MethodContext, model, refs: Path, detector: str | None) -> None:
+        self._ctx, self._model, self._refs, self._detector = ctx, model, refs, detector
+        self._found: list | None = None
+
+    @property
+    def scheme(self) -> str:
+        from .young import detector_class
+
+        return detector_class(self._ctx.components, self._model, self._detector).scheme
+
+    def found(self) -> list:
+        if self._found is None:
+            from .young import find_landmarks, pick_detector
+
+            det = pick_detector(self._ctx.components, self._model, self._detector)
+            self._found = find_landmarks(read_young_refs(self._refs), det.detect)
+        return self._found
+
+
+@dataclass(slots=True)
+class _FitPlan:
+    """The per-still identity fits of one set of stills: cached (``ident``), or the work items that make them."""
+
+    cache: Path
+    shared: bool  # keyed by the stills' content: kept for every take (:func:`share_cached`)
+    ident: np.ndarray | None
+    jobs: list
+
+    def finish(self, results: list, modes: int) -> np.ndarray:
+        """(S, modes) identities: the cached ones, or the work items' ``results`` stacked and cached."""
+        if self.ident is not None:
+            return self.ident
+        from reconstruct.session import atomic_path
+
+        ident = np.stack(results)[:, :modes]
+        with atomic_path(self.cache, suffix=".npy") as tmp:
+            np.save(tmp, ident, allow_pickle=False)
+        if self.shared:
+            share_cached(self.cache)
+        return ident
+
+
+def _run_work(ctx: MethodContext, jobs: list) -> list:
+    """The preparation's work items (:func:`.young.prepare_work`) on the run's executor (one batch: the asset's
+    build beside the still fits), else in this process; results in the items' order."""
+    from .young import AssetJob, prepare_work
+
+    if not jobs:
+        return []
+    if ctx.executor is not None:
+        n = sum(not isinstance(j, AssetJob) for j in jobs)
+        what = ", ".join((["young asset"] if n < len(jobs) else []) + ([f"identity fits ({n} stills)"] if n else []))
+        return ctx.executor.map(prepare_work, jobs, description=what, resources=True)
+    from reconstruct.executors.resources import Resources
+
+    res = ctx.resources if ctx.resources is not None else Resources(ctx.components)
+    return [prepare_work(j, res) for j in jobs]
 
 
 def _model_digest(ctx: MethodContext) -> str | None:

@@ -29,7 +29,7 @@ from reconstruct.methods import FaceEdit
 from reconstruct.retouch import (Roi, SkinSettings, crop_camera, face_roi, face_warp, retouch_skin, warp_points,
                                  warp_region)
 from reconstruct.retouch.regions import region_weights
-from reconstruct.retouch.warp import geometry_scale
+from reconstruct.retouch.warp import geometry_scale, sampled_window
 from reconstruct.retouch.skin import adaptive_skin, tone_gain, weights_box
 
 LANDMARK_SCHEME = "mediapipe478"  # the scheme the intended landmark motion is given in (the report's detector's)
@@ -81,13 +81,15 @@ class PlateRetoucher:
             return FaceEdit(frame=frame, kind="image", image=np.zeros((0, 0, 3), np.float32),
                             mask=np.zeros((0, 0), np.float32), keep=np.zeros((0, 0), bool), blend="exact",
                             info={"mode": "plate", "face_visible": False})
-        image = plate.astype(np.float32) / np.float32(255.0)  # the whole frame: the warp samples past the roi
         iod = self._iod_px(new, camera)
         # the geometry (the warp's flow, the regions' masks: smooth at the scale of a face) at a resolution that
         # keeps the eyes >= 64 px apart; the pixels (resampling, skin) at the plate's
         scale = geometry_scale(iod)
         warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff, scale=scale)
-        region = warp_region(image, warp)  # (roi h, roi w, 3): everything after works on the face's roi only
+        # the plate as floats on the window the warp samples (the roi grown by the largest flow), not the frame
+        win = sampled_window(warp, (w, h), grow=2)
+        image = plate[win.slices].astype(np.float32) / np.float32(255.0)
+        region = warp_region(image, warp, origin=(win.x0, win.y0))  # (roi h, roi w, 3): the roi only from here
         masks, model_skin = self._masks(warp, new, camera, iod)
         plate_skin = self._plate_skin(region, model_skin, masks, iod)  # this face's skin colour: no beard
         skin = model_skin * plate_skin
@@ -104,11 +106,11 @@ class PlateRetoucher:
         box = _grown(roi, 2, (w, h))
         changed = np.zeros((box.h, box.w), bool)
         iy, ix = roi.y0 - box.y0, roi.x0 - box.x0
-        before = image[roi.slices]  # channel by channel: the same as ``(region != before).any(-1)``, ~5x faster
+        before = image[_within(roi, win)]  # channel by channel: ``(region != before).any(-1)``, ~5x faster
         changed[iy:iy + roi.h, ix:ix + roi.w] = ((region[..., 0] != before[..., 0]) | (region[..., 1] != before[..., 1])
                                                  | (region[..., 2] != before[..., 2]))
         mask = _grow(changed, 2)
-        out = image[box.slices].copy()
+        out = image[_within(box, win)].copy()
         out[iy:iy + roi.h, ix:ix + roi.w] = region
         info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(float(np.abs(warp.flow).max()), 3),
                 "iod_px": round(float(iod), 2), "tone_gain": None if gain is None else [round(float(x), 4) for x in gain],
@@ -193,6 +195,11 @@ def shape_weights(model, rings: int = 12) -> np.ndarray:
         reached = reached_next
     w = np.clip(1.0 - ring / (rings + 1.0), 0.0, 1.0)
     return w * w * (3.0 - 2.0 * w)
+
+
+def _within(roi: Roi, win: Roi) -> tuple[slice, slice]:
+    """The slices of ``roi`` in an array that holds the frame's window ``win`` (which contains ``roi``)."""
+    return slice(roi.y0 - win.y0, roi.y0 - win.y0 + roi.h), slice(roi.x0 - win.x0, roi.x0 - win.x0 + roi.w)
 
 
 def _grown(roi: Roi, px: int, size: tuple[int, int]) -> Roi:

@@ -96,9 +96,10 @@ def _sample(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def unwrap_still(model, raster: UVRaster, vertices: np.ndarray, cam: CameraModel, radiance: np.ndarray,
-                 renderer, shading_fn, edge_px: float = 4.0, skin: np.ndarray | None = None
+                 renderer, shading_fn, edge_px: float = 4.0, skin: np.ndarray | None = None, fragments=None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Albedo (S, S, 3) and weight (S, S) contributed by one still.
+    """Albedo (S, S, 3) and weight (S, S) contributed by one still: :func:`still_samples` divided by
+    ``shading_fn`` (:meth:`StillSamples.unwrap`).
 
     Args:
         vertices: (V, 3) world vertices of the face in this still. radiance: (H, W, 3) linear RGB still.
@@ -107,12 +108,46 @@ def unwrap_still(model, raster: UVRaster, vertices: np.ndarray, cam: CameraModel
         skin: (H, W) in [0, 1], how much each still pixel is this face's skin: texels of the model's skin region
             take the still only where it shows skin (a fringe of hair, a beard or a hand over the face never bakes
             into the albedo; the holes are filled from the neighbours).
+        fragments: ``renderer.rasterize(vertices, model.triangles, cam)`` when the caller has it.
     """
+    if fragments is None:
+        fragments = renderer.rasterize(vertices, model.triangles, cam)
+    return still_samples(model, raster, vertices, cam, radiance, fragments, edge_px, skin).unwrap(shading_fn)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StillSamples:
+    """What one still gives the texels whatever its lighting (the geometry, visibility and colours that
+    :func:`unwrap_still` divides by the shading): ``weight`` (S, S) float32 as :func:`unwrap_still` returns it,
+    the UV layout's ``mask``, and for the texels with a weight (``good``, over the mask's texels) their unit
+    normals (G, 3) and the still's radiance there (G, 3) float32."""
+
+    weight: np.ndarray
+    mask: np.ndarray
+    good: np.ndarray
+    normals: np.ndarray
+    radiance: np.ndarray
+
+    def unwrap(self, shading_fn) -> tuple[np.ndarray, np.ndarray]:
+        """Albedo (S, S, 3) and weight (S, S): the radiance divided by ``shading_fn(normals)``."""
+        S = self.mask.shape[0]
+        albedo = np.zeros((S, S, 3), np.float32)
+        if self.good.any():
+            shd = np.maximum(shading_fn(self.normals), 1e-3)
+            a = np.zeros((len(self.good), 3), np.float32)
+            a[self.good] = self.radiance / shd
+            albedo[self.mask] = a
+        return albedo, self.weight
+
+
+def still_samples(model, raster: UVRaster, vertices: np.ndarray, cam: CameraModel, radiance: np.ndarray,
+                  fragments, edge_px: float = 4.0, skin: np.ndarray | None = None) -> StillSamples:
+    """The lighting-independent part of :func:`unwrap_still` (computed once per still, used by every pass)."""
     import cv2
 
     from reconstruct.render.shading import vertex_normals
 
-    frags = renderer.rasterize(vertices, model.triangles, cam)
+    frags = fragments
     m = raster.mask
     tri = model.triangles[raster.triangle[m]]  # (P, 3)
     b = raster.bary[m].astype(np.float64)
@@ -145,17 +180,14 @@ def unwrap_still(model, raster: UVRaster, vertices: np.ndarray, cam: CameraModel
         s[inside] = skin[vi[inside], ui[inside]]
         w = np.where(on_skin, w * np.clip((s - 0.3) / 0.4, 0.0, 1.0), w)
     S = raster.triangle.shape[0]
-    albedo = np.zeros((S, S, 3), np.float32)
     weight = np.zeros((S, S), np.float32)
     good = w > 0
     if good.any():
-        rad = _sample(np.ascontiguousarray(radiance, np.float32), uv[good])
-        shd = np.maximum(shading_fn(n[good]), 1e-3)
-        a = np.zeros((len(X), 3), np.float32)
-        a[good] = rad / shd
-        albedo[m] = a
         weight[m] = w
-    return albedo, weight
+        rad = _sample(np.ascontiguousarray(radiance, np.float32), uv[good])
+    else:
+        rad = np.zeros((0, 3), np.float32)
+    return StillSamples(weight=weight, mask=m, good=good, normals=n[good], radiance=rad)
 
 
 def merge_views(albedos: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

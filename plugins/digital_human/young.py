@@ -11,7 +11,7 @@ import numpy as np
 from reconstruct.errors import MethodError
 
 from .identity import fit_identity_to_stills
-from .texture import fill_holes, merge_views, unwrap_still, uv_raster
+from .texture import fill_holes, merge_views, still_samples, uv_raster
 
 log = logging.getLogger(__name__)
 
@@ -58,52 +58,90 @@ def build_young_asset(*args, **kwargs) -> YoungAsset:
 
 
 def _build(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, device: str = "cpu",
-                      texture_size: int = 512, n_identity: int = 40, passes: int = 2,
-                      identity: np.ndarray | None = None, detector: str | None = None, progress=None,
-                      renderer=None) -> YoungAsset:
-    """Identity (fitted or given) and UV albedo from ``stills`` ((name, RGB uint8, camera) triples)."""
-    from reconstruct.render import Lighting, Mesh, get_renderer, srgb_to_linear
+           texture_size: int = 512, n_identity: int = 40, passes: int = 2,
+           identity: np.ndarray | None = None, detector: str | None = None, progress=None,
+           renderer=None) -> YoungAsset:
+    """Identity (fitted or given) and UV albedo from ``stills`` ((name, RGB uint8, camera) triples): their
+    landmarks (:func:`find_landmarks`), then :func:`asset_from_landmarks`."""
+    from reconstruct.render import get_renderer
+
+    det = pick_detector(components, model, detector)
+    found = find_landmarks(stills, det.detect)
+    return asset_from_landmarks(model, det.scheme, found, renderer or get_renderer(components, "auto", device),
+                                texture_size=texture_size, n_identity=n_identity, passes=passes, identity=identity)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FoundStill:
+    """A still with a face: its name, RGB uint8 image, camera, landmarks (N, 2) and their confidences (N,)."""
+
+    name: str
+    image: np.ndarray
+    camera: Any
+    points: np.ndarray
+    conf: np.ndarray
+
+
+def find_landmarks(stills: Sequence[tuple[str, np.ndarray, Any]], detect) -> list[FoundStill]:
+    """The stills in which ``detect(image)`` (a detector's ``detect``) finds a face, with their landmarks; the
+    others are skipped with a warning. Raises MethodError when none has one."""
+    out = []
+    for name, img, cam in stills:
+        r = detect(img)
+        if r is None:
+            log.warning("digital_human: no face found in young reference %s; skipped", name)
+            continue
+        out.append(FoundStill(name, img, cam, r[0], r[1]))
+    if not out:
+        raise MethodError("no face was found in any young reference still",
+                          hint="use sharp, well-lit stills where the face covers a good part of the frame")
+    return out
+
+
+def asset_from_landmarks(model, scheme: str, found: Sequence[FoundStill], renderer, *, texture_size: int = 512,
+                         n_identity: int = 40, passes: int = 2, identity: np.ndarray | None = None) -> YoungAsset:
+    """The young asset from stills whose landmarks were found (:func:`find_landmarks`): one identity fitted to
+    all of them (or ``identity``), each still's lighting and albedo unwrapped, ``passes`` times."""
+    from reconstruct.render import Lighting, Mesh, srgb_to_linear
+    from reconstruct.render.base import shade
     from reconstruct.render.lighting import estimate_sh_lighting
 
     if not len(model.uvs):
         raise MethodError(f"face model {model.name!r} has no UV layout; the young albedo is unwrapped into UV space")
-    det = pick_detector(components, model, detector)
-    names, cams, pts, confs, imgs = [], [], [], [], []
-    for name, img, cam in stills:
-        r = det.detect(img)
-        if r is None:
-            log.warning("digital_human: no face found in young reference %s; skipped", name)
-            continue
-        names.append(name), cams.append(cam), pts.append(r[0]), confs.append(r[1]), imgs.append(img)
-    if not names:
-        raise MethodError("no face was found in any young reference still",
-                          hint="use sharp, well-lit stills where the face covers a good part of the frame")
-    fit = fit_identity_to_stills(model, det.scheme, cams, pts, confs, n_identity=n_identity, identity=identity)
-    renderer = renderer or get_renderer(components, "auto", device)
+    names = [f.name for f in found]
+    cams = [f.camera for f in found]
+    imgs = [f.image for f in found]
+    fit = fit_identity_to_stills(model, scheme, cams, [f.points for f in found], [f.conf for f in found],
+                                 n_identity=n_identity, identity=identity)
     raster = uv_raster(model.uvs, model.triangle_uvs, texture_size)
     lins = [srgb_to_linear(im.astype(np.float32) / 255.0) for im in imgs]
     verts = [fit.vertices(model, i) for i in range(len(names))]
-    skins = [_still_skin(model, renderer, v, c, im) for v, c, im in zip(verts, cams, imgs)]
+    # each still's face is seen the same way in every pass: rasterised once, and what the unwrap takes from the
+    # still (visibility, weights, colours) found once; a pass only shades and divides
+    frags = [renderer.rasterize(v, model.triangles, c) for v, c in zip(verts, cams)]
+    skins = [_still_skin(model, f, im) for f, im in zip(frags, imgs)]
+    samples = [still_samples(model, raster, v, c, lin, f, skin=sk)
+               for v, c, lin, f, sk in zip(verts, cams, lins, frags, skins)]
     albedo = None
     lighting_rms: list[float] = []
+
+    def unwrap(i: int, albedo):
+        if albedo is None:
+            mesh = Mesh(verts[i], model.triangles, vertex_colors=np.full((model.n_vertices, 3), 0.5, np.float32))
+        else:
+            mesh = Mesh(verts[i], model.triangles, uvs=model.uvs, triangle_uvs=model.triangle_uvs, texture=albedo)
+        out = shade(frags[i], mesh, Lighting(ambient=np.ones(3)))  # renderer.render without rasterising again
+        m = out.mask
+        est = estimate_sh_lighting(lins[i][m], out.albedo[m], out.normals[m])
+        return samples[i].unwrap(est.lighting.irradiance), est.rms
+
     for p in range(max(1, passes)):
-        albs, ws, lighting_rms = [], [], []
-        for i, cam in enumerate(cams):
-            if albedo is None:
-                mesh = Mesh(verts[i], model.triangles, vertex_colors=np.full((model.n_vertices, 3), 0.5, np.float32))
-            else:
-                mesh = Mesh(verts[i], model.triangles, uvs=model.uvs, triangle_uvs=model.triangle_uvs, texture=albedo)
-            out = renderer.render(mesh, cam, Lighting(ambient=np.ones(3)))
-            m = out.mask
-            est = estimate_sh_lighting(lins[i][m], out.albedo[m], out.normals[m])
-            lighting_rms.append(est.rms)
-            a, w = unwrap_still(model, raster, verts[i], cam, lins[i], renderer, est.lighting.irradiance,
-                                skin=skins[i])
-            albs.append(a), ws.append(w)
-        merged, wsum = merge_views(albs, ws)
+        done = [unwrap(i, albedo) for i in range(len(cams))]
+        lighting_rms = [rms for _, rms in done]
+        merged, wsum = merge_views([a for (a, _), _ in done], [w for (_, w), _ in done])
         albedo = np.clip(fill_holes(merged, wsum), 0.0, 1.0)
         log.info("digital_human: albedo pass %d, %.1f%% of the UV layout seen", p, 100 * (wsum > 0).mean())
-    skin_rgb = _skin_colour(model, renderer, verts, cams, imgs)
+    skin_rgb = _skin_colour(model, frags, imgs)
     report = {"stills": names, "rms_px": [round(float(x), 3) for x in fit.residual_px],
               "skin_rgb": None if skin_rgb is None else [round(float(x), 5) for x in skin_rgb],
               "lighting_rms": [round(float(x), 5) for x in lighting_rms],
@@ -112,19 +150,55 @@ def _build(model, stills: Sequence[tuple[str, np.ndarray, Any]], components, *, 
     return YoungAsset(identity=fit.identity, texture=albedo.astype(np.float32), report=report)
 
 
-def _skin_colour(model, renderer, verts, cams, imgs) -> np.ndarray | None:
+@dataclass(frozen=True, slots=True, eq=False)
+class AssetJob:
+    """The young asset's build as a work item (picklable: it runs in a ``--jobs`` worker beside the per-still
+    identity fits, :class:`StillFit`): the registered face model's name, the landmark scheme, the stills with
+    their landmarks (found in the driver: MediaPipe does not survive a fork of a process that ran it) and the
+    build's settings."""
+
+    model: str
+    scheme: str
+    found: tuple
+    texture_size: int
+    n_identity: int
+    passes: int
+    identity: np.ndarray | None
+    device: str
+
+
+def build_asset(job: AssetJob, res) -> YoungAsset:
+    """:func:`asset_from_landmarks` for ``job`` with the worker's model and renderer (single-threaded BLAS)."""
+    from threadpoolctl import threadpool_limits
+
+    from reconstruct.render import get_renderer
+
+    model = res.get(("face_model", job.model), lambda: res.face_model(job.model))
+    renderer = res.get(("renderer", "auto", job.device), lambda: get_renderer(res.components, "auto", job.device))
+    with threadpool_limits(1):
+        return asset_from_landmarks(model, job.scheme, job.found, renderer, texture_size=job.texture_size,
+                                    n_identity=job.n_identity, passes=job.passes, identity=job.identity)
+
+
+def prepare_work(job, res):
+    """One work item of the method's preparation: an :class:`AssetJob` or a :class:`StillFit` (module-level: it
+    runs in the run's workers)."""
+    return build_asset(job, res) if isinstance(job, AssetJob) else fit_still(job, res)
+
+
+def _skin_colour(model, frags, imgs) -> np.ndarray | None:
     """Mean sRGB colour (in [0, 1]) of the young skin over all stills: pixels where the fitted young face shows the
-    model's skin region *and* the still's colour is skin (never hair, brows, beard or background)."""
+    model's skin region *and* the still's colour is skin (never hair, brows, beard or background). ``frags``: the
+    fitted face rasterised through each still's camera."""
     from reconstruct.composite.mask import skin_from_color
 
     skin_v = model.regions.get("skin")
     total, n = np.zeros(3), 0
-    for v, cam, img in zip(verts, cams, imgs):
-        frags = renderer.rasterize(v, model.triangles, cam)
-        m = frags.mask
+    for f, img in zip(frags, imgs):
+        m = f.mask
         if skin_v is not None:
             m = m.copy()
-            m[m] = np.asarray(skin_v, bool)[model.triangles[frags.triangle[m]]].all(axis=1)
+            m[m] = np.asarray(skin_v, bool)[model.triangles[f.triangle[m]]].all(axis=1)
         m &= skin_from_color(img)
         if m.sum() < 50:
             continue
@@ -198,12 +272,11 @@ def stills_identity(model, stills: Sequence[tuple[str, np.ndarray, Any]], compon
         return fit_identity_to_stills(model, scheme, cams, pts, confs, n_identity=n_identity).identity
 
 
-def _still_skin(model, renderer, vertices, cam, img) -> np.ndarray:
-    """(H, W) in [0, 1]: where a still shows this face's own skin (colour learned on the fitted face's skin region;
-    :func:`reconstruct.retouch.skin.adaptive_skin`)."""
+def _still_skin(model, frags, img) -> np.ndarray:
+    """(H, W) in [0, 1]: where a still shows this face's own skin (colour learned on the fitted face's skin region,
+    ``frags`` its rasterisation; :func:`reconstruct.retouch.skin.adaptive_skin`)."""
     from reconstruct.retouch.skin import adaptive_skin
 
-    frags = renderer.rasterize(vertices, model.triangles, cam)
     prior = frags.mask.copy()
     skin_v = model.regions.get("skin")
     if skin_v is not None:

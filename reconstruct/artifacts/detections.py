@@ -2,16 +2,19 @@
 
 File ``out/detect/landmarks.npz`` (:data:`FILE`): ``frames`` (T,) int32 output frame numbers (rows of sync.csv),
 ``cameras`` (C,) names, ``points`` (T, C, N, 2) float32 distorted pixel coordinates (NaN where nothing was
-detected or the camera had no frame), ``confidence`` (T, C, N) float32 in [0, 1], ``found`` (T, C) bool, and the
-``scheme`` (``mediapipe478``, ``ibug68``) and ``detector`` names.
+detected or the camera had no frame), ``confidence`` (T, C, N) float32 in [0, 1], ``found`` (T, C) bool, the
+``scheme`` (``mediapipe478``, ``ibug68``) and ``detector`` names, and ``detector_options``: the options the detector
+was built with (JSON; ``{}``: its defaults), so that a later stage can tell whether a detector it builds would find
+the same landmarks. Files written before it was recorded have none (``Detections.detector_options`` is None).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -49,6 +52,7 @@ class Detections:
     found: np.ndarray
     scheme: str
     detector: str
+    detector_options: Mapping[str, Any] | None = None  # how the detector was built; None: not recorded
 
     def __post_init__(self) -> None:
         T, C = len(self.frames), len(self.cameras)
@@ -77,7 +81,8 @@ class Detections:
         r = np.arange(len(self)) if rows is None else np.asarray(rows)
         k = list(range(len(self.cameras))) if cameras is None else [self.cameras.index(c) for c in cameras]
         return Detections(self.frames[r], tuple(self.cameras[i] for i in k), self.points[r][:, k],
-                          self.confidence[r][:, k], self.found[r][:, k], self.scheme, self.detector)
+                          self.confidence[r][:, k], self.found[r][:, k], self.scheme, self.detector,
+                          self.detector_options)
 
     def for_camera(self, camera: str) -> HeroLandmarks | None:
         """``camera``'s landmarks per frame where it found a face (None when the camera is not in the result)."""
@@ -89,11 +94,13 @@ class Detections:
         return HeroLandmarks(self.scheme, MappingProxyType(pts))
 
     def save(self, path: Path) -> None:
+        extra = ({} if self.detector_options is None else
+                 {"detector_options": np.array(json.dumps(dict(self.detector_options), sort_keys=True))})
         with atomic_path(Path(path), suffix=".npz") as tmp:
             np.savez_compressed(tmp, frames=np.asarray(self.frames, np.int32),
                                 cameras=np.array(self.cameras, dtype=str), points=self.points,
                                 confidence=self.confidence, found=self.found, scheme=np.array(self.scheme),
-                                detector=np.array(self.detector))
+                                detector=np.array(self.detector), **extra)
 
     @classmethod
     def load(cls, path: Path) -> "Detections":
@@ -101,6 +108,7 @@ class Detections:
         if not path.exists():
             raise StageError(f"{path} does not exist", hint="run the detect stage first")
         with np.load(path, allow_pickle=False) as d:
+            options = json.loads(str(d["detector_options"])) if "detector_options" in d.files else None
             return cls(frames=d["frames"], cameras=tuple(str(c) for c in d["cameras"]), points=d["points"],
                        confidence=d["confidence"], found=d["found"], scheme=str(d["scheme"]),
-                       detector=str(d["detector"]))
+                       detector=str(d["detector"]), detector_options=options)

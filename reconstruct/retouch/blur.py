@@ -59,3 +59,40 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     for size in reversed(sizes):
         x = cv2.pyrUp(x, dstsize=size)
     return np.ascontiguousarray(x[py:py + h, px:px + w])
+
+
+#: x offsets of a window are multiples of this: OpenCV's filters run in SIMD lanes along rows, and a pixel's sum
+#: is rounded the same way only at the same position within them
+_ROW_ALIGN = 32
+
+
+def blur_reach(sigma: float) -> int:
+    """How far (px) a value of :func:`gaussian_blur` can depend on the image: the direct kernel's 4 sigma (OpenCV's
+    float kernel) and a pixel; on the pyramid also 4 steps of its coarsest level (the binomial filters' own reach)."""
+    k = pyramid_levels(float(sigma))
+    return int(np.ceil(4 * sigma)) + (4 * 2 ** k if k else 0) + 2
+
+
+def blur_window(shape: tuple[int, ...], box: tuple[slice, slice], sigma: float) -> tuple[tuple[slice, slice],
+                                                                                          tuple[slice, slice]]:
+    """``(window, inner)``: slices of an array of ``shape`` and of its window such that
+    ``gaussian_blur(image[window], sigma)[inner]`` is ``gaussian_blur(image, sigma)[box]`` bit for bit, with the
+    window as small as that allows: ``box`` grown by the blur's reach (the direct kernel's 4 sigma; on the pyramid
+    also 4 steps of its coarsest level), the start aligned to the pyramid's coarsest step (rows) and to OpenCV's
+    vector width (columns), clipped to the array (where the array's own border is the window's)."""
+    step = 2 ** pyramid_levels(float(sigma))
+    m = blur_reach(sigma)
+    out = []
+    for sl, n, a in ((box[0], shape[0], step), (box[1], shape[1], max(step, _ROW_ALIGN))):
+        lo = max(0, (sl.start - m) // a * a)
+        hi = min(n, sl.stop + m)
+        out.append((lo, hi))
+    (y0, y1), (x0, x1) = out
+    return (slice(y0, y1), slice(x0, x1)), (slice(box[0].start - y0, box[0].stop - y0),
+                                            slice(box[1].start - x0, box[1].stop - x0))
+
+
+def gaussian_blur_box(image: np.ndarray, sigma: float, box: tuple[slice, slice]) -> np.ndarray:
+    """``gaussian_blur(image, sigma)[box]`` (the same numbers) computed on the window :func:`blur_window` gives."""
+    window, inner = blur_window(image.shape, box, sigma)
+    return gaussian_blur(np.ascontiguousarray(image[window]), sigma)[inner]

@@ -44,13 +44,16 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
 
 
-def band(image: np.ndarray, lo_px: float, hi_px: float) -> np.ndarray:
-    """Difference of Gaussians ``G(lo) * image - G(hi) * image`` (the detail between the two scales)."""
-    from .blur import gaussian_blur
+def band(image: np.ndarray, lo_px: float, hi_px: float, box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Difference of Gaussians ``G(lo) * image - G(hi) * image`` (the detail between the two scales); with ``box``
+    only ``band(image, lo_px, hi_px)[box]``, computed on the part of the image it depends on (the same numbers:
+    :func:`.blur.gaussian_blur_box`)."""
+    from .blur import gaussian_blur, gaussian_blur_box
 
-    a = gaussian_blur(image, max(lo_px, 0.3))
-    b = gaussian_blur(image, max(hi_px, lo_px * 1.5, 0.5))
-    return a - b
+    lo, hi = max(lo_px, 0.3), max(hi_px, lo_px * 1.5, 0.5)
+    if box is not None:
+        return gaussian_blur_box(image, lo, box) - gaussian_blur_box(image, hi, box)
+    return gaussian_blur(image, lo) - gaussian_blur(image, hi)
 
 
 def _suppress(b: np.ndarray) -> np.ndarray:
@@ -75,8 +78,9 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     out = np.asarray(image, np.float32).copy()
     if skin is None:
         skin = np.max(np.stack(list(masks.values())), axis=0) if masks else np.zeros(out.shape[:2], np.float32)
-    # every step changes only pixels with a weight: the bands are blurs of the whole image (their context), the
-    # per-pixel arithmetic runs on the weights' bounding box only (the same values, a fraction of the pixels)
+    # every step changes only pixels with a weight: the bands are blurs of the image (their context) computed for
+    # the weights' bounding box (on the part of the image they reach), and so is the per-pixel arithmetic (the
+    # same values, a fraction of the pixels)
     box = weights_box([skin, *masks.values()])
     if box is None:
         return np.clip(out, 0.0, 1.0)
@@ -89,12 +93,12 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
             if k == kind and region in masks:
                 w = np.maximum(w, settings.strength(region) * masks[region][box])
         if w.any():
-            delta += w * _suppress(band(y, lo * iod_px, hi * iod_px)[box])
+            delta += w * _suppress(band(y, lo * iod_px, hi * iod_px, box))
     ob -= delta[..., None]
     sb = skin[box]
     if settings.spots > 0 and sb.any():
         lo, hi = SPOT_BAND
-        b = band(out, lo * iod_px, hi * iod_px)[box]
+        b = band(out, lo * iod_px, hi * iod_px, box)
         ob -= settings.spots * sb[..., None] * (b / (1.0 + (b / EDGE_CONTRAST) ** 2))
     if tone_gain is not None and settings.tone > 0 and sb.any():
         g = 1.0 + settings.tone * (np.asarray(tone_gain, np.float32) - 1.0)

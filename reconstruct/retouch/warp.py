@@ -140,18 +140,33 @@ def jacobian_det(flow: np.ndarray) -> np.ndarray:
 
 def relax_folds(flow: np.ndarray, sigma: float, min_det: float = 0.5, rounds: int = 6) -> np.ndarray:
     """Smooth the flow where it folds or squeezes (``det < min_det``: at silhouettes that move, the nostrils, the
-    lips), locally and repeatedly, so that the warp never doubles a stretch of the plate into a crease."""
+    lips), locally and repeatedly, so that the warp never doubles a stretch of the plate into a crease.
+
+    Each round works on the box where it can change the flow: the folding pixels' bounding box grown by the
+    dilation and the blur's reach (the zone is exactly 0 past it), its blurs computed on the window they read
+    (:func:`.blur.blur_window`) -- the same numbers as blurring the whole flow."""
     import cv2
 
+    from .blur import blur_reach, blur_window, gaussian_blur_box
+
     flow = flow.copy()
+    h, w = flow.shape[:2]
+    iters = max(1, int(sigma))
+    reach = iters + blur_reach(sigma)  # how far from a folding pixel the zone can be non-zero
     for _ in range(rounds):
         bad = jacobian_det(flow) < min_det
-        if not bad.any():
+        rows, cols = np.flatnonzero(bad.any(1)), np.flatnonzero(bad.any(0))
+        if not len(rows):
             break
-        zone = gaussian_blur(cv2.dilate(bad.astype(np.float32), np.ones((3, 3), np.uint8),
-                                        iterations=max(1, int(sigma))), sigma)
-        smooth = gaussian_blur(flow, sigma)
-        flow += np.clip(zone, 0, 1)[..., None] * (smooth - flow)
+        zone_box = (slice(max(int(rows[0]) - reach, 0), min(int(rows[-1]) + 1 + reach, h)),
+                    slice(max(int(cols[0]) - reach, 0), min(int(cols[-1]) + 1 + reach, w)))
+        # the folds dilated on the window the zone's blur reads (it holds every folding pixel)
+        window, inner = blur_window(bad.shape, zone_box, sigma)
+        grown = cv2.dilate(bad[window].astype(np.float32), np.ones((3, 3), np.uint8), iterations=iters)
+        zone = gaussian_blur(grown, sigma)[inner]
+        smooth = gaussian_blur_box(flow, sigma, zone_box)
+        f = flow[zone_box]
+        f += np.clip(zone, 0, 1)[..., None] * (smooth - f)
     return flow
 
 
@@ -166,14 +181,18 @@ def apply_warp(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
     return out
 
 
-def warp_region(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
+def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """``apply_warp(image, warp)[warp.roi.slices]`` without copying the whole frame: the (h, w[, C]) float32 region
-    of the warped frame (``image`` is the whole frame: the warp samples it outside the region too)."""
+    of the warped frame. ``image`` is the whole frame (the warp samples it outside the region too), or a window of
+    it whose pixel (0, 0) is the frame's ``origin = (x, y)`` and that holds the roi and every pixel the warp
+    samples (the roi grown by the largest flow and the Lanczos kernel's 4 px, :func:`sampled_window`): the same
+    values."""
     import cv2
 
     src = np.asarray(image, np.float32)
     r = warp.roi
-    out = np.array(src[r.slices], np.float32)
+    ox, oy = int(origin[0]), int(origin[1])
+    out = np.array(src[r.y0 - oy:r.y0 - oy + r.h, r.x0 - ox:r.x0 - ox + r.w], np.float32)
     if r.empty:
         return out
     moved = warp.moved
@@ -186,9 +205,25 @@ def warp_region(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
     gy = np.arange(y0, y1, dtype=np.float32)[:, None]
     map_x = gx + warp.flow[y0:y1, x0:x1, 0] + r.x0
     map_y = gy + warp.flow[y0:y1, x0:x1, 1] + r.y0
+    if ox:  # exact: a float32 coordinate >= ox minus the integer ox is representable
+        map_x -= ox
+    if oy:
+        map_y -= oy
     res = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
     np.copyto(out[y0:y1, x0:x1], res, where=moved[y0:y1, x0:x1, None])
     return out
+
+
+def sampled_window(warp: FaceWarp, size: tuple[int, int], grow: int = 0) -> Roi:
+    """The window of a frame of ``size = (W, H)`` that :func:`warp_region` reads: the roi grown by ``grow`` and by
+    the largest flow plus the Lanczos kernel's reach (4 px) and a pixel, clipped to the frame."""
+    r = warp.roi
+    W, H = size
+    reach = int(np.ceil(float(np.abs(warp.flow).max()))) + 6 if warp.flow.size else 0
+    m = max(reach, int(grow))
+    x0, y0 = max(r.x0 - m, 0), max(r.y0 - m, 0)
+    x1, y1 = min(r.x0 + r.w + m, W), min(r.y0 + r.h + m, H)
+    return Roi(x0, y0, x1 - x0, y1 - y0)
 
 
 def warp_points(points: np.ndarray, warp: FaceWarp, iterations: int = 12) -> np.ndarray:

@@ -60,18 +60,51 @@ def test_the_detect_stage_found_what_the_detector_finds_on_the_plates(take):
         det.close()
 
 
-def test_other_detect_options_or_detector_fall_back_to_detecting(take):
+def test_a_detector_built_otherwise_or_not_recorded_falls_back_to_detecting(take, monkeypatch):
+    """The detect stage records how it built its detector (``Detections.detector_options``); the method takes the
+    plates' landmarks from it only when that detector was built as the method builds its own (no options) --
+    one source of truth, the detect stage's own ``DetectSettings.detector_kwargs()``, instead of a list of
+    ``detect.*`` options kept beside it. A result written before the record: the method detects (safe)."""
+    from dataclasses import replace
+
     from deage_plugins.digital_human.method import detected_plate_landmarks, plate_stills
     from deage_plugins.landmarks import MediaPipeFaceMesh
+    from reconstruct.artifacts import Detections
+    from reconstruct.artifacts.detections import FILE
 
-    mctx = _context(take, {"detect.crop_px": "256"})
-    assert detected_plate_landmarks(mctx, plate_stills(mctx), MediaPipeFaceMesh) is None
+    mctx = _context(take)
+    stills = plate_stills(mctx)
+    real = Detections.load(mctx.session.stage_dir("detect") / FILE)
+    assert real.detector_options == {}  # the stage built its detector with its defaults, and said so
+    assert detected_plate_landmarks(mctx, stills, MediaPipeFaceMesh) is not None
+    for options in ({"crop_px": 256}, {"yunet": "none"}, None):  # None: a session detected before the record
+        monkeypatch.setattr(Detections, "load", classmethod(lambda cls, path, o=options: replace(real,
+                                                                                          detector_options=o)))
+        assert detected_plate_landmarks(mctx, stills, MediaPipeFaceMesh) is None, options
+    monkeypatch.undo()
 
     class Other(MediaPipeFaceMesh):
         name = "other"
 
-    mctx = _context(take)
-    assert detected_plate_landmarks(mctx, plate_stills(mctx), Other) is None
+    assert detected_plate_landmarks(mctx, stills, Other) is None
+
+
+def test_the_detector_options_are_kept_in_the_file(tmp_path):
+    """Saved and loaded with the landmarks; a file without them (written before) loads with None."""
+    from dataclasses import replace
+
+    from reconstruct.artifacts import Detections
+
+    det = Detections(np.arange(2, dtype=np.int32), ("hero",), np.zeros((2, 1, 5, 2), np.float32),
+                     np.ones((2, 1, 5), np.float32), np.ones((2, 1), bool), "ibug68", "x",
+                     detector_options={"crop_px": 256, "yunet": "none"})
+    det.save(tmp_path / "a.npz")
+    assert Detections.load(tmp_path / "a.npz").detector_options == {"crop_px": 256, "yunet": "none"}
+    assert det.select(rows=[1]).detector_options == det.detector_options
+    replace(det, detector_options=None).save(tmp_path / "old.npz")
+    with np.load(tmp_path / "old.npz") as d:
+        assert "detector_options" not in d.files  # the layout of a file written before the record
+    assert Detections.load(tmp_path / "old.npz").detector_options is None
 
 
 @pytest.mark.parametrize("calibrated", [False, True])
@@ -102,3 +135,36 @@ def test_the_performer_fits_run_no_detector(take, monkeypatch, calibrated):
                                     lambda images=True: plate_stills(mctx, calibrated=calibrated, images=images),
                                     calibrated, plates=True)
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_cold_preparation_is_one_batch_on_the_workers(take, tmp_path, monkeypatch):
+    """Cold (no cache anywhere), the young asset's build and the per-still identity fits (the young stills' and the
+    plates') go to the run's workers as one batch, so that both cores work (issue 16; before, the asset was built
+    in the driver alone, then the two sets of fits were two batches), and the preparation gives what it gives in
+    process, bit for bit: identity, albedo, report, the young shape change."""
+    from dataclasses import replace
+
+    from deage_plugins.digital_human.method import DigitalHumanMethod
+    from reconstruct.synth.young import render_young_refs
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_dh_parallel_fits import Recording
+
+    refs = render_young_refs(take, tmp_path / "young", stills=3, size=320)
+    mctx = _context(take, {"digital_human.young_refs": str(refs)})
+    monkeypatch.setenv("DEAGE_METHOD_CACHE_DIR", str(tmp_path / "shared-here"))
+    here = DigitalHumanMethod()
+    here.prepare(replace(mctx, work_dir=tmp_path / "here", executor=None))
+    monkeypatch.setenv("DEAGE_METHOD_CACHE_DIR", str(tmp_path / "shared-there"))
+    ex = Recording(mctx.components)
+    there = DigitalHumanMethod()
+    try:
+        there.prepare(replace(mctx, work_dir=tmp_path / "there", executor=ex))
+    finally:
+        ex.close()
+    assert ex.calls == [("prepare_work", 1 + 3 + 6)]  # the asset, 3 young stills, 6 plates: one batch
+    np.testing.assert_array_equal(there.identity, here.identity)
+    np.testing.assert_array_equal(there.texture, here.texture)
+    np.testing.assert_array_equal(there.shift, here.shift)
+    assert there.report == here.report and here.report["shape"]["young_stills"] == 3
+    assert np.abs(here.identity).max() > 0.05 and here.texture.std() > 0.01  # real fits (measured 4.38, 0.141)

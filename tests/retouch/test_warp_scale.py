@@ -5,6 +5,7 @@ box gives the very same pixels."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reconstruct.camera import CameraModel
 from reconstruct.retouch import face_roi, face_warp
@@ -101,3 +102,79 @@ def test_skin_retouch_on_the_weights_box_is_the_whole_image_computation():
     got = retouch_skin(img, masks, iod, s, skin=skin, tone_gain=gain)
     np.testing.assert_array_equal(got, expect)
     assert np.array_equal(got[:20], img[:20])  # outside every weight: the image itself
+
+
+def _relax_folds_whole(flow, sigma, min_det=0.5, rounds=6):
+    """The fold relaxation as it was before it worked on windows (every blur over the whole flow)."""
+    import cv2
+
+    from reconstruct.retouch.blur import gaussian_blur
+    from reconstruct.retouch.warp import jacobian_det
+
+    flow = flow.copy()
+    for _ in range(rounds):
+        bad = jacobian_det(flow) < min_det
+        if not bad.any():
+            break
+        zone = gaussian_blur(cv2.dilate(bad.astype(np.float32), np.ones((3, 3), np.uint8),
+                                        iterations=max(1, int(sigma))), sigma)
+        smooth = gaussian_blur(flow, sigma)
+        flow += np.clip(zone, 0, 1)[..., None] * (smooth - flow)
+    return flow
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.5, 9.0])
+def test_fold_relaxation_on_windows_is_the_whole_flows(sigma, monkeypatch):
+    """relax_folds blurs only the window around the folds (issue 16), with the same numbers as blurring the whole
+    flow every round (compared value for value: -0.0 and 0.0 are the same flow)."""
+    import reconstruct.retouch.warp as warp_mod
+    from reconstruct.retouch import blur
+
+    rng = np.random.default_rng(1)
+    h, w = 260, 300
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    flow = np.zeros((h, w, 2), np.float32)
+    # a squeeze and a fold near (150, 110): det < 0.5 there only
+    bump = np.exp(-((xx - 110) ** 2 + (yy - 150) ** 2) / (2 * 9.0 ** 2))
+    flow[..., 0] = -14.0 * (xx - 110) / 9.0 * bump + 0.05 * rng.standard_normal((h, w)).astype(np.float32)
+    flow[..., 1] = 3.0 * bump
+    assert (warp_mod.jacobian_det(flow) < 0.5).mean() < 0.02  # the folds are local
+    want = _relax_folds_whole(flow, sigma)
+    shapes = []
+    real = blur.gaussian_blur
+
+    def recording(image, s):
+        shapes.append(image.shape[:2])
+        return real(image, s)
+
+    monkeypatch.setattr(blur, "gaussian_blur", recording)
+    monkeypatch.setattr(warp_mod, "gaussian_blur", recording)
+    got = warp_mod.relax_folds(flow, sigma)
+    assert np.array_equal(got, want)
+    assert np.abs(got - flow).max() > 0.1  # it did relax (measured 0.84, 4.5, 5.8 px)
+    assert shapes and max(a * b for a, b in shapes) < 0.7 * h * w  # windows: measured 0.05, 0.11, 0.63 of it
+
+
+@pytest.mark.parametrize("roi", [(40, 30, 200, 180), (0, 0, 150, 120), (170, 130, 150, 110)])
+def test_the_warp_samples_a_window_of_the_frame_exactly(roi):
+    """warp_region on the window :func:`sampled_window` gives (the plate converted to floats there only, issue 16)
+    is warp_region on the whole frame, bit for bit -- inside the frame and where the roi meets its border."""
+    from reconstruct.retouch import Roi, warp_region
+    from reconstruct.retouch.warp import FaceWarp, sampled_window
+
+    rng = np.random.default_rng(2)
+    H, W = 260, 320
+    frame = rng.random((H, W, 3)).astype(np.float32)
+    r = Roi(*roi)
+    r = Roi(r.x0, r.y0, min(r.w, W - r.x0), min(r.h, H - r.y0))
+    yy, xx = np.mgrid[0:r.h, 0:r.w].astype(np.float32)
+    bump = np.exp(-((xx - r.w / 2) ** 2 + (yy - r.h / 2) ** 2) / (2 * (r.w / 5) ** 2))
+    flow = np.stack([9.3 * bump, -6.7 * bump], -1).astype(np.float32)
+    flow[bump < 0.05] = 0.0
+    warp = FaceWarp(r, flow, bump > 0.5, float(r.w))
+    want = warp_region(frame, warp)
+    win = sampled_window(warp, (W, H), grow=2)
+    assert win.w * win.h < W * H or roi[2] >= W
+    got = warp_region(frame[win.slices], warp, origin=(win.x0, win.y0))
+    np.testing.assert_array_equal(got, want)
+    assert np.abs(want - frame[r.slices]).max() > 0.1  # the warp moved pixels
