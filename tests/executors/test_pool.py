@@ -72,9 +72,7 @@ def test_later_maps_reuse_the_runs_workers_and_their_caches():
     ex = LocalExecutor(jobs=2)
     try:
         first = ex.map(_built, range(6), resources=True)
-        t0 = time.perf_counter()
         second = ex.map(_built, range(6), resources=True)
-        again = time.perf_counter() - t0
         pids = set(ex.map(_pid, range(6)))
     finally:
         ex.close()
@@ -83,7 +81,6 @@ def test_later_maps_reuse_the_runs_workers_and_their_caches():
     # before (a pool per map): other processes each time, the cache built again in each
     assert {p for p, _ in second} == workers and pids == workers
     assert all(n == 1 for _, n in first + second), (first, second)
-    assert again < 1.0, again  # 6 x 0.05 s on 2 workers; no process started
 
 
 def test_fresh_work_uses_the_forked_workers_only_when_they_are_clean(monkeypatch):
