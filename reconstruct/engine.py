@@ -8,24 +8,13 @@ together with ``_stage.json`` holding its cache key: the hash of its name, versi
 and its upstream stages' keys (:func:`reconstruct.hashing.stage_key`). A stage whose key is unchanged is skipped;
 a run killed mid-stage leaves the previous complete result (or none) and resumes from that stage. Executors live
 in :mod:`reconstruct.executors`.
-
-Independent stages run side by side (issue 16) when the executor allows it (``concurrent_maps``: the local one)
-and ``--jobs`` is above 1: a stage starts as soon as every stage it requires has completed (``runs_last`` stages
-after all others), at most :data:`MAX_LANES` at once, each in a thread of the driver; their per-frame work shares
-the executor's ``--jobs`` workers. On the built-in graph that is ``calibrate`` beside ``sync`` -> ``detect``.
-When a stage fails no further stage starts, the stages already running finish (their completed outputs are
-recorded as in a sequential run) and the run raises the error of the failed stage that comes first in the
-sequential order -- the error and exit code a sequential run gives.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
-import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -40,10 +29,6 @@ from .session import STAGE_FILE, Session, atomic_replace_dir, atomic_write_json
 from .stage import RunConfig, Stage, StageContext
 
 log = logging.getLogger(__name__)
-
-# Stages run at once at most (and never more than --jobs): the built-in graph has two independent branches before
-# fit; more would only split the same workers further.
-MAX_LANES = 2
 
 
 def engine_settings() -> dict[str, type]:
@@ -160,7 +145,6 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
                        executor=executor, host=host, settings=settings, resources=resources)
     keys: dict[str, str] = {}
     results: list[StageResult] = []
-    lanes = min(MAX_LANES, int(config.jobs)) if getattr(executor, "concurrent_maps", False) else 1
     ok = False
     try:
         with session.run_lock():
@@ -168,11 +152,8 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
                 log.info("removed %s, left by an interrupted run", gone)
             host.hook.on_run_start(config=config, stages=list(order))
             try:
-                if lanes > 1 and len(order) > 1:
-                    results = _run_graph(ctx, stages, order, keys, forced, lanes)
-                else:
-                    for name in order:
-                        results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
+                for name in order:
+                    results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
                 ok = True
             finally:
                 host.hook.on_run_complete(config=config, ok=ok)
@@ -180,58 +161,6 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
         if own_executor:
             executor.close()
     return results
-
-
-def _run_graph(ctx: StageContext, stages: Mapping[str, Stage], order: list[str], keys: dict[str, str],
-               forced: set[str], lanes: int) -> list[StageResult]:
-    """Run ``order``'s stages, each once the stages it requires (among them) have completed, up to ``lanes`` at
-    once in driver threads; the results in ``order``. See the module docstring for what happens on a failure. On an
-    interrupt (Ctrl-C, in this thread) the run ends at once: a stage still running in another thread records
-    nothing more (its temporary folder is what an interrupted sequential run leaves)."""
-    last = [n for n in order if getattr(stages[n], "runs_last", False)]
-    waits_for = {n: ([m for m in order if m not in last] if n in last else []) +
-                 [r for r in _all_requires(stages, n) if r in order] for n in order}
-    start = getattr(ctx.executor, "start", None)
-    if start is not None:  # the workers fork before any stage thread exists
-        start()
-    lock = threading.Lock()  # stage ends (hooks: the manifest) one at a time, as in a sequential run
-    interrupted = threading.Event()
-    finished: queue.Queue = queue.Queue()  # (its get() is interrupted by Ctrl-C)
-
-    def work(name: str) -> None:
-        try:
-            finished.put((name, _run_stage(ctx, stages[name], keys, name in forced, lock, interrupted), None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the run's thread
-            finished.put((name, None, exc))
-
-    done: dict[str, StageResult] = {}
-    failed: dict[str, BaseException] = {}
-    running: set[str] = set()
-    todo = list(order)
-    try:
-        while todo or running:
-            for name in [n for n in todo if not failed and all(w in done for w in waits_for[n])]:
-                if len(running) >= lanes:
-                    break
-                todo.remove(name)
-                running.add(name)
-                # daemon: a stage left running by an interrupt does not hold the process
-                threading.Thread(target=work, args=(name,), name=f"stage-{name}", daemon=True).start()
-            if not running:
-                break  # a stage failed: what waits for it never starts
-            name, result, exc = finished.get()
-            running.discard(name)
-            if exc is None:
-                done[name] = result
-            else:
-                failed[name] = exc
-    except BaseException:
-        with lock:  # no stage thread records its output after this
-            interrupted.set()
-        raise
-    if failed:
-        raise failed[min(failed, key=order.index)]
-    return [done[n] for n in order]
 
 
 def _all_requires(stages: Mapping[str, Stage], name: str) -> set[str]:
@@ -245,10 +174,8 @@ def _all_requires(stages: Mapping[str, Stage], name: str) -> set[str]:
     return out
 
 
-def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: bool,
-               lock: Any = None, interrupted: threading.Event | None = None) -> StageResult:
+def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: bool) -> StageResult:
     session = ctx.session
-    lock = lock or nullcontext()
     upstream = {}
     for r in stage.requires:
         k = keys.get(r) or session.stage_key(r)
@@ -262,8 +189,7 @@ def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: boo
     final = session.stage_dir(stage.name)
     if not force and session.stage_key(stage.name) == key:
         log.info("stage %s: up to date (key %s), skipped", stage.name, key[:8])
-        with lock:
-            ctx.host.hook.on_stage_complete(ctx=ctx, stage=stage.name, skipped=True, seconds=0.0)
+        ctx.host.hook.on_stage_complete(ctx=ctx, stage=stage.name, skipped=True, seconds=0.0)
         return StageResult(stage.name, key, True, 0.0)
     tmp = final.with_name(f".{stage.name}.tmp")
     if tmp.exists():
@@ -284,12 +210,10 @@ def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: boo
         raise StageError(f"stage {stage.name!r} failed: {type(exc).__name__}: {exc}",
                          hint="rerun with -v for details; completed stages are kept and will not rerun") from exc
     dt = time.perf_counter() - t0
+    # no fsync of its own: atomic_replace_dir flushes the whole folder, this file with it, before the rename
     atomic_write_json(tmp / STAGE_FILE, {"stage": stage.name, "version": stage.version, "key": key,
-                                         "upstream": upstream, "seconds": round(dt, 3)})
-    with lock:
-        if interrupted is not None and interrupted.is_set():
-            raise KeyboardInterrupt  # the run ended without this stage (see _run_graph)
-        atomic_replace_dir(tmp, final)
-        log.info("stage %s: done in %.2f s", stage.name, dt)
-        ctx.host.hook.on_stage_complete(ctx=ctx, stage=stage.name, skipped=False, seconds=dt)
+                                         "upstream": upstream, "seconds": round(dt, 3)}, sync=False)
+    atomic_replace_dir(tmp, final)
+    log.info("stage %s: done in %.2f s", stage.name, dt)
+    ctx.host.hook.on_stage_complete(ctx=ctx, stage=stage.name, skipped=False, seconds=dt)
     return StageResult(stage.name, key, False, dt)

@@ -54,8 +54,7 @@ class RecordingProgress:
 
 
 class RichProgress:
-    """A rich progress bar per task, on stderr. Tasks open at the same time (stages running side by side, a stage's
-    task inside another) share one display, a line each."""
+    """A rich progress bar per task, on stderr."""
 
     def __init__(self, console=None) -> None:
         from rich.console import Console
@@ -66,29 +65,14 @@ class RichProgress:
         self._columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                          TimeElapsedColumn(), TimeRemainingColumn())
         self._rp = RP
-        self._lock = threading.Lock()
-        self._shown = None  # the display while any task is open
-        self._open = 0
 
     @contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Task]:
-        with self._lock:
-            if self._shown is None:
-                self._shown = self._rp(*self._columns, console=self._console, transient=False)
-                self._shown.start()
-            self._open += 1
-            p = self._shown
+        with self._rp(*self._columns, console=self._console, transient=False) as p:
             tid = p.add_task(description, total=total)
-        try:
 
             class _T:
                 def advance(self, n: int = 1) -> None:
                     p.advance(tid, n)
 
             yield _T()
-        finally:
-            with self._lock:
-                self._open -= 1
-                if not self._open:
-                    self._shown, shown = None, self._shown
-                    shown.stop()

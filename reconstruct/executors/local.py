@@ -106,8 +106,8 @@ def _ready() -> bool:
 
 class LocalExecutor:
     """Runs per-item work in this process (jobs=1), a thread pool (``threads=True``) or a process pool kept for the
-    run (see the module docstring). ``map`` may be called from several threads at once (the engine runs
-    independent stages side by side): their work shares the same ``jobs`` workers.
+    run (see the module docstring). ``map`` may be called from several threads at once: their work shares the same
+    ``jobs`` workers.
 
     Args:
         jobs: workers (1: in process).
@@ -115,13 +115,13 @@ class LocalExecutor:
     """
 
     name = "local"
-    concurrent_maps = True  # map() is safe from several threads at once (the engine may overlap stages)
 
     def __init__(self, jobs: int = 1, components: Any = None) -> None:
         self.jobs = max(1, int(jobs))
         self.resources = Resources(components)
         self._pools: dict[str, ProcessPoolExecutor] = {}  # "fork" (clean or not), "spawn"
         self._fork_clean = False  # the fork pool was forked before the driver loaded a FORK_UNSAFE library
+        self._closed = False
         self._lock = threading.Lock()
         # the threads that join the workers of pools let go (broken), told to stop, not yet awaited
         self._exiting: list[threading.Thread] = []
@@ -135,16 +135,10 @@ class LocalExecutor:
     def from_config(cls, config: Any, settings: Any = None, components: Any = None) -> "LocalExecutor":
         return cls(config.jobs, components)
 
-    def start(self) -> None:
-        """Fork the worker processes now (with ``jobs`` > 1), not at the first ``map``: before the caller starts
-        threads, since forking a process whose other threads hold locks can leave the children stuck."""
-        if self.jobs > 1:
-            self._pool(fresh=False)
-
     def close(self) -> None:
         """Stop the workers (waiting for them to exit) and release what this process's work cached."""
         with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
+            pools, self._pools, self._closed = list(self._pools.values()), {}, True
         for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
         self._await_exited()
@@ -153,9 +147,13 @@ class LocalExecutor:
     def _pool(self, fresh: bool) -> ProcessPoolExecutor:
         """The run's process pool for this work, started on first use."""
         with self._lock:
-            kind = "fork"
-            if fresh and not ("fork" in self._pools and self._fork_clean):
-                kind = "spawn"
+            if self._closed:  # no workers that nobody would stop
+                raise RuntimeError("the executor was closed")
+            fork = self._pools.get("fork")
+            if fork is not None and getattr(fork, "_broken", False):
+                fork = None
+            clean_now = not any(m in sys.modules for m in FORK_UNSAFE)
+            kind = "fork" if not fresh or (self._fork_clean if fork is not None else clean_now) else "spawn"
             pool = self._pools.get(kind)
             if pool is not None and not getattr(pool, "_broken", False):
                 return pool
@@ -176,7 +174,7 @@ class LocalExecutor:
             if kind == "fork":
                 # fork every worker now (a forking pool starts them all on the first submit), while the state the
                 # workers inherit is known
-                self._fork_clean = not any(m in sys.modules for m in FORK_UNSAFE)
+                self._fork_clean = clean_now
                 pool.submit(_ready).result()
             self._pools[kind] = pool
             log.debug("started %d %s worker process(es) for the run", self.jobs, kind)

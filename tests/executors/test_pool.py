@@ -93,6 +93,12 @@ def test_fresh_work_uses_the_forked_workers_only_when_they_are_clean(monkeypatch
         assert set(ex.map(_pid, range(6), fresh=True)) == forked
     finally:
         ex.close()
+    ex = LocalExecutor(jobs=2)
+    try:
+        forked = set(ex.map(_pid, range(6), fresh=True))  # the run's first map (e.g. --only report): forked too
+        assert set(ex.map(_pid, range(6))) == forked and len(forked) == 2
+    finally:
+        ex.close()
     assert "json" in sys.modules
     monkeypatch.setattr(local, "FORK_UNSAFE", ("json",))  # "loaded in the driver before the fork"
     ex = LocalExecutor(jobs=2)
@@ -122,9 +128,9 @@ def test_a_failed_map_leaves_the_workers_for_the_next_and_a_dead_worker_is_repla
 
 
 def test_maps_from_two_threads_share_the_workers():
-    """The engine runs independent stages side by side: their map() calls go to the same ``jobs`` workers."""
+    """map() calls from two threads at once go to the same ``jobs`` workers (no second pool, no double fork)."""
     ex = LocalExecutor(jobs=2)
-    ex.start()
+    ex.map(_pid, range(4))  # the workers fork before the threads exist
     out: dict[str, list] = {}
     try:
         ts = [threading.Thread(target=lambda k=k: out.__setitem__(k, ex.map(_pid, range(8)))) for k in "ab"]
@@ -136,3 +142,12 @@ def test_maps_from_two_threads_share_the_workers():
         assert set(out["a"]) | set(out["b"]) == set(ex.map(_pid, range(6)))
     finally:
         ex.close()
+
+
+def test_a_closed_executor_starts_no_workers():
+    """Work sent after close() (e.g. by a thread left running) starts no workers that nobody would stop."""
+    ex = LocalExecutor(jobs=2)
+    ex.map(_pid, range(4))
+    ex.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.map(_pid, range(4))
