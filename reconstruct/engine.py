@@ -210,8 +210,9 @@ def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: boo
         raise StageError(f"stage {stage.name!r} failed: {type(exc).__name__}: {exc}",
                          hint="rerun with -v for details; completed stages are kept and will not rerun") from exc
     dt = time.perf_counter() - t0
+    # no fsync of its own: atomic_replace_dir flushes the whole folder, this file with it, before the rename
     atomic_write_json(tmp / STAGE_FILE, {"stage": stage.name, "version": stage.version, "key": key,
-                                         "upstream": upstream, "seconds": round(dt, 3)})
+                                         "upstream": upstream, "seconds": round(dt, 3)}, sync=False)
     atomic_replace_dir(tmp, final)
     log.info("stage %s: done in %.2f s", stage.name, dt)
     ctx.host.hook.on_stage_complete(ctx=ctx, stage=stage.name, skipped=False, seconds=dt)

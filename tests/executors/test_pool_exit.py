@@ -42,3 +42,33 @@ def test_next_map_awaits_the_previous_workers_and_gives_the_same_results():
     assert a == [0, 2, 4, 6, 8] and b == [1, 2, 3]
     assert waited >= EXIT_S * 0.9, waited
     assert not ex._exiting
+
+
+MARK: list[str] = []  # set in the driver below: a forked worker sees it, a started (spawned) one does not
+
+
+def _forked(_x) -> bool:
+    return MARK == ["driver"]
+
+
+def test_fresh_work_is_forked_while_the_driver_is_clean(monkeypatch):
+    """``fresh=True`` (MediaPipe's no-fork rule) forks while the driver has loaded no library of FORK_UNSAFE: the
+    workers inherit the driver's imports and caches (before: always started, a cold interpreter each)."""
+    import sys
+
+    import reconstruct.executors.local as local
+
+    monkeypatch.setattr(sys.modules[__name__], "MARK", ["driver"])
+    monkeypatch.setattr(local, "FORK_UNSAFE", ("a_module_nobody_loaded",))
+    ex = LocalExecutor(jobs=2)
+    try:
+        assert ex.map(_forked, range(4), fresh=True) == [True] * 4
+    finally:
+        ex.close()
+    assert "json" in sys.modules
+    monkeypatch.setattr(local, "FORK_UNSAFE", ("json",))  # "loaded in the driver": started workers
+    ex = LocalExecutor(jobs=2)
+    try:
+        assert ex.map(_forked, range(4), fresh=True) == [False] * 4
+    finally:
+        ex.close()
