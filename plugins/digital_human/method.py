@@ -4,7 +4,7 @@ prepare: detect landmarks on the young reference stills, fit one identity to all
 free per still; :mod:`.identity`) -- or take the identity the user set -- and unwrap the young albedo into the
 model's UV space (:mod:`.texture`); the young skin's mean colour is kept for the tone. Cached in
 ``out/methods/digital_human/young-<key>.npz`` and, keyed by the stills' content, the model and the settings, in
-:func:`shared_cache_dir` for every other take of the same actor (with the per-still fits of the plate mode).
+:func:`.cache.shared_cache_dir` for every other take of the same actor (with the per-still fits of the plate mode).
 
 apply, mode ``plate`` (the default, :mod:`.plate`): the plate itself, warped from the performer's fitted shape to
 the young shape and with the age features of the skin reduced: every output pixel is a plate pixel, moved or
@@ -31,130 +31,17 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from reconstruct.camera import CameraModel
 from reconstruct.errors import MethodError
 from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
 from reconstruct.options import option
 from reconstruct.retouch import SkinSettings
 
+from .cache import find_cached, model_digest, share_cached
+from .stills import detected_plate_landmarks, files_digest, plate_stills, read_young_refs
+
 _SKIN = SkinSettings()  # the plate mode's default strengths
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
-
-def _digest(paths) -> str:
-    h = hashlib.sha256()
-    for p in sorted(Path(x) for x in paths):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def read_young_refs(folder: Path) -> list[tuple[str, np.ndarray, CameraModel]]:
-    """(file name, RGB uint8 image, camera) per still of a young-reference folder."""
-    import cv2
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MethodError(f"young reference folder {folder} does not exist",
-                          hint="pass --young-refs DIR with stills of the actor when young")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise MethodError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})",
-                          hint="put a few sharp stills of the young actor there (frontal and 3/4 views)")
-    cams_json = {}
-    if (folder / "cameras.json").exists():
-        try:
-            cams_json = json.loads((folder / "cameras.json").read_text())
-        except ValueError as exc:
-            raise MethodError(f"{folder / 'cameras.json'} is not valid JSON: {exc}") from exc
-    out = []
-    for p in files:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise MethodError(f"cannot read young reference still {p}", hint="is it a valid image file?")
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        h, w = img.shape[:2]
-        spec = cams_json.get(p.name, cams_json.get("default"))
-        if spec is not None:
-            cam = CameraModel(name=p.name, K=np.asarray(spec["K"], float),
-                              dist=np.asarray(spec.get("dist", np.zeros(5)), float), image_size=(w, h))
-        else:
-            cam = still_camera(p.name, w, h)
-        out.append((p.name, img, cam))
-    return out
-
-
-def still_camera(name: str, w: int, h: int) -> CameraModel:
-    """The camera assumed for a still without ``cameras.json``: focal length 1.2 x the longer side, principal point
-    at the centre, no distortion."""
-    f = 1.2 * max(w, h)
-    return CameraModel(name=name, K=np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]]),
-                       dist=np.zeros(5), image_size=(w, h))
-
-
-def plate_stills(ctx: MethodContext, n: int = 6, calibrated: bool = False,
-                 images: bool = True) -> list[tuple[str, np.ndarray | None, CameraModel]]:
-    """``n`` hero plates spread over the take's validly fitted frames, as stills: the performer today, seen the way
-    the young stills are seen -- through the calibrated hero camera when the young stills' cameras are known
-    (``calibrated``), else through the same assumed camera as young stills without ``cameras.json``.
-    ``images=False``: a still seen through the calibrated camera comes without its image (None; for a caller that
-    has its landmarks already), the others are read (their camera needs the image's size)."""
-    hero = ctx.session.rig.hero.name
-    sync = {fs.frame: fs for fs in ctx.session.read_sync()}
-    out = []
-    for f in plate_frames(ctx, n):
-        cam = ctx.cameras.get(hero) if calibrated else None
-        if not images and cam is not None:
-            rec = ctx.session.frame_record(hero, sync[f].indices.get(hero)) if f in sync else None
-            if rec is not None and rec.status == "ok":  # the frames frame_images() reads
-                out.append((f"plate-{f:06d}", None, cam))
-            continue
-        img = ctx.session.frame_images(sync[f], [hero])[hero] if f in sync else None
-        if img is None:
-            continue
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        out.append((f"plate-{f:06d}", img, cam if cam is not None else
-                    still_camera(f"plate-{f:06d}", img.shape[1], img.shape[0])))
-    return out
-
-
-def plate_frames(ctx: MethodContext, n: int = 6) -> list[int]:
-    """The output frames of :func:`plate_stills`: ``n`` spread over the take's validly fitted frames."""
-    fits = ctx.fits
-    valid = [int(f) for f, ok in zip(fits.frames, fits.valid) if ok]
-    return [valid[i] for i in np.unique(np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int))]
-
-
-def detected_plate_landmarks(ctx: MethodContext, stills, detector: type) -> list | None:
-    """What ``detector`` finds on the plate stills (:func:`plate_stills`), taken from the detect stage's result
-    instead of running it again: per still ``(points, confidence)`` or None (no face). The detect stage ran the
-    same detector on the same hero images, in static-image mode, and its result records how that detector was
-    built (``Detections.detector_options``): built as this method builds it (no options: :func:`.young.
-    pick_detector`), it found the same numbers (tests/methods/test_plate_landmarks.py). None when that is not so
-    (another detector, other options, a result from before the options were recorded, a plate the stage did not
-    look at): the caller detects."""
-    from reconstruct.artifacts import Detections
-    from reconstruct.artifacts.detections import FILE
-
-    path = ctx.session.stage_dir("detect") / FILE
-    if not path.is_file():
-        return None
-    det = Detections.load(path)
-    k = det.camera_index(ctx.session.rig.hero.name)
-    if k is None or det.detector != detector.name or det.scheme != detector.scheme or det.detector_options != {}:
-        return None
-    out = []
-    for name, _, _ in stills:
-        row = det.row(int(name.split("-")[-1]))
-        if row is None:  # detect.step skipped it
-            return None
-        out.append((det.points[row, k], det.confidence[row, k]) if det.found[row, k] else None)
-    return out
-
 
 @dataclass(frozen=True, slots=True)
 class DigitalHumanSettings:
@@ -244,11 +131,11 @@ class DigitalHumanMethod(BaseMethod):
         refs = self._refs(ctx)
         files = [p for p in refs.iterdir() if p.is_file()] if refs.is_dir() else []
         st = self._settings(ctx)
-        return {"young_refs": _digest(files) if files else str(refs),
-                "identity": _digest([Path(st.identity)]) if st.identity else None,
+        return {"young_refs": files_digest(files) if files else str(refs),
+                "identity": files_digest([Path(st.identity)]) if st.identity else None,
                 "texture_size": st.texture_size, "n_identity": st.n_identity, "passes": st.passes,
                 "model": ctx.fits.model_name if ctx.fits is not None else None,
-                "model_digest": _model_digest(ctx), "version": 4}
+                "model_digest": model_digest(ctx), "version": 4}
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self, ctx: MethodContext) -> None:
@@ -352,7 +239,7 @@ class DigitalHumanMethod(BaseMethod):
         source = (dict(self.settings(ctx))["young_refs"] if shared else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
         key = json_digest({"who": who, "source": source, "model": self.model.name,
-                           "model_digest": _model_digest(ctx), "modes": st.shape_modes,
+                           "model_digest": model_digest(ctx), "modes": st.shape_modes,
                            "detector": st.detector, "calibrated": calibrated, "version": 3})
         cache = ctx.work_dir / f"{who}-{key}.npy"
         found = find_cached(ctx.work_dir, cache.name) if shared else (cache if cache.exists() else None)
@@ -487,58 +374,6 @@ def _run_work(ctx: MethodContext, jobs: list) -> list:
 
     res = ctx.resources if ctx.resources is not None else Resources(ctx.components)
     return [prepare_work(j, res) for j in jobs]
-
-
-def _model_digest(ctx: MethodContext) -> str | None:
-    """The fitted face model's source digest (its stored file and converter): part of every cache key, so a model
-    re-imported under the same name, or a new converter, never reuses fits made with the old one."""
-    if ctx.fits is None:
-        return None
-    try:
-        src = ctx.components.get("face_model", ctx.fits.model_name)
-    except Exception:  # an unregistered model fails later, with its own message
-        return None
-    digest = getattr(src, "digest", None)
-    return digest() if callable(digest) else None
-
-
-def shared_cache_dir() -> Path:
-    """Where the fits of the young stills are kept for every take (``$DEAGE_METHOD_CACHE_DIR``, default
-    ``$DEAGE_CACHE_DIR/digital_human`` = ``~/.cache/deage/digital_human``): they are keyed by the stills' content,
-    the model and the settings, so a second take of the same actor loads them instead of fitting the stills again."""
-    import os
-
-    from reconstruct.face.store import cache_dir
-
-    env = os.environ.get("DEAGE_METHOD_CACHE_DIR")
-    return Path(env).expanduser() if env else cache_dir() / "digital_human"
-
-
-def find_cached(work_dir: Path, name: str) -> Path | None:
-    """``work_dir / name`` if it is there, else the same file in :func:`shared_cache_dir`, else None."""
-    for folder in (Path(work_dir), shared_cache_dir()):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def share_cached(path: Path) -> None:
-    """Copy a content-keyed cache file into :func:`shared_cache_dir` (atomically; a folder that cannot be written
-    only costs the next take the fit, with a warning)."""
-    import shutil
-
-    from reconstruct.session import atomic_path
-
-    dst = shared_cache_dir() / Path(path).name
-    if dst.exists():
-        return
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dst, suffix=Path(path).suffix) as tmp:
-            shutil.copyfile(path, tmp)
-    except OSError as exc:
-        log.warning("digital_human: could not keep %s for other takes in %s (%s); set DEAGE_CACHE_DIR to a "
-                    "writable folder", Path(path).name, dst.parent, exc)
 
 
 def _pad(a, n: int) -> np.ndarray:

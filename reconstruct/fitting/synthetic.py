@@ -117,6 +117,22 @@ def observe(model: FaceModel, seq: SyntheticSequence, cams: list[CameraModel], s
     return obs, conf
 
 
+def observe_biased(model: FaceModel, seq: SyntheticSequence, cams: list[CameraModel], scheme: str, bias,
+                   noise_px: float = 1.0, seed: int = 3, visibility_seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`observe`, but each camera's points are where a detector with ``bias``
+    (:class:`~reconstruct.face.detector_bias.DetectorBias`, its view terms for that camera) marks them, plus Gaussian
+    noise (std ``noise_px``); the occlusion (NaN) and confidences are :func:`observe`'s (``visibility_seed``)."""
+    from .fit import fitted_landmarks
+
+    obs, conf = observe(model, seq, cams, scheme, noise_px=0.0, seed=visibility_seed)
+    rng = np.random.default_rng(seed)
+    for c, cam in enumerate(cams):
+        P = fitted_landmarks(model, scheme, seq.identity, seq.expression, seq.R, seq.t, bias, cam)
+        uv = cam.project(P.reshape(-1, 3)).reshape(P.shape[:2] + (2,)) + rng.normal(0, noise_px, P.shape[:2] + (2,))
+        obs[:, c] = np.where(np.isfinite(obs[:, c]), uv, np.nan)
+    return obs, conf
+
+
 def vertex_error(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> float:
     """Mean Euclidean vertex error (metres) over frames and the region's vertices."""
     e = np.linalg.norm(pred - truth, axis=-1)

@@ -8,10 +8,11 @@ import pytest
 
 from reconstruct.errors import FaceModelError
 from reconstruct.face.detector_bias import BiasSample, builtin_bias, learn_bias, load_bias, view_features
-from reconstruct.fitting.fit import fit_sequence, fitted_landmarks, world_vertices
+from reconstruct.fitting.fit import fit_sequence, world_vertices
 from reconstruct.fitting.landmark_basis import LandmarkBasis
 from reconstruct.fitting.solver import FitSettings
-from reconstruct.fitting.synthetic import make_sequence, observe, three_camera_rig, vertex_error
+from reconstruct.fitting.synthetic import (make_sequence, observe_biased, three_camera_rig,
+                                           vertex_error)
 
 SCHEME = "mediapipe478"
 
@@ -189,12 +190,7 @@ def test_fit_with_the_bias_undoes_it(ict_model, bias, face_region):
     noise): the fit with the bias recovers the face; the bare correspondence bends the shape."""
     cams = three_camera_rig()
     seq = make_sequence(ict_model, frames=6, seed=7)
-    obs, conf = observe(ict_model, seq, cams, SCHEME, noise_px=0.0, seed=2)
-    rng = np.random.default_rng(3)
-    for c, cam in enumerate(cams):
-        P = fitted_landmarks(ict_model, SCHEME, seq.identity, seq.expression, seq.R, seq.t, bias, cam)
-        uv = cam.project(P.reshape(-1, 3)).reshape(P.shape[:2] + (2,)) + rng.normal(0, 1.0, P.shape[:2] + (2,))
-        obs[:, c] = np.where(np.isfinite(obs[:, c]), uv, np.nan)
+    obs, conf = observe_biased(ict_model, seq, cams, SCHEME, bias)
     errs = {}
     for name, b in (("bias", bias), ("bare", None)):
         sol = fit_sequence(ict_model, SCHEME, cams, obs, conf, FitSettings(), bias=b)

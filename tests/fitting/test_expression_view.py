@@ -16,7 +16,8 @@ from reconstruct.face.detector_bias import BiasSample, builtin_bias, learn_bias,
 from reconstruct.fitting.fit import fit_sequence, fitted_landmarks, world_vertices
 from reconstruct.fitting.landmark_basis import LandmarkBasis
 from reconstruct.fitting.solver import FitSettings
-from reconstruct.fitting.synthetic import make_sequence, observe, three_camera_rig, vertex_error
+from reconstruct.fitting.synthetic import (make_sequence, observe, observe_biased, three_camera_rig,
+                                           vertex_error)
 
 SCHEME = "mediapipe478"
 
@@ -142,12 +143,7 @@ def test_fit_with_the_term_undoes_it(ict_model, planted, face_region):
     models the term recovers the face; the same bias without the term does worse."""
     cams = three_camera_rig()
     seq = make_sequence(ict_model, frames=6, seed=7)
-    obs, conf = observe(ict_model, seq, cams, SCHEME, noise_px=0.0, seed=2)
-    rng = np.random.default_rng(3)
-    for c, cam in enumerate(cams):
-        P = fitted_landmarks(ict_model, SCHEME, seq.identity, seq.expression, seq.R, seq.t, planted, cam)
-        uv = cam.project(P.reshape(-1, 3)).reshape(P.shape[:2] + (2,)) + rng.normal(0, 1.0, P.shape[:2] + (2,))
-        obs[:, c] = np.where(np.isfinite(obs[:, c]), uv, np.nan)
+    obs, conf = observe_biased(ict_model, seq, cams, SCHEME, planted)
     errs = {}
     for name, b in (("with", planted), ("without", replace(planted, expression_view=None))):
         sol = fit_sequence(ict_model, SCHEME, cams, obs, conf, FitSettings(), bias=b)

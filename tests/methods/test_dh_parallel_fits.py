@@ -27,7 +27,7 @@ class Recording(LocalExecutor):
 def _stills(model, n: int = 4):
     """``n`` stills of one face, with a detector that reads the model's projected ibug68 landmarks (plus noise)
     back from each still's first pixel (the still's index)."""
-    from deage_plugins.digital_human.method import still_camera
+    from deage_plugins.digital_human.stills import still_camera
     from reconstruct.conventions import rodrigues
 
     rng = np.random.default_rng(4)

@@ -7,7 +7,7 @@ import numpy as np
 
 
 def test_a_second_take_finds_the_first_takes_young_fits(tmp_path, monkeypatch):
-    from deage_plugins.digital_human.method import find_cached, share_cached, shared_cache_dir
+    from deage_plugins.digital_human.cache import find_cached, share_cached, shared_cache_dir
 
     monkeypatch.setenv("DEAGE_METHOD_CACHE_DIR", str(tmp_path / "shared"))
     assert shared_cache_dir() == tmp_path / "shared"
@@ -25,7 +25,7 @@ def test_a_second_take_finds_the_first_takes_young_fits(tmp_path, monkeypatch):
 
 
 def test_an_unwritable_shared_folder_only_warns(tmp_path, monkeypatch, caplog):
-    from deage_plugins.digital_human.method import share_cached
+    from deage_plugins.digital_human.cache import share_cached
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -41,7 +41,7 @@ def test_the_cache_key_follows_the_face_models_source(tmp_path):
     the digest of the model's source is in the settings every cache key is made from."""
     from types import SimpleNamespace
 
-    from deage_plugins.digital_human.method import _model_digest
+    from deage_plugins.digital_human.cache import model_digest as _model_digest
 
     class Components:
         def __init__(self, digest):

@@ -176,7 +176,8 @@ def test_the_asset_rasterises_each_still_once(scene):
 def test_needs_consent_and_refs(tmp_path):
     from types import SimpleNamespace
 
-    from deage_plugins.digital_human.method import DigitalHumanMethod, read_young_refs
+    from deage_plugins.digital_human.method import DigitalHumanMethod
+    from deage_plugins.digital_human.stills import read_young_refs
     from reconstruct.methods import check_consent
 
     assert DigitalHumanMethod.identity_changing

@@ -41,7 +41,7 @@ def _context(root: Path, options=None):
 
 
 def test_the_detect_stage_found_what_the_detector_finds_on_the_plates(take):
-    from deage_plugins.digital_human.method import detected_plate_landmarks, plate_stills
+    from deage_plugins.digital_human.stills import detected_plate_landmarks, plate_stills
     from deage_plugins.landmarks import MediaPipeFaceMesh
 
     mctx = _context(take)
@@ -67,7 +67,7 @@ def test_a_detector_built_otherwise_or_not_recorded_falls_back_to_detecting(take
     ``detect.*`` options kept beside it. A result written before the record: the method detects (safe)."""
     from dataclasses import replace
 
-    from deage_plugins.digital_human.method import detected_plate_landmarks, plate_stills
+    from deage_plugins.digital_human.stills import detected_plate_landmarks, plate_stills
     from deage_plugins.landmarks import MediaPipeFaceMesh
     from reconstruct.artifacts import Detections
     from reconstruct.artifacts.detections import FILE
@@ -110,7 +110,8 @@ def test_the_detector_options_are_kept_in_the_file(tmp_path):
 @pytest.mark.parametrize("calibrated", [False, True])
 def test_the_performer_fits_run_no_detector(take, monkeypatch, calibrated):
     from deage_plugins.digital_human import young
-    from deage_plugins.digital_human.method import DigitalHumanMethod, DigitalHumanSettings, plate_stills
+    from deage_plugins.digital_human.method import DigitalHumanMethod, DigitalHumanSettings
+    from deage_plugins.digital_human.stills import plate_stills
 
     mctx = _context(take)
     method = DigitalHumanMethod()
