@@ -4,12 +4,8 @@ Every executor has ``name``, ``from_config(config, settings, components)``, ``cl
 ``map(fn, items, progress=None, description="", threads=False, resources=False, fresh=False)`` returning
 ``[fn(x) ...]`` in item order -- ``fn(x, res)`` with ``resources=True``, ``res`` being the worker's per-run
 :class:`~reconstruct.executors.resources.Resources`. ``fresh=True`` asks for worker processes that do not inherit
-the driver's state: for work with a library that does not survive a fork of a process that used it (MediaPipe: a
-forked worker of a driver that had run it crashes with "malloc(): unaligned tcache chunk"). Such work is forked all
-the same while the driver has loaded no library of :data:`FORK_UNSAFE` (the usual case: MediaPipe runs in the
-workers), so its workers inherit the driver's imports and caches instead of starting a cold interpreter (issue 16:
-the report's two started workers spent ~1-2 s each importing torch, open3d and MediaPipe again); else they are
-started (``spawn``).
+the driver's state (started, not forked): for work with a library that does not survive a fork of a process that
+used it (MediaPipe: a forked worker of a driver that had run it crashes with "malloc(): unaligned tcache chunk").
 """
 
 from __future__ import annotations
@@ -25,10 +21,6 @@ from typing import Any, Callable, Sequence
 from ..errors import ConfigError
 from ..progress import NullProgress, Progress
 from .resources import Resources
-
-# Libraries that do not survive a fork of a process that ran them: ``fresh`` work is started (spawn), not forked,
-# once the driver has loaded one of these.
-FORK_UNSAFE: tuple[str, ...] = ("mediapipe",)
 
 # Executors by ``--executor`` name: "module:Class" imported only when chosen (Ray is an optional extra).
 EXECUTORS: dict[str, str] = {
@@ -139,8 +131,7 @@ class LocalExecutor:
             self._await_exited()
             gc.collect()
             context = None
-            if fresh and any(m in sys.modules for m in FORK_UNSAFE):
-                # started processes: they rebuild the plugin registry from the installed plugins
+            if fresh:  # started processes: they rebuild the plugin registry from the installed plugins
                 import multiprocessing
 
                 context = multiprocessing.get_context("spawn")

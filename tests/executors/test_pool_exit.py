@@ -1,6 +1,7 @@
 """The local executor's process pool (issue 16): map() returns as soon as every result is in, without waiting for
 its workers to exit (0.1-0.3 s per stage); the next map() and close() await them."""
 
+import threading
 import time
 
 from reconstruct.executors.local import LocalExecutor
@@ -44,31 +45,30 @@ def test_next_map_awaits_the_previous_workers_and_gives_the_same_results():
     assert not ex._exiting
 
 
-MARK: list[str] = []  # set in the driver below: a forked worker sees it, a started (spawned) one does not
+HELD = threading.Lock()  # held by a driver thread below while the pool starts
 
 
-def _forked(_x) -> bool:
-    return MARK == ["driver"]
+def _lock_free(_x) -> bool:
+    """In the worker: can the module's lock be taken? A forked worker inherits it as the driver's thread held it
+    (taken, by a thread the child does not have: it would wait forever); a started one imports it free."""
+    if HELD.acquire(timeout=3.0):
+        HELD.release()
+        return True
+    return False
 
 
-def test_fresh_work_is_forked_while_the_driver_is_clean(monkeypatch):
-    """``fresh=True`` (MediaPipe's no-fork rule) forks while the driver has loaded no library of FORK_UNSAFE: the
-    workers inherit the driver's imports and caches (before: always started, a cold interpreter each)."""
-    import sys
-
-    import reconstruct.executors.local as local
-
-    monkeypatch.setattr(sys.modules[__name__], "MARK", ["driver"])
-    monkeypatch.setattr(local, "FORK_UNSAFE", ("a_module_nobody_loaded",))
+def test_fresh_work_never_inherits_the_drivers_locks():
+    """``fresh=True`` work is started (spawn), never forked, even while the driver has not run MediaPipe: a driver
+    thread may hold a lock at the fork (the report hashes the manifest in a driver thread while its workers start),
+    and a forked worker that needs that lock hangs. Seen on 2026-12-06 with a build that forked such work while the
+    driver had not loaded MediaPipe: `reconstruct run S --only report` hung with both workers waiting on a lock."""
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: (HELD.acquire(), release.wait(30), HELD.release()))
+    holder.start()
     ex = LocalExecutor(jobs=2)
     try:
-        assert ex.map(_forked, range(4), fresh=True) == [True] * 4
+        assert ex.map(_lock_free, range(2), fresh=True) == [True, True]
     finally:
-        ex.close()
-    assert "json" in sys.modules
-    monkeypatch.setattr(local, "FORK_UNSAFE", ("json",))  # "loaded in the driver": started workers
-    ex = LocalExecutor(jobs=2)
-    try:
-        assert ex.map(_forked, range(4), fresh=True) == [False] * 4
-    finally:
+        release.set()
+        holder.join()
         ex.close()
