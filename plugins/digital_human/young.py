@@ -192,13 +192,9 @@ def _skin_colour(model, frags, imgs) -> np.ndarray | None:
     fitted face rasterised through each still's camera."""
     from reconstruct.composite.mask import skin_from_color
 
-    skin_v = model.regions.get("skin")
     total, n = np.zeros(3), 0
     for f, img in zip(frags, imgs):
-        m = f.mask
-        if skin_v is not None:
-            m = m.copy()
-            m[m] = np.asarray(skin_v, bool)[model.triangles[f.triangle[m]]].all(axis=1)
+        m = _skin_region_pixels(model, f)
         m &= skin_from_color(img)
         if m.sum() < 50:
             continue
@@ -277,8 +273,14 @@ def _still_skin(model, frags, img) -> np.ndarray:
     ``frags`` its rasterisation; :func:`reconstruct.retouch.skin.adaptive_skin`)."""
     from reconstruct.retouch.skin import adaptive_skin
 
-    prior = frags.mask.copy()
+    return adaptive_skin(img.astype(np.float32) / 255.0, _skin_region_pixels(model, frags))
+
+
+def _skin_region_pixels(model, frags) -> np.ndarray:
+    """(H, W) bool, a new array (the fragments, shared by every pass, stay as they are): the pixels where the
+    rasterised face shows a triangle of the model's ``skin`` region (all of the face without that region)."""
+    m = frags.mask.copy()
     skin_v = model.regions.get("skin")
     if skin_v is not None:
-        prior[prior] = np.asarray(skin_v, bool)[model.triangles[frags.triangle[prior]]].all(axis=1)
-    return adaptive_skin(img.astype(np.float32) / 255.0, prior)
+        m[m] = np.asarray(skin_v, bool)[model.triangles[frags.triangle[m]]].all(axis=1)
+    return m
