@@ -390,7 +390,8 @@ def _unchanged(entry: Mapping[str, Any] | None, state: Mapping[str, int]) -> boo
 
 
 def read_manifest(session: "Session") -> dict[str, dict[str, Any]]:
-    """``out/manifest.json`` as {session-relative path: {"sha256", "bytes", "mtime_ns", "inode", "provenance"}} (empty when absent)."""
+    """``out/manifest.json`` as {session-relative path: {"sha256", "bytes", "mtime_ns", "inode", "provenance"}}
+    (empty when absent)."""
     p = manifest_path(session)
     if not p.exists():
         return {}
@@ -421,7 +422,8 @@ def record_stage_outputs(session: "Session", stage_dir: Path, record: Provenance
                          known: Mapping[str, tuple[str, int]] | None = None) -> int:
     """Give every file of a completed stage folder a manifest entry, in one manifest update: files the stage
     already recorded since they were written (same size, modification time and inode) keep their entry; PNGs
-    without an embedded record get ``record`` embedded; entries of files that no longer exist in the folder are dropped. ``known``: ``{str(path): (sha256, bytes)}``
+    without an embedded record get ``record`` embedded; entries of files that no longer exist in the folder are
+    dropped. ``known``: ``{str(path): (sha256, bytes)}``
     of files their writer made with ``record`` embedded and hashed from the bytes it wrote (e.g.
     :attr:`reconstruct.composite.outputs.PlateWriter.digests`): used as they are when the size still matches,
     without reading the file (before any older entry of the same path). Returns the number of entries added."""
