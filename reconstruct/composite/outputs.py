@@ -60,12 +60,9 @@ _U16_LUT = (np.arange(256, dtype=np.uint16) * np.uint16(257))  # v -> v * 257 (e
 
 def _support(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1): the smallest box of ``alpha`` holding every pixel > 0 (None: the mask is empty)."""
-    m = np.asarray(alpha) > 0
-    rows = np.flatnonzero(m.any(axis=1))
-    if not rows.size:
-        return None
-    cols = np.flatnonzero(m.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    from ..retouch.roi import mask_box
+
+    return mask_box(np.asarray(alpha) > 0)
 
 
 def frame_arrays(result: CompositeResult | CompositeCrop, half: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,17 @@ class Roi:
         return self.w <= 0 or self.h <= 0
 
 
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the smallest box of a 2D array holding every true / non-zero pixel (``mask[y0:y1,
+    x0:x1]``), or None when there is none."""
+    m = np.asarray(mask)
+    rows = np.flatnonzero(m.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(m.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def face_roi(points: np.ndarray, image_size: tuple[int, int], margin: float = 0.35, min_px: int = 16) -> Roi:
     """The box around ``points`` ((N, 2) pixels; non-finite ignored) grown by ``margin`` x its larger side on each
     side, clipped to the frame ``image_size = (W, H)``. Empty when no point is finite."""

@@ -17,6 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from .regions import AGE_REGIONS
+from .roi import mask_box
 
 BANDS = {"lines": (0.010, 0.05), "folds": (0.025, 0.14)}
 SPOT_BAND = (0.05, 0.30)
@@ -112,10 +113,11 @@ def weights_box(weights) -> tuple[slice, slice] | None:
     any_w = np.zeros(np.shape(weights[0]), bool)
     for w in weights:
         any_w |= np.asarray(w) != 0
-    rows, cols = np.flatnonzero(any_w.any(1)), np.flatnonzero(any_w.any(0))
-    if not len(rows):
+    box = mask_box(any_w)
+    if box is None:
         return None
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+    y0, y1, x0, x1 = box
+    return slice(y0, y1), slice(x0, x1)
 
 
 def tone_gain(reference_rgb: np.ndarray, current_rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..camera import CameraModel
 from .blur import gaussian_blur
-from .roi import Roi, coarse_size, crop_camera, scale_camera
+from .roi import Roi, coarse_size, crop_camera, mask_box, scale_camera
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -155,11 +155,11 @@ def relax_folds(flow: np.ndarray, sigma: float, min_det: float = 0.5, rounds: in
     reach = iters + blur_reach(sigma)  # how far from a folding pixel the zone can be non-zero
     for _ in range(rounds):
         bad = jacobian_det(flow) < min_det
-        rows, cols = np.flatnonzero(bad.any(1)), np.flatnonzero(bad.any(0))
-        if not len(rows):
+        folds = mask_box(bad)
+        if folds is None:
             break
-        zone_box = (slice(max(int(rows[0]) - reach, 0), min(int(rows[-1]) + 1 + reach, h)),
-                    slice(max(int(cols[0]) - reach, 0), min(int(cols[-1]) + 1 + reach, w)))
+        r0, r1, c0, c1 = folds
+        zone_box = (slice(max(r0 - reach, 0), min(r1 + reach, h)), slice(max(c0 - reach, 0), min(c1 + reach, w)))
         # the folds dilated on the window the zone's blur reads (it holds every folding pixel)
         window, inner = blur_window(bad.shape, zone_box, sigma)
         grown = cv2.dilate(bad[window].astype(np.float32), np.ones((3, 3), np.uint8), iterations=iters)
@@ -196,11 +196,11 @@ def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0,
     if r.empty:
         return out
     moved = warp.moved
-    rows, cols = np.flatnonzero(moved.any(1)), np.flatnonzero(moved.any(0))
-    if not len(rows):
+    box = mask_box(moved)
+    if box is None:
         return out
     # only the moved pixels' bounding box is resampled (the same maps, the same values there)
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    y0, y1, x0, x1 = box
     gx = np.arange(x0, x1, dtype=np.float32)[None, :]
     gy = np.arange(y0, y1, dtype=np.float32)[:, None]
     map_x = gx + warp.flow[y0:y1, x0:x1, 0] + r.x0
