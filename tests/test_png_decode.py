@@ -175,7 +175,40 @@ def test_session_frame_reader_uses_the_decoder_and_matches_opencv(tmp_path, repo
         np.testing.assert_array_equal(got, before, err_msg=name)
     assert len(calls) == len(cases)
     (folder / "cut.png").write_bytes(cases["sub.png"][:60])
+    (folder / "empty.png").write_bytes(b"")
+    with pytest.raises(SessionError, match="cannot read frame image"):
+        session.read_image(cam, "empty.png")
     with pytest.raises(SessionError, match="cannot read frame image"):
         session.read_image(cam, "cut.png")
     with pytest.raises(SessionError, match="cannot read frame image"):
         session.read_image(cam, "missing.png")
+
+
+def test_plate_reader_uses_the_decoder_and_matches_opencv(tmp_path, monkeypatch):
+    """artifacts.read_plate (the report's plates): the same uint8 RGB as its OpenCV reading before, for the
+    composite's 16-bit plates and the other PNGs it may meet; None for a missing, empty or damaged file."""
+    from reconstruct.artifacts.plates import read_plate
+
+    calls = []
+    real = png.decode_png
+    monkeypatch.setattr(png, "decode_png", lambda data: calls.append(1) or real(data))
+    cases = {"plate16.png": png.encode_png(_image((31, 45, 3), np.uint16)),
+             "rgba16.png": png.encode_png(_image((31, 45, 4), np.uint16)),
+             "grey8.png": _filtered_png(_image((31, 45), np.uint8), (1, 2)),
+             "paeth16.png": _filtered_png(_image((31, 45, 3), np.uint16), (4,))}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # the reader before
+        if img.dtype == np.uint16:
+            img = cv2.convertScaleAbs(img, alpha=1.0 / 257.0)
+        before = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else cv2.cvtColor(img[..., :3],
+                                                                                         cv2.COLOR_BGR2RGB)
+        got = read_plate(path)
+        assert got.dtype == np.uint8 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, before, err_msg=name)
+    assert len(calls) == len(cases)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "cut.png").write_bytes(cases["plate16.png"][:70])
+    for name in ("empty.png", "cut.png", "missing.png"):
+        assert read_plate(tmp_path / name) is None, name

@@ -25,14 +25,24 @@ def plate_paths(folder: Path) -> dict[int, Path]:
 
 
 def read_plate(path: Path) -> np.ndarray | None:
-    """A plate PNG as RGB uint8 (16-bit rounded: ``round(v / 257)``), or None when unreadable."""
+    """A plate PNG as RGB uint8 (16-bit rounded: ``round(v / 257)``), or None when unreadable. The plates are
+    plain PNGs: decoded by :func:`reconstruct.png.decode_png` (RGB order), others by OpenCV (BGR), same pixels."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
+    from ..png import decode_png
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
         return None
+    img = decode_png(data)
+    rgb = img is not None
+    if img is None:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+        if img is None:
+            return None
     if img.dtype == np.uint16:  # round(v / 257): v / 257 is never within 0.002 of a half, so this is exact
         img = cv2.convertScaleAbs(img, alpha=1.0 / 257.0)
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
-    return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img[..., :3]) if rgb else cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)

@@ -440,7 +440,7 @@ class Session:
             img = decode_png(data)  # RGB order already; None: not a plain case, OpenCV decodes it below
             if img is not None:
                 return np.ascontiguousarray(img[..., :3]) if img.ndim == 3 and img.shape[2] == 4 else img
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
         else:
             img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
