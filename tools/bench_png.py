@@ -1,9 +1,12 @@
 """The deliverables' encoders against the libraries', on one core, same frames, same run: the 16-bit PNG
 (reconstruct/png.py) against OpenCV's, and the plates' half-float EXR (reconstruct/composite/exr.py, ZIP with ISA-L)
-against the OpenEXR package's PIZ (what the plates used before).
+against the OpenEXR package's PIZ (what the plates used before); and the frame reader's PNG decoder
+(reconstruct.png.decode_png) against OpenCV's.
 
 Rows: encode ms per 1080p 16-bit RGB plate (value, baseline = ``cv2.imencode``) and per 1080p half-float linear
-plate (the same frames linearised; baseline = ``OpenEXR.File(...).write`` with PIZ), file sizes in the notes. Frames:
+plate (the same frames linearised; baseline = ``OpenEXR.File(...).write`` with PIZ), decode ms per 1080p frame
+as a take stores it (8-bit, OpenCV's file) and per 16-bit plate (baseline = ``cv2.imdecode`` + ``cvtColor``), file
+sizes in the notes. Frames:
 a real face frame from ``../shared/data/faces/obama_address`` scaled to 1920x1080 (8-bit footage written as 16-bit:
 ``v * 257``, what the composite writes outside the face), when the data is there; and a synthetic smooth image
 with noise. Every encoded file is decoded and compared (exit code 1 on a difference). Follows docs/benchmarks.md.
@@ -80,6 +83,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
                               f"{len(ours) / 1e6:.2f} vs {len(ref) / 1e6:.2f} MB; 1 core, best of {repeats}"
                               + (" (quick)" if args.quick else "")})
         rows.append(_exr_row(name, img, best, args.quick, repeats))
+        rows.extend(_decode_rows(name, img, ours, best, args.quick, repeats))
+    return rows
+
+
+def _decode_rows(name: str, img16: np.ndarray, png16: bytes, best, quick: bool, repeats: int) -> list[dict]:
+    """reconstruct.png.decode_png against OpenCV's decoder (imdecode + BGR->RGB, what Session.read_image did) on
+    the frame as a take stores it (8-bit RGB written by OpenCV: rows "Sub") and on our 16-bit plate (rows "Up")."""
+    import cv2
+
+    from reconstruct.png import decode_png
+
+    img8 = (img16 // 257).astype(np.uint8)
+    frame8 = cv2.imencode(".png", np.ascontiguousarray(img8[..., ::-1]))[1].tobytes()
+    rows = []
+    for what, data, want in (("8-bit frame, OpenCV's file", frame8, img8), ("16-bit plate, ours", png16, img16)):
+        def opencv(data=data):
+            return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+
+        t_ours, ours = best(lambda data=data: decode_png(data))
+        t_cv, ref = best(opencv)
+        if ours is None or not (np.array_equal(ours, want) and np.array_equal(ref, want)):
+            raise SystemExit(f"reconstruct.png.decode_png: {name}, {what}: the samples differ from OpenCV's")
+        rows.append({"stage": "frames", "metric": f"PNG decode ms/frame (1080p {what}, {name})",
+                     "value": 1e3 * t_ours, "baseline": 1e3 * t_cv, "ratio": t_ours / t_cv,
+                     "notes": f"baseline: cv2.imdecode + cvtColor (Session.read_image before); file "
+                              f"{len(data) / 1e6:.2f} MB; same samples; 1 core, best of {repeats}"
+                              + (" (quick)" if quick else "")})
     return rows
 
 
