@@ -91,6 +91,7 @@ def encode_png(image: np.ndarray, chunks: Iterable[bytes] = (), where: str = "im
 #: information it does not apply); a file with any other chunk (tRNS, sBIT, eXIf, ...) is left to OpenCV
 _INERT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs", b"gAMA", b"cHRM", b"sRGB", b"iCCP"})
 _CHANNELS = {v: k for k, v in _COLOR_TYPE.items()}  # colour type -> channels (grey, RGB, RGBA)
+_MAX_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS: larger images are left to it
 
 
 def _inflate(data: bytes | memoryview, size: int) -> bytes:
@@ -138,9 +139,11 @@ def decode_png(data: bytes) -> np.ndarray | None:
         return None
     c, nb = _CHANNELS[color], depth // 8
     bpp, stride = c * nb, w * c * nb + 1
+    if w * h > _MAX_PIXELS:  # a damaged or hostile header: no buffer of its size (OpenCV's own limit decides)
+        return None
     try:
         raw = _inflate(idat[0] if len(idat) == 1 else b"".join(idat), h * stride)
-    except zlib.error:
+    except (zlib.error, MemoryError, OverflowError, ValueError):
         return None
     if len(raw) != h * stride:
         return None

@@ -135,6 +135,12 @@ def test_other_formats_and_damaged_files_are_declined():
         assert png.decode_png(data) is None
 
 
+def test_a_header_claiming_a_huge_image_is_declined_without_allocating_it():
+    data = bytearray(_filtered_png(_image((12, 17, 3), np.uint16), (1,)))
+    data[8:33] = png.png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1 << 20, 1 << 20, 16, 2, 0, 0, 0))  # 6.6 TB of rows
+    assert png.decode_png(bytes(data)) is None
+
+
 def test_too_much_or_too_little_image_data_is_declined():
     img = _image((12, 17, 3), np.uint8)
     full = _filtered_png(img, (0,))
