@@ -31,15 +31,22 @@ def take(tmp_path) -> tuple[Path, list[int]]:
 
 def _report(root: Path, monkeypatch, counts: Counter | None = None) -> str:
     if counts is not None:
-        real = cv2.imread
+        real, real_bytes = cv2.imread, Path.read_bytes
 
-        def counting(path, *a, **k):
-            p = Path(path)
+        def count(p: Path) -> None:
             if p.suffix == ".png" and p.parent.name == "hero":  # a hero plate or a composited hero plate
                 counts[(p.parent.parent.name, p.stem)] += 1
+
+        def counting(path, *a, **k):
+            count(Path(path))
             return real(path, *a, **k)
 
+        def counting_bytes(self):  # the frame and plate readers read a PNG's bytes for reconstruct.png.decode_png
+            count(self)
+            return real_bytes(self)
+
         monkeypatch.setattr(cv2, "imread", counting)
+        monkeypatch.setattr(Path, "read_bytes", counting_bytes)
     run_pipeline(RunConfig(session=root, only_stage="report", jobs=1), host())
     page = (root / "out" / "report" / "report.html").read_text()
     return page[page.index("<main"):]  # the header holds the session's path and the time it was made
