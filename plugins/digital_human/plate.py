@@ -96,7 +96,9 @@ class PlateRetoucher:
         masks = {k: _times(m, plate_skin, pbox) for k, m in masks.items()}
         gain = None
         if self.young_skin_rgb is not None and skin.sum() > 50:
-            cur = (region * skin[..., None]).reshape(-1, 3).sum(0) / skin.sum()
+            # on the skin's box: numpy sums the (N, 3) rows in order, and the 0 past the box add nothing (the same
+            # floats, ~4x fewer pixels); ``skin.sum()`` (a pairwise sum) stays whole
+            cur = (region[pbox] * skin[pbox][..., None]).reshape(-1, 3).sum(0) / skin.sum()
             gain = np.clip(tone_gain(self.young_skin_rgb, cur), 0.9, 1.1)
         region = retouch_skin(region, masks, iod, s.skin, skin=skin, tone_gain=gain)
         # exact alpha: 1 on every changed pixel (grown by 2 px), 0 elsewhere, used as is by the compositor; the
