@@ -130,11 +130,13 @@ class FaceEdit:
         returned as is; an empty mask gives an empty (0 x 0) crop."""
         if self.kind != "image":
             return self
-        ys, xs = np.nonzero(np.asarray(self.mask) > 0)
+        on = np.asarray(self.mask) > 0
         h, w = self.mask.shape[:2]
-        if len(xs):
-            x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
-            x1, y1 = min(int(xs.max()) + 1 + margin, w), min(int(ys.max()) + 1 + margin, h)
+        rows = np.flatnonzero(on.any(axis=1))  # the box from the rows and columns that hold one (not every pixel)
+        if rows.size:
+            cols = np.flatnonzero(on.any(axis=0))
+            x0, y0 = max(int(cols[0]) - margin, 0), max(int(rows[0]) - margin, 0)
+            x1, y1 = min(int(cols[-1]) + 1 + margin, w), min(int(rows[-1]) + 1 + margin, h)
         else:
             x0 = y0 = x1 = y1 = 0
         if (x0, y0, x1, y1) == (0, 0, w, h):

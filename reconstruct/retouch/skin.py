@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .blur import blur_window
 from .regions import AGE_REGIONS
 from .roi import mask_box
 
@@ -85,7 +86,12 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     box = weights_box([skin, *masks.values()])
     if box is None:
         return np.clip(out, 0.0, 1.0)
-    y = luminance(out)
+    # the luminance on the window the bands read (each band's widest blur), not the whole image
+    y = np.zeros(out.shape[:2], np.float32)
+    reads = [blur_window(y.shape, box, max(hi * iod_px, lo * iod_px * 1.5, 0.5))[0] for lo, hi in BANDS.values()]
+    win = (slice(min(r[0].start for r in reads), max(r[0].stop for r in reads)),
+           slice(min(r[1].start for r in reads), max(r[1].stop for r in reads)))
+    y[win] = luminance(out[win])
     ob, yb = out[box], y[box]
     delta = np.zeros_like(yb)
     for kind, (lo, hi) in BANDS.items():
@@ -104,7 +110,7 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     if tone_gain is not None and settings.tone > 0 and sb.any():
         g = 1.0 + settings.tone * (np.asarray(tone_gain, np.float32) - 1.0)
         ob *= 1.0 + sb[..., None] * (g[None, None] - 1.0)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def weights_box(weights) -> tuple[slice, slice] | None:
@@ -148,5 +154,9 @@ def adaptive_skin(image: np.ndarray, prior: np.ndarray, spread: float = 3.0) -> 
     mad = np.median(np.abs(x - med), axis=0) * 1.4826
     # floors: L in 0..100 (generous: shading across a face moves lightness far more than chroma), a/b in -100..100
     scale = np.maximum(mad * spread, np.array([25.0, 4.0, 4.0]))
-    d2 = (((lab - med) / scale) ** 2).sum(-1)
+    # ``(((lab - med) / scale) ** 2).sum(-1)`` channel by channel (the same sum, left to right: a reduction over a
+    # last axis of 3 is slow), float32 differences scaled in float64 as there
+    d2 = ((lab[..., 0] - med[0]) / scale[0]) ** 2
+    d2 += ((lab[..., 1] - med[1]) / scale[1]) ** 2
+    d2 += ((lab[..., 2] - med[2]) / scale[2]) ** 2
     return np.exp(-0.5 * d2).astype(np.float32)

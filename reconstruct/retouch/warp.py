@@ -153,8 +153,8 @@ def relax_folds(flow: np.ndarray, sigma: float, min_det: float = 0.5, rounds: in
     h, w = flow.shape[:2]
     iters = max(1, int(sigma))
     reach = iters + blur_reach(sigma)  # how far from a folding pixel the zone can be non-zero
-    for _ in range(rounds):
-        bad = jacobian_det(flow) < min_det
+    bad = jacobian_det(flow) < min_det
+    for i in range(rounds):
         folds = mask_box(bad)
         if folds is None:
             break
@@ -167,7 +167,22 @@ def relax_folds(flow: np.ndarray, sigma: float, min_det: float = 0.5, rounds: in
         smooth = gaussian_blur_box(flow, sigma, zone_box)
         f = flow[zone_box]
         f += np.clip(zone, 0, 1)[..., None] * (smooth - f)
+        if i + 1 < rounds:  # the next round's folds: only the zone (and the pixel around it) changed
+            _update_folds(bad, flow, zone_box, min_det)
     return flow
+
+
+def _update_folds(bad: np.ndarray, flow: np.ndarray, box: tuple[slice, slice], min_det: float) -> None:
+    """``bad[:] = jacobian_det(flow) < min_det`` after ``flow`` changed inside ``box`` only: the determinant's
+    central differences reach one pixel, so it is recomputed on the box grown by 1 px, from the flow grown by 2 px
+    (clipped to the array, where :func:`numpy.gradient` takes the same one-sided differences): the same values."""
+    h, w = bad.shape
+    (ys, xs) = box
+    oy0, oy1 = max(ys.start - 1, 0), min(ys.stop + 1, h)
+    ox0, ox1 = max(xs.start - 1, 0), min(xs.stop + 1, w)
+    ry0, rx0 = max(oy0 - 1, 0), max(ox0 - 1, 0)
+    det = jacobian_det(flow[ry0:min(oy1 + 1, h), rx0:min(ox1 + 1, w)])
+    bad[oy0:oy1, ox0:ox1] = det[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0] < min_det
 
 
 def apply_warp(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
@@ -179,6 +194,9 @@ def apply_warp(image: np.ndarray, warp: FaceWarp) -> np.ndarray:
         return out
     out[warp.roi.slices] = warp_region(out, warp)
     return out
+
+
+_REMAP_BAND = 16  # rows of a band of :func:`warp_region`'s resampling
 
 
 def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
@@ -199,7 +217,8 @@ def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0,
     box = mask_box(moved)
     if box is None:
         return out
-    # only the moved pixels' bounding box is resampled (the same maps, the same values there)
+    # only the moved pixels are resampled (the same maps, the same values there): the moved pixels' bounding box,
+    # in bands of rows each cut to its own moved columns (the moved region is round: ~20 % fewer pixels)
     y0, y1, x0, x1 = box
     gx = np.arange(x0, x1, dtype=np.float32)[None, :]
     gy = np.arange(y0, y1, dtype=np.float32)[:, None]
@@ -209,8 +228,16 @@ def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0,
         map_x -= ox
     if oy:
         map_y -= oy
-    res = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-    np.copyto(out[y0:y1, x0:x1], res, where=moved[y0:y1, x0:x1, None])
+    sub = moved[y0:y1, x0:x1]
+    for b0 in range(0, y1 - y0, _REMAP_BAND):
+        b1 = min(b0 + _REMAP_BAND, y1 - y0)
+        cols = np.flatnonzero(sub[b0:b1].any(axis=0))
+        if not cols.size:
+            continue
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        res = cv2.remap(src, map_x[b0:b1, c0:c1], map_y[b0:b1, c0:c1], cv2.INTER_LANCZOS4,
+                        borderMode=cv2.BORDER_REFLECT)
+        np.copyto(out[y0 + b0:y0 + b1, x0 + c0:x0 + c1], res, where=sub[b0:b1, c0:c1, None])
     return out
 
 
