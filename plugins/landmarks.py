@@ -27,6 +27,16 @@ from reconstruct.native_logs import quiet_native_stderr, quiet_opencv
 
 log = logging.getLogger(__name__)
 
+#: modules MediaPipe's package imports at its top that the face mesh does not use (made lazy, see __init__)
+DEFERRED_IMPORTS = ("mediapipe.python.solutions.drawing_styles", "mediapipe.python.solutions.drawing_utils",
+                    "matplotlib.pyplot", "mediapipe.tasks.python")
+#: the second pass's crop side (and a tracked frame's) as a multiple of the landmarks' extent
+REFINE_MARGIN = 1.6
+#: tracking is lost when the face's centre moves by more than this fraction of its size from one frame to the next
+TRACK_JUMP = 0.25
+#: ... or its size changes by more than this factor
+TRACK_RESIZE = 1.25
+
 class FaceBoxFinder:
     """Face boxes (x, y, w, h, score) from YuNet or a Haar cascade; ``None`` when no detector file is available."""
 
@@ -97,9 +107,13 @@ class MediaPipeFaceMesh:
 
     def __init__(self, yunet: Path | str | None = None, haar: Path | str | None = None, crop_px: int = 384,
                  crop_scale: float = 3.0, min_confidence: float = 0.3) -> None:
-        from mediapipe.python.solutions import face_mesh  # a declared dependency
-
         from reconstruct import assets
+        from reconstruct.lazy_imports import defer_plotting_imports
+
+        # MediaPipe's package imports its drawing modules (matplotlib) and its tasks API, which the face mesh never
+        # uses: loaded only if something touches them (0.6 of MediaPipe's 0.7 s import in each detect worker)
+        defer_plotting_imports(DEFERRED_IMPORTS)
+        from mediapipe.python.solutions import face_mesh  # a declared dependency
 
         yunet_path = None if yunet == "none" else Path(yunet) if yunet is not None else assets.yunet_path()
         haar_path = None if haar == "none" else Path(haar) if haar is not None else assets.haar_path()
@@ -131,17 +145,12 @@ class MediaPipeFaceMesh:
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """RGB (H, W, 3) or gray (H, W) uint8 -> ((478, 2) pixels, (478,) confidence) or None (no face)."""
-        img = np.asarray(image)
-        if img.ndim == 2:
-            import cv2
+        got = self.detect_scored(image)
+        return None if got is None else got[:2]
 
-            img = cv2.cvtColor(np.ascontiguousarray(img, np.uint8), cv2.COLOR_GRAY2RGB) if img.dtype == np.uint8 \
-                else np.repeat(img[..., None], 3, axis=2)
-        if img.ndim != 3 or img.shape[2] not in (3, 4):
-            raise ConfigError(f"landmark detector got an image of shape {img.shape}; expected (H, W), (H, W, 3)")
-        img = np.ascontiguousarray(img[..., :3])
-        if img.dtype != np.uint8:
-            img = np.clip(img, 0, 255).astype(np.uint8)
+    def detect_scored(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """:meth:`detect` and the face box detector's score (1.0 without a box), which :meth:`track` carries on."""
+        img = _rgb_uint8(image)
         box = self.boxes.find(img, rgb=True)
         score = 1.0
         pts = None
@@ -154,9 +163,38 @@ class MediaPipeFaceMesh:
                 return None
         # second pass: re-crop around the found landmarks (tighter, centred) for precision
         lo, hi = pts[:468, :2].min(0), pts[:468, :2].max(0)
-        refined = self._detect_in_crop(img, *(lo + hi) / 2, 1.6 * float(max(hi - lo)))
+        refined = self._detect_in_crop(img, *(lo + hi) / 2, REFINE_MARGIN * float(max(hi - lo)))
         if refined is not None:
             pts = refined
+        conf = np.clip(score, 0.0, 1.0) * _facing(pts, self._faces)
+        return pts[:, :2].astype(np.float32), conf.astype(np.float32), float(score)
+
+    def track(self, image: np.ndarray, previous: np.ndarray, score: float = 1.0,
+              recentre: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """The landmarks of ``image`` from ``previous`` ((478, 2), this view's landmarks on the frame before)
+        instead of a face box: one MediaPipe pass on the crop :meth:`detect`'s second pass would use, centred on
+        ``previous`` (``REFINE_MARGIN`` x their extent), without the box detector and the first pass.
+        ``recentre``: one more pass centred on the landmarks found. ``score``: the face score of the last box
+        (carried on). None when tracking is lost -- no face in the crop, or the face's centre moved by more than
+        ``TRACK_JUMP`` of its size, or its size changed by more than ``TRACK_RESIZE`` x (a cut, an occlusion, the
+        face leaving the frame): the caller then runs :meth:`detect`."""
+        img = _rgb_uint8(image)
+        prev = np.asarray(previous, np.float64)[:468]
+        if not np.isfinite(prev).all():
+            return None
+        lo, hi = prev.min(0), prev.max(0)
+        size, centre = float(max(hi - lo)), (lo + hi) / 2
+        pts = self._detect_in_crop(img, *centre, REFINE_MARGIN * size)
+        if pts is None:
+            return None
+        nlo, nhi = pts[:468, :2].min(0), pts[:468, :2].max(0)
+        nsize, ncentre = float(max(nhi - nlo)), (nlo + nhi) / 2
+        if np.linalg.norm(ncentre - centre) > TRACK_JUMP * size or not 1 / TRACK_RESIZE < nsize / size < TRACK_RESIZE:
+            return None
+        if recentre:
+            refined = self._detect_in_crop(img, *ncentre, REFINE_MARGIN * nsize)
+            if refined is not None:
+                pts = refined
         conf = np.clip(score, 0.0, 1.0) * _facing(pts, self._faces)
         return pts[:, :2].astype(np.float32), conf.astype(np.float32)
 
@@ -177,6 +215,22 @@ class MediaPipeFaceMesh:
         out[:, 1] = pts[:, 1] / s + (cy - side / 2)
         out[:, 2] = pts[:, 2] / s
         return out
+
+
+def _rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) image from RGB(A) or gray (IR frames: replicated to three channels)."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        import cv2
+
+        img = cv2.cvtColor(np.ascontiguousarray(img, np.uint8), cv2.COLOR_GRAY2RGB) if img.dtype == np.uint8 \
+            else np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ConfigError(f"landmark detector got an image of shape {img.shape}; expected (H, W), (H, W, 3)")
+    img = np.ascontiguousarray(img[..., :3])
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    return img
 
 
 def _canonical_triangles() -> np.ndarray:

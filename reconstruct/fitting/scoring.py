@@ -48,6 +48,7 @@ def regions(model: FaceModel, face: np.ndarray) -> dict[str, np.ndarray]:
     face = np.asarray(face, bool)
     out = {"face": face}
     mean = model.mean.astype(np.float64)
+    on_face = mean[face]  # a region is within the face: only those vertices are looked up
     for name, src, r in (("mouth", "lips", MOUTH_RADIUS_M), ("eyes", "eyes", EYE_RADIUS_M),
                          ("brows", "brows", BROW_RADIUS_M)):
         if src not in model.regions:
@@ -57,8 +58,12 @@ def regions(model: FaceModel, face: np.ndarray) -> dict[str, np.ndarray]:
             m = np.zeros(model.n_vertices, bool)
             m[mask] = True
             mask = m
-        d, _ = cKDTree(mean[mask]).query(mean)
-        out[name] = face & (d <= r)
+        # the search stops just beyond r (inf past it): the same masks as the full nearest distance, 0.19 -> 0.02 s
+        # of the fit stage's report on ICT
+        d, _ = cKDTree(mean[mask]).query(on_face, distance_upper_bound=r * (1 + 1e-6))
+        near = np.zeros_like(face)
+        near[face] = d <= r
+        out[name] = near
     return out
 
 
