@@ -103,6 +103,8 @@ class CalibrateStage:
                 and src.get("board") == repr(s.rig.board))
 
     def run(self, ctx: StageContext, out: Path) -> None:
+        from reconstruct.calibration import cache
+        from reconstruct.calibration.result import RigCalibration
         from reconstruct.calibration.rig_solve import calibrate_session
         from reconstruct.session import atomic_write_json
 
@@ -116,10 +118,20 @@ class CalibrateStage:
             log.info("calibrate: keeping the existing %s (%s)", s.calibration_path, why)
             atomic_write_json(out / "calibration.json", cal.to_dict())
             return
-        cal = calibrate_session(s, st.solver_options(s.rig.hero.name), progress=ctx.progress, step=st.step,
-                                executor=ctx.executor)
-        atomic_write_json(out / "calibration.json", cal.to_dict())
-        s.write_calibration(cal.to_dict())
+        options = st.solver_options(s.rig.hero.name)
+        key = cache.session_key(s, options, st.step)
+        data = cache.load(key) if key else None
+        if data is not None:  # another take with the same images, board, rig and settings: its solution
+            cal = RigCalibration.from_dict(data)
+            log.info("calibrate: these calibration images were solved for another take with the same board, rig "
+                     "and settings; its calibration kept from %s", cache.cache_dir())
+        else:
+            cal = calibrate_session(s, options, progress=ctx.progress, step=st.step, executor=ctx.executor)
+            data = cal.to_dict()
+            if key:
+                cache.store(key, data)
+        atomic_write_json(out / "calibration.json", data)
+        s.write_calibration(data)
         log.info("calibrate: RMS %.3f px over %d views, %d warning(s)", cal.quality["rms_px"], cal.quality["views"],
                  len(cal.warnings))
 

@@ -434,20 +434,9 @@ def detect_board_job(job: BoardJob, res) -> BoardDetection | None:
     return detect_board(img, job.board, camera=job.camera, view=job.record.index)
 
 
-def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
-                   progress: Progress | None = None, step: int = 1, executor=None) -> dict[str, list[BoardDetection]]:
-    """Detect the board in every stored ``calib/<camera>/`` image (every ``step``-th row) of a session.
-
-    The view index of a detection is the frame's ``index`` column in frames.csv: rows with the same index in
-    different cameras are simultaneous. Raises :class:`CalibrationError` naming a camera that has no calibration
-    images or in which the board is never found (with a diagnosis: polarity, dictionary, square count).
-
-    ``executor``: the run's executor (``map(fn, items, progress, description, resources=True)``); the images are
-    read and searched in its workers (each image on its own: the same detections as in process). None: here.
-    """
-    progress = progress or NullProgress()
-    board = board or session.rig.board
-    cameras = list(cameras or session.rig.camera_names)
+def calibration_records(session, cameras: list[str], step: int = 1) -> dict:
+    """Camera -> the ``calib/<camera>/frames.csv`` records the calibration reads (stored ``ok`` images, every
+    ``step``-th). Raises :class:`CalibrationError` naming a camera without frames.csv or without images."""
     missing = [c for c in cameras if not (session.camera_dir(c, kind="calib") / "frames.csv").exists()]
     if missing:
         files = ", ".join(f"calib/{c}/frames.csv" for c in missing)
@@ -464,6 +453,24 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
             f"calib/<camera>/frames.csv in {session.root} lists none",
             hint=f"add {Q.MIN_VIEWS}+ board photos per camera with `capture import {session.root} --append "
                  + " ".join(f"{c}=PHOTOS" for c in empty) + "`")
+    return records
+
+
+def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
+                   progress: Progress | None = None, step: int = 1, executor=None) -> dict[str, list[BoardDetection]]:
+    """Detect the board in every stored ``calib/<camera>/`` image (every ``step``-th row) of a session.
+
+    The view index of a detection is the frame's ``index`` column in frames.csv: rows with the same index in
+    different cameras are simultaneous. Raises :class:`CalibrationError` naming a camera that has no calibration
+    images or in which the board is never found (with a diagnosis: polarity, dictionary, square count).
+
+    ``executor``: the run's executor (``map(fn, items, progress, description, resources=True)``); the images are
+    read and searched in its workers (each image on its own: the same detections as in process). None: here.
+    """
+    progress = progress or NullProgress()
+    board = board or session.rig.board
+    cameras = list(cameras or session.rig.camera_names)
+    records = calibration_records(session, cameras, step)
     jobs = [BoardJob(str(session.root), c, rec, board) for c in cameras for rec in records[c]]
     if executor is None:  # in this process, on the session already open
         from ..executors.local import LocalExecutor
