@@ -156,3 +156,32 @@ def test_spread_precheck_never_passes_a_collinear_view():
     assert sure > 300  # the pre-check settles most views (the bench take: 82 of 85)
     assert Q.surely_spread(q, SMALL_BOARD.square_size)  # the whole board
     assert not Q.surely_spread(q[:5], SMALL_BOARD.square_size)  # one row of corners
+
+
+def test_board_shape_test_solves_on_threads_give_the_same_adjustment(monkeypatch):
+    """refine_board=None solves the shaped and the rigid board from the same start: on two threads where two
+    cores are free, one after the other on one core; the same numbers either way."""
+    import reconstruct.executors.local as local
+    from reconstruct.calibration.bundle import CameraInit, bundle_adjust
+    from reconstruct.calibration.synthetic import example_rig_cameras, ideal_detections, make_board_poses
+
+    cams = example_rig_cameras()
+    poses = make_board_poses(SMALL_BOARD, cams, 8, seed=2)
+    dets = ideal_detections(SMALL_BOARD, cams, poses, 0.3)
+    T_ref = cams["hero"].world_to_camera
+    rng = np.random.default_rng(4)
+    inits = [CameraInit(n, c.K * [[1.01], [0.99], [1]], c.dist, c.model, c.image_size,
+                        c.world_to_camera @ np.linalg.inv(T_ref)) for n, c in cams.items()]
+    boards = {k: T_ref @ poses[k] for k in range(8)}
+    boards = {k: np.r_[np.c_[T[:3, :3], T[:3, 3] + rng.normal(0, 1e-3, 3)], [[0, 0, 0, 1]]] for k, T in boards.items()}
+    out = []
+    for cores in (1, 2):
+        monkeypatch.setattr(local, "available_cores", lambda: cores)
+        out.append(bundle_adjust(inits, "hero", boards, [d for ds in dets.values() for d in ds], SMALL_BOARD,
+                                 refine_board=None))
+    a, b = out
+    assert a.board_test is not None and a.board_test == b.board_test and a.rms == b.rms and a.nfev == b.nfev
+    for name in a.cameras:
+        for u, v in zip(a.cameras[name], b.cameras[name]):
+            assert np.array_equal(u, v), name
+    assert a.param_std == b.param_std and a.tangential_wald == b.tangential_wald
