@@ -4,10 +4,12 @@ Stage ``calibrate`` (requires nothing: it reads ``calib/<camera>/``, not the syn
 board in every calibration image, calibrates the rig (:mod:`reconstruct.calibration.rig_solve`) and writes
 ``out/calibrate/calibration.json`` plus ``session/calibration.json`` (what :func:`load_calibration` reads).
 A session without calibration images but with a ``calibration.json`` (imported with ``reconstruct calibrate
---import``) keeps that file. Options (``--option calibrate.KEY=VALUE``): ``model`` (pinhole|fisheye),
-``fix_aspect_ratio``, ``zero_tangent``, ``fix_k3``, ``rational``, ``refine_intrinsics`` (true|false),
-``tangential`` (auto|fit|zero; default auto), ``board_shape`` (auto|estimate|rigid; default auto), ``reference``
-(camera), ``step`` (use every n-th calibration image).
+--import``) keeps that file. A take whose calibration images (content), board, rig and settings were solved before
+(another take of the rig session) gets that solution from :mod:`reconstruct.calibration.cache`
+(``$DEAGE_CALIBRATION_CACHE_DIR``) instead of solving again. Options (``--option calibrate.KEY=VALUE``): ``model``
+(pinhole|fisheye), ``fix_aspect_ratio``, ``zero_tangent``, ``fix_k3``, ``rational``, ``refine_intrinsics``
+(true|false), ``tangential`` (auto|fit|zero; default auto), ``board_shape`` (auto|estimate|rigid; default auto),
+``reference`` (camera), ``step`` (use every n-th calibration image).
 """
 
 from __future__ import annotations
