@@ -4,10 +4,12 @@ Stage ``calibrate`` (requires nothing: it reads ``calib/<camera>/``, not the syn
 board in every calibration image, calibrates the rig (:mod:`reconstruct.calibration.rig_solve`) and writes
 ``out/calibrate/calibration.json`` plus ``session/calibration.json`` (what :func:`load_calibration` reads).
 A session without calibration images but with a ``calibration.json`` (imported with ``reconstruct calibrate
---import``) keeps that file. Options (``--option calibrate.KEY=VALUE``): ``model`` (pinhole|fisheye),
-``fix_aspect_ratio``, ``zero_tangent``, ``fix_k3``, ``rational``, ``refine_intrinsics`` (true|false),
-``tangential`` (auto|fit|zero; default auto), ``board_shape`` (auto|estimate|rigid; default auto), ``reference``
-(camera), ``step`` (use every n-th calibration image).
+--import``) keeps that file. A take whose calibration images (content), board, rig and settings were solved before
+(another take of the rig session) gets that solution from :mod:`reconstruct.calibration.cache`
+(``$DEAGE_CALIBRATION_CACHE_DIR``) instead of solving again. Options (``--option calibrate.KEY=VALUE``): ``model``
+(pinhole|fisheye), ``fix_aspect_ratio``, ``zero_tangent``, ``fix_k3``, ``rational``, ``refine_intrinsics``
+(true|false), ``tangential`` (auto|fit|zero; default auto), ``board_shape`` (auto|estimate|rigid; default auto),
+``reference`` (camera), ``step`` (use every n-th calibration image).
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class CalibrateStage:
                 and src.get("board") == repr(s.rig.board))
 
     def run(self, ctx: StageContext, out: Path) -> None:
+        from reconstruct.calibration import cache
+        from reconstruct.calibration.result import RigCalibration
         from reconstruct.calibration.rig_solve import calibrate_session
         from reconstruct.session import atomic_write_json
 
@@ -116,10 +120,20 @@ class CalibrateStage:
             log.info("calibrate: keeping the existing %s (%s)", s.calibration_path, why)
             atomic_write_json(out / "calibration.json", cal.to_dict())
             return
-        cal = calibrate_session(s, st.solver_options(s.rig.hero.name), progress=ctx.progress, step=st.step,
-                                executor=ctx.executor)
-        atomic_write_json(out / "calibration.json", cal.to_dict())
-        s.write_calibration(cal.to_dict())
+        options = st.solver_options(s.rig.hero.name)
+        key = cache.session_key(s, options, st.step)
+        data = cache.load(key) if key else None
+        if data is not None:  # another take with the same images, board, rig and settings: its solution
+            cal = RigCalibration.from_dict(data)
+            log.info("calibrate: these calibration images were solved for another take with the same board, rig "
+                     "and settings; its calibration kept from %s", cache.cache_dir())
+        else:
+            cal = calibrate_session(s, options, progress=ctx.progress, step=st.step, executor=ctx.executor)
+            data = cal.to_dict()
+            if key:
+                cache.store(key, data)
+        atomic_write_json(out / "calibration.json", data)
+        s.write_calibration(data)
         log.info("calibrate: RMS %.3f px over %d views, %d warning(s)", cal.quality["rms_px"], cal.quality["views"],
                  len(cal.warnings))
 

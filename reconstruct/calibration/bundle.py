@@ -357,10 +357,8 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
 
     P = problem(refine_board is not False)
     mask = np.ones(len(P.oc), bool)
-    nfev = 0
 
     def solve(P, x0, mask, robust):
-        nonlocal nfev
         from scipy.sparse import vstack
 
         if P.refine_board:  # the board-shape prior's rows go after the corners'
@@ -374,11 +372,10 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
             jac = (lambda x, f: P.jacobian(x, mask)) if analytic and sparse else None  # noqa: E731
         x, J, r, n, msg = levenberg_marquardt(fun, x0, S, robust_scale=1.0 if robust else None, max_iter=max_nfev,
                                               n_camera_params=P.board_col, jac=jac)
-        nfev += n
         log.debug("Levenberg-Marquardt (%s): %s after %d evaluations", "soft_l1" if robust else "linear", msg, n)
-        return x, J, r
+        return x, J, r, n
 
-    x1, _, _ = solve(P, P.x0, mask, True)
+    x1, _, _, nfev = solve(P, P.x0, mask, True)
     res = P.residuals(x1).reshape(-1, 2)
     norm = np.linalg.norm(res, axis=1)
     sigma = float(np.median(norm)) / 1.1774  # median of a 2-D Gaussian's radius = 1.1774 sigma
@@ -398,11 +395,13 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
             f"bundle adjustment kept only {mask.mean():.0%} of the corners (median error {np.median(norm):.1f} px); "
             "the rig geometry did not converge", hint="check that views with the same index are simultaneous "
             "across cameras (frames.csv rows) and that the board spec matches the print")
-    x, J2, f2 = solve(P, x1, mask, False)
     test = None
     if refine_board is None:  # also the rigid board from the same start; keep the shape only if it is significant
         shaped, rigid = P, problem(False)
-        xr, Jr, fr = solve(rigid, np.concatenate([x1[:shaped.shape_col], x1[shaped.board_col:]]), mask, False)
+        x0r = np.concatenate([x1[:shaped.shape_col], x1[shaped.board_col:]])
+        (x, J2, f2, n), (xr, Jr, fr, nr) = _both(lambda: solve(shaped, x1, mask, False),
+                                                 lambda: solve(rigid, x0r, mask, False))
+        nfev += n + nr
         rr, rs = rigid.residuals(xr, mask), shaped.residuals(x, mask)
         # 3 unknowns per corner, 7 of them gauge (held by the constraint rows)
         test = nested_f_test(float(rr @ rr), float(rs @ rs), 3 * len(shaped.corner_ids) - 7, rs.size,
@@ -412,6 +411,9 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
             P, x, J2, f2 = rigid, xr, Jr, fr
         log.info("board shape: F = %.1f (critical %.1f): %s", test.F, test.F_critical,
                  "estimated" if test.significant and not degenerate else "held rigid")
+    else:
+        x, J2, f2, n = solve(P, x1, mask, False)
+        nfev += n
     res = P.residuals(x).reshape(-1, 2)
     rms = float(np.sqrt(np.mean(np.sum(res[mask] ** 2, axis=1))))
     cam_R, cam_t, intr, bR, bt = P.unpack(x)
@@ -443,6 +445,21 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
                         board_test=(None if test is None else
                                     {**test.to_dict(), **({"held_rigid": degenerate} if degenerate else {})}),
                         tangential_wald=wald)
+
+
+def _both(a, b):
+    """``(a(), b())``: on two threads where two cores are free (the two solves of the board-shape test are
+    independent, and NumPy, SciPy's sparse products and LAPACK let go of the GIL), else one after the other."""
+    from ..executors.local import available_cores
+
+    if available_cores() < 2:
+        return a(), b()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fb = pool.submit(b)
+        ra = a()
+        return ra, fb.result()
 
 
 def _shape_moves_focal(shaped: _Problem, xs: np.ndarray, rigid: _Problem, xr: np.ndarray) -> str | None:

@@ -117,13 +117,30 @@ def _multi_start(obj, img, size, flags, crit):
         starts.append(np.array([[f0, 0, (w - 1) / 2], [0, f0, (h - 1) / 2], [0, 0, 1.0]]))
     for s in (0.5, 0.8, 1.2, 2.0):
         starts.append(np.array([[s * w, 0, (w - 1) / 2], [0, s * w, (h - 1) / 2], [0, 0, 1.0]]))
-    for K0 in starts:
+
+    def calibrate(K0):
         f = flags if K0 is None else flags | cv2.CALIB_USE_INTRINSIC_GUESS
         if K0 is None and flags & cv2.CALIB_FIX_ASPECT_RATIO:
             K0 = np.eye(3)  # OpenCV reads fy/fx from the guess
         try:
-            out = cv2.calibrateCamera(obj, img, size, None if K0 is None else K0.copy(), None, flags=f, criteria=crit)
+            return cv2.calibrateCamera(obj, img, size, None if K0 is None else K0.copy(), None, flags=f,
+                                       criteria=crit)
         except cv2.error:
+            return None
+
+    # the starts are independent solves (OpenCV lets go of the GIL): on the idle cores, taken in the same order
+    from ..executors.local import available_cores
+
+    threads = min(len(starts), available_cores())
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            outs = list(pool.map(calibrate, starts))
+    else:
+        outs = [calibrate(K0) for K0 in starts]
+    for out in outs:
+        if out is None:
             continue
         fx, fy = out[1][0, 0], out[1][1, 1]
         plausible = 0.1 * w < fx < 20 * w and 0.1 * w < fy < 20 * w and np.isfinite(out[0])

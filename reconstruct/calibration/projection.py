@@ -66,19 +66,44 @@ def _right_jacobian(r: np.ndarray) -> np.ndarray:
 
 
 def _lens_jacobian(Xc: np.ndarray, intr: np.ndarray, model: str, aspect: float | None):
-    """d(pixels)/d(camera point) (N, 2, 3) and d(pixels)/d(intrinsics vector) (N, 2, K), central differences."""
+    """d(pixels)/d(camera point) (N, 2, 3) and d(pixels)/d(intrinsics vector) (N, 2, K), central differences.
+
+    The same numbers as one :func:`project` per shifted input, in fewer passes: the six shifted copies of the points
+    go through one projection; the focal lengths and the principal point only scale and shift the distorted
+    coordinates, which are distorted once (the shifted values are then computed with :func:`project`'s own
+    expressions); only the distortion coefficients take one distortion each.
+    """
     n, k = len(Xc), len(intr)
-    J_X = np.empty((n, 2, 3))
+    h = 1e-6 * np.maximum(np.abs(Xc[:, 2]), 1e-3)
+    shifted = np.empty((6, n, 3))
     for j in range(3):
-        h = 1e-6 * np.maximum(np.abs(Xc[:, 2]), 1e-3)
         d = np.zeros_like(Xc)
         d[:, j] = h
-        J_X[:, :, j] = (project(Xc + d, intr, model, aspect) - project(Xc - d, intr, model, aspect)) / (2 * h[:, None])
+        shifted[2 * j], shifted[2 * j + 1] = Xc + d, Xc - d
+    p = project(shifted.reshape(-1, 3), intr, model, aspect).reshape(6, n, 2)
+    J_X = np.empty((n, 2, 3))
+    for j in range(3):
+        J_X[:, :, j] = (p[2 * j] - p[2 * j + 1]) / (2 * h[:, None])
     J_I = np.empty((n, 2, k))
+    kf = 4 if aspect is None else 3  # fx, fy, cx, cy (or f, cx, cy): linear in the distorted coordinates
+    z = Xc[:, 2]
+    xd = lens.distort(np.stack([Xc[:, 0] / z, Xc[:, 1] / z], axis=1), intr[kf:], model)
+
+    def pixels(v: np.ndarray) -> np.ndarray:  # project()'s last line for the intrinsics v
+        if aspect is None:
+            fx, fy, cx, cy = v[0], v[1], v[2], v[3]
+        else:
+            fx, cx, cy = v[0], v[1], v[2]
+            fy = fx * aspect
+        return np.stack([fx * xd[:, 0] + cx, fy * xd[:, 1] + cy], axis=1)
+
     for j in range(k):
         h = 1e-6 * max(abs(intr[j]), 1.0)
         ip, im = intr.copy(), intr.copy()
         ip[j] += h
         im[j] -= h
-        J_I[:, :, j] = (project(Xc, ip, model, aspect) - project(Xc, im, model, aspect)) / (2 * h)
+        if j < kf:
+            J_I[:, :, j] = (pixels(ip) - pixels(im)) / (2 * h)
+        else:
+            J_I[:, :, j] = (project(Xc, ip, model, aspect) - project(Xc, im, model, aspect)) / (2 * h)
     return J_X, J_I

@@ -146,3 +146,18 @@ def view_span_squares(corners_board: np.ndarray, square_size: float) -> float:
         q = np.delete(p, i, axis=0)
         spans.append(np.linalg.eigvalsh(np.cov(q.T, bias=True))[0])
     return float(np.sqrt(max(min(spans), 0.0)) / square_size)
+
+
+def surely_spread(corners_board: np.ndarray, square_size: float, min_span: float = MIN_VIEW_SPAN_SQUARES) -> bool:
+    """True when :func:`view_span_squares` is certainly at least ``min_span`` (without its leave-one-out loop): a
+    corner left out lowers the board-plane scatter matrix ``S`` by ``n/(n-1) c c^T`` (``c``: the corner minus the
+    centroid), so the smallest eigenvalue of every leave-one-out covariance is at least
+    ``(lambda_min(S) - n/(n-1) max |c|^2) / (n-1)`` (Weyl); with a 1 % margin for rounding. False: undecided (ask
+    :func:`view_span_squares`)."""
+    p = np.asarray(corners_board, float)[:, :2]
+    n = len(p)
+    if n < 4:
+        return False
+    c = p - p.mean(0)
+    lo = np.linalg.eigvalsh(c.T @ c)[0] - n / (n - 1) * float(np.max(np.sum(c * c, axis=1)))
+    return bool(lo / (n - 1) >= 1.01 * (min_span * square_size) ** 2)

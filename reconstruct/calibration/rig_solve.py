@@ -25,6 +25,7 @@ from .detect import BoardDetection, board_spec_hint, detect_board, diagnose_no_b
 from .extrinsics import initial_poses, solve_board_pose
 from .intrinsics import calibrate_intrinsics, homography_focal
 from .model_select import wald_test
+from .png_read import decode_png
 from .result import RigCalibration
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,10 @@ def _degenerate_views(detections: Mapping[str, list[BoardDetection]], board: Boa
     weak: dict[str, list[tuple[int, str]]] = {}
     for c, dets in detections.items():
         for d in dets:
-            span = Q.view_span_squares(d.object_points(board), board.square_size)
+            pts = d.object_points(board)
+            if d.n >= 6 and Q.surely_spread(pts, board.square_size):  # most views: no leave-one-out loop
+                continue
+            span = Q.view_span_squares(pts, board.square_size)
             if d.n < 6 or span < Q.MIN_VIEW_SPAN_SQUARES:
                 weak.setdefault(c, []).append(
                     (d.view, f"{d.n} corners spanning {span:.2f} squares (nearly collinear)"))
@@ -428,26 +432,29 @@ class BoardJob:
     board: BoardSpec
 
 
+def read_calib_image(session, camera: str, record) -> np.ndarray:
+    """One calibration image as RGB (H, W, 3) or grey (H, W): PNGs OpenCV wrote (rows filtered None or Sub) by
+    :func:`.png_read.decode_png` (the same pixels in about half the time), anything else by the session's reader."""
+    path = session.camera_dir(camera, kind="calib") / record.file
+    if path.suffix.lower() == ".png":
+        try:
+            img = decode_png(path.read_bytes())
+        except OSError:  # the session's reader says what is wrong with the file
+            img = None
+        if img is not None:
+            return img
+    return session.read_image(camera, record, kind="calib")
+
+
 def detect_board_job(job: BoardJob, res) -> BoardDetection | None:
     """Read one calibration image and find the board in it (module-level: it runs in ``--jobs`` workers)."""
-    img = res.session(job.root).read_image(job.camera, job.record, kind="calib")
+    img = read_calib_image(res.session(job.root), job.camera, job.record)
     return detect_board(img, job.board, camera=job.camera, view=job.record.index)
 
 
-def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
-                   progress: Progress | None = None, step: int = 1, executor=None) -> dict[str, list[BoardDetection]]:
-    """Detect the board in every stored ``calib/<camera>/`` image (every ``step``-th row) of a session.
-
-    The view index of a detection is the frame's ``index`` column in frames.csv: rows with the same index in
-    different cameras are simultaneous. Raises :class:`CalibrationError` naming a camera that has no calibration
-    images or in which the board is never found (with a diagnosis: polarity, dictionary, square count).
-
-    ``executor``: the run's executor (``map(fn, items, progress, description, resources=True)``); the images are
-    read and searched in its workers (each image on its own: the same detections as in process). None: here.
-    """
-    progress = progress or NullProgress()
-    board = board or session.rig.board
-    cameras = list(cameras or session.rig.camera_names)
+def calibration_records(session, cameras: list[str], step: int = 1) -> dict:
+    """Camera -> the ``calib/<camera>/frames.csv`` records the calibration reads (stored ``ok`` images, every
+    ``step``-th). Raises :class:`CalibrationError` naming a camera without frames.csv or without images."""
     missing = [c for c in cameras if not (session.camera_dir(c, kind="calib") / "frames.csv").exists()]
     if missing:
         files = ", ".join(f"calib/{c}/frames.csv" for c in missing)
@@ -464,6 +471,24 @@ def detect_session(session, board: BoardSpec | None = None, cameras: list[str] |
             f"calib/<camera>/frames.csv in {session.root} lists none",
             hint=f"add {Q.MIN_VIEWS}+ board photos per camera with `capture import {session.root} --append "
                  + " ".join(f"{c}=PHOTOS" for c in empty) + "`")
+    return records
+
+
+def detect_session(session, board: BoardSpec | None = None, cameras: list[str] | None = None,
+                   progress: Progress | None = None, step: int = 1, executor=None) -> dict[str, list[BoardDetection]]:
+    """Detect the board in every stored ``calib/<camera>/`` image (every ``step``-th row) of a session.
+
+    The view index of a detection is the frame's ``index`` column in frames.csv: rows with the same index in
+    different cameras are simultaneous. Raises :class:`CalibrationError` naming a camera that has no calibration
+    images or in which the board is never found (with a diagnosis: polarity, dictionary, square count).
+
+    ``executor``: the run's executor (``map(fn, items, progress, description, resources=True)``); the images are
+    read and searched in its workers (each image on its own: the same detections as in process). None: here.
+    """
+    progress = progress or NullProgress()
+    board = board or session.rig.board
+    cameras = list(cameras or session.rig.camera_names)
+    records = calibration_records(session, cameras, step)
     jobs = [BoardJob(str(session.root), c, rec, board) for c in cameras for rec in records[c]]
     if executor is None:  # in this process, on the session already open
         from ..executors.local import LocalExecutor

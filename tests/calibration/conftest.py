@@ -30,6 +30,21 @@ def write_calib(session: Session, images: dict[str, list[np.ndarray | None]]) ->
                 log.append(FrameRecord(index=k, t_capture_ns=k * 1_000_000_000, file=name))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_calibration_cache():
+    """The calibration tests solve every time (no solution kept across takes, reconstruct/calibration/cache.py):
+    they change the solver's inputs and behaviour on purpose. test_cache.py turns the cache on where it tests it."""
+    import os
+
+    old = os.environ.get("DEAGE_CALIBRATION_CACHE_DIR")
+    os.environ["DEAGE_CALIBRATION_CACHE_DIR"] = "off"
+    yield
+    if old is None:
+        os.environ.pop("DEAGE_CALIBRATION_CACHE_DIR", None)
+    else:
+        os.environ["DEAGE_CALIBRATION_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def rendered_session(tmp_path_factory):
     """(session, ground-truth cameras, board poses): 3 cameras 640x480 (hero RGB, two IR), 14 rendered poses."""
