@@ -21,6 +21,7 @@ from ..artifacts.plates import plate_paths, read_plate
 from ..face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
 from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
+from .pngread import read_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,17 @@ class ReportData:
         return None if fs is None else fs.indices.get(self.hero)
 
     def before(self, frame: int) -> np.ndarray | None:
-        """The hero plate of output frame ``frame`` as RGB uint8, or None."""
+        """The hero plate of output frame ``frame`` as RGB uint8 (16-bit: ``v // 257``), or None."""
         fs = self._by_frame.get(frame)
-        img = None if fs is None else self.session.frame_images(fs, [self.hero])[self.hero]
+        if fs is None:
+            return None
+        rec = self.session.frame_record(self.hero, fs.indices.get(self.hero))
+        if rec is not None and rec.status == "ok" and rec.file.lower().endswith(".png"):
+            # the session's own reader gives these samples too (OpenCV); this one is faster (:mod:`.pngread`)
+            img = read_rgb8(self.session.camera_dir(self.hero) / rec.file, rounded=False)
+            if img is not None:
+                return img
+        img = self.session.frame_images(fs, [self.hero])[self.hero]
         if img is None:
             return None
         if img.dtype == np.uint16:
@@ -161,9 +170,10 @@ class ReportData:
         return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
     def after(self, frame: int) -> np.ndarray | None:
-        """The composited plate of ``frame`` as RGB uint8, or None."""
+        """The composited plate of ``frame`` as RGB uint8 (:func:`~reconstruct.artifacts.plates.read_plate`'s
+        values), or None."""
         p = self.outputs.get(frame)
-        return None if p is None else read_plate(p)
+        return None if p is None else read_output(p)
 
     def patch_plate_size(self, frame: int) -> tuple[int, int] | None:
         """(W, H) of the plate ``frame``'s mask patch belongs to, or None when it has no patch."""
@@ -207,6 +217,13 @@ class ReportData:
         h, w = min(a.shape[0], shape[0] - y), min(a.shape[1], shape[1] - x)
         full[y:y + h, x:x + w] = a[:h, :w]
         return full
+
+
+def read_output(path: Path) -> np.ndarray | None:
+    """A method's plate PNG as RGB uint8 with :func:`~reconstruct.artifacts.plates.read_plate`'s values (faster:
+    :mod:`.pngread`, OpenCV for the PNGs it does not handle), or None when unreadable."""
+    img = read_rgb8(path)
+    return read_plate(path) if img is None else img
 
 
 def intended_shift(shift: np.ndarray, scheme: str) -> np.ndarray:

@@ -348,8 +348,7 @@ def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int
 
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
     """The measures of ``method``'s plates (see the module docstring), reading each frame's plate and result."""
-    from ..artifacts.plates import read_plate
-    from .data import _detect, _detector
+    from .data import _detect, _detector, read_output
     from .scan import PlateLandmarks
 
     plates = _plates(data, method)
@@ -357,7 +356,7 @@ def measure_method(data, method: str, masks: FaceMasks, components, max_frames: 
     m = MethodMeasurer(data, method, masks, detector, measured_frames(data, method, max_frames), max_frames)
     plate_lm = PlateLandmarks(data, detector if m.groups is not None else None)
     for f in m.frames:
-        b, a = data.before(f), read_plate(plates[f])
+        b, a = data.before(f), read_output(plates[f])
         if m.groups is None or b is None or a is None or a.shape != b.shape:
             m.add(f, b, a)
         else:

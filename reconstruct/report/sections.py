@@ -100,7 +100,7 @@ def _scan(ctx: "StageContext"):
                               thumbs=thumb_plan(d), idle=lambda: _verify_manifest_early(ctx))
         if measurer is None:
             return flags, None, masks
-        from ..artifacts.plates import read_plate
+        from .data import read_output
 
         missing = measurer.missing()  # frames past the flags' own limit: measured here, with a detector
         if missing:
@@ -108,7 +108,7 @@ def _scan(ctx: "StageContext"):
 
             measurer.detector = _detector(ctx.components)
             for f in missing:
-                measurer.add(f, d.before(f), read_plate(d.outputs[f]))
+                measurer.add(f, d.before(f), read_output(d.outputs[f]))
         return flags, measurer.result(), masks
 
     return _cached(ctx, "scan", make)
@@ -402,7 +402,7 @@ class MethodsSection:
                        numeric=tuple(range(1, 2 + len(MEASURE_COLUMNS))))]
         common = sorted(set.intersection(*(set(int(f) for f in m.frames) for m in ms.values())))
         if common:
-            from ..artifacts.plates import read_plate
+            from .data import read_output
 
             figs = []
             for f in _three(common):
@@ -416,7 +416,7 @@ class MethodsSection:
                         a = pics.uri(METHOD_THUMBS[1])
                     else:
                         p = d.methods.get(method, d.outputs if method == d.method else {}).get(f)
-                        img = read_plate(p) if p is not None else None
+                        img = read_output(p) if p is not None else None
                         a = None if img is None else thumb_uri(METHOD_THUMBS[1], img, pics.box)
                     if a is not None:
                         cells.append(figure(a, f"{f} {method or '?'}"))

@@ -30,16 +30,20 @@ def take(tmp_path) -> tuple[Path, list[int]]:
 
 
 def _report(root: Path, monkeypatch, counts: Counter | None = None) -> str:
-    if counts is not None:
-        real = cv2.imread
+    if counts is not None:  # decodes by OpenCV and by the report's own PNG reader (reconstruct/report/pngread.py)
+        from reconstruct.report import data as D
 
-        def counting(path, *a, **k):
-            p = Path(path)
-            if p.suffix == ".png" and p.parent.name == "hero":  # a hero plate or a composited hero plate
-                counts[(p.parent.parent.name, p.stem)] += 1
-            return real(path, *a, **k)
+        def counter(real):
+            def counting(path, *a, **k):
+                p = Path(path)
+                if p.suffix == ".png" and p.parent.name == "hero":  # a hero plate or a composited hero plate
+                    counts[(p.parent.parent.name, p.stem)] += 1
+                return real(path, *a, **k)
 
-        monkeypatch.setattr(cv2, "imread", counting)
+            return counting
+
+        monkeypatch.setattr(cv2, "imread", counter(cv2.imread))
+        monkeypatch.setattr(D, "read_rgb8", counter(D.read_rgb8))
     run_pipeline(RunConfig(session=root, only_stage="report", jobs=1), host())
     page = (root / "out" / "report" / "report.html").read_text()
     return page[page.index("<main"):]  # the header holds the session's path and the time it was made
