@@ -124,6 +124,7 @@ class FrameScanner:
 
     def step(self, index: int, frame: int) -> Scanned:
         """Scan frame ``frame`` (``index``: its position in the take's list)."""
+        from ..retouch.roi import mask_box
         from .data import MAX_ANALYSIS_WIDTH, _detect, _downscale, changed_region
 
         d, f = self.data, frame
@@ -148,10 +149,9 @@ class FrameScanner:
             else:
                 out.diff = edit_change(e64, self.prev, self.union, self._union_sum)
             self.prev = e64
-        on = m > 0.05  # the box of these pixels from their rows and columns (a full-frame nonzero: ~8 ms)
-        ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-        if len(xs):
-            out.box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
+        box = mask_box(m > 0.05)  # from its rows and columns (a full-frame nonzero: ~8 ms)
+        if box is not None:
+            out.box = (box[2], box[0], box[3] - box[2], box[1] - box[0])
         if self.plan is not None:
             from .thumbs import make_thumbs
 
