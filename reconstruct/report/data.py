@@ -21,7 +21,7 @@ from ..artifacts.plates import plate_paths, read_plate
 from ..face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
 from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
-from .pngread import read_rgb8
+from .pngread import read_gray, read_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +205,11 @@ class ReportData:
         mp, jp = self.mask_dir / f"{stem}_mask.png", self.mask_dir / f"{stem}.json"
         if not (mp.exists() and jp.exists()):
             return None
-        import cv2
+        a = read_gray(mp)
+        if a is None:
+            import cv2
 
-        a = cv2.imread(str(mp), cv2.IMREAD_UNCHANGED)
+            a = cv2.imread(str(mp), cv2.IMREAD_UNCHANGED)
         info = json.loads(jp.read_text())
         if a is None:
             return None

@@ -26,7 +26,7 @@ try:  # ISA-L's inflate: ~2x zlib's on a plate's IDAT
 except ImportError:  # pragma: no cover - isal is a dependency
     _inflate_lib = zlib
 
-__all__ = ["read_png_rows", "read_rgb8"]
+__all__ = ["read_gray", "read_png_rows", "read_rgb8"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type -> samples a pixel: grey, RGB, RGBA
@@ -119,3 +119,18 @@ def read_rgb8(path: str | Path, rounded: bool = True) -> np.ndarray | None:
     if c == 1:
         return np.repeat(px, 3, axis=2)
     return px if c == 3 else np.ascontiguousarray(px[..., :3])
+
+
+def read_gray(path: str | Path) -> np.ndarray | None:
+    """A grey PNG's samples (H, W) uint8 or uint16, as OpenCV's ``IMREAD_UNCHANGED`` gives them (the composite's
+    mask patches); None when it is not a grey PNG this reader handles (or cannot be read)."""
+    try:
+        got = read_png_rows(Path(path).read_bytes())
+    except OSError:
+        return None
+    if got is None:
+        return None
+    px, depth = got
+    if px.shape[2] * 8 // depth != 1:  # more than one sample a pixel
+        return None
+    return px[..., 0] if depth == 8 else px.reshape(px.shape[0], -1).view(">u2").astype(np.uint16)

@@ -16,7 +16,7 @@ import pytest
 from reconstruct.artifacts.plates import read_plate
 from reconstruct.png import PNG_SIGNATURE, encode_png, png_chunk
 from reconstruct.report import data as D
-from reconstruct.report.pngread import read_png_rows, read_rgb8
+from reconstruct.report.pngread import read_gray, read_png_rows, read_rgb8
 
 
 def _image(h: int, w: int, c: int, dtype, seed: int = 0) -> np.ndarray:
@@ -87,6 +87,13 @@ def test_same_samples_as_opencv(tmp_path, c, dtype, writer):
         got = read_rgb8(p, rounded=rounded)
         assert got is not None and got.dtype == np.uint8 and got.flags.c_contiguous
         np.testing.assert_array_equal(got, _opencv_rgb8(p, rounded))
+    gray = read_gray(p)  # the mask patches: OpenCV's IMREAD_UNCHANGED samples of a grey PNG, None for colour
+    if c == 1:
+        want = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        assert gray is not None and gray.dtype == want.dtype
+        np.testing.assert_array_equal(gray, want)
+    else:
+        assert gray is None
 
 
 def test_every_16_bit_value_converts_as_opencv(tmp_path):
