@@ -323,7 +323,7 @@ def _detector(components) -> Any:
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
                   max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
-                  progress: Any = None, thumbs: Any = None, idle: Any = None) -> FlagResults:
+                  progress: Any = None, thumbs: Any = None, idle: Any = None, others: Any = None) -> FlagResults:
     """Run the four artist flags over every frame that has both a plate and a composite.
 
     Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
@@ -336,7 +336,8 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     fork: MediaPipe's threads). ``thumbs``: a :class:`~.thumbs.ThumbPlan` of the pictures the sections will show,
     made from the frames as they are read (kept in ``FlagResults.thumbs``). ``idle``: work of the caller's for this
     process while the workers scan (see :func:`.scan.scan_frames`); the gaze term's camera and face model are loaded
-    then too."""
+    then too. ``others``: {method: :class:`~.measures.MethodMeasurer`} of the session's other methods, handed
+    their results of the frames the pass reads (:func:`.scan.scan_frames`)."""
     from .scan import scan_frames
     from .thumbs import ThumbStore
 
@@ -363,7 +364,7 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
             idle()
 
     scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress,
-                                  thumbs, res.thumbs, idle=meanwhile)
+                                  thumbs, res.thumbs, idle=meanwhile, others=others)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
     for f, sc in zip(frames, scans):
         if sc.box is not None:
