@@ -21,6 +21,7 @@ from ..artifacts.plates import plate_paths, read_plate
 from ..face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
 from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
+from .pngread import read_gray, read_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,17 @@ class ReportData:
         return None if fs is None else fs.indices.get(self.hero)
 
     def before(self, frame: int) -> np.ndarray | None:
-        """The hero plate of output frame ``frame`` as RGB uint8, or None."""
+        """The hero plate of output frame ``frame`` as RGB uint8 (16-bit: ``v // 257``), or None."""
         fs = self._by_frame.get(frame)
-        img = None if fs is None else self.session.frame_images(fs, [self.hero])[self.hero]
+        if fs is None:
+            return None
+        rec = self.session.frame_record(self.hero, fs.indices.get(self.hero))
+        if rec is not None and rec.status == "ok" and rec.file.lower().endswith(".png"):
+            # the session's own reader gives these samples too (OpenCV); this one is faster (:mod:`.pngread`)
+            img = read_rgb8(self.session.camera_dir(self.hero) / rec.file, rounded=False)
+            if img is not None:
+                return img
+        img = self.session.frame_images(fs, [self.hero])[self.hero]
         if img is None:
             return None
         if img.dtype == np.uint16:
@@ -161,9 +170,10 @@ class ReportData:
         return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
     def after(self, frame: int) -> np.ndarray | None:
-        """The composited plate of ``frame`` as RGB uint8, or None."""
+        """The composited plate of ``frame`` as RGB uint8 (:func:`~reconstruct.artifacts.plates.read_plate`'s
+        values), or None."""
         p = self.outputs.get(frame)
-        return None if p is None else read_plate(p)
+        return None if p is None else read_output(p)
 
     def patch_plate_size(self, frame: int) -> tuple[int, int] | None:
         """(W, H) of the plate ``frame``'s mask patch belongs to, or None when it has no patch."""
@@ -195,9 +205,11 @@ class ReportData:
         mp, jp = self.mask_dir / f"{stem}_mask.png", self.mask_dir / f"{stem}.json"
         if not (mp.exists() and jp.exists()):
             return None
-        import cv2
+        a = read_gray(mp)
+        if a is None:
+            import cv2
 
-        a = cv2.imread(str(mp), cv2.IMREAD_UNCHANGED)
+            a = cv2.imread(str(mp), cv2.IMREAD_UNCHANGED)
         info = json.loads(jp.read_text())
         if a is None:
             return None
@@ -207,6 +219,13 @@ class ReportData:
         h, w = min(a.shape[0], shape[0] - y), min(a.shape[1], shape[1] - x)
         full[y:y + h, x:x + w] = a[:h, :w]
         return full
+
+
+def read_output(path: Path) -> np.ndarray | None:
+    """A method's plate PNG as RGB uint8 with :func:`~reconstruct.artifacts.plates.read_plate`'s values (faster:
+    :mod:`.pngread`, OpenCV for the PNGs it does not handle), or None when unreadable."""
+    img = read_rgb8(path)
+    return read_plate(path) if img is None else img
 
 
 def intended_shift(shift: np.ndarray, scheme: str) -> np.ndarray:
@@ -304,7 +323,7 @@ def _detector(components) -> Any:
 
 def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, float] | None = None,
                   max_frames: int = 2000, measurer: Any = None, detector: Any = None, executor: Any = None,
-                  progress: Any = None, thumbs: Any = None, idle: Any = None) -> FlagResults:
+                  progress: Any = None, thumbs: Any = None, idle: Any = None, others: Any = None) -> FlagResults:
     """Run the four artist flags over every frame that has both a plate and a composite.
 
     Frame by frame (:mod:`.scan`): each plate and composite is read once, and what is kept per frame is a few
@@ -317,7 +336,8 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
     fork: MediaPipe's threads). ``thumbs``: a :class:`~.thumbs.ThumbPlan` of the pictures the sections will show,
     made from the frames as they are read (kept in ``FlagResults.thumbs``). ``idle``: work of the caller's for this
     process while the workers scan (see :func:`.scan.scan_frames`); the gaze term's camera and face model are loaded
-    then too."""
+    then too. ``others``: {method: :class:`~.measures.MethodMeasurer`} of the session's other methods, handed
+    their results of the frames the pass reads (:func:`.scan.scan_frames`)."""
     from .scan import scan_frames
     from .thumbs import ThumbStore
 
@@ -344,7 +364,7 @@ def compute_flags(data: ReportData, components: Any, thresholds: Mapping[str, fl
             idle()
 
     scans, detector = scan_frames(data, frames, detector, union, measurer, executor, components, progress,
-                                  thumbs, res.thumbs, idle=meanwhile)
+                                  thumbs, res.thumbs, idle=meanwhile, others=others)
     groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
     for f, sc in zip(frames, scans):
         if sc.box is not None:

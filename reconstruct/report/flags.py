@@ -216,12 +216,14 @@ def _band_in_box(mask: np.ndarray, width: int) -> tuple[tuple[slice, slice], np.
     mask's > 0.5 pixels grown by ``width`` + 1, within the image); None when the mask has no such pixel. Inside it
     the values are the whole frame's: its pixels more than ``width`` from its edge see only the box, and those
     nearer are 0 in the mask, which a dilation or an erosion of the box gives them too."""
-    on = np.asarray(mask) > 0.5
-    rows, cols = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-    if not len(rows):
+    from ..retouch.roi import mask_box
+
+    box = mask_box(np.asarray(mask) > 0.5)
+    if box is None:
         return None
     pad = width + 1
-    sl = (slice(max(0, rows[0] - pad), rows[-1] + pad + 1), slice(max(0, cols[0] - pad), cols[-1] + pad + 1))
+    y0, y1, x0, x1 = box
+    sl = (slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad))
     return sl, _boundary_band(np.asarray(mask)[sl], width)
 
 

@@ -86,6 +86,7 @@ class FaceMasks:
     def __init__(self, data, components) -> None:
         self.ok = False
         self._rois: dict = {}  # frame -> its face box, from prepare()
+        self._last: tuple | None = None  # (frame, plate, for_frame's result) of the last frame asked for
         fits = data.fits
         cams = data.session.cameras() if data.session.calibration_path.exists() else {}
         if fits is None or data.hero not in cams:
@@ -138,7 +139,17 @@ class FaceMasks:
         pixel_rays(crop_camera(self.cam, Roi(x0, y0, x1 - x0, y1 - y0)))
 
     def for_frame(self, frame: int, plate: np.ndarray):
-        """(roi slices, face (h, w) bool, skin (h, w) float, regions {name: (h, w) float}, iod px) or None."""
+        """(roi slices, face (h, w) bool, skin (h, w) float, regions {name: (h, w) float}, iod px) or None. Asked
+        again for the same frame and the same plate array (the pass measures every method's result of a frame
+        against one plate), the same result, not made again (the callers only read it)."""
+        last = self._last
+        if last is not None and last[0] == frame and last[1] is plate:
+            return last[2]
+        out = self._for_frame(frame, plate)
+        self._last = (frame, plate, out)
+        return out
+
+    def _for_frame(self, frame: int, plate: np.ndarray):
         if not self.ok or frame not in self.rows:
             return None
         if self.model is None:
@@ -200,6 +211,8 @@ class MethodMeasurer:
         self._seen: set[int] = set()
         self._pending, self.head = pending, None
         self._tail = None  # merged parts' last state (:meth:`merge`)
+        #: why the pass could not measure this method (an error; it is measured after the pass then), or None
+        self.failed: str | None = None
 
     def wants(self, frame: int) -> bool:
         return int(frame) in self._index
@@ -348,8 +361,7 @@ def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int
 
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
     """The measures of ``method``'s plates (see the module docstring), reading each frame's plate and result."""
-    from ..artifacts.plates import read_plate
-    from .data import _detect, _detector
+    from .data import _detect, _detector, read_output
     from .scan import PlateLandmarks
 
     plates = _plates(data, method)
@@ -357,7 +369,7 @@ def measure_method(data, method: str, masks: FaceMasks, components, max_frames: 
     m = MethodMeasurer(data, method, masks, detector, measured_frames(data, method, max_frames), max_frames)
     plate_lm = PlateLandmarks(data, detector if m.groups is not None else None)
     for f in m.frames:
-        b, a = data.before(f), read_plate(plates[f])
+        b, a = data.before(f), read_output(plates[f])
         if m.groups is None or b is None or a is None or a.shape != b.shape:
             m.add(f, b, a)
         else:
@@ -365,10 +377,11 @@ def measure_method(data, method: str, masks: FaceMasks, components, max_frames: 
     return m.result()
 
 
-def all_measures(data, components, own: MethodMeasures | None = None, masks: FaceMasks | None = None
-                 ) -> dict[str, MethodMeasures]:
+def all_measures(data, components, own: MethodMeasures | None = None, masks: FaceMasks | None = None,
+                 done: dict[str, MethodMeasures] | None = None) -> dict[str, MethodMeasures]:
     """Method -> its measures, for every method with plates in the session (the report's own first). ``own``: the
-    report's own method's, already measured while the flags read its plates (:func:`.data.compute_flags`)."""
+    report's own method's, already measured while the flags read its plates (:func:`.data.compute_flags`);
+    ``done``: other methods' measured in that pass too (the rest are measured here, reading their frames)."""
     masks = masks if masks is not None else FaceMasks(data, components)
     methods = list(data.methods) or ([data.method] if data.outputs else [])
     order = ([data.method] if data.method in methods else []) + [m for m in methods if m != data.method]
@@ -376,6 +389,9 @@ def all_measures(data, components, own: MethodMeasures | None = None, masks: Fac
     for m in order:
         if m == data.method and own is not None:
             out[m] = own
+            continue
+        if done and m in done:
+            out[m] = done[m]
             continue
         try:
             out[m] = measure_method(data, m, masks, components)

@@ -100,13 +100,16 @@ class FrameScanner:
             are kept in :class:`Scanned` for the old stacked computation).
         measurer: a :class:`~.measures.MethodMeasurer` handed every frame, or None.
         plan: the :class:`~.thumbs.ThumbPlan` of the pictures to make of each frame, or None.
+        others: {method: its :class:`~.measures.MethodMeasurer`} of the session's other methods: each frame's
+            plate (its decode, its landmarks, its face masks) serves their results too, read here.
     """
 
     def __init__(self, data, detector, union: np.ndarray | None, measurer=None, plan=None,
-                 pending: bool = False) -> None:
+                 pending: bool = False, others: dict | None = None) -> None:
         from .data import LANDMARK_GROUPS
 
         self.data, self.detector, self.union, self.measurer = data, detector, union, measurer
+        self.others = dict(others or {})
         self.plan = plan
         self.groups = LANDMARK_GROUPS.get(getattr(detector, "scheme", ""), None)
         self.plate_landmarks = PlateLandmarks(data, detector if self.groups is not None else None)
@@ -124,6 +127,7 @@ class FrameScanner:
 
     def step(self, index: int, frame: int) -> Scanned:
         """Scan frame ``frame`` (``index``: its position in the take's list)."""
+        from ..retouch.roi import mask_box
         from .data import MAX_ANALYSIS_WIDTH, _detect, _downscale, changed_region
 
         d, f = self.data, frame
@@ -148,10 +152,9 @@ class FrameScanner:
             else:
                 out.diff = edit_change(e64, self.prev, self.union, self._union_sum)
             self.prev = e64
-        on = m > 0.05  # the box of these pixels from their rows and columns (a full-frame nonzero: ~8 ms)
-        ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-        if len(xs):
-            out.box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
+        box = mask_box(m > 0.05)  # from its rows and columns (a full-frame nonzero: ~8 ms)
+        if box is not None:
+            out.box = (box[2], box[0], box[3] - box[2], box[1] - box[0])
         if self.plan is not None:
             from .thumbs import make_thumbs
 
@@ -164,7 +167,26 @@ class FrameScanner:
             out.plate_lm, out.output_lm = self.plate_landmarks.get(f, b), _detect(self.detector, a)
         if self.measurer is not None:
             self.measurer.add(f, b, a, out.plate_lm, out.output_lm, detected=self.groups is not None)
+        for method, m in self.others.items():
+            if m.failed is None and m.wants(f):
+                self._measure_other(method, m, f, b, out.plate_lm)
         return out
+
+    def _measure_other(self, method: str, m, f: int, b: np.ndarray, plate_lm: np.ndarray | None) -> None:
+        """Another method's result of frame ``f`` measured against the plate ``b`` read for the flags, as
+        :func:`.measures.measure_method` measures it; an error leaves the method to be measured after the pass."""
+        from .data import _detect, read_output
+
+        try:
+            p = self.data.methods.get(method, {}).get(f)
+            a = None if p is None else read_output(p)
+            if m.groups is None or a is None or a.shape != b.shape:
+                m.add(f, b, a)
+            else:
+                m.add(f, b, a, plate_lm, _detect(self.detector, a), detected=True)
+        except Exception as exc:  # noqa: BLE001 - measured again after the pass, where the error is reported
+            m.failed = f"{type(exc).__name__}: {exc}"
+            log.info("report: %s's frame %d not measured in the pass: %s", method, f, m.failed)
 
 
 def edit_change(edit: np.ndarray, prev: Any, union: np.ndarray, union_sum: float) -> float:
@@ -179,7 +201,8 @@ class ScanChunk:
     """One work item of the report's pass (picklable). ``root``: session folder; ``method``: the report's method
     (None: the old layouts); ``frames``: the take's frames to report, in order; ``start``/``stop``: this chunk's
     slice of them; ``measured``: the measurer's frames (a subsample of ``frames`` on long takes); ``union``: the
-    downscaled union mask; ``plan``: the pictures to make (:class:`~.thumbs.ThumbPlan`) or None."""
+    downscaled union mask; ``plan``: the pictures to make (:class:`~.thumbs.ThumbPlan`) or None; ``others``:
+    (method, its measured frames) of the session's other methods, measured in the pass too."""
 
     root: str
     method: str | None
@@ -189,12 +212,13 @@ class ScanChunk:
     measured: tuple[int, ...]
     union: np.ndarray
     plan: Any = None
+    others: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
-def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any]]:
+def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any], dict]:
     """Scan one chunk in a worker: (its frames' :class:`Scanned`, the measurer's part, (the first frame's edit
-    whose change from the frame before the driver computes, or None; :meth:`FrameScanner.tail`)). Module-level for
-    ``ctx.executor.map``."""
+    whose change from the frame before the driver computes, or None; :meth:`FrameScanner.tail`), {other method:
+    its measurer's part, or the error (str) that stopped it}). Module-level for ``ctx.executor.map``."""
     from ..session import Session
     from .data import ReportData, _detector
     from ..lazy_imports import defer_plotting_imports
@@ -209,21 +233,27 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
     inside, mine = job.start > 0, job.frames[job.start:job.stop]
     measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1,
                               pending=inside)
-    masks.prepare([f for f in mine if measurer.wants(f)])
-    scanner = FrameScanner(data, detector, job.union, measurer, job.plan, pending=inside)
+    others = {m: MethodMeasurer(data, m, masks, detector, fr, max_frames=len(fr) or 1, pending=inside)
+              for m, fr in job.others}
+    masks.prepare([f for f in mine if measurer.wants(f) or any(o.wants(f) for o in others.values())])
+    scanner = FrameScanner(data, detector, job.union, measurer, job.plan, pending=inside, others=others)
     out = [scanner.step(job.start + k, f) for k, f in enumerate(mine)]
-    return out, measurer.part(), (scanner.head, scanner.tail())
+    return out, measurer.part(), (scanner.head, scanner.tail()), \
+        {m: (o.failed if o.failed is not None else o.part()) for m, o in others.items()}
 
 
 def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
-                components=None, progress=None, plan=None, store=None, idle=None) -> tuple[list[Scanned], Any]:
+                components=None, progress=None, plan=None, store=None, idle=None,
+                others: dict | None = None) -> tuple[list[Scanned], Any]:
     """(:class:`Scanned` of every frame in order, the detector or its class). With an ``executor`` (and a union
     mask), chunks of frames (:func:`chunk_bounds`) run as its work items, each worker with its own landmark detector, and
     their measures are merged into ``measurer``; else one pass here (``detector``: the one to use, default the
     best installed one). ``plan``: the pictures to make of each frame (:class:`~.thumbs.ThumbPlan`), put into
     ``store`` (a :class:`~.thumbs.ThumbStore`) as each frame comes back. ``idle``: a callable run in a thread of
     this process while the workers scan (loading and hashing the driver needs after the pass, otherwise done after
-    it while the cores wait; joined before this returns; not run when the pass runs here)."""
+    it while the cores wait; joined before this returns; not run when the pass runs here). ``others``: {method:
+    :class:`~.measures.MethodMeasurer`} of the session's other methods, handed their frames in the pass (their
+    parts merged as the own measurer's; one that failed keeps the error in ``failed``)."""
 
     def keep(sc: Scanned, f: int) -> Scanned:
         if store is not None and sc.thumbs:
@@ -239,12 +269,13 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
         detector = detector if detector is not None else _detector(components)
         prepare = getattr(getattr(measurer, "masks", None), "prepare", None)
         if prepare is not None:
-            prepare([f for f in frames if measurer.wants(f)])
-        scanner = FrameScanner(data, detector, union, measurer, plan)
+            prepare([f for f in frames if measurer.wants(f) or any(o.wants(f) for o in (others or {}).values())])
+        scanner = FrameScanner(data, detector, union, measurer, plan, others=others)
         return [keep(scanner.step(i, f), f) for i, f in enumerate(frames)], detector
     measured = tuple(int(f) for f in measurer.frames) if measurer is not None else ()
     fr = tuple(int(f) for f in frames)
-    items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union, plan)
+    theirs = tuple((m, tuple(int(f) for f in o.frames)) for m, o in (others or {}).items())
+    items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union, plan, theirs)
              for a, b in chunk_bounds(len(fr), jobs)]
     out: list[Scanned] = []
     usum, tail = max(float(union.sum()), 1e-9), None
@@ -254,8 +285,8 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
     try:
         # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills)
         # would crash a forked one
-        for scans, part, (head, last) in executor.map(scan_chunk, items, progress, f"report ({len(fr)} frames)",
-                                                      resources=True, fresh=True):
+        for scans, part, (head, last), parts in executor.map(scan_chunk, items, progress,
+                                                             f"report ({len(fr)} frames)", resources=True, fresh=True):
             done = len(out)  # the items come back in order: the previous chunk's last frame is the one before
             if done and head is not None:
                 scans[0].diff = edit_change(head.astype(np.float64), tail, union, usum)
@@ -263,6 +294,12 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
             out.extend(keep(sc, f) for sc, f in zip(scans, fr[done:done + len(scans)]))
             if measurer is not None:
                 measurer.merge(part)
+            for m, p in parts.items():
+                o = others[m]
+                if isinstance(p, str):
+                    o.failed = o.failed or p
+                elif o.failed is None:
+                    o.merge(p)
     finally:
         if side is not None:
             side.join()

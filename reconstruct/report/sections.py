@@ -84,23 +84,28 @@ def _base_flags(ctx: "StageContext") -> FlagResults:
 
 
 def _scan(ctx: "StageContext"):
-    """(flags, the report's own method's measures or None, face masks): one pass over the plates, each plate and
-    composite read once for both (cached)."""
+    """(flags, the report's own method's measures or None, face masks, {other method: its measures}): one pass
+    over the plates, each plate and composite read once for both, each plate and its face masks once for every
+    method's results too (cached). Another method whose frames the pass did not all measure (frames the report's
+    own method has no plate of, an error) is left out of the dict: :func:`report_measures` measures it after."""
     def make():
         from .data import _detector_class
         from .measures import FaceMasks, MethodMeasurer, measured_frames
 
         d = report_data(ctx)
         masks = FaceMasks(d, ctx.components)
-        measurer = None
+        measurer, others = None, {}
         if d.outputs:  # the detector's class only: the landmarks come from the pass (its own detectors)
-            measurer = MethodMeasurer(d, d.method, masks, _detector_class(ctx.components), measured_frames(d, d.method))
+            det = _detector_class(ctx.components)
+            measurer = MethodMeasurer(d, d.method, masks, det, measured_frames(d, d.method))
+            others = {m: MethodMeasurer(d, m, masks, det, measured_frames(d, m)) for m in d.methods if m != d.method}
         flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
                               executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None),
-                              thumbs=thumb_plan(d), idle=lambda: _verify_manifest_early(ctx))
+                              thumbs=thumb_plan(d), idle=lambda: _verify_manifest_early(ctx), others=others)
+        done = {m: o.result() for m, o in others.items() if o.failed is None and not o.missing()}
         if measurer is None:
-            return flags, None, masks
-        from ..artifacts.plates import read_plate
+            return flags, None, masks, done
+        from .data import read_output
 
         missing = measurer.missing()  # frames past the flags' own limit: measured here, with a detector
         if missing:
@@ -108,8 +113,8 @@ def _scan(ctx: "StageContext"):
 
             measurer.detector = _detector(ctx.components)
             for f in missing:
-                measurer.add(f, d.before(f), read_plate(d.outputs[f]))
-        return flags, measurer.result(), masks
+                measurer.add(f, d.before(f), read_output(d.outputs[f]))
+        return flags, measurer.result(), masks, done
 
     return _cached(ctx, "scan", make)
 
@@ -144,8 +149,9 @@ def report_measures(ctx: "StageContext") -> dict:
     """Method -> :class:`~.measures.MethodMeasures` of every method with plates (the report's own first)."""
     from .measures import all_measures
 
-    _, own, masks = _scan(ctx)
-    return _cached(ctx, "measures", lambda: all_measures(report_data(ctx), ctx.components, own=own, masks=masks))
+    _, own, masks, done = _scan(ctx)
+    return _cached(ctx, "measures", lambda: all_measures(report_data(ctx), ctx.components, own=own, masks=masks,
+                                                         done=done))
 
 
 class SummarySection:
@@ -402,7 +408,7 @@ class MethodsSection:
                        numeric=tuple(range(1, 2 + len(MEASURE_COLUMNS))))]
         common = sorted(set.intersection(*(set(int(f) for f in m.frames) for m in ms.values())))
         if common:
-            from ..artifacts.plates import read_plate
+            from .data import read_output
 
             figs = []
             for f in _three(common):
@@ -416,7 +422,7 @@ class MethodsSection:
                         a = pics.uri(METHOD_THUMBS[1])
                     else:
                         p = d.methods.get(method, d.outputs if method == d.method else {}).get(f)
-                        img = read_plate(p) if p is not None else None
+                        img = read_output(p) if p is not None else None
                         a = None if img is None else thumb_uri(METHOD_THUMBS[1], img, pics.box)
                     if a is not None:
                         cells.append(figure(a, f"{f} {method or '?'}"))
