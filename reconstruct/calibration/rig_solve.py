@@ -25,7 +25,6 @@ from .detect import BoardDetection, board_spec_hint, detect_board, diagnose_no_b
 from .extrinsics import initial_poses, solve_board_pose
 from .intrinsics import calibrate_intrinsics, homography_focal
 from .model_select import wald_test
-from .png_read import decode_png
 from .result import RigCalibration
 
 log = logging.getLogger(__name__)
@@ -433,16 +432,8 @@ class BoardJob:
 
 
 def read_calib_image(session, camera: str, record) -> np.ndarray:
-    """One calibration image as RGB (H, W, 3) or grey (H, W): PNGs OpenCV wrote (rows filtered None or Sub) by
-    :func:`.png_read.decode_png` (the same pixels in about half the time), anything else by the session's reader."""
-    path = session.camera_dir(camera, kind="calib") / record.file
-    if path.suffix.lower() == ".png":
-        try:
-            img = decode_png(path.read_bytes())
-        except OSError:  # the session's reader says what is wrong with the file
-            img = None
-        if img is not None:
-            return img
+    """One calibration image as RGB (H, W, 3) or grey (H, W), by the session's reader (plain PNGs -- what OpenCV
+    and our writers store -- by :func:`reconstruct.png.decode_png`, about half OpenCV's time; the rest by OpenCV)."""
     return session.read_image(camera, record, kind="calib")
 
 

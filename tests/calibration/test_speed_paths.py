@@ -1,10 +1,8 @@
 """The calibrate stage's faster paths give the numbers of the plain ones (issue 16, docs/calibration.md "Speed"):
-the PNG reader of calibration images (OpenCV's pixels), the lens Jacobian in fewer passes (bit-equal to one
+calibration images read through the project's PNG decoder (OpenCV's pixels; the decoder itself is tested in
+tests/test_png_decode.py), the lens Jacobian in fewer passes (bit-equal to one
 projection per shifted input), the multi-start intrinsics on threads (the same solution), and the collinearity
 pre-check of the initialisation (never calls a view spread that the exact test finds collinear)."""
-
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -13,9 +11,9 @@ import pytest
 from reconstruct.calibration import intrinsics as intr_mod
 from reconstruct.calibration import quality as Q
 from reconstruct.calibration.boards import corner_points
-from reconstruct.calibration.png_read import decode_png
 from reconstruct.calibration.projection import _lens_jacobian, project
 from reconstruct.calibration.rig_solve import read_calib_image
+from reconstruct.png import decode_png
 
 from .conftest import SMALL_BOARD
 
@@ -23,58 +21,6 @@ from .conftest import SMALL_BOARD
 def _opencv(data: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else img
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (37, 53), (37, 53, 3), (480, 640, 3), (1024, 1280)])
-def test_png_reader_gives_opencvs_pixels(shape):
-    rng = np.random.default_rng(sum(shape))
-    img = rng.integers(0, 256, shape, dtype=np.uint8)
-    img[: shape[0] // 2] //= 16  # smooth and noisy rows
-    data = cv2.imencode(".png", img)[1].tobytes()  # OpenCV's default writer (the session's): rows filtered Sub
-    got = decode_png(data)
-    assert got is not None, "the fast path must take OpenCV's default PNGs"
-    want = _opencv(data)
-    assert got.dtype == np.uint8 and got.shape == want.shape and np.array_equal(got, want)
-
-
-def test_png_reader_mixed_none_and_sub_rows():
-    rng = np.random.default_rng(3)
-    img = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
-    rows = []
-    for r, row in enumerate(img.reshape(9, -1)):
-        if r % 3 == 0:  # None
-            rows.append(b"\0" + row.tobytes())
-        else:  # Sub with 3 bytes per pixel
-            sub = row.astype(np.int16)
-            sub[3:] -= row[:-3]
-            rows.append(b"\1" + (sub % 256).astype(np.uint8).tobytes())
-    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 7, 9, 8, 2, 0, 0, 0))
-            + _chunk(b"tEXt", b"a\0b") + _chunk(b"IDAT", zlib.compress(b"".join(rows))) + _chunk(b"IEND", b""))
-    assert np.array_equal(decode_png(data), img)
-    assert np.array_equal(_opencv(data), img)
-
-
-def test_png_reader_leaves_other_pngs_to_opencv():
-    rng = np.random.default_rng(5)
-    img = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    # an explicit compression level makes OpenCV choose filters per row (Paeth, Average, Up): not the fast path
-    adaptive = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 6])[1].tobytes()
-    assert decode_png(adaptive) is None
-    assert decode_png(cv2.imencode(".png", img.astype(np.uint16) * 257)[1].tobytes()) is None  # 16 bits
-    assert decode_png(cv2.imencode(".png", np.dstack([img, img[..., :1]]))[1].tobytes()) is None  # alpha
-    good = cv2.imencode(".png", img)[1].tobytes()
-    bad_crc = bytearray(good)
-    bad_crc[-20] ^= 0xFF  # inside the last IDAT
-    assert decode_png(bytes(bad_crc)) is None
-    assert decode_png(good[:-40]) is None  # truncated
-    assert decode_png(b"not a png") is None
-    ihdr_end = 8 + 25
-    trns = good[:ihdr_end] + _chunk(b"tRNS", b"\0\0\0\0\0\0") + good[ihdr_end:]
-    assert decode_png(trns) is None
 
 
 def test_calibration_images_read_as_the_session_reads_them(rendered_session, tmp_path):

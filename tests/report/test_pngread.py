@@ -16,7 +16,8 @@ import pytest
 from reconstruct.artifacts.plates import read_plate
 from reconstruct.png import PNG_SIGNATURE, encode_png, png_chunk
 from reconstruct.report import data as D
-from reconstruct.report.pngread import read_gray, read_png_rows, read_rgb8
+from reconstruct.png import decode_png
+from reconstruct.report.pngread import read_gray, read_rgb8
 
 
 def _image(h: int, w: int, c: int, dtype, seed: int = 0) -> np.ndarray:
@@ -117,7 +118,7 @@ def test_declines_what_it_does_not_read_and_the_report_reads_it_with_opencv(tmp_
         data = data[:len(data) // 2]
     elif why == "not a png":
         data = b"GIF89a" + data[6:]
-    assert read_png_rows(data) is None
+    assert decode_png(data) is None
     p = tmp_path / "x.png"
     p.write_bytes(data)
     assert read_rgb8(p) is None

@@ -41,27 +41,13 @@ def _report(root: Path, monkeypatch, counts: Counter | None = None) -> str:
             count(Path(path))
             return real(path, *a, **k)
 
-        def counting_bytes(self):  # the frame and plate readers read a PNG's bytes for reconstruct.png.decode_png
+        def counting_bytes(self):  # every PNG reader reads a PNG's bytes for reconstruct.png.decode_png
             count(self)
             return real_bytes(self)
 
         monkeypatch.setattr(cv2, "imread", counting)
         monkeypatch.setattr(Path, "read_bytes", counting_bytes)
 
-    if counts is not None:  # decodes by OpenCV and by the report's own PNG reader (reconstruct/report/pngread.py)
-        from reconstruct.report import data as D
-
-        def counter(real):
-            def counting(path, *a, **k):
-                p = Path(path)
-                if p.suffix == ".png" and p.parent.name == "hero":  # a hero plate or a composited hero plate
-                    counts[(p.parent.parent.name, p.stem)] += 1
-                return real(path, *a, **k)
-
-            return counting
-
-        monkeypatch.setattr(cv2, "imread", counter(cv2.imread))
-        monkeypatch.setattr(D, "read_rgb8", counter(D.read_rgb8))
     run_pipeline(RunConfig(session=root, only_stage="report", jobs=1), host())
     page = (root / "out" / "report" / "report.html").read_text()
     return page[page.index("<main"):]  # the header holds the session's path and the time it was made
