@@ -145,7 +145,8 @@ def model_cache(src: Path, work: Path) -> Path:
 def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None, method_cache: Path | None = None
                  ) -> dict:
     """Run the whole pipeline of ``src``'s code on a copy of ``take``: wall seconds, per-stage seconds, peak MiB.
-    ``method_cache``: the method's cache for every take (``$DEAGE_METHOD_CACHE_DIR``; an empty folder: cold). The
+    ``method_cache``: the method's cache for every take (``$DEAGE_METHOD_CACHE_DIR``; an empty folder: cold). Every
+    run solves its calibration (an empty ``$DEAGE_CALIBRATION_CACHE_DIR`` of its own: no take reuses another's). The
     converted face model comes from ``src``'s own warm cache (:func:`model_cache`)."""
     models = model_cache(src, work)
     copy = work / label
@@ -154,7 +155,9 @@ def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None
            str(copy / "young-refs")] + (["--jobs", jobs] if jobs else [])
     print(f"[bench_e2e] {label}: {' '.join(cmd[3:])} (code: {src})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    env = dict(os.environ, DEAGE_CACHE_DIR=str(models),
+    calib_cache = work / f"{label}-calibration-cache"  # empty: every run solves its calibration (no other take's)
+    shutil.rmtree(calib_cache, ignore_errors=True)
+    env = dict(os.environ, DEAGE_CACHE_DIR=str(models), DEAGE_CALIBRATION_CACHE_DIR=str(calib_cache),
                **({"DEAGE_METHOD_CACHE_DIR": str(method_cache)} if method_cache else {}))
     proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     mem = PeakMemory(proc.pid)
