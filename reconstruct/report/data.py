@@ -21,7 +21,7 @@ from ..artifacts.plates import plate_paths, read_plate
 from ..face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
 from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
-from .pngread import read_gray, read_rgb8
+from .pngread import read_gray
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +152,10 @@ class ReportData:
         return None if fs is None else fs.indices.get(self.hero)
 
     def before(self, frame: int) -> np.ndarray | None:
-        """The hero plate of output frame ``frame`` as RGB uint8 (16-bit: ``v // 257``), or None."""
+        """The hero plate of output frame ``frame`` as RGB uint8 (16-bit: ``v // 257``), or None (the session's
+        reader: plain PNGs by :func:`reconstruct.png.decode_png`)."""
         fs = self._by_frame.get(frame)
-        if fs is None:
-            return None
-        rec = self.session.frame_record(self.hero, fs.indices.get(self.hero))
-        if rec is not None and rec.status == "ok" and rec.file.lower().endswith(".png"):
-            # the session's own reader gives these samples too (OpenCV); this one is faster (:mod:`.pngread`)
-            img = read_rgb8(self.session.camera_dir(self.hero) / rec.file, rounded=False)
-            if img is not None:
-                return img
-        img = self.session.frame_images(fs, [self.hero])[self.hero]
+        img = None if fs is None else self.session.frame_images(fs, [self.hero])[self.hero]
         if img is None:
             return None
         if img.dtype == np.uint16:
@@ -222,10 +215,9 @@ class ReportData:
 
 
 def read_output(path: Path) -> np.ndarray | None:
-    """A method's plate PNG as RGB uint8 with :func:`~reconstruct.artifacts.plates.read_plate`'s values (faster:
-    :mod:`.pngread`, OpenCV for the PNGs it does not handle), or None when unreadable."""
-    img = read_rgb8(path)
-    return read_plate(path) if img is None else img
+    """A method's plate PNG as RGB uint8 (:func:`~reconstruct.artifacts.plates.read_plate`: plain PNGs by
+    :func:`reconstruct.png.decode_png`), or None when unreadable -- the one place the report reads an output."""
+    return read_plate(path)
 
 
 def intended_shift(shift: np.ndarray, scheme: str) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""The report's own PNG reader (reconstruct/report/pngread.py) gives OpenCV's samples for the PNGs it reads -- the
-composite's 16-bit outputs (filter Up, reconstruct.png), frames stored by cv2.imwrite (filter Sub), rows of mixed
-simple filters -- and declines the rest (Average / Paeth rows, interlaced, damaged), which the report then reads
-with OpenCV as before."""
+"""The report's readers (its outputs by reconstruct/report/data.py ``read_output``, its mask patches by
+reconstruct/report/pngread.py ``read_gray``, both on reconstruct.png.decode_png) give OpenCV's samples for the PNGs
+the decoder reads -- the composite's 16-bit outputs (filter Up, reconstruct.png), frames stored by cv2.imwrite
+(filter Sub), rows of mixed simple filters -- and the rest (Average / Paeth rows, interlaced, damaged) is read with
+OpenCV as before."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from reconstruct.artifacts.plates import read_plate
 from reconstruct.png import PNG_SIGNATURE, encode_png, png_chunk
 from reconstruct.report import data as D
 from reconstruct.png import decode_png
-from reconstruct.report.pngread import read_gray, read_rgb8
+from reconstruct.report.pngread import read_gray
 
 
 def _image(h: int, w: int, c: int, dtype, seed: int = 0) -> np.ndarray:
@@ -31,16 +32,15 @@ def _image(h: int, w: int, c: int, dtype, seed: int = 0) -> np.ndarray:
     return img[..., 0] if c == 1 else img
 
 
-def _opencv_rgb8(path: Path, rounded: bool) -> np.ndarray:
-    """What the report got from OpenCV: read_plate (outputs), or the session's reader and ``v // 257`` (plates)."""
-    if rounded:
-        return read_plate(path)
+def _opencv_rgb8(path: Path) -> np.ndarray:
+    """What the report got from OpenCV alone for an output: ``round(v / 257)`` (convertScaleAbs), RGB, grey
+    repeated, alpha dropped."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+        img = cv2.convertScaleAbs(img, alpha=1.0 / 257.0)
+    if img.ndim == 2:
+        return np.repeat(img[..., None], 3, axis=2)
+    return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
 
 
 def _png(img: np.ndarray, kinds, interlace: int = 0) -> bytes:
@@ -84,10 +84,10 @@ def test_same_samples_as_opencv(tmp_path, c, dtype, writer):
         p.write_bytes(encode_png(img))
     else:  # runs of None, Sub and Up rows, an Up row right after a Sub row
         p.write_bytes(_png(img, np.random.default_rng(7).integers(0, 3, img.shape[0])))
-    for rounded in (True, False):
-        got = read_rgb8(p, rounded=rounded)
-        assert got is not None and got.dtype == np.uint8 and got.flags.c_contiguous
-        np.testing.assert_array_equal(got, _opencv_rgb8(p, rounded))
+    assert decode_png(p.read_bytes()) is not None  # the decoder's path, not OpenCV's
+    got = D.read_output(p)
+    assert got is not None and got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, _opencv_rgb8(p))
     gray = read_gray(p)  # the mask patches: OpenCV's IMREAD_UNCHANGED samples of a grey PNG, None for colour
     if c == 1:
         want = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
@@ -98,13 +98,13 @@ def test_same_samples_as_opencv(tmp_path, c, dtype, writer):
 
 
 def test_every_16_bit_value_converts_as_opencv(tmp_path):
-    """All 65536 values: round(v / 257) as read_plate (OpenCV's convertScaleAbs) gives it, and v // 257."""
+    """All 65536 values: round(v / 257) as OpenCV's convertScaleAbs gives it."""
     v = np.arange(65536, dtype=np.uint16).reshape(256, 256)
     img = np.stack([v, v[::-1], v.T], axis=2)
     p = tmp_path / "all.png"
     p.write_bytes(encode_png(img))
-    np.testing.assert_array_equal(read_rgb8(p), read_plate(p))
-    np.testing.assert_array_equal(read_rgb8(p, rounded=False), (img // 257).astype(np.uint8))
+    np.testing.assert_array_equal(D.read_output(p), _opencv_rgb8(p))
+    np.testing.assert_array_equal(D.read_output(p), np.floor(img / 257 + 0.5).astype(np.uint8))
 
 
 @pytest.mark.parametrize("why", ["average", "paeth", "interlaced", "truncated", "not a png"])
@@ -121,16 +121,17 @@ def test_declines_what_it_does_not_read_and_the_report_reads_it_with_opencv(tmp_
     assert decode_png(data) is None
     p = tmp_path / "x.png"
     p.write_bytes(data)
-    assert read_rgb8(p) is None
+    assert read_gray(p) is None
     if why in ("average", "paeth"):  # a valid PNG for OpenCV (the Average/Paeth row as written here is garbage
         # to both, but the same garbage): the report's reader falls back to OpenCV's samples
-        np.testing.assert_array_equal(D.read_output(p), read_plate(p))
-    assert read_rgb8(tmp_path / "missing.png") is None
+        np.testing.assert_array_equal(D.read_output(p), _opencv_rgb8(p))
+    assert D.read_output(tmp_path / "missing.png") is None
 
 
 def test_the_report_reads_plates_and_outputs_without_opencv(tmp_path, monkeypatch):
-    """The hero plate (a session frame stored by cv2.imwrite) and the composite's output are decoded by the report's
-    reader (on main: OpenCV's imread for both, 34 and 77 ms of a 1080p frame against 13 and 38 here)."""
+    """The hero plate (a session frame stored by cv2.imwrite) and the composite's output reach the report through
+    reconstruct.png.decode_png, never OpenCV's imread (before: imread for both, 34 and 77 ms of a 1080p frame
+    against 13 and 38)."""
     from reconstruct.engine import run_pipeline
     from reconstruct.session import Session
     from reconstruct.stage import RunConfig
@@ -143,7 +144,7 @@ def test_the_report_reads_plates_and_outputs_without_opencv(tmp_path, monkeypatc
     sets = [fs for fs in s.read_sync() if fs.indices.get("hero") is not None]
     _write_fake_composites(root, sets[0].frame, sets[1].frame)
     d = D.ReportData.load(s)
-    # what the report read before: the session's reader (OpenCV) and read_plate (OpenCV)
+    # the session's reader and read_plate: what the report is to give
     want = {fs.frame: (s.frame_images(fs, ["hero"])["hero"], read_plate(d.outputs[fs.frame])) for fs in sets}
     calls = []
     real = cv2.imread
