@@ -162,8 +162,8 @@ class MediaPipeFaceMesh:
             if pts is None:
                 return None
         # second pass: re-crop around the found landmarks (tighter, centred) for precision
-        lo, hi = pts[:468, :2].min(0), pts[:468, :2].max(0)
-        refined = self._detect_in_crop(img, *(lo + hi) / 2, REFINE_MARGIN * float(max(hi - lo)))
+        centre, size = _face_extent(pts)
+        refined = self._detect_in_crop(img, *centre, REFINE_MARGIN * size)
         if refined is not None:
             pts = refined
         conf = np.clip(score, 0.0, 1.0) * _facing(pts, self._faces)
@@ -179,16 +179,14 @@ class MediaPipeFaceMesh:
         ``TRACK_JUMP`` of its size, or its size changed by more than ``TRACK_RESIZE`` x (a cut, an occlusion, the
         face leaving the frame): the caller then runs :meth:`detect`."""
         img = _rgb_uint8(image)
-        prev = np.asarray(previous, np.float64)[:468]
-        if not np.isfinite(prev).all():
+        prev = np.asarray(previous, np.float64)
+        if not np.isfinite(prev[:468]).all():
             return None
-        lo, hi = prev.min(0), prev.max(0)
-        size, centre = float(max(hi - lo)), (lo + hi) / 2
+        centre, size = _face_extent(prev)
         pts = self._detect_in_crop(img, *centre, REFINE_MARGIN * size)
         if pts is None:
             return None
-        nlo, nhi = pts[:468, :2].min(0), pts[:468, :2].max(0)
-        nsize, ncentre = float(max(nhi - nlo)), (nlo + nhi) / 2
+        ncentre, nsize = _face_extent(pts)
         if np.linalg.norm(ncentre - centre) > TRACK_JUMP * size or not 1 / TRACK_RESIZE < nsize / size < TRACK_RESIZE:
             return None
         if recentre:
@@ -215,6 +213,12 @@ class MediaPipeFaceMesh:
         out[:, 1] = pts[:, 1] / s + (cy - side / 2)
         out[:, 2] = pts[:, 2] / s
         return out
+
+
+def _face_extent(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """The face mesh's 468 points' box: its centre (2,) and its larger side, pixels (the crops' geometry)."""
+    lo, hi = pts[:468, :2].min(0), pts[:468, :2].max(0)
+    return (lo + hi) / 2, float(max(hi - lo))
 
 
 def _rgb_uint8(image: np.ndarray) -> np.ndarray:
