@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -71,21 +70,14 @@ def calibration_key(images: Mapping[str, Sequence[tuple[int, Path]]], board, opt
     head = {"version": CACHE_VERSION, "solver": solver_digest(), "board": repr(board), "options": asdict(options),
             "sizes": {c: list(s) for c, s in sorted(sizes.items())}}
     h.update(json.dumps(head, sort_keys=True, default=str).encode())
-    paths = [path for items in images.values() for _, path in items]
-    from ..executors.local import available_cores
+    from ..provenance import sha256_files  # on the usable cores' threads
 
-    with ThreadPoolExecutor(max_workers=min(2, available_cores())) as pool:  # sha256 lets go of the GIL
-        digests = iter(list(pool.map(_file_sha256, paths)))
+    digests = iter(sha256_files(path for items in images.values() for _, path in items))
     for cam, items in images.items():
         h.update(f"\0camera {cam}\0".encode())
         for view, _ in items:
             h.update(f"{int(view)}:{next(digests)}\0".encode())
     return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _entry(key: str) -> Path | None:
