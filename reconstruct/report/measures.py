@@ -221,6 +221,20 @@ class MethodMeasurer:
         """Frames to measure that :meth:`add` has not been given yet, in order."""
         return [f for f in self.frames if int(f) not in self._seen]
 
+    def add_result(self, frame: int, before: np.ndarray | None, after: np.ndarray | None,
+                   plate_landmarks) -> None:
+        """Measure one frame of the method's result against its plate as the report does everywhere: with the
+        landmark terms when both images are there at one size and the detector has a known scheme -- the plate's
+        landmarks given (``plate_landmarks``: the array, or a callable that finds them, called only then), the
+        result's found by this measurer's detector -- else without them."""
+        if self.groups is None or before is None or after is None or after.shape != before.shape:
+            self.add(frame, before, after)
+            return
+        from .data import _detect
+
+        lm = plate_landmarks() if callable(plate_landmarks) else plate_landmarks
+        self.add(frame, before, after, lm, _detect(self.detector, after), detected=True)
+
     def add(self, frame: int, before: np.ndarray | None, after: np.ndarray | None,
             plate_landmarks: np.ndarray | None = None, output_landmarks: np.ndarray | None = None,
             detected: bool = False) -> None:
@@ -361,7 +375,7 @@ def measured_frames(data, method: str | None, max_frames: int = 400) -> list[int
 
 def measure_method(data, method: str, masks: FaceMasks, components, max_frames: int = 400) -> MethodMeasures:
     """The measures of ``method``'s plates (see the module docstring), reading each frame's plate and result."""
-    from .data import _detect, _detector, read_output
+    from .data import _detector, read_output
     from .scan import PlateLandmarks
 
     plates = _plates(data, method)
@@ -369,11 +383,8 @@ def measure_method(data, method: str, masks: FaceMasks, components, max_frames: 
     m = MethodMeasurer(data, method, masks, detector, measured_frames(data, method, max_frames), max_frames)
     plate_lm = PlateLandmarks(data, detector if m.groups is not None else None)
     for f in m.frames:
-        b, a = data.before(f), read_output(plates[f])
-        if m.groups is None or b is None or a is None or a.shape != b.shape:
-            m.add(f, b, a)
-        else:
-            m.add(f, b, a, plate_lm.get(f, b), _detect(detector, a), detected=True)
+        b = data.before(f)
+        m.add_result(f, b, read_output(plates[f]), lambda: plate_lm.get(f, b))
     return m.result()
 
 

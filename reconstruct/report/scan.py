@@ -175,15 +175,11 @@ class FrameScanner:
     def _measure_other(self, method: str, m, f: int, b: np.ndarray, plate_lm: np.ndarray | None) -> None:
         """Another method's result of frame ``f`` measured against the plate ``b`` read for the flags, as
         :func:`.measures.measure_method` measures it; an error leaves the method to be measured after the pass."""
-        from .data import _detect, read_output
+        from .data import read_output
 
         try:
             p = self.data.methods.get(method, {}).get(f)
-            a = None if p is None else read_output(p)
-            if m.groups is None or a is None or a.shape != b.shape:
-                m.add(f, b, a)
-            else:
-                m.add(f, b, a, plate_lm, _detect(self.detector, a), detected=True)
+            m.add_result(f, b, None if p is None else read_output(p), plate_lm)
         except Exception as exc:  # noqa: BLE001 - measured again after the pass, where the error is reported
             m.failed = f"{type(exc).__name__}: {exc}"
             log.info("report: %s's frame %d not measured in the pass: %s", method, f, m.failed)
