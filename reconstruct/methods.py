@@ -130,13 +130,13 @@ class FaceEdit:
         returned as is; an empty mask gives an empty (0 x 0) crop."""
         if self.kind != "image":
             return self
-        on = np.asarray(self.mask) > 0
+        from .retouch.roi import mask_box  # the box from the rows and columns that hold one (not every pixel)
+
         h, w = self.mask.shape[:2]
-        rows = np.flatnonzero(on.any(axis=1))  # the box from the rows and columns that hold one (not every pixel)
-        if rows.size:
-            cols = np.flatnonzero(on.any(axis=0))
-            x0, y0 = max(int(cols[0]) - margin, 0), max(int(rows[0]) - margin, 0)
-            x1, y1 = min(int(cols[-1]) + 1 + margin, w), min(int(rows[-1]) + 1 + margin, h)
+        box = mask_box(np.asarray(self.mask) > 0)
+        if box is not None:
+            x0, y0 = max(box[2] - margin, 0), max(box[0] - margin, 0)
+            x1, y1 = min(box[3] + margin, w), min(box[1] + margin, h)
         else:
             x0 = y0 = x1 = y1 = 0
         if (x0, y0, x1, y1) == (0, 0, w, h):
