@@ -11,6 +11,7 @@ cv2 = pytest.importorskip("cv2")
 
 from reconstruct import png  # noqa: E402
 from reconstruct.errors import ConfigError  # noqa: E402
+from tests.png_reference import opencv_decode  # noqa: E402
 
 
 def _image(shape, dtype, seed=0):
@@ -27,18 +28,12 @@ def _image(shape, dtype, seed=0):
     return img
 
 
-def _decode(data: bytes) -> np.ndarray:
-    out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if out.ndim == 3:
-        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB if out.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return out
-
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (37, 53, 4), (1, 1, 3), (64, 1), (1, 64, 4)])
 def test_round_trip_exact(shape, dtype):
     img = _image(shape, dtype)
-    back = _decode(png.encode_png(img))
+    back = opencv_decode(png.encode_png(img))
     assert back.dtype == dtype and back.shape == img.shape
     np.testing.assert_array_equal(back, img)
 
@@ -49,8 +44,8 @@ def test_non_contiguous_input_and_zlib_fallback(monkeypatch):
     monkeypatch.setattr(png, "_fast_zlib", None)
     assert png.deflate_backend() == "zlib"
     with_zlib = png.encode_png(img)
-    np.testing.assert_array_equal(_decode(with_isal), img)
-    np.testing.assert_array_equal(_decode(with_zlib), img)
+    np.testing.assert_array_equal(opencv_decode(with_isal), img)
+    np.testing.assert_array_equal(opencv_decode(with_zlib), img)
 
 
 def test_extra_chunks_follow_ihdr():
@@ -58,7 +53,7 @@ def test_extra_chunks_follow_ihdr():
     data = png.encode_png(np.zeros((4, 4), np.uint8), chunks=[chunk])
     # signature 8 + IHDR chunk (4 + 4 + 13 + 4) = 33 bytes, then ours
     assert data.startswith(png.PNG_SIGNATURE) and data[12:16] == b"IHDR" and data[33:33 + len(chunk)] == chunk
-    np.testing.assert_array_equal(_decode(data), np.zeros((4, 4), np.uint8))
+    np.testing.assert_array_equal(opencv_decode(data), np.zeros((4, 4), np.uint8))
 
 
 def test_size_close_to_opencv_on_footage_like_plate():

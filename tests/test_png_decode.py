@@ -15,6 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from reconstruct import png  # noqa: E402
 from reconstruct.errors import SessionError  # noqa: E402
+from tests.png_reference import opencv_decode
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ASTRONAUT = DATA / "faces" / "astronaut" / "astronaut.png"
@@ -63,12 +64,6 @@ def _filtered_png(img, filters, idat_parts=1, chunks=(), depth=None, color=None)
                      png.png_chunk(b"IEND", b"")])
 
 
-def _opencv(data: bytes) -> np.ndarray:
-    out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if out.ndim == 3:
-        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB if out.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return out
-
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("shape", [(23, 37), (23, 37, 3), (23, 37, 4), (1, 1, 3), (9, 1), (1, 31, 4)])
@@ -77,7 +72,7 @@ def test_plain_files_decode_to_opencvs_samples(shape, dtype, filters):
     data = _filtered_png(_image(shape, dtype), filters, idat_parts=3)
     ours = png.decode_png(data)
     assert ours is not None and ours.dtype == dtype and ours.shape == shape
-    np.testing.assert_array_equal(ours, _opencv(data))
+    np.testing.assert_array_equal(ours, opencv_decode(data))
     assert ours.flags.c_contiguous and ours.dtype.isnative
 
 
@@ -104,11 +99,11 @@ def test_real_image():
     OpenCV (Sub), by ours (Up) and with every filter mixed but Average/Paeth: the same samples as OpenCV's."""
     data = ASTRONAUT.read_bytes()
     assert png.decode_png(data) is None
-    img = _opencv(data)
+    img = opencv_decode(data)
     assert img.shape == (512, 512, 3)
     ok, ref = cv2.imencode(".png", img[..., ::-1])
     for enc in (ref.tobytes(), png.encode_png(img), _filtered_png(img, (0, 1, 2, 1, 1))):
-        np.testing.assert_array_equal(png.decode_png(enc), _opencv(enc))
+        np.testing.assert_array_equal(png.decode_png(enc), opencv_decode(enc))
 
 
 def test_inert_chunks_are_read_past_and_others_declined():
@@ -116,7 +111,7 @@ def test_inert_chunks_are_read_past_and_others_declined():
     inert = [png.png_chunk(b"gAMA", struct.pack(">I", 45455)), png.png_chunk(b"sRGB", b"\x00"),
              png.png_chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1)), png.png_chunk(b"tEXt", b"k\x00v")]
     data = _filtered_png(img, (1, 2), chunks=inert)
-    np.testing.assert_array_equal(png.decode_png(data), _opencv(data))
+    np.testing.assert_array_equal(png.decode_png(data), opencv_decode(data))
     assert png.decode_png(_filtered_png(img, (1,), chunks=[png.png_chunk(b"tRNS", b"\x00\x01\x00\x02\x00\x03")]
                                         )) is None
 
