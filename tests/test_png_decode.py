@@ -15,7 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from reconstruct import png  # noqa: E402
 from reconstruct.errors import SessionError  # noqa: E402
-from tests.png_reference import opencv_decode
+from tests.png_reference import opencv_decode  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ASTRONAUT = DATA / "faces" / "astronaut" / "astronaut.png"
