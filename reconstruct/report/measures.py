@@ -108,8 +108,8 @@ class FaceMasks:
         # the age regions (small: interpolated on their own triangles' pixels) apart from the skin prior (most of
         # the face): see sparse_region_masks
         tris = self.model.triangles
-        self.groups = ([weight_group(list(self.weights), list(self.weights.values()), tris)] if self.weights
-                       else []) + [weight_group(["_skin"], [self.skin_v], tris)]
+        self.groups = ([weight_group(self.weights, tris)] if self.weights else []) + \
+            [weight_group({"_skin": self.skin_v}, tris)]
 
     def _roi(self, fit):
         from ..retouch import face_roi
@@ -234,29 +234,31 @@ def plate_terms(plate: np.ndarray, sl, face, skin, regions, iod_px: float) -> Pl
 
 @dataclass(frozen=True, slots=True)
 class WeightGroup:
-    """Per-vertex weights interpolated together by :func:`sparse_region_masks`: ``names`` (R,), ``stack`` (V, R)
-    float32 (a vertex's weight of each name), ``touched`` (F,) bool: the triangles with a vertex of nonzero
-    weight in any of them (elsewhere every interpolated weight is exactly 0)."""
+    """Per-vertex weights masked together by :func:`sparse_region_masks`: ``weights`` name -> (V,) float32,
+    ``touched`` (F,) bool: the triangles with a vertex of nonzero weight in any of them (elsewhere every
+    interpolated weight is exactly 0)."""
 
-    names: tuple[str, ...]
-    stack: np.ndarray
+    weights: dict
     touched: np.ndarray
 
 
-def weight_group(names, weights, triangles: np.ndarray) -> WeightGroup:
-    """A :class:`WeightGroup` of ``weights`` ((V,) each, named ``names``) on the mesh's ``triangles`` (F, 3)."""
-    stack = np.stack([np.asarray(w, np.float32) for w in weights], axis=1)
-    return WeightGroup(tuple(names), stack, (stack[np.asarray(triangles)] != 0).any(axis=(1, 2)))
+def weight_group(weights: dict, triangles: np.ndarray) -> WeightGroup:
+    """A :class:`WeightGroup` of ``weights`` (name -> (V,)) on the mesh's ``triangles`` (F, 3)."""
+    weights = {n: np.asarray(w, np.float32) for n, w in weights.items()}
+    stack = np.stack(list(weights.values()), axis=1)
+    return WeightGroup(weights, (stack[np.asarray(triangles)] != 0).any(axis=(1, 2)))
 
 
 def sparse_region_masks(fragments, triangles: np.ndarray, groups) -> dict[str, np.ndarray]:
     """Name -> (H, W) float32 mask in [0, 1]: :func:`reconstruct.retouch.regions.region_masks` (no blur) of every
-    group's weights, the same numbers bit for bit, interpolated (:func:`reconstruct.render.fragments.interpolate`)
-    only at the pixels whose triangle has a vertex of nonzero weight in the group (the age regions: a third of a
-    face's pixels). Elsewhere the interpolation is ``b0 * 0 + b1 * 0 + b2 * 0``, which is +0.0 (a negative
+    group's weights, the same numbers bit for bit, made only at the pixels whose triangle has a vertex of nonzero
+    weight in the group (the age regions: a third of a face's pixels; those pixels handed to ``region_masks`` as a
+    (1, P) image). Elsewhere the interpolation is ``b0 * 0 + b1 * 0 + b2 * 0``, which is +0.0 (a negative
     barycentric's -0.0 plus +0.0 is +0.0, and the three never are all negative), clipped to +0.0: the zeros it
-    is left as. On the bench take: 31 -> 22 ms a frame (5 regions + the skin prior)."""
-    from ..render.fragments import Fragments, interpolate
+    is left as. The bench take's 24 frames (5 regions + the skin prior): 47 -> 35 and 89 -> 53 ms a frame in two
+    runs (one process, a loaded shared machine); obama's smaller face 14 -> 13 and 17 -> 13 ms."""
+    from ..render.fragments import Fragments
+    from ..retouch.regions import region_masks
 
     shape = fragments.triangle.shape
     tri = fragments.triangle.reshape(-1)
@@ -265,14 +267,13 @@ def sparse_region_masks(fragments, triangles: np.ndarray, groups) -> dict[str, n
     out = {}
     for g in groups:
         keep = g.touched[tri_hit]
-        vals = np.zeros((tri.size, len(g.names)), np.float32)
-        if keep.any():
-            t = tri_hit[keep][None]  # the kept pixels as a (1, P) image: the shared interpolation, unchanged
-            sub = Fragments(triangle=t, bary=bary_hit[keep][None], depth=np.zeros(t.shape, np.float32),
-                            camera=fragments.camera)
-            vals[hit[keep]] = np.clip(interpolate(sub, triangles, g.stack)[0], 0.0, 1.0)
-        for k, name in enumerate(g.names):
-            out[name] = np.ascontiguousarray(vals[:, k]).reshape(shape)
+        t = tri_hit[keep][None]
+        sub = Fragments(triangle=t, bary=bary_hit[keep][None], depth=np.zeros(t.shape, np.float32),
+                        camera=fragments.camera)
+        for name, m in region_masks(sub, triangles, g.weights).items():
+            full = np.zeros(tri.size, np.float32)
+            full[hit[keep]] = m[0]
+            out[name] = full.reshape(shape)
     return out
 
 

@@ -155,8 +155,8 @@ def test_face_masks_interpolate_the_weights_only_where_a_triangle_carries_them(m
     bary /= bary.sum(-1, keepdims=True)
     bary[tri < 0] = 0
     frags = Fragments(triangle=tri, bary=bary, depth=np.where(tri >= 0, 1.0, np.inf).astype(np.float32), camera=None)
-    groups = [M.weight_group(list(AGE_REGIONS), [weights[n] for n in AGE_REGIONS], tris),
-              M.weight_group(["_skin"], [weights["_skin"]], tris)]
+    groups = [M.weight_group({n: weights[n] for n in AGE_REGIONS}, tris),
+              M.weight_group({"_skin": weights["_skin"]}, tris)]
     sizes = []
     real = R.interpolate
     monkeypatch.setattr(R, "interpolate", lambda f, t, a: sizes.append((f.triangle.size, a.shape[1])) or real(f, t, a))
