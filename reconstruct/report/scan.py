@@ -39,6 +39,15 @@ def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
+def spreads(executor, n_frames: int) -> bool:
+    """Whether :func:`scan_frames` spreads a pass over ``n_frames`` frames (with a union mask) over ``executor``'s
+    workers: an executor with more than one worker (or not the local one) and more than :data:`MIN_FRAMES`
+    frames; else the pass runs in the calling process."""
+    if executor is None or n_frames <= MIN_FRAMES:
+        return False
+    return getattr(executor, "jobs", 1) > 1 or getattr(executor, "name", "") != "local"
+
+
 class PlateLandmarks:
     """The hero plates' landmarks for the report: the detect stage's (:meth:`~.data.ReportData.detected_plate`) once
     the first frame that has them showed they are exactly what ``detector`` finds on the plate (same detector, same
@@ -259,9 +268,7 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
 
     from .data import _detector, _detector_class
 
-    jobs = getattr(executor, "jobs", 1) if executor is not None else 1
-    if executor is None or union is None or (jobs <= 1 and getattr(executor, "name", "") == "local") \
-            or len(frames) <= MIN_FRAMES:
+    if union is None or not spreads(executor, len(frames)):
         detector = detector if detector is not None else _detector(components)
         prepare = getattr(getattr(measurer, "masks", None), "prepare", None)
         if prepare is not None:
@@ -272,7 +279,7 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
     fr = tuple(int(f) for f in frames)
     theirs = tuple((m, tuple(int(f) for f in o.frames)) for m, o in (others or {}).items())
     items = [ScanChunk(str(data.session.root), data.method, fr, a, b, measured, union, plan, theirs)
-             for a, b in chunk_bounds(len(fr), jobs)]
+             for a, b in chunk_bounds(len(fr), getattr(executor, "jobs", 1))]
     out: list[Scanned] = []
     usum, tail = max(float(union.sum()), 1e-9), None
     side = None if idle is None else threading.Thread(target=_logged, args=(idle,), name="report-idle", daemon=True)

@@ -91,17 +91,27 @@ def _scan(ctx: "StageContext"):
     def make():
         from .data import _detector_class
         from .measures import FaceMasks, MethodMeasurer, measured_frames
+        from .scan import spreads
 
         d = report_data(ctx)
+        executor = getattr(ctx, "executor", None)
+        # the provenance section's hashing (~0.6 CPU-s on the bench take), on a thread from now when the pass will
+        # have workers: it overlaps the driver's own preparation below (one core idle) as well as the pass
+        early = _early_thread(ctx) if spreads(executor, len(d.outputs)) else None
         masks = FaceMasks(d, ctx.components)
         measurer, others = None, {}
         if d.outputs:  # the detector's class only: the landmarks come from the pass (its own detectors)
             det = _detector_class(ctx.components)
             measurer = MethodMeasurer(d, d.method, masks, det, measured_frames(d, d.method))
             others = {m: MethodMeasurer(d, m, masks, det, measured_frames(d, m)) for m in d.methods if m != d.method}
-        flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
-                              executor=getattr(ctx, "executor", None), progress=getattr(ctx, "progress", None),
-                              thumbs=thumb_plan(d), idle=lambda: _verify_manifest_early(ctx), others=others)
+        try:
+            flags = compute_flags(d, ctx.components, asdict(report_settings(ctx)), measurer=measurer,
+                                  executor=executor, progress=getattr(ctx, "progress", None), thumbs=thumb_plan(d),
+                                  idle=None if early is not None else lambda: _verify_manifest_early(ctx),
+                                  others=others)
+        finally:
+            if early is not None:
+                early.join()
         done = {m: o.result() for m, o in others.items() if o.failed is None and not o.missing()}
         if measurer is None:
             return flags, None, masks, done
@@ -117,6 +127,18 @@ def _scan(ctx: "StageContext"):
         return flags, measurer.result(), masks, done
 
     return _cached(ctx, "scan", make)
+
+
+def _early_thread(ctx: "StageContext"):
+    """:func:`_verify_manifest_early` started on a thread (joined by the caller)."""
+    import threading
+
+    from .scan import _logged
+
+    t = threading.Thread(target=_logged, args=(lambda: _verify_manifest_early(ctx),), name="report-manifest",
+                         daemon=True)
+    t.start()
+    return t
 
 
 def _verify_manifest_early(ctx: "StageContext") -> None:

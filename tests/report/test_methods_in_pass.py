@@ -46,6 +46,15 @@ def _masks(h=40, w=50, seed=3):
     return masks, made
 
 
+def _scan(data, masks, frames, theirs, start=0, stop=None, pending=False):
+    """Step a pass over ``frames[start:stop]`` whose own method is "mine" and whose other is "other" (measured by
+    ``theirs``), as :func:`reconstruct.report.scan.scan_chunk` does."""
+    mine = M.MethodMeasurer(data, "mine", masks, None, frames, pending=pending)
+    scanner = FrameScanner(data, None, None, mine, pending=pending, others={"other": theirs})
+    for i in range(start, len(frames) if stop is None else stop):
+        scanner.step(i, frames[i])
+
+
 def test_other_methods_measured_in_the_pass_equal_measuring_them_alone(tmp_path):
     from reconstruct.report.data import read_output
 
@@ -58,11 +67,8 @@ def test_other_methods_measured_in_the_pass_equal_measuring_them_alone(tmp_path)
     want = alone.result()
 
     masks, made = _masks()
-    own = M.MethodMeasurer(data, "mine", masks, None, frames)
     theirs = M.MethodMeasurer(data, "other", masks, None, frames)
-    scanner = FrameScanner(data, None, None, own, others={"other": theirs})
-    for i, f in enumerate(frames):
-        scanner.step(i, f)
+    _scan(data, masks, frames, theirs)
     got = theirs.result()
     assert made == frames  # one face mask a frame for both methods (before: one per method and frame)
     assert theirs.failed is None and not theirs.missing()
@@ -78,18 +84,12 @@ def test_chunks_of_the_pass_merge_to_the_same_numbers(tmp_path):
     frames = sorted(plates)
     masks, _ = _masks()
     single = M.MethodMeasurer(data, "other", masks, None, frames)
-    scanner = FrameScanner(data, None, None, M.MethodMeasurer(data, "mine", masks, None, frames),
-                           others={"other": single})
-    for i, f in enumerate(frames):
-        scanner.step(i, f)
+    _scan(data, masks, frames, single)
     masks, _ = _masks()
     driver = M.MethodMeasurer(data, "other", masks, None, frames)
     for a, b in ((0, 4), (4, 7), (7, 9)):
-        mine = M.MethodMeasurer(data, "mine", masks, None, frames, pending=a > 0)
         part = M.MethodMeasurer(data, "other", masks, None, frames, pending=a > 0)
-        chunk = FrameScanner(data, None, None, mine, pending=a > 0, others={"other": part})
-        for i in range(a, b):
-            chunk.step(i, frames[i])
+        _scan(data, masks, frames, part, a, b, pending=a > 0)
         driver.merge(pickle.loads(pickle.dumps(part.part())))
     assert driver._flick_a == single._flick_a and len(single._flick_a) == len(frames) - 1
     one, merged = single.result(), driver.result()
@@ -104,12 +104,25 @@ def test_an_error_leaves_the_method_to_be_measured_after_the_pass(tmp_path, monk
     frames = sorted(plates)
     masks, _ = _masks()
     theirs = M.MethodMeasurer(data, "other", masks, None, frames)
-    scanner = FrameScanner(data, None, None, M.MethodMeasurer(data, "mine", masks, None, frames),
-                           others={"other": theirs})
     real = D.read_output
     monkeypatch.setattr(D, "read_output", lambda p: (_ for _ in ()).throw(OSError("disk")) if "000004" in str(p)
                         else real(p))
-    for i, f in enumerate(frames):
-        scanner.step(i, f)
+    _scan(data, masks, frames, theirs)
     assert theirs.failed == "OSError: disk"
     assert theirs.missing() == frames[4:]  # not handed a frame after the error: all_measures measures it again
+
+
+def test_the_plates_side_of_the_measures_is_made_once_a_frame_for_every_method(tmp_path, monkeypatch):
+    """The plate's luma (and its detail and wrinkle energies) serve every method's result of the frame: 3 lumas a
+    frame for 2 methods (the plate's, each result's) where each method made its own plate's (4: obama's 3 methods,
+    6 -> 4, with the plate's 5 blurs of 10 a frame made once). Same numbers as measuring the method alone (above)."""
+    data, plates, _ = _frames(tmp_path)
+    frames = sorted(plates)
+    lumas = []
+    real = M._y
+    monkeypatch.setattr(M, "_y", lambda img: lumas.append(img.shape) or real(img))
+    masks, _ = _masks()
+    theirs = M.MethodMeasurer(data, "other", masks, None, frames)
+    _scan(data, masks, frames, theirs)
+    assert theirs.failed is None and not theirs.missing()
+    assert len(lumas) == 3 * len(frames)
