@@ -366,9 +366,8 @@ def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
 
 
 def _write_overlay(ctx, seq, model, cams, det: Detections, path: Path) -> None:
-    import cv2
-
     from reconstruct.fitting.overlay import overlay_fit
+    from reconstruct.png import encode_png
 
     s = ctx.session
     hero = s.rig.hero.name
@@ -383,8 +382,8 @@ def _write_overlay(ctx, seq, model, cams, det: Detections, path: Path) -> None:
     lm = model.landmark_map(det.scheme)
     fitted = cams[hero].project(lm.points(seq.vertices[i].astype(np.float64), model.triangles))
     pic = overlay_fit(img, seq.vertices[i], model.triangles, cams[hero], detected, fitted)
-    with atomic_path(path, suffix=".png") as tmp:
-        cv2.imwrite(str(tmp), pic[..., ::-1])
+    with atomic_path(path, suffix=".png") as tmp:  # the project's encoder: 1080p in ~0.02 s, OpenCV's ~0.1 s
+        tmp.write_bytes(encode_png(pic, where="the fit overlay"))
 
 
 class FitSection:
