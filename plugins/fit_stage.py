@@ -24,6 +24,7 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.artifacts import Detections
+from reconstruct.artifacts.meshes import write_meshes
 from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
 from reconstruct.errors import FitError
 from reconstruct.options import option
@@ -190,7 +191,7 @@ class FitStage:
         seconds = time.perf_counter() - t0
         save_fits(seq, out / "fits.npz")
         if st.meshes:
-            _write_meshes(seq, model.triangles, out / "meshes")
+            write_meshes(out / "meshes", seq.frames, seq.vertices, model.triangles)
         report = fit_report(seq, info, model, seconds)
         report.update(landmark_fit_seconds=fit_seconds, detector_bias=None if bias is None else bias.model,
                       landmarks=landmark_residuals(model, det, seq, cams, bias))
@@ -329,40 +330,6 @@ def _gaze_summary(seq) -> dict | None:
     rng = lambda a: [float(np.nanmin(a)), float(np.nanmax(a))] if ok.any() else None  # noqa: E731
     return {"frames_with_gaze": {"left": int(ok[:, 0].sum()), "right": int(ok[:, 1].sum())},
             "yaw_deg": rng(yaw), "pitch_deg": rng(pitch)}
-
-
-def _write_meshes(seq, triangles, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    faces = ply_faces(triangles)  # the same for every frame
-    for i in range(len(seq)):  # in the stage's temporary folder: no fsync per file, the stage's commit flushes it
-        with atomic_path(folder / f"{int(seq.frames[i]):06d}.ply", suffix=".ply", sync=False) as tmp:
-            write_ply(tmp, seq.vertices[i], faces)
-
-
-#: binary PLY records of a triangle: the vertex count (uchar, 3) and three int32 vertex indices
-_PLY_FACE = np.dtype([("n", "u1"), ("v", "<i4", (3,))])
-
-
-def ply_faces(triangles: np.ndarray) -> np.ndarray:
-    """(F,) :data:`_PLY_FACE` records of ``triangles`` (F, 3), for :func:`write_ply`."""
-    tri = np.asarray(triangles)
-    faces = np.empty(len(tri), _PLY_FACE)
-    faces["n"] = 3
-    faces["v"] = tri
-    return faces
-
-
-def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """A binary little-endian PLY mesh: float32 ``x y z`` per vertex and a ``vertex_indices`` list per face (the
-    layout trimesh wrote here before; written directly: importing trimesh cost the stage 0.5 s)."""
-    v = np.ascontiguousarray(vertices, "<f4").reshape(-1, 3)
-    header = ("ply\nformat binary_little_endian 1.0\ncomment reconstruct fit stage\n"
-              f"element vertex {len(v)}\nproperty float x\nproperty float y\nproperty float z\n"
-              f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n")
-    with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(v.tobytes())
-        f.write(np.ascontiguousarray(faces, _PLY_FACE).tobytes())
 
 
 def _write_overlay(ctx, seq, model, cams, det: Detections, path: Path) -> None:

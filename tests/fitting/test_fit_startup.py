@@ -70,7 +70,7 @@ def test_damaged_cache_entry_is_recomputed(mp_model, tmp_path, monkeypatch):
 
 def test_ply_matches_what_trimesh_wrote(tmp_path, mp_model):
     trimesh = pytest.importorskip("trimesh")
-    from deage_plugins.fit_stage import ply_faces, write_ply
+    from reconstruct.artifacts.meshes import ply_faces, write_ply
 
     rng = np.random.default_rng(0)
     v = (mp_model.mean + 0.001 * rng.standard_normal(mp_model.mean.shape)).astype(np.float32)
@@ -283,3 +283,16 @@ def test_overlay_blends_in_float_only_on_the_mesh_window(mp_model):
             # measured: 34.5 MB (the output frame, 6.2 MB, and the window's rays and shading); with the whole
             # frame's float32 copies (24.9 MB each) 74 MB
             assert peak < 45e6, peak
+
+
+def test_meshes_of_every_frame_by_the_artifact_writer(tmp_path, mp_model):
+    """The fit stage's meshes come from reconstruct.artifacts.meshes (the PLY writer was the stage's own): one file
+    per frame, named by the frame, each the frame's vertices."""
+    from reconstruct.artifacts.meshes import mesh_path, ply_faces, write_meshes, write_ply
+
+    rng = np.random.default_rng(5)
+    verts = (mp_model.mean + 0.001 * rng.standard_normal((3, *mp_model.mean.shape))).astype(np.float32)
+    write_meshes(tmp_path / "meshes", np.array([7, 8, 12]), verts, mp_model.triangles)
+    assert sorted(p.name for p in (tmp_path / "meshes").iterdir()) == ["000007.ply", "000008.ply", "000012.ply"]
+    write_ply(tmp_path / "one.ply", verts[2], ply_faces(mp_model.triangles))
+    assert mesh_path(tmp_path / "meshes", 12).read_bytes() == (tmp_path / "one.ply").read_bytes()
