@@ -86,27 +86,36 @@ def test_ply_matches_what_trimesh_wrote(tmp_path, mp_model):
     assert np.array_equal(np.asarray(back.vertices, np.float32), v) and np.array_equal(back.faces, mp_model.triangles)
 
 
-def test_overlay_renders_only_the_mesh_window(mp_model, monkeypatch):
-    pytest.importorskip("open3d")
-    from reconstruct.fitting import overlay
+def _hero_1080p() -> CameraModel:
+    return CameraModel("hero", K=np.array([[2000.0, 0, 951.3], [0, 2000.0, 548.7], [0, 0, 1]]),
+                       dist=np.array([-0.12, 0.05, 0.001, -0.0005, 0.0]), t=np.array([0.02, 0.01, 0.9]),
+                       image_size=(1920, 1080))
+
+
+def _whole_frame_overlay(img: np.ndarray, v: np.ndarray, triangles: np.ndarray, cam: CameraModel) -> np.ndarray:
+    """What the overlay was before: the whole frame rendered, and blended in float32 where the mesh shows."""
     from reconstruct.render.base import Mesh
     from reconstruct.render.raycast import RaycastRenderer
     from reconstruct.render.shading import linear_to_srgb
 
-    W, H = 1920, 1080
-    cam = CameraModel("hero", K=np.array([[2000.0, 0, 951.3], [0, 2000.0, 548.7], [0, 0, 1]]),
-                      dist=np.array([-0.12, 0.05, 0.001, -0.0005, 0.0]), t=np.array([0.02, 0.01, 0.9]),
-                      image_size=(W, H))
-    v = mp_model.mean.astype(np.float64)
-    img = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
-
-    # what the overlay was before: the whole frame rendered and blended where the mesh shows
-    r = RaycastRenderer("cpu").render(Mesh(v, mp_model.triangles), cam)
+    r = RaycastRenderer("cpu").render(Mesh(v, triangles), cam)
     shaded = np.clip(linear_to_srgb(np.clip(r.image, 0, 1)) * 255, 0, 255)
-    want = img.astype(np.float32)
+    want = img[..., :3].astype(np.float32)
     m = r.mask.astype(bool)
     want[m] = 0.45 * want[m] + 0.55 * shaded[m]
-    want = np.clip(want, 0, 255).astype(np.uint8)
+    return np.clip(want, 0, 255).astype(np.uint8)
+
+
+def test_overlay_renders_only_the_mesh_window(mp_model, monkeypatch):
+    pytest.importorskip("open3d")
+    from reconstruct.fitting import overlay
+    from reconstruct.render.raycast import RaycastRenderer
+
+    cam = _hero_1080p()
+    W, H = cam.image_size
+    v = mp_model.mean.astype(np.float64)
+    img = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    want = _whole_frame_overlay(img, v, mp_model.triangles, cam)
 
     sizes = []
     real = RaycastRenderer.render
@@ -245,32 +254,22 @@ def test_converted_model_cache_is_stored_and_loads_the_same(tmp_path, monkeypatc
 
 
 def test_overlay_blends_in_float_only_on_the_mesh_window(mp_model):
-    """The overlay's float32 blend and clip run on the mesh's window, not on the whole 1080p frame (~0.1 s and
-    50 MB of float copies before): the same picture (the old whole-frame formula, for 8-bit and 16-bit frames)."""
+    """The overlay's float32 blend and clip run on the mesh's window, not on the whole 1080p frame (~0.1 s and a
+    74 MB peak of float copies before): the same picture (the old whole-frame formula, 8-bit and 16-bit frames)."""
     pytest.importorskip("open3d")
     import tracemalloc
 
-    from reconstruct.fitting import overlay
-    from reconstruct.render.base import Mesh
-    from reconstruct.render.raycast import RaycastRenderer
-    from reconstruct.render.shading import linear_to_srgb
+    import cv2
 
-    W, H = 1920, 1080
-    cam = CameraModel("hero", K=np.array([[2000.0, 0, 951.3], [0, 2000.0, 548.7], [0, 0, 1]]),
-                      dist=np.array([-0.12, 0.05, 0.001, -0.0005, 0.0]), t=np.array([0.02, 0.01, 0.9]),
-                      image_size=(W, H))
+    from reconstruct.fitting import overlay
+
+    cam = _hero_1080p()
+    W, H = cam.image_size
     v = mp_model.mean.astype(np.float64)
-    r = RaycastRenderer("cpu").render(Mesh(v, mp_model.triangles), cam)
-    shaded = np.clip(linear_to_srgb(np.clip(r.image, 0, 1)) * 255, 0, 255)
-    m = r.mask.astype(bool)
     rng = np.random.default_rng(4)
     dots = rng.uniform((0, 0), (W, H), (40, 2))
     for img in (rng.integers(0, 256, (H, W, 3), dtype=np.uint8), rng.integers(0, 300, (H, W, 4)).astype(np.uint16)):
-        want = img[..., :3].astype(np.float32)  # the whole-frame formula the overlay had
-        want[m] = 0.45 * want[m] + 0.55 * shaded[m]
-        want = np.clip(want, 0, 255).astype(np.uint8)
-        import cv2
-
+        want = _whole_frame_overlay(img, v, mp_model.triangles, cam)
         for p in dots:
             cv2.circle(want, (int(round(p[0])), int(round(p[1]))), 5, (0, 255, 0), -1)
         overlay.overlay_fit(img, v, mp_model.triangles, cam, dots)  # warm (imports, ray grids)
