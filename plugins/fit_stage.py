@@ -24,8 +24,8 @@ import numpy as np
 
 from reconstruct import hookimpl
 from reconstruct.artifacts import Detections
-from reconstruct.artifacts.meshes import write_meshes
 from reconstruct.artifacts.detections import FILE as DETECTIONS_FILE
+from reconstruct.artifacts.meshes import write_meshes
 from reconstruct.errors import FitError
 from reconstruct.options import option
 from reconstruct.session import atomic_path, atomic_write_json

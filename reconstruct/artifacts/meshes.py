@@ -16,6 +16,7 @@ PLY_FACE = np.dtype([("n", "u1"), ("v", "<i4", (3,))])
 
 
 def mesh_path(folder: Path, frame: int) -> Path:
+    """Frame ``frame``'s mesh in ``folder``."""
     return Path(folder) / f"{int(frame):06d}.ply"
 
 

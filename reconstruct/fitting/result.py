@@ -91,8 +91,8 @@ class FitSequence:
 
 def save_fits(seq: FitSequence, path: Path) -> None:
     """Write ``seq`` to ``path`` (read it with :func:`load_fits`). The arrays are stored, not deflated: a take's
-    vertices (float32 noise to zlib) shrank by 9 % for 0.23 s of zlib per 24 frames, and every reader (age, render,
-    report, each worker) paid ~0.1 s to inflate them again (docs/fitting.md "Start-up and I/O")."""
+    vertices (float32 noise to zlib) shrank by 9 % for 0.23-0.30 s of zlib per 24 frames, and every reader (age,
+    render, report, each worker) took 0.07 s to inflate them again (docs/fitting.md "Per-take and per-frame costs")."""
     from ..executors.frames import save_npz
 
     save_npz(path, compress=False, model_name=np.array(seq.model_name), frames=seq.frames, identity=seq.identity,
