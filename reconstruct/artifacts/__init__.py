@@ -6,6 +6,7 @@ outputs only through these, never by importing another plugin.
 |---|---|---|---|
 | :class:`Detections` (+ :class:`HeroLandmarks`) | detect | ``out/detect/landmarks.npz`` | :mod:`.detections` |
 | :class:`~reconstruct.fitting.result.FitSequence` | fit | ``out/fit/fits.npz`` | :mod:`reconstruct.fitting.result` |
+| world-frame meshes | fit | ``out/fit/meshes/<frame>.ply`` | :mod:`.meshes` (writing) |
 | :class:`~reconstruct.methods.FaceEdit` | age | ``out/age/<frame>.npz`` | :mod:`.edits` |
 | :class:`RenderedFace` | render | ``out/render/<frame>.npz`` | :mod:`.renders` |
 | plates | composite | ``out/plates/<camera>/<frame>.png|.exr`` | :mod:`.plates` (reading), :mod:`reconstruct.composite.outputs` (writing) |

@@ -19,7 +19,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import StageError
-from ..session import atomic_path
 
 FILE = "landmarks.npz"
 
@@ -96,11 +95,12 @@ class Detections:
     def save(self, path: Path) -> None:
         extra = ({} if self.detector_options is None else
                  {"detector_options": np.array(json.dumps(dict(self.detector_options), sort_keys=True))})
-        with atomic_path(Path(path), suffix=".npz") as tmp:
-            np.savez_compressed(tmp, frames=np.asarray(self.frames, np.int32),
-                                cameras=np.array(self.cameras, dtype=str), points=self.points,
-                                confidence=self.confidence, found=self.found, scheme=np.array(self.scheme),
-                                detector=np.array(self.detector), **extra)
+        from ..executors.frames import save_npz
+
+        # stored, not deflated: zlib took 0.05 s per 96 frames to save 30 % of 1.6 MB, and each reader 7 ms back
+        save_npz(Path(path), compress=False, frames=np.asarray(self.frames, np.int32),
+                 cameras=np.array(self.cameras, dtype=str), points=self.points, confidence=self.confidence,
+                 found=self.found, scheme=np.array(self.scheme), detector=np.array(self.detector), **extra)
 
     @classmethod
     def load(cls, path: Path) -> "Detections":

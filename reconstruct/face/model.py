@@ -140,9 +140,11 @@ class FaceModel:
         return self.landmarks[scheme]
 
 
-def save_face_model(model: FaceModel, path: Path) -> None:
-    """Store a model as the project's npz format (``reconstruct models import`` writes these)."""
-    from ..session import atomic_path
+def save_face_model(model: FaceModel, path: Path, compress: bool = True) -> None:
+    """Store a model as the project's npz format (``reconstruct models import`` writes these). ``compress=False``
+    stores the arrays as they are (the converted built-in models' cache, :mod:`.store`: the ICT model's 31 MB of
+    arrays read in 0.015 s instead of 0.145 s of inflating, in every process that loads it)."""
+    from ..executors.frames import save_npz
 
     arrays = dict(mean=model.mean, identity_basis=model.identity_basis, expression_basis=model.expression_basis,
                   triangles=model.triangles, expression_names=np.array(model.expression_names, dtype=str),
@@ -160,8 +162,7 @@ def save_face_model(model: FaceModel, path: Path) -> None:
         arrays[f"landmarks/{scheme}/weight"] = lm.weight
     for region, mask in model.regions.items():
         arrays[f"regions/{region}"] = mask
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+    save_npz(path, compress=compress, **arrays)
 
 
 def read_npz(path: Path, what: str, hint: str | None = None) -> dict[str, np.ndarray]:

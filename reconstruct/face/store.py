@@ -103,7 +103,7 @@ def _cached(key: str, build: Callable[[], FaceModel]) -> FaceModel:
     model = build()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        save_face_model(model, cached)
+        save_face_model(model, cached, compress=False)  # stored: read on every process's start (model.py)
         evict(cached.parent, key.rsplit("-", 1)[0])
     except OSError as exc:  # a read-only home is fine: convert again next time
         log.info("could not cache the converted model in %s: %s", cached, exc)

@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
 from ..errors import FitError
@@ -338,14 +337,19 @@ class _Problem:
         G = sw * (Jp @ self.cams.R[None, :, None])  # d e / d Xw  (T, C, N, 2, 3)
         J_rot = -G @ (_skew(RL) @ Jl[:, None, None])  # (T, C, N, 2, 3)
         GR = G @ Rh[:, None, None]  # d e / d L  (T, C, N, 2, 3)
+        e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
+        view_g = None
         if self.view_phi is None:
             J_beta = GR @ self.B  # (T, C, N, 2, Ke)
-        else:  # the expression x view term: the Hessian's basis at the mean view, the gradient exact (normal.py)
+        else:  # the expression x view term: the Hessian's basis at the mean view, the gradient exact (normal.py):
+            # J_beta^T e below uses the mean view, view_g moves it to each camera's own
             from .normal import expression_view_gradient, mean_view, mean_view_basis
 
             pm = mean_view(G, self.view_phi)
             J_beta = GR @ mean_view_basis(self.B, self.Bx, pm)[:, None]
-        e = sw[..., 0, 0][..., None] * r  # (T, C, N, 2) weighted residuals
+            zc = torch.einsum("tcnid,tcni->tcnd", GR, e)
+            view_g = expression_view_gradient(zc, self.Bx, self.view_phi) \
+                - expression_view_gradient(zc, self.Bx, pm[:, None].expand(-1, len(self.cams), -1, -1))
         Jt = torch.cat([J_rot, G, J_beta], dim=-1).reshape(T, -1, P)  # (T, M, P)
         ev = e.reshape(T, -1)
         Htt = Jt.transpose(1, 2) @ Jt
@@ -361,10 +365,8 @@ class _Problem:
         ga = A.T @ z
         Htt[:, 6:, 6:] += torch.eye(Ke, dtype=Htt.dtype, device=Htt.device) / s.sigma_expression**2
         gt[:, 6:] += x["beta"] / s.sigma_expression**2
-        if self.view_phi is not None:  # J_beta^T e used the mean view: the gradient at each camera's own
-            zc = torch.einsum("tcnid,tcni->tcnd", GR, e)
-            gt[:, 6:] += expression_view_gradient(zc, self.Bx, self.view_phi) \
-                - expression_view_gradient(zc, self.Bx, pm[:, None].expand(-1, len(self.cams), -1, -1))
+        if view_g is not None:
+            gt[:, 6:] += view_g
         Hp, gp, _ = self.identity_prior(x["alpha"])
         Haa, ga = Haa + Hp, ga + gp
         return Htt, Hta.transpose(1, 2).transpose(1, 2), Haa, gt, ga
@@ -527,6 +529,8 @@ def _sparse_lu_step(prob: _Problem, x: dict, w: torch.Tensor, free_id: bool, pos
     idx = keep
     H, g = H[idx][:, idx], g[idx]
     diag = H.diagonal()
+
+    import scipy.sparse.linalg as spla  # only this path (the band solver's banded Cholesky is scipy.linalg's)
 
     def solve(mu):
         Hd = H + sp.diags(mu * np.maximum(diag, 1e-9) + 1e-12, format="csc")
