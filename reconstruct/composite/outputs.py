@@ -193,6 +193,8 @@ class PlateWriter:
         self.write_patch(frame, result)
 
     def write_patch(self, frame: int, result: CompositeResult | CompositeCrop, margin: int = 16) -> dict | None:
+        import cv2
+
         stem = f"{frame:06d}"
         if isinstance(result, CompositeCrop):
             H, W = result.plate.shape[:2]
@@ -205,19 +207,16 @@ class PlateWriter:
             return None
         x, y, w, h = box
         if isinstance(result, CompositeCrop):  # the region, and the plate (alpha 0) where the margin passes it
-            face = result.plate[y:y + h, x:x + w].astype(np.float32) / np.float32(255.0)
-            a = np.zeros((h, w), np.float32)
+            # the plate's pixels exactly as to_uint16(plate / 255) gives them: plate * 257
+            rgb = cv2.LUT(result.plate[y:y + h, x:x + w], _U16_LUT)
+            a16 = np.zeros((h, w), np.uint16)
             (ox, oy), (rh, rw) = result.origin, result.alpha.shape
             x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + rw), min(y + h, oy + rh)
-            face[y0 - y:y1 - y, x0 - x:x1 - x] = result.face[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-            a[y0 - y:y1 - y, x0 - x:x1 - x] = result.alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            rgb[y0 - y:y1 - y, x0 - x:x1 - x] = to_uint16(result.face[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+            a16[y0 - y:y1 - y, x0 - x:x1 - x] = to_uint16(result.alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
         else:
-            face = result.face[y:y + h, x:x + w]
-            a = result.alpha[y:y + h, x:x + w]
-        a16 = to_uint16(a)
-        rgba = np.empty((h, w, 4), np.uint16)
-        rgba[..., :3], rgba[..., 3] = to_uint16(face), a16
-        self._png(self.stage_dir / "patches" / f"{stem}_face.png", rgba)
+            rgb, a16 = to_uint16(result.face[y:y + h, x:x + w]), to_uint16(result.alpha[y:y + h, x:x + w])
+        self._png(self.stage_dir / "patches" / f"{stem}_face.png", cv2.merge([rgb, a16]))  # RGBA, one pass
         self._png(self.stage_dir / "patches" / f"{stem}_mask.png", a16)
         info = {
             "frame": frame, "plate_size": [W, H], "patch_size": [w, h],
