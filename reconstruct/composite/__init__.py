@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from ..errors import RenderError
+from ..errors import ConfigError, RenderError
 from ..options import option
 from .blend import alpha_blend, laplacian_blend, poisson_blend
 from .color import METHODS as COLOR_METHODS
@@ -30,10 +30,19 @@ from .mask import face_mask, skin_from_color
 EXR_COMPRESSIONS = ("zip", "piz")  # the plates' EXR: ours (ISA-L ZIP, .exr) or the OpenEXR package's PIZ
 
 __all__ = ["CompositeSettings", "EXR_COMPRESSIONS", "CompositeResult", "CompositeCrop", "composite_face", "composite_region",
-           "copy_where",
+           "copy_where", "check_exr_compression",
            "context_px", "face_mask", "transfer_color",
            "feather_width", "boundary_ring", "AlphaCompositor", "LaplacianCompositor", "PoissonCompositor",
            "BUILTIN_COMPOSITORS"]
+
+
+def check_exr_compression(name: str) -> str:
+    """``name`` when it is one of :data:`EXR_COMPRESSIONS`, else ConfigError listing them: the one check of the
+    name, for the settings (``composite.exr_compression``) and for :class:`.outputs.PlateWriter`."""
+    if name not in EXR_COMPRESSIONS:
+        raise ConfigError(f"composite.exr_compression={name}: unknown; use one of {', '.join(EXR_COMPRESSIONS)}",
+                          hint="zip: ours, the faster; piz: the OpenEXR package's, smaller files on smooth footage")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +89,7 @@ class CompositeSettings:
         if self.erode_px < 0 or self.feather_px < 0 or not 0.0 <= self.feather_frac <= 1.0 or self.levels < 1:
             raise ValueError("composite.erode_px and composite.feather_px must be >= 0, composite.feather_frac in "
                              "[0, 1], composite.levels >= 1")
-        if self.exr_compression not in EXR_COMPRESSIONS:
-            raise ValueError(f"composite.exr_compression={self.exr_compression}: unknown; use one of "
-                             f"{', '.join(EXR_COMPRESSIONS)}")
+        check_exr_compression(self.exr_compression)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], prefix: str = "composite.") -> "CompositeSettings":

@@ -24,8 +24,7 @@ import numpy as np
 
 from ..render.shading import srgb_to_linear
 from ..session import atomic_write_json
-from ..errors import ConfigError
-from . import EXR_COMPRESSIONS, CompositeCrop, CompositeResult
+from . import CompositeCrop, CompositeResult, check_exr_compression
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +129,7 @@ class PlateWriter:
         self.record, self.session = record, session
         self.fps, self.preview_width = float(fps), int(preview_width)
         self.sync = bool(sync)
-        if exr_compression not in EXR_COMPRESSIONS:
-            raise ConfigError(f"EXR compression {exr_compression!r}: unknown",
-                              hint=f"use one of {', '.join(EXR_COMPRESSIONS)}")
-        self.exr_compression = exr_compression
+        self.exr_compression = check_exr_compression(exr_compression)
         self._video = None
         self.written: list[Path] = []
         #: ``{path: (sha256, bytes)}`` of every file written with ``record`` embedded: the manifest entries a driver
