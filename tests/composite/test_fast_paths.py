@@ -31,3 +31,56 @@ def test_copy_where_on_a_strided_view_writes_into_the_view():
     np.copyto(want, src, where=mask[..., None])
     copy_where(dst, src, mask)
     np.testing.assert_array_equal(base[:, ::2], want)
+
+
+class _Frames:
+    def __init__(self):
+        self.got = []
+
+    def add_preview(self, frame):
+        self.got.append(int(frame[0, 0, 0]))
+
+
+def _preview(folder, f):
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / f"{f:06d}.npy", np.full((2, 2, 3), f, np.uint8))
+
+
+def test_preview_frames_are_encoded_in_order_while_the_work_runs(tmp_path):
+    """The driver's preview video is encoded as the workers' frames appear (not after the last one), in frame
+    order whatever order they appear in."""
+    import time
+
+    from deage_plugins.composite_stage import PreviewEncoder
+
+    folder, sink = tmp_path / ".preview", _Frames()
+    with PreviewEncoder(sink, folder, [1, 2, 3, 4]) as enc:
+        _preview(folder, 2)
+        _preview(folder, 1)
+        deadline = time.monotonic() + 10
+        while len(sink.got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.got == [1, 2]  # encoded before the work is done (frame 3 not written yet)
+        _preview(folder, 4)
+        _preview(folder, 3)
+        enc.finish([1, 2, 3, 4])
+    assert sink.got == [1, 2, 3, 4]
+
+
+def test_preview_encoder_stops_on_a_failed_run_and_names_a_missing_frame(tmp_path):
+    from deage_plugins.composite_stage import PreviewEncoder
+    from reconstruct.errors import StageError
+
+    folder, sink = tmp_path / ".preview", _Frames()
+    enc = PreviewEncoder(sink, folder, [1, 2])
+    with enc:  # the work failed: leaving the block stops the thread without waiting for frames
+        pass
+    assert not enc._thread.is_alive() and sink.got == []
+    _preview(folder, 1)
+    with pytest.raises(StageError, match="preview frame .*000002.npy of frame 2 is missing"):
+        with PreviewEncoder(sink, folder, [1, 2]) as enc:
+            enc.finish([1, 2])
+    assert sink.got == [1]
+    with PreviewEncoder(sink, folder, [1, 2, 3]) as enc:  # frames the work did not give are left out
+        enc.finish([1])
+    assert sink.got == [1, 1]
