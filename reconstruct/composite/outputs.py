@@ -253,6 +253,14 @@ class PlateWriter:
         self.close()
 
 
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8 ``round(clip(x) * 255)`` (half to even) in the image's float type, on one copy
+    worked in place: the preview's 8 bits."""
+    a = np.clip(image, 0, 1)
+    a *= 255
+    return np.rint(a, out=a).astype(np.uint8)
+
+
 def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | CompositeCrop, width: int = 1920
                   ) -> np.ndarray:
     """The preview video's frame: plate (uint8 RGB) | composite (float sRGB (H, W, 3), or a composite result)
@@ -277,17 +285,16 @@ def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | Compo
             bx0, by0 = x0 // kx * kx, y0 // ky * ky
             bx1, by1 = -(-(x0 + rw) // kx) * kx, -(-(y0 + rh) // ky) * ky
             block = plate[by0:by1, bx0:bx1].copy()
-            block[y0 - by0:y0 - by0 + rh, x0 - bx0:x0 - bx0 + rw] = np.round(
-                np.clip(image.image[r0:r1, c0:c1], 0, 1) * 255).astype(np.uint8)
+            block[y0 - by0:y0 - by0 + rh, x0 - bx0:x0 - bx0 + rw] = _to_uint8(image.image[r0:r1, c0:c1])
             after[by0 // ky:by1 // ky, bx0 // kx:bx1 // kx] = cv2.resize(
                 block, ((bx1 - bx0) // kx, (by1 - by0) // ky), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(np.concatenate([before, after], axis=1), cv2.COLOR_RGB2BGR)
     if isinstance(image, CompositeCrop):
         after = plate.copy()
         if image.image.size:
-            after[image.slices] = np.round(np.clip(image.image, 0, 1) * 255).astype(np.uint8)
+            after[image.slices] = _to_uint8(image.image)
     else:
         img = image.image if isinstance(image, CompositeResult) else image
-        after = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+        after = _to_uint8(img)
     frame = cv2.cvtColor(np.concatenate([plate, after], axis=1), cv2.COLOR_RGB2BGR)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)

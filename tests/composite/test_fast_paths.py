@@ -84,3 +84,16 @@ def test_preview_encoder_stops_on_a_failed_run_and_names_a_missing_frame(tmp_pat
     with PreviewEncoder(sink, folder, [1, 2, 3]) as enc:  # frames the work did not give are left out
         enc.finish([1])
     assert sink.got == [1, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_preview_bytes_in_place_are_round_clip_times_255(dtype):
+    """The preview's 8 bits worked in place on one copy: the same as ``round(clip(x, 0, 1) * 255)``, halves
+    (x * 255 = k + 0.5) and values outside [0, 1] included."""
+    from reconstruct.composite.outputs import _to_uint8
+
+    v = np.concatenate([np.arange(2 ** 16) / 65535.0, [-0.5, 1.5, 0.5 / 255, 1.5 / 255, 2.5 / 255],
+                        (np.arange(256) + 0.5) / 255]).astype(dtype)
+    want = np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(_to_uint8(v), want)
+    np.testing.assert_array_equal(_to_uint8(v[:65796].reshape(-1, 3)[:, ::-1]), want[:65796].reshape(-1, 3)[:, ::-1])
