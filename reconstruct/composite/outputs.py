@@ -29,21 +29,9 @@ from . import CompositeCrop, CompositeResult, check_exr_compression
 log = logging.getLogger(__name__)
 
 
-_SCALE_16 = (65535.0,) * 4  # every channel (OpenCV's scalar has four)
-
-
 def to_uint16(image: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint16 (``round(clip(x) * 65535)``, half to even; a uint8 value v stored as v / 255 in float32
-    gives v * 257). Grey or up to 4 channels of finite values: OpenCV's saturating multiply in one pass (the same
-    values for every float32: all 1,065,353,217 of [0, 1] compared once, tests/composite/test_fast_paths.py keeps a
-    sample); NaN or infinite values, more channels, arrays under 8 x 8: numpy's clip, scale and round."""
-    import cv2
-
-    a = np.asarray(image, np.float32)
-    if (a.ndim == 2 or (a.ndim == 3 and a.shape[2] <= 4)) and min(a.shape[:2]) >= 8 and cv2.checkRange(a)[0]:
-        # (not for tiny arrays: OpenCV's bindings would read a 1 x 4 one as a scalar)
-        return cv2.multiply(a, _SCALE_16, dtype=cv2.CV_16U).reshape(a.shape)
-    a = np.clip(a, 0.0, 1.0)  # a new array: the steps below work in place
+    """float [0, 1] -> uint16 (``round(x * 65535)``; a uint8 value v stored as v / 255 in float32 gives v * 257)."""
+    a = np.clip(np.asarray(image, np.float32), 0.0, 1.0)  # a new array: the steps below work in place
     a *= np.float32(65535.0)
     return np.rint(a, out=a).astype(np.uint16)
 
