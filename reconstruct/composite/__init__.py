@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from ..errors import RenderError
+from ..errors import ConfigError, RenderError
 from ..options import option
 from .blend import alpha_blend, laplacian_blend, poisson_blend
 from .color import METHODS as COLOR_METHODS
@@ -30,9 +30,19 @@ from .mask import face_mask, skin_from_color
 EXR_COMPRESSIONS = ("zip", "piz")  # the plates' EXR: ours (ISA-L ZIP, .exr) or the OpenEXR package's PIZ
 
 __all__ = ["CompositeSettings", "EXR_COMPRESSIONS", "CompositeResult", "CompositeCrop", "composite_face", "composite_region",
+           "copy_where", "check_exr_compression",
            "context_px", "face_mask", "transfer_color",
            "feather_width", "boundary_ring", "AlphaCompositor", "LaplacianCompositor", "PoissonCompositor",
            "BUILTIN_COMPOSITORS"]
+
+
+def check_exr_compression(name: str) -> str:
+    """``name`` when it is one of :data:`EXR_COMPRESSIONS`, else ConfigError listing them: the one check of the
+    name, for the settings (``composite.exr_compression``) and for :class:`.outputs.PlateWriter`."""
+    if name not in EXR_COMPRESSIONS:
+        raise ConfigError(f"composite.exr_compression={name}: unknown; use one of {', '.join(EXR_COMPRESSIONS)}",
+                          hint="zip: ours, the faster; piz: the OpenEXR package's, smaller files on smooth footage")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +89,7 @@ class CompositeSettings:
         if self.erode_px < 0 or self.feather_px < 0 or not 0.0 <= self.feather_frac <= 1.0 or self.levels < 1:
             raise ValueError("composite.erode_px and composite.feather_px must be >= 0, composite.feather_frac in "
                              "[0, 1], composite.levels >= 1")
-        if self.exr_compression not in EXR_COMPRESSIONS:
-            raise ValueError(f"composite.exr_compression={self.exr_compression}: unknown; use one of "
-                             f"{', '.join(EXR_COMPRESSIONS)}")
+        check_exr_compression(self.exr_compression)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], prefix: str = "composite.") -> "CompositeSettings":
@@ -299,6 +307,23 @@ def composite_face(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, se
                             origin=origin).on_plate()
 
 
+def copy_where(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:
+    """``dst[mask] = src[mask]`` in place, for (H, W[, C]) arrays of one shape and dtype and an (H, W) bool
+    ``mask``: ``np.copyto(dst, src, where=mask[..., None])``, by OpenCV's masked copy where the arrays allow it
+    (contiguous, at most 4 channels: ~5x faster on a face's region, the same values)."""
+    import cv2
+
+    mask = np.asarray(mask, bool)
+    if (dst.size and dst.shape == src.shape and dst.dtype == src.dtype and dst.ndim in (2, 3)
+            and (dst.ndim == 2 or dst.shape[2] <= 4) and dst.flags.c_contiguous and mask.flags.c_contiguous
+            and mask.shape == dst.shape[:2]):
+        res = cv2.copyTo(src, mask.view(np.uint8), dst)  # into dst (a contiguous array of its type and size)
+        if res is not dst:  # pragma: no cover - OpenCV allocated a new array after all
+            np.copyto(dst, res)
+        return
+    np.copyto(dst, src, where=mask[..., None] if dst.ndim == 3 else mask)
+
+
 def _composite(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settings: CompositeSettings,
                compositor: Any, exclude: np.ndarray | None, skin: np.ndarray | None,
                alpha: np.ndarray | None) -> CompositeResult:
@@ -324,7 +349,7 @@ def _composite(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settin
     if exclude is not None:
         defined &= ~(np.asarray(exclude) > 0.5)
     face_c = np.array(face_c, np.float32)  # a copy (never the caller's array), the plate where undefined
-    np.copyto(face_c, plate_f, where=~defined[..., None])
+    copy_where(face_c, plate_f, ~defined)
     if hasattr(compositor, "levels"):
         compositor.levels = settings.levels
     blended = np.asarray(compositor.blend(plate_f, face_c, alpha), np.float32)
@@ -336,5 +361,5 @@ def _composite(plate: np.ndarray, face: np.ndarray, coverage: np.ndarray, settin
     out *= alpha[..., None]
     out += plate_f
     np.clip(out, 0.0, 1.0, out=out)
-    np.copyto(out, plate_f, where=~region[..., None])
+    copy_where(out, plate_f, ~region)
     return CompositeResult(image=out, alpha=alpha, face=np.clip(blended, 0.0, 1.0))

@@ -24,8 +24,7 @@ import numpy as np
 
 from ..render.shading import srgb_to_linear
 from ..session import atomic_write_json
-from ..errors import ConfigError
-from . import EXR_COMPRESSIONS, CompositeCrop, CompositeResult
+from . import CompositeCrop, CompositeResult, check_exr_compression
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +129,7 @@ class PlateWriter:
         self.record, self.session = record, session
         self.fps, self.preview_width = float(fps), int(preview_width)
         self.sync = bool(sync)
-        if exr_compression not in EXR_COMPRESSIONS:
-            raise ConfigError(f"EXR compression {exr_compression!r}: unknown",
-                              hint=f"use one of {', '.join(EXR_COMPRESSIONS)}")
-        self.exr_compression = exr_compression
+        self.exr_compression = check_exr_compression(exr_compression)
         self._video = None
         self.written: list[Path] = []
         #: ``{path: (sha256, bytes)}`` of every file written with ``record`` embedded: the manifest entries a driver
@@ -193,6 +189,8 @@ class PlateWriter:
         self.write_patch(frame, result)
 
     def write_patch(self, frame: int, result: CompositeResult | CompositeCrop, margin: int = 16) -> dict | None:
+        import cv2
+
         stem = f"{frame:06d}"
         if isinstance(result, CompositeCrop):
             H, W = result.plate.shape[:2]
@@ -205,19 +203,16 @@ class PlateWriter:
             return None
         x, y, w, h = box
         if isinstance(result, CompositeCrop):  # the region, and the plate (alpha 0) where the margin passes it
-            face = result.plate[y:y + h, x:x + w].astype(np.float32) / np.float32(255.0)
-            a = np.zeros((h, w), np.float32)
+            # the plate's pixels exactly as to_uint16(plate / 255) gives them: plate * 257
+            rgb = cv2.LUT(result.plate[y:y + h, x:x + w], _U16_LUT)
+            a16 = np.zeros((h, w), np.uint16)
             (ox, oy), (rh, rw) = result.origin, result.alpha.shape
             x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + rw), min(y + h, oy + rh)
-            face[y0 - y:y1 - y, x0 - x:x1 - x] = result.face[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-            a[y0 - y:y1 - y, x0 - x:x1 - x] = result.alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            rgb[y0 - y:y1 - y, x0 - x:x1 - x] = to_uint16(result.face[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+            a16[y0 - y:y1 - y, x0 - x:x1 - x] = to_uint16(result.alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
         else:
-            face = result.face[y:y + h, x:x + w]
-            a = result.alpha[y:y + h, x:x + w]
-        a16 = to_uint16(a)
-        rgba = np.empty((h, w, 4), np.uint16)
-        rgba[..., :3], rgba[..., 3] = to_uint16(face), a16
-        self._png(self.stage_dir / "patches" / f"{stem}_face.png", rgba)
+            rgb, a16 = to_uint16(result.face[y:y + h, x:x + w]), to_uint16(result.alpha[y:y + h, x:x + w])
+        self._png(self.stage_dir / "patches" / f"{stem}_face.png", cv2.merge([rgb, a16]))  # RGBA, one pass
         self._png(self.stage_dir / "patches" / f"{stem}_mask.png", a16)
         info = {
             "frame": frame, "plate_size": [W, H], "patch_size": [w, h],
@@ -258,6 +253,14 @@ class PlateWriter:
         self.close()
 
 
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8 ``round(clip(x) * 255)`` (half to even) in the image's float type, on one copy
+    worked in place: the preview's 8 bits."""
+    a = np.clip(image, 0, 1)
+    a *= 255
+    return np.rint(a, out=a).astype(np.uint8)
+
+
 def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | CompositeCrop, width: int = 1920
                   ) -> np.ndarray:
     """The preview video's frame: plate (uint8 RGB) | composite (float sRGB (H, W, 3), or a composite result)
@@ -282,17 +285,16 @@ def preview_frame(plate: np.ndarray, image: np.ndarray | CompositeResult | Compo
             bx0, by0 = x0 // kx * kx, y0 // ky * ky
             bx1, by1 = -(-(x0 + rw) // kx) * kx, -(-(y0 + rh) // ky) * ky
             block = plate[by0:by1, bx0:bx1].copy()
-            block[y0 - by0:y0 - by0 + rh, x0 - bx0:x0 - bx0 + rw] = np.round(
-                np.clip(image.image[r0:r1, c0:c1], 0, 1) * 255).astype(np.uint8)
+            block[y0 - by0:y0 - by0 + rh, x0 - bx0:x0 - bx0 + rw] = _to_uint8(image.image[r0:r1, c0:c1])
             after[by0 // ky:by1 // ky, bx0 // kx:bx1 // kx] = cv2.resize(
                 block, ((bx1 - bx0) // kx, (by1 - by0) // ky), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(np.concatenate([before, after], axis=1), cv2.COLOR_RGB2BGR)
     if isinstance(image, CompositeCrop):
         after = plate.copy()
         if image.image.size:
-            after[image.slices] = np.round(np.clip(image.image, 0, 1) * 255).astype(np.uint8)
+            after[image.slices] = _to_uint8(image.image)
     else:
         img = image.image if isinstance(image, CompositeResult) else image
-        after = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+        after = _to_uint8(img)
     frame = cv2.cvtColor(np.concatenate([plate, after], axis=1), cv2.COLOR_RGB2BGR)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)

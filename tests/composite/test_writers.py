@@ -189,3 +189,21 @@ def test_composite_chunk_reads_the_plates_without_loading_the_fits(tmp_path, mon
     info, _ = composite_chunk(job, Resources())
     assert info == {0: {"mask_px": 0, "edited": False, "plate_eyes": False}}
     assert (tmp_path / "plates" / "000000.png").is_file() and (tmp_path / "plates" / "000000.exr").is_file()
+
+
+def test_one_check_of_the_exr_compression_for_the_settings_and_the_writer(tmp_path):
+    """The review leftover: CompositeSettings and PlateWriter each had their own check (and message) of the EXR
+    compression name; now both refuse a bad name by the one check, with the same ConfigError."""
+    import pytest
+
+    from reconstruct.composite import CompositeSettings, check_exr_compression
+    from reconstruct.composite.outputs import PlateWriter
+    from reconstruct.errors import ConfigError
+
+    with pytest.raises(ConfigError) as by_settings:
+        CompositeSettings(exr_compression="b44")
+    with pytest.raises(ConfigError) as by_writer:
+        PlateWriter(tmp_path / "x", tmp_path / "sx", exr_compression="b44")
+    assert str(by_settings.value) == str(by_writer.value)
+    assert "composite.exr_compression=b44: unknown; use one of zip, piz" in str(by_writer.value)
+    assert check_exr_compression("piz") == "piz"
