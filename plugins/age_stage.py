@@ -5,10 +5,13 @@ crop of the plate it changes, ``FaceEdit.origin``) and ``out/age/edits.json``
 (method, its description and settings, per-frame info). The method's trained assets live in
 ``out/methods/<method>/`` (``Session.method_dir``) so they survive reruns of the stage.
 
-``prepare()`` runs once in the driver; the prepared method is pickled and the frames go through
-``ctx.executor.map`` in chunks of ``--option frames.chunk=N`` (default 8) consecutive frames, each chunk applied in
-order by a fresh copy of the prepared method (in process, ``--jobs`` processes or Ray tasks: same files). A method
-whose frames depend on earlier ones declares ``sequential`` and gets one chunk holding every frame.
+``prepare()`` runs once in the driver (``prepare_for_frames()`` where the method has it: what its ``apply()``
+does not need may come back as :class:`~reconstruct.methods.SideWork`); the prepared method is pickled and the
+frames go through ``ctx.executor.map`` in chunks of ``--option frames.chunk=N`` (default 8) consecutive frames, each
+chunk applied in order by a fresh copy of the prepared method (in process, ``--jobs`` processes or Ray tasks: same
+files), with the side work as the same map's first items (so it runs on a worker beside the frames, not before
+them) and its results handed to the method's ``finish_side_work()``. A method whose frames depend on earlier ones
+declares ``sequential`` and gets one chunk holding every frame.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from reconstruct import hookimpl
 from reconstruct.artifacts import edit_path, save_edit
 from reconstruct.executors.frames import frame_chunks, use_threads
-from reconstruct.methods import MethodContext, check_consent, frame_inputs, method_context
+from reconstruct.methods import MethodContext, SideWork, check_consent, frame_inputs, method_context
 from reconstruct.options import settings_dict
 from reconstruct.progress import NullProgress
 from reconstruct.session import atomic_write_json
@@ -88,6 +91,20 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
     return infos
 
 
+def age_work(job: "AgeChunk | SideWork", res) -> Any:
+    """One item of the age stage's map: a chunk of frames (:func:`age_chunk`) or the method's side work."""
+    return job.fn(job.item, res) if isinstance(job, SideWork) else age_chunk(job, res)
+
+
+def prepare_for_frames(method, mctx: MethodContext) -> list[SideWork]:
+    """The method prepared for its frames: its side work (``prepare_for_frames``), or ``prepare()`` and none."""
+    hook = getattr(method, "prepare_for_frames", None)
+    if hook is None:
+        method.prepare(mctx)
+        return []
+    return list(hook(mctx))
+
+
 @dataclass(frozen=True, slots=True)
 class AgeSettings:
     """The age stage takes no options of its own: the method's are ``--option <method>.KEY=VALUE``."""
@@ -122,7 +139,8 @@ class AgeStage:
     def run(self, ctx: StageContext, out: Path) -> None:
         method = self._method(ctx)
         mctx = stage_method_context(ctx)
-        method.prepare(mctx)  # once, in the driver (training, caches); the workers get the prepared object
+        # once, in the driver (training, caches); the workers get the prepared object, and the side work
+        side = prepare_for_frames(method, mctx)
         frames = [fs.frame for fs in ctx.session.read_sync()]
         sequential = is_sequential(method, mctx)
         chunks = [tuple(frames)] if sequential else frame_chunks(frames, ctx.settings["frames"].chunk)
@@ -136,9 +154,13 @@ class AgeStage:
         jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, ctx.settings,
                          dict(ctx.config.options), ctx.device) for c in chunks]
         infos: dict[int, dict] = {}
-        for part in ctx.executor.map(age_chunk, jobs, ctx.progress, f"age ({method.name}, {len(frames)} frames)",
-                                     threads=use_threads(ctx.device), resources=True):
+        what = f"age ({method.name}, {len(frames)} frames" + (f", {len(side)} side work)" if side else ")")
+        parts = ctx.executor.map(age_work, [*side, *jobs], ctx.progress, what, threads=use_threads(ctx.device),
+                                 resources=True)
+        for part in parts[len(side):]:
             infos.update(part)
+        if side:
+            method.finish_side_work(mctx, parts[:len(side)])
         atomic_write_json(out / "edits.json", {"method": method.name, "description": method.describe(),
                                                 "identity_changing": method.identity_changing,
                                                 "settings": {**settings_dict(mctx.settings),

@@ -252,6 +252,16 @@ def frame_inputs(session: "Session", mctx: MethodContext, frames=None) -> Iterat
         yield FrameInput(frame=fs.frame, plate=plate, fit=fit, hero=mctx.cameras.get(hero))
 
 
+@dataclass(frozen=True, slots=True)
+class SideWork:
+    """A work item of a method's preparation that its ``apply()`` does not need (an asset another mode or a later
+    take reads): ``fn(item, res)`` -- module-level, picklable, ``res`` the worker's
+    :class:`~reconstruct.executors.resources.Resources` -- run by the age stage beside the frames."""
+
+    fn: Any
+    item: Any
+
+
 class BaseMethod:
     """Convenience base class with the defaults of the contract."""
 
@@ -286,6 +296,17 @@ class BaseMethod:
 
     def prepare(self, ctx: MethodContext) -> None:
         """Train or fit the method's assets (cached under ``ctx.work_dir``)."""
+
+    def prepare_for_frames(self, ctx: MethodContext) -> list[SideWork]:
+        """:meth:`prepare` for the age stage's run of ``apply()`` over the frames: what ``apply()`` needs is made
+        here; what it does not may be returned as :class:`SideWork`, which the stage runs on its workers beside
+        the frames and hands to :meth:`finish_side_work` (results in order) before it ends. Default: ``prepare()``,
+        nothing left."""
+        self.prepare(ctx)
+        return []
+
+    def finish_side_work(self, ctx: MethodContext, results: list) -> None:
+        """Take the results of the :class:`SideWork` that :meth:`prepare_for_frames` returned (in the driver)."""
 
     def apply(self, ctx: MethodContext, frame: FrameInput) -> FaceEdit:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -103,10 +103,12 @@ class DigitalHumanMethod(BaseMethod):
         self.report: dict[str, Any] = {}
         self._retoucher = None  # plate mode: built on first use in each worker (holds a renderer)
         self.shift: np.ndarray | None = None  # plate mode: young minus today's identity
+        self._pending = None  # (cache file, YoungGeometry): the asset waiting for its albedo (prepare_for_frames)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_retoucher"] = None  # a renderer does not travel to worker processes
+        state["_pending"] = None  # the driver's: finished there
         return state
 
     # -- settings ------------------------------------------------------------------------------------------------
@@ -143,6 +145,29 @@ class DigitalHumanMethod(BaseMethod):
         its cache when there. What is left to compute goes to the run's workers as one batch (:func:`.young.
         prepare_work`): the asset's build beside the per-still identity fits of the young stills and of the take's
         plates, so that both cores work (the landmarks are found here first, the young stills' once for both)."""
+        self._prepare(ctx, defer=False)
+
+    def prepare_for_frames(self, ctx: MethodContext) -> list:
+        """:meth:`prepare`, but in plate mode -- whose frames need the young identity and skin colour, not the
+        albedo -- a young asset not yet cached is made in two parts: its geometry (the identity fit, the skin
+        colour) in the batch, its albedo (the lighting and unwrap passes, ~2 CPU-s) returned as side work that the
+        age stage runs on its workers beside the frames; :meth:`finish_side_work` caches the asset (the same file
+        as :meth:`prepare`'s)."""
+        return self._prepare(ctx, defer=self._settings(ctx).mode == "plate")
+
+    def finish_side_work(self, ctx: MethodContext, results: list) -> None:
+        """The young asset from its geometry (:meth:`prepare_for_frames`) and ``results``' albedo, cached."""
+        if self._pending is None:
+            return
+        cache, geometry = self._pending
+        self._pending = None
+        asset = geometry.asset(results[0])
+        shape = self.report.get("shape")
+        self._keep_asset(cache, asset)
+        if shape is not None:
+            self.report["shape"] = shape
+
+    def _prepare(self, ctx: MethodContext, defer: bool) -> list:
         if ctx.fits is None:
             raise MethodError("digital_human needs the fit stage's result (out/fit/fits.npz)",
                               hint="run the pipeline without --only so that detect and fit run first")
@@ -160,7 +185,7 @@ class DigitalHumanMethod(BaseMethod):
             self.report = json.loads(str(d["report"]))
             log.info("digital_human: young identity and albedo from cache %s", found)
         else:
-            jobs.append(self._asset_job(ctx, st, young))
+            jobs.append(self._asset_job(ctx, st, young, albedo=not defer))
         plans: dict[str, _FitPlan] = {}
         if own.mode == "plate" and self._identity_file(ctx) is None:
             calibrated = (self._refs(ctx) / "cameras.json").exists()
@@ -169,18 +194,34 @@ class DigitalHumanMethod(BaseMethod):
             for plan in plans.values():
                 jobs.extend(plan.jobs)
         results = iter(_run_work(ctx, jobs))
+        side: list = []
         if found is None:
-            asset = next(results)
-            self.identity, self.texture, self.report = asset.identity, asset.texture, asset.report
-            from reconstruct.session import atomic_path
+            made = next(results)
+            if defer:  # the geometry: the albedo is side work, the asset cached when it is back
+                from reconstruct.methods import SideWork
 
-            with atomic_path(cache, suffix=".npz") as tmp:
-                np.savez_compressed(tmp, identity=self.identity, texture=self.texture, report=json.dumps(self.report))
-            share_cached(cache)
+                from .young import AlbedoJob, prepare_work
+
+                self.identity, self.texture, self.report = made.fit.identity, None, made.report()
+                self._pending = (cache, made)
+                side.append(SideWork(prepare_work, AlbedoJob(ctx.fits.model_name, tuple(young.found()), made.fit,
+                                                             st["texture_size"], st["passes"], ctx.device)))
+            else:
+                self._keep_asset(cache, made)
         idents = {who: plan.finish([next(results) for _ in plan.jobs], own.shape_modes)
                   for who, plan in plans.items()}
         if own.mode == "plate":
             self.shift = self._young_shift(ctx, idents.get("young"), idents.get("performer"))
+        return side
+
+    def _keep_asset(self, cache: Path, asset) -> None:
+        """Take the young asset and cache it (the work dir's file, shared with the other takes)."""
+        from reconstruct.session import atomic_path
+
+        self.identity, self.texture, self.report = asset.identity, asset.texture, asset.report
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez_compressed(tmp, identity=self.identity, texture=self.texture, report=json.dumps(self.report))
+        share_cached(cache)
 
     def _identity_file(self, ctx: MethodContext) -> Path | None:
         """The identity the user set (``digital_human.identity``, else ``identity.npy`` among the young stills)."""
@@ -189,13 +230,13 @@ class DigitalHumanMethod(BaseMethod):
             return self._refs(ctx) / "identity.npy"
         return None if ident is None else Path(ident)
 
-    def _asset_job(self, ctx: MethodContext, st: dict, young: "_YoungStills"):
+    def _asset_job(self, ctx: MethodContext, st: dict, young: "_YoungStills", albedo: bool = True):
         from .young import AssetJob
 
         ident = self._identity_file(ctx)
         return AssetJob(model=ctx.fits.model_name, scheme=young.scheme, found=tuple(young.found()),
                         texture_size=st["texture_size"], n_identity=st["n_identity"], passes=st["passes"],
-                        identity=None if ident is None else np.load(ident), device=ctx.device)
+                        identity=None if ident is None else np.load(ident), device=ctx.device, albedo=albedo)
 
     def _young_shift(self, ctx: MethodContext, young: np.ndarray | None, today: np.ndarray | None) -> np.ndarray:
         """Young minus today's identity in the leading ``shape_modes``: each young still and each of a few of the

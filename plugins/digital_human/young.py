@@ -101,24 +101,83 @@ def find_landmarks(stills: Sequence[tuple[str, np.ndarray, Any]], detect) -> lis
 def asset_from_landmarks(model, scheme: str, found: Sequence[FoundStill], renderer, *, texture_size: int = 512,
                          n_identity: int = 40, passes: int = 2, identity: np.ndarray | None = None) -> YoungAsset:
     """The young asset from stills whose landmarks were found (:func:`find_landmarks`): one identity fitted to
-    all of them (or ``identity``), each still's lighting and albedo unwrapped, ``passes`` times."""
+    all of them (or ``identity``; :func:`young_geometry`), each still's lighting and albedo unwrapped, ``passes``
+    times (:func:`young_albedo`)."""
+    geo = young_geometry(model, scheme, found, renderer, n_identity=n_identity, identity=identity)
+    return geo.asset(young_albedo(model, found, geo.fit, renderer, texture_size=texture_size, passes=passes,
+                                  frags=geo.frags))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class YoungGeometry:
+    """The young asset without its albedo (what the plate mode's frames need of it): the stills' names, the
+    identity fit (:class:`.identity.StillsFit`: identity, and per still expression and pose), the young skin's mean
+    sRGB colour (None: no skin seen), whether the identity was set by the user, and -- in the process that made
+    it only -- the fitted face rasterised through each still's camera (``frags``, reused by the albedo)."""
+
+    names: tuple[str, ...]
+    fit: Any
+    skin_rgb: np.ndarray | None
+    identity_set_by_user: bool
+    frags: tuple | None = None
+
+    def without_frags(self) -> "YoungGeometry":
+        return YoungGeometry(self.names, self.fit, self.skin_rgb, self.identity_set_by_user)
+
+    def report(self, albedo: "YoungAlbedo | None" = None) -> dict:
+        """The asset's report (JSON-serialisable; the albedo's entries only with ``albedo``)."""
+        out = {"stills": list(self.names), "rms_px": [round(float(x), 3) for x in self.fit.residual_px],
+               "skin_rgb": None if self.skin_rgb is None else [round(float(x), 5) for x in self.skin_rgb]}
+        if albedo is not None:
+            out.update(lighting_rms=[round(float(x), 5) for x in albedo.lighting_rms], uv_seen=albedo.uv_seen)
+        out["identity_set_by_user"] = self.identity_set_by_user
+        return out
+
+    def asset(self, albedo: "YoungAlbedo") -> YoungAsset:
+        return YoungAsset(identity=self.fit.identity, texture=albedo.texture, report=self.report(albedo))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class YoungAlbedo:
+    """The young albedo: texture (S, S, 3) float32 linear RGB in the model's UV layout, each still's lighting
+    residual of the last pass, and the fraction of the UV layout the stills saw."""
+
+    texture: np.ndarray
+    lighting_rms: list
+    uv_seen: float
+
+
+def young_geometry(model, scheme: str, found: Sequence[FoundStill], renderer, *, n_identity: int = 40,
+                   identity: np.ndarray | None = None) -> YoungGeometry:
+    """One identity fitted to all the stills (or ``identity``), the fitted face rasterised through each still's
+    camera, and the young skin's mean colour."""
+    _need_uvs(model)
+    fit = fit_identity_to_stills(model, scheme, [f.camera for f in found], [f.points for f in found],
+                                 [f.conf for f in found], n_identity=n_identity, identity=identity)
+    frags = tuple(renderer.rasterize(fit.vertices(model, i), model.triangles, f.camera) for i, f in enumerate(found))
+    return YoungGeometry(tuple(f.name for f in found), fit, _skin_colour(model, frags, [f.image for f in found]),
+                         identity is not None, frags)
+
+
+def young_albedo(model, found: Sequence[FoundStill], fit, renderer, *, texture_size: int = 512, passes: int = 2,
+                 frags: Sequence | None = None) -> YoungAlbedo:
+    """Each still's lighting and the albedo unwrapped into the model's UV layout, ``passes`` times, on the faces
+    ``fit`` (:class:`.identity.StillsFit`) places in the stills (``frags``: their rasterisations, when the caller
+    has them; made here otherwise, the same)."""
     from reconstruct.render import Lighting, Mesh, srgb_to_linear
     from reconstruct.render.base import shade
     from reconstruct.render.lighting import estimate_sh_lighting
 
-    if not len(model.uvs):
-        raise MethodError(f"face model {model.name!r} has no UV layout; the young albedo is unwrapped into UV space")
-    names = [f.name for f in found]
+    _need_uvs(model)
     cams = [f.camera for f in found]
     imgs = [f.image for f in found]
-    fit = fit_identity_to_stills(model, scheme, cams, [f.points for f in found], [f.conf for f in found],
-                                 n_identity=n_identity, identity=identity)
     raster = uv_raster(model.uvs, model.triangle_uvs, texture_size)
     lins = [srgb_to_linear(im.astype(np.float32) / 255.0) for im in imgs]
-    verts = [fit.vertices(model, i) for i in range(len(names))]
+    verts = [fit.vertices(model, i) for i in range(len(found))]
     # each still's face is seen the same way in every pass: rasterised once, and what the unwrap takes from the
     # still (visibility, weights, colours) found once; a pass only shades and divides
-    frags = [renderer.rasterize(v, model.triangles, c) for v, c in zip(verts, cams)]
+    if frags is None:
+        frags = [renderer.rasterize(v, model.triangles, c) for v, c in zip(verts, cams)]
     skins = [_still_skin(model, f, im) for f, im in zip(frags, imgs)]
     samples = [still_samples(model, raster, v, c, lin, f, skin=sk)
                for v, c, lin, f, sk in zip(verts, cams, lins, frags, skins)]
@@ -141,13 +200,8 @@ def asset_from_landmarks(model, scheme: str, found: Sequence[FoundStill], render
         merged, wsum = merge_views([a for (a, _), _ in done], [w for (_, w), _ in done])
         albedo = np.clip(fill_holes(merged, wsum), 0.0, 1.0)
         log.info("digital_human: albedo pass %d, %.1f%% of the UV layout seen", p, 100 * (wsum > 0).mean())
-    skin_rgb = _skin_colour(model, frags, imgs)
-    report = {"stills": names, "rms_px": [round(float(x), 3) for x in fit.residual_px],
-              "skin_rgb": None if skin_rgb is None else [round(float(x), 5) for x in skin_rgb],
-              "lighting_rms": [round(float(x), 5) for x in lighting_rms],
-              "uv_seen": round(float((wsum > 0).sum() / max(raster.mask.sum(), 1)), 4),
-              "identity_set_by_user": identity is not None}
-    return YoungAsset(identity=fit.identity, texture=albedo.astype(np.float32), report=report)
+    return YoungAlbedo(texture=albedo.astype(np.float32), lighting_rms=lighting_rms,
+                       uv_seen=round(float((wsum > 0).sum() / max(raster.mask.sum(), 1)), 4))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -155,7 +209,8 @@ class AssetJob:
     """The young asset's build as a work item (picklable: it runs in a ``--jobs`` worker beside the per-still
     identity fits, :class:`StillFit`): the registered face model's name, the landmark scheme, the stills with
     their landmarks (found in the driver: MediaPipe does not survive a fork of a process that ran it) and the
-    build's settings."""
+    build's settings. ``albedo=False``: only the :class:`YoungGeometry` (the albedo left to an
+    :class:`AlbedoJob`)."""
 
     model: str
     scheme: str
@@ -165,25 +220,63 @@ class AssetJob:
     passes: int
     identity: np.ndarray | None
     device: str
+    albedo: bool = True
 
 
-def build_asset(job: AssetJob, res) -> YoungAsset:
-    """:func:`asset_from_landmarks` for ``job`` with the worker's model and renderer (single-threaded BLAS)."""
-    from threadpoolctl import threadpool_limits
+@dataclass(frozen=True, slots=True, eq=False)
+class AlbedoJob:
+    """The young albedo (:func:`young_albedo`) as a work item: the registered face model's name, the stills with
+    their landmarks, the identity fit (:class:`YoungGeometry`'s) and the build's settings."""
 
+    model: str
+    found: tuple
+    fit: Any
+    texture_size: int
+    passes: int
+    device: str
+
+
+def _worker_model_renderer(res, model: str, device: str):
     from reconstruct.render import get_renderer
 
-    model = res.get(("face_model", job.model), lambda: res.face_model(job.model))
-    renderer = res.get(("renderer", "auto", job.device), lambda: get_renderer(res.components, "auto", job.device))
+    return (res.get(("face_model", model), lambda: res.face_model(model)),
+            res.get(("renderer", "auto", device), lambda: get_renderer(res.components, "auto", device)))
+
+
+def build_asset(job: AssetJob, res) -> "YoungAsset | YoungGeometry":
+    """:func:`asset_from_landmarks` for ``job`` with the worker's model and renderer (single-threaded BLAS); with
+    ``job.albedo`` False its :func:`young_geometry` (without the rasterisations)."""
+    from threadpoolctl import threadpool_limits
+
+    model, renderer = _worker_model_renderer(res, job.model, job.device)
     with threadpool_limits(1):
+        if not job.albedo:
+            return young_geometry(model, job.scheme, job.found, renderer, n_identity=job.n_identity,
+                                  identity=job.identity).without_frags()
         return asset_from_landmarks(model, job.scheme, job.found, renderer, texture_size=job.texture_size,
                                     n_identity=job.n_identity, passes=job.passes, identity=job.identity)
 
 
+def build_albedo(job: AlbedoJob, res) -> YoungAlbedo:
+    """:func:`young_albedo` for ``job`` with the worker's model and renderer (single-threaded BLAS)."""
+    from threadpoolctl import threadpool_limits
+
+    model, renderer = _worker_model_renderer(res, job.model, job.device)
+    with threadpool_limits(1):
+        return young_albedo(model, job.found, job.fit, renderer, texture_size=job.texture_size, passes=job.passes)
+
+
 def prepare_work(job, res):
-    """One work item of the method's preparation: an :class:`AssetJob` or a :class:`StillFit` (module-level: it
-    runs in the run's workers)."""
-    return build_asset(job, res) if isinstance(job, AssetJob) else fit_still(job, res)
+    """One work item of the method's preparation: an :class:`AssetJob`, an :class:`AlbedoJob` or a
+    :class:`StillFit` (module-level: it runs in the run's workers)."""
+    if isinstance(job, AssetJob):
+        return build_asset(job, res)
+    return build_albedo(job, res) if isinstance(job, AlbedoJob) else fit_still(job, res)
+
+
+def _need_uvs(model) -> None:
+    if not len(model.uvs):
+        raise MethodError(f"face model {model.name!r} has no UV layout; the young albedo is unwrapped into UV space")
 
 
 def _skin_colour(model, frags, imgs) -> np.ndarray | None:

@@ -34,7 +34,8 @@ def pyramid_levels(sigma: float, min_residual: float = MIN_RESIDUAL) -> int:
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """``cv2.GaussianBlur(image, (0, 0), sigma)`` (border reflected, 101) of a float32 (H, W[, C]) image, on a
-    pyramid when wide (see the module docstring)."""
+    pyramid when wide (see the module docstring). On the pyramid the result is a view of the extended image's
+    blur (not copied out: every caller reads or slices it)."""
     import cv2
 
     k = pyramid_levels(float(sigma))
@@ -58,7 +59,7 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
         x = cv2.GaussianBlur(x, (0, 0), residual)
     for size in reversed(sizes):
         x = cv2.pyrUp(x, dstsize=size)
-    return np.ascontiguousarray(x[py:py + h, px:px + w])
+    return x[py:py + h, px:px + w]
 
 
 #: x offsets of a window are multiples of this: OpenCV's filters run in SIMD lanes along rows, and a pixel's sum
@@ -95,4 +96,6 @@ def blur_window(shape: tuple[int, ...], box: tuple[slice, slice], sigma: float) 
 def gaussian_blur_box(image: np.ndarray, sigma: float, box: tuple[slice, slice]) -> np.ndarray:
     """``gaussian_blur(image, sigma)[box]`` (the same numbers) computed on the window :func:`blur_window` gives."""
     window, inner = blur_window(image.shape, box, sigma)
+    if pyramid_levels(float(sigma)):  # the pyramid starts from a bordered copy of the window: no copy of it first
+        return gaussian_blur(image[window], sigma)[inner]
     return gaussian_blur(np.ascontiguousarray(image[window]), sigma)[inner]

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from reconstruct import hookimpl
-from reconstruct.methods import BaseMethod, FaceEdit
+from reconstruct.methods import BaseMethod, FaceEdit, SideWork
 from tests.stage_plugins import NoFitStage
 
 
@@ -77,10 +77,31 @@ class Locked(Speckle):
 
 
 
+def side_square(item, res) -> list:
+    """A side work item: its square, and the process that made it."""
+    return [item * item, os.getpid()]
+
+
+class Sided(Speckle):
+    """Leaves two items of its preparation to the age stage's workers (``prepare_for_frames``) and writes what came
+    back to ``side.json`` in its work dir (``finish_side_work``)."""
+
+    name = "sided"
+
+    def prepare_for_frames(self, ctx):
+        self.prepare(ctx)
+        return [SideWork(side_square, 3), SideWork(side_square, 4)]
+
+    def finish_side_work(self, ctx, results):
+        import json
+
+        (ctx.work_dir / "side.json").write_text(json.dumps(results))
+
+
 class TestPlugin:
     @hookimpl
     def register_aging_methods(self):
-        return [Speckle, Trail, Locked]
+        return [Speckle, Trail, Locked, Sided]
 
     @hookimpl
     def register_stages(self):

@@ -173,6 +173,33 @@ def test_the_asset_rasterises_each_still_once(scene):
     assert asset.report["uv_seen"] > 0.8 and max(asset.report["rms_px"]) < 1.0  # measured 0.934, 0.51-0.64
 
 
+def test_the_asset_made_in_two_parts_is_the_one_build(scene):
+    """In plate mode the age stage's run makes a young asset in two work items (issue 16): its geometry (the
+    identity fit, the skin colour) before the frames, its albedo (the lighting and unwrap passes) beside them. The
+    two parts, each pickled as it travels between processes, are the one build's asset bit for bit: identity,
+    texture and the report that is cached (its JSON, key order included)."""
+    import json
+    import pickle
+    from types import SimpleNamespace
+
+    from deage_plugins.digital_human.young import (AlbedoJob, AssetJob, asset_from_landmarks, find_landmarks,
+                                                   prepare_work)
+
+    model, r = scene["model"], scene["renderer"]
+    found = find_landmarks(scene["stills"][:3], scene["det"]().detect)
+    whole = asset_from_landmarks(model, "ibug68", found, r, texture_size=128, passes=2)
+    res = SimpleNamespace(get=lambda key, make: {"face_model": model, "renderer": r}[key[0]])
+    job = AssetJob("ict", "ibug68", tuple(found), 128, 40, 2, None, "cpu", albedo=False)
+    geo = pickle.loads(pickle.dumps(prepare_work(pickle.loads(pickle.dumps(job)), res)))
+    assert geo.frags is None and geo.report()["skin_rgb"] == whole.report["skin_rgb"]  # what the frames need
+    albedo = pickle.loads(pickle.dumps(prepare_work(AlbedoJob("ict", tuple(found), geo.fit, 128, 2, "cpu"), res)))
+    asset = geo.asset(albedo)
+    np.testing.assert_array_equal(asset.identity, whole.identity)
+    np.testing.assert_array_equal(asset.texture, whole.texture)
+    assert json.dumps(asset.report) == json.dumps(whole.report)
+    assert whole.report["uv_seen"] > 0.8  # a real albedo (measured 0.934)
+
+
 def test_needs_consent_and_refs(tmp_path):
     from types import SimpleNamespace
 

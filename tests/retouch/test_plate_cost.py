@@ -10,6 +10,7 @@ import pytest
 
 from reconstruct.retouch import Roi, SkinSettings, retouch_skin, warp_region
 from reconstruct.retouch.warp import FaceWarp
+from tests.retouch.flows import fold_flow
 
 
 def _round_warp(h=300, w=340, seed=4):
@@ -69,13 +70,8 @@ def test_the_fold_relaxation_recomputes_the_determinant_on_the_changed_zone(monk
     on the whole flow: the same relaxed flow as the whole-flow rounds."""
     import reconstruct.retouch.warp as warp_mod
 
-    rng = np.random.default_rng(1)
-    h, w = 260, 300
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    flow = np.zeros((h, w, 2), np.float32)
-    bump = np.exp(-((xx - 110) ** 2 + (yy - 150) ** 2) / (2 * 9.0 ** 2))
-    flow[..., 0] = -14.0 * (xx - 110) / 9.0 * bump + 0.05 * rng.standard_normal((h, w)).astype(np.float32)
-    flow[..., 1] = 3.0 * bump
+    flow = fold_flow()
+    h, w = flow.shape[:2]
     sigma = 3.5
     want = flow.copy()  # the rounds as they were: one round at a time, each from the whole flow's determinant
     for _ in range(6):

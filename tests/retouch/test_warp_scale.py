@@ -11,6 +11,7 @@ from reconstruct.camera import CameraModel
 from reconstruct.retouch import face_roi, face_warp
 from reconstruct.retouch.roi import coarse_size, scale_camera
 from reconstruct.retouch.warp import geometry_scale
+from tests.retouch.flows import fold_flow
 
 
 def _scene():
@@ -130,14 +131,8 @@ def test_fold_relaxation_on_windows_is_the_whole_flows(sigma, monkeypatch):
     import reconstruct.retouch.warp as warp_mod
     from reconstruct.retouch import blur
 
-    rng = np.random.default_rng(1)
-    h, w = 260, 300
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    flow = np.zeros((h, w, 2), np.float32)
-    # a squeeze and a fold near (150, 110): det < 0.5 there only
-    bump = np.exp(-((xx - 110) ** 2 + (yy - 150) ** 2) / (2 * 9.0 ** 2))
-    flow[..., 0] = -14.0 * (xx - 110) / 9.0 * bump + 0.05 * rng.standard_normal((h, w)).astype(np.float32)
-    flow[..., 1] = 3.0 * bump
+    flow = fold_flow()  # a squeeze and a fold near (150, 110): det < 0.5 there only
+    h, w = flow.shape[:2]
     assert (warp_mod.jacobian_det(flow) < 0.5).mean() < 0.02  # the folds are local
     want = _relax_folds_whole(flow, sigma)
     shapes = []
