@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -131,9 +132,12 @@ def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     """Move a fully written ``tmp_dir`` onto ``final_dir`` (replacing it). The old folder is removed only after the
     new one is in place, so a crash leaves one complete version (possibly plus a ``.old`` folder to clean up).
     The folder is flushed first (:func:`sync_tree`): files written into ``tmp_dir`` without their own fsync are on
-    disk before the folder takes the final name."""
+    disk before the folder takes the final name. The old version (``<name>.old``) is deleted on a thread of its own
+    (:func:`wait_removals` waits for it; the engine calls it at the end of a run), so the next stage does not wait
+    for its unlinks (0.1-0.25 s a stage on the bench take)."""
     sync_tree(tmp_dir)
     old = final_dir.with_name(final_dir.name + ".old")
+    _wait_removal(old)
     if old.exists():
         shutil.rmtree(old)
     if final_dir.exists():
@@ -141,4 +145,34 @@ def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     os.replace(tmp_dir, final_dir)
     _fsync_path(final_dir.parent)
     if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_later(old)
+
+
+_removals: dict[Path, threading.Thread] = {}
+_removals_lock = threading.Lock()
+
+
+def _remove_later(folder: Path) -> None:
+    """Delete ``folder`` (a replaced version nothing reads any more) on a thread; a crash before it is done leaves
+    a ``*.old`` folder, which :meth:`Session.remove_leftovers` removes at the next run's start."""
+    thread = threading.Thread(target=shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True},
+                              name=f"remove {folder.name}")
+    with _removals_lock:
+        _removals[folder] = thread
+    thread.start()
+
+
+def _wait_removal(folder: Path) -> None:
+    with _removals_lock:
+        thread = _removals.pop(folder, None)
+    if thread is not None:
+        thread.join()
+
+
+def wait_removals() -> None:
+    """Wait until every old folder :func:`atomic_replace_dir` handed to a thread is deleted."""
+    with _removals_lock:
+        threads = list(_removals.values())
+        _removals.clear()
+    for thread in threads:
+        thread.join()
