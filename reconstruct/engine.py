@@ -25,7 +25,7 @@ from .hashing import stage_key
 from .options import RunSettings, parse_run_options, settings_dict
 from .plugins import Components, PluginHost
 from .progress import NullProgress, Progress
-from .session import STAGE_FILE, Session, atomic_replace_dir, atomic_write_json
+from .session import STAGE_FILE, Session, atomic_replace_dir, atomic_write_json, wait_removals
 from .stage import RunConfig, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
     finally:
         if own_executor:
             executor.close()
+        wait_removals()  # the replaced stage folders' deletion, overlapped with the stages after them
     return results
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import NotASessionError, SessionError
 from ..rig import Rig, load_rig, rig_to_toml
-from .atomic import atomic_path, atomic_write_json, atomic_write_text
+from .atomic import TRASH_DIR, atomic_path, atomic_write_json, atomic_write_text
 from .frames import FrameLog, FrameRecord, format_rows, parse_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -298,13 +298,15 @@ class Session:
 
     def remove_leftovers(self) -> list[Path]:
         """Remove what an interrupted run left in ``out/`` and ``out/plates/`` (``.<name>.tmp`` folders, ``*.old``
-        folders of an interrupted replace): never a complete result. Call it only under :meth:`run_lock`."""
+        folders of an interrupted replace, old versions not yet deleted in ``.deleting``): never a complete result.
+        Call it only under :meth:`run_lock`."""
         import shutil
 
         gone = []
         for d in (self.root / "out", self.plates_dir):
             if d.is_dir():
-                gone += [p for p in sorted(d.glob(".*.tmp")) + sorted(d.glob("*.old")) if p.is_dir()]
+                gone += [p for p in sorted(d.glob(".*.tmp")) + sorted(d.glob("*.old")) + [d / TRASH_DIR]
+                         if p.is_dir()]
         for p in gone:
             shutil.rmtree(p, ignore_errors=True)
         return gone
