@@ -45,7 +45,7 @@ def test_a_built_wheel_holds_every_runtime_asset(repo_root, tmp_path):
     """The package data of reconstruct/assets (models, licences, SOURCES.md) lands in the wheel, not only in a clone."""
     src = tmp_path / "src"  # build from a copy: no build/ or egg-info in the source tree
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(repo_root / name, src / name)
     for top in ("capture", "reconstruct", "plugins"):
         shutil.copytree(repo_root / top, src / top, ignore=shutil.ignore_patterns("__pycache__"))
@@ -53,7 +53,12 @@ def test_a_built_wheel_holds_every_runtime_asset(repo_root, tmp_path):
     r = subprocess.run([sys.executable, "-c", "from setuptools import build_meta; build_meta.build_wheel('dist')"],
                        cwd=src, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    wheel = set(zipfile.ZipFile(next((src / "dist").glob("*.whl"))).namelist())
+    zf = zipfile.ZipFile(next((src / "dist").glob("*.whl")))
+    wheel = set(zf.namelist())
     assets = {p.relative_to(repo_root).as_posix() for p in (repo_root / "reconstruct" / "assets").rglob("*")
               if p.is_file() and "__pycache__" not in p.parts}
     assert len(assets) >= 11 and assets <= wheel, assets - wheel
+    # the project's own licence travels with it, declared as an SPDX expression (PEP 639)
+    meta = zf.read(next(n for n in wheel if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: MIT" in meta.splitlines(), meta[:600]
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in wheel), sorted(n for n in wheel if "dist-info" in n)
