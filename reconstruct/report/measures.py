@@ -513,19 +513,20 @@ def intended_reach(shape: tuple[int, int], origin: tuple[int, int], points: np.n
     """(h, w) float32 pixels: at every pixel of a region of ``shape`` whose top-left corner is ``origin`` (x, y) in
     the frame, the length of the intended shift of the nearest landmark (``points`` (N, 2) frame px, ``shift``
     (N, 2) px; non-finite rows ignored): how far the edit means to move what is there. Computed on a grid of
-    ``step`` px and spread to the pixels (nearest)."""
+    ``step`` px and spread to the pixels (nearest; :func:`.grid_nearest.nearest_on_grid`: SciPy's ``cKDTree``
+    answer without importing SciPy in the report's workers)."""
     import cv2
-    from scipy.spatial import cKDTree
+
+    from .grid_nearest import nearest_on_grid
 
     h, w = shape
     ok = np.isfinite(points).all(1) & np.isfinite(shift).all(1)
     if not ok.any():
         return np.zeros((h, w), np.float32)
     mag = np.linalg.norm(shift[ok], axis=1)
-    gy, gx = np.mgrid[0:h:step, 0:w:step]
-    q = np.stack([gx.ravel() + origin[0], gy.ravel() + origin[1]], 1).astype(np.float64)
-    _, k = cKDTree(points[ok]).query(q)
-    coarse = mag[k].reshape(gy.shape).astype(np.float32)
+    k = nearest_on_grid(np.asarray(points, np.float64)[ok], np.arange(0, w, step, dtype=np.float64) + origin[0],
+                        np.arange(0, h, step, dtype=np.float64) + origin[1])
+    coarse = mag[k].astype(np.float32)
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
