@@ -62,12 +62,21 @@ def _y(img: np.ndarray) -> np.ndarray:
     return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
 
 
-def _band(y: np.ndarray, lo: float, hi: float | None) -> np.ndarray:
-    """The band of ``y`` between blurs of ``lo`` and ``hi`` px (``hi`` None: finer than ``lo``)."""
+def _band(y: np.ndarray, lo: float, hi: float | None, blurs: dict | None = None) -> np.ndarray:
+    """The band of ``y`` between blurs of ``lo`` and ``hi`` px (``hi`` None: finer than ``lo``). ``blurs``: sigma ->
+    that blur of this ``y``, made once for all of its bands (filled here): the fine detail's blur (0.01 IOD) is the
+    wrinkle lines' finer one."""
     from ..retouch.blur import gaussian_blur
 
-    a = gaussian_blur(y, max(lo, 0.3))
-    return (y - a) if hi is None else (a - gaussian_blur(y, max(hi, lo * 1.5)))
+    def blur(sigma: float) -> np.ndarray:
+        if blurs is None:
+            return gaussian_blur(y, sigma)
+        if sigma not in blurs:
+            blurs[sigma] = gaussian_blur(y, sigma)
+        return blurs[sigma]
+
+    a = blur(max(lo, 0.3))
+    return (y - a) if hi is None else (a - blur(max(hi, lo * 1.5)))
 
 
 def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None,
@@ -218,7 +227,7 @@ def plate_terms(plate: np.ndarray, sl, face, skin, regions, iod_px: float) -> Pl
     from ..retouch.skin import BANDS
 
     y = _y(plate[sl].astype(np.float32))
-    sums, den, bands = {}, 0.0, {}
+    sums, den, bands, blurs = {}, 0.0, {}, {}
     for region, kind in AGE_REGIONS.items():
         w = regions.get(region)
         ws = None if w is None else w.sum()
@@ -226,10 +235,11 @@ def plate_terms(plate: np.ndarray, sl, face, skin, regions, iod_px: float) -> Pl
             continue
         lo, hi = BANDS[kind]
         if kind not in bands:  # regions of one kind share the blurs
-            bands[kind] = _band(y, lo * iod_px, hi * iod_px)
+            bands[kind] = _band(y, lo * iod_px, hi * iod_px, blurs)
         den += _energy(y, w, lo * iod_px, hi * iod_px, bands[kind], ws) * ws
         sums[region] = ws
-    return PlateTerms(y, _energy(y, skin, max(0.7, 0.01 * iod_px), None), sums, den)
+    fine = max(0.7, 0.01 * iod_px)
+    return PlateTerms(y, _energy(y, skin, fine, None, _band(y, fine, None, blurs)), sums, den)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,8 +389,9 @@ class MethodMeasurer:
         pt = cached(f, b) if cached is not None else plate_terms(b, *m)
         yb, ya = pt.luma, _y(a[sl].astype(np.float32))
         fine = max(0.7, 0.01 * iod_px)
+        blurs: dict[float, np.ndarray] = {}  # the result's blurs, shared by its bands
         if pt.detail > 0:
-            res.detail_ratio[i] = _energy(ya, skin, fine, None) / pt.detail
+            res.detail_ratio[i] = _energy(ya, skin, fine, None, _band(ya, fine, None, blurs)) / pt.detail
         # darker than the darkest plate pixel nearby: a moved edge (a warp) is not a hole, a new dark blob is
         near = max(1, int(round(0.03 * iod_px)))
         reach = None if moved is None else intended_reach(yb.shape, (sl[1].start or 0, sl[0].start or 0), *moved)
@@ -393,7 +404,7 @@ class MethodMeasurer:
             kind = AGE_REGIONS[region]
             lo, hi = BANDS[kind]
             if kind not in bands:  # regions of one kind share the blurs
-                bands[kind] = _band(ya, lo * iod_px, hi * iod_px)
+                bands[kind] = _band(ya, lo * iod_px, hi * iod_px, blurs)
             num += _energy(ya, regions[region], lo * iod_px, hi * iod_px, bands[kind], ws) * ws
         if pt.wrinkle > 0:
             res.wrinkle_ratio[i] = num / pt.wrinkle

@@ -53,6 +53,35 @@ def test_the_bands_of_one_kind_are_blurred_once(monkeypatch):
     assert np.isfinite(m.res.wrinkle_ratio[0])
 
 
+def test_the_finest_band_shares_the_wrinkle_lines_blur(monkeypatch):
+    """From an IOD of 70 px the fine detail's blur (0.01 IOD) is the wrinkle lines' finer one: made once per image,
+    8 blurs a frame instead of 10, the same energies as each band blurred on its own."""
+    from reconstruct.retouch import blur
+    from reconstruct.retouch.skin import BANDS
+
+    calls = []
+    real = blur.gaussian_blur
+    monkeypatch.setattr(blur, "gaussian_blur", lambda y, s: calls.append(s) or real(y, s))
+    h, w, iod = 120, 110, 200.0
+    rng = np.random.default_rng(2)
+    regions = {name: (rng.random((h, w)) > 0.5).astype(np.float32) for name in AGE_REGIONS}
+    skin = rng.random((h, w)).astype(np.float32)
+    masks = SimpleNamespace(for_frame=lambda f, b: ((slice(0, h), slice(0, w)), np.ones((h, w), bool), skin,
+                                                    regions, iod))
+    m = M.MethodMeasurer(SimpleNamespace(intent=lambda m: ("", {})), "x", masks, None, [0])
+    b = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)
+    a = np.clip(b.astype(np.int16) + rng.integers(-9, 9, b.shape), 0, 255).astype(np.uint8)
+    m.add(0, b, a)
+    assert len(calls) == 8, calls
+    yb, ya = M._y(b.astype(np.float32)), M._y(a.astype(np.float32))
+    assert m.res.detail_ratio[0] == M._energy(ya, skin, 2.0, None) / M._energy(yb, skin, 2.0, None)
+
+    def wrinkles(y):  # every band blurred on its own, as before
+        return sum(M._energy(y, regions[r], BANDS[k][0] * iod, BANDS[k][1] * iod, None, regions[r].sum())
+                   * regions[r].sum() for r, k in AGE_REGIONS.items())
+
+    assert m.res.wrinkle_ratio[0] == wrinkles(ya) / wrinkles(yb)
+
 def test_face_masks_load_the_model_only_when_a_frame_is_measured():
     """The driver of a report measured in worker processes builds FaceMasks but measures nothing there: the model
     and the renderer (open3d's import: ~1 s) are not loaded."""
