@@ -146,15 +146,24 @@ def interpolate(fragments: Fragments, triangles: np.ndarray, attributes: np.ndar
     triangles = _check_tri(fragments, triangles)
     attr = np.asarray(attributes)
     squeeze = attr.ndim == 1
-    attr = attr.reshape(attr.shape[0], -1).astype(np.float32, copy=False)
+    attr = attr.reshape(attr.shape[0], -1)
     H, W = fragments.shape
     out = np.empty((H, W, attr.shape[1]), np.float32)
     out[...] = background
     m = fragments.mask
-    tri = triangles[fragments.triangle[m]]  # (P, 3)
-    b = fragments.bary[m]  # (P, 3)
-    out[m] = (b[:, 0:1] * attr[tri[:, 0]] + b[:, 1:2] * attr[tri[:, 1]] + b[:, 2:3] * attr[tri[:, 2]])
+    out[m] = interpolate_at(fragments.triangle[m], fragments.bary[m], triangles, attr)
     return out[..., 0] if squeeze else out
+
+
+def interpolate_at(triangle: np.ndarray, bary: np.ndarray, triangles: np.ndarray, attributes: np.ndarray
+                   ) -> np.ndarray:
+    """(P, C) float32: per-vertex ``attributes`` (V, C) interpolated at P surface points, each on triangle
+    ``triangle[p]`` (index into ``triangles`` (F, 3), >= 0) with barycentrics ``bary[p]`` ((P, 3) float32) --
+    :func:`interpolate`'s numbers at the pixels a triangle covers, for a caller that holds those pixels' lists."""
+    attr = np.asarray(attributes).astype(np.float32, copy=False)
+    tri = triangles[triangle]  # (P, 3)
+    b = bary
+    return b[:, 0:1] * attr[tri[:, 0]] + b[:, 1:2] * attr[tri[:, 1]] + b[:, 2:3] * attr[tri[:, 2]]
 
 
 def interpolate_uv(fragments: Fragments, triangle_uvs: np.ndarray, uvs: np.ndarray) -> np.ndarray:

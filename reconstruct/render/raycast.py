@@ -50,7 +50,9 @@ class RaycastRenderer(RendererBase):
         tri = np.full((H, W), -1, np.int32)
         bary = np.zeros((H, W, 3), np.float32)
         depth = np.full((H, W), np.inf, np.float32)
-        win = mesh_window(camera, v[np.unique(f)] if f.size else v[:0], (W, H))
+        used = np.zeros(len(v), bool)  # the vertices of a triangle, in order: np.unique(f)'s, without its sort
+        used[f.ravel()] = True
+        win = mesh_window(camera, v[used], (W, H))
         if win is None:  # the mesh projects onto no pixel
             return Fragments(triangle=tri, bary=bary, depth=depth, camera=camera)
         sl = np.s_[win[1]:win[3], win[0]:win[2]]

@@ -62,12 +62,21 @@ def _y(img: np.ndarray) -> np.ndarray:
     return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
 
 
-def _band(y: np.ndarray, lo: float, hi: float | None) -> np.ndarray:
-    """The band of ``y`` between blurs of ``lo`` and ``hi`` px (``hi`` None: finer than ``lo``)."""
+def _band(y: np.ndarray, lo: float, hi: float | None, blurs: dict | None = None) -> np.ndarray:
+    """The band of ``y`` between blurs of ``lo`` and ``hi`` px (``hi`` None: finer than ``lo``). ``blurs``: sigma ->
+    that blur of this ``y``, made once for all of its bands (filled here): the fine detail's blur (0.01 IOD) is the
+    wrinkle lines' finer one."""
     from ..retouch.blur import gaussian_blur
 
-    a = gaussian_blur(y, max(lo, 0.3))
-    return (y - a) if hi is None else (a - gaussian_blur(y, max(hi, lo * 1.5)))
+    def blur(sigma: float) -> np.ndarray:
+        if blurs is None:
+            return gaussian_blur(y, sigma)
+        if sigma not in blurs:
+            blurs[sigma] = gaussian_blur(y, sigma)
+        return blurs[sigma]
+
+    a = blur(max(lo, 0.3))
+    return (y - a) if hi is None else (a - blur(max(hi, lo * 1.5)))
 
 
 def _energy(y: np.ndarray, w: np.ndarray, lo: float, hi: float | None, band: np.ndarray | None = None,
@@ -218,7 +227,7 @@ def plate_terms(plate: np.ndarray, sl, face, skin, regions, iod_px: float) -> Pl
     from ..retouch.skin import BANDS
 
     y = _y(plate[sl].astype(np.float32))
-    sums, den, bands = {}, 0.0, {}
+    sums, den, bands, blurs = {}, 0.0, {}, {}
     for region, kind in AGE_REGIONS.items():
         w = regions.get(region)
         ws = None if w is None else w.sum()
@@ -226,10 +235,11 @@ def plate_terms(plate: np.ndarray, sl, face, skin, regions, iod_px: float) -> Pl
             continue
         lo, hi = BANDS[kind]
         if kind not in bands:  # regions of one kind share the blurs
-            bands[kind] = _band(y, lo * iod_px, hi * iod_px)
+            bands[kind] = _band(y, lo * iod_px, hi * iod_px, blurs)
         den += _energy(y, w, lo * iod_px, hi * iod_px, bands[kind], ws) * ws
         sums[region] = ws
-    return PlateTerms(y, _energy(y, skin, max(0.7, 0.01 * iod_px), None), sums, den)
+    fine = max(0.7, 0.01 * iod_px)
+    return PlateTerms(y, _energy(y, skin, fine, None, _band(y, fine, None, blurs)), sums, den)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,27 +262,29 @@ def weight_group(weights: dict, triangles: np.ndarray) -> WeightGroup:
 def sparse_region_masks(fragments, triangles: np.ndarray, groups) -> dict[str, np.ndarray]:
     """Name -> (H, W) float32 mask in [0, 1]: :func:`reconstruct.retouch.regions.region_masks` (no blur) of every
     group's weights, the same numbers bit for bit, made only at the pixels whose triangle has a vertex of nonzero
-    weight in the group (the age regions: a third of a face's pixels; those pixels handed to ``region_masks`` as a
-    (1, P) image). Elsewhere the interpolation is ``b0 * 0 + b1 * 0 + b2 * 0``, which is +0.0 (a negative
+    weight in the group (the age regions: a third of a face's pixels; those pixels' lists interpolated by
+    :func:`~reconstruct.render.fragments.interpolate_at`, what ``region_masks`` interpolates them with, then
+    clipped as it clips). Elsewhere the interpolation is ``b0 * 0 + b1 * 0 + b2 * 0``, which is +0.0 (a negative
     barycentric's -0.0 plus +0.0 is +0.0, and the three never are all negative), clipped to +0.0: the zeros it
     is left as. The bench take's 24 frames (5 regions + the skin prior): 47 -> 35 and 89 -> 53 ms a frame in two
     runs (one process, a loaded shared machine); obama's smaller face 14 -> 13 and 17 -> 13 ms."""
-    from ..render.fragments import Fragments
-    from ..retouch.regions import region_masks
+    from ..render.fragments import interpolate_at
 
     shape = fragments.triangle.shape
     tri = fragments.triangle.reshape(-1)
     hit = np.flatnonzero(tri >= 0)
     tri_hit, bary_hit = tri[hit], fragments.bary.reshape(-1, 3)[hit]
+    triangles = np.asarray(triangles)
     out = {}
     for g in groups:
         keep = g.touched[tri_hit]
-        t = tri_hit[keep][None]
-        sub = Fragments(triangle=t, bary=bary_hit[keep][None], depth=np.zeros(t.shape, np.float32),
-                        camera=fragments.camera)
-        for name, m in region_masks(sub, triangles, g.weights).items():
+        at = hit[keep]
+        names = list(g.weights)
+        # region_masks' numbers (interpolate, then clip to [0, 1]; no blur) at those pixels
+        vals = interpolate_at(tri_hit[keep], bary_hit[keep], triangles, np.stack([g.weights[n] for n in names], 1))
+        for k, name in enumerate(names):
             full = np.zeros(tri.size, np.float32)
-            full[hit[keep]] = m[0]
+            full[at] = np.clip(vals[:, k], 0.0, 1.0)
             out[name] = full.reshape(shape)
     return out
 
@@ -379,8 +391,9 @@ class MethodMeasurer:
         pt = cached(f, b) if cached is not None else plate_terms(b, *m)
         yb, ya = pt.luma, _y(a[sl].astype(np.float32))
         fine = max(0.7, 0.01 * iod_px)
+        blurs: dict[float, np.ndarray] = {}  # the result's blurs, shared by its bands
         if pt.detail > 0:
-            res.detail_ratio[i] = _energy(ya, skin, fine, None) / pt.detail
+            res.detail_ratio[i] = _energy(ya, skin, fine, None, _band(ya, fine, None, blurs)) / pt.detail
         # darker than the darkest plate pixel nearby: a moved edge (a warp) is not a hole, a new dark blob is
         near = max(1, int(round(0.03 * iod_px)))
         reach = None if moved is None else intended_reach(yb.shape, (sl[1].start or 0, sl[0].start or 0), *moved)
@@ -393,7 +406,7 @@ class MethodMeasurer:
             kind = AGE_REGIONS[region]
             lo, hi = BANDS[kind]
             if kind not in bands:  # regions of one kind share the blurs
-                bands[kind] = _band(ya, lo * iod_px, hi * iod_px)
+                bands[kind] = _band(ya, lo * iod_px, hi * iod_px, blurs)
             num += _energy(ya, regions[region], lo * iod_px, hi * iod_px, bands[kind], ws) * ws
         if pt.wrinkle > 0:
             res.wrinkle_ratio[i] = num / pt.wrinkle
@@ -513,19 +526,20 @@ def intended_reach(shape: tuple[int, int], origin: tuple[int, int], points: np.n
     """(h, w) float32 pixels: at every pixel of a region of ``shape`` whose top-left corner is ``origin`` (x, y) in
     the frame, the length of the intended shift of the nearest landmark (``points`` (N, 2) frame px, ``shift``
     (N, 2) px; non-finite rows ignored): how far the edit means to move what is there. Computed on a grid of
-    ``step`` px and spread to the pixels (nearest)."""
+    ``step`` px and spread to the pixels (nearest; :func:`.grid_nearest.nearest_on_grid`: SciPy's ``cKDTree``
+    answer without importing SciPy in the report's workers)."""
     import cv2
-    from scipy.spatial import cKDTree
+
+    from .grid_nearest import nearest_on_grid
 
     h, w = shape
     ok = np.isfinite(points).all(1) & np.isfinite(shift).all(1)
     if not ok.any():
         return np.zeros((h, w), np.float32)
     mag = np.linalg.norm(shift[ok], axis=1)
-    gy, gx = np.mgrid[0:h:step, 0:w:step]
-    q = np.stack([gx.ravel() + origin[0], gy.ravel() + origin[1]], 1).astype(np.float64)
-    _, k = cKDTree(points[ok]).query(q)
-    coarse = mag[k].reshape(gy.shape).astype(np.float32)
+    k = nearest_on_grid(np.asarray(points, np.float64)[ok], np.arange(0, w, step, dtype=np.float64) + origin[0],
+                        np.arange(0, h, step, dtype=np.float64) + origin[1])
+    coarse = mag[k].astype(np.float32)
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
