@@ -30,8 +30,10 @@ from ..png import deflate
 __all__ = ["encode_exr_half", "ZIP_LEVEL", "LINES_PER_BLOCK"]
 
 #: the deflate level of the blocks: ISA-L level 1 wrote a 1080p bench plate in 29 ms at 6.30 MB, level 2 in 31 ms
-#: at 6.15 MB, level 0 in 28 ms at 7.57 MB (one core, same run; PIZ 56 ms at 5.12 MB)
-ZIP_LEVEL = 2
+#: at 6.15 MB, level 0 in 28 ms at 7.57 MB (one core, same run; PIZ 56 ms at 5.12 MB); measured again (``comp9``,
+#: min of 6, one core): bench plate 27.9 / 30.5 ms (levels 1 / 2), a real face frame scaled to 1080p 17.0 / 17.5 ms
+#: at 2.50 / 2.47 MB: level 1, 1-2.4 % larger files for 3-8 % less time
+ZIP_LEVEL = 1
 LINES_PER_BLOCK = 16  # what ZIP_COMPRESSION means (ZIPS is 1)
 _MAGIC, _VERSION = 20000630, 2
 _HALF = 1

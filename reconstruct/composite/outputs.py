@@ -57,6 +57,18 @@ def plate_linear(plate: np.ndarray, half: bool = False) -> np.ndarray:
 _U16_LUT = (np.arange(256, dtype=np.uint16) * np.uint16(257))  # v -> v * 257 (equal high and low bytes)
 
 
+def to_half(values: np.ndarray) -> np.ndarray:
+    """float32 (H, W[, C]) with finite values (or NaN) -> float16, the same bits as ``astype(np.float16)`` (round to
+    nearest even, subnormals, -0.0 and overflow to infinity included) by OpenCV's vectorised conversion (F16C): a
+    1080p face region in 0.3-0.5 ms against numpy's 2.6-2.8 ms. OpenCV has no plain conversion in Python:
+    ``1 * x + 0 * x + (-0.0)`` is ``x`` exactly for every finite ``x`` (not for infinities: ``0 * inf`` is NaN).
+    Compared on every float32 of [0, 1]; tests/composite/test_writers.py keeps the half-way values."""
+    import cv2
+
+    a = np.asarray(values, np.float32)
+    return np.asarray(cv2.addWeighted(a, 1.0, a, 0.0, -0.0, dtype=cv2.CV_16F), np.float16)
+
+
 def _support(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1): the smallest box of ``alpha`` holding every pixel > 0 (None: the mask is empty)."""
     from ..retouch.roi import mask_box
@@ -85,7 +97,7 @@ def frame_arrays(result: CompositeResult | CompositeCrop, half: bool = False) ->
         sl = slice(oy + y0, oy + y1), slice(ox + x0, ox + x1)
         image = result.image[y0:y1, x0:x1]
         png[sl] = to_uint16(image)
-        lin[sl] = srgb_to_linear(image)
+        lin[sl] = to_half(srgb_to_linear(image)) if half else srgb_to_linear(image)
     return png, lin
 
 

@@ -65,6 +65,7 @@ def test_preview_frames_are_encoded_in_order_while_the_work_runs(tmp_path):
         _preview(folder, 3)
         enc.finish([1, 2, 3, 4])
     assert sink.got == [1, 2, 3, 4]
+    assert list(folder.iterdir()) == []  # each frame's file deleted once encoded (its page cache freed)
 
 
 def test_preview_encoder_stops_on_a_failed_run_and_names_a_missing_frame(tmp_path):
@@ -81,6 +82,7 @@ def test_preview_encoder_stops_on_a_failed_run_and_names_a_missing_frame(tmp_pat
         with PreviewEncoder(sink, folder, [1, 2]) as enc:
             enc.finish([1, 2])
     assert sink.got == [1]
+    _preview(folder, 1)  # (the encoded frame's file was deleted)
     with PreviewEncoder(sink, folder, [1, 2, 3]) as enc:  # frames the work did not give are left out
         enc.finish([1])
     assert sink.got == [1, 1]
