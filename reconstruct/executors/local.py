@@ -81,13 +81,18 @@ def inherited_objects_frozen() -> Iterator[None]:
 _WORKER: list[Resources] = []  # in a --jobs worker process: its Resources, set by the pool's initializer
 
 
-def _init_worker(n_threads: int, driver: Resources) -> None:
+def _init_worker(n_threads: int, driver: Resources, started: bool = False) -> None:
     """Process-pool initializer: the worker's own empty cache (sharing the driver's plugin registry when forked)
-    and its share of the cores."""
+    and its share of the cores; a started (not forked) worker skips the interpreter's last garbage collections at
+    exit (a forked one ends with ``os._exit`` already)."""
     res = driver.fresh()
     _WORKER[:] = [res]
     # the module attribute, looked up at call time (tools/bench_jobs.py times the unlimited behaviour)
     sys.modules[__name__].limit_worker_threads(n_threads, res)
+    if started:
+        from ..lazy_imports import no_collection_at_exit
+
+        no_collection_at_exit()
 
 
 def _in_worker(fn: Callable[..., Any], item: Any, with_resources: bool) -> Any:
@@ -154,7 +159,7 @@ class LocalExecutor:
 
                 context = multiprocessing.get_context("spawn")
             pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker, mp_context=context,
-                                       initargs=(worker_threads(self.jobs), self.resources))
+                                       initargs=(worker_threads(self.jobs), self.resources, fresh))
             done = False
             try:
                 with inherited_objects_frozen():  # a forking pool forks its workers at the first submit
