@@ -129,6 +129,9 @@ def run_cli(argv: list[str] | None, build: Callable[[], argparse.ArgumentParser]
     pre.add_argument("-v", "--verbose", action="count", default=0)
     known, _ = pre.parse_known_args(argv)
     _setup_logging(known.verbose)
+    from .lazy_imports import no_collection_at_exit
+
+    no_collection_at_exit()  # the command's process: its exit without the last garbage collections (0.3-0.4 CPU-s)
     ctrl_c = _CtrlC()
     try:
         with ctrl_c:

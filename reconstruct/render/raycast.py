@@ -9,6 +9,7 @@ the scene is built, so rays start at the origin and the hit distance along ``(x_
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 
@@ -29,6 +30,15 @@ class RaycastRenderer(RendererBase):
 
     @classmethod
     def available(cls, device: str = "cpu") -> bool:
+        """Whether open3d can be used, without importing it where its extension can be loaded instead (the render
+        stage's cache key asks on every run; :func:`reconstruct.lazy_imports.extension_loads`)."""
+        if sys.modules.get("open3d") is not None:  # imported already (None: an import that is to fail)
+            return True
+        from ..lazy_imports import extension_loads
+
+        loads = extension_loads("open3d", "pybind")
+        if loads is not None:
+            return loads
         try:
             import open3d.core  # noqa: F401
         except Exception:  # ImportError, or a missing system library (libusb) raising OSError

@@ -248,3 +248,49 @@ def test_a_mesh_behind_the_camera_or_off_the_image_casts_no_hit():
     assert not r.rasterize(v + np.array([0, 0, -5.0]), f, cam).mask.any()  # behind: whole image cast, no hit
     assert not r.rasterize(v + np.array([5.0, 0, 0]), f, cam).mask.any()  # beside: nothing cast
     assert not r.rasterize(v, f[:0], cam).mask.any()
+
+
+def test_available_does_not_import_open3d(repo_root):
+    # the render stage's cache key asks on every run; before (main e919757) it imported open3d.core (0.55 CPU-s,
+    # with its plotly/dash visualisation) -> "True True" printed
+    import subprocess
+    import sys
+
+    pytest.importorskip("open3d")
+    code = ("import sys; from reconstruct.render.raycast import RaycastRenderer; "
+            "print(RaycastRenderer.available('cpu'), 'open3d' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False"]
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="Windows: the import decides (None)")
+def test_extension_loads_without_importing_the_package(tmp_path, monkeypatch):
+    import sys
+
+    from reconstruct.lazy_imports import extension_loads
+
+    for name, files in (("broken_ext_pkg", {"__init__.py": "raise RuntimeError('imported')",
+                                            "core.so": "not an ELF file"}),
+                        ("plain_pkg", {"__init__.py": ""})):
+        (tmp_path / name).mkdir()
+        for f, text in files.items():
+            (tmp_path / name / f).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert extension_loads("broken_ext_pkg", "core") is False  # the loader refuses it (as a missing libusb would)
+    assert "broken_ext_pkg" not in sys.modules  # its __init__ never ran
+    assert extension_loads("plain_pkg", "core") is None  # no extension file: the caller imports
+    assert extension_loads("no_such_pkg_anywhere", "core") is False
+    assert extension_loads("numpy._core", "_multiarray_umath") is True
+
+
+def test_available_follows_the_extension_check(monkeypatch):
+    import sys
+
+    from reconstruct import lazy_imports
+
+    monkeypatch.delitem(sys.modules, "open3d", raising=False)  # restored after the test
+    monkeypatch.setattr(lazy_imports, "extension_loads", lambda package, extension: False)
+    assert RaycastRenderer.available("cpu") is False
+    monkeypatch.setattr(lazy_imports, "extension_loads", lambda package, extension: True)
+    assert RaycastRenderer.available("cpu") is True
