@@ -27,9 +27,14 @@ from reconstruct.native_logs import quiet_native_stderr, quiet_opencv
 
 log = logging.getLogger(__name__)
 
-#: modules MediaPipe's package imports at its top that the face mesh does not use (made lazy, see __init__)
+#: modules MediaPipe's package imports at its top that the face mesh does not use (made lazy, see __init__): the
+#: drawing modules (matplotlib), the tasks API and the other solutions (0.03 CPU-s more of each detect and report
+#: worker's start)
 DEFERRED_IMPORTS = ("mediapipe.python.solutions.drawing_styles", "mediapipe.python.solutions.drawing_utils",
-                    "matplotlib.pyplot", "mediapipe.tasks.python")
+                    "matplotlib.pyplot", "mediapipe.tasks.python",
+                    *(f"mediapipe.python.solutions.{m}" for m in ("face_detection", "hands", "hands_connections",
+                                                                  "holistic", "objectron", "pose", "pose_connections",
+                                                                  "selfie_segmentation", "download_utils")))
 #: the second pass's crop side (and a tracked frame's) as a multiple of the landmarks' extent
 REFINE_MARGIN = 1.6
 #: tracking is lost when the face's centre moves by more than this fraction of its size from one frame to the next

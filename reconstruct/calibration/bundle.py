@@ -361,14 +361,16 @@ def bundle_adjust(cams: list[CameraInit], reference: str, boards: dict[int, np.n
     def solve(P, x0, mask, robust):
         from scipy.sparse import vstack
 
+        # the sparsity pattern only for finite differences: the analytic Jacobian has it built in
+        pattern = sparse and not analytic
         if P.refine_board:  # the board-shape prior's rows go after the corners'
             fun = lambda x: np.concatenate([P.residuals(x, mask), P.prior(x)])  # noqa: E731
-            S = vstack([P.sparsity(mask), P.prior_jacobian()]).tocsr() if sparse else None
+            S = vstack([P.sparsity(mask), P.prior_jacobian()]).tocsr() if pattern else None
             jac = ((lambda x, f: vstack([P.jacobian(x, mask), P.prior_jacobian()]).tocsr())  # noqa: E731
                    if analytic and sparse else None)
         else:
             fun = lambda x: P.residuals(x, mask)  # noqa: E731
-            S = P.sparsity(mask) if sparse else None
+            S = P.sparsity(mask) if pattern else None
             jac = (lambda x, f: P.jacobian(x, mask)) if analytic and sparse else None  # noqa: E731
         x, J, r, n, msg = levenberg_marquardt(fun, x0, S, robust_scale=1.0 if robust else None, max_iter=max_nfev,
                                               n_camera_params=P.board_col, jac=jac)

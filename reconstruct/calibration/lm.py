@@ -1,5 +1,5 @@
-"""Levenberg-Marquardt for calibration problems: sparse finite-difference Jacobians (one evaluation per group of
-structurally independent columns, Curtis-Powell-Reid colouring from scipy), normal equations with a Schur
+"""Levenberg-Marquardt for calibration problems: an analytic Jacobian, or sparse finite-difference Jacobians (one
+evaluation per group of structurally independent columns, Curtis-Powell-Reid colouring from scipy), normal equations with a Schur
 complement over independent 6-parameter blocks (board poses), and iteratively re-weighted soft-L1 loss. The damping
 schedule and its accept/reject loop, and the soft-L1 weights, are the project's least-squares core
 (:mod:`reconstruct.lsq`).
@@ -79,11 +79,14 @@ def levenberg_marquardt(fun, x0: np.ndarray, sparsity=None, robust_scale: float 
     as a rejected step. ``jac(x, f)``: analytic Jacobian (else finite differences over the sparsity pattern).
     ``n_camera_params``: when the unknowns after the first ``n_camera_params`` are independent 6-blocks (board
     poses), steps are solved by the Schur complement. Returns ``(x, J, f, evaluations, message)``; ``J`` and ``f``
-    at the solution (J unweighted).
+    at the solution (J unweighted). ``sparsity`` is only read without ``jac`` (the colouring of its columns, and
+    with it the import of ``scipy.optimize``, is then skipped: ~0.1 s of the calibrate stage).
     """
-    from scipy.optimize._numdiff import group_columns
+    groups = None
+    if sparsity is not None and jac is None:
+        from scipy.optimize._numdiff import group_columns
 
-    groups = group_columns(sparsity) if sparsity is not None else None
+        groups = group_columns(sparsity)
 
     def cost_weights(f):
         e2 = (f.reshape(-1, 2) ** 2).sum(1)

@@ -201,6 +201,9 @@ class _Problem:
         self.P = 6 + self.Ke
         self.R_ref = torch.eye(3, dtype=obs.dtype, device=obs.device)
         self.view_off = None  # per camera view-bias offsets (update_view)
+        # the last residuals without Jacobian: (the x tensors they were computed at, the result); an iteration asks
+        # for them at its start twice (weights, cost) and at the point its accepted step was evaluated at
+        self._last: tuple | None = None
         finite = torch.isfinite(obs).all(-1)
         self.base_w = torch.where(finite, conf, torch.zeros_like(conf)) * basis.weight  # (T, C, N)
         self.obs0 = torch.where(finite[..., None], obs, torch.zeros_like(obs))
@@ -262,6 +265,7 @@ class _Problem:
         expression x view term its view features ``view_phi`` (T, C, 2)."""
         if self.b.view is None and self.Bx is None:
             return
+        self._last = None  # the residuals depend on the view state
         from ..face.detector_bias import view_features
 
         Rh = rodrigues(x["rot"])[0] @ self.R_ref
@@ -290,11 +294,19 @@ class _Problem:
         return L, RL, RL + trans[:, None, None], Rh, Jl
 
     def residuals(self, alpha, beta, rot, trans, jac: bool):
+        """(residuals (T, C, N, 2) px, world points Xw, head rotations Rh, Jacobian parts or None). Without
+        ``jac``, the result at the same tensors (and view state) as the previous call is that call's (the same
+        computation: the same numbers)."""
+        key = (alpha, beta, rot, trans)
+        if not jac and self._last is not None and all(a is b for a, b in zip(self._last[0], key)):
+            return self._last[1]
         L, RL, Xw, Rh, Jl = self.world_points(alpha, beta, rot, trans)
         Xc = Xw @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
         if not jac:
             from .projection import project_camera_frame
-            return project_camera_frame(Xc, self.cams) - self.obs0, Xw, Rh, None
+            out = project_camera_frame(Xc, self.cams) - self.obs0, Xw, Rh, None
+            self._last = (key, out)
+            return out
         uv, Jp = project_with_jacobian(Xc, self.cams)
         return uv - self.obs0, Xw, Rh, (Jp, RL, Rh, Jl)
 

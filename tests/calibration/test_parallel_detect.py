@@ -72,3 +72,25 @@ def test_model_tests_do_not_import_scipy_stats():
             "assert 'scipy.stats' not in sys.modules, 'scipy.stats imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-500:]
+
+
+def test_bundle_adjustment_with_the_analytic_jacobian_does_not_import_scipy_optimize():
+    # the sparsity pattern and its column colouring (scipy.optimize's group_columns) serve finite differences only;
+    # the analytic Jacobian (the default) needs neither, and scipy.optimize is used nowhere else in a run
+    code = ("import sys\nimport numpy as np\n"
+            "from reconstruct.calibration.bundle import CameraInit, _Problem, bundle_adjust\n"
+            "from reconstruct.calibration.synthetic import example_rig_cameras, ideal_detections, make_board_poses\n"
+            "from reconstruct.rig import BoardSpec\n"
+            "def no_pattern(*a, **k):\n    raise AssertionError('sparsity pattern built')\n"
+            "_Problem.sparsity = no_pattern\n"
+            "board = BoardSpec(squares=(6, 8), square_size=0.035, marker_size=0.026, dictionary='DICT_4X4_50')\n"
+            "cams = example_rig_cameras()\nposes = make_board_poses(board, cams, 6, seed=2)\n"
+            "dets = [d for ds in ideal_detections(board, cams, poses, 0.3).values() for d in ds]\n"
+            "T_ref = cams['hero'].world_to_camera\n"
+            "inits = [CameraInit(n, c.K * [[1.01], [0.99], [1]], c.dist, c.model, c.image_size,\n"
+            "                    c.world_to_camera @ np.linalg.inv(T_ref)) for n, c in cams.items()]\n"
+            "r = bundle_adjust(inits, 'hero', {k: T_ref @ poses[k] for k in range(6)}, dets, board, refine_board=None)\n"
+            "assert r.rms < 1.0, r.rms\n"
+            "assert 'scipy.optimize' not in sys.modules, 'scipy.optimize imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-800:]
