@@ -131,3 +131,30 @@ def test_board_shape_test_solves_on_threads_give_the_same_adjustment(monkeypatch
         for u, v in zip(a.cameras[name], b.cameras[name]):
             assert np.array_equal(u, v), name
     assert a.param_std == b.param_std and a.tangential_wald == b.tangential_wald
+
+
+def test_the_rig_solve_runs_blas_on_one_thread(monkeypatch):
+    """The rig's solve sums its products on one BLAS thread on every machine (the same numbers whatever the core
+    count; less CPU than threads spinning on small products), and the caller's limits come back after it."""
+    from threadpoolctl import threadpool_info
+
+    from reconstruct.calibration import rig_solve
+    from reconstruct.calibration.synthetic import example_rig_cameras, ideal_detections, make_board_poses
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen = []
+    real = rig_solve.bundle_adjust
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rig_solve, "bundle_adjust", spy)
+    before = blas_threads()
+    cams = example_rig_cameras((640, 480))
+    dets = ideal_detections(SMALL_BOARD, cams, make_board_poses(SMALL_BOARD, cams, 10, seed=1), 0.2)
+    rig_solve.calibrate_rig(dets, SMALL_BOARD, rig_solve.CalibrationOptions(reference="hero"))
+    assert seen and all(t and set(t) == {1} for t in seen), seen
+    assert blas_threads() == before
