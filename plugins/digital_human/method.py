@@ -164,7 +164,8 @@ class DigitalHumanMethod(BaseMethod):
         albedo -- a young asset not yet cached is made in two parts: its geometry (the identity fit, the skin
         colour) in the batch, its albedo (the lighting and unwrap passes, ~2 CPU-s) returned as side work that the
         age stage runs on its workers beside the frames; :meth:`finish_side_work` caches the asset (the same file
-        as :meth:`prepare`'s)."""
+        as :meth:`prepare`'s). The ray caster is imported here first (:func:`_import_for_workers`)."""
+        _import_for_workers(ctx)
         return self._prepare(ctx, defer=self._settings(ctx).mode == "plate")
 
     def finish_side_work(self, ctx: MethodContext, results: list) -> None:
@@ -441,6 +442,20 @@ def _run_work(ctx: MethodContext, jobs: list) -> list:
 
     res = ctx.resources if ctx.resources is not None else Resources(ctx.components)
     return [prepare_work(j, res) for j in jobs]
+
+
+def _import_for_workers(ctx: MethodContext) -> None:
+    """The CPU ray caster's open3d (without its plotting viewer: :func:`reconstruct.lazy_imports.
+    defer_plotting_imports`) imported in the driver, before the preparation's and the frames' workers are forked
+    from it: each of them imported it (~0.25 CPU-s; 4 workers for a take whose young stills are not cached yet).
+    In a whole run the fit stage's overlay has imported it already; a GPU device is left to pick its renderer."""
+    if ctx.device != "cpu":
+        return
+    from reconstruct.lazy_imports import defer_plotting_imports
+    from reconstruct.render import renderer_class
+
+    defer_plotting_imports(("open3d.visualization",))
+    renderer_class(ctx.components, "auto", ctx.device)
 
 
 def _pad(a, n: int) -> np.ndarray:
