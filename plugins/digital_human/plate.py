@@ -105,7 +105,8 @@ class PlateRetoucher:
         scale = geometry_scale(iod)
         warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff, scale=scale)
         # the plate as floats on the window the warp samples (the roi grown by the largest flow), not the frame
-        win = sampled_window(warp, (w, h), grow=2)
+        flow_max = float(np.abs(warp.flow).max()) if warp.flow.size else 0.0  # the window's reach, and the info's
+        win = sampled_window(warp, (w, h), grow=2, flow_max=flow_max)
         image = np.divide(plate[win.slices], np.float32(255.0), dtype=np.float32)  # one pass, the same floats
         region = warp_region(image, warp, origin=(win.x0, win.y0))  # (roi h, roi w, 3): the roi only from here
         masks, model_skin = self._masks(warp, new, camera, iod)
@@ -132,7 +133,7 @@ class PlateRetoucher:
         mask = _grow(changed, 2)
         out = image[_within(box, win)].copy()
         out[iy:iy + roi.h, ix:ix + roi.w] = region
-        info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(float(np.abs(warp.flow).max()), 3),
+        info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(flow_max, 3),
                 "iod_px": round(float(iod), 2), "tone_gain": None if gain is None else [round(float(x), 4) for x in gain],
                 "landmark_scheme": LANDMARK_SCHEME if self._lm is not None else None,
                 "fit_valid": bool(fit.valid)}

@@ -149,3 +149,25 @@ def test_a_lens_seen_once_undistorts_only_the_window_asked_for():
     # a later call that needs more grows the grid past the whole camera; the same numbers
     np.testing.assert_array_equal(grids.rays(cam, (0, 0, 1920, 1080)), full)
     np.testing.assert_array_equal(grids.rays(cam, (10, 20, 30, 50)), full[20:50, 10:30])
+
+
+_DRIVER = """
+import sys
+from types import SimpleNamespace
+from reconstruct.plugins import make_plugin_manager
+from deage_plugins.digital_human.method import _import_for_workers
+comps = make_plugin_manager().components()
+_import_for_workers(SimpleNamespace(device=sys.argv[1], components=comps))
+print("open3d" in sys.modules, "dash" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("device, imported", [("cpu", "True"), ("cuda", "False")])
+def test_the_driver_imports_the_ray_caster_for_the_workers_it_forks(device, imported):
+    """On the CPU the frames' (and the preparation's) workers are forked with open3d already imported, without its
+    plotting viewer; a GPU device is left to pick its own renderer."""
+    pytest.importorskip("open3d")
+    r = subprocess.run([sys.executable, "-c", _DRIVER, device], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split()[-2:] == [imported, "False"], r.stdout
