@@ -92,7 +92,13 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
 
 
 def age_work(job: "AgeChunk | SideWork", res) -> Any:
-    """One item of the age stage's map: a chunk of frames (:func:`age_chunk`) or the method's side work."""
+    """One item of the age stage's map: a chunk of frames (:func:`age_chunk`) or the method's side work. The
+    plotting modules open3d and MediaPipe import at their top are loaded only if something uses them
+    (:func:`reconstruct.lazy_imports.defer_plotting_imports`: open3d's plotly/dash viewer was 0.25-1.0 CPU-s of
+    each worker's start, for a ray caster)."""
+    from reconstruct.lazy_imports import defer_plotting_imports
+
+    defer_plotting_imports()
     return job.fn(job.item, res) if isinstance(job, SideWork) else age_chunk(job, res)
 
 

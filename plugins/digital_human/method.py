@@ -104,12 +104,24 @@ class DigitalHumanMethod(BaseMethod):
         self._retoucher = None  # plate mode: built on first use in each worker (holds a renderer)
         self.shift: np.ndarray | None = None  # plate mode: young minus today's identity
         self._pending = None  # (cache file, YoungGeometry): the asset waiting for its albedo (prepare_for_frames)
+        self.model_name: str | None = None  # the face model's registered name (a copy that travels loads it)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_retoucher"] = None  # a renderer does not travel to worker processes
         state["_pending"] = None  # the driver's: finished there
+        if self.model_name is not None:  # the model (~30 MB) is loaded by its name where the copy is used
+            state["model"] = None
         return state
+
+    def _face_model(self, ctx: MethodContext):
+        """The face model (a copy that travelled: the process's own, loaded once by its registered name)."""
+        if self.model is None and self.model_name is not None:
+            name = self.model_name
+            res = ctx.resources
+            self.model = (res.get(("face_model", name), lambda: res.face_model(name)) if res is not None
+                          else ctx.components.face_model(name))
+        return self.model
 
     # -- settings ------------------------------------------------------------------------------------------------
     def _settings(self, ctx: MethodContext) -> DigitalHumanSettings:
@@ -152,7 +164,8 @@ class DigitalHumanMethod(BaseMethod):
         albedo -- a young asset not yet cached is made in two parts: its geometry (the identity fit, the skin
         colour) in the batch, its albedo (the lighting and unwrap passes, ~2 CPU-s) returned as side work that the
         age stage runs on its workers beside the frames; :meth:`finish_side_work` caches the asset (the same file
-        as :meth:`prepare`'s)."""
+        as :meth:`prepare`'s). The ray caster is imported here first (:func:`_import_for_workers`)."""
+        _import_for_workers(ctx)
         return self._prepare(ctx, defer=self._settings(ctx).mode == "plate")
 
     def finish_side_work(self, ctx: MethodContext, results: list) -> None:
@@ -172,6 +185,7 @@ class DigitalHumanMethod(BaseMethod):
             raise MethodError("digital_human needs the fit stage's result (out/fit/fits.npz)",
                               hint="run the pipeline without --only so that detect and fit run first")
         self.model = ctx.components.face_model(ctx.fits.model_name)
+        self.model_name = ctx.fits.model_name
         own = self._settings(ctx)
         st = dict(self.settings(ctx))
         key = hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]
@@ -321,7 +335,7 @@ class DigitalHumanMethod(BaseMethod):
 
     # -- apply ---------------------------------------------------------------------------------------------------
     def apply(self, ctx: MethodContext, frame: FrameInput) -> FaceEdit:
-        if self.model is None or self.identity is None:
+        if self._face_model(ctx) is None or self.identity is None:
             raise MethodError("digital_human.apply called before prepare")
         fit = frame.fit
         if fit is None:
@@ -340,17 +354,30 @@ class DigitalHumanMethod(BaseMethod):
                         info={"fit_valid": bool(fit.valid), "young_landmark_rms_px": self.report.get("rms_px")})
 
     def _plate(self, ctx: MethodContext, st: DigitalHumanSettings):
+        """The plate mode's retoucher: built once per process (each chunk's fresh copy of the method takes the one
+        its worker's resources hold for the same model, shape change, skin colour and settings; building it costs
+        the model's shape weights, ~0.05 CPU-s)."""
         if self._retoucher is None:
             from reconstruct.render import get_renderer
 
             from .plate import PlateRetoucher
 
-            renderer = (ctx.resources.get(("renderer", "auto", ctx.device),
-                                          lambda: get_renderer(ctx.components, "auto", ctx.device))
-                        if ctx.resources is not None else get_renderer(ctx.components, "auto", ctx.device))
             skin = self.report.get("skin_rgb")
-            self._retoucher = PlateRetoucher(self.model, renderer, self.shift,
-                                             None if skin is None else np.asarray(skin), st.plate_settings())
+            plate = st.plate_settings()
+
+            def make(renderer):
+                return PlateRetoucher(self.model, renderer, self.shift, None if skin is None else np.asarray(skin),
+                                      plate)
+
+            res = ctx.resources
+            if res is None:
+                self._retoucher = make(get_renderer(ctx.components, "auto", ctx.device))
+            else:
+                renderer = res.get(("renderer", "auto", ctx.device),
+                                   lambda: get_renderer(ctx.components, "auto", ctx.device))
+                key = ("digital_human.plate", self.model_name or self.model.name, ctx.device,
+                       np.asarray(self.shift, np.float64).tobytes(), None if skin is None else tuple(skin), plate)
+                self._retoucher = res.get(key, lambda: make(renderer))
         return self._retoucher
 
 
@@ -415,6 +442,20 @@ def _run_work(ctx: MethodContext, jobs: list) -> list:
 
     res = ctx.resources if ctx.resources is not None else Resources(ctx.components)
     return [prepare_work(j, res) for j in jobs]
+
+
+def _import_for_workers(ctx: MethodContext) -> None:
+    """The CPU ray caster's open3d (without its plotting viewer: :func:`reconstruct.lazy_imports.
+    defer_plotting_imports`) imported in the driver, before the preparation's and the frames' workers are forked
+    from it: each of them imported it (~0.25 CPU-s; 4 workers for a take whose young stills are not cached yet).
+    In a whole run the fit stage's overlay has imported it already; a GPU device is left to pick its renderer."""
+    if ctx.device != "cpu":
+        return
+    from reconstruct.lazy_imports import defer_plotting_imports
+    from reconstruct.render import renderer_class
+
+    defer_plotting_imports(("open3d.visualization",))
+    renderer_class(ctx.components, "auto", ctx.device)
 
 
 def _pad(a, n: int) -> np.ndarray:

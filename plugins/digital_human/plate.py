@@ -46,7 +46,8 @@ class PlateSettings:
 
 
 class PlateRetoucher:
-    """Makes plate-mode edits of one face model (built once per worker; holds no per-frame state)."""
+    """Makes plate-mode edits of one face model (built once per worker; holds no per-frame state: the young
+    identity's part of the vertices is kept for the next frame of the same fitted identity)."""
 
     def __init__(self, model, renderer, identity_shift: np.ndarray, young_skin_rgb: np.ndarray | None,
                  settings: PlateSettings) -> None:
@@ -58,14 +59,31 @@ class PlateRetoucher:
         self._shape_w = shape_weights(model)
         self._lm = model.landmark_map(LANDMARK_SCHEME) if LANDMARK_SCHEME in model.landmarks else None
         self._ibug = model.landmark_map("ibug68") if "ibug68" in model.landmarks else None
+        self._young = (None, None)  # (identity coefficients' bytes, the mean plus their identity part (V, 3))
+        self._expression_basis = None  # (Ke, V * 3) float64: the model's, cast once
 
     def young_vertices(self, fit) -> np.ndarray:
         """(V, 3) world vertices of the frame's fitted identity moved by the young shift, with the frame's expression
-        and pose."""
+        and pose: ``model.vertices(identity + shift, expression)``, the same numbers, with the identity's part kept
+        from the frame before when the fitted identity is the same (a take's is) and the expression basis cast to
+        float64 once (``np.tensordot`` casts it on every call: the same product of the same float64 arrays)."""
         ident = np.zeros(self.model.n_identity)
         fitted = np.asarray(fit.identity, np.float64).ravel()[: self.model.n_identity]
         ident[: fitted.size] = fitted
-        v = self.model.vertices(ident + self.shift, fit.expression)
+        young = ident + self.shift
+        key, base = self._young
+        if key != young.tobytes():
+            base = self.model.vertices(young)
+            self._young = (young.tobytes(), base)
+        expr = fit.expression
+        if expr is None or not len(expr):
+            v = base
+        else:
+            b = np.asarray(expr, np.float64)
+            if self._expression_basis is None:
+                eb = self.model.expression_basis
+                self._expression_basis = eb.reshape(eb.shape[0], -1).astype(np.float64)
+            v = base + np.dot(b.reshape(1, -1), self._expression_basis[: b.size]).reshape(base.shape)
         return float(fit.scale) * v @ np.asarray(fit.R, np.float64).T + np.asarray(fit.t, np.float64)
 
     def edit(self, frame: int, plate: np.ndarray, fit, camera) -> FaceEdit:
@@ -87,7 +105,8 @@ class PlateRetoucher:
         scale = geometry_scale(iod)
         warp = face_warp(self.renderer, camera, tris, old, new, roi, falloff=s.falloff, scale=scale)
         # the plate as floats on the window the warp samples (the roi grown by the largest flow), not the frame
-        win = sampled_window(warp, (w, h), grow=2)
+        flow_max = float(np.abs(warp.flow).max()) if warp.flow.size else 0.0  # the window's reach, and the info's
+        win = sampled_window(warp, (w, h), grow=2, flow_max=flow_max)
         image = np.divide(plate[win.slices], np.float32(255.0), dtype=np.float32)  # one pass, the same floats
         region = warp_region(image, warp, origin=(win.x0, win.y0))  # (roi h, roi w, 3): the roi only from here
         masks, model_skin = self._masks(warp, new, camera, iod)
@@ -114,7 +133,7 @@ class PlateRetoucher:
         mask = _grow(changed, 2)
         out = image[_within(box, win)].copy()
         out[iy:iy + roi.h, ix:ix + roi.w] = region
-        info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(float(np.abs(warp.flow).max()), 3),
+        info = {"mode": "plate", "warp": s.warp, "warp_max_px": round(flow_max, 3),
                 "iod_px": round(float(iod), 2), "tone_gain": None if gain is None else [round(float(x), 4) for x in gain],
                 "landmark_scheme": LANDMARK_SCHEME if self._lm is not None else None,
                 "fit_valid": bool(fit.valid)}
@@ -181,20 +200,21 @@ def shape_weights(model, rings: int = 12) -> np.ndarray:
 
     The young shape is estimated from landmarks, which pin the face and nothing behind or below it: a head model's
     neck, ears and scalp move with the identity modes all the same, and moved the collar and tie of a real plate by
-    3-4 px (obama_address, more than the face itself moved)."""
-    import scipy.sparse as sp
+    3-4 px (obama_address, more than the face itself moved).
 
+    The rings are grown along the mesh's edges with numpy (a vertex joins ring ``k`` when an edge links it to
+    ring ``k - 1``): a sparse adjacency matrix did the same, but importing scipy.sparse cost each worker ~0.3 CPU-s."""
     face = model.regions.get("face")
     if face is None:
         return np.ones(model.n_vertices, np.float64)
     tris = np.asarray(model.triangles)
     i = np.concatenate([tris[:, 0], tris[:, 1], tris[:, 2], tris[:, 1], tris[:, 2], tris[:, 0]])
     j = np.concatenate([tris[:, 1], tris[:, 2], tris[:, 0], tris[:, 0], tris[:, 1], tris[:, 2]])
-    adj = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(model.n_vertices,) * 2)
     ring = np.where(np.asarray(face, bool), 0, rings + 1)  # edge rings from the face region, capped
     reached = ring == 0
     for k in range(1, rings + 1):
-        reached_next = reached | (adj @ reached.astype(np.float64) > 0)
+        reached_next = reached.copy()
+        reached_next[i[reached[j]]] = True  # every vertex with an edge to a reached one
         ring[reached_next & ~reached] = k
         reached = reached_next
     w = np.clip(1.0 - ring / (rings + 1.0), 0.0, 1.0)

@@ -268,7 +268,11 @@ def build_albedo(job: AlbedoJob, res) -> YoungAlbedo:
 
 def prepare_work(job, res):
     """One work item of the method's preparation: an :class:`AssetJob`, an :class:`AlbedoJob` or a
-    :class:`StillFit` (module-level: it runs in the run's workers)."""
+    :class:`StillFit` (module-level: it runs in the run's workers; open3d's plotting modules left unloaded:
+    :func:`reconstruct.lazy_imports.defer_plotting_imports`)."""
+    from reconstruct.lazy_imports import defer_plotting_imports
+
+    defer_plotting_imports()
     if isinstance(job, AssetJob):
         return build_asset(job, res)
     return build_albedo(job, res) if isinstance(job, AlbedoJob) else fit_still(job, res)

@@ -60,29 +60,32 @@ class _RayGrids:
         self._lock = threading.Lock()
         self.max_lenses = max_lenses
 
-    def rays(self, camera: CameraModel) -> np.ndarray:
+    def rays(self, camera: CameraModel, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         K = camera.K
         fx, fy, skew, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 1]), float(K[0, 2]), float(K[1, 2])
         ix, iy = math.floor(cx), math.floor(cy)
         key = (fx, fy, skew, cx - ix, cy - iy, camera.dist.tobytes(), camera.model)
         w, h = (int(v) for v in camera.image_size)
-        lo_x, lo_y, hi_x, hi_y = -ix, -iy, w - ix, h - iy  # whole-pixel offsets this camera needs
+        wx0, wy0, wx1, wy1 = (0, 0, w, h) if window is None else (int(v) for v in window)
+        lo_x, lo_y, hi_x, hi_y = wx0 - ix, wy0 - iy, wx1 - ix, wy1 - iy  # whole-pixel offsets the call needs
         with self._lock:
             got = self._grids.get(key)
             if got is not None:
                 gx, gy, grid = got
                 if gx <= lo_x and gy <= lo_y and gx + grid.shape[1] >= hi_x and gy + grid.shape[0] >= hi_y:
                     return grid[lo_y - gy:hi_y - gy, lo_x - gx:hi_x - gx]
-                # grow past what this camera needs, so a moving crop does not rebuild every frame
+                # grow past the whole camera, so a moving crop does not rebuild every frame
                 mx, my = max(32, w // 4), max(32, h // 4)
-                lo_x, lo_y = min(lo_x - mx, gx), min(lo_y - my, gy)
-                hi_x, hi_y = max(hi_x + mx, gx + grid.shape[1]), max(hi_y + my, gy + grid.shape[0])
+                lo_x, lo_y = min(-ix - mx, lo_x, gx), min(-iy - my, lo_y, gy)
+                hi_x, hi_y = max(w - ix + mx, hi_x, gx + grid.shape[1]), max(h - iy + my, hi_y, gy + grid.shape[0])
+            # a lens seen for the first time: only the rays asked for (a camera made for one frame -- a crop
+            # resampled to a coarser grid, whose focal lengths change with the crop's size -- needs no more)
             grid = _ray_grid(key, lo_x, lo_y, hi_x, hi_y)
             if key not in self._grids and len(self._grids) >= self.max_lenses:
                 self._grids.pop(next(iter(self._grids)))
             self._grids[key] = (lo_x, lo_y, grid)
-            ox, oy = -ix - lo_x, -iy - lo_y
-            return grid[oy:oy + h, ox:ox + w]
+            ox, oy = wx0 - ix - lo_x, wy0 - iy - lo_y
+            return grid[oy:oy + wy1 - wy0, ox:ox + wx1 - wx0]
 
 
 def _ray_grid(key: tuple, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -111,14 +114,16 @@ def _ray_grid(key: tuple, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
 _GRIDS = _RayGrids()
 
 
-def pixel_rays(camera: CameraModel) -> np.ndarray:
-    """(H, W, 3) float32 camera-frame ray directions ``(x_n, y_n, 1)`` through every pixel centre.
+def pixel_rays(camera: CameraModel, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) float32 camera-frame ray directions ``(x_n, y_n, 1)`` through every pixel centre; with ``window
+    = (x0, y0, x1, y1)`` only those pixels' (``pixel_rays(camera)[y0:y1, x0:x1]``, the same numbers: each ray is
+    computed on its own).
 
     ``(x_n, y_n)`` are the *undistorted* normalised coordinates of the pixel (OpenCV's inverse of the lens model),
     so a point at depth ``z`` along a pixel's ray is ``z * ray`` and projects back onto that pixel with
     :meth:`CameraModel.project`. Cached per lens and shared by crops of the same camera (a read-only view).
     """
-    return _GRIDS.rays(camera)
+    return _GRIDS.rays(camera, window)
 
 
 def _check_tri(fragments: Fragments, triangles: np.ndarray, n_vertices: int | None = None) -> np.ndarray:

@@ -55,8 +55,7 @@ class RaycastRenderer(RendererBase):
         f = np.asarray(triangles).reshape(-1, 3)
         E = opencv_to_open3d(camera).extrinsic
         vc = (v @ E[:3, :3].T + E[:3, 3]).astype(np.float32)
-        dirs = pixel_rays(camera)  # (H, W, 3)
-        H, W = dirs.shape[:2]
+        W, H = (int(x) for x in camera.image_size)
         tri = np.full((H, W), -1, np.int32)
         bary = np.zeros((H, W, 3), np.float32)
         depth = np.full((H, W), np.inf, np.float32)
@@ -66,7 +65,7 @@ class RaycastRenderer(RendererBase):
         if win is None:  # the mesh projects onto no pixel
             return Fragments(triangle=tri, bary=bary, depth=depth, camera=camera)
         sl = np.s_[win[1]:win[3], win[0]:win[2]]
-        d = dirs[sl]
+        d = pixel_rays(camera, win)  # the window's rays only: a lens seen once (a coarse crop) undistorts no more
         rays = np.zeros((*d.shape[:2], 6), np.float32)
         rays[..., 3:] = d
         scene = o3d.t.geometry.RaycastingScene()

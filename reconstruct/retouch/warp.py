@@ -241,12 +241,15 @@ def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0,
     return out
 
 
-def sampled_window(warp: FaceWarp, size: tuple[int, int], grow: int = 0) -> Roi:
+def sampled_window(warp: FaceWarp, size: tuple[int, int], grow: int = 0, flow_max: float | None = None) -> Roi:
     """The window of a frame of ``size = (W, H)`` that :func:`warp_region` reads: the roi grown by ``grow`` and by
-    the largest flow plus the Lanczos kernel's reach (4 px) and a pixel, clipped to the frame."""
+    the largest flow plus the Lanczos kernel's reach (4 px) and a pixel, clipped to the frame. ``flow_max``:
+    ``np.abs(warp.flow).max()`` when the caller has it (a pass over the flow)."""
     r = warp.roi
     W, H = size
-    reach = int(np.ceil(float(np.abs(warp.flow).max()))) + 6 if warp.flow.size else 0
+    if warp.flow.size and flow_max is None:
+        flow_max = float(np.abs(warp.flow).max())
+    reach = int(np.ceil(flow_max)) + 6 if warp.flow.size else 0
     m = max(reach, int(grow))
     x0, y0 = max(r.x0 - m, 0), max(r.y0 - m, 0)
     x1, y1 = min(r.x0 + r.w + m, W), min(r.y0 + r.h + m, H)

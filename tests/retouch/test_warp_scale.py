@@ -170,6 +170,9 @@ def test_the_warp_samples_a_window_of_the_frame_exactly(roi):
     want = warp_region(frame, warp)
     win = sampled_window(warp, (W, H), grow=2)
     assert win.w * win.h < W * H or roi[2] >= W
+    # the largest flow given by a caller that has it (the plate mode reports it): the same window
+    assert sampled_window(warp, (W, H), grow=2, flow_max=float(np.abs(flow).max())) == win
+    assert sampled_window(warp, (W, H), grow=2, flow_max=30.0) != win  # the reach does follow it
     got = warp_region(frame[win.slices], warp, origin=(win.x0, win.y0))
     np.testing.assert_array_equal(got, want)
     assert np.abs(want - frame[r.slices]).max() > 0.1  # the warp moved pixels
