@@ -455,7 +455,7 @@ def _import_for_workers(ctx: MethodContext) -> None:
     from reconstruct.render import renderer_class
 
     defer_plotting_imports(("open3d.visualization",))
-    renderer_class(ctx.components, "auto", ctx.device)
+    renderer_class(ctx.components, "auto", ctx.device).preload()
 
 
 def _pad(a, n: int) -> np.ndarray:

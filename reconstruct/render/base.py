@@ -111,6 +111,11 @@ class RendererBase:
     def available(cls, device: str = "cpu") -> bool:  # pragma: no cover - overridden
         return False
 
+    @classmethod
+    def preload(cls) -> None:
+        """Import now what :meth:`rasterize` will need (called in a driver before it forks workers, so that each
+        does not import it again). Nothing by default."""
+
     def rasterize(self, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel) -> Fragments:
         """Visibility of a mesh ((V, 3) world metres, (F, 3) int) through ``camera``: see :class:`Fragments`."""
         raise NotImplementedError

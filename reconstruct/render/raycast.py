@@ -45,6 +45,11 @@ class RaycastRenderer(RendererBase):
             return False
         return True
 
+    @classmethod
+    def preload(cls) -> None:
+        """:meth:`available` only loads open3d's extension; its import (~0.25-0.55 CPU-s) happens here."""
+        import open3d.core  # noqa: F401
+
     def rasterize(self, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel) -> Fragments:
         try:
             import open3d as o3d
