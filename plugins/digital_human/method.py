@@ -455,7 +455,9 @@ def _import_for_workers(ctx: MethodContext) -> None:
     from reconstruct.render import renderer_class
 
     defer_plotting_imports(("open3d.visualization",))
-    renderer_class(ctx.components, "auto", ctx.device).preload()
+    preload = getattr(renderer_class(ctx.components, "auto", ctx.device), "preload", None)  # optional for a plugin's
+    if preload is not None:
+        preload()
 
 
 def _pad(a, n: int) -> np.ndarray:
