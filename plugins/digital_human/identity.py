@@ -149,8 +149,9 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
         """Scaled data residuals (S, N, 2) px/sigma, and if jac the Jacobian (S*N*2, P)."""
         res = np.zeros((S, N, 2))
         J = np.zeros((S * N * 2, P)) if jac else None
+        shape = mean_np + np.tensordot(a, A_np, axes=1)  # (N, 3): the identity's part, the same for every still
         for i, cam in enumerate(cams):
-            L = mean_np + np.tensordot(a, A_np, axes=1) + np.tensordot(b[i], B_np, axes=1)  # (N, 3)
+            L = shape + np.tensordot(b[i], B_np, axes=1)  # (N, 3)
             RL = L @ Rs[i].T
             Xw = RL + ts[i]
             uv = project(Xw, cam)
