@@ -90,8 +90,8 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
     tri = model.triangles[np.where(ok_lm, lm.triangle, 0)]  # (N, 3)
     bary = lm.bary.astype(np.float64)
 
-    def at_lm(arr):  # (..., V, 3) -> (..., N, 3)
-        return np.einsum("nk,...nkd->...nd", bary, arr[..., tri, :])
+    def at_lm(arr):  # (..., V, 3) -> (..., N, 3), C-contiguous (einsum's layout would be copied at every product)
+        return np.ascontiguousarray(np.einsum("nk,...nkd->...nd", bary, arr[..., tri, :]))
 
     mean_np = at_lm(model.mean.astype(np.float64))  # (N, 3)
     A_np = at_lm(model.identity_basis[:ki].astype(np.float64))  # (Ki, N, 3)
