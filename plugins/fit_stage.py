@@ -207,7 +207,13 @@ class FitStage:
 @contextmanager
 def limited_threads(n: int):
     """BLAS/OpenMP and torch CPU threads limited to ``n`` while the block runs (restored afterwards): spinning
-    threads on a shared machine made the fit's small products up to 100x slower (docs/fitting.md)."""
+    threads on a shared machine made the fit's small products up to 100x slower (docs/fitting.md).
+
+    threadpoolctl limits only the libraries already loaded: OpenCV's and scipy.linalg's own OpenBLAS copies are
+    loaded first (the fit imports them lazily; loaded inside the block, they kept 2 threads: the band solver's
+    Cholesky spun 30-120 ms a call instead of 1 ms on a busy 2-core machine)."""
+    import cv2  # noqa: F401
+    import scipy.linalg  # noqa: F401
     import torch
     from threadpoolctl import threadpool_limits
 

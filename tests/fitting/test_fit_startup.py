@@ -321,3 +321,24 @@ def test_fit_stage_files_skip_their_own_fsync(tmp_path, monkeypatch):
     save_fits(seq, tmp_path / "b.npz")
     assert len(calls) == 2  # the file and its folder
     assert np.array_equal(load_fits(tmp_path / "a.npz").vertices, seq.vertices)
+
+
+def test_model_landmarks_build_only_the_landmarks_vertices(mp_model, monkeypatch):
+    """The fit report's model-frame landmarks combine the expression basis on the vertices of the landmarks'
+    triangles only (they built every vertex of every frame, in float64), with the same numbers."""
+    from reconstruct.fitting.fit import model_landmarks
+
+    rng = np.random.default_rng(3)
+    ident = rng.normal(size=mp_model.n_identity) * 0.5
+    expr = rng.uniform(0, 0.4, (3, mp_model.n_expression))
+    lm = mp_model.landmark_map("mediapipe478")
+    want = np.stack([lm.points(mp_model.vertices(ident, e), mp_model.triangles) for e in expr])
+    widths = []
+    real = np.tensordot
+    spy = lambda a, b, axes=2: (widths.append(b.shape[1]) if b.shape[0] == mp_model.n_expression else None) or \
+        real(a, b, axes)  # noqa: E731 -- the expression modes' products, one per frame
+    monkeypatch.setattr(np, "tensordot", spy)
+    got = model_landmarks(mp_model, "mediapipe478", ident, expr)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(got, want)  # bit for bit, NaN (no correspondence) where the map has none
+    assert len(widths) == 3 and max(widths) <= 3 * len(lm.triangle) < mp_model.n_vertices
