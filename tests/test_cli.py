@@ -90,8 +90,7 @@ def test_jobs_defaults_to_the_cores_and_takes_auto_or_a_number(tmp_path, monkeyp
 def test_the_command_process_skips_the_last_garbage_collections_at_exit(repo_root):
     # before (main e919757) the driver ran the interpreter's last collections at exit (0.3-0.4 CPU-s with torch or
     # open3d loaded) -> "collected" printed by the cycle's finalizer after the command's own output
-    import subprocess
-    import sys
+    from tests.subproc import run_python
 
     code = ("import gc, sys\n"
             "class Cycle:\n"
@@ -101,6 +100,4 @@ def test_the_command_process_skips_the_last_garbage_collections_at_exit(repo_roo
             "rc = main(['plugins'])\n"
             "gc.disable(); Cycle()\n"
             "print('returned', rc, flush=True)\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split()[-2:] == ["returned", "0"]
+    assert run_python(code, cwd=repo_root).split()[-2:] == ["returned", "0"]

@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from reconstruct.report.grid_nearest import nearest_on_grid
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.subproc import run_python
 
 
 def _grid(w, h, step, ox, oy):
@@ -54,6 +49,4 @@ def test_intended_reach_imports_no_scipy():
             "                   np.array([[3.0, 4.0], [0.0, 1.0]]))\n"
             "assert r[10, 10] == 5.0\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy')[:3])\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip() == "[]"
+    assert run_python(code, timeout=120).strip() == "[]"
