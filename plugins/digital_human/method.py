@@ -110,7 +110,8 @@ class DigitalHumanMethod(BaseMethod):
         state = dict(self.__dict__)
         state["_retoucher"] = None  # a renderer does not travel to worker processes
         state["_pending"] = None  # the driver's: finished there
-        if self.model_name is not None:  # the model (~30 MB) is loaded by its name where the copy is used
+        # the model (~30 MB) is loaded by its name where the copy is used; one set by hand since travels as it is
+        if self.model_name is not None and getattr(self.model, "name", None) == self.model_name:
             state["model"] = None
         return state
 

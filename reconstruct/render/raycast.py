@@ -9,6 +9,7 @@ the scene is built, so rays start at the origin and the hit distance along ``(x_
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import numpy as np
@@ -36,6 +37,7 @@ class RaycastRenderer(RendererBase):
             return True
         from ..lazy_imports import extension_loads
 
+        os.environ.setdefault("TCM_ENABLE", "1")  # what open3d's __init__ sets before its TBB loads (its allocator)
         loads = extension_loads("open3d", "pybind")
         if loads is not None:
             return loads
@@ -48,7 +50,11 @@ class RaycastRenderer(RendererBase):
     @classmethod
     def preload(cls) -> None:
         """:meth:`available` only loads open3d's extension; its import (~0.25-0.55 CPU-s) happens here."""
-        import open3d.core  # noqa: F401
+        try:
+            import open3d.core  # noqa: F401
+        except Exception as exc:  # the extension loaded but the package's own import failed
+            raise RenderError(f"the raycast renderer needs open3d, which failed to import: {exc}",
+                              hint="pip install open3d==0.20.0 (and apt-get install -y libusb-1.0-0)") from exc
 
     def rasterize(self, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel) -> Fragments:
         try:

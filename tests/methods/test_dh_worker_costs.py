@@ -54,6 +54,10 @@ def test_the_pickled_method_loads_its_model_by_name_and_shares_the_workers_retou
     other.shift = other.shift * 2.0
     other._face_model(ctx)
     assert other._plate(ctx, st) is not first  # another shape change: its own retoucher
+    # a model set by hand (not the registered one of that name) travels as it is, not swapped for the registry's
+    custom = _method(components)
+    custom.model = SimpleNamespace(name="hand-made")
+    assert pickle.loads(pickle.dumps(custom)).model.name == "hand-made"
 
 
 def test_young_vertices_are_the_models_vertices_bit_for_bit(components):

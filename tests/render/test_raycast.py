@@ -294,3 +294,15 @@ def test_available_follows_the_extension_check(monkeypatch):
     assert RaycastRenderer.available("cpu") is False
     monkeypatch.setattr(lazy_imports, "extension_loads", lambda package, extension: True)
     assert RaycastRenderer.available("cpu") is True
+
+
+def test_preload_whose_import_fails_is_a_render_error(monkeypatch):
+    # available() only loads the extension: an import that fails after it (open3d's own __init__) must still read as
+    # the renderer's error with what to install, not a bare ImportError from a driver's preload
+    import sys
+
+    monkeypatch.setitem(sys.modules, "open3d.core", None)  # the import system raises ImportError for it
+    monkeypatch.setitem(sys.modules, "open3d", None)
+    with pytest.raises(RenderError, match="failed to import") as e:
+        RaycastRenderer.preload()
+    assert "pip install open3d" in e.value.hint
