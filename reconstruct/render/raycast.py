@@ -23,6 +23,17 @@ from .fragments import Fragments, pixel_rays
 log = logging.getLogger(__name__)
 
 
+def _import_open3d():
+    """open3d, imported; RenderError saying what to install where that fails (also after :meth:`RaycastRenderer.
+    available` loaded its extension: the package's own import can still fail)."""
+    try:
+        import open3d
+    except Exception as exc:  # ImportError, or a missing system library (libusb) raising OSError
+        raise RenderError(f"the raycast renderer needs open3d, which failed to import: {exc}",
+                          hint="pip install open3d==0.20.0 (and apt-get install -y libusb-1.0-0)") from exc
+    return open3d
+
+
 class RaycastRenderer(RendererBase):
     """Embree ray casting on the CPU (any ``device``: outputs are host arrays)."""
 
@@ -50,18 +61,10 @@ class RaycastRenderer(RendererBase):
     @classmethod
     def preload(cls) -> None:
         """:meth:`available` only loads open3d's extension; its import (~0.25-0.55 CPU-s) happens here."""
-        try:
-            import open3d.core  # noqa: F401
-        except Exception as exc:  # the extension loaded but the package's own import failed
-            raise RenderError(f"the raycast renderer needs open3d, which failed to import: {exc}",
-                              hint="pip install open3d==0.20.0 (and apt-get install -y libusb-1.0-0)") from exc
+        _import_open3d()
 
     def rasterize(self, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel) -> Fragments:
-        try:
-            import open3d as o3d
-        except Exception as exc:
-            raise RenderError(f"the raycast renderer needs open3d, which failed to import: {exc}",
-                              hint="pip install open3d==0.20.0 (and apt-get install -y libusb-1.0-0)") from exc
+        o3d = _import_open3d()
         v = np.asarray(vertices, np.float64).reshape(-1, 3)
         f = np.asarray(triangles).reshape(-1, 3)
         E = opencv_to_open3d(camera).extrinsic
