@@ -117,11 +117,9 @@ class DigitalHumanMethod(BaseMethod):
 
     def _face_model(self, ctx: MethodContext):
         """The face model (a copy that travelled: the process's own, loaded once by its registered name)."""
-        if self.model is None and self.model_name is not None:
-            name = self.model_name
+        if self.model is None and self.model_name is not None:  # each registry loads a model once
             res = ctx.resources
-            self.model = (res.get(("face_model", name), lambda: res.face_model(name)) if res is not None
-                          else ctx.components.face_model(name))
+            self.model = (res if res is not None else ctx.components).face_model(self.model_name)
         return self.model
 
     # -- settings ------------------------------------------------------------------------------------------------

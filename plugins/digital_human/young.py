@@ -239,7 +239,7 @@ class AlbedoJob:
 def _worker_model_renderer(res, model: str, device: str):
     from reconstruct.render import get_renderer
 
-    return (res.get(("face_model", model), lambda: res.face_model(model)),
+    return (res.face_model(model),  # loaded once per registry
             res.get(("renderer", "auto", device), lambda: get_renderer(res.components, "auto", device)))
 
 
@@ -316,7 +316,7 @@ class StillFit:
 def fit_still(job: StillFit, res) -> np.ndarray:
     """The identity fitted to one still (module-level: it runs in ``--jobs`` workers, which only fit -- MediaPipe
     runs in the caller: a forked worker of a process that ran it crashes)."""
-    model = res.get(("face_model", job.model), lambda: res.face_model(job.model))
+    model = res.face_model(job.model)  # loaded once per registry
     return fit_identity_to_stills(model, job.scheme, [job.camera], [job.points], [job.conf],
                                   n_identity=job.n_identity).identity
 

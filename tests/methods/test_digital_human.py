@@ -188,7 +188,7 @@ def test_the_asset_made_in_two_parts_is_the_one_build(scene):
     model, r = scene["model"], scene["renderer"]
     found = find_landmarks(scene["stills"][:3], scene["det"]().detect)
     whole = asset_from_landmarks(model, "ibug68", found, r, texture_size=128, passes=2)
-    res = SimpleNamespace(get=lambda key, make: {"face_model": model, "renderer": r}[key[0]])
+    res = SimpleNamespace(get=lambda key, make: {"renderer": r}[key[0]], face_model=lambda name: model)
     job = AssetJob("ict", "ibug68", tuple(found), 128, 40, 2, None, "cpu", albedo=False)
     geo = pickle.loads(pickle.dumps(prepare_work(pickle.loads(pickle.dumps(job)), res)))
     assert geo.frags is None and geo.report()["skin_rgb"] == whole.report["skin_rgb"]  # what the frames need
