@@ -134,6 +134,7 @@ class FitStage:
     # 2: eye gaze in fits.npz; 3: detector bias, gaze prior, band solver; 4: inner lips and lids on the model's lines
     version = "4"
     Settings = FitStageSettings
+    leaves_cores_idle = True  # the solve runs in the driver: later stages start their workers meanwhile
 
     def fingerprint(self, ctx: StageContext):
         """The resolved face model (name and a digest of its file and converter: importing a model under the

@@ -54,6 +54,16 @@ class ReportStage:
                 "session": file_digest([s.root / "session.toml", s.calibration_path]),
                 "sections": sorted(ctx.components.all("report_section"))}
 
+    def prestart(self, ctx: StageContext) -> None:
+        """Start the workers of the report's pass over the frames (:func:`reconstruct.report.scan.scan_frames`)
+        early, warmed with what it imports, while an earlier stage leaves cores idle (see
+        :class:`reconstruct.stage.Stage`)."""
+        from reconstruct.report.scan import POOL, warm_worker
+
+        prestart = getattr(ctx.executor, "prestart", None)
+        if callable(prestart):
+            prestart(POOL, warm_worker)
+
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.provenance import record_for_stage, record_output
         from reconstruct.report.page import page

@@ -16,7 +16,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError, DeageError, PluginError, SessionError, StageError
 from .executors.frames import FrameSettings
@@ -152,10 +152,14 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
                 log.info("removed %s, left by an interrupted run", gone)
             host.hook.on_run_start(config=config, stages=list(order))
             try:
-                for name in order:
-                    results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
+                for i, name in enumerate(order):
+                    later = [stages[n] for n in order[i + 1:]]
+                    results.append(_run_stage(ctx, stages[name], keys, force=name in forced, later=later))
+                    _release_workers(executor, name)  # pre-started for this stage, not taken by it
                 ok = True
             finally:
+                for name in order:  # none left running on an error (an executor passed in outlives the run)
+                    _release_workers(executor, name)
                 host.hook.on_run_complete(config=config, ok=ok)
     finally:
         if own_executor:
@@ -175,7 +179,27 @@ def _all_requires(stages: Mapping[str, Stage], name: str) -> set[str]:
     return out
 
 
-def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: bool) -> StageResult:
+def _release_workers(executor: Any, name: str) -> None:
+    release = getattr(executor, "release", None)
+    if callable(release):
+        release(name)
+
+
+def _prestart_later(ctx: StageContext, later: Sequence[Stage]) -> None:
+    """Let the stages still to run in this run start their worker processes now (``prestart(ctx)``, optional):
+    called as a stage that leaves cores idle (``leaves_cores_idle``) starts. A stage skipped later as up to date
+    has them released by the engine."""
+    for st in later:
+        prestart = getattr(st, "prestart", None)
+        if callable(prestart):
+            try:
+                prestart(ctx)
+            except Exception as exc:  # noqa: BLE001 - the stage starts its workers itself when it runs
+                log.warning("stage %s: starting its workers early failed: %s", st.name, exc)
+
+
+def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: bool,
+               later: Sequence[Stage] = ()) -> StageResult:
     session = ctx.session
     upstream = {}
     for r in stage.requires:
@@ -203,6 +227,8 @@ def _run_stage(ctx: StageContext, stage: Stage, keys: dict[str, str], force: boo
                            hint="the session folder must be writable by you: check its permissions") from exc
     log.info("stage %s: running", stage.name)
     t0 = time.perf_counter()
+    if getattr(stage, "leaves_cores_idle", False):
+        _prestart_later(ctx, later)
     try:
         stage.run(ctx, tmp)
     except DeageError:

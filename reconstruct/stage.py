@@ -56,8 +56,12 @@ class Stage(Protocol):
 
     Optional class attributes: ``Settings`` (a frozen dataclass of the stage's options, see
     :mod:`reconstruct.options`; without it the stage takes no options), ``needs_method`` (True: skipped when the
-    run has no ``--method``), ``runs_last`` (True: after every other stage, like the QC report) and
-    ``replaces`` (True: a third-party stage that takes the place of a built-in one of the same name).
+    run has no ``--method``), ``runs_last`` (True: after every other stage, like the QC report),
+    ``replaces`` (True: a third-party stage that takes the place of a built-in one of the same name) and
+    ``leaves_cores_idle`` (True: it runs mostly in the driver on one core, like the fit; as it starts, the engine
+    calls the optional ``prestart(ctx)`` of every stage still to run, which may start that stage's worker processes
+    then with ``ctx.executor.prestart(name, warm)``; the engine releases those a stage did not take once it ran or
+    was skipped).
 
     ``fingerprint(ctx)`` returns a JSON-serialisable description of what the output depends on *besides* the
     stage's parsed settings and its upstream stages (which the engine adds): resolved choices (a model's name and

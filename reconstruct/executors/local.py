@@ -6,12 +6,20 @@ Every executor has ``name``, ``from_config(config, settings, components)``, ``cl
 :class:`~reconstruct.executors.resources.Resources`. ``fresh=True`` asks for worker processes that do not inherit
 the driver's state (started, not forked): for work with a library that does not survive a fork of a process that
 used it (MediaPipe: a forked worker of a driver that had run it crashes with "malloc(): unaligned tcache chunk").
+
+Started workers cost ~0.9 CPU-s each (interpreter, imports, the work's resources) before their first item. A stage
+that knows it will map such work later asks ``prestart(use, warm)`` while the cores have little else to do (the
+engine asks it during a stage that leaves cores idle, :func:`reconstruct.engine.run_pipeline`): the workers start
+and run ``warm(res)`` then, and the ``map(..., fresh=True, prestarted=use)`` call takes them. ``release(use)``
+stops workers that were not taken (the engine releases a stage's after it ran or was skipped); ``close()`` stops
+every one left. Executors without a pool of their own (Ray) answer ``prestart`` and ``release`` with nothing.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import os
 import sys
 import threading
@@ -81,10 +89,12 @@ def inherited_objects_frozen() -> Iterator[None]:
 _WORKER: list[Resources] = []  # in a --jobs worker process: its Resources, set by the pool's initializer
 
 
-def _init_worker(n_threads: int, driver: Resources, started: bool = False) -> None:
+def _init_worker(n_threads: int, driver: Resources, started: bool = False,
+                 warm: Callable[[Resources], None] | None = None) -> None:
     """Process-pool initializer: the worker's own empty cache (sharing the driver's plugin registry when forked)
     and its share of the cores; a started (not forked) worker skips the interpreter's last garbage collections at
-    exit (a forked one ends with ``os._exit`` already)."""
+    exit (a forked one ends with ``os._exit`` already). ``warm(res)``: a pre-started worker's warm-up (imports,
+    cached resources), run last."""
     res = driver.fresh()
     _WORKER[:] = [res]
     # the module attribute, looked up at call time (tools/bench_jobs.py times the unlimited behaviour)
@@ -93,6 +103,15 @@ def _init_worker(n_threads: int, driver: Resources, started: bool = False) -> No
         from ..lazy_imports import no_collection_at_exit
 
         no_collection_at_exit()
+    if warm is not None:
+        try:
+            warm(res)
+        except Exception as exc:  # noqa: BLE001 - what it prepares is made again by the work that needs it
+            logging.getLogger(__name__).warning("warming a pre-started worker failed: %s", exc)
+
+
+def _started() -> None:
+    """A no-op work item: submitting one per worker makes a started pool start all its workers now."""
 
 
 def _in_worker(fn: Callable[..., Any], item: Any, with_resources: bool) -> Any:
@@ -118,6 +137,8 @@ class LocalExecutor:
         self.resources = Resources(components)
         # the threads that join the workers of earlier map() calls' pools (told to stop, not yet awaited)
         self._exiting: list[threading.Thread] = []
+        # use -> a pool of started workers that prestart() made for a later map(..., prestarted=use)
+        self._prestarted: dict[str, ProcessPoolExecutor] = {}
 
     def _await_exited(self) -> None:
         """Wait for the workers of earlier ``map`` calls to have exited (by now they usually have)."""
@@ -129,13 +150,52 @@ class LocalExecutor:
         return cls(config.jobs, components)
 
     def close(self) -> None:
-        """Release what this process's work cached and wait for the last ``map`` call's workers to have exited
-        (pools live only inside one ``map`` call)."""
+        """Stop the pre-started workers nothing took, release what this process's work cached and wait for the
+        last ``map`` call's workers to have exited (other pools live only inside one ``map`` call)."""
+        for use in list(self._prestarted):
+            self.release(use, wait=True)
         self._await_exited()
         self.resources.close()
 
+    def prestart(self, use: str, warm: Callable[[Resources], None] | None = None) -> None:
+        """Start the workers of a later ``map(..., fresh=True, prestarted=use)`` now (started processes, one per
+        job), each running ``warm(res)`` (a module-level function: it travels by name) once started. Nothing with
+        one job, or when ``use`` has its workers already."""
+        if self.jobs == 1 or use in self._prestarted:
+            return
+        pool = self._started_pool(warm)
+        self._prestarted[use] = pool
+        for _ in range(self.jobs):  # a started pool starts one worker per submitted item while none is idle
+            pool.submit(_started)
+
+    def release(self, use: str, wait: bool = False) -> None:
+        """Stop the workers pre-started for ``use`` if no ``map`` took them (they exit on their own; ``close``
+        or the next ``map`` awaits them, ``wait=True`` here)."""
+        pool = self._prestarted.pop(use, None)
+        if pool is not None:
+            self._shutdown(pool, wait)
+
+    def _started_pool(self, warm: Callable[[Resources], None] | None = None) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        return ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initargs=(worker_threads(self.jobs), self.resources, True, warm))
+
+    def _shutdown(self, pool: ProcessPoolExecutor, wait: bool) -> None:
+        """Tell ``pool``'s workers to stop; without ``wait`` they exit on their own while the run goes on and the
+        next ``map`` or ``close`` awaits them. (The pool forgets its manager thread -- which joins the workers --
+        on shutdown: kept here.)"""
+        manager = getattr(pool, "_executor_manager_thread", None)
+        pool.shutdown(wait=wait, cancel_futures=not wait)
+        if not wait and manager is not None:
+            self._exiting.append(manager)
+
     def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
-            description: str = "", threads: bool = False, resources: bool = False, fresh: bool = False) -> list[Any]:
+            description: str = "", threads: bool = False, resources: bool = False, fresh: bool = False,
+            prestarted: str | None = None) -> list[Any]:
+        """``prestarted``: with ``fresh``, the name of workers :meth:`prestart` started for this call (taken when
+        there; else started here)."""
         progress = progress or NullProgress()
         items = list(items)
         call = (lambda it: fn(it, self.resources)) if resources else fn
@@ -153,13 +213,12 @@ class LocalExecutor:
             # each worker gets its share of the cores for torch and BLAS, not all of them. The previous call's
             # pool is awaited first: no thread of it is left running when this one forks.
             self._await_exited()
-            context = None
             if fresh:  # started processes: they rebuild the plugin registry from the installed plugins
-                import multiprocessing
-
-                context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker, mp_context=context,
-                                       initargs=(worker_threads(self.jobs), self.resources, fresh))
+                pool = self._prestarted.pop(prestarted, None) if prestarted else None
+                pool = pool if pool is not None else self._started_pool()
+            else:
+                pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
+                                           initargs=(worker_threads(self.jobs), self.resources))
             done = False
             try:
                 with inherited_objects_frozen():  # a forking pool forks its workers at the first submit
@@ -171,11 +230,7 @@ class LocalExecutor:
                 # every result is in: the workers are told to stop and exit on their own (freeing a worker's
                 # memory took 0.1-0.3 s per stage) while the stage finishes; the next map() or close() awaits
                 # them. On an error every worker is awaited here, as the context manager did.
-                # (the pool forgets its manager thread -- which joins the workers -- on shutdown: kept here)
-                manager = getattr(pool, "_executor_manager_thread", None)
-                pool.shutdown(wait=not done)
-                if done and manager is not None:
-                    self._exiting.append(manager)
+                self._shutdown(pool, wait=not done)
 
     @staticmethod
     def _collect(futs, task) -> list[Any]:

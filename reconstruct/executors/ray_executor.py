@@ -127,7 +127,8 @@ class RayExecutor:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], progress: Progress | None = None,
-            description: str = "", threads: bool = False, resources: bool = False, fresh: bool = False) -> list[Any]:
+            description: str = "", threads: bool = False, resources: bool = False, fresh: bool = False,
+            prestarted: str | None = None) -> list[Any]:
         progress = progress or NullProgress()
         items = list(items)
         with progress.task(description or getattr(fn, "__name__", "work"), total=len(items)) as task:
@@ -155,6 +156,12 @@ class RayExecutor:
                                  f"{type(cause).__name__}: {cause}",
                                  hint="the traceback above is the worker's; rerun with --executor local to debug") from exc
             return [x for chunk in results for x in chunk]  # type: ignore[union-attr]
+
+    def prestart(self, use: str, warm: Callable[..., None] | None = None) -> None:
+        """Nothing: Ray keeps its own worker processes (see :meth:`.local.LocalExecutor.prestart`)."""
+
+    def release(self, use: str, wait: bool = False) -> None:
+        """Nothing: no workers are pre-started here."""
 
     def close(self) -> None:
         """Stop the private local instance (a joined cluster keeps running)."""

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MIN_FRAMES = 8  # below this many frames the pass runs in the driver (starting workers costs more)
 MAX_CHUNK = 16  # frames per work item at most
+POOL = "report"  # the name of the pass's pre-started workers (the report stage asks for them early)
 
 
 def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
@@ -232,9 +233,10 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
     def setup():
         defer_plotting_imports()  # before the detector and the renderer import MediaPipe and open3d
         data = ReportData.load(Session.open(job.root), job.method)
-        return data, FaceMasks(data, res.components), _detector(res.components)
+        return data, FaceMasks(data, res.components)
 
-    data, masks, detector = res.get(("report-scan", job.root, job.method), setup)
+    data, masks = res.get(("report-scan", job.root, job.method), setup)
+    detector = res.get(("report-detector",), lambda: _detector(res.components))
     inside, mine = job.start > 0, job.frames[job.start:job.stop]
     measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1,
                               pending=inside)
@@ -245,6 +247,23 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
     out = [scanner.step(job.start + k, f) for k, f in enumerate(mine)]
     return out, measurer.part(), (scanner.head, scanner.tail()), \
         {m: (o.failed if o.failed is not None else o.part()) for m, o in others.items()}
+
+
+def warm_worker(res) -> None:
+    """A pre-started worker's warm-up (:meth:`~reconstruct.executors.local.LocalExecutor.prestart`), before the
+    take's report data exist: what :func:`scan_chunk` imports, the plugin registry, the landmark detector (cached
+    in ``res`` for it) and the renderer's imports its face masks need."""
+    from ..lazy_imports import defer_plotting_imports
+
+    defer_plotting_imports()
+    from ..render import renderer_class
+    from ..retouch.roi import mask_box  # noqa: F401 - imported for the pass
+    from ..session import Session  # noqa: F401
+    from . import measures, thumbs  # noqa: F401
+    from .data import _detector
+
+    res.get(("report-detector",), lambda: _detector(res.components))
+    renderer_class(res.components, "auto", "cpu").preload()
 
 
 def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, measurer=None, executor=None,
@@ -289,7 +308,8 @@ def scan_frames(data, frames: list[int], detector, union: np.ndarray | None, mea
         # fresh worker processes: a MediaPipe detector the driver ran before (the digital_human method's stills)
         # would crash a forked one
         for scans, part, (head, last), parts in executor.map(scan_chunk, items, progress,
-                                                             f"report ({len(fr)} frames)", resources=True, fresh=True):
+                                                             f"report ({len(fr)} frames)", resources=True, fresh=True,
+                                                             prestarted=POOL):
             done = len(out)  # the items come back in order: the previous chunk's last frame is the one before
             if done and head is not None:
                 scans[0].diff = edit_change(head.astype(np.float64), tail, union, usum)
