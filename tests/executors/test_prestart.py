@@ -1,0 +1,107 @@
+"""Pre-started workers (issue 16): a later ``map(..., fresh=True, prestarted=use)`` takes the started, warmed
+workers ``prestart(use, warm)`` made earlier; the engine asks for them as a stage that leaves cores idle starts, and
+none is left running once the run ends, whether the stage that would take them ran, was up to date or was not run."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from reconstruct.engine import run_pipeline
+from reconstruct.executors.local import LocalExecutor
+from reconstruct.stage import RunConfig
+from tests.stage_plugins import Numbers, Squares
+
+
+def _warm(res) -> None:
+    res.keep("warmed-by", os.getpid())
+
+
+def _who(x: int, res) -> tuple[int, int | None]:
+    """This worker's pid and the pid its warm-up ran in (None: not warmed)."""
+    return os.getpid(), res.get("warmed-by", lambda: None)
+
+
+def test_a_fresh_map_takes_the_prestarted_warmed_workers():
+    ex = LocalExecutor(jobs=2)
+    try:
+        ex.prestart("later", _warm)
+        started = {p.pid for p in multiprocessing.active_children()}
+        assert len(started) == 2  # both started now, before any map
+        out = ex.map(_who, range(6), resources=True, fresh=True, prestarted="later")
+        assert {pid for pid, _ in out} <= started
+        assert all(warmed == pid for pid, warmed in out)  # every item ran in a warmed worker
+        # taken once: a second map starts its own (unwarmed) workers
+        assert all(w is None for _, w in ex.map(_who, range(4), resources=True, fresh=True, prestarted="later"))
+    finally:
+        ex.close()
+    assert multiprocessing.active_children() == []
+
+
+def test_untaken_prestarted_workers_are_stopped():
+    ex = LocalExecutor(jobs=2)
+    ex.prestart("later", _warm)
+    ex.release("later")
+    ex.prestart("other", _warm)
+    ex.close()  # the released ones awaited, the other stopped
+    assert multiprocessing.active_children() == []
+    one = LocalExecutor(jobs=1)
+    one.prestart("later", _warm)  # nothing to start in process
+    assert multiprocessing.active_children() == []
+
+
+class Recording(LocalExecutor):
+    """Records prestart/release (starts nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__(jobs=1)
+        self.calls: list[tuple[str, str]] = []
+
+    def prestart(self, use, warm=None):
+        self.calls.append(("prestart", use))
+
+    def release(self, use, wait=False):
+        self.calls.append(("release", use))
+
+
+@pytest.fixture
+def idle_numbers(monkeypatch):
+    """``numbers`` leaves cores idle; ``squares`` (after it) asks for workers."""
+    monkeypatch.setattr(Numbers, "leaves_cores_idle", True, raising=False)
+    monkeypatch.setattr(Squares, "prestart", lambda self, ctx: ctx.executor.prestart("squares", _warm),
+                        raising=False)
+
+
+def test_the_engine_prestarts_later_stages_workers_and_releases_them(idle_numbers, tmp_path, repo_root):
+    from tests.test_engine import _host, make_session
+
+    session = make_session(tmp_path / "s", repo_root)
+    host = _host()
+    ex = Recording()
+    run_pipeline(RunConfig(session=session), host, executor=ex)
+    first = ex.calls
+    assert first.index(("prestart", "squares")) < first.index(("release", "squares"))
+    ex.calls = []  # up to date: numbers is skipped, nothing prestarted
+    run_pipeline(RunConfig(session=session), host, executor=ex)
+    assert ("prestart", "squares") not in ex.calls
+    ex.calls = []  # squares not in the run
+    run_pipeline(RunConfig(session=session, only_stage="numbers"), host, executor=ex)
+    assert ("prestart", "squares") not in ex.calls
+
+
+def test_no_worker_is_left_by_a_stage_that_does_not_take_them(idle_numbers, tmp_path, repo_root):
+    from tests.test_engine import _host, make_session
+
+    session = make_session(tmp_path / "s", repo_root)
+    host = _host()
+    run_pipeline(RunConfig(session=session), host)
+    ex = LocalExecutor(jobs=2)
+    try:  # numbers reruns (forced) and prestarts for squares, which runs in process and does not take them
+        run_pipeline(RunConfig(session=session, from_stage="numbers"), host, executor=ex)
+        assert not ex._prestarted  # released by the engine after squares ran
+    finally:
+        ex.close()
+    assert multiprocessing.active_children() == []
