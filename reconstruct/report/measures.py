@@ -548,14 +548,23 @@ def darkest_within(y: np.ndarray, near: int, reach: np.ndarray | None = None, le
     """(h, w) the darkest value of ``y`` within ``near`` px of every pixel (a square window), or within ``near +
     reach`` px where ``reach`` (h, w) px is given; the reach is rounded up to one of ``levels`` radii (spread
     between 0 and the largest reach anywhere), so a pixel may look a little further than its reach, never less far.
-    ``where`` (h, w) bool: only those pixels' values, as ``out[where]`` (1-D), the same numbers."""
+    ``where`` (h, w) bool: only those pixels' values, as ``out[where]`` (1-D), the same numbers.
+
+    The radii's erosions are chained (each the last one eroded by the radius still missing: a square's minimum of
+    a square's minima is the larger square's minimum, the image's outside ignored by both), so a frame's levels
+    cost about one erosion of the largest radius, not one of each."""
     import cv2
 
+    done = [0, y]  # the radius eroded so far and that erosion of ``y`` (never written into)
+
     def erode(r: int) -> np.ndarray:
-        e = cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
-        return e if where is None else e[where]
+        if r > done[0]:
+            k = r - done[0]
+            done[:] = [r, cv2.erode(done[1], np.ones((2 * k + 1, 2 * k + 1), np.uint8))]
+        return done[1] if where is None else done[1][where]
 
     out = erode(near)
+    out = out.copy() if where is None else out  # (a boolean index is a copy already)
     if reach is None or not np.isfinite(reach).any() or float(np.nanmax(reach)) <= 0:
         return out
     top = float(np.nanmax(reach))

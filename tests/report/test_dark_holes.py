@@ -57,3 +57,38 @@ def test_reach_never_looks_less_far_than_asked():
         r = 2 + int(np.ceil(reach[yy, xx]))
         window = y[max(yy - r, 0):yy + r + 1, max(xx - r, 0):xx + r + 1]
         assert low[yy, xx] <= window.min() + 1e-6
+
+
+def _darkest_by_definition(y, near, reach, levels):
+    """Each pixel's minimum over the square of radius ``near`` + its reach's level (rounded up), from an erosion
+    of ``y`` itself at every radius."""
+    import cv2
+
+    def erode(r):
+        return cv2.erode(y, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+
+    out = erode(near)
+    edges = np.linspace(0.0, float(reach.max()), levels + 1)[1:]
+    lower = 0.0
+    for e in edges:
+        sel = (reach > lower) & (reach <= e)
+        out[sel] = erode(near + int(np.ceil(e)))[sel]
+        lower = e
+    return out
+
+
+def test_the_reach_levels_darkest_are_each_radius_own_erosion():
+    """darkest_within chains its radii's erosions (each the previous one eroded further): every level's values,
+    at the image's edges too, are those of an erosion of the plate at that level's radius."""
+    rng = np.random.default_rng(3)
+    y = rng.uniform(0, 255, (61, 47)).astype(np.float32)
+    reach = rng.uniform(0, 13, (61, 47)).astype(np.float32)
+    reach[:5] = 0.0  # pixels that look only ``near`` far
+    where = rng.random(y.shape) < 0.3
+    for near, levels in ((1, 6), (3, 4), (2, 1)):
+        want = _darkest_by_definition(y, near, reach, levels)
+        np.testing.assert_array_equal(darkest_within(y, near, reach, levels=levels), want)
+        np.testing.assert_array_equal(darkest_within(y, near, reach, levels=levels, where=where), want[where])
+    y0 = y.copy()
+    darkest_within(y, 2, reach)
+    np.testing.assert_array_equal(y, y0)  # the plate's luma is not written into
