@@ -101,15 +101,22 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
                 w = np.maximum(w, settings.strength(region) * masks[region][box])
         if w.any():
             delta += w * _suppress(band(y, lo * iod_px, hi * iod_px, box))
-    ob -= delta[..., None]
+    # the (h, w) weights are applied channel by channel: the same float32 operations as broadcasting them over the
+    # 3 channels, which ran numpy's inner loop 3 elements at a time (~3x slower)
+    for c in range(3):
+        ob[..., c] -= delta
     sb = skin[box]
     if settings.spots > 0 and sb.any():
         lo, hi = SPOT_BAND
         b = band(out, lo * iod_px, hi * iod_px, box)
-        ob -= settings.spots * sb[..., None] * (b / (1.0 + (b / EDGE_CONTRAST) ** 2))
+        b = b / (1.0 + (b / EDGE_CONTRAST) ** 2)
+        ws = settings.spots * sb
+        for c in range(3):
+            ob[..., c] -= ws * b[..., c]
     if tone_gain is not None and settings.tone > 0 and sb.any():
         g = 1.0 + settings.tone * (np.asarray(tone_gain, np.float32) - 1.0)
-        ob *= 1.0 + sb[..., None] * (g[None, None] - 1.0)
+        for c in range(3):
+            ob[..., c] *= 1.0 + sb * (g[c] - 1.0)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -146,9 +153,9 @@ def adaptive_skin(image: np.ndarray, prior: np.ndarray, spread: float = 3.0) -> 
     import cv2
 
     sel = np.asarray(prior) > 0.5
-    if sel.sum() < 50:
+    if np.count_nonzero(sel) < 50:  # ``sel.sum()``: the same count, without summing the bools as integers
         return np.zeros(image.shape[:2], np.float32)
-    lab = cv2.cvtColor(np.clip(image, 0, 1).astype(np.float32), cv2.COLOR_RGB2LAB)
+    lab = cv2.cvtColor(np.clip(image, 0, 1).astype(np.float32, copy=False), cv2.COLOR_RGB2LAB)
     x = lab[sel]
     med = np.median(x, axis=0)
     mad = np.median(np.abs(x - med), axis=0) * 1.4826

@@ -65,6 +65,17 @@ def test_the_warp_resamples_only_the_moved_pixels(monkeypatch):
     assert sum(sampled) <= 1.08 * moved  # measured 1.05x (the bands' ragged ends); main 1.26x
 
 
+def test_the_warp_resamples_a_grey_frame_as_each_channel():
+    """warp_region copies the resampled band channel by channel (age11; before, a (h, w, 1) mask broadcast over
+    the channels, which a grey (H, W) frame could not take): a grey frame warps as each channel of a colour one."""
+    frame, warp = _round_warp()
+    colour = warp_region(frame, warp)
+    for c in range(3):
+        grey = warp_region(np.ascontiguousarray(frame[..., c]), warp)
+        assert grey.shape == colour.shape[:2]
+        assert np.array_equal(grey.view(np.uint32), colour[..., c].view(np.uint32))
+
+
 def test_the_fold_relaxation_recomputes_the_determinant_on_the_changed_zone(monkeypatch):
     """After the first round, the determinant is recomputed where the flow changed (the zone grown by 2 px), not
     on the whole flow: the same relaxed flow as the whole-flow rounds."""
