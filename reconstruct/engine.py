@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from .errors import ConfigError, DeageError, PluginError, SessionError, StageError
 from .executors.frames import FrameSettings
@@ -152,8 +153,10 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
                 log.info("removed %s, left by an interrupted run", gone)
             host.hook.on_run_start(config=config, stages=list(order))
             try:
-                for name in order:
-                    results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
+                for i, name in enumerate(order):
+                    upcoming = stages[order[i + 1]] if i + 1 < len(order) else None
+                    with _preloading(ctx, upcoming):
+                        results.append(_run_stage(ctx, stages[name], keys, force=name in forced))
                 ok = True
             finally:
                 host.hook.on_run_complete(config=config, ok=ok)
@@ -162,6 +165,32 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
             executor.close()
         wait_removals()  # the replaced stage folders' deletion, overlapped with the stages after them
     return results
+
+
+@contextmanager
+def _preloading(ctx: StageContext, upcoming: Stage | None) -> Iterator[None]:
+    """The upcoming stage's optional ``preload(ctx)`` (its imports: the fit stage's torch and open3d) runs while
+    the stage before it waits for its process workers (:meth:`LocalExecutor.while_waiting`: in the driver's own
+    thread, after their fork), not on the upcoming stage's own time; dropped where that stage forks no workers."""
+    preload = getattr(upcoming, "preload", None)
+    hand_over = getattr(ctx.executor, "while_waiting", None)
+    if preload is None or hand_over is None:
+        yield
+        return
+
+    def run() -> None:
+        t0 = time.perf_counter()
+        try:
+            preload(ctx)
+        except Exception as exc:  # the stage itself meets (and reports) the same problem when it runs
+            log.debug("stage %s: preload failed (%s: %s)", upcoming.name, type(exc).__name__, exc)
+        log.debug("stage %s: preloaded in %.2f s", upcoming.name, time.perf_counter() - t0)
+
+    hand_over(run)
+    try:
+        yield
+    finally:
+        hand_over(None)
 
 
 def _all_requires(stages: Mapping[str, Stage], name: str) -> set[str]:

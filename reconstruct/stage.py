@@ -57,7 +57,9 @@ class Stage(Protocol):
     Optional class attributes: ``Settings`` (a frozen dataclass of the stage's options, see
     :mod:`reconstruct.options`; without it the stage takes no options), ``needs_method`` (True: skipped when the
     run has no ``--method``), ``runs_last`` (True: after every other stage, like the QC report) and
-    ``replaces`` (True: a third-party stage that takes the place of a built-in one of the same name).
+    ``replaces`` (True: a third-party stage that takes the place of a built-in one of the same name). Optional method
+``preload(ctx)``: imports (or other process-wide preparation that changes no result) the engine runs in the
+driver while the stage before this one waits for its ``--jobs`` workers (the fit stage imports torch there).
 
     ``fingerprint(ctx)`` returns a JSON-serialisable description of what the output depends on *besides* the
     stage's parsed settings and its upstream stages (which the engine adds): resolved choices (a model's name and
