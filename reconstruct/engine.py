@@ -179,12 +179,13 @@ def _preloading(ctx: StageContext, upcoming: Stage | None) -> Iterator[None]:
         return
 
     def run() -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             preload(ctx)
         except Exception as exc:  # the stage itself meets (and reports) the same problem when it runs
             log.debug("stage %s: preload failed (%s: %s)", upcoming.name, type(exc).__name__, exc)
-        log.debug("stage %s: preloaded in %.2f s", upcoming.name, time.perf_counter() - t0)
+        log.debug("stage %s: preloaded in %.2f s (%.2f CPU-s)", upcoming.name, time.perf_counter() - t0,
+                  time.process_time() - c0)
 
     hand_over(run)
     try:
