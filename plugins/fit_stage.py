@@ -149,6 +149,22 @@ class FitStage:
             key["identity_file"] = f"{p.stat().st_size}-{p.stat().st_mtime_ns}" if p.is_file() else "missing"
         return key
 
+    def preload(self, ctx: StageContext) -> None:
+        """The imports of :meth:`run` (torch with the solver: ~1.0-1.4 s on one core; open3d for the overlay,
+        ~0.3 s; scipy's KD-tree for the report's regions), done by the engine while the detect stage's workers
+        work; in the order run imports them (its results are the same bit for bit either way)."""
+        from reconstruct.fitting import lip_anchor, pipeline, result  # noqa: F401  (torch)
+
+        import cv2  # noqa: F401  (then limited_threads' imports)
+        import scipy.linalg  # noqa: F401
+        import threadpoolctl  # noqa: F401
+        from reconstruct.fitting import gaze, gaze_prior, scoring, synthetic  # noqa: F401
+        from reconstruct.fitting.overlay import prepare_overlay
+
+        import scipy.spatial  # noqa: F401  (scoring.regions' KD-tree)
+
+        prepare_overlay()
+
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.fitting.lip_anchor import anchor_inner_lips
         from reconstruct.fitting.pipeline import ensure_scheme, fit_detections

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import ConfigError, DeageError, PluginError, SessionError, StageError
 from .executors.frames import FrameSettings
@@ -154,7 +155,8 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
             try:
                 for i, name in enumerate(order):
                     later = [stages[n] for n in order[i + 1:]]
-                    results.append(_run_stage(ctx, stages[name], keys, force=name in forced, later=later))
+                    with _preloading(ctx, later[0] if later else None):
+                        results.append(_run_stage(ctx, stages[name], keys, force=name in forced, later=later))
                     _release_workers(executor, name)  # pre-started for this stage, not taken by it
                 ok = True
             finally:
@@ -166,6 +168,33 @@ def run_pipeline(config: RunConfig, host: PluginHost, progress: Progress | None 
             executor.close()
         wait_removals()  # the replaced stage folders' deletion, overlapped with the stages after them
     return results
+
+
+@contextmanager
+def _preloading(ctx: StageContext, upcoming: Stage | None) -> Iterator[None]:
+    """The upcoming stage's optional ``preload(ctx)`` (its imports: the fit stage's torch and open3d) runs while
+    the stage before it waits for its process workers (:meth:`LocalExecutor.while_waiting`: in the driver's own
+    thread, after their fork), not on the upcoming stage's own time; dropped where that stage forks no workers."""
+    preload = getattr(upcoming, "preload", None)
+    hand_over = getattr(ctx.executor, "while_waiting", None)
+    if preload is None or hand_over is None:
+        yield
+        return
+
+    def run() -> None:
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            preload(ctx)
+        except Exception as exc:  # the stage itself meets (and reports) the same problem when it runs
+            log.debug("stage %s: preload failed (%s: %s)", upcoming.name, type(exc).__name__, exc)
+        log.debug("stage %s: preloaded in %.2f s (%.2f CPU-s)", upcoming.name, time.perf_counter() - t0,
+                  time.process_time() - c0)
+
+    hand_over(run)
+    try:
+        yield
+    finally:
+        hand_over(None)
 
 
 def _all_requires(stages: Mapping[str, Stage], name: str) -> set[str]:

@@ -62,6 +62,9 @@ class Stage(Protocol):
     calls the optional ``prestart(ctx)`` of every stage still to run, which may start that stage's worker processes
     then with ``ctx.executor.prestart(name, warm)``; the engine releases those a stage did not take once it ran or
     was skipped).
+    Optional method ``preload(ctx)``: imports (or other process-wide preparation that changes no result) the
+    engine runs in the driver while the stage before this one waits for its ``--jobs`` workers (the fit stage
+    imports torch there).
 
     ``fingerprint(ctx)`` returns a JSON-serialisable description of what the output depends on *besides* the
     stage's parsed settings and its upstream stages (which the engine adds): resolved choices (a model's name and

@@ -231,3 +231,68 @@ def test_a_read_only_session_is_a_one_line_error(session, tmp_path, repo_root):
     assert r.returncode == 3, r.stderr
     assert "Traceback" not in r.stderr
     assert f"cannot write in {session / 'out'}" in " ".join(r.stderr.split()), r.stderr
+
+
+EVENTS: list[str] = []  # what the preload test's stages did, in order (in the driver)
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+class _Mapped:
+    """A stage whose work runs in the run's ``--jobs`` worker processes."""
+
+    name, requires, version = "mapped", ("sync",), "1"
+
+    def fingerprint(self, ctx):
+        return {}
+
+    def run(self, ctx, out: Path) -> None:
+        (out / "x.txt").write_text(str(ctx.executor.map(_double, range(4))))
+        EVENTS.append("mapped")
+
+
+class _Preloaded:
+    """A stage with a preload (it fails when ``fail``: the stage runs all the same)."""
+
+    name, requires, version = "preloaded", ("mapped",), "1"
+    fail = False
+
+    def fingerprint(self, ctx):
+        return {}
+
+    def preload(self, ctx) -> None:
+        EVENTS.append(f"preload in {os.getpid()}")
+        if self.fail:
+            raise ImportError("no such module")
+
+    def run(self, ctx, out: Path) -> None:
+        EVENTS.append("run")
+
+
+def test_a_stage_preloads_while_the_stage_before_it_waits_for_its_workers(session):
+    from reconstruct import hookimpl
+
+    preloaded = _Preloaded()
+
+    class Plugin:
+        @hookimpl
+        def register_stages(self):
+            return [_Mapped(), preloaded]
+
+    host = make_plugin_manager(extra_plugins=[("preload-stages", Plugin())], load_entry_points=False)
+    from deage_plugins import sync_stage
+
+    host.pm.register(sync_stage, name="sync")
+    EVENTS.clear()
+    run_pipeline(RunConfig(session=session, jobs=2), host)
+    # in the driver, before the mapped stage's results were in (the engine's handover to the executor)
+    assert EVENTS == [f"preload in {os.getpid()}", "mapped", "run"]
+    EVENTS.clear()
+    run_pipeline(RunConfig(session=session, jobs=2, only_stage="preloaded"), host)  # no stage before it: no preload
+    assert EVENTS == ["run"]
+    preloaded.fail = True
+    EVENTS.clear()
+    run_pipeline(RunConfig(session=session, jobs=2, from_stage="mapped"), host)
+    assert EVENTS == [f"preload in {os.getpid()}", "mapped", "run"]

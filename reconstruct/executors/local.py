@@ -139,11 +139,18 @@ class LocalExecutor:
         self._exiting: list[threading.Thread] = []
         # use -> a pool of started workers that prestart() made for a later map(..., prestarted=use)
         self._prestarted: dict[str, ProcessPoolExecutor] = {}
+        self._waiting: Callable[[], None] | None = None  # see while_waiting()
 
     def _await_exited(self) -> None:
         """Wait for the workers of earlier ``map`` calls to have exited (by now they usually have)."""
         while self._exiting:
             self._exiting.pop().join()
+
+    def while_waiting(self, fn: Callable[[], None] | None) -> None:
+        """``fn()`` runs once, in this process and thread, while the next process pool's workers work: after they
+        are forked, before their results are collected (the caller would only wait there). None drops a pending one.
+        No thread is involved: nothing runs beside the fork. ``fn`` handles its own errors."""
+        self._waiting = fn
 
     @classmethod
     def from_config(cls, config: Any, settings: Any = None, components: Any = None) -> "LocalExecutor":
@@ -223,6 +230,9 @@ class LocalExecutor:
             try:
                 with inherited_objects_frozen():  # a forking pool forks its workers at the first submit
                     futs = [pool.submit(_in_worker, fn, it, resources) for it in items]
+                waiting, self._waiting = self._waiting, None
+                if waiting is not None:
+                    waiting()
                 out = self._collect(futs, task)
                 done = True
                 return out

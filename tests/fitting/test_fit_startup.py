@@ -342,3 +342,17 @@ def test_model_landmarks_build_only_the_landmarks_vertices(mp_model, monkeypatch
     monkeypatch.undo()
     np.testing.assert_array_equal(got, want)  # bit for bit, NaN (no correspondence) where the map has none
     assert len(widths) == 3 and max(widths) <= 3 * len(lm.triangle) < mp_model.n_vertices
+
+
+def test_preload_imports_what_the_stage_runs_with():
+    """The fit stage's preload (run by the engine while the detect stage's workers work) leaves torch with the
+    solver, open3d for the overlay (without its plotting viewer) and scipy's KD-tree imported in a fresh process."""
+    from tests.subproc import run_python
+
+    out = run_python("import sys\n"
+                     "from deage_plugins.fit_stage import FitStage\n"
+                     "FitStage().preload(None)\n"
+                     "mods = ('torch', 'reconstruct.fitting.pipeline', 'reconstruct.fitting.lip_anchor', 'open3d', "
+                     "'scipy.spatial', 'reconstruct.fitting.scoring', 'reconstruct.fitting.gaze')\n"
+                     "print([m for m in mods if m not in sys.modules], 'plotly' in sys.modules)\n")
+    assert out.split() == ["[]", "False"], out
