@@ -66,11 +66,9 @@ def composite_chunk(job: CompositeChunk, res) -> tuple[dict[int, dict], dict[str
     is composited; the whole frame is made when the plate is written. The files are recorded in the manifest by
     the driver, in one update and without reading them again (:meth:`CompositeStage.run`). Module-level so that
     ``ctx.executor.map`` can ship it to workers."""
-    from reconstruct.composite.memory import keep_freed_memory
     from reconstruct.composite.outputs import PlateWriter, preview_frame
     from reconstruct.session import atomic_path
 
-    keep_freed_memory()  # each frame's ~60 MB of arrays reuse the last frame's pages (no fresh zeroed pages)
     session = res.session(job.root)
     s = job.settings
     compositor = job.compositor()

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import ConfigError
+from ..memory import keep_freed_memory
 from ..progress import NullProgress, Progress
 from .resources import Resources
 
@@ -95,6 +96,7 @@ def _init_worker(n_threads: int, driver: Resources, started: bool = False,
     and its share of the cores; a started (not forked) worker skips the interpreter's last garbage collections at
     exit (a forked one ends with ``os._exit`` already). ``warm(res)``: a pre-started worker's warm-up (imports,
     cached resources), run last."""
+    keep_freed_memory()  # a frame's large arrays reuse the last frame's pages (reconstruct/memory.py)
     res = driver.fresh()
     _WORKER[:] = [res]
     # the module attribute, looked up at call time (tools/bench_jobs.py times the unlimited behaviour)

@@ -221,29 +221,6 @@ class ScanChunk:
     others: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
-#: glibc's ``mallopt`` parameters (malloc.h) and what a report worker sets them to: arrays up to this size come
-#: from the heap, not a fresh ``mmap`` each, and up to this much freed memory at the heap's top is kept
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-HEAP_MMAP_BYTES, HEAP_TRIM_BYTES = 64 << 20, 256 << 20
-
-
-def keep_freed_memory() -> bool:
-    """Let this process reuse the memory of a frame's large arrays for the next frame's (a decoded 16-bit plate is
-    12.4 MB, the face box's fragments 9 MB, the mask 8 MB): glibc otherwise maps each such array afresh, or trims
-    the heap it came from, so every frame pays its pages' faults again (the bench take's ``--jobs 2`` report:
-    ~320 000 -> ~180 000 minor faults, 7.7 -> 7.5 CPU-s). Set once in a report worker, for its life (what is kept
-    was in use: the largest process's peak RSS 518 -> 532 MB there). False where the C library is not glibc
-    (nothing set)."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_BYTES))
-
-
 def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any], dict]:
     """Scan one chunk in a worker: (its frames' :class:`Scanned`, the measurer's part, (the first frame's edit
     whose change from the frame before the driver computes, or None; :meth:`FrameScanner.tail`), {other method:
@@ -254,7 +231,6 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
     from .measures import FaceMasks, MethodMeasurer
 
     def setup():
-        keep_freed_memory()
         defer_plotting_imports()  # before the detector and the renderer import MediaPipe and open3d
         data = ReportData.load(Session.open(job.root), job.method)
         return data, FaceMasks(data, res.components)

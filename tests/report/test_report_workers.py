@@ -98,13 +98,9 @@ def test_measures_flicker_of_chunks_merged_equals_one_pass():
 _WORKER = """
 import pickle, sys
 from reconstruct.executors.resources import Resources
-from reconstruct.report import scan as S
 from reconstruct.report.scan import scan_chunk
-heap = []  # the worker keeps its freed large arrays' memory for the next frame's (keep_freed_memory)
-S.keep_freed_memory = lambda keep=S.keep_freed_memory: heap.append(keep())
 job = pickle.load(open(sys.argv[1], "rb"))
 scans = scan_chunk(job, Resources())[0]
-assert heap == [sys.platform != "linux" or heap[0]] and len(heap) == 1, heap
 assert len(scans) == job.stop - job.start and all(s.ok for s in scans)
 assert "mediapipe" in sys.modules  # the worker's landmark detector (the pattern frames show no face)
 import open3d
@@ -216,36 +212,3 @@ def test_the_manifest_is_hashed_from_before_the_driver_prepares_the_pass(tmp_pat
     flags = S.report_flags(ctx)
     assert seen == [jobs > 1] and started.is_set() == (jobs > 1)
     assert "flicker" in flags.series
-
-
-def test_keep_freed_memory_sets_glibcs_thresholds(monkeypatch):
-    """A report worker's large arrays (a decoded 16-bit plate 12.4 MB, the fragments, the mask) come from a heap
-    that keeps freed memory, not a fresh mapping each frame (the bench take: 320 000 -> 180 000 minor page faults
-    over a --jobs 2 report); a C library without ``mallopt`` is left as it is."""
-    import ctypes
-
-    from reconstruct.report import scan as S
-
-    calls = []
-
-    class Libc:
-        def mallopt(self, param, value):
-            calls.append((param, value))
-            return 1
-
-    mallopt = Libc().mallopt
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: SimpleNamespace(mallopt=_Fn(mallopt)))
-    assert S.keep_freed_memory() is True
-    assert calls == [(S.M_MMAP_THRESHOLD, 64 << 20), (S.M_TRIM_THRESHOLD, 256 << 20)]
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: SimpleNamespace())  # no mallopt (not glibc)
-    assert S.keep_freed_memory() is False
-
-
-class _Fn:
-    """A stand-in C function: takes ``argtypes``/``restype`` like a ctypes one."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *args):
-        return self.fn(*args)

@@ -1,6 +1,8 @@
-"""Freed memory kept for the next frame in a composite worker (glibc's malloc thresholds).
+"""Freed memory kept for the next frame in a ``--jobs`` worker process (glibc's malloc thresholds).
 
-Every composited 1080p frame allocates and frees about 60 MB of large arrays and byte strings (the plate's
+Every worker of the per-frame stages calls :func:`keep_freed_memory` as it starts
+(:func:`reconstruct.executors.local.LocalExecutor`'s pool initializer): detect, age, render, composite and the QC
+report all make and free large arrays per frame. Every composited 1080p frame allocates and frees about 60 MB of large arrays and byte strings (the plate's
 16-bit and half-float copies, the PNG rows being filtered, the deflated files, the decoded frame). glibc serves each
 block over its mmap threshold (128 KiB at first, rising to at most 32 MiB as blocks are freed) from fresh pages and
 hands them back to the kernel when it is freed, and gives the top of the heap back once more than twice that is
