@@ -67,8 +67,10 @@ def composite_chunk(job: CompositeChunk, res) -> tuple[dict[int, dict], dict[str
     the driver, in one update and without reading them again (:meth:`CompositeStage.run`). Module-level so that
     ``ctx.executor.map`` can ship it to workers."""
     from reconstruct.composite.outputs import PlateWriter, preview_frame
+    from reconstruct.memory import keep_freed_memory
     from reconstruct.session import atomic_path
 
+    keep_freed_memory()  # set once a process: a --jobs worker has it already, --jobs 1 and Ray workers not
     session = res.session(job.root)
     s = job.settings
     compositor = job.compositor()

@@ -57,11 +57,12 @@ class ReportStage:
     def prestart(self, ctx: StageContext) -> None:
         """Start the workers of the report's pass over the frames (:func:`reconstruct.report.scan.scan_frames`)
         early, warmed with what it imports, while an earlier stage leaves cores idle (see
-        :class:`reconstruct.stage.Stage`)."""
-        from reconstruct.report.scan import POOL, warm_worker
+        :class:`reconstruct.stage.Stage`): not when the pass runs in the driver (no method, few frames, one job)."""
+        from reconstruct.report.scan import POOL, spreads, warm_worker
 
         prestart = getattr(ctx.executor, "prestart", None)
-        if callable(prestart):
+        # only where the pass will spread over workers: composited frames (a method), more than MIN_FRAMES of them
+        if callable(prestart) and ctx.config.method and spreads(ctx.executor, len(ctx.session.read_sync())):
             prestart(POOL, warm_worker)
 
     def run(self, ctx: StageContext, out: Path) -> None:

@@ -1,9 +1,11 @@
 """Freed memory kept for the next frame in a ``--jobs`` worker process (glibc's malloc thresholds).
 
-Every worker of the per-frame stages calls :func:`keep_freed_memory` as it starts
-(:func:`reconstruct.executors.local.LocalExecutor`'s pool initializer): detect, age, render, composite and the QC
-report all make and free large arrays per frame. Every composited 1080p frame allocates and frees about 60 MB of large arrays and byte strings (the plate's
-16-bit and half-float copies, the PNG rows being filtered, the deflated files, the decoded frame). glibc serves each
+Every worker of the per-frame stages calls :func:`keep_freed_memory` as it starts (the pool initializer of
+:class:`reconstruct.executors.local.LocalExecutor`): detect, age, render, composite and the QC report all make and
+free large arrays per frame; the composite also calls it itself (``--jobs 1``, Ray).
+
+Every composited 1080p frame allocates and frees about 60 MB of large arrays and byte strings (the plate's 16-bit
+and half-float copies, the PNG rows being filtered, the deflated files, the decoded frame). glibc serves each
 block over its mmap threshold (128 KiB at first, rising to at most 32 MiB as blocks are freed) from fresh pages and
 hands them back to the kernel when it is freed, and gives the top of the heap back once more than twice that is
 free: the next frame touches new pages again, and the kernel zeroes every one of them. On the bench's 1080p take
@@ -18,7 +20,6 @@ elsewhere this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ def keep_freed_memory() -> bool:
     if _done is None:
         _done = False
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
+            mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols (not find_library: it runs ldconfig)
         except (OSError, AttributeError):  # not glibc (musl, macOS, Windows): their allocators are left alone
             log.debug("no mallopt here: malloc thresholds left as they are")
             return False

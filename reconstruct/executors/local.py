@@ -1,7 +1,8 @@
 """The local executor (in process, a thread pool or a process pool) and the ``--executor`` registry.
 
 Every executor has ``name``, ``from_config(config, settings, components)``, ``close()`` and
-``map(fn, items, progress=None, description="", threads=False, resources=False, fresh=False)`` returning
+``map(fn, items, progress=None, description="", threads=False, resources=False, fresh=False)`` (the local one
+also takes ``prestarted=``, below) returning
 ``[fn(x) ...]`` in item order -- ``fn(x, res)`` with ``resources=True``, ``res`` being the worker's per-run
 :class:`~reconstruct.executors.resources.Resources`. ``fresh=True`` asks for worker processes that do not inherit
 the driver's state (started, not forked): for work with a library that does not survive a fork of a process that
@@ -31,6 +32,8 @@ from ..errors import ConfigError
 from ..memory import keep_freed_memory
 from ..progress import NullProgress, Progress
 from .resources import Resources
+
+log = logging.getLogger(__name__)
 
 # Executors by ``--executor`` name: "module:Class" imported only when chosen (Ray is an optional extra).
 EXECUTORS: dict[str, str] = {
@@ -109,7 +112,7 @@ def _init_worker(n_threads: int, driver: Resources, started: bool = False,
         try:
             warm(res)
         except Exception as exc:  # noqa: BLE001 - what it prepares is made again by the work that needs it
-            logging.getLogger(__name__).warning("warming a pre-started worker failed: %s", exc)
+            log.warning("warming a pre-started worker failed: %s", exc)
 
 
 def _started() -> None:
@@ -220,10 +223,17 @@ class LocalExecutor:
                     futs = [pool.submit(call, it) for it in items]
                     return self._collect(futs, task)
             # each worker gets its share of the cores for torch and BLAS, not all of them. The previous call's
-            # pool is awaited first: no thread of it is left running when this one forks.
+            # pool is awaited first: no thread of it is left running when this one forks. (The one exception: a
+            # pool pre-started for a later stage keeps its manager and queue-feeder threads meanwhile; they only
+            # wait on that pool's pipes and hold no lock a forked child takes -- Python 3.11, tests/executors.)
             self._await_exited()
             if fresh:  # started processes: they rebuild the plugin registry from the installed plugins
                 pool = self._prestarted.pop(prestarted, None) if prestarted else None
+                if pool is not None and getattr(pool, "_broken", False):  # a worker died while it waited
+                    log.warning("a pre-started worker for %s died before its work came; starting new ones",
+                                prestarted)
+                    self._shutdown(pool, wait=True)
+                    pool = None
                 pool = pool if pool is not None else self._started_pool()
             else:
                 pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 MIN_FRAMES = 8  # below this many frames the pass runs in the driver (starting workers costs more)
 MAX_CHUNK = 16  # frames per work item at most
-POOL = "report"  # the name of the pass's pre-started workers (the report stage asks for them early)
+POOL = "report"  # the pass's pre-started workers: the report stage's name (the engine releases them by it)
+DETECTOR = ("report-detector",)  # a worker's landmark detector in its Resources (warm_worker makes it early)
 
 
 def chunk_bounds(n: int, jobs: int) -> list[tuple[int, int]]:
@@ -236,7 +237,7 @@ def scan_chunk(job: ScanChunk, res) -> tuple[list[Scanned], dict, tuple[Any, Any
         return data, FaceMasks(data, res.components)
 
     data, masks = res.get(("report-scan", job.root, job.method), setup)
-    detector = res.get(("report-detector",), lambda: _detector(res.components))
+    detector = res.get(DETECTOR, lambda: _detector(res.components))
     inside, mine = job.start > 0, job.frames[job.start:job.stop]
     measurer = MethodMeasurer(data, job.method, masks, detector, job.measured, max_frames=len(job.measured) or 1,
                               pending=inside)
@@ -262,7 +263,7 @@ def warm_worker(res) -> None:
     from . import measures, thumbs  # noqa: F401
     from .data import _detector
 
-    res.get(("report-detector",), lambda: _detector(res.components))
+    res.get(DETECTOR, lambda: _detector(res.components))
     renderer_class(res.components, "auto", "cpu").preload()
 
 

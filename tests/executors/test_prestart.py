@@ -41,6 +41,31 @@ def test_a_fresh_map_takes_the_prestarted_warmed_workers():
     assert multiprocessing.active_children() == []
 
 
+def test_a_pre_started_pool_whose_worker_died_is_replaced():
+    """A pre-started worker killed while it waited (the OOM killer, a crash in its warm-up) does not fail the map
+    that was to take it: new workers are started (before: BrokenProcessPool)."""
+    import signal
+    import time
+
+    ex = LocalExecutor(jobs=2)
+    try:
+        ex.prestart("later", _warm)
+        victim = multiprocessing.active_children()[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+        pool = ex._prestarted["later"]
+        for _ in range(100):  # the pool's manager thread notices the death
+            if getattr(pool, "_broken", False):
+                break
+            time.sleep(0.05)
+        assert getattr(pool, "_broken", False)
+        out = ex.map(_who, range(4), resources=True, fresh=True, prestarted="later")
+        assert len(out) == 4 and victim.pid not in {pid for pid, _ in out}
+    finally:
+        ex.close()
+    assert multiprocessing.active_children() == []
+
+
 def test_untaken_prestarted_workers_are_stopped():
     ex = LocalExecutor(jobs=2)
     ex.prestart("later", _warm)
@@ -84,6 +109,8 @@ def test_the_engine_prestarts_later_stages_workers_and_releases_them(idle_number
     run_pipeline(RunConfig(session=session), host, executor=ex)
     first = ex.calls
     assert first.index(("prestart", "squares")) < first.index(("release", "squares"))
+    # released right after squares ran, not only by the run's last clean-up (which releases every stage's again)
+    assert first.count(("release", "squares")) == 2
     ex.calls = []  # up to date: numbers is skipped, nothing prestarted
     run_pipeline(RunConfig(session=session), host, executor=ex)
     assert ("prestart", "squares") not in ex.calls
