@@ -162,16 +162,32 @@ def decode_png(data: bytes) -> np.ndarray | None:
 
 def _unfilter(rows: np.ndarray, filters: np.ndarray, w: int, bpp: int) -> np.ndarray:
     """(H, W * bpp) uint8 samples of rows filtered None (0), Sub (1) or Up (2), mod-256 arithmetic throughout.
-    Sub is a running sum along the row per byte of a pixel (one ``cumsum`` over all Sub rows: 3 ms for a 1080p
-    RGB frame); Up adds the row above, already decoded, row by row in order (numpy's running sum down the rows is
-    10x slower than this loop)."""
-    h = rows.shape[0]
+    Sub is a running sum along the row per byte of a pixel (:func:`_running_sums` over all Sub rows at once); Up
+    adds the row above, already decoded, row by row in order (numpy's running sum down the rows is 10x slower than
+    this loop)."""
     sub = filters == 1
     if sub.all():
-        return np.cumsum(rows.reshape(h, w, bpp), axis=1, dtype=np.uint8).reshape(h, -1)
+        return _running_sums(rows, bpp)
     out = rows.copy()
     if sub.any():
-        out[sub] = np.cumsum(out[sub].reshape(-1, w, bpp), axis=1, dtype=np.uint8).reshape(-1, w * bpp)
+        out[sub] = _running_sums(out[sub], bpp)
     for r in np.flatnonzero(filters[1:] == 2) + 1:  # the first row's "above" is zeros: Up is None there
         out[r] += out[r - 1]
     return out
+
+
+def _running_sums(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """(N, W * bpp) uint8 -> each byte plus every byte ``bpp``, ``2 bpp``, ... before it in its row, mod 256 (PNG's
+    Sub filter undone). In log2(W) whole-array steps, each adding the partial sums ``k`` bytes to the left
+    (k = bpp, 2 bpp, 4 bpp, ...), between two buffers: numpy's ``cumsum`` along a row is a scalar loop, 2.8x
+    slower on a 1280x1024 grey IR frame (2.6 -> 0.9 ms), 1.2x on a 1080p RGB one (3.2 -> 2.7 ms). Integer
+    arithmetic: the same bytes in any order."""
+    a = np.array(rows, np.uint8, order="C")
+    b = np.empty_like(a)
+    k, n = bpp, a.shape[1]
+    while k < n:
+        b[:, :k] = a[:, :k]
+        np.add(a[:, k:], a[:, :-k], out=b[:, k:])
+        a, b = b, a
+        k *= 2
+    return a
