@@ -4,8 +4,9 @@ MediaPipe's Face Mesh misses faces whose inter-ocular distance is under ~7% of t
 docs/fitting.md), so the detector first finds a face box (YuNet through ``cv2.FaceDetectorYN``, else OpenCV's Haar cascade
 when YuNet is switched off, else the whole image; both model files ship in :mod:`reconstruct.assets`), crops a
 square ~3x the box,
-resizes it to ``crop_px`` and maps the points back to the full image. IR grayscale frames are replicated to three
-channels.
+resizes it to ``crop_px`` and maps the points back to the full image. IR grayscale frames stay one channel until
+the crop MediaPipe gets, which is replicated to three (the same crop as the replicated frame's, without the
+full-size copy).
 
 Per-landmark confidence: MediaPipe's legacy Face Mesh graph returns no per-landmark scores (``visibility`` and
 ``presence`` are 0). The confidence reported is ``face score * facing``, where the face score is the box detector's
@@ -68,7 +69,8 @@ class FaceBoxFinder:
 
     def find(self, bgr: np.ndarray, rgb: bool = False) -> tuple[float, float, float, float, float] | None:
         """The most confident face box of a BGR image (``rgb=True``: of an RGB image, read as BGR on the small
-        copy YuNet gets: the same box, without a full-size BGR copy)."""
+        copy YuNet gets: the same box, without a full-size BGR copy) or of a grey (H, W) one (an IR frame: YuNet
+        gets its small copy replicated to three channels, the same box as for the replicated full frame)."""
         import cv2
 
         h, w = bgr.shape[:2]
@@ -76,8 +78,11 @@ class FaceBoxFinder:
             # YuNet works at a modest resolution: detect on a copy whose longest side is <= 640 px.
             s = min(1.0, 640.0 / max(h, w))
             small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s)))) if s < 1 else bgr
-            if rgb:  # resizing works per channel: resize-then-swap is swap-then-resize
-                small = np.ascontiguousarray(small[..., ::-1])
+            # resizing works per channel: resize-then-swap (or -replicate) is swap (replicate)-then-resize
+            if small.ndim == 2:
+                small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+            elif rgb:
+                small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
             self._yunet.setInputSize((small.shape[1], small.shape[0]))
             _, faces = self._yunet.detect(small)
             if faces is None or len(faces) == 0:
@@ -85,7 +90,7 @@ class FaceBoxFinder:
             f = max(faces, key=lambda r: r[2] * r[3] * r[14])
             return float(f[0] / s), float(f[1] / s), float(f[2] / s), float(f[3] / s), float(f[14])
         if self._haar is not None:
-            gray = cv2.cvtColor(bgr, cv2.COLOR_RGB2GRAY if rgb else cv2.COLOR_BGR2GRAY)
+            gray = bgr if bgr.ndim == 2 else cv2.cvtColor(bgr, cv2.COLOR_RGB2GRAY if rgb else cv2.COLOR_BGR2GRAY)
             faces = self._haar.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
             if len(faces) == 0:
                 return None
@@ -139,7 +144,12 @@ class MediaPipeFaceMesh:
         self._mesh.close()
 
     def _run(self, rgb: np.ndarray) -> np.ndarray | None:
-        """MediaPipe on an RGB image -> (478, 3) (x, y in pixels, z in pixel-like units) or None."""
+        """MediaPipe on an RGB (or grey: replicated to three channels) image -> (478, 3) (x, y in pixels, z in
+        pixel-like units) or None."""
+        if rgb.ndim == 2:
+            import cv2
+
+            rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
         with quiet_native_stderr(log):  # absl warnings of the first frames
             res = self._mesh.process(rgb)
         if not res.multi_face_landmarks:
@@ -155,7 +165,7 @@ class MediaPipeFaceMesh:
 
     def detect_scored(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
         """:meth:`detect` and the face box detector's score (1.0 without a box), which :meth:`track` carries on."""
-        img = _rgb_uint8(image)
+        img = _uint8_image(image)
         box = self.boxes.find(img, rgb=True)
         score = 1.0
         pts = None
@@ -183,7 +193,7 @@ class MediaPipeFaceMesh:
         (carried on). None when tracking is lost -- no face in the crop, or the face's centre moved by more than
         ``TRACK_JUMP`` of its size, or its size changed by more than ``TRACK_RESIZE`` x (a cut, an occlusion, the
         face leaving the frame): the caller then runs :meth:`detect`."""
-        img = _rgb_uint8(image)
+        img = _uint8_image(image)
         prev = np.asarray(previous, np.float64)
         if not np.isfinite(prev[:468]).all():
             return None
@@ -202,6 +212,9 @@ class MediaPipeFaceMesh:
         return pts[:, :2].astype(np.float32), conf.astype(np.float32)
 
     def _detect_in_crop(self, img: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray | None:
+        """MediaPipe on the square crop of side ``side`` centred on (cx, cy) of an RGB or grey image (a grey one's
+        crop is replicated to three channels by :meth:`_run`: warping works per channel, so the crop is the one of
+        the replicated frame) -> (478, 3) in the image's pixels, or None."""
         import cv2
 
         side = max(side, 16.0)
@@ -226,17 +239,14 @@ def _face_extent(pts: np.ndarray) -> tuple[np.ndarray, float]:
     return (lo + hi) / 2, float(max(hi - lo))
 
 
-def _rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """An RGB uint8 (H, W, 3) image from RGB(A) or gray (IR frames: replicated to three channels)."""
+def _uint8_image(image: np.ndarray) -> np.ndarray:
+    """A uint8 RGB (H, W, 3) image from RGB(A), or grey (H, W) from grey: IR frames stay one channel (the face box
+    and the crops work per channel; only the 384 px crops MediaPipe gets are replicated to three, see
+    :meth:`MediaPipeFaceMesh._run`), the same results as the frame replicated to RGB at full size."""
     img = np.asarray(image)
-    if img.ndim == 2:
-        import cv2
-
-        img = cv2.cvtColor(np.ascontiguousarray(img, np.uint8), cv2.COLOR_GRAY2RGB) if img.dtype == np.uint8 \
-            else np.repeat(img[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
+    if img.ndim != 2 and (img.ndim != 3 or img.shape[2] not in (3, 4)):
         raise ConfigError(f"landmark detector got an image of shape {img.shape}; expected (H, W), (H, W, 3)")
-    img = np.ascontiguousarray(img[..., :3])
+    img = np.ascontiguousarray(img if img.ndim == 2 else img[..., :3])
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     return img

@@ -162,16 +162,50 @@ def decode_png(data: bytes) -> np.ndarray | None:
 
 def _unfilter(rows: np.ndarray, filters: np.ndarray, w: int, bpp: int) -> np.ndarray:
     """(H, W * bpp) uint8 samples of rows filtered None (0), Sub (1) or Up (2), mod-256 arithmetic throughout.
-    Sub is a running sum along the row per byte of a pixel (one ``cumsum`` over all Sub rows: 3 ms for a 1080p
-    RGB frame); Up adds the row above, already decoded, row by row in order (numpy's running sum down the rows is
-    10x slower than this loop)."""
-    h = rows.shape[0]
+    Sub is a running sum along the row per byte of a pixel (:func:`_running_sums` over all Sub rows at once); Up
+    adds the row above, already decoded, row by row in order (numpy's running sum down the rows is 10x slower than
+    this loop)."""
     sub = filters == 1
     if sub.all():
-        return np.cumsum(rows.reshape(h, w, bpp), axis=1, dtype=np.uint8).reshape(h, -1)
+        return _running_sums(rows, bpp)
     out = rows.copy()
     if sub.any():
-        out[sub] = np.cumsum(out[sub].reshape(-1, w, bpp), axis=1, dtype=np.uint8).reshape(-1, w * bpp)
+        out[sub] = _running_sums(out[sub], bpp)
     for r in np.flatnonzero(filters[1:] == 2) + 1:  # the first row's "above" is zeros: Up is None there
         out[r] += out[r - 1]
+    return out
+
+
+#: bytes of rows :func:`_running_sums` works on at a time (its two scratch buffers stay in the cache and are
+#: reused: whole-frame scratch buffers tripled a decode's page faults)
+_BLOCK_BYTES = 1 << 18
+
+
+def _running_sums(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """(N, W * bpp) uint8 -> each byte plus every byte ``bpp``, ``2 bpp``, ... before it in its row, mod 256 (PNG's
+    Sub filter undone). In log2(W) steps over a block of rows at a time, each adding the partial sums ``k`` bytes
+    to the left (k = bpp, 2 bpp, 4 bpp, ...), between two scratch buffers, the last step into the result: numpy's
+    ``cumsum`` along a row is a scalar loop: 2.6 -> 0.9 ms on a 1280x1024 grey IR frame, 3.3 -> 2.3 ms on a 1080p
+    RGB one (one core, same sitting).
+    Integer arithmetic: the same bytes in any order."""
+    n, width = rows.shape
+    out = np.empty((n, width), np.uint8)
+    steps = []
+    k = bpp
+    while k < width:
+        steps.append(k)
+        k *= 2
+    if not steps:
+        out[:] = rows
+        return out
+    r = max(1, _BLOCK_BYTES // max(width, 1))
+    scratch = np.empty((2, min(r, n), width), np.uint8)
+    for r0 in range(0, n, r):
+        src = rows[r0:r0 + r]
+        m = src.shape[0]
+        for i, k in enumerate(steps):
+            dst = out[r0:r0 + m] if i == len(steps) - 1 else scratch[i % 2, :m]
+            dst[:, :k] = src[:, :k]
+            np.add(src[:, k:], src[:, :-k], out=dst[:, k:])
+            src = dst
     return out

@@ -213,3 +213,16 @@ def test_plate_reader_uses_the_decoder_and_matches_opencv(tmp_path, monkeypatch)
     (tmp_path / "cut.png").write_bytes(cases["plate16.png"][:70])
     for name in ("empty.png", "cut.png", "missing.png"):
         assert read_plate(tmp_path / name) is None, name
+
+
+@pytest.mark.parametrize("block", [1 << 18, 200])
+@pytest.mark.parametrize("bpp", [1, 2, 3, 4, 6, 8])
+@pytest.mark.parametrize("w", [1, 2, 3, 16, 17, 37, 64, 65])
+def test_running_sums_are_numpys_cumsum_per_byte_of_a_pixel(bpp, w, block, monkeypatch):
+    """Sub rows are undone in log2(W) steps, block by block of rows (faster than numpy's cumsum along a row): the
+    same bytes, with one block or several (the last one short)."""
+    monkeypatch.setattr(png, "_BLOCK_BYTES", block)
+    rows = np.random.default_rng(w * 10 + bpp).integers(0, 256, (11, w * bpp), dtype=np.uint8)
+    want = np.cumsum(rows.reshape(11, w, bpp), axis=1, dtype=np.uint8).reshape(11, -1)
+    np.testing.assert_array_equal(png._running_sums(rows[:, :], bpp), want)
+    np.testing.assert_array_equal(png._running_sums(np.ascontiguousarray(rows[::-1])[::-1], bpp), want)

@@ -118,3 +118,39 @@ def test_a_detect_worker_does_not_run_mediapipes_other_solutions():
                        env={**os.environ, "PYTHONPATH": str(root)})
     assert r.returncode == 0, r.stderr[-3000:]
     assert [x for x in r.stdout.splitlines() if x.startswith("solutions")] == ["solutions"], r.stdout
+
+
+@pytest.fixture(scope="module")
+def ir_frame(astronaut):
+    """A grey 1280x1024 IR-sized frame with a ~270 px face: YuNet works on a half-size copy."""
+    frame = np.full((1024, 1280), 60, np.uint8)
+    frame[300:700, 500:900] = cv2.resize(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY), (400, 400))
+    return frame
+
+
+@pytest.mark.parametrize("box", ["yunet", "haar"])
+def test_grey_frame_gives_exactly_the_landmarks_of_the_frame_replicated_to_rgb(ir_frame, detector, box):
+    """IR frames stay one channel until MediaPipe's crop; resizing and warping work per channel, so the points and
+    confidences are those of the frame replicated to three channels, bit for bit."""
+    d = detector if box == "yunet" else MediaPipeFaceMesh(yunet="none")
+    grey, rgb = d.detect_scored(ir_frame), d.detect_scored(cv2.cvtColor(ir_frame, cv2.COLOR_GRAY2RGB))
+    assert grey is not None and rgb is not None
+    np.testing.assert_array_equal(grey[0], rgb[0])
+    np.testing.assert_array_equal(grey[1], rgb[1])
+    assert grey[2] == rgb[2]
+    if d is not detector:
+        d.close()
+
+
+def test_grey_frame_is_not_expanded_to_three_channels_at_full_size(ir_frame, detector, monkeypatch):
+    """Only the small copy YuNet gets and MediaPipe's 384 px crops get three channels; the face box resize and the
+    crops' warps run on the one grey channel (each 3x the work on the replicated frame before). Fails on 2d05bb6."""
+    seen = []
+    for name in ("cvtColor", "warpAffine", "resize"):
+        def wrap(img, *a, _f=getattr(cv2, name), _n=name, **kw):
+            seen.append((_n, np.shape(img)))
+            return _f(img, *a, **kw)
+        monkeypatch.setattr(cv2, name, wrap)
+    assert detector.detect(ir_frame) is not None
+    full = [(n, s) for n, s in seen if s[:2] == ir_frame.shape and len(s) == 3]
+    assert full == [] and ("warpAffine", ir_frame.shape) in seen and ("resize", ir_frame.shape) in seen
