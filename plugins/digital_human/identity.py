@@ -155,16 +155,17 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             L = shape + np.tensordot(b[i], B_np, axes=1)  # (N, 3)
             RL = L @ Rs[i].T
             Xw = RL + ts[i]
-            uv = project(Xw, cam)
-            res[i] = (uv - Xo[i]) / sigma_px
             if not jac:
+                res[i] = (project(Xw, cam) - Xo[i]) / sigma_px
                 continue
-            # d uv / d Xw by central differences (lens distortion included): the 6 shifted copies projected at once
+            # d uv / d Xw by central differences (lens distortion included): the points and their 6 shifted copies
+            # projected at once (the same floats as one call each: projection works point by point)
+            seen = project((Xw[None] + _SHIFTS[:, None, :]).reshape(-1, 3), cam).reshape(7, N, 2)
+            res[i] = (seen[0] - Xo[i]) / sigma_px
             D = np.zeros((N, 2, 3))
             h = 1e-5
-            shifted = project((Xw[None] + _SHIFTS[:, None, :]).reshape(-1, 3), cam).reshape(3, 2, N, 2)
             for k in range(3):
-                D[:, :, k] = (shifted[k, 0] - shifted[k, 1]) / (2 * h)
+                D[:, :, k] = (seen[1 + 2 * k] - seen[2 + 2 * k]) / (2 * h)
             D /= sigma_px
             rows = slice(i * N * 2, (i + 1) * N * 2)
             Jr = J[rows]
@@ -177,7 +178,7 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             skew[:, 0, 1], skew[:, 0, 2] = RL[:, 2], -RL[:, 1]
             skew[:, 1, 0], skew[:, 1, 2] = -RL[:, 2], RL[:, 0]
             skew[:, 2, 0], skew[:, 2, 1] = RL[:, 1], -RL[:, 0]
-            Jr[:, c1:c1 + 3] = np.einsum("nij,njk->nik", D, skew).reshape(N * 2, 3)
+            Jr[:, c1:c1 + 3] = _chain(D, skew).reshape(N * 2, 3)
             Jr[:, c1 + 3:c1 + 6] = D.reshape(N * 2, 3)
         return res, J
 
@@ -241,8 +242,9 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
     return StillsFit(identity=ident, expression=b.copy(), R=Rs, t=ts, residual_px=rms)
 
 
-#: the central differences' shifts of a point, metres: +h and -h along x, then y, then z
-_SHIFTS = np.array([[1e-5, 0, 0], [-1e-5, 0, 0], [0, 1e-5, 0], [0, -1e-5, 0], [0, 0, 1e-5], [0, 0, -1e-5]])
+#: a point unshifted, then the central differences' shifts, metres: +h and -h along x, then y, then z
+_SHIFTS = np.array([[0.0, 0, 0], [1e-5, 0, 0], [-1e-5, 0, 0], [0, 1e-5, 0], [0, -1e-5, 0], [0, 0, 1e-5],
+                    [0, 0, -1e-5]])
 
 
 def _by_landmark(basis: np.ndarray) -> np.ndarray:

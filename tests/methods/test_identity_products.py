@@ -26,12 +26,12 @@ def test_chain_is_einsums(k):
     assert np.array_equal(_chain(D, dX), np.einsum("nij,njk->nik", D, dX))
 
 
-def test_shifted_points_projected_at_once_are_projected_one_shift_at_a_time():
+def test_points_and_shifted_copies_projected_at_once_are_projected_one_at_a_time():
     rng = np.random.default_rng(7)
     cam = CameraModel(name="hero", K=np.array([[1500.0, 0, 960], [0, 1500, 540], [0, 0, 1]]),
                       dist=np.array([-0.2, 0.05, 1e-3, -2e-3, 0.01]), image_size=(1920, 1080),
                       R=rodrigues(np.array([0.1, -0.2, 0.05])), t=np.array([0.02, -0.01, 0.3]))
     X = rng.standard_normal((478, 3)) * 0.08 + np.array([0.0, 0.0, 0.5])
-    at_once = cam.project((X[None] + _SHIFTS[:, None, :]).reshape(-1, 3)).reshape(6, 478, 2)
+    at_once = cam.project((X[None] + _SHIFTS[:, None, :]).reshape(-1, 3)).reshape(7, 478, 2)
     for s, shift in enumerate(_SHIFTS):
         assert np.array_equal(at_once[s], cam.project(X + shift))
