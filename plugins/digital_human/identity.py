@@ -136,6 +136,7 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
         a = np.zeros(ki)
     ke = model.n_expression
     N = mean_np.shape[0]
+    A_t, B_t = _by_landmark(A_np), _by_landmark(B_np)  # (N, 3, K): the bases' layout for the Jacobian's products
     b = np.full((S, ke), 0.05 if blend else 0.0)
     Rs = np.stack([rodrigues(r) for r in rv0])
     ts = t0.copy()
@@ -154,32 +155,30 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             L = shape + np.tensordot(b[i], B_np, axes=1)  # (N, 3)
             RL = L @ Rs[i].T
             Xw = RL + ts[i]
-            uv = project(Xw, cam)
-            res[i] = (uv - Xo[i]) / sigma_px
             if not jac:
+                res[i] = (project(Xw, cam) - Xo[i]) / sigma_px
                 continue
-            # d uv / d Xw by central differences (lens distortion included)
+            # d uv / d Xw by central differences (lens distortion included): the points and their 6 shifted copies
+            # projected at once (the same floats as one call each: projection works point by point)
+            seen = project((Xw[None] + _SHIFTS[:, None, :]).reshape(-1, 3), cam).reshape(7, N, 2)
+            res[i] = (seen[0] - Xo[i]) / sigma_px
             D = np.zeros((N, 2, 3))
             h = 1e-5
             for k in range(3):
-                e = np.zeros(3)
-                e[k] = h
-                D[:, :, k] = (project(Xw + e, cam) - project(Xw - e, cam)) / (2 * h)
+                D[:, :, k] = (seen[1 + 2 * k] - seen[2 + 2 * k]) / (2 * h)
             D /= sigma_px
             rows = slice(i * N * 2, (i + 1) * N * 2)
             Jr = J[rows]
             if na:
-                dA = np.einsum("ij,knj->nik", Rs[i], A_np)  # (N, 3, Ki)
-                Jr[:, :na] = np.einsum("nij,njk->nik", D, dA).reshape(N * 2, na)
+                Jr[:, :na] = _chain(D, _rotated(Rs[i], A_t)).reshape(N * 2, na)
             c0 = na + i * ke
-            dB = np.einsum("ij,knj->nik", Rs[i], B_np)
-            Jr[:, c0:c0 + ke] = np.einsum("nij,njk->nik", D, dB).reshape(N * 2, ke)
+            Jr[:, c0:c0 + ke] = _chain(D, _rotated(Rs[i], B_t)).reshape(N * 2, ke)
             c1 = na + S * ke + i * 6
             skew = np.zeros((N, 3, 3))  # d(exp(w) RL)/dw at 0 = -[RL]_x
             skew[:, 0, 1], skew[:, 0, 2] = RL[:, 2], -RL[:, 1]
             skew[:, 1, 0], skew[:, 1, 2] = -RL[:, 2], RL[:, 0]
             skew[:, 2, 0], skew[:, 2, 1] = RL[:, 1], -RL[:, 0]
-            Jr[:, c1:c1 + 3] = np.einsum("nij,njk->nik", D, skew).reshape(N * 2, 3)
+            Jr[:, c1:c1 + 3] = _chain(D, skew).reshape(N * 2, 3)
             Jr[:, c1 + 3:c1 + 6] = D.reshape(N * 2, 3)
         return res, J
 
@@ -241,3 +240,34 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
     ident[: a.size] = a
     log.info("identity fit to %d stills: %d iterations, landmark RMS %s px", S, it + 1, np.round(rms, 2).tolist())
     return StillsFit(identity=ident, expression=b.copy(), R=Rs, t=ts, residual_px=rms)
+
+
+#: a point unshifted, then the central differences' shifts, metres: +h and -h along x, then y, then z
+_SHIFTS = np.array([[0.0, 0, 0], [1e-5, 0, 0], [-1e-5, 0, 0], [0, 1e-5, 0], [0, -1e-5, 0], [0, 0, 1e-5],
+                    [0, 0, -1e-5]])
+
+
+def _by_landmark(basis: np.ndarray) -> np.ndarray:
+    """(K, N, 3) -> (N, 3, K), C-contiguous."""
+    return np.ascontiguousarray(basis.transpose(1, 2, 0))
+
+
+def _rotated(R: np.ndarray, basis_t: np.ndarray) -> np.ndarray:
+    """(N, 3, K): ``R`` (3, 3) applied to each mode's landmark offsets (``basis_t`` (N, 3, K), :func:`_by_landmark`),
+    with the floats of ``np.einsum("ij,knj->nik", R, basis)`` on the (K, N, 3) basis (its sum over j in the order
+    (0 + 2) + 1), in a layout ~2x faster to compute."""
+    out = R[:, 0, None] * basis_t[:, None, 0, :]
+    term = np.multiply(R[:, 2, None], basis_t[:, None, 2, :])
+    out += term
+    out += np.multiply(R[:, 1, None], basis_t[:, None, 1, :], out=term)
+    return out
+
+
+def _chain(D: np.ndarray, dX: np.ndarray) -> np.ndarray:
+    """(N, 2, K) = ``D`` (N, 2, 3) times ``dX`` (N, 3, K) per landmark, with the floats of ``np.einsum("nij,njk->nik",
+    D, dX)`` (its sum over j in the order (0 + 1) + 2)."""
+    out = D[:, :, 0, None] * dX[:, None, 0, :]
+    term = np.multiply(D[:, :, 1, None], dX[:, None, 1, :])
+    out += term
+    out += np.multiply(D[:, :, 2, None], dX[:, None, 2, :], out=term)
+    return out
