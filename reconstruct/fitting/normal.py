@@ -176,6 +176,7 @@ class BandSolver:
         if self.free_identity:
             self.Hta = np.where(keep[:, None], Hta.reshape(n, -1), 0.0)
             self.Haa, self.ga = Haa, ga
+            self.rhs = np.concatenate([self.Hta, self.g[:, None]], axis=1)  # the same for every damping tried
 
     def solve(self, mu: float) -> tuple[np.ndarray | None, np.ndarray]:
         """(identity step or None, frame-parameter step (T, P)) of the system damped by ``mu`` (LM:
@@ -189,8 +190,7 @@ class BandSolver:
             raise FitError(f"fit normal equations are singular: {exc}") from exc
         if not self.free_identity:
             return None, -sla.cho_solve_banded((cb, False), self.g, check_finite=False).reshape(self.T, self.P)
-        rhs = np.concatenate([self.Hta, self.g[:, None]], axis=1)
-        sol = sla.cho_solve_banded((cb, False), rhs, check_finite=False)
+        sol = sla.cho_solve_banded((cb, False), self.rhs, check_finite=False)
         X, y = sol[:, :-1], sol[:, -1]  # Htt^-1 Hta, Htt^-1 g
         Haa = self.Haa + np.diag(mu * np.maximum(np.diag(self.Haa), 1e-9) + 1e-12)
         S = Haa - self.Hta.T @ X

@@ -204,6 +204,9 @@ class _Problem:
         # the last residuals without Jacobian: (the x tensors they were computed at, the result); an iteration asks
         # for them at its start twice (weights, cost) and at the point its accepted step was evaluated at
         self._last: tuple | None = None
+        # the model's world points and camera-frame points at the x tensors of the last evaluation: the Jacobian's
+        # residuals of an iteration are asked at the point its start evaluated (the same computation, kept)
+        self._points: tuple | None = None
         finite = torch.isfinite(obs).all(-1)
         self.base_w = torch.where(finite, conf, torch.zeros_like(conf)) * basis.weight  # (T, C, N)
         self.obs0 = torch.where(finite[..., None], obs, torch.zeros_like(obs))
@@ -265,7 +268,7 @@ class _Problem:
         expression x view term its view features ``view_phi`` (T, C, 2)."""
         if self.b.view is None and self.Bx is None:
             return
-        self._last = None  # the residuals depend on the view state
+        self._last = self._points = None  # the residuals depend on the view state
         from ..face.detector_bias import view_features
 
         Rh = rodrigues(x["rot"])[0] @ self.R_ref
@@ -300,8 +303,12 @@ class _Problem:
         key = (alpha, beta, rot, trans)
         if not jac and self._last is not None and all(a is b for a, b in zip(self._last[0], key)):
             return self._last[1]
-        L, RL, Xw, Rh, Jl = self.world_points(alpha, beta, rot, trans)
-        Xc = Xw @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
+        if self._points is not None and all(a is b for a, b in zip(self._points[0], key)):
+            RL, Xw, Rh, Jl, Xc = self._points[1]
+        else:
+            _, RL, Xw, Rh, Jl = self.world_points(alpha, beta, rot, trans)
+            Xc = Xw @ self.cams.R.transpose(1, 2)[None] + self.cams.t[None, :, None]
+            self._points = (key, (RL, Xw, Rh, Jl, Xc))
         if not jac:
             from .projection import project_camera_frame
             out = project_camera_frame(Xc, self.cams) - self.obs0, Xw, Rh, None
