@@ -245,3 +245,15 @@ def test_rewritten_file_of_the_same_size_is_hashed_again(session, tmp_path):
     known = {str(data): (hashlib.sha256(b"c" * 64).hexdigest(), 64)}
     assert record_stage_outputs(session, folder, record, known=known) == 1
     assert verify_manifest(session) == {"out/stagex/data.bin": "ok"}
+
+
+def test_sha256_file_is_the_digest_of_the_whole_file_across_read_buffers(tmp_path):
+    """The file's digest in one buffer or many (sizes around the reader's 256 KiB and 1 MiB buffers)."""
+    from reconstruct.hashing import sha256_file
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, (1 << 18) - 1, 1 << 18, (1 << 18) + 1, (1 << 20) + 7, (3 << 20) + 5):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        p = tmp_path / f"{size}.bin"
+        p.write_bytes(data)
+        assert sha256_file(p) == hashlib.sha256(data).hexdigest()
