@@ -172,4 +172,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from reconstruct.lazy_imports import exit_after_handlers
+
+    exit_after_handlers(main())  # the atexit handlers run, the interpreter's teardown is skipped (0.15-0.2 s)

@@ -142,6 +142,15 @@ def model_cache(src: Path, work: Path) -> Path:
     return d
 
 
+def compile_tree(src: Path) -> None:
+    """Write the bytecode of ``src``'s packages (``__pycache__``), untimed, before its runs: an install has it, but
+    with ``PYTHONDONTWRITEBYTECODE`` set (as on the project's machines) an unpacked or freshly merged tree never
+    gets it, and every process of every timed run -- the driver, the report's started workers -- compiled ~200
+    modules from source again: 0.2-0.4 s and 0.3-0.4 CPU-s of a whole run (cal12, docs/benchmarks.md)."""
+    dirs = [str(src / d) for d in ("reconstruct", "plugins", "capture") if (src / d).is_dir()]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *dirs], cwd=src, check=True, capture_output=True)
+
+
 def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None, method_cache: Path | None = None
                  ) -> dict:
     """Run the whole pipeline of ``src``'s code on a copy of ``take``: wall seconds, per-stage seconds, peak MiB.
@@ -149,6 +158,7 @@ def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None
     run solves its calibration (an empty ``$DEAGE_CALIBRATION_CACHE_DIR`` of its own: no take reuses another's). The
     converted face model comes from ``src``'s own warm cache (:func:`model_cache`)."""
     models = model_cache(src, work)
+    compile_tree(src)
     copy = work / label
     shutil.copytree(take, copy)
     cmd = [sys.executable, "-m", "reconstruct.cli", "run", str(copy), "--method", "digital_human", "--young-refs",

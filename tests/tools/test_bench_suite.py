@@ -109,3 +109,20 @@ def test_e2e_helpers_io_floor_and_peak_memory(tmp_path):
     mem = bench_e2e.PeakMemory(proc.pid, every=0.05)
     proc.wait()
     assert mem.stop() > 50  # MiB: the child's 60 MB array
+
+
+def test_bench_e2e_compiles_the_trees_it_times(tmp_path, monkeypatch):
+    """Every package of a tree gets its bytecode before the timed runs, also where the environment says not to
+    write any (``PYTHONDONTWRITEBYTECODE``): the runs then do not compile the tree's modules in every process."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import bench_e2e
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    for pkg in ("reconstruct", "plugins"):
+        (tmp_path / pkg / "sub").mkdir(parents=True)
+        (tmp_path / pkg / "__init__.py").write_text("")
+        (tmp_path / pkg / "sub" / "mod.py").write_text("X = 1\n")
+    bench_e2e.compile_tree(tmp_path)
+    for pkg in ("reconstruct", "plugins"):
+        assert [p.name.split(".")[0] for p in (tmp_path / pkg / "__pycache__").glob("*.pyc")] == ["__init__"]
+        assert [p.name.split(".")[0] for p in (tmp_path / pkg / "sub" / "__pycache__").glob("*.pyc")] == ["mod"]

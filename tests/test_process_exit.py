@@ -1,0 +1,54 @@
+"""The command's process ends after its atexit handlers, without the interpreter's teardown
+(:func:`reconstruct.lazy_imports.exit_after_handlers`), and with the normal exit where that would skip a handler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.subproc import ROOT
+
+#: an object whose finalizer shows whether the interpreter's teardown ran; an atexit handler registered
+#: after the command's (it runs before it); output without a newline, flushed only by the exit
+_SCRIPT = """
+import atexit, builtins, os, sys
+{before}
+from reconstruct.lazy_imports import exit_after_handlers, no_collection_at_exit
+
+class Noisy:
+    def __del__(self, write=os.write):  # the streams and the module's names may be gone by then
+        write(1, b" finalized")
+
+builtins.exit_probe = Noisy()  # freed by the teardown (gc.freeze or not), in no cycle
+no_collection_at_exit()  # as run_cli does, before any plugin or stage registers handlers
+atexit.register(lambda: sys.stdout.write(" late-handler"))
+sys.stdout.write("buffered")
+{exit}(3)
+"""
+
+
+def _run(before: str = "", exit: str = "exit_after_handlers") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _SCRIPT.format(before=before, exit=exit)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_exit_after_handlers_runs_the_handlers_and_skips_the_teardown():
+    normal = _run(exit="sys.exit")  # the premise: a normal exit finalizes the module-held object
+    assert normal.returncode == 3 and normal.stdout.split() == ["buffered", "late-handler", "finalized"]
+    fast = _run()
+    assert fast.returncode == 3, fast.stderr[-2000:]
+    assert fast.stdout.split() == ["buffered", "late-handler"]  # flushed, handler run, no teardown
+
+
+def test_an_earlier_unknown_handler_keeps_the_normal_exit():
+    # registered before the command's handler, so it would run after it: the exit must not skip it
+    r = _run(before="atexit.register(lambda: sys.stdout.write(' early-handler'))")
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert r.stdout.split() == ["buffered", "late-handler", "early-handler", "finalized"]
+
+
+def test_the_cli_entry_keeps_its_exit_status_and_messages(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "reconstruct.cli", "run", str(tmp_path / "missing")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "is not a folder" in r.stderr and "hint:" in r.stderr
