@@ -140,6 +140,12 @@ def _at_exit() -> None:
                 stream.flush()
         except (OSError, ValueError):  # a closed or broken pipe: as a normal exit, nothing more to write
             pass
+    try:  # what native libraries printed through C's buffered stdio (exit() flushes it; _exit does not)
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library symbols to reach (not glibc/musl/macOS): nothing buffered there
+        pass
     os._exit(_EXIT_CODE[-1])
 
 

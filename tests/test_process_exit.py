@@ -27,9 +27,9 @@ sys.stdout.write("buffered")
 """
 
 
-def _run(before: str = "", exit: str = "exit_after_handlers") -> subprocess.CompletedProcess:
+def _run(before: str = "", exit: str = "exit_after_handlers", env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", _SCRIPT.format(before=before, exit=exit)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_exit_after_handlers_runs_the_handlers_and_skips_the_teardown():
@@ -52,3 +52,24 @@ def test_the_cli_entry_keeps_its_exit_status_and_messages(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 3, r.stderr[-2000:]
     assert "is not a folder" in r.stderr and "hint:" in r.stderr
+
+
+def test_what_native_code_printed_is_flushed_too():
+    """C's stdio buffers a pipe's output (``exit()`` flushes it, ``os._exit`` alone does not): what a native
+    library printed still comes out of the fast exit (it flushes C's streams too)."""
+    import os
+
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # else C's stdout is unbuffered
+    r = _run(before="import ctypes; ctypes.CDLL(None).printf(b'native ')", env=buffered)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "native" in r.stdout.split(), r.stdout
+
+
+def test_the_console_script_ends_the_fast_way():
+    """pyproject's ``reconstruct`` script is :func:`reconstruct.cli.console_main` (the same exit as ``-m``)."""
+    import tomllib
+
+    from reconstruct import cli
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["reconstruct"] == "reconstruct.cli:console_main" and callable(cli.console_main)
