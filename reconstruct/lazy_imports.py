@@ -134,19 +134,24 @@ def _at_exit() -> None:
     import logging
 
     logging.shutdown()
+    code = _EXIT_CODE[-1]
     for stream in (sys.stdout, sys.stderr):
         try:
-            if stream is not None:
+            if stream is not None and not stream.closed:
                 stream.flush()
-        except (OSError, ValueError):  # a closed or broken pipe: as a normal exit, nothing more to write
-            pass
+        except OSError as exc:  # a reader gone, a full disk: what was written is cut short, as Python's own exit
+            code = 120  # says with status 120 (Py_RunMain: "Py_FinalizeEx() < 0"), whatever the command returned
+            try:
+                os.write(2, f"reconstruct: could not write the last output to {stream.name}: {exc}\n".encode())
+            except OSError:
+                pass
     try:  # what native libraries printed through C's buffered stdio (exit() flushes it; _exit does not)
         import ctypes
 
         ctypes.CDLL(None).fflush(None)
     except (OSError, AttributeError):  # no C library symbols to reach (not glibc/musl/macOS): nothing buffered there
         pass
-    os._exit(_EXIT_CODE[-1])
+    os._exit(code)
 
 
 def exit_after_handlers(code: int | None) -> NoReturn:

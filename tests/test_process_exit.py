@@ -73,3 +73,19 @@ def test_the_console_script_ends_the_fast_way():
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["reconstruct"] == "reconstruct.cli:console_main" and callable(cli.console_main)
+
+
+def test_output_that_cannot_be_written_ends_with_status_120_as_pythons_exit():
+    """stdout's reader gone before the last output is flushed: Python's own exit says so with status 120; the fast
+    exit must not report success (it said 0 before)."""
+    import os
+
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # "buffered" flushed at exit
+    for exit in ("sys.exit", "exit_after_handlers"):
+        script = _SCRIPT.format(before="", exit=exit).replace(
+            'sys.stdout.write("buffered")', 'sys.stdout.write("buffered"); import time; time.sleep(0.5)')
+        p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=buffered)
+        p.stdout.close()  # the reader is gone before the process writes anything
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 120, (exit, p.returncode, err[-2000:])

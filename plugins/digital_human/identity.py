@@ -163,9 +163,8 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
             seen = project((Xw[None] + _SHIFTS[:, None, :]).reshape(-1, 3), cam).reshape(7, N, 2)
             res[i] = (seen[0] - Xo[i]) / sigma_px
             D = np.zeros((N, 2, 3))
-            h = 1e-5
             for k in range(3):
-                D[:, :, k] = (seen[1 + 2 * k] - seen[2 + 2 * k]) / (2 * h)
+                D[:, :, k] = (seen[1 + 2 * k] - seen[2 + 2 * k]) / (2 * _H)
             D /= sigma_px
             rows = slice(i * N * 2, (i + 1) * N * 2)
             Jr = J[rows]
@@ -242,9 +241,9 @@ def _fit(model, scheme: str, cams: Sequence[CameraModel], points: Sequence[np.nd
     return StillsFit(identity=ident, expression=b.copy(), R=Rs, t=ts, residual_px=rms)
 
 
+_H = 1e-5  #: the central differences' step, metres
 #: a point unshifted, then the central differences' shifts, metres: +h and -h along x, then y, then z
-_SHIFTS = np.array([[0.0, 0, 0], [1e-5, 0, 0], [-1e-5, 0, 0], [0, 1e-5, 0], [0, -1e-5, 0], [0, 0, 1e-5],
-                    [0, 0, -1e-5]])
+_SHIFTS = np.array([[0.0, 0, 0], [_H, 0, 0], [-_H, 0, 0], [0, _H, 0], [0, -_H, 0], [0, 0, _H], [0, 0, -_H]])
 
 
 def _by_landmark(basis: np.ndarray) -> np.ndarray:

@@ -115,6 +115,15 @@ def _init_worker(n_threads: int, driver: Resources, started: bool = False,
             log.warning("warming a pre-started worker failed: %s", exc)
 
 
+def _lost_a_worker(pool: ProcessPoolExecutor) -> bool:
+    """Whether a worker of ``pool`` has died: the pool marks itself broken a moment after (its manager thread
+    notices), so its processes are asked too. (ProcessPoolExecutor's own attributes: where they are missing, the
+    answer is False and a dead worker fails the map with BrokenProcessPool, as before.)"""
+    if getattr(pool, "_broken", False):
+        return True
+    return any(not p.is_alive() for p in dict(getattr(pool, "_processes", None) or {}).values())
+
+
 def _started() -> None:
     """A no-op work item: submitting one per worker makes a started pool start all its workers now."""
 
@@ -229,7 +238,7 @@ class LocalExecutor:
             self._await_exited()
             if fresh:  # started processes: they rebuild the plugin registry from the installed plugins
                 pool = self._prestarted.pop(prestarted, None) if prestarted else None
-                if pool is not None and getattr(pool, "_broken", False):  # a worker died while it waited
+                if pool is not None and _lost_a_worker(pool):  # a worker died while it waited
                     log.warning("a pre-started worker for %s died before its work came; starting new ones",
                                 prestarted)
                     self._shutdown(pool, wait=True)

@@ -66,6 +66,26 @@ def test_a_pre_started_pool_whose_worker_died_is_replaced():
     assert multiprocessing.active_children() == []
 
 
+def test_a_worker_that_just_died_is_seen_before_the_pool_notices(monkeypatch):
+    """The pool marks itself broken a moment after a worker dies; a map in that moment must not take it."""
+    import signal
+
+    from reconstruct.executors import local
+
+    ex = LocalExecutor(jobs=2)
+    try:
+        ex.prestart("later", _warm)
+        pool = ex._prestarted["later"]
+        victim = multiprocessing.active_children()[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+        monkeypatch.setattr(pool, "_broken", False, raising=False)  # its manager thread has not noticed (yet)
+        assert local._lost_a_worker(pool)
+    finally:
+        ex.close()
+    assert multiprocessing.active_children() == []
+
+
 def test_untaken_prestarted_workers_are_stopped():
     ex = LocalExecutor(jobs=2)
     ex.prestart("later", _warm)
