@@ -158,12 +158,12 @@ class FitStage:
         import cv2  # noqa: F401  (then limited_threads' imports)
         import scipy.linalg  # noqa: F401
         import threadpoolctl  # noqa: F401
-        from reconstruct.fitting import gaze, gaze_prior, scoring, synthetic  # noqa: F401
-        from reconstruct.fitting.overlay import prepare_overlay
+        from reconstruct.fitting import gaze, gaze_prior, overlay, scoring, synthetic  # noqa: F401
+        from reconstruct.render.raycast import RaycastRenderer
 
         import scipy.spatial  # noqa: F401  (scoring.regions' KD-tree)
 
-        prepare_overlay()
+        RaycastRenderer.preload()  # the overlay's renderer (open3d, without its viewer)
 
     def run(self, ctx: StageContext, out: Path) -> None:
         from reconstruct.fitting.lip_anchor import anchor_inner_lips

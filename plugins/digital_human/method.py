@@ -444,16 +444,14 @@ def _run_work(ctx: MethodContext, jobs: list) -> list:
 
 
 def _import_for_workers(ctx: MethodContext) -> None:
-    """The CPU ray caster's open3d (without its plotting viewer: :func:`reconstruct.lazy_imports.
-    defer_plotting_imports`) imported in the driver, before the preparation's and the frames' workers are forked
-    from it: each of them imported it (~0.25 CPU-s; 4 workers for a take whose young stills are not cached yet).
-    In a whole run the fit stage's overlay has imported it already; a GPU device is left to pick its renderer."""
+    """The CPU ray caster's open3d (without its plotting viewer: the ray caster's own import defers it) imported in
+    the driver, before the preparation's and the frames' workers are forked from it: each of them imported it
+    (~0.25 CPU-s; 4 workers for a take whose young stills are not cached yet). In a whole run the fit stage's
+    overlay has imported it already; a GPU device is left to pick its renderer."""
     if ctx.device != "cpu":
         return
-    from reconstruct.lazy_imports import defer_plotting_imports
     from reconstruct.render import renderer_class
 
-    defer_plotting_imports(("open3d.visualization",))
     preload = getattr(renderer_class(ctx.components, "auto", ctx.device), "preload", None)  # optional for a plugin's
     if preload is not None:
         preload()

@@ -11,17 +11,6 @@ from ..camera import CameraModel
 log = logging.getLogger(__name__)
 
 
-def prepare_overlay() -> None:
-    """Import the renderer :func:`overlay_fit` uses: open3d without its plotly/dash viewer (unused here; forked
-    workers of later stages inherit the import). RenderError where open3d does not import."""
-    from ..lazy_imports import defer_plotting_imports
-
-    defer_plotting_imports(("open3d.visualization",))
-    from ..render.raycast import RaycastRenderer
-
-    RaycastRenderer.preload()
-
-
 def overlay_fit(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, camera: CameraModel,
                 detected: np.ndarray | None = None, fitted: np.ndarray | None = None, alpha: float = 0.55) -> np.ndarray:
     """(H, W, 3) uint8 RGB: ``image`` with the mesh ((V, 3) world metres) shaded on top (raycast renderer; a
@@ -36,7 +25,6 @@ def overlay_fit(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, 
     # elsewhere the frame's own bytes (what the float round trip gave: clip(float32(x), 0, 255) -> uint8)
     out = src.copy() if src.dtype == np.uint8 else np.clip(src.astype(np.float32), 0, 255).astype(np.uint8)
     try:
-        prepare_overlay()
         from ..render.base import Mesh
         from ..render.raycast import RaycastRenderer, mesh_window
         from ..render.shading import linear_to_srgb

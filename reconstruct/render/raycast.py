@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 
 
 def _import_open3d():
-    """open3d, imported; RenderError saying what to install where that fails (also after :meth:`RaycastRenderer.
-    available` loaded its extension: the package's own import can still fail)."""
+    """open3d, imported without its plotly/dash viewer (``open3d.visualization`` loads only when touched, which the
+    ray caster never does: :func:`reconstruct.lazy_imports.defer_plotting_imports`, 0.25-1.0 CPU-s a process);
+    RenderError saying what to install where that fails (also after :meth:`RaycastRenderer.available` loaded its
+    extension: the package's own import can still fail)."""
+    if "open3d" not in sys.modules:
+        from ..lazy_imports import defer_plotting_imports
+
+        defer_plotting_imports(("open3d.visualization",))
     try:
         import open3d
     except Exception as exc:  # ImportError, or a missing system library (libusb) raising OSError
