@@ -22,7 +22,6 @@ from ..face.landmark_groups import MP_INNER_LIPS, MP_OUTER_LIPS
 from ..session import STAGE_FILE, FrameSet, Session
 from . import flags as F
 from .pngread import read_gray
-from .union import downscaled_mask_rows
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +190,8 @@ class ReportData:
             return set()
         return {int(f) for f, v in frames.items() if isinstance(v, dict) and v.get("mask_px") == 0}
 
-    def patch(self, frame: int) -> tuple[np.ndarray, tuple[int, int]] | None:
-        """``frame``'s mask patch (h, w) float32 in [0, 1] and its (x, y) offset px on the plate, or None."""
+    def mask(self, frame: int, shape: tuple[int, int]) -> np.ndarray | None:
+        """The paste-back mask (H, W) float in [0, 1] of ``frame`` (from the composite stage's patch), or None."""
         if self.mask_dir is None:
             return None
         stem = f"{frame:06d}"
@@ -207,15 +206,8 @@ class ReportData:
         info = json.loads(jp.read_text())
         if a is None:
             return None
+        a = a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0)
         x, y = info["offset_px"]
-        return a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0), (int(x), int(y))
-
-    def mask(self, frame: int, shape: tuple[int, int]) -> np.ndarray | None:
-        """The paste-back mask (H, W) float in [0, 1] of ``frame`` (from the composite stage's patch), or None."""
-        p = self.patch(frame)
-        if p is None:
-            return None
-        a, (x, y) = p
         full = np.zeros(shape, np.float32)
         h, w = min(a.shape[0], shape[0] - y), min(a.shape[1], shape[1] - x)
         full[y:y + h, x:x + w] = a[:h, :w]
@@ -435,15 +427,16 @@ def _mask_union(data: ReportData, frames: list[int]) -> np.ndarray | None:
             if f in empty:
                 continue
             return None
-        part = downscaled_mask_rows(data, f, size, MAX_ANALYSIS_WIDTH)
-        if part is None:
+        m = data.mask(f, (size[1], size[0]))
+        if m is None:
             return None
-        rows, r0, shape = part
+        ms = np.clip(_downscale(m, MAX_ANALYSIS_WIDTH).astype(np.float64), 0, 1)
         if union is None:
-            union = np.zeros(shape)
-        elif union.shape != shape:
+            union = ms
+        elif union.shape == ms.shape:
+            np.maximum(union, ms, out=union)
+        else:
             return None
-        np.maximum(union[r0:r0 + rows.shape[0]], rows, out=union[r0:r0 + rows.shape[0]])
     return union
 
 
