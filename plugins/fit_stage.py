@@ -155,9 +155,7 @@ class FitStage:
         work; in the order run imports them (its results are the same bit for bit either way)."""
         from reconstruct.fitting import lip_anchor, pipeline, result  # noqa: F401  (torch)
 
-        import cv2  # noqa: F401  (then limited_threads' imports)
-        import scipy.linalg  # noqa: F401
-        import threadpoolctl  # noqa: F401
+        _thread_limit_imports()
         from reconstruct.fitting import gaze, gaze_prior, overlay, scoring, synthetic  # noqa: F401
         from reconstruct.render.raycast import RaycastRenderer
 
@@ -229,11 +227,7 @@ def limited_threads(n: int):
     threadpoolctl limits only the libraries already loaded: OpenCV's and scipy.linalg's own OpenBLAS copies are
     loaded first (the fit imports them lazily; loaded inside the block, they kept 2 threads: the band solver's
     Cholesky spun 30-120 ms a call instead of 1 ms on a busy 2-core machine)."""
-    import cv2  # noqa: F401
-    import scipy.linalg  # noqa: F401
-    import torch
-    from threadpoolctl import threadpool_limits
-
+    torch, threadpool_limits = _thread_limit_imports()
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -241,6 +235,17 @@ def limited_threads(n: int):
             yield
     finally:
         torch.set_num_threads(before)
+
+
+def _thread_limit_imports():
+    """(torch, threadpoolctl.threadpool_limits), with OpenCV's and scipy.linalg's BLAS copies loaded first (see
+    :func:`limited_threads`; the stage's ``preload`` imports them ahead too)."""
+    import cv2  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    return torch, threadpool_limits
 
 
 def _refine_photometric(ctx: StageContext, model, cams: dict, seq, det: Detections, st: FitStageSettings,

@@ -245,11 +245,11 @@ def warp_region(image: np.ndarray, warp: FaceWarp, origin: tuple[int, int] = (0,
         res = cv2.remap(src, map_x[b0:b1, c0:c1], map_y[b0:b1, c0:c1], cv2.INTER_LANCZOS4,
                         borderMode=cv2.BORDER_REFLECT)
         dst, where = out[y0 + b0:y0 + b1, x0 + c0:x0 + c1], sub[b0:b1, c0:c1]
-        # channel by channel: a (h, w, 1) ``where`` broadcast over the 3 channels was ~5x slower
-        for k in range(dst.shape[2]) if dst.ndim == 3 else ():
-            np.copyto(dst[..., k], res[..., k], where=where)
         if dst.ndim == 2:
             np.copyto(dst, res, where=where)
+        else:  # channel by channel: a (h, w, 1) ``where`` broadcast over the 3 channels was ~5x slower
+            for k in range(dst.shape[2]):
+                np.copyto(dst[..., k], res[..., k], where=where)
     return out
 
 
