@@ -126,3 +126,38 @@ def test_bench_e2e_compiles_the_trees_it_times(tmp_path, monkeypatch):
     for pkg in ("reconstruct", "plugins"):
         assert [p.name.split(".")[0] for p in (tmp_path / pkg / "__pycache__").glob("*.pyc")] == ["__init__"]
         assert [p.name.split(".")[0] for p in (tmp_path / pkg / "sub" / "__pycache__").glob("*.pyc")] == ["mod"]
+
+
+def test_bench_e2e_samples_memory_only_in_runs_that_are_not_timed(tmp_path, monkeypatch):
+    """A timed run has no memory sampler beside it (its reads of every process's ``smaps_rollup`` slowed a
+    24-frame run by 1.9-3.3 s on 2 cores); a memory run has one and returns its peak."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import bench_e2e
+
+    started = []
+
+    class Sampler:
+        def __init__(self, pid, every=0.1):
+            started.append(pid)
+
+        def stop(self):
+            return 123.0
+
+    class Proc:
+        pid, returncode = 4242, 0
+
+        def __init__(self, cmd, **kw):
+            assert cmd[1:4] == ["-m", "reconstruct.cli", "run"]
+
+        def communicate(self):
+            return "", ""
+
+    monkeypatch.setattr(bench_e2e, "PeakMemory", Sampler)
+    monkeypatch.setattr(bench_e2e, "model_cache", lambda src, work: work / "models")
+    monkeypatch.setattr(bench_e2e, "compile_tree", lambda src: None)
+    monkeypatch.setattr(bench_e2e.subprocess, "Popen", Proc)
+    (tmp_path / "take").mkdir()
+    timed = bench_e2e.run_pipeline(REPO, tmp_path / "take", tmp_path, "timed", "2")
+    assert started == [] and timed["peak_mb"] is None
+    sampled = bench_e2e.run_pipeline(REPO, tmp_path / "take", tmp_path, "mem", "2", memory=True)
+    assert started == [4242] and sampled["peak_mb"] == 123.0
