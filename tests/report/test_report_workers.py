@@ -212,3 +212,52 @@ def test_the_manifest_is_hashed_from_before_the_driver_prepares_the_pass(tmp_pat
     flags = S.report_flags(ctx)
     assert seen == [jobs > 1] and started.is_set() == (jobs > 1)
     assert "flicker" in flags.series
+
+
+def test_the_take_s_last_chunk_sends_back_no_state_of_its_last_frame(tmp_path, monkeypatch):
+    """Only a chunk that another follows hands back its last frame's edit (the next chunk's first frame's change
+    is computed from it): the last chunk's would be pickled, piped and unpickled at the end of the pass for
+    nothing (~2 MB a 1080p frame); the flags stay the single pass's."""
+    from reconstruct import lazy_imports as imports
+
+    monkeypatch.setattr(imports, "defer_plotting_imports", lambda *a: set())
+    root = _take(tmp_path, 12)
+    comps = make_plugin_manager().components()
+    got = []
+
+    class Recording(InProcess):
+        def map(self, fn, items, *a, **k):
+            out = super().map(fn, items, *a, **k)
+            got.extend(out)
+            return out
+
+    one = compute_flags(ReportData.load(Session.open(root)), comps, {})
+    two = compute_flags(ReportData.load(Session.open(root)), comps, {}, executor=Recording(2, comps))
+    assert len(got) == 2
+    (_, _, (head0, tail0), _), (_, _, (head1, tail1), _) = got
+    assert head0 is None and isinstance(tail0, np.ndarray) and isinstance(head1, np.ndarray) and tail1 is None
+    for name in one.series:
+        np.testing.assert_array_equal(one.series[name].score, two.series[name].score)
+
+
+def test_a_measurer_s_last_part_has_no_tail_and_merges_the_same():
+    h, w, n = 30, 40, 9
+    rng = np.random.default_rng(11)
+    plates = [rng.integers(0, 255, (h, w, 3)).astype(np.uint8) for _ in range(n)]
+    results = [np.clip(p + rng.integers(-9, 9, p.shape), 0, 255).astype(np.uint8) for p in plates]
+    data = SimpleNamespace(intent=lambda m: ("", {}))
+    masks, _ = _fake_masks(h, w, n)
+    frames = list(range(n))
+    one = M.MethodMeasurer(data, "x", masks, None, frames)
+    for f in frames:
+        one.add(f, plates[f], results[f])
+    driver = M.MethodMeasurer(data, "x", masks, None, frames)
+    for a, b in ((0, 5), (5, 9)):
+        part = M.MethodMeasurer(data, "x", masks, None, frames, pending=a > 0)
+        for f in range(a, b):
+            part.add(f, plates[f], results[f])
+        sent = part.part(last=b == n)
+        assert (sent["tail"] is None) == (b == n) and (sent["head"] is None) == (a == 0)
+        driver.merge(pickle.loads(pickle.dumps(sent)))
+    assert driver._flick_a == one._flick_a and len(one._flick_a) == n - 1
+    assert driver.result().flicker_ratio == one.result().flicker_ratio
