@@ -75,20 +75,22 @@ class ReportStage:
             sections = render_sections(ctx)
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             html = page(f"QC report: {s.meta.name}", f"{s.root} - rig {s.rig.name} - made {now}", sections)
-            atomic_write_text(out / "report.html", html)
+            # ``out`` is the stage's temporary folder: no fsync per file (two each, one after the other on the
+            # stage's last stretch, after the workers are done), the commit flushes the folder (``sync=False``)
+            atomic_write_text(out / "report.html", html, sync=False)
             flags = report_flags(ctx)
             atomic_write_json(out / "flags.json", {
                 "flagged": {str(f): names for f, names in flags.flagged_frames().items()},
                 "checks": {n: {"threshold": fs.threshold, "unit": fs.unit, "frames": fs.frames,
                                "score": [None if not np.isfinite(v) else float(v) for v in fs.score],
                                "flagged": fs.flagged} for n, fs in flags.series.items()},
-                "skipped": flags.skipped})
+                "skipped": flags.skipped}, sync=False)
             atomic_write_json(out / "measures.json", {
                 (m or "?"): {"summary": ms.summary(), "notes": ms.notes,
                              "frames": [int(f) for f in ms.frames],
                              **{k: [None if not np.isfinite(v) else round(float(v), 5) for v in getattr(ms, k)]
                                 for k in ("expression_iod_pct", "detail_ratio", "dark_pct", "wrinkle_ratio")}}
-                for m, ms in report_measures(ctx).items()})
+                for m, ms in report_measures(ctx).items()}, sync=False)
             task.advance()
         record_output(s, out / "report.html", record_for_stage(ctx, self.name))
         log.info("report: %s (%d sections, %d frames flagged)", s.stage_dir(self.name) / "report.html",

@@ -97,6 +97,19 @@ def test_report_after_sync_only(shot):
     assert "out/report/report.html" in read_manifest(Session.open(shot))
 
 
+def test_report_files_are_flushed_by_the_stage_commit_not_one_by_one(shot, monkeypatch):
+    """The report's three files are written into the stage's temporary folder without an fsync each (two per file,
+    one after the other at the end of the stage): the commit (``atomic_replace_dir``) flushes them with the
+    folder before it takes the final name."""
+    run_pipeline(RunConfig(session=shot, only_stage="sync"), host())
+    synced, real = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    run_pipeline(RunConfig(session=shot, only_stage="report"), host())
+    names = {Path(p).name for p in synced if "/.report.tmp" in p}
+    assert {"report.html", "flags.json", "measures.json"} <= names, names  # flushed by the commit
+    assert not [n for n in names if n.startswith((".report.html.tmp-", ".flags.json.tmp-", ".measures.json.tmp-"))]
+
+
 def test_report_runs_last_and_survives_a_broken_section(shot):
     results = run_pipeline(RunConfig(session=shot), host(("extra", Extra())))
     names = [r.name for r in results]
