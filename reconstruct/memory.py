@@ -13,8 +13,11 @@ that was 3,700-15,000 page faults and 20-60 ms of system time per frame, against
 kept (docs/render-composite.md "Memory kept between frames"). :func:`keep_freed_memory` fixes the mmap threshold at
 glibc's own upper bound (32 MiB: blocks up to that size come from the heap) and lets up to
 :data:`TRIM_THRESHOLD` bytes of free heap stay with the process, so a worker's memory stays at the high-water mark
-of one frame (bounded, independent of take length) instead of going back and forth. Only glibc has ``mallopt``;
-elsewhere this does nothing.
+of one frame (bounded, independent of take length) instead of going back and forth. The kept free heap is 256 MiB,
+not less: a digital_human age worker's plate edits (~110-150 MB of arrays a 1080p frame) left 137-154 MB free at the
+heap's top at the end of each chunk of frames, which a 128 MiB threshold gave back, and the next chunk's first
+frames faulted in again (transparent huge pages, zeroed by the kernel: 0.15-0.65 CPU-s of the stage's workers).
+Only glibc has ``mallopt``; elsewhere this does nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ["keep_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 MMAP_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: what its dynamic threshold can reach
-TRIM_THRESHOLD = 128 << 20  # free heap a process may keep (two frames' worth of the largest arrays)
+TRIM_THRESHOLD = 256 << 20  # free heap a process may keep (an age worker's chunk of plate edits frees ~150 MB)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h
 _done: bool | None = None
 
