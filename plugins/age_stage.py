@@ -28,6 +28,7 @@ from reconstruct.executors.frames import frame_chunks, use_threads
 from reconstruct.methods import MethodContext, SideWork, check_consent, frame_inputs, method_context
 from reconstruct.options import settings_dict
 from reconstruct.progress import NullProgress
+from reconstruct.provenance import hand_over_digests
 from reconstruct.session import atomic_write_json
 from reconstruct.stage import StageContext
 
@@ -67,9 +68,9 @@ class AgeChunk:
     device: str
 
 
-def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
+def age_chunk(job: AgeChunk, res) -> tuple[dict[int, dict], dict[str, tuple[str, int]]]:
     """Apply the method to the frames of one chunk in order and write ``<frame>.npz`` for each; returns per-frame
-    info. Each chunk starts from a fresh copy of the prepared method, so a result never depends on which
+    info and ``{str(path): (sha256, bytes)}`` of the files written (for the session manifest). Each chunk starts from a fresh copy of the prepared method, so a result never depends on which
     process ran the previous chunk. Module-level so that ``ctx.executor.map`` can ship it to workers."""
     session = res.session(job.root)
     mctx = method_context(session, job.method_name, device=job.device, progress=NullProgress(),
@@ -80,15 +81,16 @@ def age_chunk(job: AgeChunk, res) -> dict[int, dict]:
     else:  # the method class: build and prepare a copy here (prepare() loads what the driver's call cached)
         method = job.method()
         method.prepare(mctx)
-    infos = {}
+    infos, digests = {}, {}
     for fin in frame_inputs(session, mctx, job.frames):
         edit = method.apply(mctx, fin)
         if edit.kind == "image":  # only the region it changes travels on (a plate-sized edit is cut down)
             edit.check_fits(fin.plate.shape)
             edit = edit.cropped()
-        save_edit(edit, edit_path(Path(job.out), fin.frame), sync=False)  # the stage's folder: flushed at its commit
+        path = edit_path(Path(job.out), fin.frame)
+        digests[str(path)] = save_edit(edit, path, sync=False)  # the stage's folder: flushed at its commit
         infos[fin.frame] = dict(edit.info)
-    return infos
+    return infos, digests
 
 
 def age_work(job: "AgeChunk | SideWork", res) -> Any:
@@ -160,11 +162,14 @@ class AgeStage:
         jobs = [AgeChunk(str(ctx.session.root), str(out), c, packed, ctx.config.method, ctx.settings,
                          dict(ctx.config.options), ctx.device) for c in chunks]
         infos: dict[int, dict] = {}
+        digests: dict[str, tuple[str, int]] = {}
         what = f"age ({method.name}, {len(frames)} frames" + (f", {len(side)} side work)" if side else ")")
         parts = ctx.executor.map(age_work, [*side, *jobs], ctx.progress, what, threads=use_threads(ctx.device),
                                  resources=True)
-        for part in parts[len(side):]:
+        for part, written in parts[len(side):]:
             infos.update(part)
+            digests.update(written)
+        hand_over_digests(ctx, self.name, out, digests)  # the manifest's entries without reading 123 MB again
         if side:
             method.finish_side_work(mctx, parts[:len(side)])
         atomic_write_json(out / "edits.json", {"method": method.name, "description": method.describe(),

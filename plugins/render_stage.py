@@ -21,6 +21,7 @@ from reconstruct.executors.frames import frame_chunks, single_thread_blas, use_t
 from reconstruct.methods import frame_inputs, method_context
 from reconstruct.options import option
 from reconstruct.progress import NullProgress
+from reconstruct.provenance import hand_over_digests
 from reconstruct.session import atomic_write_json
 from reconstruct.stage import StageContext
 
@@ -63,19 +64,21 @@ def _drawer(res, settings: RenderSettings, device: str, model_name: str):
     return res.get(("mesh-drawer", settings.renderer, device, model_name, settings.lighting), make)
 
 
-def render_chunk(job: RenderChunk, res) -> dict[int, dict]:
+def render_chunk(job: RenderChunk, res) -> tuple[dict[int, dict], dict[str, tuple[str, int]]]:
     """Draw the age stage's edits of one chunk of frames into ``<frame>.npz``; returns per-frame info (with the
-    renderer's name under ``"renderer"`` for mesh edits). Module-level so that ``ctx.executor.map`` can ship it."""
+    renderer's name under ``"renderer"`` for mesh edits) and ``{str(path): (sha256, bytes)}`` of the files written
+    (for the session manifest). Module-level so that ``ctx.executor.map`` can ship it."""
     with single_thread_blas():  # the lighting fit's float64 numbers in render.json: the same in every worker
         return _render_chunk(job, res)
 
 
-def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
+def _render_chunk(job: RenderChunk, res) -> tuple[dict[int, dict], dict[str, tuple[str, int]]]:
     session = res.session(job.root)
     mctx = method_context(session, None, device=job.device, progress=NullProgress(), components=res.components)
     age_dir = session.stage_dir("age")
     out = Path(job.out)
     infos: dict[int, dict] = {}
+    digests: dict[str, tuple[str, int]] = {}
     for fin in frame_inputs(session, mctx, job.frames):
         p = edit_path(age_dir, fin.frame)
         if not p.exists():
@@ -83,8 +86,9 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
         edit = load_edit(p)
         if edit.kind == "image":  # passed through: the same crop of the plate
             edit.check_fits(fin.plate.shape)
-            RenderedFace(edit.image, edit.mask, exclude=edit.keep, exact=edit.blend == "exact",
-                         origin=edit.origin).save(RenderedFace.path(out, fin.frame), sync=False)
+            path = RenderedFace.path(out, fin.frame)
+            digests[str(path)] = RenderedFace(edit.image, edit.mask, exclude=edit.keep, exact=edit.blend == "exact",
+                                              origin=edit.origin).save(path, sync=False)
             infos[fin.frame] = {"kind": "image"}
             continue
         if mctx.fits is None:
@@ -95,10 +99,11 @@ def _render_chunk(job: RenderChunk, res) -> dict[int, dict]:
         drawer = _drawer(res, job.settings, job.device, mctx.fits.model_name)
         d = drawer.draw(fin.plate, fin.fit.vertices, fin.hero, edit)
         # ``out`` is the stage's temporary folder: no fsync per file, the stage's commit flushes it
-        RenderedFace(d.image, d.coverage, d.exclude, d.skin, origin=d.origin).save(RenderedFace.path(out, fin.frame),
-                                                                                   sync=False)
+        path = RenderedFace.path(out, fin.frame)
+        digests[str(path)] = RenderedFace(d.image, d.coverage, d.exclude, d.skin, origin=d.origin).save(path,
+                                                                                                        sync=False)
         infos[fin.frame] = {"kind": "mesh", **d.info, "renderer": drawer.renderer.name}
-    return infos
+    return infos, digests
 
 
 class RenderStage:
@@ -126,9 +131,12 @@ class RenderStage:
         jobs = [RenderChunk(str(ctx.session.root), str(out), c, settings, ctx.device)
                 for c in frame_chunks(frames, ctx.settings["frames"].chunk)]
         infos: dict[int, dict] = {}
-        for part in ctx.executor.map(render_chunk, jobs, ctx.progress, f"render ({len(frames)} frames)",
-                                     threads=use_threads(ctx.device), resources=True):
+        digests: dict[str, tuple[str, int]] = {}
+        for part, written in ctx.executor.map(render_chunk, jobs, ctx.progress, f"render ({len(frames)} frames)",
+                                              threads=use_threads(ctx.device), resources=True):
             infos.update(part)
+            digests.update(written)
+        hand_over_digests(ctx, self.name, out, digests)  # the manifest's entries without reading the files again
         names = {i.pop("renderer") for i in infos.values() if "renderer" in i}
         atomic_write_json(out / "render.json", {"renderer": names.pop() if len(names) == 1 else
                                                 (sorted(names) if names else None),

@@ -463,6 +463,24 @@ def record_stage_outputs(session: "Session", stage_dir: Path, record: Provenance
     return added
 
 
+_HANDED = "provenance:handed-over-digests"
+
+
+def hand_over_digests(ctx: "StageContext", stage: str, out: Path,
+                      digests: Mapping[str, tuple[str, int]]) -> None:
+    """Keep ``digests`` (``{str(path): (sha256, bytes)}`` of files a stage's workers wrote into its temporary
+    folder ``out`` and hashed from the bytes they wrote, e.g. :func:`reconstruct.executors.frames.save_npz`'s) for
+    the provenance hook that records the stage's folder once the engine has renamed it onto ``out/<stage>``: keyed by
+    their final paths, they are its ``known`` (:func:`record_stage_outputs`), so the files are not read again."""
+    final = ctx.session.stage_dir(stage)
+    ctx.memo[(_HANDED, stage)] = {str(final / Path(p).relative_to(out)): d for p, d in digests.items()}
+
+
+def handed_over_digests(ctx: "StageContext", stage: str) -> dict[str, tuple[str, int]]:
+    """The digests :func:`hand_over_digests` kept for ``stage`` in this run (taken: a second call gets none)."""
+    return ctx.memo.pop((_HANDED, stage), {})
+
+
 def verify_manifest(session: "Session") -> dict[str, str]:
     """Check every manifest entry against the files: {key: "ok" | "missing" | "changed"}."""
     out, check = {}, []

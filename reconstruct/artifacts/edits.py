@@ -26,9 +26,10 @@ def edit_path(stage_dir: Path, frame: int) -> Path:
     return Path(stage_dir) / f"{int(frame):06d}.npz"
 
 
-def save_edit(edit: FaceEdit, path: Path, sync: bool = True) -> None:
+def save_edit(edit: FaceEdit, path: Path, sync: bool = True) -> tuple[str, int]:
     """Write ``edit`` (``sync=False`` inside a stage's temporary folder: see
-    :func:`reconstruct.session.atomic_path`)."""
+    :func:`reconstruct.session.atomic_path`); returns the file's ``(sha256 hex, bytes)``
+    (:func:`reconstruct.executors.frames.save_npz`)."""
     from ..executors.frames import save_npz
 
     arrays = {k: (encode_unit(v) if k in UNIT else v) for k in ARRAYS if (v := getattr(edit, k)) is not None}
@@ -36,8 +37,8 @@ def save_edit(edit: FaceEdit, path: Path, sync: bool = True) -> None:
         arrays["blend"] = np.asarray(edit.blend)
     if edit.origin != (0, 0):
         arrays["origin"] = np.asarray(edit.origin, np.int64)
-    save_npz(path, compress=False, sync=sync, frame=np.asarray(edit.frame), kind=np.asarray(edit.kind),
-             info=np.asarray(json.dumps(dict(edit.info), sort_keys=True)), **arrays)
+    return save_npz(path, compress=False, sync=sync, frame=np.asarray(edit.frame), kind=np.asarray(edit.kind),
+                    info=np.asarray(json.dumps(dict(edit.info), sort_keys=True)), **arrays)
 
 
 def load_edit(path: Path) -> FaceEdit:

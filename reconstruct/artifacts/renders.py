@@ -35,9 +35,10 @@ class RenderedFace:
     def path(stage_dir: Path, frame: int) -> Path:
         return Path(stage_dir) / f"{int(frame):06d}.npz"
 
-    def save(self, path: Path, sync: bool = True) -> None:
+    def save(self, path: Path, sync: bool = True) -> tuple[str, int]:
         """Write the render (``sync=False`` inside a stage's temporary folder: see
-        :func:`reconstruct.session.atomic_path`)."""
+        :func:`reconstruct.session.atomic_path`); returns the file's ``(sha256 hex, bytes)``
+        (:func:`reconstruct.executors.frames.save_npz`)."""
         from ..executors.frames import save_npz
 
         arrays = {"image": encode_unit(self.image), "coverage": encode_unit(self.coverage)}
@@ -49,7 +50,7 @@ class RenderedFace:
             arrays["exact"] = np.asarray(True)
         if tuple(self.origin) != (0, 0):
             arrays["origin"] = np.asarray(self.origin, np.int64)
-        save_npz(path, compress=False, sync=sync, **arrays)
+        return save_npz(path, compress=False, sync=sync, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "RenderedFace":

@@ -7,7 +7,8 @@
 - Importing this module lets the standard pickle copy ``MappingProxyType`` (as Ray's cloudpickle does).
 - :func:`save_npz` writes an ``.npz`` whose bytes depend only on the arrays (fixed zip timestamps), so that reruns
   and distributed runs give byte-identical files; ``compress=False`` stores the arrays as they are (for the
-  per-frame intermediates the next stage reads once: zlib cost 0.14 s per 1080p frame and saved nothing worth it).
+  per-frame intermediates the next stage reads once: zlib cost 0.14 s per 1080p frame and saved nothing worth it);
+  it returns the file's sha256 and size, which the worker hands back for the session manifest.
 """
 
 from __future__ import annotations
@@ -50,22 +51,32 @@ def frame_chunks(frames: Sequence[int], size: int) -> list[tuple[int, ...]]:
     return [tuple(frames[i:i + size]) for i in range(0, len(frames), max(1, size))]
 
 
-def save_npz(path: Path, compress: bool = True, sync: bool = True, **arrays: np.ndarray) -> None:
+def save_npz(path: Path, compress: bool = True, sync: bool = True, **arrays: np.ndarray) -> tuple[str, int]:
     """``np.savez_compressed`` (``compress=False``: ``np.savez``, stored) with fixed entry timestamps
     (byte-identical files for identical arrays), written atomically (``sync=False``: without fsync, for a file in a
-    stage's temporary folder: :func:`reconstruct.session.atomic_path`)."""
-    from ..session import atomic_path
+    stage's temporary folder: :func:`reconstruct.session.atomic_path`). Returns ``(sha256 hex, size in bytes)`` of
+    the file's bytes, hashed in memory as they are written (the session manifest's entry, without reading the file
+    again: :func:`reconstruct.provenance.hand_over_digests`)."""
+    import hashlib
+
+    from ..session import atomic_write_bytes
 
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with atomic_path(Path(path), suffix=".npz", sync=sync) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=method) as zf:
-            for key, val in arrays.items():
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.asanyarray(val), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
-                info.compress_type = method
-                info.external_attr = 0o600 << 16
-                zf.writestr(info, buf.getbuffer())
+    whole = io.BytesIO()  # the zip is built in memory (zipfile rewrites each entry's header after its data)
+    with zipfile.ZipFile(whole, "w", compression=method) as zf:
+        for key, val in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(val), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
+            info.compress_type = method
+            info.external_attr = 0o600 << 16
+            zf.writestr(info, buf.getbuffer())
+    data = whole.getbuffer()
+    try:
+        atomic_write_bytes(Path(path), data, sync=sync)
+        return hashlib.sha256(data).hexdigest(), data.nbytes
+    finally:
+        data.release()
 
 
 def use_threads(device: str) -> bool:

@@ -3,6 +3,7 @@ they write are the same in process (jobs=1), in ``--jobs 2`` processes and as Ra
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -141,6 +142,52 @@ def test_chunks_and_npz_are_deterministic(tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == first
     d = np.load(tmp_path / "a.npz")
     np.testing.assert_array_equal(d["x"], a) and str(d["k"]) == "mesh"
+
+
+def test_save_npz_returns_the_digest_of_the_file_it_wrote(tmp_path):
+    """The writer's digest is the sha256 and size of the final file's bytes (zip headers rewritten after each
+    entry's data included), so the session manifest can take it without reading the file."""
+    arrays = {"image": np.arange(3 * 5 * 2, dtype=np.uint16).reshape(3, 5, 2), "kind": np.asarray("image")}
+    for compress in (False, True):
+        path = tmp_path / f"e{compress}.npz"
+        digest = save_npz(path, compress=compress, sync=False, **arrays)
+        data = path.read_bytes()
+        assert digest == (hashlib.sha256(data).hexdigest(), len(data))
+        with np.load(path) as d:
+            np.testing.assert_array_equal(d["image"], arrays["image"])
+
+
+def test_age_and_render_files_reach_the_manifest_without_the_driver_reading_them(tmp_path, monkeypatch):
+    """The age and render workers hash the .npz they write; the provenance hook records those digests after the
+    stage's folder is renamed into place instead of hashing the files again (2 x 123 MB on the bench take)."""
+    import deage_plugins.provenance_manifest
+    from reconstruct import provenance
+    from reconstruct.session import Session
+
+    hashed: list[str] = []
+    real = provenance.sha256_files
+
+    def spy(paths):
+        paths = list(paths)
+        hashed.extend(str(p) for p in paths)
+        return real(paths)
+
+    monkeypatch.setattr(provenance, "sha256_files", spy)
+    root = make_tiny_session(tmp_path / "shot", frames=5)
+    host = make_plugin_manager(load_entry_points=False, extra_plugins=[
+        ("sync", deage_plugins.sync_stage), ("age", deage_plugins.age_stage), ("render", deage_plugins.render_stage),
+        ("provenance", deage_plugins.provenance_manifest), ("test-methods", TestPlugin())])
+    run_pipeline(RunConfig(session=root, method="speckle", from_stage="age", options={"frames.chunk": "2"}, jobs=2),
+                 host)
+    session = Session.open(root)
+    entries = provenance.read_manifest(session)
+    for stage in ("age", "render"):
+        npz = sorted((root / "out" / stage).glob("*.npz"))
+        assert len(npz) == 5
+        for p in npz:
+            assert entries[f"out/{stage}/{p.name}"]["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+        assert not [h for h in hashed if h.endswith(".npz") and f"/{stage}/" in h]  # never read by the driver
+    assert set(provenance.verify_manifest(session).values()) == {"ok"}
 
 
 def test_cuda_device_uses_threads_not_forked_processes(tmp_path):
