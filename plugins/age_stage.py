@@ -70,8 +70,9 @@ class AgeChunk:
 
 def age_chunk(job: AgeChunk, res) -> tuple[dict[int, dict], dict[str, tuple[str, int]]]:
     """Apply the method to the frames of one chunk in order and write ``<frame>.npz`` for each; returns per-frame
-    info and ``{str(path): (sha256, bytes)}`` of the files written (for the session manifest). Each chunk starts from a fresh copy of the prepared method, so a result never depends on which
-    process ran the previous chunk. Module-level so that ``ctx.executor.map`` can ship it to workers."""
+    info and ``{str(path): (sha256, bytes)}`` of the files written (for the session manifest). Each chunk starts
+    from a fresh copy of the prepared method, so a result never depends on which process ran the previous chunk.
+    Module-level so that ``ctx.executor.map`` can ship it to workers."""
     session = res.session(job.root)
     mctx = method_context(session, job.method_name, device=job.device, progress=NullProgress(),
                           components=res.components, settings=job.settings, options=job.options, resources=res,
