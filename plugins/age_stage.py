@@ -142,8 +142,35 @@ class AgeStage:
                 "consent": [c.performer for c in ctx.session.meta.consent],
                 "chunk": 0 if is_sequential(method, mctx) else ctx.settings["frames"].chunk}
 
+    def prestart(self, ctx: StageContext) -> None:
+        """Start the method's optional ``early_work(mctx, model)`` -- preparation that needs nothing of the take's
+        fit, for the face model ``model`` the fit stage uses -- on a worker of its own while an earlier stage
+        leaves cores idle (:meth:`~reconstruct.executors.local.LocalExecutor.start_early`; executors without it,
+        one job: nothing). :meth:`run` hands its future to the method (``method.early``); the engine stops the
+        worker once this stage ran or was skipped. A problem here is the method's to report when it prepares."""
+        from reconstruct.errors import DeageError
+
+        from .fit_stage import model_name
+
+        start = getattr(ctx.executor, "start_early", None)
+        if not callable(start) or getattr(ctx.executor, "jobs", 1) == 1:
+            return
+        try:
+            method = self._method(ctx)
+            early = getattr(method, "early_work", None)
+            work = early(stage_method_context(ctx), model_name(ctx.components, ctx.settings["fit"])) if early else None
+        except DeageError as exc:
+            log.debug("age: no early work (%s)", exc)
+            return
+        if work is not None and start(self.name, work.fn, work.item):
+            log.debug("age: %s's early work started", method.name)
+
     def run(self, ctx: StageContext, out: Path) -> None:
         method = self._method(ctx)
+        take = getattr(ctx.executor, "early_result", None)
+        early = take(self.name) if callable(take) else None
+        if early is not None:  # prestart's work: the method takes its result as it prepares
+            method.early = early
         mctx = stage_method_context(ctx)
         # once, in the driver (training, caches); the workers get the prepared object, and the side work
         side = prepare_for_frames(method, mctx)
