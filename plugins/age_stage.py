@@ -144,10 +144,10 @@ class AgeStage:
 
     def prestart(self, ctx: StageContext) -> None:
         """Start the method's optional ``early_work(mctx, model)`` -- preparation that needs nothing of the take's
-        fit, for the face model ``model`` the fit stage uses -- on a worker of its own while an earlier stage
-        leaves cores idle (:meth:`~reconstruct.executors.local.LocalExecutor.start_early`; executors without it,
-        one job: nothing). :meth:`run` hands its future to the method (``method.early``); the engine stops the
-        worker once this stage ran or was skipped. A problem here is the method's to report when it prepares."""
+        fit, for the face model ``model`` the fit stage uses -- on the workers pre-started for later stages (the
+        report's), idle while an earlier stage leaves cores idle (:meth:`~reconstruct.executors.local.
+        LocalExecutor.start_early`; executors without it, one job, no such workers: nothing). :meth:`run` hands its
+        future to the method (``method.early``). A problem here is the method's to report when it prepares."""
         from reconstruct.errors import DeageError
 
         from .fit_stage import model_name
@@ -162,8 +162,9 @@ class AgeStage:
         except DeageError as exc:
             log.debug("age: no early work (%s)", exc)
             return
-        if work is not None and start(self.name, work.fn, work.item):
-            log.debug("age: %s's early work started", method.name)
+        if work is not None:
+            start(self.name, work.fn, work.item)
+            log.debug("age: %s's early work handed to the pre-started workers", method.name)
 
     def run(self, ctx: StageContext, out: Path) -> None:
         method = self._method(ctx)

@@ -214,6 +214,8 @@ class DigitalHumanMethod(BaseMethod):
                                   or found is not None or fits.ident is not None):
             log.info("digital_human: the young stills' early fits do not match this preparation; fitting again")
             early = None
+        if early is not None:
+            log.info("digital_human: the young stills' landmarks, geometry and fits made while the fit ran")
         if found is None:
             jobs.append(_Ready(early.geometry) if early is not None else
                         self._asset_job(ctx, st, young, albedo=not defer))
