@@ -111,6 +111,14 @@ def prepare_for_frames(method, mctx: MethodContext) -> list[SideWork]:
     return list(hook(mctx))
 
 
+def fit_model(ctx: StageContext) -> str | None:
+    """The registered name of the face model the fit stage fits (None: no built-in fit stage's settings)."""
+    from .fit_stage import FitStageSettings, model_name
+
+    st = ctx.settings["fit"] if "fit" in ctx.settings else None
+    return model_name(ctx.components, st) if isinstance(st, FitStageSettings) else None
+
+
 @dataclass(frozen=True, slots=True)
 class AgeSettings:
     """The age stage takes no options of its own: the method's are ``--option <method>.KEY=VALUE``."""
@@ -150,15 +158,14 @@ class AgeStage:
         future to the method (``method.early``). A problem here is the method's to report when it prepares."""
         from reconstruct.errors import DeageError
 
-        from .fit_stage import model_name
-
         start = getattr(ctx.executor, "start_early", None)
-        if not callable(start) or getattr(ctx.executor, "jobs", 1) == 1:
+        model = fit_model(ctx)
+        if not callable(start) or getattr(ctx.executor, "jobs", 1) == 1 or model is None:
             return
         try:
             method = self._method(ctx)
             early = getattr(method, "early_work", None)
-            work = early(stage_method_context(ctx), model_name(ctx.components, ctx.settings["fit"])) if early else None
+            work = early(stage_method_context(ctx), model) if early else None
         except DeageError as exc:
             log.debug("age: no early work (%s)", exc)
             return
