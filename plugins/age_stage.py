@@ -112,11 +112,10 @@ def prepare_for_frames(method, mctx: MethodContext) -> list[SideWork]:
 
 
 def fit_model(ctx: StageContext) -> str | None:
-    """The registered name of the face model the fit stage fits (None: no built-in fit stage's settings)."""
-    from .fit_stage import FitStageSettings, model_name
-
-    st = ctx.settings["fit"] if "fit" in ctx.settings else None
-    return model_name(ctx.components, st) if isinstance(st, FitStageSettings) else None
+    """The registered name of the face model the fit stage fits (its ``face_model_name(ctx)``; None: a fit stage
+    without one)."""
+    name = getattr(ctx.components.all("stage").get("fit"), "face_model_name", None)
+    return name(ctx) if callable(name) else None
 
 
 @dataclass(frozen=True, slots=True)
