@@ -114,6 +114,13 @@ def prepare_for_frames(method, mctx: MethodContext) -> list[SideWork]:
     return list(hook(mctx))
 
 
+def fit_model(ctx: StageContext) -> str | None:
+    """The registered name of the face model the fit stage fits (its ``face_model_name(ctx)``; None: a fit stage
+    without one)."""
+    name = getattr(ctx.components.all("stage").get("fit"), "face_model_name", None)
+    return name(ctx) if callable(name) else None
+
+
 @dataclass(frozen=True, slots=True)
 class AgeSettings:
     """The age stage takes no options of its own: the method's are ``--option <method>.KEY=VALUE``."""
@@ -145,8 +152,35 @@ class AgeStage:
                 "consent": [c.performer for c in ctx.session.meta.consent],
                 "chunk": 0 if is_sequential(method, mctx) else ctx.settings["frames"].chunk}
 
+    def prestart(self, ctx: StageContext) -> None:
+        """Start the method's optional ``early_work(mctx, model)`` -- preparation that needs nothing of the take's
+        fit, for the face model ``model`` the fit stage uses -- on the workers pre-started for later stages (the
+        report's), idle while an earlier stage leaves cores idle (:meth:`~reconstruct.executors.local.
+        LocalExecutor.start_early`; executors without it, one job, no such workers: nothing). :meth:`run` hands its
+        future to the method (``method.early``). A problem here is the method's to report when it prepares."""
+        from reconstruct.errors import DeageError
+
+        start = getattr(ctx.executor, "start_early", None)
+        model = fit_model(ctx)
+        if not callable(start) or getattr(ctx.executor, "jobs", 1) == 1 or model is None:
+            return
+        try:
+            method = self._method(ctx)
+            early = getattr(method, "early_work", None)
+            work = early(stage_method_context(ctx), model) if early else None
+        except DeageError as exc:
+            log.debug("age: no early work (%s)", exc)
+            return
+        if work is not None:
+            start(self.name, work.fn, work.item)
+            log.debug("age: %s's early work handed to the pre-started workers", method.name)
+
     def run(self, ctx: StageContext, out: Path) -> None:
         method = self._method(ctx)
+        take = getattr(ctx.executor, "early_result", None)
+        early = take(self.name) if callable(take) else None
+        if early is not None:  # prestart's work: the method takes its result as it prepares
+            method.early = early
         mctx = stage_method_context(ctx)
         # once, in the driver (training, caches); the workers get the prepared object, and the side work
         side = prepare_for_frames(method, mctx)

@@ -136,6 +136,11 @@ class FitStage:
     Settings = FitStageSettings
     leaves_cores_idle = True  # the solve runs in the driver: later stages start their workers meanwhile
 
+    def face_model_name(self, ctx: StageContext) -> str:
+        """The registered name of the face model this run's fit uses (:func:`model_name`; the age stage's early
+        work is made for it)."""
+        return model_name(ctx.components, ctx.settings[self.name])
+
     def fingerprint(self, ctx: StageContext):
         """The resolved face model (name and a digest of its file and converter: importing a model under the
         same name refits), the device, and with ``fit.identity`` that file's size and time."""

@@ -13,13 +13,14 @@ __all__ = ["model_digest", "shared_cache_dir", "find_cached", "share_cached"]
 log = logging.getLogger(__name__)
 
 
-def model_digest(ctx: MethodContext) -> str | None:
+def model_digest(ctx: MethodContext, name: str | None = None) -> str | None:
     """The fitted face model's source digest (its stored file and converter): part of every cache key, so a model
-    re-imported under the same name, or a new converter, never reuses fits made with the old one."""
-    if ctx.fits is None:
+    re-imported under the same name, or a new converter, never reuses fits made with the old one. ``name``: the
+    model's registered name (default: the take's fitted one)."""
+    if name is None and ctx.fits is None:
         return None
     try:
-        src = ctx.components.get("face_model", ctx.fits.model_name)
+        src = ctx.components.get("face_model", name or ctx.fits.model_name)
     except Exception:  # an unregistered model fails later, with its own message
         return None
     digest = getattr(src, "digest", None)

@@ -105,11 +105,13 @@ class DigitalHumanMethod(BaseMethod):
         self.shift: np.ndarray | None = None  # plate mode: young minus today's identity
         self._pending = None  # (cache file, YoungGeometry): the asset waiting for its albedo (prepare_for_frames)
         self.model_name: str | None = None  # the face model's registered name (a copy that travels loads it)
+        self.early = None  # the future of early_work()'s item, set by the age stage (None: none was started)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_retoucher"] = None  # a renderer does not travel to worker processes
         state["_pending"] = None  # the driver's: finished there
+        state["early"] = None  # a future: taken in the driver
         # the model (~30 MB) is loaded by its name where the copy is used; one set by hand since travels as it is
         if self.model_name is not None and getattr(self.model, "name", None) == self.model_name:
             state["model"] = None
@@ -141,14 +143,17 @@ class DigitalHumanMethod(BaseMethod):
         return Path(refs)
 
     def settings(self, ctx: MethodContext) -> Mapping[str, Any]:
+        return self._settings_for(ctx, ctx.fits.model_name if ctx.fits is not None else None)
+
+    def _settings_for(self, ctx: MethodContext, model: str | None) -> dict:
+        """:meth:`settings` with the face model ``model`` (its registered name; the take's fitted one there)."""
         refs = self._refs(ctx)
         files = [p for p in refs.iterdir() if p.is_file()] if refs.is_dir() else []
         st = self._settings(ctx)
         return {"young_refs": files_digest(files) if files else str(refs),
                 "identity": files_digest([Path(st.identity)]) if st.identity else None,
                 "texture_size": st.texture_size, "n_identity": st.n_identity, "passes": st.passes,
-                "model": ctx.fits.model_name if ctx.fits is not None else None,
-                "model_digest": model_digest(ctx), "version": 4}
+                "model": model, "model_digest": model_digest(ctx, model), "version": 4}
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self, ctx: MethodContext) -> None:
@@ -187,9 +192,11 @@ class DigitalHumanMethod(BaseMethod):
         self.model_name = ctx.fits.model_name
         own = self._settings(ctx)
         st = dict(self.settings(ctx))
-        key = hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]
-        cache = ctx.work_dir / f"young-{key}.npz"
+        cache = ctx.work_dir / _asset_name(st)
         young = _YoungStills(ctx, self.model, self._refs(ctx), own.detector)
+        early = self._take_early()  # the young stills' work done while the fit ran (early_work), if any
+        if early is not None:
+            young._found = list(early.found)
         jobs: list = []
         found = find_cached(ctx.work_dir, cache.name)
         if found is not None:
@@ -197,15 +204,23 @@ class DigitalHumanMethod(BaseMethod):
             self.identity, self.texture = d["identity"], d["texture"]
             self.report = json.loads(str(d["report"]))
             log.info("digital_human: young identity and albedo from cache %s", found)
-        else:
-            jobs.append(self._asset_job(ctx, st, young, albedo=not defer))
         plans: dict[str, _FitPlan] = {}
         if own.mode == "plate" and self._identity_file(ctx) is None:
             calibrated = (self._refs(ctx) / "cameras.json").exists()
             plans["young"] = self._fit_plan(ctx, own, "young", calibrated, young=young)
             plans["performer"] = self._fit_plan(ctx, own, "performer", calibrated)
-            for plan in plans.values():
-                jobs.extend(plan.jobs)
+        fits = plans.get("young")
+        if early is not None and (fits is None or early.names != (cache.name, fits.cache.name) or not defer
+                                  or found is not None or fits.ident is not None):
+            log.info("digital_human: the young stills' early fits do not match this preparation; fitting again")
+            early = None
+        if early is not None:
+            log.info("digital_human: the young stills' landmarks, geometry and fits made while the fit ran")
+        if found is None:
+            jobs.append(_Ready(early.geometry) if early is not None else
+                        self._asset_job(ctx, st, young, albedo=not defer))
+        for who, plan in plans.items():
+            jobs.extend([_Ready(i) for i in early.identities] if early is not None and who == "young" else plan.jobs)
         results = iter(_run_work(ctx, jobs))
         side: list = []
         if found is None:
@@ -226,6 +241,39 @@ class DigitalHumanMethod(BaseMethod):
         if own.mode == "plate":
             self.shift = self._young_shift(ctx, idents.get("young"), idents.get("performer"))
         return side
+
+    def early_work(self, ctx: MethodContext, model: str):
+        """The young stills' work that needs nothing of the take's fit (:mod:`.early`) as one
+        :class:`~reconstruct.methods.SideWork` for the face model ``model`` (the registered name the fit stage
+        will use), to run while the fit stage leaves a core idle; None when there is none: not the plate mode, an
+        identity set by the user, no young stills given, or the asset or the young fits cached already."""
+        from reconstruct.methods import SideWork
+
+        from .early import YoungJob, young_early
+
+        own = self._settings(ctx)
+        if own.mode != "plate" or not own.young_refs or self._identity_file(ctx) is not None:
+            return None
+        st = self._settings_for(ctx, model)
+        calibrated = (self._refs(ctx) / "cameras.json").exists()
+        names = (_asset_name(st), _fits_name(own, "young", st["young_refs"], model, st["model_digest"], calibrated))
+        if any(find_cached(ctx.work_dir, n) is not None for n in names):
+            return None
+        return SideWork(young_early, YoungJob(model, str(self._refs(ctx)), own.detector, own.n_identity,
+                                              own.shape_modes, ctx.device, names))
+
+    def _take_early(self):
+        """:meth:`early_work`'s result (:class:`.early.YoungEarly`) when one was started, else None; one that
+        failed is logged and left (the preparation makes the same and meets the same problem, reported then)."""
+        fut, self.early = self.early, None
+        if fut is None:
+            return None
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 - made again below, where it is reported
+            log.info("digital_human: the young stills' early fits failed (%s: %s); fitting now",
+                     type(exc).__name__, exc)
+            return None
 
     def _keep_asset(self, cache: Path, asset) -> None:
         """Take the young asset and cache it (the work dir's file, shared with the other takes). Stored, not
@@ -287,17 +335,12 @@ class DigitalHumanMethod(BaseMethod):
         the asset's build) or of the take's plates (their landmarks from the detect stage when it found them the
         same way, else found here; ``stills``: a stand-in for :func:`plate_stills`): cached in the method's work
         dir (the young stills' also for every take, keyed by their content), else the work items that fit them."""
-        from reconstruct.hashing import json_digest
-
         from .young import StillFit, detector_class, pick_detector
 
         shared = young is not None
         source = (dict(self.settings(ctx))["young_refs"] if shared else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
-        key = json_digest({"who": who, "source": source, "model": self.model.name,
-                           "model_digest": model_digest(ctx), "modes": st.shape_modes,
-                           "detector": st.detector, "calibrated": calibrated, "version": 3})
-        cache = ctx.work_dir / f"{who}-{key}.npy"
+        cache = ctx.work_dir / _fits_name(st, who, source, self.model.name, model_digest(ctx), calibrated)
         found = find_cached(ctx.work_dir, cache.name) if shared else (cache if cache.exists() else None)
         if found is not None:
             return _FitPlan(cache, shared, np.load(found, allow_pickle=False), [])
@@ -428,9 +471,38 @@ class _FitPlan:
         return ident
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A result of the preparation made already (:meth:`DigitalHumanMethod.early_work`), in place of its job."""
+
+    value: Any
+
+
+def _asset_name(st: Mapping[str, Any]) -> str:
+    """The young asset's cache file name for :meth:`DigitalHumanMethod.settings` ``st``."""
+    return f"young-{hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]}.npz"
+
+
+def _fits_name(st: DigitalHumanSettings, who: str, source: str, model: str, digest: str | None,
+               calibrated: bool) -> str:
+    """The cache file name of ``who``'s per-still identity fits (:meth:`DigitalHumanMethod._fit_plan`)."""
+    from reconstruct.hashing import json_digest
+
+    key = json_digest({"who": who, "source": source, "model": model, "model_digest": digest,
+                       "modes": st.shape_modes, "detector": st.detector, "calibrated": calibrated, "version": 3})
+    return f"{who}-{key}.npy"
+
+
 def _run_work(ctx: MethodContext, jobs: list) -> list:
     """The preparation's work items (:func:`.young.prepare_work`) on the run's executor (one batch: the asset's
-    build beside the still fits), else in this process; results in the items' order."""
+    build beside the still fits), else in this process; results in the items' order (a :class:`_Ready` one's
+    made already)."""
+    todo = [j for j in jobs if not isinstance(j, _Ready)]
+    done = iter(_run_jobs(ctx, todo))
+    return [j.value if isinstance(j, _Ready) else next(done) for j in jobs]
+
+
+def _run_jobs(ctx: MethodContext, jobs: list) -> list:
     from .young import AssetJob, prepare_work
 
     if not jobs:

@@ -14,6 +14,10 @@ engine asks it during a stage that leaves cores idle, :func:`reconstruct.engine.
 and run ``warm(res)`` then, and the ``map(..., fresh=True, prestarted=use)`` call takes them. ``release(use)``
 stops workers that were not taken (the engine releases a stage's after it ran or was skipped); ``close()`` stops
 every one left. Executors without a pool of their own (Ray) answer ``prestart`` and ``release`` with nothing.
+``start_early(use, fn, item)`` has one work item of a later stage ride on such pre-started workers (those started
+already, else the next ``prestart``'s): it runs there after their warm-up, before the work they were started for,
+and ``early_result(use)`` hands its future over (the age stage's method preparation; without pre-started workers --
+Ray, one job, a short take -- it never runs and the stage does the work itself).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 import os
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
@@ -154,6 +158,8 @@ class LocalExecutor:
         # use -> a pool of started workers that prestart() made for a later map(..., prestarted=use)
         self._prestarted: dict[str, ProcessPoolExecutor] = {}
         self._waiting: Callable[[], None] | None = None  # see while_waiting()
+        self._early: dict[str, Future] = {}  # use -> the future of start_early()'s work item
+        self._queued: dict[str, tuple[Callable, Any]] = {}  # use -> start_early()'s item, waiting for workers
 
     def _await_exited(self) -> None:
         """Wait for the workers of earlier ``map`` calls to have exited (by now they usually have)."""
@@ -188,10 +194,32 @@ class LocalExecutor:
         self._prestarted[use] = pool
         for _ in range(self.jobs):  # a started pool starts one worker per submitted item while none is idle
             pool.submit(_started)
+        for early in list(self._queued):
+            fn, item = self._queued.pop(early)
+            self._early[early] = pool.submit(_in_worker, fn, item, True)
+
+    def start_early(self, use: str, fn: Callable[[Any, Resources], Any], item: Any) -> None:
+        """``fn(item, res)`` (module-level, picklable) for a later stage ``use``, run on the workers
+        :meth:`prestart` started (for another use: they are idle until their own work comes), now or as the next
+        ones start; :meth:`early_result` takes its future. Nothing runs without pre-started workers (one job)."""
+        if self.jobs == 1:
+            return
+        pool = next(iter(self._prestarted.values()), None)
+        if pool is None:
+            self._queued[use] = (fn, item)
+        else:
+            self._early[use] = pool.submit(_in_worker, fn, item, True)
+
+    def early_result(self, use: str) -> Future | None:
+        """The future of :meth:`start_early`'s item for ``use`` (once; None when it never started)."""
+        self._queued.pop(use, None)
+        return self._early.pop(use, None)
 
     def release(self, use: str, wait: bool = False) -> None:
         """Stop the workers pre-started for ``use`` if no ``map`` took them (they exit on their own; ``close``
         or the next ``map`` awaits them, ``wait=True`` here)."""
+        self._early.pop(use, None)  # an item begun on another use's workers finishes there, unread
+        self._queued.pop(use, None)
         pool = self._prestarted.pop(use, None)
         if pool is not None:
             self._shutdown(pool, wait)

@@ -98,10 +98,29 @@ class Sided(Speckle):
         (ctx.work_dir / "side.json").write_text(json.dumps(results))
 
 
+class Early(Speckle):
+    """Has preparation that needs no fit (``early_work``: :func:`side_square` of 5, for the fit's face model) and
+    writes what the age stage handed it (``self.early``: that item's result, or None) to ``early.json``."""
+
+    name = "early"
+    early = None  # set by the age stage: the future of early_work()'s item
+
+    def early_work(self, ctx, model):
+        return SideWork(side_square, 5)
+
+    def prepare(self, ctx):
+        import json
+
+        super().prepare(ctx)
+        got = None if self.early is None else self.early.result()
+        self.early = None  # a future does not travel to the workers
+        (ctx.work_dir / "early.json").write_text(json.dumps(got))
+
+
 class TestPlugin:
     @hookimpl
     def register_aging_methods(self):
-        return [Speckle, Trail, Locked, Sided]
+        return [Speckle, Trail, Locked, Sided, Early]
 
     @hookimpl
     def register_stages(self):

@@ -237,3 +237,55 @@ def test_a_synthetic_session_without_young_stills_is_told_how_to_make_them(tmp_p
     assert main(["synth", str(repo_root / "rigs" / "test-small.toml"), str(tmp_path / "take2"), "--frames", "2",
                  "--calib-poses", "0", "--young-stills", "2"]) == 0
     assert len(list((tmp_path / "take2" / "young-refs").glob("young_*.png"))) == 2
+
+
+def test_the_early_young_work_is_the_age_stages(scene, tmp_path):
+    """The young stills' work started while the fit runs (:func:`.early.young_early`: the stills read from their
+    folder, landmarks, geometry, per-still fits) makes what the age stage's batch makes of them, bit for bit."""
+    import json
+    import pickle
+    from types import SimpleNamespace
+
+    import cv2
+
+    from deage_plugins.digital_human.early import YoungJob, young_early
+    from deage_plugins.digital_human.stills import read_young_refs
+    from deage_plugins.digital_human.young import AssetJob, StillFit, find_landmarks, prepare_work
+
+    model, r = scene["model"], scene["renderer"]
+    refs = tmp_path / "young"
+    refs.mkdir()
+    for name, img, cam in scene["stills"][:3]:
+        cv2.imwrite(str(refs / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    (refs / "cameras.json").write_text(json.dumps({"default": {"K": scene["stills"][0][2].K.tolist()}}))
+    res = SimpleNamespace(get=lambda key, make: {"renderer": r}[key[0]], face_model=lambda name: model,
+                          components=_Components(scene["det"]))
+    early = pickle.loads(pickle.dumps(young_early(YoungJob("ict", str(refs), None, 40, 10, "cpu", ("a", "b")), res)))
+    found = find_landmarks(read_young_refs(refs), scene["det"]().detect)  # the driver's, in the age stage
+    geo = prepare_work(AssetJob("ict", "ibug68", tuple(found), 128, 40, 2, None, "cpu", albedo=False), res)
+    fits = [prepare_work(StillFit("ict", "ibug68", f.camera, f.points, f.conf, 10), res) for f in found]
+    assert early.names == ("a", "b") and [f.name for f in early.found] == [f.name for f in found]
+    for a, b in zip(early.found, found):
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.points, b.points)
+    np.testing.assert_array_equal(early.geometry.fit.identity, geo.fit.identity)
+    assert json.dumps(early.geometry.report()) == json.dumps(geo.report())
+    np.testing.assert_array_equal(np.stack(early.identities), np.stack(fits))
+
+
+def test_early_work_that_failed_is_made_again(monkeypatch):
+    """A failed early item is not the age stage's failure: the preparation makes the same work itself (and
+    reports its problem then)."""
+    from concurrent.futures import Future
+
+    from deage_plugins.digital_human import method
+
+    said = []
+    monkeypatch.setattr(method.log, "info", lambda msg, *args: said.append(msg % args))
+    m = method.DigitalHumanMethod()
+    fut = Future()
+    fut.set_exception(RuntimeError("worker lost"))
+    m.early = fut
+    assert m._take_early() is None and m.early is None
+    assert any("worker lost" in s for s in said)
+    assert m.__getstate__()["early"] is None
