@@ -21,7 +21,9 @@ memory rows' notes give the sampled run's wall next to the timed one's.
     python tools/bench_e2e.py --also-rev c69cb59   # and another revision once (before/after in the same run)
 
 The new code runs cold (an empty ``$DEAGE_METHOD_CACHE_DIR``: the method fits the young stills in the run), then
-once more warm (a second take of the same actor: the stills' fits from the first run's cache).
+once more warm (a second take of the same actor: the stills' fits from the first run's cache), and once as a later
+take of the same rig session (the stills' fits and the rig's calibration from the first run's caches: a rig is
+calibrated once a session, not once a take).
 
 Each source tree runs with its own converted-face-model cache (``$DEAGE_CACHE_DIR``), filled before the timed
 runs (:func:`model_cache`): the conversion is per install, not per take.
@@ -157,11 +159,12 @@ def compile_tree(src: Path) -> None:
 
 
 def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None, method_cache: Path | None = None,
-                 memory: bool = False) -> dict:
+                 memory: bool = False, calibration_of: str | None = None) -> dict:
     """Run the whole pipeline of ``src``'s code on a copy of ``take``: wall seconds, per-stage seconds, and with
     ``memory`` the peak MiB (sampling costs CPU: a run that samples is not a timed run; without, ``peak_mb`` is None).
     ``method_cache``: the method's cache for every take (``$DEAGE_METHOD_CACHE_DIR``; an empty folder: cold). Every
-    run solves its calibration (an empty ``$DEAGE_CALIBRATION_CACHE_DIR`` of its own: no take reuses another's). The
+    run solves its calibration (an empty ``$DEAGE_CALIBRATION_CACHE_DIR`` of its own: no take reuses another's) but
+    one given ``calibration_of``: the label of an earlier run whose calibration cache it reuses. The
     converted face model comes from ``src``'s own warm cache (:func:`model_cache`)."""
     models = model_cache(src, work)
     compile_tree(src)
@@ -171,8 +174,11 @@ def run_pipeline(src: Path, take: Path, work: Path, label: str, jobs: str | None
            str(copy / "young-refs")] + (["--jobs", jobs] if jobs else [])
     print(f"[bench_e2e] {label}: {' '.join(cmd[3:])} (code: {src})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    calib_cache = work / f"{label}-calibration-cache"  # empty: every run solves its calibration (no other take's)
-    shutil.rmtree(calib_cache, ignore_errors=True)
+    if calibration_of is None:  # empty: the run solves its calibration (no other take's)
+        calib_cache = work / f"{label}-calibration-cache"
+        shutil.rmtree(calib_cache, ignore_errors=True)
+    else:  # a later take of the same rig session: the first run's solved calibration
+        calib_cache = work / f"{calibration_of}-calibration-cache"
     env = dict(os.environ, DEAGE_CACHE_DIR=str(models), DEAGE_CALIBRATION_CACHE_DIR=str(calib_cache),
                **({"DEAGE_METHOD_CACHE_DIR": str(method_cache)} if method_cache else {}))
     proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -306,6 +312,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                  work / "method-cache-rev")
         # warm: a second take of the same actor (the young stills' fits kept by the first run)
         warm = run_pipeline(REPO, take, work, "new-warm", str(jobs), work / "method-cache-0")
+        # a later take of the same rig session: the rig's calibration solved by the first run too
+        later = run_pipeline(REPO, take, work, "new-later", str(jobs), work / "method-cache-0", calibration_of="new-0")
         longrun = (run_pipeline(REPO, make_take(args.cache, long), work, "new-long", str(jobs), work / "method-cache-long")
                    if long else None)
         # peak memory: runs of their own (cold, as the timed ones), sampled
@@ -326,6 +334,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows.append(_row("e2e", f"frames/s end to end, second take of the same actor{q}", n / warm["wall"], bfps,
                      f"the young stills' fits from the first run's cache; wall {warm['wall']:.1f} s, age "
                      f"{warm['stages'].get('age', float('nan')):.2f} s (cold {new['stages'].get('age', float('nan')):.2f} s)"))
+    rows.append(_row("e2e", f"frames/s end to end, a later take of the same rig session{q}", n / later["wall"], bfps,
+                     f"the rig's calibration and the young stills' fits from the first run's caches; wall "
+                     f"{later['wall']:.1f} s, calibrate {later['stages'].get('calibrate', float('nan')):.2f} s (cold "
+                     f"{new['stages'].get('calibrate', float('nan')):.2f} s)"))
     if other:
         rows.append(_row("e2e", f"frames/s end to end, {args.also_rev}{q}", n / other["wall"], bfps,
                          f"--jobs {jobs}; wall {other['wall']:.1f} s, {other['wall'] / floor:.1f}x the floor; per-stage "

@@ -161,3 +161,35 @@ def test_bench_e2e_samples_memory_only_in_runs_that_are_not_timed(tmp_path, monk
     assert started == [] and timed["peak_mb"] is None
     sampled = bench_e2e.run_pipeline(REPO, tmp_path / "take", tmp_path, "mem", "2", memory=True)
     assert started == [4242] and sampled["peak_mb"] == 123.0
+
+
+def test_bench_e2e_later_take_reuses_the_first_runs_calibration(tmp_path, monkeypatch):
+    """Every run gets an empty calibration cache of its own, except a later take of the same rig session, which
+    reads the one the named earlier run filled."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import bench_e2e
+
+    caches = []
+
+    class Proc:
+        pid, returncode = 4242, 0
+
+        def __init__(self, cmd, env=None, **kw):
+            caches.append(env["DEAGE_CALIBRATION_CACHE_DIR"])
+
+        def communicate(self):
+            return "", ""
+
+    monkeypatch.setattr(bench_e2e, "model_cache", lambda src, work: work / "models")
+    monkeypatch.setattr(bench_e2e, "compile_tree", lambda src: None)
+    monkeypatch.setattr(bench_e2e.subprocess, "Popen", Proc)
+    (tmp_path / "take").mkdir()
+    (tmp_path / "new-0-calibration-cache").mkdir()
+    (tmp_path / "new-0-calibration-cache" / "solved.json").write_text("{}")
+    bench_e2e.run_pipeline(REPO, tmp_path / "take", tmp_path, "new-0", "2")
+    assert not (tmp_path / "new-0-calibration-cache").exists()  # a cold run starts from an empty cache
+    (tmp_path / "new-0-calibration-cache").mkdir()
+    (tmp_path / "new-0-calibration-cache" / "solved.json").write_text("{}")
+    bench_e2e.run_pipeline(REPO, tmp_path / "take", tmp_path, "later", "2", calibration_of="new-0")
+    assert caches == [str(tmp_path / "new-0-calibration-cache")] * 2
+    assert (tmp_path / "new-0-calibration-cache" / "solved.json").exists()  # the later take reads it as it is
