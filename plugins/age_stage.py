@@ -35,11 +35,12 @@ from reconstruct.stage import StageContext
 log = logging.getLogger(__name__)
 
 
-def stage_method_context(ctx: StageContext) -> MethodContext:
-    """The context the run's method sees in the driver (with the run's executor, for its ``prepare``)."""
+def stage_method_context(ctx: StageContext, with_fits: bool = True) -> MethodContext:
+    """The context the run's method sees in the driver (with the run's executor, for its ``prepare``);
+    ``with_fits=False``: without the fit stage's result (before it has run)."""
     return method_context(ctx.session, ctx.config.method, device=ctx.device, progress=ctx.progress,
                           components=ctx.components, settings=ctx.settings, options=ctx.config.options,
-                          resources=ctx.resources, executor=getattr(ctx, "executor", None))
+                          resources=ctx.resources, executor=getattr(ctx, "executor", None), with_fits=with_fits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,19 +158,19 @@ class AgeStage:
         fit, for the face model ``model`` the fit stage uses -- on the workers pre-started for later stages (the
         report's), idle while an earlier stage leaves cores idle (:meth:`~reconstruct.executors.local.
         LocalExecutor.start_early`; executors without it, one job, no such workers: nothing). :meth:`run` hands its
-        future to the method (``method.early``). A problem here is the method's to report when it prepares."""
-        from reconstruct.errors import DeageError
-
+        future to the method (``method.early``). A problem here is the method's to report when it prepares. Nothing
+        early on a CUDA device: the work would open a second CUDA context in a started report worker."""
         start = getattr(ctx.executor, "start_early", None)
-        model = fit_model(ctx)
-        if not callable(start) or getattr(ctx.executor, "jobs", 1) == 1 or model is None:
+        if not callable(start) or getattr(ctx.executor, "jobs", 1) == 1 or use_threads(ctx.device):
             return
         try:
+            model = fit_model(ctx)
             method = self._method(ctx)
-            early = getattr(method, "early_work", None)
-            work = early(stage_method_context(ctx), model) if early else None
-        except DeageError as exc:
-            log.debug("age: no early work (%s)", exc)
+            early = getattr(method, "early_work", None) if model is not None else None
+            # without the fit's result: what is on disk now is the previous run's, and the work needs none of it
+            work = early(stage_method_context(ctx, with_fits=False), model) if early else None
+        except Exception as exc:  # noqa: BLE001 - the stage meets (and reports) the same problem when it runs
+            log.debug("age: no early work (%s: %s)", type(exc).__name__, exc)
             return
         if work is not None:
             start(self.name, work.fn, work.item)

@@ -215,20 +215,22 @@ class MethodContext:
 
 def method_context(session: "Session", method: str | None, *, device: str, progress: "Progress",
                    components: "Components", settings: Any = None, options: Mapping[str, Any] | None = None,
-                   resources: "Resources | None" = None, roi_edits: bool = False, executor: Any = None
-                   ) -> MethodContext:
+                   resources: "Resources | None" = None, roi_edits: bool = False, executor: Any = None,
+                   with_fits: bool = True) -> MethodContext:
     """The context a method sees (fits and cameras when those stages have run), in the driver or in a worker.
 
     ``method``: the method's name (its work dir is made); None for stages that only read frames (render,
     composite). ``settings``: the run's :class:`~reconstruct.options.RunSettings` (the method's own is picked).
-    ``roi_edits``, ``executor``: see :class:`MethodContext`."""
+    ``roi_edits``, ``executor``: see :class:`MethodContext`. ``with_fits=False``: ``fits`` None whatever is on disk
+    (a context made before the fit stage has run: what is there is the previous run's)."""
     from .fitting.result import load_fits
 
     fit_file = session.stage_dir("fit") / "fits.npz"
     own = settings[method] if settings is not None and method and method in settings else None
     return MethodContext(session=session, options=dict(options or {}), device=device,
                          work_dir=session.method_dir(method or "_none", create=bool(method)), progress=progress,
-                         components=components, fits=load_fits(fit_file) if fit_file.exists() else None,
+                         components=components,
+                         fits=load_fits(fit_file) if with_fits and fit_file.exists() else None,
                          cameras=session.cameras(), settings=own, resources=resources, roi_edits=roi_edits,
                          executor=executor)
 

@@ -194,7 +194,8 @@ class DigitalHumanMethod(BaseMethod):
         st = dict(self.settings(ctx))
         cache = ctx.work_dir / _asset_name(st)
         young = _YoungStills(ctx, self.model, self._refs(ctx), own.detector)
-        early = self._take_early()  # the young stills' work done while the fit ran (early_work), if any
+        # the young stills' work done while the fit ran (early_work), if any, and made of these stills
+        early = _of_these_stills(self._take_early(), cache.name)
         if early is not None:
             young._found = list(early.found)
         jobs: list = []
@@ -476,6 +477,16 @@ class _Ready:
     """A result of the preparation made already (:meth:`DigitalHumanMethod.early_work`), in place of its job."""
 
     value: Any
+
+
+def _of_these_stills(early, asset: str):
+    """``early`` (:class:`.early.YoungEarly` or None) when it was made for the young asset named ``asset`` -- whose
+    name digests the stills' files and the settings --, else None: stills edited while the fit ran must not have
+    their old landmarks fitted and cached under the new stills' name."""
+    if early is not None and early.names[0] != asset:
+        log.info("digital_human: the young stills or settings changed while the fit ran; fitting them again")
+        return None
+    return early
 
 
 def _asset_name(st: Mapping[str, Any]) -> str:

@@ -59,7 +59,7 @@ def save_npz(path: Path, compress: bool = True, sync: bool = True, **arrays: np.
     again: :func:`reconstruct.provenance.hand_over_digests`)."""
     import hashlib
 
-    from ..session import atomic_write_bytes
+    from ..session import atomic_path
 
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     whole = io.BytesIO()  # the zip is built in memory (zipfile rewrites each entry's header after its data)
@@ -73,7 +73,11 @@ def save_npz(path: Path, compress: bool = True, sync: bool = True, **arrays: np.
             zf.writestr(info, buf.getbuffer())
     data = whole.getbuffer()
     try:
-        atomic_write_bytes(Path(path), data, sync=sync)
+        # atomic_path, not atomic_write_bytes: a folder that cannot be written raises OSError as it always did
+        # (the face-model cache takes a read-only home as fine), not SessionError
+        with atomic_path(Path(path), suffix=".npz", sync=sync) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
         return hashlib.sha256(data).hexdigest(), data.nbytes
     finally:
         data.release()

@@ -102,3 +102,32 @@ def test_no_early_work_when_the_age_stage_is_not_in_the_run(tmp_path, monkeypatc
     _early_run(root, monkeypatch, only_stage="sync")
     assert _early_run(root, monkeypatch, only_stage="fit").during_fit == []
     assert _early_run(root, monkeypatch, from_stage="fit", method=None).during_fit == []
+
+
+def test_no_early_work_on_a_cuda_device(monkeypatch):
+    """On a CUDA device the age stage starts nothing early (the work would open a second CUDA context in a started
+    report worker); on the CPU the same stage hands its method's early work over, made without the previous run's
+    fit (``with_fits=False``)."""
+    from types import SimpleNamespace
+
+    import deage_plugins.age_stage as age_stage
+    from reconstruct.methods import SideWork
+
+    started, contexts = [], []
+
+    class Method:
+        name = "m"
+
+        def early_work(self, mctx, model):
+            contexts.append(mctx)
+            return SideWork(print, ("item", model))
+
+    monkeypatch.setattr(age_stage, "stage_method_context", lambda ctx, with_fits=True: ("mctx", with_fits))
+    ex = SimpleNamespace(jobs=2, start_early=lambda use, fn, item: started.append((use, item)))
+    stage = age_stage.AgeStage()
+    stage._method = lambda ctx: Method()
+    fit = SimpleNamespace(face_model_name=lambda ctx: "ict")
+    components = SimpleNamespace(all=lambda kind: {"fit": fit})
+    for device in ("cuda", "cuda:1", "cpu"):
+        stage.prestart(SimpleNamespace(executor=ex, device=device, components=components))
+    assert started == [("age", ("item", "ict"))] and contexts == [("mctx", False)]

@@ -198,3 +198,15 @@ def test_cuda_device_uses_threads_not_forked_processes(tmp_path):
     two, pids_two = _run(root, "speckle", device="cuda", jobs=2)
     assert two == one
     assert pids_two == pids_one and len(pids_one) == 1  # all work in this process (threads)
+
+
+def test_save_npz_into_a_folder_it_cannot_write_raises_oserror(tmp_path):
+    """A folder that cannot be written is an OSError, as before the digests (callers such as the converted face
+    model's cache take a read-only home as fine and catch exactly that)."""
+    from reconstruct.errors import DeageError
+    from reconstruct.executors.frames import save_npz
+
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(OSError) as err:
+        save_npz(tmp_path / "a-file" / "x.npz", compress=False, a=np.zeros(3))
+    assert not isinstance(err.value, DeageError)
