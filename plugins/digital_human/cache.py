@@ -3,12 +3,15 @@ content, the face model (:func:`model_digest`) and the settings, in :func:`share
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
+from typing import Any, Mapping
 
 from reconstruct.methods import MethodContext
 
-__all__ = ["model_digest", "shared_cache_dir", "find_cached", "share_cached"]
+__all__ = ["model_digest", "shared_cache_dir", "find_cached", "share_cached", "asset_name", "fits_name"]
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +67,18 @@ def share_cached(path: Path) -> None:
     except OSError as exc:
         log.warning("digital_human: could not keep %s for other takes in %s (%s); set DEAGE_CACHE_DIR to a "
                     "writable folder", Path(path).name, dst.parent, exc)
+
+
+def asset_name(st: Mapping[str, Any]) -> str:
+    """The young asset's cache file name for :meth:`DigitalHumanMethod.settings` ``st``."""
+    return f"young-{hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]}.npz"
+
+
+def fits_name(st: Any, who: str, source: str, model: str, digest: str | None, calibrated: bool) -> str:
+    """The cache file name of ``who``'s per-still identity fits (:meth:`DigitalHumanMethod._fit_plan`; ``st``: the
+    method's ``DigitalHumanSettings``)."""
+    from reconstruct.hashing import json_digest
+
+    key = json_digest({"who": who, "source": source, "model": model, "model_digest": digest,
+                       "modes": st.shape_modes, "detector": st.detector, "calibrated": calibrated, "version": 3})
+    return f"{who}-{key}.npy"

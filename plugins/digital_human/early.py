@@ -8,11 +8,14 @@ match the ones the job was made for, and makes them as before when they do not, 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["YoungJob", "YoungEarly", "young_early"]
+__all__ = ["YoungJob", "YoungEarly", "young_early", "of_these_stills"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +63,13 @@ def young_early(job: YoungJob, res) -> YoungEarly:
     idents = tuple(np.asarray(fit_still(StillFit(job.model, det.scheme, f.camera, f.points, f.conf, job.modes), res))
                    for f in found)
     return YoungEarly(job.names, found, geometry, idents)
+
+
+def of_these_stills(early, asset: str):
+    """``early`` (:class:`.early.YoungEarly` or None) when it was made for the young asset named ``asset`` -- whose
+    name digests the stills' files and the settings --, else None: stills edited while the fit ran must not have
+    their old landmarks fitted and cached under the new stills' name."""
+    if early is not None and early.names[0] != asset:
+        log.info("digital_human: the young stills or settings changed while the fit ran; fitting them again")
+        return None
+    return early

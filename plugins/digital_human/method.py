@@ -22,7 +22,6 @@ the identity instead of fitting it; also ``--option digital_human.identity=FILE`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -36,7 +35,8 @@ from reconstruct.methods import BaseMethod, FaceEdit, FrameInput, MethodContext
 from reconstruct.options import option
 from reconstruct.retouch import SkinSettings
 
-from .cache import find_cached, model_digest, share_cached
+from .cache import asset_name, find_cached, fits_name, model_digest, share_cached
+from .early import of_these_stills
 from .stills import detected_plate_landmarks, files_digest, plate_stills, read_young_refs
 
 _SKIN = SkinSettings()  # the plate mode's default strengths
@@ -192,10 +192,10 @@ class DigitalHumanMethod(BaseMethod):
         self.model_name = ctx.fits.model_name
         own = self._settings(ctx)
         st = dict(self.settings(ctx))
-        cache = ctx.work_dir / _asset_name(st)
+        cache = ctx.work_dir / asset_name(st)
         young = _YoungStills(ctx, self.model, self._refs(ctx), own.detector)
         # the young stills' work done while the fit ran (early_work), if any, and made of these stills
-        early = _of_these_stills(self._take_early(), cache.name)
+        early = of_these_stills(self._take_early(), cache.name)
         if early is not None:
             young._found = list(early.found)
         jobs: list = []
@@ -257,7 +257,7 @@ class DigitalHumanMethod(BaseMethod):
             return None
         st = self._settings_for(ctx, model)
         calibrated = (self._refs(ctx) / "cameras.json").exists()
-        names = (_asset_name(st), _fits_name(own, "young", st["young_refs"], model, st["model_digest"], calibrated))
+        names = (asset_name(st), fits_name(own, "young", st["young_refs"], model, st["model_digest"], calibrated))
         if any(find_cached(ctx.work_dir, n) is not None for n in names):
             return None
         return SideWork(young_early, YoungJob(model, str(self._refs(ctx)), own.detector, own.n_identity,
@@ -341,7 +341,7 @@ class DigitalHumanMethod(BaseMethod):
         shared = young is not None
         source = (dict(self.settings(ctx))["young_refs"] if shared else
                   ctx.session.frames_digest([ctx.session.rig.hero.name]))
-        cache = ctx.work_dir / _fits_name(st, who, source, self.model.name, model_digest(ctx), calibrated)
+        cache = ctx.work_dir / fits_name(st, who, source, self.model.name, model_digest(ctx), calibrated)
         found = find_cached(ctx.work_dir, cache.name) if shared else (cache if cache.exists() else None)
         if found is not None:
             return _FitPlan(cache, shared, np.load(found, allow_pickle=False), [])
@@ -477,31 +477,6 @@ class _Ready:
     """A result of the preparation made already (:meth:`DigitalHumanMethod.early_work`), in place of its job."""
 
     value: Any
-
-
-def _of_these_stills(early, asset: str):
-    """``early`` (:class:`.early.YoungEarly` or None) when it was made for the young asset named ``asset`` -- whose
-    name digests the stills' files and the settings --, else None: stills edited while the fit ran must not have
-    their old landmarks fitted and cached under the new stills' name."""
-    if early is not None and early.names[0] != asset:
-        log.info("digital_human: the young stills or settings changed while the fit ran; fitting them again")
-        return None
-    return early
-
-
-def _asset_name(st: Mapping[str, Any]) -> str:
-    """The young asset's cache file name for :meth:`DigitalHumanMethod.settings` ``st``."""
-    return f"young-{hashlib.sha256(json.dumps(st, sort_keys=True).encode()).hexdigest()[:16]}.npz"
-
-
-def _fits_name(st: DigitalHumanSettings, who: str, source: str, model: str, digest: str | None,
-               calibrated: bool) -> str:
-    """The cache file name of ``who``'s per-still identity fits (:meth:`DigitalHumanMethod._fit_plan`)."""
-    from reconstruct.hashing import json_digest
-
-    key = json_digest({"who": who, "source": source, "model": model, "model_digest": digest,
-                       "modes": st.shape_modes, "detector": st.detector, "calibrated": calibrated, "version": 3})
-    return f"{who}-{key}.npy"
 
 
 def _run_work(ctx: MethodContext, jobs: list) -> list:

@@ -295,9 +295,9 @@ def test_early_work_of_other_stills_is_not_used():
     """Early work made for another young asset (the stills edited while the fit ran: the asset's name digests their
     files) is dropped whole, its landmarks with it; the same asset's is taken."""
     from deage_plugins.digital_human.early import YoungEarly
-    from deage_plugins.digital_human.method import _of_these_stills
+    from deage_plugins.digital_human.early import of_these_stills
 
     early = YoungEarly(("young-aaaa.npz", "young-fits.npy"), ("old stills' landmarks",), None, ())
-    assert _of_these_stills(early, "young-bbbb.npz") is None
-    assert _of_these_stills(early, "young-aaaa.npz") is early
-    assert _of_these_stills(None, "young-aaaa.npz") is None
+    assert of_these_stills(early, "young-bbbb.npz") is None
+    assert of_these_stills(early, "young-aaaa.npz") is early
+    assert of_these_stills(None, "young-aaaa.npz") is None
