@@ -190,7 +190,7 @@ class LocalExecutor:
         one job, or when ``use`` has its workers already."""
         if self.jobs == 1 or use in self._prestarted:
             return
-        pool = self._started_pool(warm)
+        pool = self._pool(started=True, warm=warm)
         self._prestarted[use] = pool
         for _ in range(self.jobs):  # a started pool starts one worker per submitted item while none is idle
             pool.submit(_started)
@@ -224,12 +224,13 @@ class LocalExecutor:
         if pool is not None:
             self._shutdown(pool, wait)
 
-    def _started_pool(self, warm: Callable[[Resources], None] | None = None) -> ProcessPoolExecutor:
+    def _pool(self, started: bool = False, warm: Callable[[Resources], None] | None = None) -> ProcessPoolExecutor:
+        """A pool of ``jobs`` worker processes: forked, or ``started`` (spawned) with ``warm(res)`` run in each."""
         import multiprocessing
 
         return ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   initargs=(worker_threads(self.jobs), self.resources, True, warm))
+                                   mp_context=multiprocessing.get_context("spawn") if started else None,
+                                   initargs=(worker_threads(self.jobs), self.resources, started, warm))
 
     def _shutdown(self, pool: ProcessPoolExecutor, wait: bool) -> None:
         """Tell ``pool``'s workers to stop; without ``wait`` they exit on their own while the run goes on and the
@@ -271,10 +272,9 @@ class LocalExecutor:
                                 prestarted)
                     self._shutdown(pool, wait=True)
                     pool = None
-                pool = pool if pool is not None else self._started_pool()
+                pool = pool if pool is not None else self._pool(started=True)
             else:
-                pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
-                                           initargs=(worker_threads(self.jobs), self.resources))
+                pool = self._pool()
             done = False
             try:
                 with inherited_objects_frozen():  # a forking pool forks its workers at the first submit
