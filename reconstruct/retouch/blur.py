@@ -16,8 +16,6 @@ the result is the same blur, not a different filter: measured on a 1080 x 1131 r
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 PYRAMID_FROM = 8.0  # px: narrower blurs are the direct convolution
@@ -48,10 +46,7 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     # the border as the direct convolution sees it (reflected, 101), far enough out that the pyramid's own border
     # handling at the coarse levels stays outside the image
     py, px = min(int(np.ceil(3 * sigma)), h - 1), min(int(np.ceil(3 * sigma)), w - 1)
-    # into this thread's scratch buffer: the bordered image is read once by the first pyrDown and never returned, so
-    # its memory serves the next blur (a fresh one each time cost the kernel zeroing its pages: ~0.2 CPU-s a take)
-    x = cv2.copyMakeBorder(x, py, py, px, px, cv2.BORDER_REFLECT_101,
-                           dst=_scratch((h + 2 * py, w + 2 * px) + x.shape[2:], x.dtype))
+    x = cv2.copyMakeBorder(x, py, py, px, px, cv2.BORDER_REFLECT_101)
     sizes = []
     for _ in range(k):
         if min(x.shape[:2]) < 4:  # too small to halve again: blur the rest here
@@ -65,19 +60,6 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     for size in reversed(sizes):
         x = cv2.pyrUp(x, dstsize=size)
     return x[py:py + h, px:px + w]
-
-
-_SCRATCH = threading.local()
-
-
-def _scratch(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array of ``shape`` and ``dtype``, a view of this thread's scratch buffer (grown
-    as needed, kept between calls): valid until the next call in the same thread."""
-    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.size < n:
-        buf = _SCRATCH.buf = np.empty(n, np.uint8)
-    return buf[:n].view(dtype).reshape(shape)
 
 
 #: x offsets of a window are multiples of this: OpenCV's filters run in SIMD lanes along rows, and a pixel's sum

@@ -94,27 +94,3 @@ def test_a_wide_blur_on_its_window_copies_nothing_but_the_bordered_image(channel
     monkeypatch.undo()
     assert copies == []
     assert np.array_equal(got, want)
-
-
-def test_wide_blurs_reuse_one_border_buffer_and_keep_their_results(monkeypatch):
-    """The pyramid's bordered copy goes into a buffer kept between calls (no fresh pages for the kernel to zero
-    on every blur); a blur's result never lives in it: an earlier result is unchanged by later blurs, and each is
-    the blur computed alone, bit for bit."""
-    import cv2
-
-    from reconstruct.retouch import blur
-
-    a, b = _image(301, 257, seed=4), _image(190, 333, seed=5)[..., 0]
-    want_a, want_b = gaussian_blur(a.copy(), 21.5).copy(), gaussian_blur(b.copy(), 12.0).copy()
-    bordered = []
-    real = cv2.copyMakeBorder
-    monkeypatch.setattr(cv2, "copyMakeBorder", lambda *k, **kw: bordered.append(real(*k, **kw)) or bordered[-1])
-    got_a = gaussian_blur(a, 21.5)
-    got_b = gaussian_blur(b, 12.0)
-    got_a2 = gaussian_blur(a, 21.5)
-    monkeypatch.undo()
-    assert len(bordered) == 3
-    scratch = blur._SCRATCH.buf
-    assert all(np.shares_memory(x, scratch) for x in bordered)
-    assert not any(np.shares_memory(r, scratch) for r in (got_a, got_b, got_a2))
-    assert np.array_equal(got_a, want_a) and np.array_equal(got_b, want_b) and np.array_equal(got_a2, want_a)
