@@ -165,9 +165,12 @@ class PlateRetoucher:
         names = list(self.weights)
         img = interpolate(frags, tris, self._mask_attributes)
         k = float(np.sqrt(img.shape[0] * img.shape[1] / float(roi.w * roi.h)))  # coarse px per roi px
+        # the attributes as contiguous planes, made once and blurred in place: cv2 copied each strided channel
+        # ``img[..., i]`` into fresh memory and returned the blur in more (the same values)
+        planes = np.moveaxis(img, -1, 0).copy()
         out = []
         for i, blur in enumerate([0.03] * len(names) + [0.02]):
-            m = cv2.GaussianBlur(img[..., i], (0, 0), max(1.0, blur * iod) * k)  # float32 in, float32 out
+            m = cv2.GaussianBlur(planes[i], (0, 0), max(1.0, blur * iod) * k, dst=planes[i])  # float32, in place
             m = np.clip(m, 0.0, 1.0, out=m)
             if m.shape != (roi.h, roi.w):
                 m = cv2.resize(m, (roi.w, roi.h), interpolation=cv2.INTER_LINEAR)
@@ -246,7 +249,7 @@ def _times(weight: np.ndarray, skin: np.ndarray, box: tuple[slice, slice] | None
     product on the box only, 0 past it."""
     out = np.zeros(np.broadcast_shapes(weight.shape, skin.shape), np.result_type(weight, skin))
     if box is not None:
-        out[box] = weight[box] * skin[box]
+        np.multiply(weight[box], skin[box], out=out[box])  # into the box: no product to copy in
     return out
 
 

@@ -41,9 +41,17 @@ class SkinSettings:
         return float(getattr(self, region))
 
 
-def luminance(image: np.ndarray) -> np.ndarray:
-    """(H, W) Rec. 601 luma of an (H, W, 3) RGB float image."""
-    return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+def luminance(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) Rec. 601 luma of an (H, W, 3) RGB float image; ``out``: an (H, W) array of the image's dtype to write
+    it into (the same numbers: the same products, summed in the same order, with one temporary instead of four)."""
+    if out is None:
+        return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    np.multiply(image[..., 0], 0.299, out=out)
+    t = image[..., 1] * 0.587
+    out += t
+    np.multiply(image[..., 2], 0.114, out=t)
+    out += t
+    return out
 
 
 def band(image: np.ndarray, lo_px: float, hi_px: float, box: tuple[slice, slice] | None = None) -> np.ndarray:
@@ -58,10 +66,20 @@ def band(image: np.ndarray, lo_px: float, hi_px: float, box: tuple[slice, slice]
     return gaussian_blur(image, lo) - gaussian_blur(image, hi)
 
 
+def _robust(b: np.ndarray) -> np.ndarray:
+    """``1.0 + (b / EDGE_CONTRAST) ** 2`` in ``b``'s float type, in one new array (``x ** 2`` is ``x * x``)."""
+    q = b / EDGE_CONTRAST
+    q *= q
+    q += 1.0
+    return q
+
+
 def _suppress(b: np.ndarray) -> np.ndarray:
-    """How much of a band value is a wrinkle to remove: the dark half fully, the bright half 0.6, edges kept."""
+    """How much of a band value is a wrinkle to remove: the dark half fully, the bright half 0.6, edges kept.
+    ``(k / (1.0 + (b / EDGE_CONTRAST) ** 2)) * b`` with ``k`` float64 (so float64 from there), written into ``k``."""
     k = np.where(b < 0, 1.0, 0.85)
-    return (k / (1.0 + (b / EDGE_CONTRAST) ** 2)) * b
+    np.divide(k, _robust(b), out=k)
+    return np.multiply(k, b, out=k)
 
 
 def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: float, settings: SkinSettings,
@@ -91,7 +109,7 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     reads = [blur_window(y.shape, box, max(hi * iod_px, lo * iod_px * 1.5, 0.5))[0] for lo, hi in BANDS.values()]
     win = (slice(min(r[0].start for r in reads), max(r[0].stop for r in reads)),
            slice(min(r[1].start for r in reads), max(r[1].stop for r in reads)))
-    y[win] = luminance(out[win])
+    luminance(out[win], out=y[win])
     ob, yb = out[box], y[box]
     delta = np.zeros_like(yb)
     for kind, (lo, hi) in BANDS.items():
@@ -99,8 +117,9 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
         for region, k in AGE_REGIONS.items():
             if k == kind and region in masks:
                 w = np.maximum(w, settings.strength(region) * masks[region][box])
-        if w.any():
-            delta += w * _suppress(band(y, lo * iod_px, hi * iod_px, box))
+        if w.any():  # ``delta += w * _suppress(...)``: the float64 product written over the float64 suppression
+            s = _suppress(band(y, lo * iod_px, hi * iod_px, box))
+            delta += np.multiply(s, w, out=s)
     # the (h, w) weights are applied channel by channel: the same float32 operations as broadcasting them over the
     # 3 channels, which ran numpy's inner loop 3 elements at a time (~3x slower)
     for c in range(3):
@@ -108,8 +127,8 @@ def retouch_skin(image: np.ndarray, masks: Mapping[str, np.ndarray], iod_px: flo
     sb = skin[box]
     if settings.spots > 0 and sb.any():
         lo, hi = SPOT_BAND
-        b = band(out, lo * iod_px, hi * iod_px, box)
-        b = b / (1.0 + (b / EDGE_CONTRAST) ** 2)
+        b = band(out, lo * iod_px, hi * iod_px, box)  # a new array: divided in place
+        b /= _robust(b)
         ws = settings.spots * sb
         for c in range(3):
             ob[..., c] -= ws * b[..., c]
@@ -124,8 +143,9 @@ def weights_box(weights) -> tuple[slice, slice] | None:
     """The slices of the bounding box of the pixels where any of ``weights`` ((H, W) arrays) is not 0; None if
     there is none."""
     any_w = np.zeros(np.shape(weights[0]), bool)
+    nz = np.empty_like(any_w)  # one comparison buffer for all the weights
     for w in weights:
-        any_w |= np.asarray(w) != 0
+        any_w |= np.not_equal(w, 0, out=nz)
     box = mask_box(any_w)
     if box is None:
         return None
