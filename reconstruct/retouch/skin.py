@@ -42,12 +42,14 @@ class SkinSettings:
 
 
 def luminance(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) Rec. 601 luma of an (H, W, 3) RGB float image; ``out``: an (H, W) array of the image's dtype to write
-    it into (the same numbers: the same products, summed in the same order, with one temporary instead of four)."""
+    """(H, W) Rec. 601 luma of an (H, W, 3) RGB image (``R * 0.299 + G * 0.587 + B * 0.114``, summed in that order;
+    float32 for float32 images, float64 for float64 and integer ones); ``out``: an (H, W) array of that dtype to
+    write it into (a window of a larger array included). One temporary, not four."""
+    dtype = np.result_type(image, 0.299)
     if out is None:
-        return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+        out = np.empty(image.shape[:-1], dtype)
     np.multiply(image[..., 0], 0.299, out=out)
-    t = image[..., 1] * 0.587
+    t = np.multiply(image[..., 1], 0.587, out=np.empty(out.shape, dtype))
     out += t
     np.multiply(image[..., 2], 0.114, out=t)
     out += t
