@@ -341,8 +341,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if other:
         rows.append(_row("e2e", f"frames/s end to end, {args.also_rev}{q}", n / other["wall"], bfps,
                          f"--jobs {jobs}; wall {other['wall']:.1f} s, {other['wall'] / floor:.1f}x the floor; per-stage "
-                         + ", ".join(f"{k} {v:.1f}" for k, v in other["stages"].items())
-))
+                         + ", ".join(f"{k} {v:.1f}" for k, v in other["stages"].items())))
     rows.append(_row("e2e", f"seconds end to end vs I/O floor{q}", new["wall"], floor,
                      f"floor: read all 3 cameras' frames + write hero PNG16+EXR with provenance, {jobs} processes, "
                      f"{n / floor:.2f} frames/s"))
